@@ -1,0 +1,236 @@
+//! The client-side actor: reads the scheduler's messages and turns them into
+//! state changes of the client's futures.
+//!
+//! The user's threads (blocking API) and tasks (async API) never touch the
+//! socket: they read the shared table this actor writes, and wait on its
+//! condition variable or notifier.
+
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use tokio::sync::{oneshot, Notify};
+use tracing::{info_span, warn, Instrument};
+
+use crate::wire::messages::*;
+use crate::wire::transport::{self, Reader};
+use crate::wire::FrameLimits;
+
+/// Where a key stands, as this client knows it (Dask's future statuses).
+#[derive(Clone, Debug, PartialEq)]
+pub enum KeyStatus {
+    /// Not computed yet.
+    Pending,
+    /// Waiting because no worker can run its function.
+    NoWorker(String),
+    /// Computed; the value is on `who_has` (and here, if small).
+    Finished {
+        /// Peer addresses of workers holding it.
+        who_has: Vec<String>,
+        /// Size of the value.
+        nbytes: u64,
+        /// The value itself, when it came inline or was fetched already.
+        inline: Option<Bytes>,
+    },
+    /// Failed.
+    Error(TaskFailure),
+    /// Cancelled by this client.
+    Cancelled,
+}
+
+impl KeyStatus {
+    /// Whether the status will not change by itself any more.
+    pub fn is_done(&self) -> bool {
+        matches!(
+            self,
+            KeyStatus::Finished { .. } | KeyStatus::Error(_) | KeyStatus::Cancelled
+        )
+    }
+}
+
+/// One key this client holds futures for.
+#[derive(Debug)]
+pub struct KeyEntry {
+    /// Futures alive for it.
+    pub refs: usize,
+    /// Its status.
+    pub status: KeyStatus,
+    /// Already released at the scheduler (by `cancel`); dropping the last
+    /// future then sends nothing more.
+    pub released: bool,
+}
+
+/// The table shared between the client actor and the user's handles.
+#[derive(Default)]
+pub struct SharedState {
+    /// Keys with live futures.
+    pub keys: HashMap<Key, KeyEntry>,
+    /// Outstanding requests by id.
+    pub requests: HashMap<u64, oneshot::Sender<ToClient>>,
+    /// Set when the scheduler connection is gone, with why.
+    pub disconnected: Option<String>,
+    /// The scheduler's id for this client.
+    pub client_id: u64,
+}
+
+/// Shared table plus the two ways to wait for it to change.
+#[derive(Default)]
+pub struct Shared {
+    state: Mutex<SharedState>,
+    /// Wakes blocked threads.
+    pub cond: Condvar,
+    /// Wakes async waiters.
+    pub notify: Notify,
+}
+
+impl Shared {
+    /// Locks the table (a panic elsewhere does not poison it for us: the
+    /// table stays consistent between statements).
+    pub fn lock(&self) -> MutexGuard<'_, SharedState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes every waiter.
+    pub fn wake(&self) {
+        self.cond.notify_all();
+        self.notify.notify_waiters();
+    }
+}
+
+/// The actor reading the scheduler connection.
+pub struct ClientActor {
+    shared: std::sync::Arc<Shared>,
+    reader: Option<Reader>,
+    limits: FrameLimits,
+}
+
+impl ClientActor {
+    /// An actor that will read `reader` into `shared`.
+    pub fn new(shared: std::sync::Arc<Shared>, reader: Reader, limits: FrameLimits) -> Self {
+        ClientActor {
+            shared,
+            reader: Some(reader),
+            limits,
+        }
+    }
+}
+
+impl Actor for ClientActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let Some(mut reader) = self.reader.take() else {
+            ctx.stop();
+            return;
+        };
+        let me = ctx.address();
+        let limits = self.limits;
+        let read = async move {
+            loop {
+                match transport::read_batch::<ToClient>(&mut reader, &limits).await {
+                    Ok(Some(messages)) => {
+                        if me.send(FromScheduler(messages)).await.is_err() {
+                            return "client actor stopped".to_string();
+                        }
+                    }
+                    Ok(None) => return "the scheduler closed the connection".to_string(),
+                    Err(e) => return format!("lost the connection to the scheduler: {e}"),
+                }
+            }
+        };
+        ctx.spawn(
+            read.instrument(info_span!("client"))
+                .into_actor(self)
+                .map(|why, act, ctx| {
+                    act.disconnected(why);
+                    ctx.stop();
+                }),
+        );
+    }
+}
+
+impl ClientActor {
+    fn disconnected(&mut self, why: String) {
+        let mut st = self.shared.lock();
+        if st.disconnected.is_none() {
+            warn!("{why}");
+            st.disconnected = Some(why);
+        }
+        st.requests.clear();
+        drop(st);
+        self.shared.wake();
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct FromScheduler(Vec<ToClient>);
+
+impl Handler<FromScheduler> for ClientActor {
+    type Result = ();
+    fn handle(&mut self, msg: FromScheduler, _: &mut Self::Context) {
+        let mut st = self.shared.lock();
+        for m in msg.0 {
+            apply(&mut st, m);
+        }
+        drop(st);
+        self.shared.wake();
+    }
+}
+
+/// Applies one scheduler message to the table.
+pub fn apply(st: &mut SharedState, msg: ToClient) {
+    match msg {
+        ToClient::Welcome { client_id } => st.client_id = client_id,
+        ToClient::KeyInMemory {
+            key,
+            nbytes,
+            who_has,
+            inline,
+        } => {
+            if let Some(e) = st.keys.get_mut(&key) {
+                if e.status != KeyStatus::Cancelled {
+                    e.status = KeyStatus::Finished {
+                        who_has,
+                        nbytes,
+                        inline: inline.map(|p| p.0),
+                    };
+                }
+            }
+        }
+        ToClient::TaskErred { key, failure } => {
+            if let Some(e) = st.keys.get_mut(&key) {
+                if e.status != KeyStatus::Cancelled {
+                    e.status = KeyStatus::Error(failure);
+                }
+            }
+        }
+        ToClient::NoWorker { key, function } => {
+            if let Some(e) = st.keys.get_mut(&key) {
+                if e.status == KeyStatus::Pending {
+                    warn!(%key, %function, "no worker can run this task; it waits for one");
+                    e.status = KeyStatus::NoWorker(function);
+                }
+            }
+        }
+        ToClient::KeyLost { key } => {
+            if let Some(e) = st.keys.get_mut(&key) {
+                if matches!(e.status, KeyStatus::Finished { .. }) {
+                    e.status = KeyStatus::Pending;
+                }
+            }
+        }
+        reply @ (ToClient::WhoHasReply { .. } | ToClient::ScatterDone { .. } | ToClient::InfoReply { .. }) => {
+            let id = match &reply {
+                ToClient::WhoHasReply { request_id, .. }
+                | ToClient::ScatterDone { request_id, .. }
+                | ToClient::InfoReply { request_id, .. } => *request_id,
+                _ => return,
+            };
+            if let Some(tx) = st.requests.remove(&id) {
+                let _ = tx.send(reply);
+            }
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The actix actors: thin adapters that connect the I/O-free state machines
+//! to sockets, threads and each other.
+
+pub mod client;
+pub mod peer;
+pub mod scheduler;
+pub mod store;
+pub mod worker;

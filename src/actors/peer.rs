@@ -1,0 +1,184 @@
+//! Peer-to-peer data: the server side on each worker's peer port, and the
+//! client side (a pool of connections) used by workers fetching
+//! dependencies and by clients gathering results.
+//!
+//! Data never passes through the scheduler: it only says who has what.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpListener;
+use tracing::{debug, info_span, warn, Instrument};
+
+use super::store::{DataStore, Get, Stats, WorkerCounters};
+use crate::wire::codec::{self, FrameLimits, WireError};
+use crate::wire::messages::*;
+use crate::wire::transport::{self, Reader};
+
+/// Idle connections kept per peer address.
+pub const MAX_IDLE_CONNECTIONS_PER_PEER: usize = 4;
+/// How long one request to a peer may take before the connection is
+/// abandoned (large transfers included).
+pub const PEER_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+
+struct PeerConn {
+    reader: Reader,
+    writer: OwnedWriteHalf,
+}
+
+/// Connections to workers' peer ports, reused across requests.
+#[derive(Clone)]
+pub struct PeerPool {
+    name: Arc<str>,
+    idle: Arc<Mutex<HashMap<String, Vec<PeerConn>>>>,
+    next_request: Arc<AtomicU64>,
+    limits: FrameLimits,
+}
+
+impl PeerPool {
+    /// An empty pool; `name` is announced in handshakes.
+    pub fn new(name: &str, limits: FrameLimits) -> Self {
+        PeerPool {
+            name: name.into(),
+            idle: Arc::default(),
+            next_request: Arc::new(AtomicU64::new(1)),
+            limits,
+        }
+    }
+
+    fn take_idle(&self, address: &str) -> Option<PeerConn> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.get_mut(address).and_then(|v| v.pop())
+    }
+
+    fn put_idle(&self, address: &str, conn: PeerConn) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = idle.entry(address.to_string()).or_default();
+        if list.len() < MAX_IDLE_CONNECTIONS_PER_PEER {
+            list.push(conn);
+        }
+    }
+
+    async fn request(&self, address: &str, msg: ToPeer) -> Result<FromPeer, WireError> {
+        let mut conn = match self.take_idle(address) {
+            Some(c) => c,
+            None => {
+                let (reader, writer) = transport::connect(address, Role::Peer, &self.name).await?;
+                PeerConn { reader, writer }
+            }
+        };
+        let reply = tokio::time::timeout(PEER_REQUEST_TIMEOUT, async {
+            let (header, payloads) = codec::encode(&[msg][..])?;
+            codec::write_frame(&mut conn.writer, &header, &payloads).await?;
+            tokio::io::AsyncWriteExt::flush(&mut conn.writer).await?;
+            match transport::read_batch::<FromPeer>(&mut conn.reader, &self.limits).await? {
+                Some(mut msgs) if msgs.len() == 1 => msgs.pop().ok_or(WireError::Closed),
+                Some(_) => Err(WireError::Malformed("expected exactly one reply".into())),
+                None => Err(WireError::Closed),
+            }
+        })
+        .await
+        .map_err(|_| WireError::Timeout(format!("request to {address}")))??;
+        self.put_idle(address, conn);
+        Ok(reply)
+    }
+
+    /// Fetches keys from the worker at `address`; `None` for keys it lacks.
+    pub async fn get_data(&self, address: &str, keys: Vec<Key>) -> Result<Vec<(Key, Option<Bytes>)>, WireError> {
+        let request_id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        match self.request(address, ToPeer::GetData { request_id, keys }).await? {
+            FromPeer::Data { request_id: r, data } if r == request_id => {
+                Ok(data.into_iter().map(|(k, v)| (k, v.map(|p| p.0))).collect())
+            }
+            other => Err(WireError::Malformed(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// Asks the worker at `address` for its store and transfer counters.
+    pub async fn info(&self, address: &str) -> Result<WorkerStoreInfo, WireError> {
+        let request_id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        match self.request(address, ToPeer::Info { request_id }).await? {
+            FromPeer::Info { request_id: r, info } if r == request_id => Ok(info),
+            other => Err(WireError::Malformed(format!("unexpected reply {other:?}"))),
+        }
+    }
+}
+
+/// Serves the peer port of a worker: data requests from other workers and
+/// clients, answered from the store.
+pub async fn serve_peers(
+    listener: TcpListener,
+    name: String,
+    store: Addr<DataStore>,
+    counters: Arc<WorkerCounters>,
+    limits: FrameLimits,
+) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                warn!("peer accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let (store, counters, name) = (store.clone(), counters.clone(), name.clone());
+        actix_rt::spawn(
+            async move {
+                if let Err(e) = serve_peer(stream, name, store, counters, limits).await {
+                    warn!("peer connection closed: {e}");
+                }
+            }
+            .instrument(info_span!("peer", %peer)),
+        );
+    }
+}
+
+async fn serve_peer(
+    stream: tokio::net::TcpStream,
+    name: String,
+    store: Addr<DataStore>,
+    counters: Arc<WorkerCounters>,
+    limits: FrameLimits,
+) -> Result<(), WireError> {
+    let (hello, mut reader, write) = transport::accept(stream, &[Role::Peer]).await?;
+    debug!(peer = %hello.name, "peer connected");
+    let sender = transport::spawn_writer::<FromPeer>(write, hello.name.clone());
+    while let Some(requests) = transport::read_batch::<ToPeer>(&mut reader, &limits).await? {
+        for req in requests {
+            let reply = match req {
+                ToPeer::GetData { request_id, keys } => {
+                    let data = store
+                        .send(Get { keys, for_peer: true })
+                        .await
+                        .map_err(|_| WireError::Closed)?;
+                    FromPeer::Data {
+                        request_id,
+                        data: data.into_iter().map(|(k, v)| (k, v.map(Payload))).collect(),
+                    }
+                }
+                ToPeer::Info { request_id } => {
+                    let (nkeys, nbytes) = store.send(Stats).await.map_err(|_| WireError::Closed)?;
+                    FromPeer::Info {
+                        request_id,
+                        info: WorkerStoreInfo {
+                            name: name.clone(),
+                            nkeys,
+                            nbytes,
+                            bytes_fetched_from_peers: counters.bytes_fetched.load(Ordering::Relaxed),
+                            bytes_served_to_peers: counters.bytes_served.load(Ordering::Relaxed),
+                            tasks_executed: counters.tasks_executed.load(Ordering::Relaxed),
+                        },
+                    }
+                }
+            };
+            sender.send(reply)?;
+        }
+    }
+    Ok(())
+}

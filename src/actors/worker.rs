@@ -1,0 +1,474 @@
+//! The worker actor: a thin adapter between the scheduler connection, the
+//! task thread pool, the data store actor, peers, and the I/O-free
+//! [`WorkerState`].
+//!
+//! Every event (a batch from the scheduler, a finished task, a finished
+//! fetch) goes through the state machine, and the actor carries out the
+//! effects it returns.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use tokio::net::TcpListener;
+use tracing::{error, info, info_span, warn, Instrument};
+
+use super::peer::{serve_peers, PeerPool};
+use super::store::{DataStore, Delete, Get, Put, WorkerCounters};
+use crate::task::Registry;
+use crate::wire::messages::*;
+use crate::wire::transport::{self, Reader, Sender};
+use crate::wire::{FrameLimits, WireError};
+use crate::worker::pool::{Job, TaskDone, TaskPool};
+use crate::worker::state::{WorkerEffect, WorkerState, WorkerStateConfig};
+
+/// Errors starting or running a worker.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// Talking to the scheduler failed.
+    #[error("{0}")]
+    Wire(#[from] WireError),
+    /// The scheduler refused the registration.
+    #[error("the scheduler refused this worker: {0}")]
+    Refused(String),
+    /// A local resource (socket, thread) could not be set up.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Settings of one worker.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// Scheduler address, `tcp://host:port`.
+    pub scheduler: String,
+    /// Unique name; defaults to the peer address.
+    pub name: Option<String>,
+    /// Task threads.
+    pub nthreads: u32,
+    /// Memory limit in bytes, 0 for none (reported to the scheduler).
+    pub memory_limit: u64,
+    /// Abstract resources offered, e.g. `("GPU", 1.0)`.
+    pub resources: Vec<(String, f64)>,
+    /// Directory for files the worker writes (spilled data); a temporary
+    /// directory if unset.
+    pub local_directory: Option<PathBuf>,
+    /// Host to bind the peer port on; it must be reachable by the other
+    /// workers and the clients.
+    pub listen_host: String,
+    /// Port for the peer listener (0: any free port).
+    pub listen_port: u16,
+    /// Limits on frames read from the scheduler and peers.
+    pub limits: FrameLimits,
+    /// Results up to this size ride along with the task-finished message.
+    pub inline_limit: u64,
+    /// Most fetches from peers at once.
+    pub max_concurrent_fetches: u32,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            scheduler: String::new(),
+            name: None,
+            nthreads: 1,
+            memory_limit: 0,
+            resources: Vec::new(),
+            local_directory: None,
+            listen_host: "127.0.0.1".into(),
+            listen_port: 0,
+            limits: FrameLimits::default(),
+            inline_limit: DEFAULT_INLINE_LIMIT,
+            max_concurrent_fetches: DEFAULT_MAX_CONCURRENT_FETCHES,
+        }
+    }
+}
+
+/// Default size up to which a result travels inline with its completion.
+pub const DEFAULT_INLINE_LIMIT: u64 = 64 * 1024;
+/// Default number of fetches from peers at once.
+pub const DEFAULT_MAX_CONCURRENT_FETCHES: u32 = 8;
+
+/// A running worker.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    /// Its name.
+    pub name: String,
+    /// Its peer address, `tcp://host:port`.
+    pub address: String,
+    /// The worker actor.
+    pub actor: Addr<WorkerActor>,
+    /// Its data store actor.
+    pub store: Addr<DataStore>,
+    /// Its counters.
+    pub counters: Arc<WorkerCounters>,
+    closed: tokio::sync::watch::Receiver<bool>,
+}
+
+impl WorkerHandle {
+    /// Waits until the worker has shut down (scheduler gone, or closed).
+    pub async fn closed(&self) {
+        let mut rx = self.closed.clone();
+        while !*rx.borrow_and_update() {
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Starts a worker on the current actix arbiter: binds its peer port,
+/// registers with the scheduler, and starts its actors.
+pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, WorkerError> {
+    let listener = TcpListener::bind((options.listen_host.as_str(), options.listen_port)).await?;
+    let address = format!("tcp://{}", listener.local_addr()?);
+    let name = options.name.clone().unwrap_or_else(|| address.clone());
+    let registry = Registry::global();
+    let (mut reader, write) = transport::connect(&options.scheduler, Role::Worker, &name).await?;
+    let sender = transport::spawn_writer::<ToScheduler>(write, format!("scheduler {}", options.scheduler));
+    sender.send(ToScheduler::RegisterWorker {
+        name: name.clone(),
+        address: address.clone(),
+        nthreads: options.nthreads,
+        memory_limit: options.memory_limit,
+        functions: registry.names(),
+        resources: options.resources.clone(),
+    })?;
+    let (heartbeat_ms, rest) = match transport::read_batch::<ToWorker>(&mut reader, &options.limits).await? {
+        Some(msgs) => {
+            let mut it = msgs.into_iter();
+            match it.next() {
+                Some(ToWorker::Registered { heartbeat_ms, .. }) => (heartbeat_ms, it.collect::<Vec<_>>()),
+                Some(ToWorker::Close { reason }) => return Err(WorkerError::Refused(reason)),
+                _ => return Err(WorkerError::Refused("unexpected answer to registration".into())),
+            }
+        }
+        None => return Err(WorkerError::Refused("the scheduler closed the connection".into())),
+    };
+    info!(worker = %name, %address, scheduler = %options.scheduler, "registered with the scheduler");
+
+    let counters = Arc::new(WorkerCounters::default());
+    let store = DataStore::new(counters.clone()).start();
+    let pool = TaskPool::new(options.nthreads, &name)?;
+    let (closed_tx, closed) = tokio::sync::watch::channel(false);
+    let state = WorkerState::new(WorkerStateConfig {
+        nthreads: options.nthreads.max(1),
+        inline_limit: options.inline_limit,
+        max_concurrent_fetches: options.max_concurrent_fetches,
+    });
+    let actor = WorkerActor {
+        name: name.clone(),
+        state,
+        scheduler: sender,
+        store: store.clone(),
+        pool,
+        peers: PeerPool::new(&name, options.limits),
+        counters: counters.clone(),
+        registry,
+        effects: Vec::new(),
+        reader: Some(reader),
+        limits: options.limits,
+        heartbeat: Duration::from_millis(heartbeat_ms.max(10)),
+        closed: closed_tx,
+        first_batch: rest,
+    };
+    let actor = actor.start();
+    actix_rt::spawn(
+        serve_peers(listener, name.clone(), store.clone(), counters.clone(), options.limits)
+            .instrument(info_span!("worker", name = %name)),
+    );
+    Ok(WorkerHandle {
+        name,
+        address,
+        actor,
+        store,
+        counters,
+        closed,
+    })
+}
+
+/// The worker actor.
+pub struct WorkerActor {
+    name: String,
+    state: WorkerState,
+    scheduler: Sender<ToScheduler>,
+    store: Addr<DataStore>,
+    pool: TaskPool,
+    peers: PeerPool,
+    counters: Arc<WorkerCounters>,
+    registry: &'static Registry,
+    effects: Vec<WorkerEffect>,
+    reader: Option<Reader>,
+    limits: FrameLimits,
+    heartbeat: Duration,
+    closed: tokio::sync::watch::Sender<bool>,
+    first_batch: Vec<ToWorker>,
+}
+
+impl Actor for WorkerActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let Some(mut reader) = self.reader.take() else {
+            ctx.stop();
+            return;
+        };
+        let first = std::mem::take(&mut self.first_batch);
+        if !first.is_empty() {
+            self.handle_batch(first, ctx);
+        }
+        let me = ctx.address();
+        let limits = self.limits;
+        let span = info_span!("worker", name = %self.name);
+        let read = async move {
+            loop {
+                match transport::read_batch::<ToWorker>(&mut reader, &limits).await {
+                    Ok(Some(messages)) => {
+                        if me.send(FromScheduler(messages)).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Ok(None) => return Err("the scheduler closed the connection".to_string()),
+                    Err(e) => return Err(format!("lost the connection to the scheduler: {e}")),
+                }
+            }
+        };
+        ctx.spawn(
+            read.instrument(span)
+                .into_actor(self)
+                .map(|result: Result<(), String>, act, ctx| {
+                    if let Err(e) = result {
+                        error!(worker = %act.name, "{e}; shutting down");
+                    }
+                    ctx.stop();
+                }),
+        );
+        ctx.run_interval(self.heartbeat, |act, _| {
+            let _ = act.scheduler.send(act.state.heartbeat());
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        info!(worker = %self.name, "worker stopped");
+        let _ = self.closed.send(true);
+    }
+}
+
+/// A batch of messages from the scheduler.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct FromScheduler(Vec<ToWorker>);
+
+impl Handler<FromScheduler> for WorkerActor {
+    type Result = ();
+    fn handle(&mut self, msg: FromScheduler, ctx: &mut Self::Context) {
+        self.handle_batch(msg.0, ctx);
+    }
+}
+
+impl Handler<TaskDone> for WorkerActor {
+    type Result = ();
+    fn handle(&mut self, msg: TaskDone, ctx: &mut Self::Context) {
+        self.counters.tasks_executed.fetch_add(1, Ordering::Relaxed);
+        let mut effects = std::mem::take(&mut self.effects);
+        self.state
+            .task_finished(&msg.key, msg.result.map(Bytes::from), msg.duration_us, &mut effects);
+        self.apply(effects, ctx);
+    }
+}
+
+/// A fetch from a peer finished.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct FetchDone {
+    worker: String,
+    keys: Vec<Key>,
+    result: Result<Vec<(Key, Option<Bytes>)>, WireError>,
+}
+
+impl Handler<FetchDone> for WorkerActor {
+    type Result = ();
+    fn handle(&mut self, msg: FetchDone, ctx: &mut Self::Context) {
+        let mut effects = std::mem::take(&mut self.effects);
+        match msg.result {
+            Ok(data) => {
+                let bytes: u64 = data
+                    .iter()
+                    .filter_map(|(_, v)| v.as_ref())
+                    .map(|v| v.len() as u64)
+                    .sum();
+                self.counters.bytes_fetched.fetch_add(bytes, Ordering::Relaxed);
+                self.state.fetch_finished(&msg.worker, data, &mut effects);
+            }
+            Err(e) => {
+                warn!(worker = %self.name, peer = %msg.worker, "fetch failed: {e}");
+                self.state.fetch_failed(&msg.worker, msg.keys, &mut effects);
+            }
+        }
+        self.apply(effects, ctx);
+    }
+}
+
+/// Arguments of a task were looked up in the store.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct ArgsReady {
+    key: Key,
+    call: crate::task::TaskFn,
+    args: Vec<Arg>,
+    found: Vec<(Key, Option<Bytes>)>,
+}
+
+impl Handler<ArgsReady> for WorkerActor {
+    type Result = ();
+    fn handle(&mut self, msg: ArgsReady, ctx: &mut Self::Context) {
+        let mut found = msg.found.into_iter();
+        let mut args = Vec::with_capacity(msg.args.len());
+        for a in msg.args {
+            match a {
+                Arg::Value(v) => args.push(Bytes::from(v)),
+                Arg::Key(k) => match found.next() {
+                    Some((_, Some(b))) => args.push(b),
+                    _ => {
+                        let failure = TaskFailure {
+                            kind: ErrorKind::DataLost,
+                            message: format!("dependency {k:?} vanished from the worker's store before the task ran"),
+                        };
+                        let mut effects = std::mem::take(&mut self.effects);
+                        self.state.task_finished(&msg.key, Err(failure), 0, &mut effects);
+                        self.apply(effects, ctx);
+                        return;
+                    }
+                },
+            }
+        }
+        self.pool.submit(Job {
+            key: msg.key,
+            call: msg.call,
+            args,
+            reply: ctx.address().recipient(),
+        });
+    }
+}
+
+/// Stop the worker.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+impl Handler<Shutdown> for WorkerActor {
+    type Result = ();
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl WorkerActor {
+    fn handle_batch(&mut self, messages: Vec<ToWorker>, ctx: &mut Context<Self>) {
+        let mut effects = std::mem::take(&mut self.effects);
+        for m in messages {
+            match m {
+                ToWorker::Close { reason } => {
+                    info!(worker = %self.name, "the scheduler asked this worker to close: {reason}");
+                    ctx.stop();
+                    return;
+                }
+                ToWorker::Registered { .. } => {
+                    warn!(worker = %self.name, "ignoring a second registration answer");
+                }
+                other => {
+                    if let Err(e) = self.state.handle_scheduler(other, &mut effects) {
+                        warn!(worker = %self.name, "{e}");
+                    }
+                }
+            }
+        }
+        self.apply(effects, ctx);
+    }
+
+    /// Carries out effects; effects produced while doing so (a task that
+    /// cannot start) are carried out in the same pass.
+    fn apply(&mut self, mut effects: Vec<WorkerEffect>, ctx: &mut Context<Self>) {
+        let mut i = 0;
+        while i < effects.len() {
+            let effect = std::mem::replace(&mut effects[i], WorkerEffect::StoreDelete { keys: Vec::new() });
+            i += 1;
+            match effect {
+                WorkerEffect::Send(msg) => {
+                    if let Err(e) = self.scheduler.send(msg) {
+                        warn!(worker = %self.name, "cannot reach the scheduler: {e}");
+                    }
+                }
+                WorkerEffect::StorePut { key, data } => self.store.do_send(Put { key, data }),
+                WorkerEffect::StoreDelete { keys } => {
+                    if !keys.is_empty() {
+                        self.store.do_send(Delete { keys })
+                    }
+                }
+                WorkerEffect::Execute { key, function, args } => {
+                    let Some(call) = self.registry.get(&function) else {
+                        let failure = TaskFailure {
+                            kind: ErrorKind::UnknownFunction,
+                            message: format!("worker {} has no function named {function:?}", self.name),
+                        };
+                        let mut more = Vec::new();
+                        self.state.task_finished(&key, Err(failure), 0, &mut more);
+                        effects.extend(more);
+                        continue;
+                    };
+                    let deps: Vec<Key> = args
+                        .iter()
+                        .filter_map(|a| match a {
+                            Arg::Key(k) => Some(k.clone()),
+                            Arg::Value(_) => None,
+                        })
+                        .collect();
+                    if deps.is_empty() {
+                        let args = args
+                            .into_iter()
+                            .map(|a| match a {
+                                Arg::Value(v) => Bytes::from(v),
+                                Arg::Key(_) => Bytes::new(),
+                            })
+                            .collect();
+                        self.pool.submit(Job {
+                            key,
+                            call,
+                            args,
+                            reply: ctx.address().recipient(),
+                        });
+                    } else {
+                        let lookup = self.store.send(Get {
+                            keys: deps,
+                            for_peer: false,
+                        });
+                        let me = ctx.address();
+                        ctx.spawn(
+                            async move {
+                                if let Ok(found) = lookup.await {
+                                    me.do_send(ArgsReady { key, call, args, found });
+                                }
+                            }
+                            .into_actor(self),
+                        );
+                    }
+                }
+                WorkerEffect::Fetch { worker, keys } => {
+                    let peers = self.peers.clone();
+                    let me = ctx.address();
+                    ctx.spawn(
+                        async move {
+                            let result = peers.get_data(&worker, keys.clone()).await;
+                            me.do_send(FetchDone { worker, keys, result });
+                        }
+                        .into_actor(self),
+                    );
+                }
+            }
+        }
+        effects.clear();
+        self.effects = effects;
+    }
+}

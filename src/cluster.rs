@@ -1,0 +1,217 @@
+//! `LocalCluster`: a scheduler and workers inside this process, over real
+//! TCP on 127.0.0.1 — the embedded default, for first use and tests.
+//!
+//! The scheduler and each worker run on their own actix arbiter (thread),
+//! so the cluster behaves like separate processes except for sharing an
+//! address space; task functions run on each worker's own thread pool.
+
+use std::time::Duration;
+
+use actix_rt::Arbiter;
+
+use crate::actors::scheduler::{start_scheduler, GetInfo, SchedulerHandle, SchedulerOptions};
+use crate::actors::worker::{start_worker, Shutdown, WorkerHandle, WorkerOptions};
+use crate::client::{AsyncClient, Client, Error};
+use crate::runtime::Runtime;
+use crate::wire::messages::SchedulerInfo;
+
+/// Builder of a [`LocalCluster`].
+#[derive(Clone, Debug)]
+pub struct LocalClusterBuilder {
+    workers: usize,
+    threads_per_worker: u32,
+    scheduler: SchedulerOptions,
+    worker: WorkerOptions,
+}
+
+impl LocalClusterBuilder {
+    /// Number of workers (default 2).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n;
+        self
+    }
+    /// Task threads per worker (default 1).
+    pub fn threads_per_worker(mut self, n: u32) -> Self {
+        self.threads_per_worker = n;
+        self
+    }
+    /// Scheduler options.
+    pub fn scheduler_options(mut self, options: SchedulerOptions) -> Self {
+        self.scheduler = options;
+        self
+    }
+    /// Template for every worker's options (scheduler, name and threads are
+    /// filled in by the cluster).
+    pub fn worker_options(mut self, options: WorkerOptions) -> Self {
+        self.worker = options;
+        self
+    }
+    /// Starts the cluster.
+    pub fn build(self) -> Result<LocalCluster, Error> {
+        LocalCluster::start(self)
+    }
+}
+
+/// A scheduler and workers in this process.
+pub struct LocalCluster {
+    scheduler: SchedulerHandle,
+    workers: Vec<WorkerHandle>,
+    arbiters: Vec<Arbiter>,
+    worker_template: WorkerOptions,
+    threads_per_worker: u32,
+    next_worker: usize,
+    // Last: stops the arbiters' system after the handles above are gone.
+    runtime: Runtime,
+}
+
+impl LocalCluster {
+    /// A cluster of `workers` workers with one thread each.
+    pub fn new(workers: usize) -> Result<LocalCluster, Error> {
+        Self::builder().workers(workers).build()
+    }
+
+    /// A builder with the defaults (2 workers, 1 thread each).
+    pub fn builder() -> LocalClusterBuilder {
+        LocalClusterBuilder {
+            workers: 2,
+            threads_per_worker: 1,
+            scheduler: SchedulerOptions::default(),
+            worker: WorkerOptions::default(),
+        }
+    }
+
+    fn start(b: LocalClusterBuilder) -> Result<LocalCluster, Error> {
+        let runtime = Runtime::new("rdask-cluster").map_err(|e| Error::Wire(e.to_string()))?;
+        let options = b.scheduler.clone();
+        let (scheduler, arbiter) = runtime
+            .block_on(async move {
+                let arbiter = Arbiter::new();
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                arbiter.spawn(async move {
+                    let r = async {
+                        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                        start_scheduler(listener, options)
+                    }
+                    .await;
+                    let _ = tx.send(r);
+                });
+                let r = rx.await.map_err(|_| std::io::Error::other("scheduler arbiter died"));
+                (r, arbiter)
+            })
+            .ok_or_else(|| Error::Wire("cluster runtime stopped".into()))?;
+        let scheduler = scheduler
+            .and_then(|r| r)
+            .map_err(|e| Error::Wire(format!("cannot start the scheduler: {e}")))?;
+        let mut cluster = LocalCluster {
+            scheduler,
+            workers: Vec::new(),
+            arbiters: vec![arbiter],
+            worker_template: b.worker,
+            threads_per_worker: b.threads_per_worker,
+            next_worker: 0,
+            runtime,
+        };
+        for _ in 0..b.workers {
+            cluster.add_worker()?;
+        }
+        Ok(cluster)
+    }
+
+    /// Starts one more worker; returns its name.
+    pub fn add_worker(&mut self) -> Result<String, Error> {
+        let mut options = self.worker_template.clone();
+        options.scheduler = self.scheduler.address.clone();
+        options.nthreads = self.threads_per_worker;
+        if options.name.is_none() {
+            options.name = Some(format!("local-worker-{}", self.next_worker));
+        }
+        self.next_worker += 1;
+        let (handle, arbiter) = self
+            .runtime
+            .block_on(async move {
+                let arbiter = Arbiter::new();
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                arbiter.spawn(async move {
+                    let _ = tx.send(start_worker(options).await);
+                });
+                (rx.await, arbiter)
+            })
+            .ok_or_else(|| Error::Wire("cluster runtime stopped".into()))?;
+        let handle = handle
+            .map_err(|_| Error::Wire("worker arbiter died".into()))?
+            .map_err(|e| Error::Wire(format!("cannot start a worker: {e}")))?;
+        let name = handle.name.clone();
+        self.workers.push(handle);
+        self.arbiters.push(arbiter);
+        Ok(name)
+    }
+
+    /// Stops the worker named `name` abruptly (its connections close), as if
+    /// its process died.
+    pub fn kill_worker(&mut self, name: &str) -> bool {
+        let Some(i) = self.workers.iter().position(|w| w.name == name) else {
+            return false;
+        };
+        let w = self.workers.remove(i);
+        w.actor.do_send(Shutdown);
+        let arbiter = self.arbiters.remove(i + 1);
+        arbiter.stop();
+        let _ = arbiter.join();
+        true
+    }
+
+    /// The scheduler's address, for [`Client::connect`] or workers elsewhere.
+    pub fn scheduler_address(&self) -> &str {
+        &self.scheduler.address
+    }
+
+    /// The workers' names and peer addresses.
+    pub fn workers(&self) -> Vec<(String, String)> {
+        self.workers
+            .iter()
+            .map(|w| (w.name.clone(), w.address.clone()))
+            .collect()
+    }
+
+    /// A blocking client connected to this cluster.
+    pub fn client(&self) -> Result<Client, Error> {
+        Client::connect(&self.scheduler.address)
+    }
+
+    /// An async client connected to this cluster.
+    pub async fn async_client(&self) -> Result<AsyncClient, Error> {
+        AsyncClient::connect(&self.scheduler.address).await
+    }
+
+    /// The scheduler's figures, read in-process.
+    pub fn scheduler_info(&self) -> Option<SchedulerInfo> {
+        let actor = self.scheduler.actor.clone();
+        self.runtime
+            .block_on(async move { actor.send(GetInfo).await.ok() })
+            .flatten()
+    }
+
+    /// Waits until `n` workers are registered, or the timeout.
+    pub fn wait_for_workers(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if self.scheduler_info().is_some_and(|i| i.workers.len() >= n) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for w in self.workers.drain(..) {
+            w.actor.do_send(Shutdown);
+        }
+        for a in self.arbiters.drain(..) {
+            a.stop();
+            let _ = a.join();
+        }
+    }
+}

@@ -1,0 +1,465 @@
+//! Every message that crosses a connection, one enum per direction.
+//!
+//! These are plain serde structs; actix message types never go on the wire.
+//! Each frame's header is a msgpack array of one direction's messages
+//! (encoded with `rmp_serde::to_vec_named`, so structs are maps keyed by field
+//! name and enums are `{"VariantName": {...}}`). Task data travels as raw
+//! payload frames beside the header: a [`Payload`] field is written in the
+//! header as the unsigned index of its payload frame. `docs/protocol.md`
+//! documents each message and field for implementers in other languages.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// Version of this protocol; a peer whose handshake names another is refused.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Magic string that opens every handshake, so a stray connection (an HTTP
+/// client, a port scanner) is told apart from an old rdask at once.
+pub const HANDSHAKE_MAGIC: &str = "rdask";
+
+/// A task's name: unique within a scheduler, chosen by the client.
+pub type Key = String;
+
+/// Raw bytes carried in a payload frame rather than inside the msgpack header.
+///
+/// On the wire this is the index (u32) of the payload frame within the same
+/// frame; the codec swaps the bytes in and out, so a large result is never
+/// copied into a msgpack value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Payload(pub Bytes);
+
+impl Payload {
+    /// Wraps serialized bytes.
+    pub fn new(bytes: impl Into<Bytes>) -> Self {
+        Payload(bytes.into())
+    }
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// Whether it holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Who opens a connection, announced in the handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// A client connecting to the scheduler.
+    Client,
+    /// A worker connecting to the scheduler.
+    Worker,
+    /// A worker or client connecting to a worker to fetch data.
+    Peer,
+}
+
+/// First frame on every connection, sent by the side that connected.
+/// Sent as a bare msgpack map (not inside an array).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handshake {
+    /// Always [`HANDSHAKE_MAGIC`].
+    pub magic: String,
+    /// The sender's [`PROTOCOL_VERSION`].
+    pub protocol_version: u32,
+    /// What the sender is.
+    pub role: Role,
+    /// Free-form name for logs (client name, worker name).
+    pub name: String,
+}
+
+/// Answer to a [`Handshake`], sent by the side that accepted. Bare msgpack map.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandshakeReply {
+    /// The accepting side's [`PROTOCOL_VERSION`].
+    pub protocol_version: u32,
+    /// `None` if the connection is accepted; otherwise why it is refused
+    /// (the connection is closed right after).
+    pub error: Option<String>,
+}
+
+/// One argument of a task call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Arg {
+    /// The argument's value, msgpack-encoded.
+    Value(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The result of another task: the argument is that key's value.
+    Key(Key),
+}
+
+/// A task as the client submits it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    /// The task's key.
+    pub key: Key,
+    /// Registered name of the function to call.
+    pub function: String,
+    /// Positional arguments.
+    pub args: Vec<Arg>,
+    /// User priority: higher runs first. Ties go to earlier submission.
+    pub priority: i32,
+    /// Names or addresses of the workers allowed to run it; empty = any.
+    pub workers: Vec<String>,
+    /// With `workers` set: whether other workers may run it when none of
+    /// those can.
+    pub allow_other_workers: bool,
+    /// How many times to rerun the task if it fails.
+    pub retries: u32,
+}
+
+/// Why a task failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// The function returned an error.
+    Failed,
+    /// The function panicked.
+    Panicked,
+    /// The arguments could not be decoded as the function's parameter types.
+    BadArguments,
+    /// The worker does not have the function.
+    UnknownFunction,
+    /// A dependency erred, so this task could not run.
+    DependencyFailed,
+    /// Its data could not be found on any worker.
+    DataLost,
+    /// It was running on too many workers that died.
+    KilledWorker,
+    /// The client cancelled it.
+    Cancelled,
+}
+
+/// A task failure as reported to clients.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskFailure {
+    /// What kind of failure.
+    pub kind: ErrorKind,
+    /// Human-readable message (the error's Display, the panic message and
+    /// location, or the scheduler's explanation).
+    pub message: String,
+}
+
+/// Where one key's data lives.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhoHas {
+    /// The key.
+    pub key: Key,
+    /// Peer addresses (`tcp://host:port`) of the workers holding it.
+    pub workers: Vec<String>,
+    /// Size of its serialized value in bytes.
+    pub nbytes: u64,
+}
+
+/// A worker as the scheduler describes it to clients.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerSummary {
+    /// The worker's name (unique in a cluster).
+    pub name: String,
+    /// Its peer address, `tcp://host:port`.
+    pub address: String,
+    /// Number of task threads.
+    pub nthreads: u32,
+    /// Memory limit in bytes (0 = none).
+    pub memory_limit: u64,
+    /// Keys it holds in memory, as the scheduler knows.
+    pub nkeys: u64,
+    /// Bytes it holds in memory, as the scheduler knows.
+    pub nbytes: u64,
+    /// Tasks assigned to it and not finished.
+    pub processing: u64,
+    /// Functions it can run.
+    pub functions: Vec<String>,
+}
+
+/// Scheduler counters, for `Client::scheduler_info` and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchedulerInfo {
+    /// Tasks the scheduler knows of (any state but forgotten).
+    pub ntasks: u64,
+    /// Tasks by state name.
+    pub tasks_by_state: Vec<(String, u64)>,
+    /// Connected clients.
+    pub nclients: u64,
+    /// Connected workers.
+    pub workers: Vec<WorkerSummary>,
+    /// Resident memory of the scheduler process in bytes (0 if unknown).
+    pub rss_bytes: u64,
+}
+
+/// Messages to the scheduler, from clients and workers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ToScheduler {
+    // ---- from clients
+    /// Add tasks and mark keys as wanted by this client.
+    UpdateGraph {
+        /// New tasks. A key the scheduler already has is not replaced.
+        tasks: Vec<TaskSpec>,
+        /// Keys this client now holds futures for (each counted once per
+        /// client, however many futures it holds).
+        wanted: Vec<Key>,
+    },
+    /// The client holds no more futures for these keys.
+    ReleaseKeys {
+        /// The keys.
+        keys: Vec<Key>,
+    },
+    /// Store data under keys on workers (the client's `scatter`); the keys
+    /// become wanted by this client.
+    Scatter {
+        /// Echoed in [`ToClient::ScatterDone`].
+        request_id: u64,
+        /// Keys and their msgpack-encoded values.
+        data: Vec<(Key, Payload)>,
+        /// Restrict to these workers (names or addresses); empty = any.
+        workers: Vec<String>,
+    },
+    /// Ask where keys live, to fetch them from the workers directly.
+    WhoHas {
+        /// Echoed in [`ToClient::WhoHasReply`].
+        request_id: u64,
+        /// The keys.
+        keys: Vec<Key>,
+    },
+    /// Ask for the scheduler's counters and workers.
+    Info {
+        /// Echoed in [`ToClient::InfoReply`].
+        request_id: u64,
+    },
+    /// Rerun an erred task (and its erred dependencies).
+    Retry {
+        /// The keys.
+        keys: Vec<Key>,
+    },
+    /// The client is leaving; release everything it wanted.
+    CloseClient,
+
+    // ---- from workers
+    /// Sent once, first, by a worker after the handshake.
+    RegisterWorker {
+        /// Unique name.
+        name: String,
+        /// Address peers and clients connect to for data, `tcp://host:port`.
+        address: String,
+        /// Task threads.
+        nthreads: u32,
+        /// Memory limit in bytes (0 = none).
+        memory_limit: u64,
+        /// Registered function names it can run.
+        functions: Vec<String>,
+        /// Abstract resources it offers, e.g. `("GPU", 2.0)`.
+        resources: Vec<(String, f64)>,
+    },
+    /// A task finished and its result is in the worker's memory.
+    TaskFinished {
+        /// The task.
+        key: Key,
+        /// Size of the serialized result.
+        nbytes: u64,
+        /// The result itself when small (at most the worker's inline limit),
+        /// so the scheduler can pass it on to waiting clients.
+        inline: Option<Payload>,
+        /// Wall time the function ran, in microseconds.
+        duration_us: u64,
+    },
+    /// A task failed.
+    TaskErred {
+        /// The task.
+        key: Key,
+        /// Why.
+        failure: TaskFailure,
+    },
+    /// The worker now also holds these keys (fetched from peers).
+    AddKeys {
+        /// Keys and sizes.
+        keys: Vec<(Key, u64)>,
+    },
+    /// A dependency could not be fetched from the worker the scheduler named.
+    MissingData {
+        /// The key.
+        key: Key,
+        /// The address that did not have it (or could not be reached).
+        errant_worker: String,
+    },
+    /// Periodic liveness and load report.
+    Heartbeat {
+        /// Keys in the worker's store.
+        nkeys: u64,
+        /// Bytes in the worker's store.
+        nbytes: u64,
+        /// Tasks executing now.
+        executing: u64,
+        /// Tasks ready and waiting for a thread.
+        ready: u64,
+    },
+}
+
+/// Messages from the scheduler to a client.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ToClient {
+    /// Sent once, first, after the handshake.
+    Welcome {
+        /// The scheduler's id for this client session.
+        client_id: u64,
+    },
+    /// A wanted key's result is in memory.
+    KeyInMemory {
+        /// The key.
+        key: Key,
+        /// Size of its serialized value.
+        nbytes: u64,
+        /// Peer addresses of workers holding it.
+        who_has: Vec<String>,
+        /// The value itself when small, saving the client a fetch.
+        inline: Option<Payload>,
+    },
+    /// A wanted key erred.
+    TaskErred {
+        /// The key.
+        key: Key,
+        /// Why.
+        failure: TaskFailure,
+    },
+    /// A wanted key waits because no connected worker can run its function
+    /// (or satisfy its restrictions). It runs when such a worker joins.
+    NoWorker {
+        /// The key.
+        key: Key,
+        /// The function no worker has.
+        function: String,
+    },
+    /// Answer to [`ToScheduler::WhoHas`]. A key not in memory anywhere has
+    /// an empty `workers` list.
+    WhoHasReply {
+        /// From the request.
+        request_id: u64,
+        /// One entry per requested key, in order.
+        who_has: Vec<WhoHas>,
+    },
+    /// Answer to [`ToScheduler::Scatter`]: the data is on workers.
+    ScatterDone {
+        /// From the request.
+        request_id: u64,
+        /// `None` on success, else why it failed (e.g. no workers).
+        error: Option<String>,
+    },
+    /// Answer to [`ToScheduler::Info`].
+    InfoReply {
+        /// From the request.
+        request_id: u64,
+        /// The figures.
+        info: SchedulerInfo,
+    },
+    /// The key is back to waiting (its data was lost and will be recomputed).
+    KeyLost {
+        /// The key.
+        key: Key,
+    },
+}
+
+/// What a worker must know about one dependency of a task.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DependencyLocation {
+    /// The dependency's key.
+    pub key: Key,
+    /// Peer addresses of workers holding it.
+    pub who_has: Vec<String>,
+    /// Size of its value in bytes.
+    pub nbytes: u64,
+}
+
+/// Messages from the scheduler to a worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ToWorker {
+    /// Sent once, first, in answer to `RegisterWorker`.
+    Registered {
+        /// The scheduler's id for this worker.
+        worker_id: u64,
+        /// Heartbeat interval the worker must keep, in milliseconds.
+        heartbeat_ms: u64,
+    },
+    /// Run a task.
+    ComputeTask {
+        /// The task's key.
+        key: Key,
+        /// Function name.
+        function: String,
+        /// Arguments; `Arg::Key` ones are among `dependencies`.
+        args: Vec<Arg>,
+        /// Where each dependency lives (the worker may already hold some).
+        dependencies: Vec<DependencyLocation>,
+        /// Higher runs first.
+        priority: i32,
+        /// Scheduler-wide submission sequence number; lower runs first among
+        /// equal priorities.
+        sequence: u64,
+    },
+    /// Forget these keys: delete their data and cancel them if not done.
+    FreeKeys {
+        /// The keys.
+        keys: Vec<Key>,
+    },
+    /// Store scattered data.
+    StoreData {
+        /// Keys and msgpack-encoded values.
+        data: Vec<(Key, Payload)>,
+    },
+    /// Shut down.
+    Close {
+        /// Why, for the log.
+        reason: String,
+    },
+}
+
+/// Requests to a worker's peer port (from other workers and clients).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ToPeer {
+    /// Send these keys' data.
+    GetData {
+        /// Echoed in the reply.
+        request_id: u64,
+        /// The keys.
+        keys: Vec<Key>,
+    },
+    /// Report the worker's store and transfer counters.
+    Info {
+        /// Echoed in the reply.
+        request_id: u64,
+    },
+}
+
+/// A worker's store and transfer counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerStoreInfo {
+    /// Worker name.
+    pub name: String,
+    /// Keys in the store.
+    pub nkeys: u64,
+    /// Bytes in the store.
+    pub nbytes: u64,
+    /// Bytes this worker received from peers.
+    pub bytes_fetched_from_peers: u64,
+    /// Bytes this worker served to peers (workers and clients).
+    pub bytes_served_to_peers: u64,
+    /// Tasks this worker ran.
+    pub tasks_executed: u64,
+}
+
+/// Replies on a worker's peer port.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum FromPeer {
+    /// Answer to [`ToPeer::GetData`]: one entry per requested key; `None`
+    /// where the worker does not hold it.
+    Data {
+        /// From the request.
+        request_id: u64,
+        /// The data.
+        data: Vec<(Key, Option<Payload>)>,
+    },
+    /// Answer to [`ToPeer::Info`].
+    Info {
+        /// From the request.
+        request_id: u64,
+        /// The figures.
+        info: WorkerStoreInfo,
+    },
+}

@@ -1,0 +1,4 @@
+//! The worker: its task state machine and the thread pool that runs tasks.
+
+pub mod pool;
+pub mod state;

@@ -1,0 +1,176 @@
+//! Integration tests with real processes: `rdask scheduler` and
+//! `rdask worker` started by the test on 127.0.0.1 port 0, and a user's own
+//! binary (the `count_letters` example) serving its `#[task]` as a worker.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdask::builtins::{add, blob_len, inc, make_blob, shell};
+use rdask::{Client, SubmitOptions};
+
+/// A child process killed when the test ends, pass or fail.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rdask_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_rdask")
+}
+
+/// Starts a command and waits for the stdout line that starts with
+/// `prefix`; returns the process and the line's last word (an address).
+fn start(cmd: &mut Command, prefix: &str) -> (Proc, String) {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    let mut child = cmd.spawn().expect("process starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let prefix = prefix.to_string();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with(&prefix) {
+                let _ = tx.send(line.rsplit(' ').next().unwrap_or_default().to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("process printed its address");
+    (Proc(child), addr)
+}
+
+fn scheduler() -> (Proc, String) {
+    start(
+        Command::new(rdask_bin()).args(["scheduler", "--host", "127.0.0.1", "--port", "0"]),
+        "rdask scheduler listening on",
+    )
+}
+
+fn worker(bin: &str, scheduler: &str, name: &str) -> (Proc, String) {
+    start(
+        Command::new(bin).args(["worker", scheduler, "--nthreads", "1", "--name", name]),
+        "rdask worker",
+    )
+}
+
+fn wait_for_workers(client: &Client, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client.scheduler_info().unwrap().workers.len() < n {
+        assert!(Instant::now() < deadline, "workers did not register");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn separate_scheduler_and_worker_processes_compute_and_move_data_peer_to_peer() -> anyhow::Result<()> {
+    let (_s, addr) = scheduler();
+    let (_w1, w1_addr) = worker(rdask_bin(), &addr, "w1");
+    let (_w2, w2_addr) = worker(rdask_bin(), &addr, "w2");
+    let client = Client::connect(&addr)?;
+    wait_for_workers(&client, 2);
+
+    let xs = client.map(inc, 0..1000i64)?;
+    let total: i64 = client.gather(&xs)?.iter().sum();
+    assert_eq!(total, (1..=1000).sum::<i64>());
+    let pair = client.submit(add, (&xs[0], &xs[999]))?;
+    assert_eq!(pair.result()?, 1 + 1000);
+
+    const N: u64 = 10_000_000;
+    let blob = client.submit_with(make_blob, (N, 1u64), &SubmitOptions::default().workers(["w1"]))?;
+    let len = client.submit_with(blob_len, (&blob,), &SubmitOptions::default().workers(["w2"]))?;
+    assert_eq!(len.result()?, N);
+    let w1 = client.worker_info(&w1_addr)?;
+    let w2 = client.worker_info(&w2_addr)?;
+    assert!(
+        w2.bytes_fetched_from_peers >= N,
+        "w2 fetched {}",
+        w2.bytes_fetched_from_peers
+    );
+    assert!(w1.bytes_served_to_peers >= N, "w1 served {}", w1.bytes_served_to_peers);
+    // The client gathers the large result from a worker directly too.
+    let data: rdask::Blob = blob.result()?;
+    assert_eq!(data.len() as u64, N);
+
+    let out = client
+        .submit_with(shell, ("echo out; echo err >&2; exit 3",), &SubmitOptions::impure())?
+        .result()?;
+    assert_eq!(
+        (out.status, out.stdout.as_str(), out.stderr.as_str()),
+        (3, "out\n", "err\n")
+    );
+
+    drop((xs, pair, blob, len));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info = client.scheduler_info()?;
+        let empty = client.worker_info(&w1_addr)?.nkeys == 0 && client.worker_info(&w2_addr)?.nkeys == 0;
+        if info.ntasks == 0 && empty {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not released: {:?}", info.tasks_by_state);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_users_own_binary_serves_its_tasks_and_plain_workers_do_not() -> anyhow::Result<()> {
+    // The example binary sits next to the test's `rdask` binary's folder.
+    let example = std::path::Path::new(rdask_bin())
+        .parent()
+        .map(|d| d.join("examples").join("count_letters"))
+        .filter(|p| p.exists());
+    let Some(example) = example else {
+        eprintln!("skipping: the count_letters example is not built (cargo test builds it)");
+        return Ok(());
+    };
+    let (_s, addr) = scheduler();
+    let (_plain, _) = worker(rdask_bin(), &addr, "plain");
+    let client = Client::connect(&addr)?;
+    wait_for_workers(&client, 1);
+
+    let dir = std::env::temp_dir().join(format!("rdask-proc-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("f.txt");
+    std::fs::write(&path, "hello")?;
+    let function = "count_letters::count_letters";
+    let arg = rdask::task::encode_value(&path.to_string_lossy().into_owned())?;
+    let f = client.submit_raw::<usize>(
+        function,
+        vec![rdask::wire::messages::Arg::Value(arg)],
+        &SubmitOptions::default(),
+    )?;
+    // Only the plain rdask worker is there: it has no such function.
+    assert!(f.result_timeout(Some(Duration::from_millis(500))).is_err());
+    assert_eq!(f.status(), "pending");
+    // The user's binary joins as a worker and the waiting task runs there.
+    let (_user, _) = worker(example.to_str().unwrap(), &addr, "user");
+    assert_eq!(f.result_timeout(Some(Duration::from_secs(20)))?, 5);
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+#[test]
+fn a_worker_that_dies_is_replaced_and_its_results_recomputed() -> anyhow::Result<()> {
+    let (_s, addr) = scheduler();
+    let (w1, _) = worker(rdask_bin(), &addr, "w1");
+    let (_w2, _) = worker(rdask_bin(), &addr, "w2");
+    let client = Client::connect(&addr)?;
+    wait_for_workers(&client, 2);
+    let on_w1 = client.submit_with(inc, (1i64,), &SubmitOptions::default().workers(["w1"]).pure(false))?;
+    assert_eq!(on_w1.result()?, 2);
+    let mut w1 = w1;
+    w1.0.kill()?;
+    let _ = w1.0.wait();
+    // Restrictions no longer hold with w1 gone; a dependent on w2 needs the
+    // lost key, which is recomputed there once allowed.
+    let next = client.submit(inc, (&on_w1,))?;
+    let (_w1b, _) = worker(rdask_bin(), &addr, "w1");
+    assert_eq!(next.result_timeout(Some(Duration::from_secs(30)))?, 3);
+    Ok(())
+}
