@@ -4,14 +4,15 @@
 
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tracing::{error, info};
 
-use crate::actors::scheduler::{start_scheduler, SchedulerOptions};
-use crate::actors::worker::{start_worker, WorkerOptions};
+use crate::actors::scheduler::start_scheduler;
+use crate::actors::worker::start_worker;
 use crate::client::{Client, SubmitOptions};
+use crate::config::{self, FlagValue, RdaskConfig};
+use crate::launch;
 
 /// Command-line interface of rdask.
 #[derive(Parser, Debug)]
@@ -21,6 +22,9 @@ use crate::client::{Client, SubmitOptions};
     about = "A distributed task runtime in the model of Dask.distributed"
 )]
 pub struct Cli {
+    /// Config file (default: ./rdask.toml, else ~/.config/rdask/rdask.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// What to run.
     #[command(subcommand)]
     pub command: Command,
@@ -31,41 +35,47 @@ pub struct Cli {
 pub enum Command {
     /// Run a scheduler.
     Scheduler {
-        /// Interface to listen on.
-        #[arg(long, default_value = "127.0.0.1")]
-        host: String,
-        /// Port to listen on (0: any free port; the chosen address is printed).
-        #[arg(long, default_value_t = 8786)]
-        port: u16,
-        /// Seconds without any message after which a worker is removed.
-        #[arg(long, default_value_t = 30.0)]
-        worker_timeout: f64,
+        /// Interface to listen on [config: scheduler.host, default 127.0.0.1].
+        #[arg(long)]
+        host: Option<String>,
+        /// Port to listen on (0: any free port; the chosen address is printed) [config: scheduler.port, default 8786].
+        #[arg(long)]
+        port: Option<u16>,
+        /// Seconds without any message after which a worker is removed [config: scheduler.worker_timeout_s].
+        #[arg(long)]
+        worker_timeout: Option<f64>,
+        /// Port of the HTTP endpoint (/health, /metrics, /api/v1/info); 0: any free port [config: scheduler.http_port].
+        #[arg(long)]
+        http_port: Option<u16>,
     },
     /// Run a worker connected to a scheduler.
     Worker {
-        /// Scheduler address, tcp://host:port.
-        scheduler: String,
-        /// Task threads.
-        #[arg(long, default_value_t = 1)]
-        nthreads: u32,
+        /// Scheduler address, tcp://host:port (default: scheduler.host and scheduler.port of the config).
+        scheduler: Option<String>,
+        /// Task threads [config: worker.nthreads].
+        #[arg(long)]
+        nthreads: Option<u32>,
         /// Unique worker name (default: its address).
         #[arg(long)]
         name: Option<String>,
-        /// Memory limit, e.g. 4GB, 512MiB, or 0 for none.
-        #[arg(long, default_value = "0")]
-        memory_limit: String,
-        /// Abstract resources, e.g. "GPU=2,MEM=10e9".
-        #[arg(long, default_value = "")]
-        resources: String,
-        /// Directory for the worker's files.
+        /// Memory limit, e.g. 4GB, 512MiB, or 0 for none [config: worker.memory_limit].
+        #[arg(long)]
+        memory_limit: Option<String>,
+        /// Abstract resources, e.g. "GPU=2,MEM=10e9" [config: worker.resources].
+        #[arg(long)]
+        resources: Option<String>,
+        /// Directory for the worker's files [config: worker.local_directory].
         #[arg(long)]
         local_directory: Option<PathBuf>,
-        /// Interface for the worker's peer port (must be reachable by peers).
-        #[arg(long, default_value = "127.0.0.1")]
-        listen_host: String,
-        /// Port for the worker's peer port (0: any).
-        #[arg(long, default_value_t = 0)]
-        listen_port: u16,
+        /// Interface for the worker's peer port (must be reachable by peers) [config: worker.listen_host].
+        #[arg(long)]
+        listen_host: Option<String>,
+        /// Port for the worker's peer port (0: any) [config: worker.listen_port].
+        #[arg(long)]
+        listen_port: Option<u16>,
+        /// Port of the worker's HTTP endpoint; 0: any free port [config: worker.http_port].
+        #[arg(long)]
+        http_port: Option<u16>,
     },
     /// Print the scheduler's workers and task counts.
     Info {
@@ -82,6 +92,52 @@ pub enum Command {
     },
     /// List the task functions this binary can serve as a worker.
     Functions,
+    /// Show the configuration.
+    Config {
+        /// What to show.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Start, inspect and stop a cluster described by a TOML file.
+    Cluster {
+        /// What to do.
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
+}
+
+/// `rdask config ...`.
+#[derive(Subcommand, Debug)]
+pub enum ConfigAction {
+    /// Print the effective configuration as TOML, with where each value came from.
+    Show,
+    /// Print a commented config file with every key and its default (config/rdask.toml).
+    Default,
+}
+
+/// `rdask cluster ...`.
+#[derive(Subcommand, Debug)]
+pub enum ClusterAction {
+    /// Start the scheduler and workers FILE describes; returns once all workers registered.
+    Up {
+        /// Cluster file, e.g. config/cluster.toml.
+        file: PathBuf,
+        /// State file [config: cluster.state_file, default .rdask-cluster.json].
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// List the cluster's processes and workers.
+    Status {
+        /// State file [config: cluster.state_file].
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Stop the cluster's processes (SIGTERM, then SIGKILL after cluster.shutdown_timeout_s).
+    Down {
+        /// State file [config: cluster.state_file].
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
 }
 
 /// Parses a size such as `4GB`, `512MiB`, `1.5e9` or `0`.
@@ -149,37 +205,31 @@ pub fn main() -> i32 {
 /// Runs a parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> i32 {
     init_logging();
+    let config_file = cli.config;
     match cli.command {
         Command::Scheduler {
             host,
             port,
             worker_timeout,
+            http_port,
         } => {
-            let options = SchedulerOptions {
-                worker_timeout: Duration::from_secs_f64(worker_timeout),
-                ..Default::default()
-            };
-            actix_rt::System::new().block_on(async move {
-                let listener = match tokio::net::TcpListener::bind((host.as_str(), port)).await {
-                    Ok(l) => l,
-                    Err(e) => {
-                        error!("cannot listen on {host}:{port}: {e}");
-                        return 1;
-                    }
-                };
-                let handle = match start_scheduler(listener, options) {
-                    Ok(h) => h,
-                    Err(e) => {
-                        error!("cannot start the scheduler: {e}");
-                        return 1;
-                    }
-                };
-                println!("rdask scheduler listening on {}", handle.address);
-                let _ = std::io::stdout().flush();
-                let _ = tokio::signal::ctrl_c().await;
-                info!("interrupted; scheduler exiting");
-                0
-            })
+            let mut flags = Vec::new();
+            if let Some(h) = host {
+                flags.push(FlagValue::new("scheduler", "host", "--host", h));
+            }
+            if let Some(p) = port {
+                flags.push(FlagValue::new("scheduler", "port", "--port", i64::from(p)));
+            }
+            if let Some(t) = worker_timeout {
+                flags.push(FlagValue::new("scheduler", "worker_timeout_s", "--worker-timeout", t));
+            }
+            if let Some(p) = http_port {
+                flags.push(FlagValue::new("scheduler", "http_port", "--http-port", i64::from(p)));
+            }
+            match load_config(config_file, flags) {
+                Ok(config) => run_scheduler(&config),
+                Err(code) => code,
+            }
         }
         Command::Worker {
             scheduler,
@@ -190,59 +240,43 @@ pub fn run(cli: Cli) -> i32 {
             local_directory,
             listen_host,
             listen_port,
+            http_port,
         } => {
-            let memory_limit = match parse_bytes(&memory_limit) {
-                Ok(v) => v,
-                Err(e) => {
-                    eprintln!("--memory-limit: {e}");
-                    return 2;
-                }
-            };
-            let resources = match parse_resources(&resources) {
-                Ok(v) => v,
-                Err(e) => {
-                    eprintln!("--resources: {e}");
-                    return 2;
-                }
-            };
-            if let Some(dir) = &local_directory {
-                if let Err(e) = std::fs::create_dir_all(dir) {
-                    eprintln!("--local-directory {}: {e}", dir.display());
-                    return 2;
-                }
+            let mut flags = Vec::new();
+            if let Some(n) = nthreads {
+                flags.push(FlagValue::new("worker", "nthreads", "--nthreads", i64::from(n)));
             }
-            let options = WorkerOptions {
-                scheduler,
-                name,
-                nthreads,
-                memory_limit,
-                resources,
-                local_directory,
-                listen_host,
-                listen_port,
-                ..Default::default()
-            };
-            actix_rt::System::new().block_on(async move {
-                let handle = match start_worker(options).await {
-                    Ok(h) => h,
+            if let Some(m) = memory_limit {
+                flags.push(FlagValue::new("worker", "memory_limit", "--memory-limit", m));
+            }
+            if let Some(r) = resources {
+                let parsed = match parse_resources(&r) {
+                    Ok(v) => v,
                     Err(e) => {
-                        error!("worker failed to start: {e}");
-                        return 1;
+                        eprintln!("--resources: {e}");
+                        return 2;
                     }
                 };
-                println!("rdask worker {} listening on {}", handle.name, handle.address);
-                let _ = std::io::stdout().flush();
-                tokio::select! {
-                    _ = handle.closed() => {
-                        error!("worker {} stopped: lost the scheduler", handle.name);
-                        1
-                    }
-                    _ = tokio::signal::ctrl_c() => {
-                        info!("interrupted; worker exiting");
-                        0
-                    }
-                }
-            })
+                let table: toml::Table = parsed.into_iter().map(|(k, v)| (k, toml::Value::Float(v))).collect();
+                flags.push(FlagValue::new("worker", "resources", "--resources", table));
+            }
+            if let Some(d) = local_directory {
+                let d = d.to_string_lossy().into_owned();
+                flags.push(FlagValue::new("worker", "local_directory", "--local-directory", d));
+            }
+            if let Some(h) = listen_host {
+                flags.push(FlagValue::new("worker", "listen_host", "--listen-host", h));
+            }
+            if let Some(p) = listen_port {
+                flags.push(FlagValue::new("worker", "listen_port", "--listen-port", i64::from(p)));
+            }
+            if let Some(p) = http_port {
+                flags.push(FlagValue::new("worker", "http_port", "--http-port", i64::from(p)));
+            }
+            match load_config(config_file, flags) {
+                Ok(config) => run_worker(&config, scheduler, name),
+                Err(code) => code,
+            }
         }
         Command::Info { scheduler } => match Client::connect(&scheduler).and_then(|c| c.scheduler_info()) {
             Ok(info) => {
@@ -288,6 +322,251 @@ pub fn run(cli: Cli) -> i32 {
             }
             0
         }
+        Command::Config { action } => match action {
+            ConfigAction::Show => match config::load(&config::Inputs::from_process(config_file, Vec::new())) {
+                Ok(loaded) => {
+                    print!("{}", loaded.show());
+                    0
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    2
+                }
+            },
+            ConfigAction::Default => {
+                print!("{}", config::default_file_text());
+                0
+            }
+        },
+        Command::Cluster { action } => run_cluster(config_file, action),
+    }
+}
+
+/// Loads the effective config (flags > env > file > defaults); prints the
+/// error and returns exit code 2 when it is invalid.
+fn load_config(file: Option<PathBuf>, flags: Vec<FlagValue>) -> Result<RdaskConfig, i32> {
+    config::load(&config::Inputs::from_process(file, flags))
+        .map(|l| l.config)
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            2
+        })
+}
+
+/// Waits for ^C or SIGTERM (what `rdask cluster down` and service managers
+/// send); returns which, for the log.
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => "interrupted",
+                _ = term.recv() => "terminated",
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    "interrupted"
+}
+
+/// Binds and starts an HTTP endpoint on `host:port`, printing its address.
+async fn bind_http(host: &str, port: u16) -> Option<tokio::net::TcpListener> {
+    match tokio::net::TcpListener::bind((host, port)).await {
+        Ok(l) => Some(l),
+        Err(e) => {
+            error!("cannot listen for HTTP on {host}:{port}: {e}");
+            None
+        }
+    }
+}
+
+fn run_scheduler(config: &RdaskConfig) -> i32 {
+    let options = config.scheduler_options();
+    let host = config.scheduler.host.clone();
+    let port = config.scheduler.port;
+    let http_port = config.scheduler.http_port;
+    actix_rt::System::new().block_on(async move {
+        let listener = match tokio::net::TcpListener::bind((host.as_str(), port)).await {
+            Ok(l) => l,
+            Err(e) => {
+                error!("cannot listen on {host}:{port}: {e}");
+                return 1;
+            }
+        };
+        let handle = match start_scheduler(listener, options) {
+            Ok(h) => h,
+            Err(e) => {
+                error!("cannot start the scheduler: {e}");
+                return 1;
+            }
+        };
+        println!("rdask scheduler listening on {}", handle.address);
+        if let Some(p) = http_port {
+            let Some(listener) = bind_http(&host, p).await else {
+                return 1;
+            };
+            match crate::http::start_scheduler_http(listener, handle.clone()) {
+                Ok(address) => println!("rdask http endpoint on {address}"),
+                Err(e) => {
+                    error!("cannot start the HTTP endpoint: {e}");
+                    return 1;
+                }
+            }
+        }
+        let _ = std::io::stdout().flush();
+        let why = shutdown_signal().await;
+        info!("{why}; scheduler exiting");
+        0
+    })
+}
+
+fn run_worker(config: &RdaskConfig, scheduler: Option<String>, name: Option<String>) -> i32 {
+    let scheduler = scheduler.unwrap_or_else(|| config.scheduler_address());
+    let options = config.worker_options(&scheduler, name);
+    if let Some(dir) = &options.local_directory {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("local directory {}: {e}", dir.display());
+            return 2;
+        }
+    }
+    let http_port = config.worker.http_port;
+    actix_rt::System::new().block_on(async move {
+        let host = options.listen_host.clone();
+        let handle = match start_worker(options).await {
+            Ok(h) => h,
+            Err(e) => {
+                error!("worker failed to start: {e}");
+                return 1;
+            }
+        };
+        println!("rdask worker {} listening on {}", handle.name, handle.address);
+        if let Some(p) = http_port {
+            let Some(listener) = bind_http(&host, p).await else {
+                return 1;
+            };
+            match crate::http::start_worker_http(listener, handle.clone()) {
+                Ok(address) => println!("rdask http endpoint on {address}"),
+                Err(e) => {
+                    error!("cannot start the HTTP endpoint: {e}");
+                    return 1;
+                }
+            }
+        }
+        let _ = std::io::stdout().flush();
+        tokio::select! {
+            _ = handle.closed() => {
+                error!("worker {} stopped: lost the scheduler", handle.name);
+                1
+            }
+            why = shutdown_signal() => {
+                // Graceful: the scheduler moves this worker's unique results
+                // to other workers, then closes it. A second signal, or the
+                // timeout, exits at once.
+                info!("{why}; retiring the worker (signal again to exit at once)");
+                handle.actor.do_send(crate::actors::worker::Retire);
+                tokio::select! {
+                    _ = handle.closed() => info!("worker {} retired", handle.name),
+                    _ = tokio::time::sleep(crate::actors::worker::RETIRE_TIMEOUT) => {
+                        error!("worker {} was not retired within {:?}; exiting", handle.name, crate::actors::worker::RETIRE_TIMEOUT);
+                    }
+                    why = shutdown_signal() => info!("{why} again; worker exiting"),
+                }
+                0
+            }
+        }
+    })
+}
+
+fn run_cluster(config_file: Option<PathBuf>, action: ClusterAction) -> i32 {
+    let (ClusterAction::Up { state, .. } | ClusterAction::Status { state } | ClusterAction::Down { state }) = &action;
+    let mut flags = Vec::new();
+    if let Some(s) = state {
+        let s = s.to_string_lossy().into_owned();
+        flags.push(FlagValue::new("cluster", "state_file", "--state", s));
+    }
+    let config = match load_config(config_file, flags) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let options = launch::LaunchOptions::from(&config.cluster);
+    match action {
+        ClusterAction::Up { file, .. } => {
+            let result = launch::ClusterSpec::from_file(&file).and_then(|spec| launch::up(&spec, &options));
+            match result {
+                Ok(state) => {
+                    println!("scheduler: {}", state.scheduler_address);
+                    if let Some(h) = &state.http_address {
+                        println!("http: {h}");
+                    }
+                    for p in &state.processes {
+                        println!(
+                            "  {} {} on {} pid {} log {}",
+                            p.role,
+                            p.name,
+                            p.host,
+                            p.pid,
+                            p.log.display()
+                        );
+                    }
+                    println!("state: {}", options.state_file.display());
+                    0
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    1
+                }
+            }
+        }
+        ClusterAction::Status { .. } => match launch::status(&options) {
+            Ok(st) => {
+                println!("scheduler: {}", st.state.scheduler_address);
+                if let Some(h) = &st.state.http_address {
+                    println!("http: {h}");
+                }
+                println!("processes:");
+                for (p, up) in &st.processes {
+                    let what = if *up { "running" } else { "NOT RUNNING" };
+                    println!("  {} {} on {} pid {} {what}", p.role, p.name, p.host, p.pid);
+                }
+                match &st.info {
+                    Ok(info) => {
+                        println!("workers: {}", info.workers.len());
+                        for w in &info.workers {
+                            println!(
+                                "  {} {} nthreads={} keys={} bytes={} processing={}",
+                                w.name, w.address, w.nthreads, w.nkeys, w.nbytes, w.processing
+                            );
+                        }
+                        println!("tasks: {}", info.ntasks);
+                    }
+                    Err(e) => println!("scheduler unreachable: {e}"),
+                }
+                let healthy = st.info.is_ok() && st.processes.iter().all(|(_, up)| *up);
+                if healthy {
+                    0
+                } else {
+                    1
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        },
+        ClusterAction::Down { .. } => match launch::down(&options) {
+            Ok(notes) => {
+                for n in &notes {
+                    eprintln!("warning: {n}");
+                }
+                println!("cluster stopped");
+                0
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        },
     }
 }
 

@@ -5,7 +5,7 @@
 //! socket: they read the shared table this actor writes, and wait on its
 //! condition variable or notifier.
 
-use std::collections::HashMap;
+use crate::util::FxMap as HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use actix::prelude::*;
@@ -72,6 +72,27 @@ pub struct SharedState {
     pub disconnected: Option<String>,
     /// The scheduler's id for this client.
     pub client_id: u64,
+    /// Keys someone is blocked on, with how many waiters each. Waiters are
+    /// woken only when one of these completes: a thread gathering 100,000
+    /// results wakes once per key it actually waits for, not once per frame.
+    pub watched: HashMap<Key, u32>,
+}
+
+impl SharedState {
+    /// Registers interest in a key's completion.
+    pub fn watch(&mut self, key: &Key) {
+        *self.watched.entry(key.clone()).or_insert(0) += 1;
+    }
+
+    /// Drops interest registered with [`watch`](Self::watch).
+    pub fn unwatch(&mut self, key: &Key) {
+        if let Some(n) = self.watched.get_mut(key) {
+            *n -= 1;
+            if *n == 0 {
+                self.watched.remove(key);
+            }
+        }
+    }
 }
 
 /// Shared table plus the two ways to wait for it to change.
@@ -171,16 +192,24 @@ impl Handler<FromScheduler> for ClientActor {
     type Result = ();
     fn handle(&mut self, msg: FromScheduler, _: &mut Self::Context) {
         let mut st = self.shared.lock();
+        let mut wake = false;
         for m in msg.0 {
-            apply(&mut st, m);
+            wake |= apply(&mut st, m);
         }
         drop(st);
-        self.shared.wake();
+        if wake {
+            self.shared.wake();
+        }
     }
 }
 
-/// Applies one scheduler message to the table.
-pub fn apply(st: &mut SharedState, msg: ToClient) {
+/// Applies one scheduler message to the table; true if a waiter watches
+/// the key it completed.
+pub fn apply(st: &mut SharedState, msg: ToClient) -> bool {
+    let completed = match &msg {
+        ToClient::KeyInMemory { key, .. } | ToClient::TaskErred { key, .. } => st.watched.contains_key(key),
+        _ => false,
+    };
     match msg {
         ToClient::Welcome { client_id } => st.client_id = client_id,
         ToClient::KeyInMemory {
@@ -221,16 +250,24 @@ pub fn apply(st: &mut SharedState, msg: ToClient) {
                 }
             }
         }
-        reply @ (ToClient::WhoHasReply { .. } | ToClient::ScatterDone { .. } | ToClient::InfoReply { .. }) => {
+        reply @ (ToClient::WhoHasReply { .. }
+        | ToClient::ScatterDone { .. }
+        | ToClient::InfoReply { .. }
+        | ToClient::RetireWorkersDone { .. }) => {
             let id = match &reply {
                 ToClient::WhoHasReply { request_id, .. }
                 | ToClient::ScatterDone { request_id, .. }
-                | ToClient::InfoReply { request_id, .. } => *request_id,
-                _ => return,
+                | ToClient::InfoReply { request_id, .. }
+                | ToClient::RetireWorkersDone { request_id, .. } => *request_id,
+                _ => return completed,
             };
             if let Some(tx) = st.requests.remove(&id) {
                 let _ = tx.send(reply);
             }
         }
+        // Other variants (a newer scheduler's) are not for this client's table.
+        #[allow(unreachable_patterns)]
+        _ => {}
     }
+    completed
 }

@@ -36,6 +36,14 @@ pub struct SchedulerOptions {
     /// Most connections still in their handshake at once; more are closed at
     /// accept, so a flood of silent connections cannot exhaust the scheduler.
     pub max_pending_handshakes: usize,
+    /// How long a new connection has to complete its handshake (and a
+    /// worker its registration) before it is closed; capped by
+    /// [`transport::HANDSHAKE_TIMEOUT`].
+    pub handshake_timeout: Duration,
+    /// A client whose connection drops without `CloseClient` keeps its keys
+    /// this long (a client on a flaky network, or one restarting), then
+    /// they are released as if it had closed.
+    pub client_grace: Duration,
 }
 
 impl Default for SchedulerOptions {
@@ -45,9 +53,16 @@ impl Default for SchedulerOptions {
             limits: FrameLimits::default(),
             worker_timeout: DEFAULT_WORKER_TIMEOUT,
             max_pending_handshakes: DEFAULT_MAX_PENDING_HANDSHAKES,
+            handshake_timeout: transport::HANDSHAKE_TIMEOUT,
+            client_grace: DEFAULT_CLIENT_GRACE,
         }
     }
 }
+
+/// Default grace period of a vanished client: long enough to ride out a
+/// brief network hiccup, short enough that an abandoned client's results do
+/// not hold worker memory for long.
+pub const DEFAULT_CLIENT_GRACE: Duration = Duration::from_secs(5);
 
 /// A worker that sent nothing (not even a heartbeat) for this long is dead.
 pub const DEFAULT_WORKER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -64,6 +79,11 @@ pub struct SchedulerActor {
     next_id: u64,
     outbox: Outbox,
     worker_timeout: Duration,
+    client_grace: Duration,
+    /// Tasks workers reported finished / erred, for the HTTP `/metrics`
+    /// (cumulative, so a monitor can compute tasks per second).
+    pub(crate) tasks_finished: u64,
+    pub(crate) tasks_erred: u64,
 }
 
 struct WorkerConn {
@@ -82,6 +102,9 @@ impl SchedulerActor {
             next_id: 1,
             outbox: Outbox::default(),
             worker_timeout: options.worker_timeout,
+            client_grace: options.client_grace,
+            tasks_finished: 0,
+            tasks_erred: 0,
         }
     }
 
@@ -89,13 +112,26 @@ impl SchedulerActor {
         for out in self.outbox.messages.drain(..) {
             match out {
                 Outgoing::Worker(id, msg) => {
+                    // A Close from the state machine: the worker retired and
+                    // the state already forgot it; so does the actor.
+                    let closing = matches!(msg, ToWorker::Close { .. });
                     if let Some(w) = self.workers.get(&id) {
                         if let Err(e) = w.sender.send(msg) {
                             debug!(worker = %w.name, "cannot send: {e}");
                         }
                     }
+                    if closing {
+                        if let Some(w) = self.workers.remove(&id) {
+                            info!(worker = %w.name, "worker retired");
+                            w.sender.close();
+                        }
+                    }
                 }
-                Outgoing::Client(id, msg) => {
+                Outgoing::Client(id, mut msg) => {
+                    if let ToClient::InfoReply { info, .. } = &mut msg {
+                        // Only the process itself can say how much memory it uses.
+                        info.rss_bytes = crate::util::rss_bytes();
+                    }
                     if let Some(c) = self.clients.get(&id) {
                         if let Err(e) = c.send(msg) {
                             debug!(client = id.0, "cannot send: {e}");
@@ -109,6 +145,11 @@ impl SchedulerActor {
     fn remove_worker(&mut self, id: WorkerId, why: &str) {
         if let Some(w) = self.workers.remove(&id) {
             warn!(worker = %w.name, "removing worker: {why}");
+            // If it is only silent (stopped, cut off), it must not carry on
+            // as a worker the scheduler forgot: tell it, then hang up.
+            let _ = w.sender.send(ToWorker::Close {
+                reason: format!("removed by the scheduler: {why}"),
+            });
             w.sender.close();
             self.state.remove_worker(id, &mut self.outbox);
             self.flush();
@@ -167,8 +208,14 @@ impl Handler<ClientBatch> for SchedulerActor {
     fn handle(&mut self, msg: ClientBatch, _: &mut Self::Context) -> Self::Result {
         let mut result = Ok(());
         for m in msg.messages {
+            let closing = matches!(m, ToScheduler::CloseClient);
             if let Err(e) = self.state.handle_client_message(msg.id, m, &mut self.outbox) {
                 result = Err(e.to_string());
+                break;
+            }
+            if closing {
+                // The session is gone; anything after it in the frame is moot.
+                self.clients.remove(&msg.id);
                 break;
             }
         }
@@ -186,10 +233,24 @@ pub struct ClientLeft {
 
 impl Handler<ClientLeft> for SchedulerActor {
     type Result = ();
-    fn handle(&mut self, msg: ClientLeft, _: &mut Self::Context) {
+    fn handle(&mut self, msg: ClientLeft, ctx: &mut Self::Context) {
+        // After `CloseClient` the client is already gone from `clients`.
         if self.clients.remove(&msg.id).is_some() {
-            self.state.remove_client(msg.id, &mut self.outbox);
-            self.flush();
+            let id = msg.id;
+            if self.client_grace.is_zero() {
+                self.state.remove_client(id, &mut self.outbox);
+                self.flush();
+                return;
+            }
+            info!(
+                client = id.0,
+                "client vanished without closing; its keys are kept for {:?}", self.client_grace
+            );
+            ctx.run_later(self.client_grace, move |act, _| {
+                info!(client = id.0, "grace period over; releasing the vanished client's keys");
+                act.state.remove_client(id, &mut act.outbox);
+                act.flush();
+            });
         }
     }
 }
@@ -246,6 +307,11 @@ impl Handler<WorkerBatch> for SchedulerActor {
         w.last_seen = Instant::now();
         let mut result = Ok(());
         for m in msg.messages {
+            match &m {
+                ToScheduler::TaskFinished { .. } => self.tasks_finished += 1,
+                ToScheduler::TaskErred { .. } => self.tasks_erred += 1,
+                _ => {}
+            }
             if let Err(e) = self.state.handle_worker_message(msg.id, m, &mut self.outbox) {
                 result = Err(e.to_string());
                 break;
@@ -394,10 +460,11 @@ async fn accept_loop(listener: TcpListener, scheduler: Addr<SchedulerActor>, opt
         }
         let scheduler = scheduler.clone();
         let limits = options.limits;
+        let handshake_timeout = options.handshake_timeout;
         let open = open.clone();
         actix_rt::spawn(
             async move {
-                if let Err(e) = serve_connection(stream, peer, scheduler, limits).await {
+                if let Err(e) = serve_connection(stream, peer, scheduler, limits, handshake_timeout).await {
                     warn!(%peer, "connection closed: {e}");
                 }
                 open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -412,8 +479,14 @@ async fn serve_connection(
     peer: SocketAddr,
     scheduler: Addr<SchedulerActor>,
     limits: FrameLimits,
+    handshake_timeout: Duration,
 ) -> Result<(), WireError> {
-    let (hello, mut reader, write) = transport::accept(stream, &[Role::Client, Role::Worker]).await?;
+    let (hello, mut reader, write) = tokio::time::timeout(
+        handshake_timeout,
+        transport::accept(stream, &[Role::Client, Role::Worker]),
+    )
+    .await
+    .map_err(|_| WireError::Timeout("peer sent no handshake".into()))??;
     match hello.role {
         Role::Client => {
             let sender = transport::spawn_writer::<ToClient>(write, format!("client {peer}"));
@@ -433,7 +506,13 @@ async fn serve_connection(
             Ok(())
         }
         Role::Worker => {
-            let registration = match transport::read_batch::<ToScheduler>(&mut reader, &limits).await? {
+            let first = tokio::time::timeout(
+                handshake_timeout,
+                transport::read_batch::<ToScheduler>(&mut reader, &limits),
+            )
+            .await
+            .map_err(|_| WireError::Timeout("worker sent no registration".into()))??;
+            let registration = match first {
                 Some(mut msgs) if msgs.len() == 1 => match msgs.pop() {
                     Some(ToScheduler::RegisterWorker {
                         name,

@@ -4,7 +4,7 @@
 //! so serving a peer or a client costs no encoding, and a `Bytes` clone
 //! shares the buffer instead of copying it.
 
-use std::collections::HashMap;
+use crate::util::FxMap as HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -35,7 +35,7 @@ impl DataStore {
     /// An empty store.
     pub fn new(counters: Arc<WorkerCounters>) -> Self {
         DataStore {
-            data: HashMap::new(),
+            data: HashMap::default(),
             nbytes: 0,
             counters,
         }

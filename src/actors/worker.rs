@@ -22,7 +22,7 @@ use crate::task::Registry;
 use crate::wire::messages::*;
 use crate::wire::transport::{self, Reader, Sender};
 use crate::wire::{FrameLimits, WireError};
-use crate::worker::pool::{Job, TaskDone, TaskPool};
+use crate::worker::pool::{Job, ResultsReady, TaskPool};
 use crate::worker::state::{WorkerEffect, WorkerState, WorkerStateConfig};
 
 /// Errors starting or running a worker.
@@ -88,6 +88,8 @@ impl Default for WorkerOptions {
 
 /// Default size up to which a result travels inline with its completion.
 pub const DEFAULT_INLINE_LIMIT: u64 = 64 * 1024;
+/// Tasks handed to the pool ahead of a free thread, per thread.
+pub const EXECUTE_AHEAD_PER_THREAD: u32 = 8;
 /// Default number of fetches from peers at once.
 pub const DEFAULT_MAX_CONCURRENT_FETCHES: u32 = 8;
 
@@ -136,7 +138,13 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
         functions: registry.names(),
         resources: options.resources.clone(),
     })?;
-    let (heartbeat_ms, rest) = match transport::read_batch::<ToWorker>(&mut reader, &options.limits).await? {
+    let first = tokio::time::timeout(
+        transport::HANDSHAKE_TIMEOUT,
+        transport::read_batch::<ToWorker>(&mut reader, &options.limits),
+    )
+    .await
+    .map_err(|_| WireError::Timeout("the scheduler did not answer the registration".into()))??;
+    let (heartbeat_ms, rest) = match first {
         Some(msgs) => {
             let mut it = msgs.into_iter();
             match it.next() {
@@ -151,10 +159,11 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
 
     let counters = Arc::new(WorkerCounters::default());
     let store = DataStore::new(counters.clone()).start();
-    let pool = TaskPool::new(options.nthreads, &name)?;
     let (closed_tx, closed) = tokio::sync::watch::channel(false);
     let state = WorkerState::new(WorkerStateConfig {
-        nthreads: options.nthreads.max(1),
+        // A few tasks more than threads are handed to the pool, so a thread
+        // finds its next task queued instead of waiting for the actor.
+        nthreads: options.nthreads.max(1) * (1 + EXECUTE_AHEAD_PER_THREAD),
         inline_limit: options.inline_limit,
         max_concurrent_fetches: options.max_concurrent_fetches,
     });
@@ -163,7 +172,8 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
         state,
         scheduler: sender,
         store: store.clone(),
-        pool,
+        pool: None,
+        nthreads: options.nthreads,
         peers: PeerPool::new(&name, options.limits),
         counters: counters.clone(),
         registry,
@@ -195,7 +205,8 @@ pub struct WorkerActor {
     state: WorkerState,
     scheduler: Sender<ToScheduler>,
     store: Addr<DataStore>,
-    pool: TaskPool,
+    pool: Option<TaskPool>,
+    nthreads: u32,
     peers: PeerPool,
     counters: Arc<WorkerCounters>,
     registry: &'static Registry,
@@ -215,6 +226,14 @@ impl Actor for WorkerActor {
             ctx.stop();
             return;
         };
+        match TaskPool::new(self.nthreads, &self.name, ctx.address().recipient()) {
+            Ok(pool) => self.pool = Some(pool),
+            Err(e) => {
+                error!(worker = %self.name, "cannot start task threads: {e}");
+                ctx.stop();
+                return;
+            }
+        }
         let first = std::mem::take(&mut self.first_batch);
         if !first.is_empty() {
             self.handle_batch(first, ctx);
@@ -268,13 +287,18 @@ impl Handler<FromScheduler> for WorkerActor {
     }
 }
 
-impl Handler<TaskDone> for WorkerActor {
+impl Handler<ResultsReady> for WorkerActor {
     type Result = ();
-    fn handle(&mut self, msg: TaskDone, ctx: &mut Self::Context) {
-        self.counters.tasks_executed.fetch_add(1, Ordering::Relaxed);
+    fn handle(&mut self, _: ResultsReady, ctx: &mut Self::Context) {
+        let done = self.pool.as_ref().map(|p| p.take_done()).unwrap_or_default();
+        self.counters
+            .tasks_executed
+            .fetch_add(done.len() as u64, Ordering::Relaxed);
         let mut effects = std::mem::take(&mut self.effects);
-        self.state
-            .task_finished(&msg.key, msg.result.map(Bytes::from), msg.duration_us, &mut effects);
+        for d in done {
+            self.state
+                .task_finished(&d.key, d.result.map(Bytes::from), d.duration_us, &mut effects);
+        }
         self.apply(effects, ctx);
     }
 }
@@ -344,12 +368,34 @@ impl Handler<ArgsReady> for WorkerActor {
                 },
             }
         }
-        self.pool.submit(Job {
+        self.submit(Job {
             key: msg.key,
             call: msg.call,
             args,
-            reply: ctx.address().recipient(),
         });
+    }
+}
+
+/// Ask the scheduler to retire this worker gracefully: it gets no new
+/// tasks, its unique results are copied to other workers, then the
+/// scheduler closes it ([`WorkerHandle::closed`] resolves).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Retire;
+
+/// How long `rdask worker` waits, after SIGTERM/SIGINT, for the scheduler
+/// to finish its graceful retirement before exiting anyway (its unique
+/// results are then recomputed elsewhere).
+pub const RETIRE_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Handler<Retire> for WorkerActor {
+    type Result = ();
+    fn handle(&mut self, _: Retire, ctx: &mut Self::Context) {
+        info!(worker = %self.name, "asking the scheduler to retire this worker");
+        if let Err(e) = self.scheduler.send(ToScheduler::RetireMe) {
+            warn!(worker = %self.name, "cannot reach the scheduler to retire: {e}");
+            ctx.stop();
+        }
     }
 }
 
@@ -366,6 +412,12 @@ impl Handler<Shutdown> for WorkerActor {
 }
 
 impl WorkerActor {
+    fn submit(&self, job: Job) {
+        if let Some(pool) = &self.pool {
+            pool.submit(job);
+        }
+    }
+
     fn handle_batch(&mut self, messages: Vec<ToWorker>, ctx: &mut Context<Self>) {
         let mut effects = std::mem::take(&mut self.effects);
         for m in messages {
@@ -433,12 +485,7 @@ impl WorkerActor {
                                 Arg::Key(_) => Bytes::new(),
                             })
                             .collect();
-                        self.pool.submit(Job {
-                            key,
-                            call,
-                            args,
-                            reply: ctx.address().recipient(),
-                        });
+                        self.submit(Job { key, call, args });
                     } else {
                         let lookup = self.store.send(Get {
                             keys: deps,

@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 
 pub use args::{IntoArg, IntoArgs};
 
-use crate::actors::client::{ClientActor, KeyEntry, KeyStatus, Shared};
+use crate::actors::client::{ClientActor, KeyEntry, KeyStatus, Shared, SharedState};
 use crate::actors::peer::PeerPool;
 use crate::runtime::Runtime;
 use crate::task::{decode_value, encode_value, Task};
@@ -35,6 +35,10 @@ use crate::wire::{FrameLimits, WireError};
 /// enough to amortize framing, small enough that the scheduler starts on the
 /// first chunk while the client encodes the next.
 pub const MAP_CHUNK: usize = 4096;
+
+/// Most bytes asked of one worker in one request when gathering; larger
+/// gathers are split so each reply stays well under the frame limit.
+pub const MAX_FETCH_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Errors of the client API.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -370,62 +374,82 @@ fn retry_keys(core: &Core, keys: &[Key]) {
     }
 }
 
-/// Checks the keys: `Ok(true)` when the wait condition holds.
-fn wait_condition(core: &Core, keys: &[Key], when: ReturnWhen) -> Result<bool, Error> {
-    let st = core.shared.lock();
-    let mut any = false;
-    let mut all = true;
-    for k in keys {
-        let done = st.keys.get(k).is_none_or(|e| e.status.is_done());
-        any |= done;
-        all &= done;
-    }
-    if let Some(why) = &st.disconnected {
-        if !all {
-            return Err(Error::Disconnected(why.clone()));
+/// Progress of a wait over many keys. Done keys stay done, so for
+/// `AllCompleted` the keys before `next` never need another look: a wait over
+/// n keys costs O(n) in total, not O(n) per wake-up.
+struct WaitProgress {
+    next: usize,
+    /// Keys registered in `SharedState::watched` by this wait.
+    watching: Vec<Key>,
+}
+
+impl WaitProgress {
+    fn new() -> Self {
+        WaitProgress {
+            next: 0,
+            watching: Vec::new(),
         }
     }
-    Ok(match when {
-        ReturnWhen::AllCompleted => all,
-        ReturnWhen::FirstCompleted => any || keys.is_empty(),
-    })
+
+    /// Whether the wait condition holds; an error if it never will. While
+    /// it does not hold, the keys whose completion could change that are
+    /// watched, so the client actor wakes this waiter for them.
+    fn check(&mut self, st: &mut SharedState, keys: &[Key], when: ReturnWhen) -> Result<bool, Error> {
+        let done = |st: &SharedState, k: &Key| st.keys.get(k).is_none_or(|e| e.status.is_done());
+        let holds = match when {
+            ReturnWhen::AllCompleted => {
+                while self.next < keys.len() && done(st, &keys[self.next]) {
+                    self.next += 1;
+                }
+                self.next == keys.len()
+            }
+            ReturnWhen::FirstCompleted => keys.is_empty() || keys.iter().any(|k| done(st, k)),
+        };
+        if let Some(why) = &st.disconnected {
+            if !holds {
+                return Err(Error::Disconnected(why.clone()));
+            }
+        }
+        if !holds {
+            let wanted: &[Key] = match when {
+                ReturnWhen::AllCompleted => &keys[self.next..self.next + 1],
+                ReturnWhen::FirstCompleted => keys,
+            };
+            if self.watching.as_slice() != wanted {
+                self.unwatch(st);
+                for k in wanted {
+                    st.watch(k);
+                }
+                self.watching = wanted.to_vec();
+            }
+        }
+        Ok(holds)
+    }
+
+    fn unwatch(&mut self, st: &mut SharedState) {
+        for k in self.watching.drain(..) {
+            st.unwatch(&k);
+        }
+    }
 }
 
 fn wait_blocking(core: &Core, keys: &[Key], when: ReturnWhen, timeout: Option<Duration>) -> Result<(), Error> {
     let deadline = timeout.map(|t| Instant::now() + t);
+    let mut progress = WaitProgress::new();
+    // Checked and waited under one lock, so no wake-up falls in between.
     let mut st = core.shared.lock();
-    loop {
-        drop(st);
-        if wait_condition(core, keys, when)? {
-            return Ok(());
-        }
-        st = core.shared.lock();
-        // Re-check under the lock we wait with, so a wake-up between the
-        // check and the wait is not lost.
-        drop(st);
-        st = core.shared.lock();
-        let pending_done = {
-            let mut any = false;
-            let mut all = true;
-            for k in keys {
-                let d = st.keys.get(k).is_none_or(|e| e.status.is_done());
-                any |= d;
-                all &= d;
-            }
-            match when {
-                ReturnWhen::AllCompleted => all,
-                ReturnWhen::FirstCompleted => any,
-            }
-        };
-        if pending_done || st.disconnected.is_some() {
-            continue;
+    let result = loop {
+        match progress.check(&mut st, keys, when) {
+            Ok(true) => break Ok(()),
+            Err(e) => break Err(e),
+            Ok(false) => {}
         }
         st = match deadline {
             None => core.shared.cond.wait(st).unwrap_or_else(|e| e.into_inner()),
             Some(d) => {
                 let now = Instant::now();
                 if now >= d {
-                    return Err(Error::Timeout(format!("{} futures", keys.len())));
+                    break Err(Error::Timeout(format!("{} futures", keys.len())));
                 }
                 core.shared
                     .cond
@@ -434,33 +458,42 @@ fn wait_blocking(core: &Core, keys: &[Key], when: ReturnWhen, timeout: Option<Du
                     .0
             }
         };
-    }
+    };
+    progress.unwatch(&mut st);
+    result
 }
 
 async fn wait_async(core: &Core, keys: &[Key], when: ReturnWhen, timeout: Option<Duration>) -> Result<(), Error> {
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-    loop {
+    let mut progress = WaitProgress::new();
+    let result = loop {
+        // Registered before the check, so a change after it still wakes us.
         let notified = core.shared.notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        if wait_condition(core, keys, when)? {
-            return Ok(());
+        match progress.check(&mut core.shared.lock(), keys, when) {
+            Ok(true) => break Ok(()),
+            Err(e) => break Err(e),
+            Ok(false) => {}
         }
         match deadline {
             None => notified.await,
             Some(d) => {
                 if tokio::time::timeout_at(d, notified).await.is_err() {
-                    return Err(Error::Timeout(format!("{} futures", keys.len())));
+                    break Err(Error::Timeout(format!("{} futures", keys.len())));
                 }
             }
         }
-    }
+    };
+    progress.unwatch(&mut core.shared.lock());
+    result
 }
 
 /// What a finished key's bytes are, or where to get them.
+#[derive(Clone)]
 enum Located {
     Here(Bytes),
-    At(Vec<String>),
+    At(Vec<String>, u64),
 }
 
 fn locate(core: &Core, keys: &[Key]) -> Result<Vec<Located>, Error> {
@@ -468,7 +501,7 @@ fn locate(core: &Core, keys: &[Key]) -> Result<Vec<Located>, Error> {
     keys.iter()
         .map(|k| match st.keys.get(k).map(|e| &e.status) {
             Some(KeyStatus::Finished { inline: Some(b), .. }) => Ok(Located::Here(b.clone())),
-            Some(KeyStatus::Finished { who_has, .. }) => Ok(Located::At(who_has.clone())),
+            Some(KeyStatus::Finished { who_has, nbytes, .. }) => Ok(Located::At(who_has.clone(), *nbytes)),
             Some(KeyStatus::Error(f)) => Err(Error::Task {
                 key: k.clone(),
                 failure: f.clone(),
@@ -489,14 +522,14 @@ fn fetch_blocking(core: &Arc<Core>, keys: &[Key]) -> Result<Vec<Bytes>, Error> {
             .into_iter()
             .map(|l| match l {
                 Located::Here(b) => b,
-                Located::At(_) => Bytes::new(),
+                Located::At(..) => Bytes::new(),
             })
             .collect());
     }
     let c = core.clone();
     let keys = keys.to_vec();
     core.runtime
-        .block_on(async move { fetch_located(&c, keys, located).await })
+        .block_on(async move { fetch_with_refresh(&c, keys, located).await })
         .unwrap_or_else(|| Err(Error::Disconnected("client runtime stopped".into())))
 }
 
@@ -504,31 +537,68 @@ async fn fetch_async(core: &Arc<Core>, keys: Vec<Key>) -> Result<Vec<Bytes>, Err
     let located = locate(core, &keys)?;
     let c = core.clone();
     core.runtime
-        .run(async move { fetch_located(&c, keys, located).await })
+        .run(async move { fetch_with_refresh(&c, keys, located).await })
         .await
         .unwrap_or_else(|| Err(Error::Disconnected("client runtime stopped".into())))
+}
+
+/// Fetches; if a worker no longer holds a key or cannot be reached (it
+/// retired or died since the scheduler announced the key), asks the
+/// scheduler where the keys are now and tries once more.
+async fn fetch_with_refresh(core: &Core, keys: Vec<Key>, located: Vec<Located>) -> Result<Vec<Bytes>, Error> {
+    let first = match fetch_located(core, keys.clone(), located.clone()).await {
+        Err(Error::Wire(e)) => e,
+        other => return other,
+    };
+    tracing::debug!("gather failed ({first}); asking the scheduler where the keys are now");
+    let rx = core.request(|request_id| ToScheduler::WhoHas {
+        request_id,
+        keys: keys.clone(),
+    })?;
+    let Ok(ToClient::WhoHasReply { who_has, .. }) = rx.await else {
+        return Err(Error::Wire(first));
+    };
+    let fresh = located
+        .into_iter()
+        .zip(who_has)
+        .map(|(l, w)| match l {
+            Located::Here(b) => Located::Here(b),
+            Located::At(..) => Located::At(w.workers, w.nbytes),
+        })
+        .collect();
+    fetch_located(core, keys, fresh).await
 }
 
 /// Fetches every key not already here, one request per worker, all
 /// workers at once.
 async fn fetch_located(core: &Core, keys: Vec<Key>, located: Vec<Located>) -> Result<Vec<Bytes>, Error> {
     let mut out: Vec<Option<Bytes>> = Vec::with_capacity(keys.len());
-    let mut by_worker: HashMap<String, Vec<usize>> = HashMap::new();
+    // One request per worker and chunk of at most MAX_FETCH_BYTES, so no reply
+    // frame outgrows the frame limit.
+    let mut by_worker: HashMap<String, Vec<(Vec<usize>, u64)>> = HashMap::new();
     for (i, l) in located.into_iter().enumerate() {
         match l {
             Located::Here(b) => out.push(Some(b)),
-            Located::At(who) => {
+            Located::At(who, nbytes) => {
                 out.push(None);
-                match who.first() {
-                    Some(w) => by_worker.entry(w.clone()).or_default().push(i),
-                    None => {
-                        return Err(Error::Wire(format!("no worker holds {}", keys[i])));
+                let Some(w) = who.first() else {
+                    return Err(Error::Wire(format!("no worker holds {}", keys[i])));
+                };
+                let chunks = by_worker.entry(w.clone()).or_default();
+                match chunks.last_mut() {
+                    Some((idx, bytes)) if *bytes + nbytes <= MAX_FETCH_BYTES => {
+                        idx.push(i);
+                        *bytes += nbytes;
                     }
+                    _ => chunks.push((vec![i], nbytes)),
                 }
             }
         }
     }
-    let requests = by_worker.into_iter().map(|(worker, idx)| {
+    let requests = by_worker
+        .into_iter()
+        .flat_map(|(worker, chunks)| chunks.into_iter().map(move |(idx, _)| (worker.clone(), idx)));
+    let requests = requests.map(|(worker, idx)| {
         let wanted: Vec<Key> = idx.iter().map(|&i| keys[i].clone()).collect();
         let peers = core.peers.clone();
         async move {
@@ -708,7 +778,12 @@ async fn connect_core(address: String, name: String) -> Result<Arc<Core>, Error>
         .run(async move {
             let (mut reader, write) = transport::connect(&addr, Role::Client, &n).await?;
             let limits = FrameLimits::default();
-            let first = transport::read_batch::<ToClient>(&mut reader, &limits).await?;
+            let first = tokio::time::timeout(
+                transport::HANDSHAKE_TIMEOUT,
+                transport::read_batch::<ToClient>(&mut reader, &limits),
+            )
+            .await
+            .map_err(|_| WireError::Timeout("the scheduler sent no welcome".into()))??;
             match first {
                 Some(msgs) => {
                     let mut st = sh.lock();
@@ -931,6 +1006,31 @@ impl Client {
         match rx.blocking_recv() {
             Ok(ToClient::WhoHasReply { who_has, .. }) => Ok(who_has),
             _ => Err(Error::Disconnected("no answer to who_has".into())),
+        }
+    }
+
+    /// Retires workers gracefully (by name or address), as Dask's
+    /// `retire_workers`: they get no new tasks, finish their running ones,
+    /// their results that no other worker holds are copied to the workers
+    /// that stay, then they are closed. Nothing is recomputed. Returns the
+    /// names of the workers retired, once they have left; an unknown name,
+    /// or a worker whose data would have nowhere to go, is an error (the
+    /// others are still retired).
+    pub fn retire_workers(&self, workers: &[&str]) -> Result<Vec<String>, Error> {
+        let workers = workers.iter().map(|w| w.to_string()).collect();
+        let rx = self
+            .core
+            .request(|request_id| ToScheduler::RetireWorkers { request_id, workers })?;
+        match rx.blocking_recv() {
+            Ok(ToClient::RetireWorkersDone {
+                retired, error: None, ..
+            }) => Ok(retired),
+            Ok(ToClient::RetireWorkersDone {
+                retired,
+                error: Some(e),
+                ..
+            }) => Err(Error::Wire(format!("retire_workers retired {retired:?} only: {e}"))),
+            _ => Err(Error::Disconnected("no answer to retire_workers".into())),
         }
     }
 }

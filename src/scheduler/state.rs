@@ -37,11 +37,11 @@
 //!
 //! # Performance
 //!
-//! Tasks live in an arena (`Vec<TaskSlot>` indexed by [`TaskId`], with a free
+//! Tasks live in an arena (`Vec<TaskSlot>` indexed by `TaskId`, with a free
 //! list and a generation per slot so that dependents lists may hold stale
 //! references that are skipped and compacted lazily, instead of an O(n)
 //! removal per forgotten dependent). String keys are only used at the edge
-//! (one `HashMap<Key, TaskId>`). Per-task counters (`waiting_on`,
+//! (one `HashMap<Key, TaskId>`, Fx-hashed). Per-task counters (`waiting_on`,
 //! `active_dependents`, `live_dependents`) make every check O(1), so wide
 //! fan-in/fan-out graphs stay linear. Workers are ranked in a `BTreeSet`
 //! by occupancy per thread, so placing a root task costs O(log workers) when
@@ -57,9 +57,23 @@
 //! result is dropped with `FreeKeys` (unless that worker is already a known
 //! holder), because such a worker may have a `FreeKeys` for that key still
 //! in flight and would lose the data right after we listed it as a holder.
+//! For the same reason an `AddKeys` from a worker that was sent a `FreeKeys`
+//! of the key since its last `ComputeTask` of it is answered with `FreeKeys`
+//! (`Extra::freed_on`), a task is re-placed on such a worker only when no
+//! other can take it, and if it must be, that worker reporting `MissingData`
+//! for one of the task's dependencies (or `TaskErred`) after its result was
+//! accepted un-lists it as a holder (`Extra::rerun_on`).
+//!
+//! # What this expects of workers
+//!
+//! `FreeKeys` both deletes data and cancels queued/running tasks of those
+//! keys, in message order. After `MissingData` a worker may drop the task
+//! that needed the data: the scheduler re-sends its `ComputeTask` (with fresh
+//! locations) or cancels it. A `ComputeTask` may name a key the worker
+//! already holds or was told to free before: it must run it again.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
 
 use crate::wire::messages::{
@@ -222,6 +236,8 @@ pub enum SchedulerError {
 
 // ---------------------------------------------------------------- internals
 
+use crate::util::{FxMap, FxSet};
+
 /// Index of a task slot in the arena.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct TaskId(u32);
@@ -332,8 +348,8 @@ struct WorkerSlot {
     resources: Vec<(String, f64)>,
     /// Tasks assigned to it, with the duration expected when assigned (so
     /// that removing one subtracts exactly what was added).
-    processing: HashMap<TaskId, u64>,
-    has_what: HashSet<TaskId>,
+    processing: FxMap<TaskId, u64>,
+    has_what: FxSet<TaskId>,
     occupancy_ns: u64,
     known_nbytes: u64,
     heartbeat: Option<(u64, u64)>,
@@ -342,6 +358,15 @@ struct WorkerSlot {
     /// An open `FreeKeys` message to this worker in the outbox of the
     /// current event: (event epoch, index), to batch frees.
     open_free: Option<(u64, usize)>,
+    /// Processing tasks the worker reported started (`TasksStarted`): only
+    /// these count against `allowed_failures` if it dies.
+    executing: FxSet<TaskId>,
+    /// Whether it ever sent `TasksStarted`. A worker that does not (another
+    /// implementation) has all its processing tasks counted, as in Dask.
+    reports_started: bool,
+    /// Set while it retires gracefully: the replicas asked of other workers
+    /// for the keys only it holds (task → worker asked to fetch it).
+    retiring: Option<Box<FxMap<TaskId, WIdx>>>,
 }
 
 impl WorkerSlot {
@@ -366,7 +391,21 @@ struct FnInfo {
 
 #[derive(Debug, Default)]
 struct ClientSlot {
-    wanted: HashSet<TaskId>,
+    wanted: FxSet<TaskId>,
+}
+
+/// A graceful retirement in progress (`RetireWorkers` or `RetireMe`).
+#[derive(Debug)]
+struct RetireRequest {
+    /// Who to answer with `RetireWorkersDone` (`None`: a worker's own request).
+    client: Option<ClientId>,
+    request_id: u64,
+    /// Workers still to leave.
+    waiting: Vec<WIdx>,
+    /// Names of those that left.
+    retired: Vec<String>,
+    /// Names that could not be retired, and why.
+    errors: Vec<String>,
 }
 
 /// The scheduler's state machine. See the module documentation.
@@ -375,22 +414,22 @@ pub struct SchedulerState {
     config: SchedulerConfig,
     tasks: Vec<TaskSlot>,
     free_tasks: Vec<TaskId>,
-    keys: HashMap<Key, TaskId>,
+    keys: FxMap<Key, TaskId>,
     counts: [u64; 8],
     fns: Vec<FnInfo>,
-    fn_ids: HashMap<String, FnId>,
+    fn_ids: FxMap<String, FnId>,
     /// Functions whose queue is not empty.
     queued_fns: BTreeSet<FnId>,
     no_worker: BTreeSet<QueueKey>,
     /// Worker arena. Indices are never reused (a dead worker's slot stays
     /// `None`, 8 bytes), so that a stale index can never alias a new worker.
     workers: Vec<Option<Box<WorkerSlot>>>,
-    worker_ids: HashMap<WorkerId, WIdx>,
-    worker_names: HashMap<String, WIdx>,
-    worker_addrs: HashMap<String, WIdx>,
+    worker_ids: FxMap<WorkerId, WIdx>,
+    worker_names: FxMap<String, WIdx>,
+    worker_addrs: FxMap<String, WIdx>,
     ranked: BTreeSet<RankKey>,
     nroomy: usize,
-    clients: HashMap<ClientId, ClientSlot>,
+    clients: FxMap<ClientId, ClientSlot>,
     next_sequence: u64,
     scatter_rr: usize,
     epoch: u64,
@@ -398,6 +437,10 @@ pub struct SchedulerState {
     candidates: Vec<TaskId>,
     /// Workers whose processing shrank: pull queued tasks onto them.
     dirty_workers: Vec<WIdx>,
+    /// Reused buffer (tasks made ready by a result), to save an allocation.
+    scratch: Vec<TaskId>,
+    /// Graceful retirements in progress.
+    retire_requests: Vec<RetireRequest>,
 }
 
 fn variant_name(msg: &ToScheduler) -> &'static str {
@@ -415,6 +458,9 @@ fn variant_name(msg: &ToScheduler) -> &'static str {
         ToScheduler::AddKeys { .. } => "AddKeys",
         ToScheduler::MissingData { .. } => "MissingData",
         ToScheduler::Heartbeat { .. } => "Heartbeat",
+        ToScheduler::RetireWorkers { .. } => "RetireWorkers",
+        ToScheduler::TasksStarted { .. } => "TasksStarted",
+        ToScheduler::RetireMe => "RetireMe",
     }
 }
 
@@ -425,24 +471,26 @@ impl SchedulerState {
             config,
             tasks: Vec::new(),
             free_tasks: Vec::new(),
-            keys: HashMap::new(),
+            keys: FxMap::default(),
             counts: [0; 8],
             fns: Vec::new(),
-            fn_ids: HashMap::new(),
+            fn_ids: FxMap::default(),
             queued_fns: BTreeSet::new(),
             no_worker: BTreeSet::new(),
             workers: Vec::new(),
-            worker_ids: HashMap::new(),
-            worker_names: HashMap::new(),
-            worker_addrs: HashMap::new(),
+            worker_ids: FxMap::default(),
+            worker_names: FxMap::default(),
+            worker_addrs: FxMap::default(),
             ranked: BTreeSet::new(),
             nroomy: 0,
-            clients: HashMap::new(),
+            clients: FxMap::default(),
             next_sequence: 0,
             scatter_rr: 0,
             epoch: 0,
             candidates: Vec::new(),
             dirty_workers: Vec::new(),
+            scratch: Vec::new(),
+            retire_requests: Vec::new(),
         }
     }
 
@@ -525,6 +573,9 @@ impl SchedulerState {
                 }
             }
             ToScheduler::CloseClient => self.drop_client(id),
+            ToScheduler::RetireWorkers { request_id, workers } => {
+                self.retire_workers(Some(id), request_id, &workers, out)
+            }
             other => return Err(SchedulerError::WrongDirection(variant_name(&other), "client")),
         }
         self.finish(out);
@@ -570,14 +621,17 @@ impl SchedulerState {
             functions: reg.functions,
             fn_mask,
             resources: reg.resources,
-            processing: HashMap::new(),
-            has_what: HashSet::new(),
+            processing: FxMap::default(),
+            has_what: FxSet::default(),
             occupancy_ns: 0,
             known_nbytes: 0,
             heartbeat: None,
             rank,
             roomy: false,
             open_free: None,
+            executing: FxSet::default(),
+            reports_started: false,
+            retiring: None,
         })));
         self.ranked.insert(rank);
         self.update_rank(w);
@@ -645,6 +699,21 @@ impl SchedulerState {
             ToScheduler::Heartbeat { nkeys, nbytes, .. } => {
                 self.worker_mut(w).heartbeat = Some((nkeys, nbytes));
             }
+            ToScheduler::TasksStarted { keys } => {
+                self.worker_mut(w).reports_started = true;
+                for key in keys {
+                    if let Some(&t) = self.keys.get(&key) {
+                        let s = self.slot(t);
+                        if s.state == TaskState::Processing && s.processing_on == Some(w) {
+                            self.worker_mut(w).executing.insert(t);
+                        }
+                    }
+                }
+            }
+            ToScheduler::RetireMe => {
+                let name = self.worker(w).name.clone();
+                self.retire_workers(None, 0, &[name], out);
+            }
             other => return Err(SchedulerError::WrongDirection(variant_name(&other), "worker")),
         }
         self.finish(out);
@@ -654,13 +723,20 @@ impl SchedulerState {
     /// A worker died or left: its tasks are rescheduled, the data only it
     /// held is recomputed (or errs, for scattered data).
     pub fn remove_worker(&mut self, id: WorkerId, out: &mut Outbox) {
-        let Some(w) = self.worker_ids.remove(&id) else {
+        let Some(&w) = self.worker_ids.get(&id) else {
             return;
         };
         self.begin();
+        self.remove_worker_idx(w, out);
+        self.finish(out);
+    }
+
+    /// Removes a live worker; the caller ends the event with `finish`.
+    fn remove_worker_idx(&mut self, w: WIdx, out: &mut Outbox) {
         let ws = self.workers[w.0 as usize]
             .take()
             .expect("worker id maps to a live slot");
+        self.worker_ids.remove(&ws.id);
         self.ranked.remove(&ws.rank);
         if ws.roomy {
             self.nroomy -= 1;
@@ -671,16 +747,7 @@ impl SchedulerState {
         if self.worker_addrs.get(&ws.address) == Some(&w) {
             self.worker_addrs.remove(&ws.address);
         }
-        let mut gone_fns = Vec::new();
-        for (f, &has) in ws.fn_mask.iter().enumerate() {
-            if has {
-                let info = &mut self.fns[f];
-                info.nworkers -= 1;
-                if info.nworkers == 0 {
-                    gone_fns.push(f as FnId);
-                }
-            }
-        }
+        let gone_fns = self.drop_functions(&ws.fn_mask);
 
         let mut affected = Vec::new();
         // Tasks that were running there.
@@ -689,6 +756,13 @@ impl SchedulerState {
         for t in processing {
             self.slot_mut(t).processing_on = None;
             self.set_state(t, TaskState::Released);
+            // Only a task that was running when the worker died is suspect;
+            // one merely assigned (waiting for a thread or for its
+            // dependencies) is not.
+            if ws.reports_started && !ws.executing.contains(&t) {
+                affected.push(t);
+                continue;
+            }
             let extra = self.slot_mut(t).extra.get_or_insert_with(Default::default);
             extra.killed_on.push(ws.name.clone());
             if extra.killed_on.len() as u64 > self.config.allowed_failures as u64 {
@@ -723,16 +797,200 @@ impl SchedulerState {
                 self.lose_data(t, &ws.name, &mut affected, out);
             }
         }
-        // Queued tasks whose function no longer has a worker.
-        for f in gone_fns {
+        self.functions_gone(gone_fns, out);
+        self.wake_affected(affected, out);
+        // Retirements waiting for this worker (to leave, or to take data).
+        let mut done = Vec::new();
+        for (i, r) in self.retire_requests.iter_mut().enumerate() {
+            if let Some(pos) = r.waiting.iter().position(|&x| x == w) {
+                r.waiting.swap_remove(pos);
+                r.retired.push(ws.name.clone());
+                if r.waiting.is_empty() {
+                    done.push(i);
+                }
+            }
+        }
+        for i in done.into_iter().rev() {
+            let r = self.retire_requests.swap_remove(i);
+            self.answer_retirement(r, out);
+        }
+    }
+
+    /// A worker no longer offers these functions (it left or retires):
+    /// returns those that no connected worker offers any more.
+    fn drop_functions(&mut self, fn_mask: &[bool]) -> Vec<FnId> {
+        let mut gone = Vec::new();
+        for (f, &has) in fn_mask.iter().enumerate() {
+            if has {
+                let info = &mut self.fns[f];
+                info.nworkers -= 1;
+                if info.nworkers == 0 {
+                    gone.push(f as FnId);
+                }
+            }
+        }
+        gone
+    }
+
+    /// Queued tasks whose function no longer has a worker wait in no-worker.
+    fn functions_gone(&mut self, gone: Vec<FnId>, out: &mut Outbox) {
+        for f in gone {
             let queued: Vec<QueueKey> = std::mem::take(&mut self.fns[f as usize].queue).into_iter().collect();
             self.queued_fns.remove(&f);
             for (_, _, t) in queued {
                 self.enter_no_worker(t, out);
             }
         }
-        self.wake_affected(affected, out);
-        self.finish(out);
+    }
+
+    // ============================================================ retirement
+
+    /// Starts retiring the named workers: they get no new tasks, finish the
+    /// ones they have, their results that no staying worker holds are
+    /// copied to staying workers (`AcquireReplicas`), then they are sent
+    /// `Close` and removed. `RetireWorkersDone` answers the client.
+    fn retire_workers(&mut self, client: Option<ClientId>, request_id: u64, names: &[String], out: &mut Outbox) {
+        let mut errors = Vec::new();
+        let mut targets: Vec<WIdx> = Vec::new();
+        for n in names {
+            match self.worker_names.get(n).or_else(|| self.worker_addrs.get(n)) {
+                Some(&w) if !targets.contains(&w) => targets.push(w),
+                Some(_) => {}
+                None => errors.push(format!("{n}: no such worker")),
+            }
+        }
+        let staying = self
+            .worker_ids
+            .values()
+            .filter(|&&w| self.worker(w).retiring.is_none() && !targets.contains(&w))
+            .count();
+        if staying == 0 {
+            // Nowhere to move data to: only workers holding none may leave.
+            targets.retain(|&w| {
+                let ws = self.worker(w);
+                let empty = ws.has_what.is_empty();
+                if !empty {
+                    errors.push(format!(
+                        "{}: no other worker would remain to take its {} keys",
+                        ws.name,
+                        ws.has_what.len()
+                    ));
+                }
+                empty
+            });
+        }
+        for &w in &targets {
+            if self.worker(w).retiring.is_none() {
+                let mask = std::mem::take(&mut self.worker_mut(w).fn_mask);
+                let gone = self.drop_functions(&mask);
+                self.functions_gone(gone, out);
+                self.worker_mut(w).retiring = Some(Box::default());
+            }
+        }
+        let r = RetireRequest {
+            client,
+            request_id,
+            waiting: targets,
+            retired: Vec::new(),
+            errors,
+        };
+        if r.waiting.is_empty() {
+            self.answer_retirement(r, out);
+        } else {
+            self.retire_requests.push(r);
+        }
+    }
+
+    fn answer_retirement(&mut self, r: RetireRequest, out: &mut Outbox) {
+        let Some(c) = r.client else {
+            return;
+        };
+        if !self.clients.contains_key(&c) {
+            return;
+        }
+        let error = (!r.errors.is_empty()).then(|| r.errors.join("; "));
+        out.messages.push(Outgoing::Client(
+            c,
+            ToClient::RetireWorkersDone {
+                request_id: r.request_id,
+                retired: r.retired,
+                error,
+            },
+        ));
+    }
+
+    /// Moves each retiring worker on: asks for replicas of the keys only
+    /// retiring workers hold, and closes it once it runs nothing and holds
+    /// nothing unique. Returns whether a worker was removed.
+    fn advance_retirements(&mut self, out: &mut Outbox) -> bool {
+        let mut retiring: Vec<WIdx> = self
+            .retire_requests
+            .iter()
+            .flat_map(|r| r.waiting.iter().copied())
+            .collect();
+        retiring.sort();
+        retiring.dedup();
+        let mut staying: Vec<WIdx> = self
+            .worker_ids
+            .values()
+            .copied()
+            .filter(|&w| self.worker(w).retiring.is_none())
+            .collect();
+        staying.sort_by_key(|&w| (self.worker(w).known_nbytes, w));
+        let mut removed = false;
+        for w in retiring {
+            if self.workers[w.0 as usize].is_none() {
+                continue;
+            }
+            let ws = self.worker(w);
+            if !ws.processing.is_empty() {
+                continue;
+            }
+            let mut unique: Vec<TaskId> = ws
+                .has_what
+                .iter()
+                .copied()
+                .filter(|&t| self.slot(t).who_has.iter().all(|&x| self.worker(x).retiring.is_some()))
+                .collect();
+            if unique.is_empty() || staying.is_empty() {
+                // With no staying worker left (they died meanwhile), the
+                // unique keys are lost with it and recomputed as usual.
+                let id = ws.id;
+                out.messages.push(Outgoing::Worker(
+                    id,
+                    ToWorker::Close {
+                        reason: "retired".into(),
+                    },
+                ));
+                self.remove_worker_idx(w, out);
+                removed = true;
+                continue;
+            }
+            unique.sort();
+            let mut batches: Vec<Vec<DependencyLocation>> = vec![Vec::new(); staying.len()];
+            for (i, t) in unique.into_iter().enumerate() {
+                let asked = self.worker(w).retiring.as_ref().and_then(|m| m.get(&t).copied());
+                if asked.is_some_and(|x| self.workers[x.0 as usize].is_some()) {
+                    continue; // still pending with a live worker
+                }
+                let target = i % staying.len();
+                let s = self.slot(t);
+                batches[target].push(DependencyLocation {
+                    key: s.key.clone(),
+                    who_has: self.addresses(&s.who_has),
+                    nbytes: s.nbytes,
+                });
+                if let Some(m) = self.worker_mut(w).retiring.as_mut() {
+                    m.insert(t, staying[target]);
+                }
+            }
+            for (i, keys) in batches.into_iter().enumerate() {
+                if !keys.is_empty() {
+                    self.send_worker(out, staying[i], ToWorker::AcquireReplicas { keys });
+                }
+            }
+        }
+        removed
     }
 
     /// Scheduler counters. `rss_bytes` is 0: the actor layer fills it.
@@ -861,7 +1119,7 @@ impl SchedulerState {
                 if self.workers[w.0 as usize].is_some() {
                     self.drain(w, out);
                 }
-            } else {
+            } else if self.retire_requests.is_empty() || !self.advance_retirements(out) {
                 break;
             }
         }
@@ -977,6 +1235,9 @@ impl SchedulerState {
                         let ws = self.worker_mut(w);
                         if let Some(exp) = ws.processing.remove(&t) {
                             ws.occupancy_ns -= exp;
+                        }
+                        if !ws.executing.is_empty() {
+                            ws.executing.remove(&t);
                         }
                         self.update_rank(w);
                         self.dirty_workers.push(w);
@@ -1132,7 +1393,17 @@ impl SchedulerState {
     /// Brings a `released` task (and its `released` dependencies, first) to
     /// waiting / ready. Iterative post-order DFS: graphs may be deep chains.
     fn wake(&mut self, root: TaskId, out: &mut Outbox) {
-        if self.slot(root).state != TaskState::Released {
+        let s = self.slot(root);
+        if s.state != TaskState::Released {
+            return;
+        }
+        if !s
+            .dependencies
+            .iter()
+            .any(|&d| self.slot(d).state == TaskState::Released)
+        {
+            // The common case: nothing to wake on the way.
+            self.enter_waiting_or_ready(root, out);
             return;
         }
         let mut stack = vec![(root, false)];
@@ -1509,7 +1780,7 @@ impl SchedulerState {
         }
         // 3. Topological order of the batch (Kahn); what is left is in or
         //    behind a cycle.
-        let pos: HashMap<TaskId, usize> = created.iter().enumerate().map(|(i, &t)| (t, i)).collect();
+        let pos: FxMap<TaskId, usize> = created.iter().enumerate().map(|(i, &t)| (t, i)).collect();
         let mut indeg: Vec<u32> = created
             .iter()
             .map(|&t| self.slot(t).dependencies.iter().filter(|d| pos.contains_key(d)).count() as u32)
@@ -1521,7 +1792,9 @@ impl SchedulerState {
         let mut order = Vec::with_capacity(created.len());
         while let Some(t) = ready.pop_front() {
             order.push(t);
-            for d in self.live_dependents(t) {
+            // All dependents of a new task are new, and live.
+            for r in 0..self.slot(t).dependents.len() {
+                let d = self.slot(t).dependents[r].id;
                 if let Some(&i) = pos.get(&d) {
                     indeg[i] -= 1;
                     if indeg[i] == 0 {
@@ -1680,13 +1953,14 @@ impl SchedulerState {
         ws.has_what.insert(t);
         ws.known_nbytes += nbytes;
         let s = self.slot(t);
-        if !s.wanted_by.is_empty() {
+        if let Some((&last, rest)) = s.wanted_by.split_last() {
             let msg = self.key_in_memory(s);
-            for &c in &s.wanted_by {
+            for &c in rest {
                 out.messages.push(Outgoing::Client(c, msg.clone()));
             }
+            out.messages.push(Outgoing::Client(last, msg));
         }
-        let mut ready = Vec::new();
+        let mut ready = std::mem::take(&mut self.scratch);
         for i in 0..self.slot(t).dependents.len() {
             let r = self.slot(t).dependents[i];
             if self.is_live(r) && self.slot(r.id).state == TaskState::Waiting {
@@ -1700,9 +1974,11 @@ impl SchedulerState {
         if ready.len() > 1 {
             ready.sort_by_key(|&d| self.slot(d).queue_key(d));
         }
-        for d in ready {
+        for &d in &ready {
             self.place(d, out);
         }
+        ready.clear();
+        self.scratch = ready;
         self.candidates.push(t);
     }
 
@@ -2006,6 +2282,7 @@ impl SchedulerState {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+    use std::collections::HashMap;
 
     const C1: ClientId = ClientId(1);
     const C2: ClientId = ClientId(2);
@@ -2735,6 +3012,182 @@ mod tests {
     }
 
     #[test]
+    fn only_tasks_reported_started_count_as_suspicious() {
+        let mut h = H::with(SchedulerConfig {
+            allowed_failures: 0,
+            ..Default::default()
+        });
+        h.worker(1, "a", &["inc"]);
+        h.submit(C1, vec![spec("x", "inc", &[]), spec("y", "inc", &[])], &["x", "y"]);
+        assert_eq!(h.computes(1), vec!["x", "y"]);
+        // x runs on the worker's one thread; y only waits for it.
+        let started = ToScheduler::TasksStarted { keys: vec!["x".into()] };
+        h.worker_sends(1, started);
+        h.worker(2, "b", &["inc"]);
+        h.take();
+        h.kill(1);
+        assert_eq!(h.state("x"), Some(TaskState::Erred));
+        assert_eq!(h.state("y"), Some(TaskState::Processing));
+        match h.to_client(C1)[..] {
+            [ToClient::TaskErred { key, failure }] => {
+                assert_eq!((key.as_str(), failure.kind), ("x", ErrorKind::KilledWorker));
+            }
+            ref other => panic!("{other:?}"),
+        }
+        // A finished task leaves the executing set: the worker's death later
+        // does not count it.
+        h.worker_sends(2, ToScheduler::TasksStarted { keys: vec!["y".into()] });
+        h.finish(2, "y");
+        assert_eq!(h.state("y"), Some(TaskState::Memory));
+        h.release(C1, &["x", "y"]);
+        assert_eq!(h.s.ntasks(), 0);
+    }
+
+    #[test]
+    fn a_worker_that_never_reports_starts_has_every_processing_task_counted() {
+        let mut h = H::with(SchedulerConfig {
+            allowed_failures: 0,
+            ..Default::default()
+        });
+        h.worker(1, "a", &["inc"]);
+        h.submit(C1, vec![spec("x", "inc", &[]), spec("y", "inc", &[])], &["x", "y"]);
+        h.kill(1);
+        assert_eq!(h.state("x"), Some(TaskState::Erred));
+        assert_eq!(h.state("y"), Some(TaskState::Erred));
+    }
+
+    #[test]
+    fn retirement_moves_unique_data_then_closes() {
+        let mut h = H::new();
+        h.worker(1, "a", &["inc"]);
+        h.worker(2, "b", &["inc"]);
+        let tasks = vec![spec("x", "inc", &[]), spec("y", "inc", &["x"])];
+        h.submit(C1, tasks, &["x", "y"]);
+        let on_a = |h: &mut H| h.computes(1);
+        assert_eq!(on_a(&mut h), vec!["x"]);
+        h.finish(1, "x");
+        // y runs next to its data, on a.
+        assert_eq!(on_a(&mut h), vec!["y"]);
+        h.client(
+            C1,
+            ToScheduler::RetireWorkers {
+                request_id: 7,
+                workers: vec!["a".into(), "nope".into()],
+            },
+        );
+        // a still runs y: nothing moves yet, no new task goes to a.
+        assert!(h
+            .take()
+            .iter()
+            .all(|m| !matches!(m, Outgoing::Worker(_, ToWorker::AcquireReplicas { .. }))));
+        h.submit(C1, vec![spec("z", "inc", &[])], &["z"]);
+        let out = h.take();
+        assert!(out
+            .iter()
+            .any(|m| matches!(m, Outgoing::Worker(WorkerId(2), ToWorker::ComputeTask { key, .. }) if key == "z")));
+        h.finish(1, "y");
+        // x and y are only on a: b is asked to copy them.
+        let out = h.take();
+        let asked: Vec<_> = out
+            .iter()
+            .filter_map(|m| match m {
+                Outgoing::Worker(id, ToWorker::AcquireReplicas { keys }) => Some((id.0, keys.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(asked.len(), 1, "{out:?}");
+        assert_eq!(asked[0].0, 2);
+        assert_eq!(
+            asked[0].1.iter().map(|d| d.key.as_str()).collect::<Vec<_>>(),
+            ["x", "y"]
+        );
+        assert_eq!(asked[0].1[0].who_has, vec!["tcp://a:1".to_string()]);
+        h.worker_sends(
+            2,
+            ToScheduler::AddKeys {
+                keys: vec![("x".into(), 8)],
+            },
+        );
+        // Not before every unique key has a copy; nothing asked twice.
+        assert_eq!(h.s.worker_count(), 2);
+        assert!(h.take().is_empty());
+        h.worker_sends(
+            2,
+            ToScheduler::AddKeys {
+                keys: vec![("y".into(), 8)],
+            },
+        );
+        let out = h.take();
+        assert!(out
+            .iter()
+            .any(|m| matches!(m, Outgoing::Worker(WorkerId(1), ToWorker::Close { .. }))));
+        assert!(
+            out.iter().any(|m| matches!(
+                m,
+                Outgoing::Client(C1, ToClient::RetireWorkersDone { request_id: 7, retired, error: Some(e) })
+                    if retired == &["a".to_string()] && e.contains("nope")
+            )),
+            "{out:?}"
+        );
+        assert_eq!(h.s.worker_count(), 1);
+        // Nothing lost, nothing recomputed.
+        assert_eq!(h.state("x"), Some(TaskState::Memory));
+        assert_eq!(h.state("y"), Some(TaskState::Memory));
+        assert!(!out
+            .iter()
+            .any(|m| matches!(m, Outgoing::Client(_, ToClient::KeyLost { .. }))));
+        h.release(C1, &["x", "y", "z"]);
+        h.finish(2, "z");
+        assert_eq!(h.s.ntasks(), 0);
+    }
+
+    #[test]
+    fn the_last_worker_holding_data_is_not_retired() {
+        let mut h = H::new();
+        h.worker(1, "a", &["inc"]);
+        h.submit(C1, vec![spec("x", "inc", &[])], &["x"]);
+        h.finish(1, "x");
+        h.take();
+        h.client(
+            C1,
+            ToScheduler::RetireWorkers {
+                request_id: 1,
+                workers: vec!["a".into()],
+            },
+        );
+        match h.to_client(C1)[..] {
+            [ToClient::RetireWorkersDone {
+                retired,
+                error: Some(e),
+                ..
+            }] => {
+                assert!(retired.is_empty());
+                assert!(e.contains("no other worker"), "{e}");
+            }
+            ref other => panic!("{other:?}"),
+        }
+        assert_eq!(h.s.worker_count(), 1);
+        // It still runs tasks.
+        h.take();
+        h.submit(C1, vec![spec("y", "inc", &[])], &["y"]);
+        assert_eq!(h.computes(1), vec!["y"]);
+    }
+
+    #[test]
+    fn a_worker_retiring_itself_with_nothing_unique_closes_at_once() {
+        let mut h = H::new();
+        h.worker(1, "a", &["inc"]);
+        h.worker(2, "b", &["inc"]);
+        h.take();
+        h.worker_sends(1, ToScheduler::RetireMe);
+        assert!(h
+            .take()
+            .iter()
+            .any(|m| matches!(m, Outgoing::Worker(WorkerId(1), ToWorker::Close { .. }))));
+        assert_eq!(h.s.worker_count(), 1);
+    }
+
+    #[test]
     fn scatter_and_data_lost() {
         let mut h = H::new();
         h.client(
@@ -3020,7 +3473,8 @@ mod tests {
         next_worker: u64,
         client_msgs: Vec<ToClient>,
         rng: u64,
-        log: Vec<String>,
+        /// Message trace, printed for the failing key; on with SIM_LOG=1.
+        log: Option<Vec<String>>,
     }
 
     impl Sim {
@@ -3033,7 +3487,9 @@ mod tests {
         }
         fn route(&mut self, out: Outbox) {
             for m in out.messages {
-                self.log.push(format!("S-> {m:?}"));
+                if let Some(log) = &mut self.log {
+                    log.push(format!("S-> {m:?}"));
+                }
                 match m {
                     Outgoing::Worker(w, msg) => {
                         if let Some(f) = self.fakes.get_mut(&w.0) {
@@ -3063,14 +3519,18 @@ mod tests {
             self.route(out);
         }
         fn kill(&mut self, id: u64) {
-            self.log.push(format!("KILL w{id}"));
+            if let Some(log) = &mut self.log {
+                log.push(format!("KILL w{id}"));
+            }
             self.fakes.remove(&id);
             let mut out = Outbox::default();
             self.s.remove_worker(WorkerId(id), &mut out);
             self.route(out);
         }
         fn send(&mut self, id: u64, msg: ToScheduler) {
-            self.log.push(format!("w{id} -> S {msg:?}"));
+            if let Some(log) = &mut self.log {
+                log.push(format!("w{id} -> S {msg:?}"));
+            }
             let mut out = Outbox::default();
             self.s.handle_worker_message(WorkerId(id), msg, &mut out).unwrap();
             self.route(out);
@@ -3083,7 +3543,9 @@ mod tests {
             let Some(msg) = f.inbox.pop_front() else {
                 return false;
             };
-            self.log.push(format!("w{id} handles {msg:?}"));
+            if let Some(log) = &mut self.log {
+                log.push(format!("w{id} handles {msg:?}"));
+            }
             match msg {
                 ToWorker::ComputeTask {
                     key,
@@ -3098,7 +3560,8 @@ mod tests {
                     }
                 }
                 ToWorker::StoreData { .. } | ToWorker::Registered { .. } => {}
-                ToWorker::Close { .. } => {}
+                // The simulation does not retire workers.
+                ToWorker::Close { .. } | ToWorker::AcquireReplicas { .. } => {}
             }
             true
         }
@@ -3191,7 +3654,7 @@ mod tests {
         }
         fn dump(&self, k: &str) {
             let pat = format!("\"{k}\"");
-            for l in &self.log {
+            for l in self.log.iter().flatten() {
                 if l.contains(&pat) || l.starts_with("KILL") {
                     eprintln!("{l}");
                 }
@@ -3234,7 +3697,7 @@ mod tests {
             next_worker: 1,
             client_msgs: Vec::new(),
             rng: seed | 1,
-            log: Vec::new(),
+            log: std::env::var_os("SIM_LOG").map(|_| Vec::new()),
         };
         let mut out = Outbox::default();
         sim.s.add_client(C1, &mut out);

@@ -35,9 +35,6 @@ pub const DEFAULT_MAX_PAYLOADS_PER_FRAME: u32 = 1 << 20;
 pub const DEFAULT_MAX_FRAME_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 /// Most messages a writer packs into one frame before starting the next.
 pub const MAX_MESSAGES_PER_FRAME: usize = 16 * 1024;
-/// A header this large ends the batch early, so one frame stays small enough
-/// for the peer to start on while the next is encoded.
-pub const TARGET_HEADER_BYTES: usize = 1024 * 1024;
 
 /// Limits applied to every frame read from a peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

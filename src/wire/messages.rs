@@ -232,6 +232,14 @@ pub enum ToScheduler {
     },
     /// The client is leaving; release everything it wanted.
     CloseClient,
+    /// Retire workers gracefully: copy the results only they hold to other
+    /// workers, then close them. Nothing is recomputed.
+    RetireWorkers {
+        /// Echoed in [`ToClient::RetireWorkersDone`].
+        request_id: u64,
+        /// Names or addresses of the workers to retire.
+        workers: Vec<String>,
+    },
 
     // ---- from workers
     /// Sent once, first, by a worker after the handshake.
@@ -280,6 +288,19 @@ pub enum ToScheduler {
         /// The address that did not have it (or could not be reached).
         errant_worker: String,
     },
+    /// These tasks have just started executing on one of the worker's
+    /// threads (sent batched, once per task run). Only a task the worker
+    /// reported started counts against `allowed_failures` when the worker
+    /// dies; a worker that never sends this has all its processing tasks
+    /// counted, as Dask does.
+    TasksStarted {
+        /// The tasks.
+        keys: Vec<Key>,
+    },
+    /// The worker is shutting down (SIGTERM/SIGINT) and asks to be retired
+    /// gracefully, as [`ToScheduler::RetireWorkers`] would; the scheduler
+    /// answers with [`ToWorker::Close`] once its unique results are safe.
+    RetireMe,
     /// Periodic liveness and load report.
     Heartbeat {
         /// Keys in the worker's store.
@@ -354,6 +375,17 @@ pub enum ToClient {
         /// The key.
         key: Key,
     },
+    /// Answer to [`ToScheduler::RetireWorkers`], sent once every named
+    /// worker has left (or at once if none could be retired).
+    RetireWorkersDone {
+        /// From the request.
+        request_id: u64,
+        /// Names of the workers retired.
+        retired: Vec<String>,
+        /// `None` on success, else why not every worker could be retired
+        /// (unknown name, no other worker to take its data).
+        error: Option<String>,
+    },
 }
 
 /// What a worker must know about one dependency of a task.
@@ -402,6 +434,14 @@ pub enum ToWorker {
     StoreData {
         /// Keys and msgpack-encoded values.
         data: Vec<(Key, Payload)>,
+    },
+    /// Fetch these keys from the listed peers and keep them (a graceful
+    /// retirement moving data off a leaving worker); each key fetched is
+    /// announced with [`ToScheduler::AddKeys`], each one not found with
+    /// [`ToScheduler::MissingData`].
+    AcquireReplicas {
+        /// The keys and where they are.
+        keys: Vec<DependencyLocation>,
     },
     /// Shut down.
     Close {

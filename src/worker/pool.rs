@@ -2,21 +2,25 @@
 //!
 //! Task functions are CPU-bound user code: they run on `nthreads` plain OS
 //! threads, never on an actor's thread, so a slow or panicking task cannot
-//! stall heartbeats or data transfers. Each finished run is posted back to
-//! the worker actor as a [`TaskDone`] message.
+//! stall heartbeats or data transfers.
+//!
+//! Finished runs go into a shared list, and the worker actor is woken once
+//! per batch rather than once per task: while it has not drained the list,
+//! further results just pile up, and a thread that finished a short task
+//! with more queued holds the wake-up back. On a small machine cross-thread
+//! wake-ups, not the tasks, are most of the per-task cost of tiny tasks.
 
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use actix::prelude::*;
 use bytes::Bytes;
-use tracing::warn;
 
 use crate::task::{run_task, TaskFn};
 use crate::wire::messages::{Key, TaskFailure};
 
 /// A task run finished on the pool.
-#[derive(Message)]
-#[rtype(result = "()")]
+#[derive(Debug)]
 pub struct TaskDone {
     /// The task.
     pub key: Key,
@@ -26,6 +30,11 @@ pub struct TaskDone {
     pub duration_us: u64,
 }
 
+/// Tells the worker actor that finished runs wait in [`TaskPool::take_done`].
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ResultsReady;
+
 /// One task to run.
 pub struct Job {
     /// The task's key, echoed in [`TaskDone`].
@@ -34,52 +43,116 @@ pub struct Job {
     pub call: TaskFn,
     /// Its msgpack-encoded arguments.
     pub args: Vec<Bytes>,
-    /// Where to post the outcome.
-    pub reply: Recipient<TaskDone>,
 }
 
 /// A fixed set of threads taking jobs from one queue.
 pub struct TaskPool {
     tx: crossbeam_channel::Sender<Job>,
+    done: Arc<DoneList>,
+}
+
+/// A task shorter than this, with more tasks queued behind it, does not
+/// wake the actor by itself: its result goes with the next batch.
+pub const HOLD_RESULTS_OF_TASKS_SHORTER_THAN: std::time::Duration = std::time::Duration::from_micros(200);
+/// At most this many results are held back before the actor is woken.
+pub const MAX_HELD_RESULTS: usize = 256;
+
+/// Finished runs waiting for the actor, and whether it has been told.
+#[derive(Default)]
+struct DoneList {
+    inner: Mutex<DoneInner>,
+}
+
+#[derive(Default)]
+struct DoneInner {
+    results: Vec<TaskDone>,
+    notified: bool,
+}
+
+impl DoneList {
+    /// Adds a result; returns how many are waiting.
+    fn push(&self, d: TaskDone) -> usize {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.results.push(d);
+        g.results.len()
+    }
+
+    /// Wakes the actor if results wait and it has not been told yet.
+    fn notify(&self, notify: &Recipient<ResultsReady>) {
+        let tell = {
+            let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let tell = !g.results.is_empty() && !g.notified;
+            g.notified |= tell;
+            tell
+        };
+        if tell {
+            notify.do_send(ResultsReady);
+        }
+    }
+
+    fn take(&self) -> Vec<TaskDone> {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.notified = false;
+        std::mem::take(&mut g.results)
+    }
 }
 
 impl TaskPool {
-    /// Starts `nthreads` threads named after the worker.
-    pub fn new(nthreads: u32, name: &str) -> std::io::Result<TaskPool> {
+    /// Starts `nthreads` threads named after the worker; `notify` is told
+    /// when results are waiting.
+    pub fn new(nthreads: u32, name: &str, notify: Recipient<ResultsReady>) -> std::io::Result<TaskPool> {
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+        let done: Arc<DoneList> = Arc::default();
         crate::task::install_panic_hook();
         for i in 0..nthreads.max(1) {
             let rx = rx.clone();
+            let done = done.clone();
+            let notify = notify.clone();
             std::thread::Builder::new()
                 .name(format!("{name}-task-{i}"))
                 .spawn(move || {
+                    let mut previous: Option<TaskFn> = None;
                     // The loop ends when the pool (the sender) is dropped.
                     while let Ok(job) = rx.recv() {
+                        // Results kept back from the actor (below) must not wait
+                        // behind a task of another function, which may be long.
+                        if previous.is_some_and(|p| !std::ptr::fn_addr_eq(p, job.call)) {
+                            done.notify(&notify);
+                        }
+                        previous = Some(job.call);
                         let slices: Vec<&[u8]> = job.args.iter().map(|b| &b[..]).collect();
                         let start = Instant::now();
                         let result = run_task(job.call, &slices);
-                        let duration_us = start.elapsed().as_micros() as u64;
+                        let elapsed = start.elapsed();
                         drop(slices);
-                        if job
-                            .reply
-                            .try_send(TaskDone {
-                                key: job.key,
-                                result,
-                                duration_us,
-                            })
-                            .is_err()
-                        {
-                            warn!("worker actor is gone; dropping a task result");
+                        let buffered = done.push(TaskDone {
+                            key: job.key,
+                            result,
+                            duration_us: elapsed.as_micros() as u64,
+                        });
+                        // A short task with more queued behind it: keep its
+                        // result back so the actor is woken once per batch, not
+                        // once per task. Otherwise report now.
+                        let hold = elapsed < HOLD_RESULTS_OF_TASKS_SHORTER_THAN
+                            && !rx.is_empty()
+                            && buffered < MAX_HELD_RESULTS;
+                        if !hold {
+                            done.notify(&notify);
                         }
                     }
                 })?;
         }
-        Ok(TaskPool { tx })
+        Ok(TaskPool { tx, done })
     }
 
     /// Queues a job.
     pub fn submit(&self, job: Job) {
         // Fails only if every thread is gone, i.e. during shutdown.
         let _ = self.tx.send(job);
+    }
+
+    /// Takes every finished run so far.
+    pub fn take_done(&self) -> Vec<TaskDone> {
+        self.done.take()
     }
 }

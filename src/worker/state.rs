@@ -254,7 +254,7 @@ struct InFlight {
 #[derive(Debug)]
 pub struct WorkerState {
     config: WorkerStateConfig,
-    tasks: HashMap<Key, TaskEntry>,
+    tasks: crate::util::FxMap<Key, TaskEntry>,
     /// Max-heap on (priority, earlier sequence). Entries of tasks that left
     /// `ready` are skipped when popped rather than searched for.
     ready: BinaryHeap<(i32, Reverse<u64>, Key)>,
@@ -272,6 +272,8 @@ pub struct WorkerState {
     /// Collected over one event so it leaves as one effect / one message.
     deletes: Vec<Key>,
     add_keys: Vec<(Key, u64)>,
+    /// Tasks given a thread in this event, for one `TasksStarted`.
+    started: Vec<Key>,
 }
 
 impl WorkerState {
@@ -279,7 +281,7 @@ impl WorkerState {
     pub fn new(config: WorkerStateConfig) -> Self {
         WorkerState {
             config,
-            tasks: HashMap::new(),
+            tasks: Default::default(),
             ready: BinaryHeap::new(),
             ready_count: 0,
             running: 0,
@@ -291,6 +293,7 @@ impl WorkerState {
             mem_bytes: 0,
             deletes: Vec::new(),
             add_keys: Vec::new(),
+            started: Vec::new(),
         }
     }
 
@@ -319,6 +322,11 @@ impl WorkerState {
             ToWorker::StoreData { data } => {
                 for (key, Payload(bytes)) in data {
                     self.store_data(key, bytes, out);
+                }
+            }
+            ToWorker::AcquireReplicas { keys } => {
+                for loc in keys {
+                    self.acquire_replica(loc);
                 }
             }
             ToWorker::Registered { .. } => return Err(WorkerStateError::Unexpected("Registered")),
@@ -870,6 +878,7 @@ impl WorkerState {
             self.ready_count -= 1;
             self.running += 1;
             let (function, args) = e.run.take().unwrap_or_default();
+            self.started.push(key.clone());
             out.push(WorkerEffect::Execute { key, function, args });
         }
         if self.ready_count == 0 {
@@ -931,6 +940,66 @@ impl WorkerState {
             out.push(WorkerEffect::Send(ToScheduler::AddKeys {
                 keys: std::mem::take(&mut self.add_keys),
             }));
+        }
+        if !self.started.is_empty() {
+            out.push(WorkerEffect::Send(ToScheduler::TasksStarted {
+                keys: std::mem::take(&mut self.started),
+            }));
+        }
+    }
+
+    /// The scheduler asks this worker to keep a copy of `loc.key` (another
+    /// worker retires): fetch it unless it is here or coming, and hold it.
+    /// Once in memory it is announced in `AddKeys`.
+    fn acquire_replica(&mut self, loc: DependencyLocation) {
+        let DependencyLocation { key, who_has, nbytes } = loc;
+        match self.tasks.get_mut(&key) {
+            None => {
+                let seq = self.next_fetch_seq;
+                self.next_fetch_seq += 1;
+                let mut e = TaskEntry::new(WorkerTaskState::Fetch);
+                e.held = true;
+                e.nbytes = nbytes;
+                e.fetch_seq = seq;
+                for w in who_has {
+                    if !e.who_has.contains(&w) {
+                        e.who_has.push(w);
+                    }
+                }
+                self.fetch_queue.add_all(&e.who_has, seq, &key);
+                self.tasks.insert(key, e);
+            }
+            Some(e) => match e.state {
+                WorkerTaskState::Memory => {
+                    e.held = true;
+                    self.add_keys.push((key, e.nbytes));
+                }
+                WorkerTaskState::Fetch => {
+                    e.held = true;
+                    for w in who_has {
+                        if !e.who_has.contains(&w) {
+                            self.fetch_queue.add(&w, e.fetch_seq, &key);
+                            e.who_has.push(w);
+                        }
+                    }
+                }
+                WorkerTaskState::Cancelled if e.cancelled_from == WorkerTaskState::Flight => {
+                    e.held = true;
+                    e.state = WorkerTaskState::Flight;
+                }
+                WorkerTaskState::Error => {
+                    e.held = true;
+                    e.state = WorkerTaskState::Fetch;
+                    e.nbytes = nbytes;
+                    e.who_has = who_has;
+                    e.fetch_seq = self.next_fetch_seq;
+                    self.next_fetch_seq += 1;
+                    self.fetch_queue.add_all(&e.who_has, e.fetch_seq, &key);
+                }
+                // Coming anyway (`fetched` announces it), or being computed
+                // here: the scheduler learns of it when that ends.
+                _ => e.held = true,
+            },
         }
     }
 }
@@ -1088,13 +1157,83 @@ mod tests {
             .collect()
     }
 
+    /// Messages to the scheduler, without the `TasksStarted` reports (see
+    /// `started_tasks_are_reported_once_per_event`).
     fn sent(out: &[WorkerEffect]) -> Vec<ToScheduler> {
         out.iter()
             .filter_map(|e| match e {
+                WorkerEffect::Send(ToScheduler::TasksStarted { .. }) => None,
                 WorkerEffect::Send(m) => Some(m.clone()),
                 _ => None,
             })
             .collect()
+    }
+
+    fn started(out: &[WorkerEffect]) -> Vec<Vec<Key>> {
+        out.iter()
+            .filter_map(|e| match e {
+                WorkerEffect::Send(ToScheduler::TasksStarted { keys }) => Some(keys.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn started_tasks_are_reported_once_per_event() {
+        let mut ws = WorkerState::new(cfg(2));
+        let mut out = Vec::new();
+        for (i, k) in ["a", "b", "c"].iter().enumerate() {
+            ws.handle_scheduler(compute(k, &[], 0, i as u64), &mut out).unwrap();
+        }
+        // Two threads: a and b start (one report per event), c waits.
+        assert_eq!(started(&out), vec![keys(&["a"]), keys(&["b"])]);
+        let out = finish(&mut ws, "a", Ok(b("1")));
+        assert_eq!(started(&out), vec![keys(&["c"])]);
+        // The report follows the Execute it describes, in one event.
+        let out = finish(&mut ws, "b", Ok(b("2")));
+        assert!(started(&out).is_empty());
+    }
+
+    #[test]
+    fn replicas_are_fetched_held_and_announced() {
+        let mut ws = WorkerState::new(cfg(1));
+        let loc = |k: &str| DependencyLocation {
+            key: k.into(),
+            who_has: vec!["tcp://old:1".into()],
+            nbytes: 1,
+        };
+        let mut out = Vec::new();
+        ws.handle_scheduler(
+            ToWorker::StoreData {
+                data: vec![("here".into(), Payload(b("h")))],
+            },
+            &mut out,
+        )
+        .unwrap();
+        let out = send(
+            &mut ws,
+            ToWorker::AcquireReplicas {
+                keys: vec![loc("x"), loc("here")],
+            },
+        );
+        assert_eq!(fetches(&out), vec![("tcp://old:1".to_string(), keys(&["x"]))]);
+        assert_eq!(
+            sent(&out),
+            vec![ToScheduler::AddKeys {
+                keys: vec![("here".into(), 1)]
+            }]
+        );
+        let out = fetched(&mut ws, "tcp://old:1", &[("x", Some("xx"))]);
+        assert_eq!(
+            sent(&out),
+            vec![ToScheduler::AddKeys {
+                keys: vec![("x".into(), 2)]
+            }]
+        );
+        // Held: kept with no local reader until the scheduler frees it.
+        assert_eq!(ws.task_state("x"), Some(WorkerTaskState::Memory));
+        free(&mut ws, &["x", "here"]);
+        assert_eq!(ws.ntasks(), 0);
     }
 
     fn fetches(out: &[WorkerEffect]) -> Vec<(String, Vec<Key>)> {
@@ -1119,11 +1258,14 @@ mod tests {
         let out = send(&mut ws, compute("a", &[], 0, 0));
         assert_eq!(
             out,
-            vec![WorkerEffect::Execute {
-                key: "a".into(),
-                function: "f".into(),
-                args: vec![Arg::Value(vec![0x2a])],
-            }]
+            vec![
+                WorkerEffect::Execute {
+                    key: "a".into(),
+                    function: "f".into(),
+                    args: vec![Arg::Value(vec![0x2a])],
+                },
+                WorkerEffect::Send(ToScheduler::TasksStarted { keys: keys(&["a"]) })
+            ]
         );
         assert_eq!(ws.task_state("a"), Some(Executing));
         assert_eq!(ws.executing_count(), 1);
@@ -1311,7 +1453,8 @@ mod tests {
         assert_eq!(ws.executing_count(), 1);
         let out = finish(&mut ws, "a", Ok(b("late")));
         assert_eq!(executes(&out), keys(&["b"]));
-        assert_eq!(out.len(), 1, "no StorePut or TaskFinished for a: {out:?}");
+        assert_eq!(started(&out), vec![keys(&["b"])]);
+        assert_eq!(out.len(), 2, "no StorePut or TaskFinished for a: {out:?}");
         assert_eq!(ws.task_state("a"), None);
         // A failure of a cancelled run is dropped too.
         free(&mut ws, &["b"]);

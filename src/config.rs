@@ -1,0 +1,636 @@
+//! The typed configuration of rdask processes: scheduler, worker, client,
+//! wire limits and cluster launch, with the precedence operators expect —
+//! command-line flag > environment (`RDASK_<SECTION>__<KEY>`) > config file >
+//! built-in default — and a record of where every value came from, for
+//! `rdask config show`.
+//!
+//! Defaults are taken from the constants and `Default` impls the code already
+//! uses (`SchedulerOptions`, `WorkerOptions`, `FrameLimits`, ...), so the
+//! config cannot drift from them; `config/rdask.toml` is generated from the
+//! same tables ([`default_file_text`]) and a test keeps it equal.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::actors::scheduler::SchedulerOptions;
+use crate::actors::worker::WorkerOptions;
+use crate::wire::FrameLimits;
+
+/// The scheduler port when none is configured (Dask's too).
+pub const DEFAULT_SCHEDULER_PORT: u16 = 8786;
+/// Name of the config file looked for in the working directory and in the
+/// user's config directory (`$XDG_CONFIG_HOME/rdask/` or `~/.config/rdask/`).
+pub const CONFIG_FILE_NAME: &str = "rdask.toml";
+/// Prefix of environment variables that set config keys.
+pub const ENV_PREFIX: &str = "RDASK_";
+/// Separator between section and key in an environment variable name.
+pub const ENV_SEPARATOR: &str = "__";
+/// Default location of the state file `rdask cluster up` writes.
+pub const DEFAULT_STATE_FILE: &str = ".rdask-cluster.json";
+
+/// Errors of the config layer; each names the file, variable or flag at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML, or has an unknown key or a value of
+    /// the wrong type (toml's message names the line, column and key).
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's message.
+        message: String,
+    },
+    /// An `RDASK_...` environment variable names no key or has a bad value.
+    #[error("environment variable {var}: {message}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// Why.
+        message: String,
+    },
+    /// A command-line flag has a bad value.
+    #[error("flag {flag}: {message}")]
+    Flag {
+        /// The flag.
+        flag: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// Defines a config section: the struct with its doc comments, its `Default`
+/// from the given expressions, and a `KEYS` table of (key, doc) that the
+/// generated `config/rdask.toml` uses, so docs, keys and defaults have one
+/// source.
+macro_rules! config_section {
+    (
+        $(#[doc = $sdoc:literal])*
+        $name:ident {
+            $( $(#[doc = $doc:literal])+ $field:ident : $ty:ty = $default:expr, )*
+        }
+    ) => {
+        $(#[doc = $sdoc])*
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct $name {
+            $( $(#[doc = $doc])+ pub $field: $ty, )*
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name { $( $field: $default, )* }
+            }
+        }
+
+        impl $name {
+            /// The section's keys with their doc text, in declaration order.
+            pub const KEYS: &'static [(&'static str, &'static str)] =
+                &[ $( (stringify!($field), concat!($($doc, "\n"),+)), )* ];
+        }
+    };
+}
+
+/// A size in bytes; in TOML an integer or a string such as `"4GB"`,
+/// `"512MiB"` or `"0"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => Ok(ByteSize(n)),
+            Raw::Text(s) => crate::cli::parse_bytes(&s)
+                .map(ByteSize)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+fn scheduler_defaults() -> SchedulerOptions {
+    SchedulerOptions::default()
+}
+
+fn worker_defaults() -> WorkerOptions {
+    WorkerOptions::default()
+}
+
+config_section! {
+    /// `[scheduler]`: the scheduler process.
+    SchedulerSection {
+        /// Interface the scheduler listens on.
+        host: String = "127.0.0.1".into(),
+        /// Port the scheduler listens on (0: any free port; the chosen address is printed).
+        port: u16 = DEFAULT_SCHEDULER_PORT,
+        /// Port of the HTTP endpoint (/health, /metrics, /api/v1/info) on the same interface;
+        /// unset: no endpoint; 0: any free port (printed).
+        http_port: Option<u16> = None,
+        /// Seconds without any message (not even a heartbeat) after which a worker is removed as dead.
+        worker_timeout_s: f64 = scheduler_defaults().worker_timeout.as_secs_f64(),
+        /// Most connections still in their handshake at once; more are closed at accept.
+        max_pending_handshakes: usize = scheduler_defaults().max_pending_handshakes,
+        /// Seconds a new connection has to complete its handshake (at most 10).
+        handshake_timeout_s: f64 = scheduler_defaults().handshake_timeout.as_secs_f64(),
+        /// Seconds a client that vanished without closing keeps its keys before they are released.
+        client_grace_s: f64 = scheduler_defaults().client_grace.as_secs_f64(),
+        /// A task that was processing on this many workers that died, plus one, errs with KilledWorker.
+        allowed_failures: u32 = scheduler_defaults().state.allowed_failures,
+        /// Heartbeat interval told to workers, milliseconds.
+        heartbeat_ms: u64 = scheduler_defaults().state.heartbeat_ms,
+        /// Assumed duration of a task whose function has no measured duration yet, seconds.
+        default_task_duration_s: f64 = scheduler_defaults().state.default_task_duration_s,
+        /// Assumed worker-to-worker bandwidth before any is measured, bytes per second.
+        default_bandwidth: f64 = scheduler_defaults().state.default_bandwidth,
+        /// Root tasks go to a worker only while its queued work is below this many seconds per thread.
+        queue_target_s: f64 = scheduler_defaults().state.queue_target_s,
+        /// At least this many tasks per thread may be assigned regardless of queue_target_s.
+        min_tasks_per_thread: u32 = scheduler_defaults().state.min_tasks_per_thread,
+        /// Never more than this many tasks per thread are assigned to a worker.
+        max_tasks_per_thread: u32 = scheduler_defaults().state.max_tasks_per_thread,
+    }
+}
+
+config_section! {
+    /// `[worker]`: each worker process.
+    WorkerSection {
+        /// Task threads.
+        nthreads: u32 = worker_defaults().nthreads,
+        /// Memory limit reported to the scheduler: bytes, or a string such as "4GB"; 0 for none.
+        memory_limit: ByteSize = ByteSize(worker_defaults().memory_limit),
+        /// Abstract resources offered, e.g. { GPU = 2, MEM = 10e9 }.
+        resources: BTreeMap<String, f64> = worker_defaults().resources.into_iter().collect(),
+        /// Directory for the worker's files; unset: a temporary directory.
+        local_directory: Option<PathBuf> = worker_defaults().local_directory,
+        /// Interface of the worker's peer port; must be reachable by the other workers and clients.
+        listen_host: String = worker_defaults().listen_host,
+        /// Port of the worker's peer port (0: any free port).
+        listen_port: u16 = worker_defaults().listen_port,
+        /// Port of the worker's HTTP endpoint (/health, /metrics, /api/v1/info) on listen_host;
+        /// unset: no endpoint; 0: any free port (printed).
+        http_port: Option<u16> = None,
+        /// Results up to this many bytes travel inline with the task-finished message.
+        inline_limit: u64 = worker_defaults().inline_limit,
+        /// Most fetches from peers at once.
+        max_concurrent_fetches: u32 = worker_defaults().max_concurrent_fetches,
+    }
+}
+
+config_section! {
+    /// `[client]`: connections made by clients. Informative for now: the
+    /// client API reads the constants these defaults come from (see
+    /// docs/operations.md).
+    ClientSection {
+        /// Seconds to wait for a TCP connection and handshake with the scheduler or a worker.
+        connect_timeout_s: f64 = crate::wire::transport::CONNECT_TIMEOUT.as_secs_f64(),
+        /// Tasks per graph update when mapping over many inputs.
+        map_chunk: usize = crate::client::MAP_CHUNK,
+        /// Most bytes asked of one worker in one request when gathering.
+        max_fetch_bytes: u64 = crate::client::MAX_FETCH_BYTES,
+    }
+}
+
+config_section! {
+    /// `[wire]`: limits on frames read from peers, applied by the scheduler and workers.
+    WireSection {
+        /// Largest message header in a frame, bytes.
+        max_header_bytes: u32 = FrameLimits::default().max_header_bytes,
+        /// Most raw payloads in one frame.
+        max_payloads_per_frame: u32 = FrameLimits::default().max_payloads,
+        /// Largest frame in total, bytes.
+        max_frame_bytes: u64 = FrameLimits::default().max_frame_bytes,
+    }
+}
+
+config_section! {
+    /// `[cluster]`: `rdask cluster up/status/down`.
+    ClusterSection {
+        /// State file written by `cluster up` and read by `status` and `down`; its directory also holds
+        /// the logs of processes started on this machine.
+        state_file: PathBuf = PathBuf::from(DEFAULT_STATE_FILE),
+        /// Seconds `cluster up` waits for the scheduler and all workers to be up.
+        startup_timeout_s: f64 = 60.0,
+        /// Seconds `cluster down` waits for processes to exit after SIGTERM before sending SIGKILL.
+        shutdown_timeout_s: f64 = 10.0,
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RdaskConfig {
+    /// `[scheduler]`.
+    pub scheduler: SchedulerSection,
+    /// `[worker]`.
+    pub worker: WorkerSection,
+    /// `[client]`.
+    pub client: ClientSection,
+    /// `[wire]`.
+    pub wire: WireSection,
+    /// `[cluster]`.
+    pub cluster: ClusterSection,
+}
+
+/// The sections in file order, with their (key, doc) tables.
+pub const SECTIONS: &[(&str, &[(&str, &str)])] = &[
+    ("scheduler", SchedulerSection::KEYS),
+    ("worker", WorkerSection::KEYS),
+    ("client", ClientSection::KEYS),
+    ("wire", WireSection::KEYS),
+    ("cluster", ClusterSection::KEYS),
+];
+
+impl WireSection {
+    /// The frame limits these settings describe.
+    pub fn limits(&self) -> FrameLimits {
+        FrameLimits {
+            max_header_bytes: self.max_header_bytes,
+            max_payloads: self.max_payloads_per_frame,
+            max_frame_bytes: self.max_frame_bytes,
+        }
+    }
+}
+
+impl RdaskConfig {
+    /// Options for a scheduler process. The struct literals below list every
+    /// field on purpose: a field added to the options fails to compile here
+    /// until it gets a config key too.
+    pub fn scheduler_options(&self) -> SchedulerOptions {
+        let s = &self.scheduler;
+        // Start from the defaults so fields the config does not cover keep them.
+        let mut state = SchedulerOptions::default().state;
+        state.allowed_failures = s.allowed_failures;
+        state.heartbeat_ms = s.heartbeat_ms;
+        state.default_task_duration_s = s.default_task_duration_s;
+        state.default_bandwidth = s.default_bandwidth;
+        state.queue_target_s = s.queue_target_s;
+        state.min_tasks_per_thread = s.min_tasks_per_thread;
+        state.max_tasks_per_thread = s.max_tasks_per_thread;
+        SchedulerOptions {
+            state,
+            limits: self.wire.limits(),
+            worker_timeout: Duration::from_secs_f64(s.worker_timeout_s.max(0.0)),
+            max_pending_handshakes: s.max_pending_handshakes,
+            handshake_timeout: Duration::from_secs_f64(s.handshake_timeout_s.max(0.0)),
+            client_grace: Duration::from_secs_f64(s.client_grace_s.max(0.0)),
+        }
+    }
+
+    /// Options for a worker process connecting to `scheduler`.
+    pub fn worker_options(&self, scheduler: &str, name: Option<String>) -> WorkerOptions {
+        let w = &self.worker;
+        WorkerOptions {
+            scheduler: scheduler.to_string(),
+            name,
+            nthreads: w.nthreads,
+            memory_limit: w.memory_limit.0,
+            resources: w.resources.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            local_directory: w.local_directory.clone(),
+            listen_host: w.listen_host.clone(),
+            listen_port: w.listen_port,
+            limits: self.wire.limits(),
+            inline_limit: w.inline_limit,
+            max_concurrent_fetches: w.max_concurrent_fetches,
+        }
+    }
+
+    /// The address workers and clients use when none is given:
+    /// `tcp://<scheduler.host>:<scheduler.port>`.
+    pub fn scheduler_address(&self) -> String {
+        format!("tcp://{}:{}", self.scheduler.host, self.scheduler.port)
+    }
+}
+
+/// Where a value came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The built-in default.
+    Default,
+    /// A config file.
+    File(PathBuf),
+    /// An environment variable.
+    Env(String),
+    /// A command-line flag.
+    Flag(String),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => write!(f, "default"),
+            Source::File(p) => write!(f, "file {}", p.display()),
+            Source::Env(v) => write!(f, "env {v}"),
+            Source::Flag(x) => write!(f, "flag {x}"),
+        }
+    }
+}
+
+/// A value set on the command line: `section.key`, the value, and the flag's
+/// name for messages.
+#[derive(Clone, Debug)]
+pub struct FlagValue {
+    /// Section.
+    pub section: &'static str,
+    /// Key.
+    pub key: &'static str,
+    /// Value.
+    pub value: toml::Value,
+    /// Flag name, e.g. `--port`.
+    pub flag: &'static str,
+}
+
+impl FlagValue {
+    /// A flag setting `section.key`.
+    pub fn new(section: &'static str, key: &'static str, flag: &'static str, value: impl Into<toml::Value>) -> Self {
+        FlagValue {
+            section,
+            key,
+            value: value.into(),
+            flag,
+        }
+    }
+}
+
+/// What a config is loaded from; [`Inputs::from_process`] reads the real
+/// process, tests build one by hand.
+#[derive(Clone, Debug, Default)]
+pub struct Inputs {
+    /// `--config FILE`, which must exist.
+    pub explicit_file: Option<PathBuf>,
+    /// Directory searched for `rdask.toml`.
+    pub cwd: PathBuf,
+    /// Environment variables.
+    pub env: Vec<(String, String)>,
+    /// Command-line flags.
+    pub flags: Vec<FlagValue>,
+}
+
+impl Inputs {
+    /// This process's working directory and environment, with the given
+    /// `--config` and flags.
+    pub fn from_process(explicit_file: Option<PathBuf>, flags: Vec<FlagValue>) -> Self {
+        Inputs {
+            explicit_file,
+            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            env: std::env::vars().collect(),
+            flags,
+        }
+    }
+
+    fn env_var(&self, name: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The config file to read: `--config`, else `./rdask.toml`, else the
+    /// user's config directory; None if there is none.
+    pub fn config_file(&self) -> Option<PathBuf> {
+        if let Some(f) = &self.explicit_file {
+            return Some(f.clone());
+        }
+        let here = self.cwd.join(CONFIG_FILE_NAME);
+        if here.is_file() {
+            return Some(here);
+        }
+        let dir = match self.env_var("XDG_CONFIG_HOME") {
+            Some(x) => PathBuf::from(x),
+            None => PathBuf::from(self.env_var("HOME")?).join(".config"),
+        };
+        let user = dir.join("rdask").join(CONFIG_FILE_NAME);
+        user.is_file().then_some(user)
+    }
+}
+
+/// An effective config with the source of every value.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// The config.
+    pub config: RdaskConfig,
+    /// The file that was read, if any.
+    pub file: Option<PathBuf>,
+    /// `(section, key)` → where its value came from; keys not listed are
+    /// unset optional keys.
+    pub sources: BTreeMap<(String, String), Source>,
+    /// The merged values, for printing.
+    merged: toml::Table,
+}
+
+fn default_table() -> toml::Table {
+    // Serializing the defaults cannot fail: every field is a plain value.
+    toml::Table::try_from(RdaskConfig::default()).unwrap_or_default()
+}
+
+/// Checks that a table holding one layer's values deserializes; the message
+/// names the key at fault.
+fn check_layer(table: &toml::Table) -> Result<(), String> {
+    RdaskConfig::deserialize(toml::Value::Table(table.clone()))
+        .map(|_| ())
+        .map_err(|e| e.to_string().trim().to_string())
+}
+
+fn single(section: &str, key: &str, value: toml::Value) -> toml::Table {
+    let mut inner = toml::Table::new();
+    inner.insert(key.to_string(), value);
+    let mut outer = toml::Table::new();
+    outer.insert(section.to_string(), toml::Value::Table(inner));
+    outer
+}
+
+/// Reads an environment value as TOML (`8786`, `true`, `1.5`, `["a"]`,
+/// `{ GPU = 2 }`), falling back to a plain string (`127.0.0.1`, `/tmp/x`).
+fn env_value(raw: &str) -> toml::Value {
+    let doc = format!("v = {raw}");
+    match toml::from_str::<toml::Table>(&doc) {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_string())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+/// Loads the effective config from `inputs`.
+pub fn load(inputs: &Inputs) -> Result<Loaded, ConfigError> {
+    let mut merged = default_table();
+    let mut sources = BTreeMap::new();
+    for (section, keys) in SECTIONS {
+        for (key, _) in *keys {
+            let present = merged
+                .get(*section)
+                .and_then(|s| s.as_table())
+                .is_some_and(|t| t.contains_key(*key));
+            if present {
+                sources.insert((section.to_string(), key.to_string()), Source::Default);
+            }
+        }
+    }
+    let mut set = |section: &str, key: &str, value: toml::Value, source: Source| {
+        let entry = merged
+            .entry(section.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(t) = entry {
+            t.insert(key.to_string(), value);
+        }
+        sources.insert((section.to_string(), key.to_string()), source);
+    };
+
+    // File: checked as a whole so toml's message carries line and column.
+    let file = inputs.config_file();
+    if let Some(path) = &file {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let parse_err = |e: toml::de::Error| ConfigError::Parse {
+            path: path.clone(),
+            message: e.to_string().trim().to_string(),
+        };
+        toml::from_str::<RdaskConfig>(&text).map_err(parse_err)?;
+        let table = toml::from_str::<toml::Table>(&text).map_err(parse_err)?;
+        for (section, values) in table {
+            if let toml::Value::Table(values) = values {
+                for (key, value) in values {
+                    set(&section, &key, value, Source::File(path.clone()));
+                }
+            }
+        }
+    }
+
+    // Environment, in name order so the result does not depend on the
+    // order the OS lists variables in.
+    let mut env: Vec<&(String, String)> = inputs.env.iter().collect();
+    env.sort();
+    for (var, raw) in env {
+        let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        // Variables without a section separator (RDASK_LOG, ...) are not config.
+        let Some((section, key)) = rest.split_once(ENV_SEPARATOR) else {
+            continue;
+        };
+        let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+        let mut value = env_value(raw);
+        if let Err(message) = check_layer(&single(&section, &key, value.clone())) {
+            // `listen_host = 10` parses as an integer; a string may be meant.
+            let as_string = toml::Value::String(raw.clone());
+            if check_layer(&single(&section, &key, as_string.clone())).is_ok() {
+                value = as_string;
+            } else {
+                return Err(ConfigError::Env {
+                    var: var.clone(),
+                    message,
+                });
+            }
+        }
+        set(&section, &key, value, Source::Env(var.clone()));
+    }
+
+    for f in &inputs.flags {
+        check_layer(&single(f.section, f.key, f.value.clone())).map_err(|message| ConfigError::Flag {
+            flag: f.flag.to_string(),
+            message,
+        })?;
+        set(f.section, f.key, f.value.clone(), Source::Flag(f.flag.to_string()));
+    }
+
+    let config = RdaskConfig::deserialize(toml::Value::Table(merged.clone())).map_err(|e| ConfigError::Flag {
+        flag: "(combined config)".into(),
+        message: e.to_string(),
+    })?;
+    Ok(Loaded {
+        config,
+        file,
+        sources,
+        merged,
+    })
+}
+
+/// Writes `key = value` as one TOML line; tables (resources) inline.
+fn toml_line(key: &str, value: &toml::Value) -> String {
+    // Keys are the config's own identifiers, so they need no quoting;
+    // `Value`'s Display writes strings quoted and tables inline.
+    format!("{key} = {value}")
+}
+
+impl Loaded {
+    /// The effective config as TOML, each value followed by a comment saying
+    /// where it came from (`rdask config show`).
+    pub fn show(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# Effective rdask configuration.\n");
+        match &self.file {
+            Some(f) => out.push_str(&format!("# Config file: {}\n", f.display())),
+            None => out.push_str("# Config file: none found\n"),
+        }
+        for (section, keys) in SECTIONS {
+            out.push_str(&format!("\n[{section}]\n"));
+            let values = self.merged.get(*section).and_then(|v| v.as_table());
+            for (key, _) in *keys {
+                let value = values.and_then(|t| t.get(*key));
+                let source = self.sources.get(&(section.to_string(), key.to_string()));
+                match (value, source) {
+                    (Some(v), Some(s)) => out.push_str(&format!("{}  # {s}\n", toml_line(key, v))),
+                    _ => out.push_str(&format!("# {key} is not set  # default\n")),
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The text of `config/rdask.toml`: every section and key with its doc
+/// comment and default, values commented out so the file changes nothing
+/// until edited (`rdask config default`).
+pub fn default_file_text() -> String {
+    let defaults = default_table();
+    let mut out = String::from(
+        "# rdask configuration: every key with its default (generated by `rdask config default`).\n\
+         # Uncomment and edit what you want to change. Precedence: command-line flag >\n\
+         # environment variable RDASK_<SECTION>__<KEY> > this file > built-in default.\n\
+         # Looked for as --config FILE, else ./rdask.toml, else ~/.config/rdask/rdask.toml.\n",
+    );
+    for (section, keys) in SECTIONS {
+        out.push_str(&format!("\n[{section}]\n"));
+        let values = defaults.get(*section).and_then(|v| v.as_table());
+        for (key, doc) in *keys {
+            for line in doc.lines() {
+                out.push_str(&format!("#{line}\n"));
+            }
+            match values.and_then(|t| t.get(*key)) {
+                Some(v) => out.push_str(&format!("# {}\n", toml_line(key, v))),
+                None => out.push_str(&format!("# {key} = (unset by default)\n")),
+            }
+        }
+    }
+    out
+}
+
+/// Loads a config from one TOML file with nothing else applied (no
+/// environment, no flags); for tools and tests.
+pub fn from_file(path: &Path) -> Result<RdaskConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim().to_string(),
+    })
+}
