@@ -10,7 +10,7 @@ use tracing::{error, info};
 
 use crate::actors::scheduler::start_scheduler;
 use crate::actors::worker::start_worker;
-use crate::client::{Client, SubmitOptions};
+use crate::client::{Client, ClientOptions, SubmitOptions};
 use crate::config::{self, FlagValue, RdaskConfig};
 use crate::launch;
 
@@ -30,6 +30,49 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// TLS and token flags, shared by the commands that connect or listen; each
+/// sets the `[security]` key of the command's role.
+#[derive(clap::Args, Debug, Default)]
+pub struct SecurityArgs {
+    /// PEM file of the cluster CA; with --tls-cert and --tls-key, connections use TLS with mutual
+    /// authentication [config: security.tls_ca_file].
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM certificate of this process's role [config: security.tls_<role>_cert].
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert [config: security.tls_<role>_key].
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Shared token checked in every handshake [config: security.token; env RDASK_SECURITY__TOKEN].
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+}
+
+impl SecurityArgs {
+    /// The flags as config values for `role` (`scheduler`, `worker` or `client`).
+    fn push_flags(self, role: &str, flags: &mut Vec<FlagValue>) {
+        let (cert_key, key_key) = match role {
+            "scheduler" => ("tls_scheduler_cert", "tls_scheduler_key"),
+            "worker" => ("tls_worker_cert", "tls_worker_key"),
+            _ => ("tls_client_cert", "tls_client_key"),
+        };
+        let path = |p: PathBuf| p.to_string_lossy().into_owned();
+        if let Some(f) = self.tls_ca_file {
+            flags.push(FlagValue::new("security", "tls_ca_file", "--tls-ca-file", path(f)));
+        }
+        if let Some(f) = self.tls_cert {
+            flags.push(FlagValue::new("security", cert_key, "--tls-cert", path(f)));
+        }
+        if let Some(f) = self.tls_key {
+            flags.push(FlagValue::new("security", key_key, "--tls-key", path(f)));
+        }
+        if let Some(t) = self.token {
+            flags.push(FlagValue::new("security", "token", "--token", t));
+        }
+    }
+}
+
 /// Subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -47,6 +90,9 @@ pub enum Command {
         /// Port of the HTTP endpoint (/health, /metrics, /api/v1/info); 0: any free port [config: scheduler.http_port].
         #[arg(long)]
         http_port: Option<u16>,
+        /// TLS and token.
+        #[command(flatten)]
+        security: SecurityArgs,
     },
     /// Run a worker connected to a scheduler.
     Worker {
@@ -58,7 +104,8 @@ pub enum Command {
         /// Unique worker name (default: its address).
         #[arg(long)]
         name: Option<String>,
-        /// Memory limit, e.g. 4GB, 512MiB, or 0 for none [config: worker.memory_limit].
+        /// Memory limit, e.g. 4GB, 512MiB, auto (a share of the machine's memory), or 0 for none
+        /// [config: worker.memory_limit].
         #[arg(long)]
         memory_limit: Option<String>,
         /// Abstract resources, e.g. "GPU=2,MEM=10e9" [config: worker.resources].
@@ -76,11 +123,17 @@ pub enum Command {
         /// Port of the worker's HTTP endpoint; 0: any free port [config: worker.http_port].
         #[arg(long)]
         http_port: Option<u16>,
+        /// TLS and token.
+        #[command(flatten)]
+        security: SecurityArgs,
     },
     /// Print the scheduler's workers and task counts.
     Info {
         /// Scheduler address.
         scheduler: String,
+        /// TLS and token.
+        #[command(flatten)]
+        security: SecurityArgs,
     },
     /// Run a shell command on a worker of the cluster and print its output;
     /// exits with the command's status.
@@ -89,6 +142,15 @@ pub enum Command {
         scheduler: String,
         /// The command line, run with `sh -c`.
         command: String,
+        /// TLS and token.
+        #[command(flatten)]
+        security: SecurityArgs,
+    },
+    /// Create TLS certificates for a cluster.
+    Certs {
+        /// What to do.
+        #[command(subcommand)]
+        action: CertsAction,
     },
     /// List the task functions this binary can serve as a worker.
     Functions,
@@ -113,6 +175,20 @@ pub enum ConfigAction {
     Show,
     /// Print a commented config file with every key and its default (config/rdask.toml).
     Default,
+}
+
+/// `rdask certs ...`.
+#[derive(Subcommand, Debug)]
+pub enum CertsAction {
+    /// Create DIR with a new CA (ca.pem, ca-key.pem) and a certificate and key per role
+    /// (scheduler.pem, worker.pem, client.pem and their -key.pem); refuses to overwrite.
+    New {
+        /// Directory to create the files in.
+        dir: PathBuf,
+        /// Extra host names or IP addresses for the certificates (localhost and 127.0.0.1 are always in).
+        #[arg(long = "host", value_name = "HOST")]
+        hosts: Vec<String>,
+    },
 }
 
 /// `rdask cluster ...`.
@@ -212,8 +288,10 @@ pub fn run(cli: Cli) -> i32 {
             port,
             worker_timeout,
             http_port,
+            security,
         } => {
             let mut flags = Vec::new();
+            security.push_flags("scheduler", &mut flags);
             if let Some(h) = host {
                 flags.push(FlagValue::new("scheduler", "host", "--host", h));
             }
@@ -241,8 +319,10 @@ pub fn run(cli: Cli) -> i32 {
             listen_host,
             listen_port,
             http_port,
+            security,
         } => {
             let mut flags = Vec::new();
+            security.push_flags("worker", &mut flags);
             if let Some(n) = nthreads {
                 flags.push(FlagValue::new("worker", "nthreads", "--nthreads", i64::from(n)));
             }
@@ -278,8 +358,10 @@ pub fn run(cli: Cli) -> i32 {
                 Err(code) => code,
             }
         }
-        Command::Info { scheduler } => match Client::connect(&scheduler).and_then(|c| c.scheduler_info()) {
-            Ok(info) => {
+        Command::Info { scheduler, security } => match connect_client(config_file, &scheduler, security)
+            .and_then(|c| c.scheduler_info().map(|info| (c, info)).map_err(|e| e.to_string()))
+        {
+            Ok((client, info)) => {
                 println!("tasks: {}", info.ntasks);
                 for (state, n) in &info.tasks_by_state {
                     println!("  {state}: {n}");
@@ -291,6 +373,20 @@ pub fn run(cli: Cli) -> i32 {
                         "  {} {} nthreads={} keys={} bytes={} processing={}",
                         w.name, w.address, w.nthreads, w.nkeys, w.nbytes, w.processing
                     );
+                    // Memory is asked of each worker directly: the scheduler
+                    // does not track spilling or process memory.
+                    match client.worker_info(&w.address) {
+                        Ok(m) => println!(
+                            "    memory: managed={} spilled={} spilled_keys={} rss={} limit={}{}",
+                            m.nbytes,
+                            m.spilled_bytes,
+                            m.spilled_keys,
+                            m.rss_bytes,
+                            m.memory_limit,
+                            if m.paused { " paused" } else { "" }
+                        ),
+                        Err(e) => println!("    memory: unavailable ({e})"),
+                    }
                 }
                 0
             }
@@ -299,10 +395,15 @@ pub fn run(cli: Cli) -> i32 {
                 1
             }
         },
-        Command::Shell { scheduler, command } => {
-            let result = Client::connect(&scheduler).and_then(|c| {
-                c.submit_with(crate::builtins::shell, (command,), &SubmitOptions::impure())?
-                    .result()
+        Command::Shell {
+            scheduler,
+            command,
+            security,
+        } => {
+            let result = connect_client(config_file, &scheduler, security).and_then(|c| {
+                c.submit_with(crate::builtins::shell, (command,), &SubmitOptions::impure())
+                    .and_then(|f| f.result())
+                    .map_err(|e| e.to_string())
             });
             match result {
                 Ok(out) => {
@@ -339,7 +440,33 @@ pub fn run(cli: Cli) -> i32 {
             }
         },
         Command::Cluster { action } => run_cluster(config_file, action),
+        Command::Certs {
+            action: CertsAction::New { dir, hosts },
+        } => match crate::certs::new_certs(&dir, &hosts) {
+            Ok(files) => {
+                println!("CA certificate: {}", files.ca.display());
+                println!("CA key (keep it off the cluster): {}", files.ca_key.display());
+                for (role, cert, key) in &files.roles {
+                    println!("{role}: --tls-cert {} --tls-key {}", cert.display(), key.display());
+                }
+                0
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        },
     }
+}
+
+/// Connects a client as the `rdask info` and `rdask shell` commands do: with
+/// the `[security]` of the config, the flags taking precedence.
+fn connect_client(config_file: Option<PathBuf>, scheduler: &str, security: SecurityArgs) -> Result<Client, String> {
+    let mut flags = Vec::new();
+    security.push_flags("client", &mut flags);
+    let config = config::load(&config::Inputs::from_process(config_file, flags)).map_err(|e| e.to_string())?;
+    let security = config.config.client_security().map_err(|e| e.to_string())?;
+    Client::connect_with(scheduler, ClientOptions::with_security(security)).map_err(|e| e.to_string())
 }
 
 /// Loads the effective config (flags > env > file > defaults); prints the
@@ -382,7 +509,14 @@ async fn bind_http(host: &str, port: u16) -> Option<tokio::net::TcpListener> {
 }
 
 fn run_scheduler(config: &RdaskConfig) -> i32 {
-    let options = config.scheduler_options();
+    let mut options = config.scheduler_options();
+    options.security = match config.scheduler_security() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
     let host = config.scheduler.host.clone();
     let port = config.scheduler.port;
     let http_port = config.scheduler.http_port;
@@ -423,7 +557,14 @@ fn run_scheduler(config: &RdaskConfig) -> i32 {
 
 fn run_worker(config: &RdaskConfig, scheduler: Option<String>, name: Option<String>) -> i32 {
     let scheduler = scheduler.unwrap_or_else(|| config.scheduler_address());
-    let options = config.worker_options(&scheduler, name);
+    let mut options = config.worker_options(&scheduler, name);
+    options.security = match config.worker_security() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
     if let Some(dir) = &options.local_directory {
         if let Err(e) = std::fs::create_dir_all(dir) {
             eprintln!("local directory {}: {e}", dir.display());
@@ -489,7 +630,14 @@ fn run_cluster(config_file: Option<PathBuf>, action: ClusterAction) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let options = launch::LaunchOptions::from(&config.cluster);
+    let mut options = launch::LaunchOptions::from(&config.cluster);
+    options.client.security = match config.client_security() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
     match action {
         ClusterAction::Up { file, .. } => {
             let result = launch::ClusterSpec::from_file(&file).and_then(|spec| launch::up(&spec, &options));

@@ -11,9 +11,10 @@ use actix_rt::Arbiter;
 
 use crate::actors::scheduler::{start_scheduler, GetInfo, SchedulerHandle, SchedulerOptions};
 use crate::actors::worker::{start_worker, Shutdown, WorkerHandle, WorkerOptions};
-use crate::client::{AsyncClient, Client, Error};
+use crate::client::{AsyncClient, Client, ClientOptions, Error};
 use crate::runtime::Runtime;
 use crate::wire::messages::SchedulerInfo;
+use crate::wire::Security;
 
 /// Builder of a [`LocalCluster`].
 #[derive(Clone, Debug)]
@@ -22,9 +23,20 @@ pub struct LocalClusterBuilder {
     threads_per_worker: u32,
     scheduler: SchedulerOptions,
     worker: WorkerOptions,
+    client_security: Security,
 }
 
 impl LocalClusterBuilder {
+    /// Secures the whole cluster with `security` (TLS, token): the
+    /// scheduler, every worker, and the clients from [`LocalCluster::client`]
+    /// all use it. Set it after `scheduler_options`/`worker_options`, which
+    /// replace the options it is stored in.
+    pub fn security(mut self, security: Security) -> Self {
+        self.scheduler.security = security.clone();
+        self.worker.security = security.clone();
+        self.client_security = security;
+        self
+    }
     /// Number of workers (default 2).
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = n;
@@ -60,6 +72,7 @@ pub struct LocalCluster {
     worker_template: WorkerOptions,
     threads_per_worker: u32,
     next_worker: usize,
+    client_security: Security,
     // Last: stops the arbiters' system after the handles above are gone.
     runtime: Runtime,
 }
@@ -77,6 +90,7 @@ impl LocalCluster {
             threads_per_worker: 1,
             scheduler: SchedulerOptions::default(),
             worker: WorkerOptions::default(),
+            client_security: Security::default(),
         }
     }
 
@@ -109,6 +123,7 @@ impl LocalCluster {
             worker_template: b.worker,
             threads_per_worker: b.threads_per_worker,
             next_worker: 0,
+            client_security: b.client_security,
             runtime,
         };
         for _ in 0..b.workers {
@@ -175,12 +190,17 @@ impl LocalCluster {
 
     /// A blocking client connected to this cluster.
     pub fn client(&self) -> Result<Client, Error> {
-        Client::connect(&self.scheduler.address)
+        Client::connect_with(&self.scheduler.address, self.client_options())
+    }
+
+    /// The options [`Self::client`] connects with (the cluster's security).
+    pub fn client_options(&self) -> ClientOptions {
+        ClientOptions::with_security(self.client_security.clone())
     }
 
     /// An async client connected to this cluster.
     pub async fn async_client(&self) -> Result<AsyncClient, Error> {
-        AsyncClient::connect(&self.scheduler.address).await
+        AsyncClient::connect_with(&self.scheduler.address, self.client_options()).await
     }
 
     /// The scheduler's figures, read in-process.

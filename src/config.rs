@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::actors::scheduler::SchedulerOptions;
 use crate::actors::worker::WorkerOptions;
-use crate::wire::FrameLimits;
+use crate::wire::{FrameLimits, Security, SecurityError, TlsFiles};
 
 /// The scheduler port when none is configured (Dask's too).
 pub const DEFAULT_SCHEDULER_PORT: u16 = 8786;
@@ -68,6 +68,9 @@ pub enum ConfigError {
         /// Why.
         message: String,
     },
+    /// The `[security]` settings name unreadable or unusable TLS files.
+    #[error("[security]: {0}")]
+    Security(#[from] SecurityError),
 }
 
 /// Defines a config section: the struct with its doc comments, its `Default`
@@ -125,6 +128,60 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+/// A worker's memory limit: a size as for [`ByteSize`] (0 for none), or
+/// `"auto"`: the machine's memory (or its container's limit) times the
+/// worker's share of the CPUs, as Dask's `memory_limit="auto"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoryLimit {
+    /// This many bytes; 0 for none.
+    Bytes(u64),
+    /// A share of the machine's memory, resolved when the worker starts.
+    Auto,
+}
+
+impl Default for MemoryLimit {
+    fn default() -> Self {
+        MemoryLimit::Bytes(0)
+    }
+}
+
+impl MemoryLimit {
+    /// The limit in bytes for a worker with `nthreads` threads.
+    pub fn resolve(self, nthreads: u32) -> u64 {
+        match self {
+            MemoryLimit::Bytes(n) => n,
+            MemoryLimit::Auto => crate::worker::memory::auto_memory_limit(nthreads),
+        }
+    }
+}
+
+impl Serialize for MemoryLimit {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            MemoryLimit::Bytes(n) => s.serialize_u64(*n),
+            MemoryLimit::Auto => s.serialize_str("auto"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MemoryLimit {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => Ok(MemoryLimit::Bytes(n)),
+            Raw::Text(s) if s.trim().eq_ignore_ascii_case("auto") => Ok(MemoryLimit::Auto),
+            Raw::Text(s) => crate::cli::parse_bytes(&s)
+                .map(MemoryLimit::Bytes)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 fn scheduler_defaults() -> SchedulerOptions {
     SchedulerOptions::default()
 }
@@ -173,8 +230,21 @@ config_section! {
     WorkerSection {
         /// Task threads.
         nthreads: u32 = worker_defaults().nthreads,
-        /// Memory limit reported to the scheduler: bytes, or a string such as "4GB"; 0 for none.
-        memory_limit: ByteSize = ByteSize(worker_defaults().memory_limit),
+        /// Memory limit: bytes, a string such as "4GB", or "auto" (the machine's memory times this
+        /// worker's share of the CPUs); 0 for none. Past fractions of it results spill to disk and
+        /// tasks pause (see docs/scheduling.md).
+        memory_limit: MemoryLimit = MemoryLimit::Bytes(worker_defaults().memory_limit),
+        /// Fraction of memory_limit that results held in memory may take; past it the least
+        /// recently used are spilled to local_directory (0: never).
+        memory_target: f64 = worker_defaults().memory_target,
+        /// Fraction of memory_limit of process memory (RSS) past which more results are spilled
+        /// (0: never).
+        memory_spill: f64 = worker_defaults().memory_spill,
+        /// Fraction of memory_limit of process memory past which the worker starts no new task until
+        /// memory falls (0: never).
+        memory_pause: f64 = worker_defaults().memory_pause,
+        /// How often the worker measures its process memory, milliseconds.
+        memory_monitor_interval_ms: u64 = worker_defaults().memory_monitor_interval.as_millis() as u64,
         /// Abstract resources offered, e.g. { GPU = 2, MEM = 10e9 }.
         resources: BTreeMap<String, f64> = worker_defaults().resources.into_iter().collect(),
         /// Directory for the worker's files; unset: a temporary directory.
@@ -220,6 +290,32 @@ config_section! {
 }
 
 config_section! {
+    /// `[security]`: TLS with mutual authentication, and the shared token
+    /// (see docs/operations.md). Unset: plain TCP, no token.
+    SecuritySection {
+        /// Shared token every connection must present in its handshake; unset: none. Prefer the
+        /// environment (RDASK_SECURITY__TOKEN) or --token to a file others can read.
+        token: Option<String> = None,
+        /// PEM file of the cluster CA: with a certificate and key for the role, connections use TLS and
+        /// peers must present a certificate signed by this CA (`rdask certs new DIR` makes one).
+        tls_ca_file: Option<PathBuf> = None,
+        /// PEM certificate of the scheduler (its port then speaks TLS; its address is tls://).
+        tls_scheduler_cert: Option<PathBuf> = None,
+        /// PEM private key of the scheduler certificate.
+        tls_scheduler_key: Option<PathBuf> = None,
+        /// PEM certificate of workers (scheduler connection, peer port, fetches from peers).
+        tls_worker_cert: Option<PathBuf> = None,
+        /// PEM private key of the worker certificate.
+        tls_worker_key: Option<PathBuf> = None,
+        /// PEM certificate of clients (rdask info, rdask shell, and the library's clients via
+        /// RdaskConfig::client_security).
+        tls_client_cert: Option<PathBuf> = None,
+        /// PEM private key of the client certificate.
+        tls_client_key: Option<PathBuf> = None,
+    }
+}
+
+config_section! {
     /// `[cluster]`: `rdask cluster up/status/down`.
     ClusterSection {
         /// State file written by `cluster up` and read by `status` and `down`; its directory also holds
@@ -246,6 +342,8 @@ pub struct RdaskConfig {
     pub wire: WireSection,
     /// `[cluster]`.
     pub cluster: ClusterSection,
+    /// `[security]`.
+    pub security: SecuritySection,
 }
 
 /// The sections in file order, with their (key, doc) tables.
@@ -255,6 +353,7 @@ pub const SECTIONS: &[(&str, &[(&str, &str)])] = &[
     ("client", ClientSection::KEYS),
     ("wire", WireSection::KEYS),
     ("cluster", ClusterSection::KEYS),
+    ("security", SecuritySection::KEYS),
 ];
 
 impl WireSection {
@@ -290,7 +389,48 @@ impl RdaskConfig {
             max_pending_handshakes: s.max_pending_handshakes,
             handshake_timeout: Duration::from_secs_f64(s.handshake_timeout_s.max(0.0)),
             client_grace: Duration::from_secs_f64(s.client_grace_s.max(0.0)),
+            // Reading the certificate files can fail, so it is not done
+            // here: [`Self::scheduler_security`] loads `[security]`.
+            security: Security::default(),
         }
+    }
+
+    fn security(&self, cert: &Option<PathBuf>, key: &Option<PathBuf>, role: &str) -> Result<Security, ConfigError> {
+        let sec = &self.security;
+        let files = TlsFiles::from_parts(
+            sec.tls_ca_file.clone(),
+            cert.clone(),
+            key.clone(),
+            [
+                "security.tls_ca_file (--tls-ca-file)",
+                &format!("security.tls_{role}_cert (--tls-cert)"),
+                &format!("security.tls_{role}_key (--tls-key)"),
+            ],
+        )?;
+        let security = match files {
+            Some(files) => Security::tls(&files)?,
+            None => Security::default(),
+        };
+        Ok(security.with_token(sec.token.clone().unwrap_or_default()))
+    }
+
+    /// The scheduler's [`Security`] from `[security]` (reads the files).
+    pub fn scheduler_security(&self) -> Result<Security, ConfigError> {
+        let s = &self.security;
+        self.security(&s.tls_scheduler_cert, &s.tls_scheduler_key, "scheduler")
+    }
+
+    /// A worker's [`Security`] from `[security]` (reads the files).
+    pub fn worker_security(&self) -> Result<Security, ConfigError> {
+        let s = &self.security;
+        self.security(&s.tls_worker_cert, &s.tls_worker_key, "worker")
+    }
+
+    /// A client's [`Security`] from `[security]` (reads the files), for
+    /// [`crate::ClientOptions`].
+    pub fn client_security(&self) -> Result<Security, ConfigError> {
+        let s = &self.security;
+        self.security(&s.tls_client_cert, &s.tls_client_key, "client")
     }
 
     /// Options for a worker process connecting to `scheduler`.
@@ -300,7 +440,11 @@ impl RdaskConfig {
             scheduler: scheduler.to_string(),
             name,
             nthreads: w.nthreads,
-            memory_limit: w.memory_limit.0,
+            memory_limit: w.memory_limit.resolve(w.nthreads),
+            memory_target: w.memory_target,
+            memory_spill: w.memory_spill,
+            memory_pause: w.memory_pause,
+            memory_monitor_interval: Duration::from_millis(w.memory_monitor_interval_ms.max(1)),
             resources: w.resources.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             local_directory: w.local_directory.clone(),
             listen_host: w.listen_host.clone(),
@@ -308,13 +452,21 @@ impl RdaskConfig {
             limits: self.wire.limits(),
             inline_limit: w.inline_limit,
             max_concurrent_fetches: w.max_concurrent_fetches,
+            // Loaded by [`Self::worker_security`]: reading files can fail.
+            security: Security::default(),
         }
     }
 
     /// The address workers and clients use when none is given:
-    /// `tcp://<scheduler.host>:<scheduler.port>`.
+    /// `tcp://<scheduler.host>:<scheduler.port>`, or `tls://...` when a TLS
+    /// CA file is configured.
     pub fn scheduler_address(&self) -> String {
-        format!("tcp://{}:{}", self.scheduler.host, self.scheduler.port)
+        let scheme = if self.security.tls_ca_file.is_some() {
+            "tls"
+        } else {
+            "tcp"
+        };
+        format!("{scheme}://{}:{}", self.scheduler.host, self.scheduler.port)
     }
 }
 

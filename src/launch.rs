@@ -450,6 +450,9 @@ pub struct LaunchOptions {
     pub startup_timeout: Duration,
     /// How long `down` waits after SIGTERM before SIGKILL.
     pub shutdown_timeout: Duration,
+    /// How `up` and `status` connect to the scheduler (TLS, token): the
+    /// `[security]` client settings of the launching machine.
+    pub client: crate::client::ClientOptions,
 }
 
 impl From<&ClusterSection> for LaunchOptions {
@@ -458,6 +461,7 @@ impl From<&ClusterSection> for LaunchOptions {
             state_file: c.state_file.clone(),
             startup_timeout: Duration::from_secs_f64(c.startup_timeout_s.max(0.0)),
             shutdown_timeout: Duration::from_secs_f64(c.shutdown_timeout_s.max(0.0)),
+            client: crate::client::ClientOptions::default(),
         }
     }
 }
@@ -619,7 +623,7 @@ fn start_all(spec: &ClusterSpec, options: &LaunchOptions, state: &mut ClusterSta
             total += 1;
         }
     }
-    wait_for_workers(state, total, deadline)
+    wait_for_workers(state, total, deadline, &options.client)
 }
 
 fn last_word_of_line(text: &str, prefix: &str) -> Option<String> {
@@ -665,7 +669,12 @@ fn wait_for_line(
 
 /// Asks the scheduler for its figures.
 pub fn scheduler_info(address: &str) -> Result<SchedulerInfo, LaunchError> {
-    crate::client::Client::connect(address)
+    scheduler_info_with(address, &crate::client::ClientOptions::default())
+}
+
+/// Asks the scheduler for its figures, connecting with `client` (TLS, token).
+pub fn scheduler_info_with(address: &str, client: &crate::client::ClientOptions) -> Result<SchedulerInfo, LaunchError> {
+    crate::client::Client::connect_with(address, client.clone())
         .and_then(|c| c.scheduler_info())
         .map_err(|e| LaunchError::Scheduler {
             address: address.to_string(),
@@ -673,10 +682,17 @@ pub fn scheduler_info(address: &str) -> Result<SchedulerInfo, LaunchError> {
         })
 }
 
-fn wait_for_workers(state: &ClusterState, total: usize, deadline: Instant) -> Result<(), LaunchError> {
-    let client = crate::client::Client::connect(&state.scheduler_address).map_err(|e| LaunchError::Scheduler {
-        address: state.scheduler_address.clone(),
-        message: e.to_string(),
+fn wait_for_workers(
+    state: &ClusterState,
+    total: usize,
+    deadline: Instant,
+    client: &crate::client::ClientOptions,
+) -> Result<(), LaunchError> {
+    let client = crate::client::Client::connect_with(&state.scheduler_address, client.clone()).map_err(|e| {
+        LaunchError::Scheduler {
+            address: state.scheduler_address.clone(),
+            message: e.to_string(),
+        }
     })?;
     loop {
         let info = client.scheduler_info().map_err(|e| LaunchError::Scheduler {
@@ -743,7 +759,7 @@ pub fn status(options: &LaunchOptions) -> Result<ClusterStatus, LaunchError> {
             (p, up)
         }));
     }
-    let info = scheduler_info(&state.scheduler_address).map_err(|e| e.to_string());
+    let info = scheduler_info_with(&state.scheduler_address, &options.client).map_err(|e| e.to_string());
     Ok(ClusterStatus { state, processes, info })
 }
 

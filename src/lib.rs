@@ -18,6 +18,7 @@
 
 pub mod actors;
 pub mod builtins;
+pub mod certs;
 pub mod cli;
 pub mod client;
 pub mod cluster;
@@ -31,7 +32,8 @@ pub mod util;
 pub mod wire;
 pub mod worker;
 
-pub use client::{AsyncClient, Client, Error, Future, ReturnWhen, SubmitOptions, WaitResult};
+pub use client::{AsyncClient, Client, ClientOptions, Error, Future, ReturnWhen, SubmitOptions, WaitResult};
 pub use cluster::LocalCluster;
 pub use rdask_macros::task;
 pub use task::{Blob, Task};
+pub use wire::{Security, TlsFiles};

@@ -113,7 +113,7 @@ fn precedence_is_flag_then_env_then_file_then_default() {
     assert_eq!(c.scheduler.host, "10.0.0.2");
     assert_eq!(c.scheduler.heartbeat_ms, 250);
     assert_eq!(c.worker.nthreads, 4);
-    assert_eq!(c.worker.memory_limit.0, 2_000_000_000);
+    assert_eq!(c.worker.memory_limit, config::MemoryLimit::Bytes(2_000_000_000));
     assert_eq!(c.worker.resources.get("GPU"), Some(&2.0));
     assert_eq!(c.worker.inline_limit, RdaskConfig::default().worker.inline_limit);
     let src = |s: &str, k: &str| loaded.sources.get(&(s.to_string(), k.to_string())).cloned();

@@ -416,6 +416,7 @@ fn handshake(version: u32) -> Vec<u8> {
         protocol_version: version,
         role: rdask::wire::messages::Role::Client,
         name: "raw".into(),
+        token: None,
     };
     frame(&rmp_serde_named(&hello))
 }

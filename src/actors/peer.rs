@@ -11,14 +11,14 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use bytes::Bytes;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpListener;
 use tracing::{debug, info_span, warn, Instrument};
 
-use super::store::{DataStore, Get, Stats, WorkerCounters};
+use super::store::{DataStore, Get, Report, WorkerCounters};
 use crate::wire::codec::{self, FrameLimits, WireError};
 use crate::wire::messages::*;
-use crate::wire::transport::{self, Reader};
+use crate::wire::security::Security;
+use crate::wire::transport::{self, Reader, WriteHalf};
 
 /// Idle connections kept per peer address.
 pub const MAX_IDLE_CONNECTIONS_PER_PEER: usize = 4;
@@ -28,7 +28,7 @@ pub const PEER_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 
 struct PeerConn {
     reader: Reader,
-    writer: OwnedWriteHalf,
+    writer: WriteHalf,
 }
 
 /// Connections to workers' peer ports, reused across requests.
@@ -38,6 +38,7 @@ pub struct PeerPool {
     idle: Arc<Mutex<HashMap<String, Vec<PeerConn>>>>,
     next_request: Arc<AtomicU64>,
     limits: FrameLimits,
+    security: Security,
 }
 
 impl PeerPool {
@@ -48,7 +49,14 @@ impl PeerPool {
             idle: Arc::default(),
             next_request: Arc::new(AtomicU64::new(1)),
             limits,
+            security: Security::default(),
         }
+    }
+
+    /// The same pool connecting with `security` (TLS, token).
+    pub fn with_security(mut self, security: Security) -> Self {
+        self.security = security;
+        self
     }
 
     fn take_idle(&self, address: &str) -> Option<PeerConn> {
@@ -68,7 +76,7 @@ impl PeerPool {
         let mut conn = match self.take_idle(address) {
             Some(c) => c,
             None => {
-                let (reader, writer) = transport::connect(address, Role::Peer, &self.name).await?;
+                let (reader, writer) = transport::connect(address, Role::Peer, &self.name, &self.security).await?;
                 PeerConn { reader, writer }
             }
         };
@@ -117,6 +125,7 @@ pub async fn serve_peers(
     store: Addr<DataStore>,
     counters: Arc<WorkerCounters>,
     limits: FrameLimits,
+    security: Security,
 ) {
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -128,9 +137,10 @@ pub async fn serve_peers(
             }
         };
         let (store, counters, name) = (store.clone(), counters.clone(), name.clone());
+        let security = security.clone();
         actix_rt::spawn(
             async move {
-                if let Err(e) = serve_peer(stream, name, store, counters, limits).await {
+                if let Err(e) = serve_peer(stream, name, store, counters, limits, &security).await {
                     warn!("peer connection closed: {e}");
                 }
             }
@@ -145,8 +155,9 @@ async fn serve_peer(
     store: Addr<DataStore>,
     counters: Arc<WorkerCounters>,
     limits: FrameLimits,
+    security: &Security,
 ) -> Result<(), WireError> {
-    let (hello, mut reader, write) = transport::accept(stream, &[Role::Peer]).await?;
+    let (hello, mut reader, write) = transport::accept(stream, &[Role::Peer], security).await?;
     debug!(peer = %hello.name, "peer connected");
     let sender = transport::spawn_writer::<FromPeer>(write, hello.name.clone());
     while let Some(requests) = transport::read_batch::<ToPeer>(&mut reader, &limits).await? {
@@ -163,16 +174,22 @@ async fn serve_peer(
                     }
                 }
                 ToPeer::Info { request_id } => {
-                    let (nkeys, nbytes) = store.send(Stats).await.map_err(|_| WireError::Closed)?;
+                    let report = store.send(Report).await.map_err(|_| WireError::Closed)?;
                     FromPeer::Info {
                         request_id,
                         info: WorkerStoreInfo {
                             name: name.clone(),
-                            nkeys,
-                            nbytes,
+                            nkeys: report.figures.nkeys,
+                            nbytes: report.figures.memory_bytes,
                             bytes_fetched_from_peers: counters.bytes_fetched.load(Ordering::Relaxed),
                             bytes_served_to_peers: counters.bytes_served.load(Ordering::Relaxed),
                             tasks_executed: counters.tasks_executed.load(Ordering::Relaxed),
+                            spilled_keys: report.figures.spilled_keys,
+                            spilled_bytes: report.figures.spilled_bytes,
+                            rss_bytes: report.rss_bytes,
+                            memory_limit: report.memory_limit,
+                            paused: report.figures.paused,
+                            spill_directory: report.spill_directory.to_string_lossy().into_owned(),
                         },
                     }
                 }

@@ -22,7 +22,7 @@ use crate::scheduler::state::{
 };
 use crate::wire::messages::*;
 use crate::wire::transport::{self, Reader, Sender};
-use crate::wire::{FrameLimits, WireError};
+use crate::wire::{FrameLimits, Security, WireError};
 
 /// Settings of a scheduler process.
 #[derive(Clone, Debug)]
@@ -44,6 +44,8 @@ pub struct SchedulerOptions {
     /// this long (a client on a flaky network, or one restarting), then
     /// they are released as if it had closed.
     pub client_grace: Duration,
+    /// TLS and token settings of the scheduler port (default: plain TCP).
+    pub security: Security,
 }
 
 impl Default for SchedulerOptions {
@@ -55,6 +57,7 @@ impl Default for SchedulerOptions {
             max_pending_handshakes: DEFAULT_MAX_PENDING_HANDSHAKES,
             handshake_timeout: transport::HANDSHAKE_TIMEOUT,
             client_grace: DEFAULT_CLIENT_GRACE,
+            security: Security::default(),
         }
     }
 }
@@ -428,7 +431,7 @@ pub struct SchedulerHandle {
 /// Starts a scheduler on the current actix arbiter, accepting on `listener`.
 pub fn start_scheduler(listener: TcpListener, options: SchedulerOptions) -> std::io::Result<SchedulerHandle> {
     let local = listener.local_addr()?;
-    let address = format!("tcp://{local}");
+    let address = format!("{}://{local}", options.security.scheme());
     let actor = SchedulerActor::new(&options).start();
     let span = info_span!("scheduler", %address);
     let handle = SchedulerHandle {
@@ -461,10 +464,11 @@ async fn accept_loop(listener: TcpListener, scheduler: Addr<SchedulerActor>, opt
         let scheduler = scheduler.clone();
         let limits = options.limits;
         let handshake_timeout = options.handshake_timeout;
+        let security = options.security.clone();
         let open = open.clone();
         actix_rt::spawn(
             async move {
-                if let Err(e) = serve_connection(stream, peer, scheduler, limits, handshake_timeout).await {
+                if let Err(e) = serve_connection(stream, peer, scheduler, limits, handshake_timeout, &security).await {
                     warn!(%peer, "connection closed: {e}");
                 }
                 open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -480,10 +484,11 @@ async fn serve_connection(
     scheduler: Addr<SchedulerActor>,
     limits: FrameLimits,
     handshake_timeout: Duration,
+    security: &Security,
 ) -> Result<(), WireError> {
     let (hello, mut reader, write) = tokio::time::timeout(
         handshake_timeout,
-        transport::accept(stream, &[Role::Client, Role::Worker]),
+        transport::accept(stream, &[Role::Client, Role::Worker], security),
     )
     .await
     .map_err(|_| WireError::Timeout("peer sent no handshake".into()))??;

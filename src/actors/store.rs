@@ -3,15 +3,29 @@
 //! Values are kept as the serialized bytes they arrived or were produced as,
 //! so serving a peer or a client costs no encoding, and a `Bytes` clone
 //! shares the buffer instead of copying it.
+//!
+//! With a memory limit, the store spills least-recently-used values to files
+//! in a per-worker directory, as [`SpillBuffer`] decides; files are written,
+//! read and removed on tokio's blocking threads, never on the actor's
+//! thread. A spilled value is read back for a peer's request here, and by
+//! the task's own thread for a task ([`GetArgs`] answers with the file).
+//! The store also measures process memory and pauses the task threads
+//! through a [`PauseGate`] past the `pause` threshold.
 
-use crate::util::FxMap as HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use bytes::Bytes;
+use tracing::{info, warn};
 
 use crate::wire::messages::Key;
+use crate::worker::memory::{
+    Lookup, MemoryFigures, MemoryThresholds, PauseChange, SpillBuffer, SpillOp, DEFAULT_MEMORY_MONITOR_INTERVAL_MS,
+};
+use crate::worker::pool::PauseGate;
 
 /// Counters shared by a worker's actors, reported on its peer port.
 #[derive(Debug, Default)]
@@ -24,26 +38,149 @@ pub struct WorkerCounters {
     pub bytes_served: AtomicU64,
 }
 
+/// How a store manages memory.
+#[derive(Clone, Debug)]
+pub struct StoreMemory {
+    /// Memory limit and thresholds.
+    pub thresholds: MemoryThresholds,
+    /// This worker's own spill directory; created at the first spill and
+    /// removed, with its files, when the store goes away.
+    pub spill_directory: PathBuf,
+    /// How often process memory is measured (when there is a limit).
+    pub monitor_interval: Duration,
+    /// Paused past the `pause` threshold; shared with the task pool.
+    pub gate: Arc<PauseGate>,
+    /// Worker name, for logs.
+    pub worker: String,
+}
+
+impl Default for StoreMemory {
+    fn default() -> Self {
+        StoreMemory {
+            thresholds: MemoryThresholds::default(),
+            spill_directory: std::env::temp_dir().join(format!("rdask-worker-{}", uuid::Uuid::new_v4().simple())),
+            monitor_interval: Duration::from_millis(DEFAULT_MEMORY_MONITOR_INTERVAL_MS),
+            gate: Arc::default(),
+            worker: String::new(),
+        }
+    }
+}
+
+/// Removes the spill directory when the store is dropped (the worker
+/// process exits or the actor system stops).
+#[derive(Debug)]
+struct SpillDir(PathBuf);
+
+impl Drop for SpillDir {
+    fn drop(&mut self) {
+        remove_dir(&self.0);
+    }
+}
+
+fn remove_dir(path: &Path) {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => warn!("cannot remove spill directory {}: {e}", path.display()),
+    }
+}
+
 /// The store.
 pub struct DataStore {
-    data: HashMap<Key, Bytes>,
-    nbytes: u64,
+    buffer: SpillBuffer,
     counters: Arc<WorkerCounters>,
+    dir: SpillDir,
+    memory: StoreMemory,
 }
 
 impl DataStore {
-    /// An empty store.
+    /// An empty store without a memory limit.
     pub fn new(counters: Arc<WorkerCounters>) -> Self {
+        Self::with_memory(counters, StoreMemory::default())
+    }
+
+    /// An empty store managing memory as `memory` says.
+    pub fn with_memory(counters: Arc<WorkerCounters>, memory: StoreMemory) -> Self {
         DataStore {
-            data: HashMap::default(),
-            nbytes: 0,
+            buffer: SpillBuffer::new(memory.thresholds),
             counters,
+            dir: SpillDir(memory.spill_directory.clone()),
+            memory,
         }
+    }
+
+    /// Carries out the buffer's file operations on blocking threads.
+    fn run_ops(&mut self, ops: Vec<SpillOp>, ctx: &mut Context<Self>) {
+        for op in ops {
+            match op {
+                SpillOp::Write { key, file, name, data } => {
+                    let dir = self.dir.0.clone();
+                    let write = tokio::task::spawn_blocking(move || {
+                        std::fs::create_dir_all(&dir)?;
+                        std::fs::write(dir.join(name), &data)
+                    });
+                    ctx.spawn(
+                        async move {
+                            match write.await {
+                                Ok(r) => r,
+                                Err(e) => Err(std::io::Error::other(e.to_string())),
+                            }
+                        }
+                        .into_actor(self)
+                        .map(move |result, act, ctx| {
+                            if let Err(e) = &result {
+                                warn!(worker = %act.memory.worker, "cannot spill {key:?} to {}: {e}; it stays in memory", act.dir.0.display());
+                            }
+                            let mut more = Vec::new();
+                            act.buffer.write_done(&key, file, result.is_ok(), &mut more);
+                            act.run_ops(more, ctx);
+                        }),
+                    );
+                }
+                SpillOp::Remove { name } => {
+                    let path = self.dir.0.join(name);
+                    // Nothing waits for a removal; a failure is only logged.
+                    drop(tokio::task::spawn_blocking(move || {
+                        if let Err(e) = std::fs::remove_file(&path) {
+                            if e.kind() != std::io::ErrorKind::NotFound {
+                                warn!("cannot remove spilled file {}: {e}", path.display());
+                            }
+                        }
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Measures process memory: spills past `spill`, pauses past `pause`.
+    fn monitor(&mut self, ctx: &mut Context<Self>) {
+        let rss = crate::util::rss_bytes();
+        let mut ops = Vec::new();
+        let change = self.buffer.memory_measured(rss, &mut ops);
+        let limit = self.memory.thresholds.limit;
+        match change {
+            Some(PauseChange::Pause) => {
+                warn!(worker = %self.memory.worker, rss, limit, "paused: process memory is past the pause threshold; no new task starts until it falls");
+                self.memory.gate.set(true);
+            }
+            Some(PauseChange::Resume) => {
+                info!(worker = %self.memory.worker, rss, limit, "resumed: process memory fell below the pause threshold");
+                self.memory.gate.set(false);
+            }
+            None => {}
+        }
+        self.run_ops(ops, ctx);
     }
 }
 
 impl Actor for DataStore {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if self.memory.thresholds.limit > 0 {
+            ctx.run_interval(self.memory.monitor_interval, |act, ctx| act.monitor(ctx));
+        }
+    }
 }
 
 /// Store a value (replacing any previous one).
@@ -58,11 +195,10 @@ pub struct Put {
 
 impl Handler<Put> for DataStore {
     type Result = ();
-    fn handle(&mut self, msg: Put, _: &mut Self::Context) {
-        self.nbytes += msg.data.len() as u64;
-        if let Some(old) = self.data.insert(msg.key, msg.data) {
-            self.nbytes -= old.len() as u64;
-        }
+    fn handle(&mut self, msg: Put, ctx: &mut Self::Context) {
+        let mut ops = Vec::new();
+        self.buffer.put(msg.key, msg.data, &mut ops);
+        self.run_ops(ops, ctx);
     }
 }
 
@@ -76,16 +212,17 @@ pub struct Delete {
 
 impl Handler<Delete> for DataStore {
     type Result = ();
-    fn handle(&mut self, msg: Delete, _: &mut Self::Context) {
+    fn handle(&mut self, msg: Delete, ctx: &mut Self::Context) {
+        let mut ops = Vec::new();
         for k in msg.keys {
-            if let Some(old) = self.data.remove(&k) {
-                self.nbytes -= old.len() as u64;
-            }
+            self.buffer.delete(&k, &mut ops);
         }
+        self.run_ops(ops, ctx);
     }
 }
 
-/// Look values up.
+/// Look values up; spilled ones are read back from disk (off the actor's
+/// thread) for this answer only, without returning to memory.
 #[derive(Message)]
 #[rtype(result = "Vec<(Key, Option<Bytes>)>")]
 pub struct Get {
@@ -96,25 +233,142 @@ pub struct Get {
 }
 
 impl Handler<Get> for DataStore {
-    type Result = MessageResult<Get>;
+    type Result = ResponseFuture<Vec<(Key, Option<Bytes>)>>;
     fn handle(&mut self, msg: Get, _: &mut Self::Context) -> Self::Result {
-        let out: Vec<(Key, Option<Bytes>)> = msg
+        let mut out: Vec<(Key, Option<Bytes>)> = Vec::with_capacity(msg.keys.len());
+        let mut reads: Vec<(usize, PathBuf)> = Vec::new();
+        for k in msg.keys {
+            let v = match self.buffer.get(&k) {
+                Some(Lookup::Memory(b)) => Some(b),
+                Some(Lookup::Disk(name)) => {
+                    reads.push((out.len(), self.dir.0.join(name)));
+                    None
+                }
+                None => None,
+            };
+            out.push((k, v));
+        }
+        let counters = self.counters.clone();
+        let worker = self.memory.worker.clone();
+        Box::pin(async move {
+            if !reads.is_empty() {
+                let read = tokio::task::spawn_blocking(move || {
+                    reads
+                        .into_iter()
+                        .map(|(i, path)| (i, std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))))
+                        .collect::<Vec<_>>()
+                });
+                match read.await {
+                    Ok(loaded) => {
+                        for (i, r) in loaded {
+                            match r {
+                                Ok(data) => out[i].1 = Some(Bytes::from(data)),
+                                // The key was freed meanwhile, or the disk failed:
+                                // answered as not held.
+                                Err(e) => warn!(%worker, "cannot read back spilled value: {e}"),
+                            }
+                        }
+                    }
+                    Err(e) => warn!(%worker, "reading spilled values failed: {e}"),
+                }
+            }
+            if msg.for_peer {
+                let served: u64 = out.iter().filter_map(|(_, v)| v.as_ref()).map(|v| v.len() as u64).sum();
+                counters.bytes_served.fetch_add(served, Ordering::Relaxed);
+            }
+            out
+        })
+    }
+}
+
+/// A task argument as the store holds it.
+#[derive(Clone, Debug)]
+pub enum ArgData {
+    /// In memory.
+    Memory(Bytes),
+    /// Spilled to this file, to be read by the task's thread.
+    Disk(PathBuf),
+}
+
+/// Look up a task's arguments: values in memory, or the files of spilled
+/// ones (the task's thread reads them just before it runs).
+#[derive(Message)]
+#[rtype(result = "Vec<(Key, Option<ArgData>)>")]
+pub struct GetArgs {
+    /// Keys, answered in order.
+    pub keys: Vec<Key>,
+}
+
+impl Handler<GetArgs> for DataStore {
+    type Result = MessageResult<GetArgs>;
+    fn handle(&mut self, msg: GetArgs, _: &mut Self::Context) -> Self::Result {
+        let out = msg
             .keys
             .into_iter()
             .map(|k| {
-                let v = self.data.get(&k).cloned();
+                let v = match self.buffer.get(&k) {
+                    Some(Lookup::Memory(b)) => Some(ArgData::Memory(b)),
+                    Some(Lookup::Disk(name)) => Some(ArgData::Disk(self.dir.0.join(name))),
+                    None => None,
+                };
                 (k, v)
             })
             .collect();
-        if msg.for_peer {
-            let served: u64 = out.iter().filter_map(|(_, v)| v.as_ref()).map(|v| v.len() as u64).sum();
-            self.counters.bytes_served.fetch_add(served, Ordering::Relaxed);
-        }
         MessageResult(out)
     }
 }
 
-/// Number of keys and bytes held.
+/// The store's memory figures.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreReport {
+    /// Keys, bytes in memory and spilled, pause state.
+    pub figures: MemoryFigures,
+    /// Process memory (RSS) measured now.
+    pub rss_bytes: u64,
+    /// Memory limit; 0 for none.
+    pub memory_limit: u64,
+    /// The worker's spill directory (it may not exist yet).
+    pub spill_directory: PathBuf,
+}
+
+/// Report memory figures.
+#[derive(Message)]
+#[rtype(result = "StoreReport")]
+pub struct Report;
+
+impl Handler<Report> for DataStore {
+    type Result = MessageResult<Report>;
+    fn handle(&mut self, _: Report, _: &mut Self::Context) -> Self::Result {
+        let rss_bytes = crate::util::rss_bytes();
+        MessageResult(StoreReport {
+            figures: self.buffer.figures(),
+            rss_bytes,
+            memory_limit: self.memory.thresholds.limit,
+            spill_directory: self.dir.0.clone(),
+        })
+    }
+}
+
+/// Delete everything and the spill directory (the worker stopped).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Clear;
+
+impl Handler<Clear> for DataStore {
+    type Result = ();
+    fn handle(&mut self, _: Clear, _: &mut Self::Context) {
+        let mut ops = Vec::new();
+        let keys: Vec<Key> = self.buffer.keys().cloned().collect();
+        for k in keys {
+            self.buffer.delete(&k, &mut ops);
+        }
+        // The whole directory goes, so the per-file removals are not needed.
+        let dir = self.dir.0.clone();
+        drop(tokio::task::spawn_blocking(move || remove_dir(&dir)));
+    }
+}
+
+/// Number of keys held, and bytes held in memory.
 #[derive(Message)]
 #[rtype(result = "(u64, u64)")]
 pub struct Stats;
@@ -122,6 +376,7 @@ pub struct Stats;
 impl Handler<Stats> for DataStore {
     type Result = MessageResult<Stats>;
     fn handle(&mut self, _: Stats, _: &mut Self::Context) -> Self::Result {
-        MessageResult((self.data.len() as u64, self.nbytes))
+        let f = self.buffer.figures();
+        MessageResult((f.nkeys, f.memory_bytes))
     }
 }

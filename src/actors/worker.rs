@@ -17,12 +17,16 @@ use tokio::net::TcpListener;
 use tracing::{error, info, info_span, warn, Instrument};
 
 use super::peer::{serve_peers, PeerPool};
-use super::store::{DataStore, Delete, Get, Put, WorkerCounters};
+use super::store::{ArgData, Clear, DataStore, Delete, GetArgs, Put, StoreMemory, WorkerCounters};
 use crate::task::Registry;
 use crate::wire::messages::*;
 use crate::wire::transport::{self, Reader, Sender};
-use crate::wire::{FrameLimits, WireError};
-use crate::worker::pool::{Job, ResultsReady, TaskPool};
+use crate::wire::{FrameLimits, Security, WireError};
+use crate::worker::memory::{
+    MemoryThresholds, DEFAULT_MEMORY_MONITOR_INTERVAL_MS, DEFAULT_MEMORY_PAUSE, DEFAULT_MEMORY_SPILL,
+    DEFAULT_MEMORY_TARGET,
+};
+use crate::worker::pool::{Job, PauseGate, ResultsReady, TaskPool};
 use crate::worker::state::{WorkerEffect, WorkerState, WorkerStateConfig};
 
 /// Errors starting or running a worker.
@@ -48,8 +52,20 @@ pub struct WorkerOptions {
     pub name: Option<String>,
     /// Task threads.
     pub nthreads: u32,
-    /// Memory limit in bytes, 0 for none (reported to the scheduler).
+    /// Memory limit in bytes, 0 for none (reported to the scheduler). The
+    /// `memory_*` fractions below are of this limit.
     pub memory_limit: u64,
+    /// Fraction of `memory_limit` that stored results may take in memory;
+    /// past it the least recently used are spilled to disk (0: never).
+    pub memory_target: f64,
+    /// Fraction of `memory_limit` of process memory (RSS) past which more
+    /// results are spilled (0: never).
+    pub memory_spill: f64,
+    /// Fraction of `memory_limit` of process memory past which no new task
+    /// starts until memory falls (0: never).
+    pub memory_pause: f64,
+    /// How often process memory is measured (with a memory limit).
+    pub memory_monitor_interval: Duration,
     /// Abstract resources offered, e.g. `("GPU", 1.0)`.
     pub resources: Vec<(String, f64)>,
     /// Directory for files the worker writes (spilled data); a temporary
@@ -66,6 +82,9 @@ pub struct WorkerOptions {
     pub inline_limit: u64,
     /// Most fetches from peers at once.
     pub max_concurrent_fetches: u32,
+    /// TLS and token settings, for the scheduler connection, the peer port
+    /// and fetches from peers (default: plain TCP).
+    pub security: Security,
 }
 
 impl Default for WorkerOptions {
@@ -75,6 +94,10 @@ impl Default for WorkerOptions {
             name: None,
             nthreads: 1,
             memory_limit: 0,
+            memory_target: DEFAULT_MEMORY_TARGET,
+            memory_spill: DEFAULT_MEMORY_SPILL,
+            memory_pause: DEFAULT_MEMORY_PAUSE,
+            memory_monitor_interval: Duration::from_millis(DEFAULT_MEMORY_MONITOR_INTERVAL_MS),
             resources: Vec::new(),
             local_directory: None,
             listen_host: "127.0.0.1".into(),
@@ -82,6 +105,7 @@ impl Default for WorkerOptions {
             limits: FrameLimits::default(),
             inline_limit: DEFAULT_INLINE_LIMIT,
             max_concurrent_fetches: DEFAULT_MAX_CONCURRENT_FETCHES,
+            security: Security::default(),
         }
     }
 }
@@ -125,10 +149,10 @@ impl WorkerHandle {
 /// registers with the scheduler, and starts its actors.
 pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, WorkerError> {
     let listener = TcpListener::bind((options.listen_host.as_str(), options.listen_port)).await?;
-    let address = format!("tcp://{}", listener.local_addr()?);
+    let address = format!("{}://{}", options.security.scheme(), listener.local_addr()?);
     let name = options.name.clone().unwrap_or_else(|| address.clone());
     let registry = Registry::global();
-    let (mut reader, write) = transport::connect(&options.scheduler, Role::Worker, &name).await?;
+    let (mut reader, write) = transport::connect(&options.scheduler, Role::Worker, &name, &options.security).await?;
     let sender = transport::spawn_writer::<ToScheduler>(write, format!("scheduler {}", options.scheduler));
     sender.send(ToScheduler::RegisterWorker {
         name: name.clone(),
@@ -158,7 +182,23 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
     info!(worker = %name, %address, scheduler = %options.scheduler, "registered with the scheduler");
 
     let counters = Arc::new(WorkerCounters::default());
-    let store = DataStore::new(counters.clone()).start();
+    let gate = Arc::new(PauseGate::default());
+    // A directory of its own, so workers sharing a local directory never
+    // touch each other's files, and removing it on exit removes only ours.
+    let base = options.local_directory.clone().unwrap_or_else(std::env::temp_dir);
+    let memory = StoreMemory {
+        thresholds: MemoryThresholds {
+            limit: options.memory_limit,
+            target: options.memory_target,
+            spill: options.memory_spill,
+            pause: options.memory_pause,
+        },
+        spill_directory: base.join(format!("rdask-worker-{}", uuid::Uuid::new_v4().simple())),
+        monitor_interval: options.memory_monitor_interval,
+        gate: gate.clone(),
+        worker: name.clone(),
+    };
+    let store = DataStore::with_memory(counters.clone(), memory).start();
     let (closed_tx, closed) = tokio::sync::watch::channel(false);
     let state = WorkerState::new(WorkerStateConfig {
         // A few tasks more than threads are handed to the pool, so a thread
@@ -174,7 +214,7 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
         store: store.clone(),
         pool: None,
         nthreads: options.nthreads,
-        peers: PeerPool::new(&name, options.limits),
+        peers: PeerPool::new(&name, options.limits).with_security(options.security.clone()),
         counters: counters.clone(),
         registry,
         effects: Vec::new(),
@@ -183,11 +223,19 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
         heartbeat: Duration::from_millis(heartbeat_ms.max(10)),
         closed: closed_tx,
         first_batch: rest,
+        gate,
     };
     let actor = actor.start();
     actix_rt::spawn(
-        serve_peers(listener, name.clone(), store.clone(), counters.clone(), options.limits)
-            .instrument(info_span!("worker", name = %name)),
+        serve_peers(
+            listener,
+            name.clone(),
+            store.clone(),
+            counters.clone(),
+            options.limits,
+            options.security.clone(),
+        )
+        .instrument(info_span!("worker", name = %name)),
     );
     Ok(WorkerHandle {
         name,
@@ -216,6 +264,9 @@ pub struct WorkerActor {
     heartbeat: Duration,
     closed: tokio::sync::watch::Sender<bool>,
     first_batch: Vec<ToWorker>,
+    /// Shared with the store, which pauses the task threads under memory
+    /// pressure.
+    gate: Arc<PauseGate>,
 }
 
 impl Actor for WorkerActor {
@@ -226,7 +277,7 @@ impl Actor for WorkerActor {
             ctx.stop();
             return;
         };
-        match TaskPool::new(self.nthreads, &self.name, ctx.address().recipient()) {
+        match TaskPool::with_gate(self.nthreads, &self.name, ctx.address().recipient(), self.gate.clone()) {
             Ok(pool) => self.pool = Some(pool),
             Err(e) => {
                 error!(worker = %self.name, "cannot start task threads: {e}");
@@ -271,6 +322,9 @@ impl Actor for WorkerActor {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         info!(worker = %self.name, "worker stopped");
+        // Its results are of no use once it left the cluster: free them and
+        // remove the spill directory.
+        self.store.do_send(Clear);
         let _ = self.closed.send(true);
     }
 }
@@ -342,7 +396,7 @@ struct ArgsReady {
     key: Key,
     call: crate::task::TaskFn,
     args: Vec<Arg>,
-    found: Vec<(Key, Option<Bytes>)>,
+    found: Vec<(Key, Option<ArgData>)>,
 }
 
 impl Handler<ArgsReady> for WorkerActor {
@@ -350,11 +404,17 @@ impl Handler<ArgsReady> for WorkerActor {
     fn handle(&mut self, msg: ArgsReady, ctx: &mut Self::Context) {
         let mut found = msg.found.into_iter();
         let mut args = Vec::with_capacity(msg.args.len());
+        let mut spilled = Vec::new();
         for a in msg.args {
             match a {
                 Arg::Value(v) => args.push(Bytes::from(v)),
                 Arg::Key(k) => match found.next() {
-                    Some((_, Some(b))) => args.push(b),
+                    Some((_, Some(ArgData::Memory(b)))) => args.push(b),
+                    Some((_, Some(ArgData::Disk(path)))) => {
+                        // Read by the task's thread when it starts the task.
+                        spilled.push((args.len(), path));
+                        args.push(Bytes::new());
+                    }
                     _ => {
                         let failure = TaskFailure {
                             kind: ErrorKind::DataLost,
@@ -372,6 +432,7 @@ impl Handler<ArgsReady> for WorkerActor {
             key: msg.key,
             call: msg.call,
             args,
+            spilled,
         });
     }
 }
@@ -485,12 +546,14 @@ impl WorkerActor {
                                 Arg::Key(_) => Bytes::new(),
                             })
                             .collect();
-                        self.submit(Job { key, call, args });
-                    } else {
-                        let lookup = self.store.send(Get {
-                            keys: deps,
-                            for_peer: false,
+                        self.submit(Job {
+                            key,
+                            call,
+                            args,
+                            spilled: Vec::new(),
                         });
+                    } else {
+                        let lookup = self.store.send(GetArgs { keys: deps });
                         let me = ctx.address();
                         ctx.spawn(
                             async move {

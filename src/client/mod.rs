@@ -29,7 +29,7 @@ use crate::runtime::Runtime;
 use crate::task::{decode_value, encode_value, Task};
 use crate::wire::messages::*;
 use crate::wire::transport::{self, Sender};
-use crate::wire::{FrameLimits, WireError};
+use crate::wire::{FrameLimits, Security, WireError};
 
 /// Tasks per `UpdateGraph` message when mapping over many inputs: large
 /// enough to amortize framing, small enough that the scheduler starts on the
@@ -82,6 +82,25 @@ pub enum Error {
 impl From<WireError> for Error {
     fn from(e: WireError) -> Self {
         Error::Wire(e.to_string())
+    }
+}
+
+/// How a client connects ([`Client::connect_with`]): its name and its
+/// security (TLS identity, token). `ClientOptions::default()` is what
+/// [`Client::connect`] uses: a generated name, plain TCP, no token.
+#[derive(Clone, Debug, Default)]
+pub struct ClientOptions {
+    /// Name announced to the scheduler and workers (default: `client-<random>`).
+    pub name: Option<String>,
+    /// TLS and token settings, used for the scheduler and for gathering from
+    /// workers' peer ports.
+    pub security: Security,
+}
+
+impl ClientOptions {
+    /// Options with `security`.
+    pub fn with_security(security: Security) -> ClientOptions {
+        ClientOptions { name: None, security }
     }
 }
 
@@ -768,15 +787,18 @@ fn scatter_done(reply: Option<ToClient>) -> Result<(), Error> {
     }
 }
 
-async fn connect_core(address: String, name: String) -> Result<Arc<Core>, Error> {
+async fn connect_core(address: String, options: ClientOptions) -> Result<Arc<Core>, Error> {
+    let name = options.name.clone().unwrap_or_else(client_name);
+    let security = options.security;
     let runtime = Runtime::new("rdask-client").map_err(|e| Error::Wire(e.to_string()))?;
     let shared = Arc::new(Shared::default());
     let sh = shared.clone();
     let addr = address.clone();
     let n = name.clone();
+    let sec = security.clone();
     let sender = runtime
         .run(async move {
-            let (mut reader, write) = transport::connect(&addr, Role::Client, &n).await?;
+            let (mut reader, write) = transport::connect(&addr, Role::Client, &n, &sec).await?;
             let limits = FrameLimits::default();
             let first = tokio::time::timeout(
                 transport::HANDSHAKE_TIMEOUT,
@@ -802,7 +824,7 @@ async fn connect_core(address: String, name: String) -> Result<Arc<Core>, Error>
     Ok(Arc::new(Core {
         shared,
         sender,
-        peers: PeerPool::new(&name, FrameLimits::default()),
+        peers: PeerPool::new(&name, FrameLimits::default()).with_security(security),
         next_request: AtomicU64::new(1),
         address,
         runtime,
@@ -823,6 +845,12 @@ pub struct Client {
 impl Client {
     /// Connects to the scheduler at `address` (`tcp://host:port`).
     pub fn connect(address: &str) -> Result<Client, Error> {
+        Self::connect_with(address, ClientOptions::default())
+    }
+
+    /// Connects to the scheduler at `address` (`tcp://` or `tls://`) with
+    /// `options` (TLS identity, token, name).
+    pub fn connect_with(address: &str, options: ClientOptions) -> Result<Client, Error> {
         let address = address.to_string();
         let (tx, rx) = std::sync::mpsc::channel();
         // The connection is made on a helper thread's executor so this works
@@ -830,7 +858,7 @@ impl Client {
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
             let r = match rt {
-                Ok(rt) => rt.block_on(connect_core(address, client_name())),
+                Ok(rt) => rt.block_on(connect_core(address, options)),
                 Err(e) => Err(Error::Wire(e.to_string())),
             };
             let _ = tx.send(r);
@@ -1085,7 +1113,12 @@ pub struct AsyncClient {
 impl AsyncClient {
     /// Connects to the scheduler at `address`.
     pub async fn connect(address: &str) -> Result<AsyncClient, Error> {
-        let core = connect_core(address.to_string(), client_name()).await?;
+        Self::connect_with(address, ClientOptions::default()).await
+    }
+
+    /// See [`Client::connect_with`].
+    pub async fn connect_with(address: &str, options: ClientOptions) -> Result<AsyncClient, Error> {
+        let core = connect_core(address.to_string(), options).await?;
         Ok(AsyncClient { core })
     }
 

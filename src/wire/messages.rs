@@ -67,6 +67,11 @@ pub struct Handshake {
     pub role: Role,
     /// Free-form name for logs (client name, worker name).
     pub name: String,
+    /// Shared cluster token, when the cluster is token-protected (see
+    /// `Security::with_token`). Optional and omitted when unset, so peers
+    /// built before the field existed still decode the handshake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// Answer to a [`Handshake`], sent by the side that accepted. Bare msgpack map.
@@ -467,14 +472,17 @@ pub enum ToPeer {
     },
 }
 
-/// A worker's store and transfer counters.
+/// A worker's store, memory and transfer counters.
+///
+/// The memory fields were added after the first release of this message;
+/// a reader fills them with zeros if absent (`#[serde(default)]`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerStoreInfo {
     /// Worker name.
     pub name: String,
-    /// Keys in the store.
+    /// Keys in the store (in memory or spilled).
     pub nkeys: u64,
-    /// Bytes in the store.
+    /// Bytes of results held in memory (Dask's "managed in memory").
     pub nbytes: u64,
     /// Bytes this worker received from peers.
     pub bytes_fetched_from_peers: u64,
@@ -482,6 +490,25 @@ pub struct WorkerStoreInfo {
     pub bytes_served_to_peers: u64,
     /// Tasks this worker ran.
     pub tasks_executed: u64,
+    /// Keys whose results are spilled to disk only.
+    #[serde(default)]
+    pub spilled_keys: u64,
+    /// Bytes of results spilled to disk only.
+    #[serde(default)]
+    pub spilled_bytes: u64,
+    /// Resident memory of the worker process in bytes (0 if unknown).
+    #[serde(default)]
+    pub rss_bytes: u64,
+    /// The worker's memory limit in bytes; 0 for none.
+    #[serde(default)]
+    pub memory_limit: u64,
+    /// Whether the worker is paused (process memory past its pause
+    /// threshold: it starts no new task).
+    #[serde(default)]
+    pub paused: bool,
+    /// The worker's spill directory (created at its first spill).
+    #[serde(default)]
+    pub spill_directory: String,
 }
 
 /// Replies on a worker's peer port.

@@ -3,6 +3,8 @@
 
 pub mod codec;
 pub mod messages;
+pub mod security;
 pub mod transport;
 
 pub use codec::{FrameLimits, WireError};
+pub use security::{Security, SecurityError, TlsFiles};

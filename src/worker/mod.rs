@@ -1,4 +1,5 @@
 //! The worker: its task state machine and the thread pool that runs tasks.
 
+pub mod memory;
 pub mod pool;
 pub mod state;

@@ -1,0 +1,281 @@
+//! Worker memory over real processes: a worker with a memory limit holds
+//! results totalling three times its limit by spilling them to its local
+//! directory, reads them back for tasks and for the client, reports its
+//! memory (managed, spilled, process RSS), pauses past its `pause`
+//! threshold, and leaves no files behind once the results are released and
+//! once it exits.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdask::builtins::{blob_len, inc, make_blob};
+use rdask::client::ReturnWhen;
+use rdask::wire::messages::WorkerStoreInfo;
+use rdask::{Blob, Client};
+
+/// A child process killed when the test ends, pass or fail.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A fresh directory under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("rdask-memory-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn rdask_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_rdask")
+}
+
+/// Starts a command and waits for the stdout line that starts with
+/// `prefix`; returns the process and the line's last word (an address).
+fn start(cmd: &mut Command, prefix: &str) -> (Proc, String) {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    let mut child = cmd.spawn().expect("process starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let prefix = prefix.to_string();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with(&prefix) {
+                let _ = tx.send(line.rsplit(' ').next().unwrap_or_default().to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("process printed its address");
+    (Proc(child), addr)
+}
+
+fn scheduler() -> (Proc, String) {
+    start(
+        Command::new(rdask_bin()).args(["scheduler", "--host", "127.0.0.1", "--port", "0"]),
+        "rdask scheduler listening on",
+    )
+}
+
+fn wait_for_workers(client: &Client, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client.scheduler_info().unwrap().workers.len() < n {
+        assert!(Instant::now() < deadline, "workers did not register");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Polls the worker's report until `ok` holds (or fails after a generous
+/// deadline, showing the last report).
+fn wait_for_info(client: &Client, worker: &str, what: &str, ok: impl Fn(&WorkerStoreInfo) -> bool) -> WorkerStoreInfo {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let info = client.worker_info(worker).expect("worker answers");
+        if ok(&info) {
+            return info;
+        }
+        assert!(Instant::now() < deadline, "{what}: {info:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn files_in(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+/// The worker's memory limit in the spilling test.
+const LIMIT: u64 = 200_000_000;
+/// Size of each result: 30 of them are 3 × LIMIT.
+const BLOB: u64 = 20_000_000;
+const NBLOBS: u64 = 30;
+/// How far above its limit the worker process's RSS may go: the binary and
+/// its runtime (~20 MB), plus one running task's transient memory (the
+/// 20 MB blob and its 20 MB encoding, or a spilled argument read back and
+/// decoded), plus allocator slack. Without spilling it would reach 600 MB.
+const RSS_MARGIN: u64 = 100_000_000;
+
+#[test]
+fn a_worker_spills_results_totalling_three_times_its_limit_and_cleans_up() -> anyhow::Result<()> {
+    let local = TempDir::new("spill");
+    let (_s, addr) = scheduler();
+    let (mut worker, w_addr) = start(
+        Command::new(rdask_bin()).args([
+            "worker",
+            &addr,
+            "--nthreads",
+            "1",
+            "--name",
+            "w",
+            "--memory-limit",
+            "200MB",
+            "--local-directory",
+            local.0.to_str().expect("utf-8 temp dir"),
+        ]),
+        "rdask worker",
+    );
+    let client = Client::connect(&addr)?;
+    wait_for_workers(&client, 1);
+
+    // Sample the worker's RSS through its memory report while it works.
+    let stop = Arc::new(AtomicBool::new(false));
+    let max_rss = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let (stop, max_rss, addr, w_addr) = (stop.clone(), max_rss.clone(), addr.clone(), w_addr.clone());
+        std::thread::spawn(move || -> anyhow::Result<()> {
+            let c = Client::connect(&addr)?;
+            while !stop.load(Ordering::Relaxed) {
+                max_rss.fetch_max(c.worker_info(&w_addr)?.rss_bytes, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(())
+        })
+    };
+
+    let blobs = (0..NBLOBS)
+        .map(|seed| client.submit(make_blob, (BLOB, seed)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let done = client.wait(&blobs, ReturnWhen::AllCompleted, Some(Duration::from_secs(300)))?;
+    assert_eq!(done.not_done.len(), 0);
+
+    // Held by the client: most of them are on disk, in memory no more than
+    // the target (0.6 of the limit) once the writes in flight finished.
+    let target = LIMIT * 6 / 10;
+    // (A file being written exists before its result counts as spilled.)
+    let info = wait_for_info(&client, &w_addr, "spilled down to target", |i| {
+        i.nbytes <= target && i.spilled_keys > 0 && files_in(Path::new(&i.spill_directory)) as u64 == i.spilled_keys
+    });
+    assert_eq!(info.nkeys, NBLOBS);
+    assert_eq!(info.memory_limit, LIMIT);
+    assert!(info.nbytes + info.spilled_bytes >= NBLOBS * BLOB, "{info:?}");
+    assert!(info.spilled_bytes >= NBLOBS * BLOB - target, "{info:?}");
+    let spill_dir = PathBuf::from(&info.spill_directory);
+    assert!(
+        spill_dir.starts_with(&local.0),
+        "{spill_dir:?} is not in --local-directory"
+    );
+
+    // A reduction over all of them reads the spilled ones back for the tasks.
+    let lens = blobs
+        .iter()
+        .map(|b| client.submit(blob_len, (b,)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let total: u64 = client.gather(&lens)?.iter().sum();
+    assert_eq!(total, NBLOBS * BLOB);
+    // The client gets the oldest (spilled) and the newest result back intact.
+    for seed in [0, NBLOBS - 1] {
+        let got: Blob = blobs[seed as usize].result()?;
+        assert!(got == make_blob(BLOB, seed), "result {seed} differs");
+    }
+
+    stop.store(true, Ordering::Relaxed);
+    sampler.join().expect("sampler thread")?;
+    let max_rss = max_rss.load(Ordering::Relaxed);
+    assert!(max_rss > 0, "the worker reports its RSS");
+    assert!(
+        max_rss < LIMIT + RSS_MARGIN,
+        "worker RSS reached {max_rss} bytes, limit {LIMIT} + margin {RSS_MARGIN}"
+    );
+
+    // Released: no key and no file left, while the worker lives on.
+    drop((blobs, lens));
+    wait_for_info(&client, &w_addr, "released", |i| {
+        i.nkeys == 0 && i.spilled_bytes == 0 && files_in(&spill_dir) == 0
+    });
+
+    // A worker that exits removes its spill directory. SIGTERM retires it
+    // (nothing to move) and it exits.
+    let status = Command::new("kill")
+        .args(["-TERM", &worker.0.id().to_string()])
+        .status()?;
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while worker.0.try_wait()?.is_none() {
+        assert!(Instant::now() < deadline, "worker did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !spill_dir.exists(),
+        "{spill_dir:?} is still there after the worker exited"
+    );
+    worker.0.kill().ok();
+    Ok(())
+}
+
+#[test]
+fn a_worker_past_its_pause_threshold_starts_no_tasks_and_reports_it() -> anyhow::Result<()> {
+    let (_s, addr) = scheduler();
+    // 1 MB: any process is past 0.8 of that, so the worker pauses at once.
+    let (_w, w_addr) = start(
+        Command::new(rdask_bin()).args([
+            "worker",
+            &addr,
+            "--nthreads",
+            "1",
+            "--name",
+            "w",
+            "--memory-limit",
+            "1MB",
+        ]),
+        "rdask worker",
+    );
+    let client = Client::connect(&addr)?;
+    wait_for_workers(&client, 1);
+    let info = wait_for_info(&client, &w_addr, "paused", |i| i.paused);
+    assert!(info.rss_bytes > 1_000_000, "{info:?}");
+    let f = client.submit(inc, (1i64,))?;
+    // Assigned to the paused worker, it does not run.
+    assert!(f.result_timeout(Some(Duration::from_millis(500))).is_err());
+    assert_eq!(f.status(), "pending");
+    assert_eq!(client.worker_info(&w_addr)?.tasks_executed, 0);
+
+    // `rdask info` shows each worker's memory report, pause included.
+    let out = Command::new(rdask_bin()).args(["info", &addr]).output()?;
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("memory: managed="))
+        .unwrap_or_else(|| panic!("no memory line in:\n{text}"));
+    assert!(line.contains("limit=1000000") && line.ends_with(" paused"), "{line}");
+    Ok(())
+}
+
+#[test]
+fn an_auto_memory_limit_is_a_share_of_the_machine() -> anyhow::Result<()> {
+    let Some(total) = rdask::worker::memory::system_memory() else {
+        eprintln!("skipping: this system's memory cannot be read");
+        return Ok(());
+    };
+    let (_s, addr) = scheduler();
+    let (_w, w_addr) = start(
+        Command::new(rdask_bin()).args(["worker", &addr, "--nthreads", "1", "--memory-limit", "auto"]),
+        "rdask worker",
+    );
+    let client = Client::connect(&addr)?;
+    wait_for_workers(&client, 1);
+    let info = client.worker_info(&w_addr)?;
+    assert_eq!(info.memory_limit, rdask::worker::memory::auto_memory_limit(1));
+    assert!(info.memory_limit > 0 && info.memory_limit <= total, "{info:?}");
+    assert_eq!(client.scheduler_info()?.workers[0].memory_limit, info.memory_limit);
+    Ok(())
+}
