@@ -738,6 +738,10 @@ impl Loaded {
                 let value = values.and_then(|t| t.get(*key));
                 let source = self.sources.get(&(section.to_string(), key.to_string()));
                 match (value, source) {
+                    // The token is a secret: show that it is set and where from, not its value.
+                    (Some(_), Some(s)) if (*section, *key) == ("security", "token") => {
+                        out.push_str(&format!("{key} = \"<redacted>\"  # {s}\n"))
+                    }
                     (Some(v), Some(s)) => out.push_str(&format!("{}  # {s}\n", toml_line(key, v))),
                     _ => out.push_str(&format!("# {key} is not set  # default\n")),
                 }

@@ -397,3 +397,29 @@ fn openssl_s_client_completes_a_handshake_with_the_scheduler() {
         "server certificate not verified:\n{text}"
     );
 }
+
+#[test]
+fn config_show_does_not_print_the_token_and_partial_tls_settings_are_refused() {
+    let inputs = rdask::config::Inputs {
+        env: vec![("RDASK_SECURITY__TOKEN".into(), "very-secret-value".into())],
+        cwd: std::env::temp_dir().join("rdask-tls-no-such-dir"),
+        ..Default::default()
+    };
+    let loaded = rdask::config::load(&inputs).expect("loads");
+    assert_eq!(loaded.config.security.token.as_deref(), Some("very-secret-value"));
+    let shown = loaded.show();
+    assert!(shown.contains("token = \"<redacted>\""), "{shown}");
+    assert!(!shown.contains("very-secret-value"), "{shown}");
+    assert_eq!(
+        loaded.config.scheduler_security().expect("plain").token(),
+        Some("very-secret-value")
+    );
+
+    let mut config = loaded.config;
+    config.security.tls_ca_file = Some("ca.pem".into());
+    let err = config.worker_security().expect_err("partial TLS settings").to_string();
+    assert!(
+        err.contains("tls_worker_cert") && err.contains("tls_worker_key"),
+        "{err}"
+    );
+}
