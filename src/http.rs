@@ -23,7 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn};
 
 use crate::actors::scheduler::{GetInfo, SchedulerActor, SchedulerHandle};
-use crate::actors::store::{DataStore, Stats};
+use crate::actors::store::{DataStore, Report, StoreReport};
 use crate::actors::worker::{WorkerActor, WorkerHandle};
 
 /// Largest request head (request line and headers) read, bytes.
@@ -435,11 +435,15 @@ struct WorkerInfoJson<'a> {
     bytes_fetched: u64,
     bytes_served: u64,
     rss_bytes: u64,
+    spilled_keys: u64,
+    spilled_bytes: u64,
+    memory_limit: u64,
+    paused: bool,
     mailbox_latency_seconds: Option<f64>,
 }
 
-async fn store_stats(store: &Addr<DataStore>) -> Option<(u64, u64)> {
-    tokio::time::timeout(ACTOR_TIMEOUT, store.send(Stats)).await.ok()?.ok()
+async fn store_report(store: &Addr<DataStore>) -> Option<StoreReport> {
+    tokio::time::timeout(ACTOR_TIMEOUT, store.send(Report)).await.ok()?.ok()
 }
 
 async fn worker_response(path: &str, handle: &WorkerHandle) -> Response {
@@ -449,16 +453,18 @@ async fn worker_response(path: &str, handle: &WorkerHandle) -> Response {
         _ => return Response::text(404, "not found; try /health, /metrics or /api/v1/info\n"),
     }
     let latency = mailbox_latency(&handle.actor).await;
-    let Some((nkeys, nbytes)) = store_stats(&handle.store).await else {
+    let Some(report) = store_report(&handle.store).await else {
         return Response::unavailable("the worker's data store");
     };
+    let memory = &report.figures;
+    let (nkeys, nbytes) = (memory.nkeys, memory.memory_bytes);
     let c = &handle.counters;
     let (executed, fetched, served) = (
         c.tasks_executed.load(Ordering::Relaxed),
         c.bytes_fetched.load(Ordering::Relaxed),
         c.bytes_served.load(Ordering::Relaxed),
     );
-    let rss = crate::util::rss_bytes();
+    let rss = report.rss_bytes;
     if path == "/api/v1/info" {
         return Response::json(&WorkerInfoJson {
             kind: "worker",
@@ -471,6 +477,10 @@ async fn worker_response(path: &str, handle: &WorkerHandle) -> Response {
             bytes_fetched: fetched,
             bytes_served: served,
             rss_bytes: rss,
+            spilled_keys: memory.spilled_keys,
+            spilled_bytes: memory.spilled_bytes,
+            memory_limit: report.memory_limit,
+            paused: memory.paused,
             mailbox_latency_seconds: latency.map(|d| d.as_secs_f64()),
         });
     }
@@ -517,6 +527,34 @@ async fn worker_response(path: &str, handle: &WorkerHandle) -> Response {
         "Resident memory of the worker process.",
     );
     let _ = writeln!(m, "rdask_worker_rss_bytes {rss}");
+    family(
+        &mut m,
+        "rdask_worker_spilled_keys",
+        "gauge",
+        "Results the worker's store has spilled to disk.",
+    );
+    let _ = writeln!(m, "rdask_worker_spilled_keys {}", memory.spilled_keys);
+    family(
+        &mut m,
+        "rdask_worker_spilled_bytes",
+        "gauge",
+        "Bytes of results spilled to disk.",
+    );
+    let _ = writeln!(m, "rdask_worker_spilled_bytes {}", memory.spilled_bytes);
+    family(
+        &mut m,
+        "rdask_worker_memory_limit_bytes",
+        "gauge",
+        "The worker's memory limit (0: none).",
+    );
+    let _ = writeln!(m, "rdask_worker_memory_limit_bytes {}", report.memory_limit);
+    family(
+        &mut m,
+        "rdask_worker_paused",
+        "gauge",
+        "1 while the worker starts no tasks because its memory is past the pause threshold.",
+    );
+    let _ = writeln!(m, "rdask_worker_paused {}", u8::from(memory.paused));
     write_latency(&mut m, "rdask_worker_mailbox_latency_seconds", "worker", latency);
     Response::metrics(m)
 }

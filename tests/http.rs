@@ -176,6 +176,10 @@ fn scheduler_and_worker_serve_health_metrics_and_info() {
     assert_eq!(value(&metrics, "rdask_worker_store_keys"), 50.0);
     assert!(value(&metrics, "rdask_worker_store_bytes") > 0.0);
     assert!(value(&metrics, "rdask_worker_rss_bytes") > 0.0);
+    // No memory limit: nothing spilled, never paused.
+    assert_eq!(value(&metrics, "rdask_worker_spilled_bytes"), 0.0);
+    assert_eq!(value(&metrics, "rdask_worker_memory_limit_bytes"), 0.0);
+    assert_eq!(value(&metrics, "rdask_worker_paused"), 0.0);
     promtool_check(&metrics);
     let info: serde_json::Value = serde_json::from_str(&get(&worker_http, "/api/v1/info").2).expect("JSON");
     assert_eq!(info["kind"], "worker");
