@@ -121,6 +121,7 @@ fn spec(key: &Key, args: Vec<Arg>) -> TaskSpec {
         workers: Vec::new(),
         allow_other_workers: false,
         retries: 0,
+        resources: Vec::new(),
     }
 }
 

@@ -77,6 +77,7 @@ fn messages(keys: &[Key]) -> (ToScheduler, ToScheduler) {
             workers: Vec::new(),
             allow_other_workers: false,
             retries: 0,
+            resources: Vec::new(),
         })
         .collect();
     let update = ToScheduler::UpdateGraph {

@@ -37,6 +37,7 @@ fn compute_tasks() -> Vec<ToWorker> {
             dependencies: Vec::new(),
             priority: 0,
             sequence: i as u64,
+            resources: Vec::new(),
         })
         .collect()
 }

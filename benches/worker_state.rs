@@ -36,6 +36,7 @@ fn messages() -> (Vec<ToWorker>, ToWorker) {
             dependencies: Vec::new(),
             priority: 0,
             sequence: i as u64,
+            resources: Vec::new(),
         })
         .collect();
     (compute, ToWorker::FreeKeys { keys })

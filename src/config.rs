@@ -222,6 +222,12 @@ config_section! {
         min_tasks_per_thread: u32 = scheduler_defaults().state.min_tasks_per_thread,
         /// Never more than this many tasks per thread are assigned to a worker.
         max_tasks_per_thread: u32 = scheduler_defaults().state.max_tasks_per_thread,
+        /// Dask's worker-saturation: root tasks with large results or long or unmeasured durations go
+        /// to a worker only while it processes fewer than ceil(nthreads x this); inf = no cap.
+        worker_saturation: f64 = scheduler_defaults().state.worker_saturation,
+        /// Milliseconds between work-stealing rounds (idle workers take queued tasks from busy ones);
+        /// 0 = no stealing.
+        work_stealing_interval_ms: u64 = scheduler_defaults().state.work_stealing_interval_ms,
     }
 }
 
@@ -382,6 +388,8 @@ impl RdaskConfig {
         state.queue_target_s = s.queue_target_s;
         state.min_tasks_per_thread = s.min_tasks_per_thread;
         state.max_tasks_per_thread = s.max_tasks_per_thread;
+        state.worker_saturation = s.worker_saturation;
+        state.work_stealing_interval_ms = s.work_stealing_interval_ms;
         SchedulerOptions {
             state,
             limits: self.wire.limits(),

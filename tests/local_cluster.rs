@@ -218,6 +218,7 @@ fn a_client_that_vanishes_releases_what_it_held() -> anyhow::Result<()> {
             workers: vec![],
             allow_other_workers: false,
             retries: 0,
+            resources: Vec::new(),
         })
         .collect();
     let wanted = tasks.iter().map(|t| t.key.clone()).collect();

@@ -347,6 +347,7 @@ fn inc_spec(key: &str, x: i64) -> TaskSpec {
         workers: Vec::new(),
         allow_other_workers: false,
         retries: 0,
+        resources: Vec::new(),
     }
 }
 

@@ -253,11 +253,13 @@ pub fn apply(st: &mut SharedState, msg: ToClient) -> bool {
         reply @ (ToClient::WhoHasReply { .. }
         | ToClient::ScatterDone { .. }
         | ToClient::InfoReply { .. }
+        | ToClient::DataMoves { .. }
         | ToClient::RetireWorkersDone { .. }) => {
             let id = match &reply {
                 ToClient::WhoHasReply { request_id, .. }
                 | ToClient::ScatterDone { request_id, .. }
                 | ToClient::InfoReply { request_id, .. }
+                | ToClient::DataMoves { request_id, .. }
                 | ToClient::RetireWorkersDone { request_id, .. } => *request_id,
                 _ => return completed,
             };

@@ -83,6 +83,8 @@ pub struct SchedulerActor {
     outbox: Outbox,
     worker_timeout: Duration,
     client_grace: Duration,
+    /// How often to run work stealing (`SchedulerState::balance`); zero = never.
+    stealing_interval: Duration,
     /// Tasks workers reported finished / erred, for the HTTP `/metrics`
     /// (cumulative, so a monitor can compute tasks per second).
     pub(crate) tasks_finished: u64,
@@ -106,6 +108,7 @@ impl SchedulerActor {
             outbox: Outbox::default(),
             worker_timeout: options.worker_timeout,
             client_grace: options.client_grace,
+            stealing_interval: Duration::from_millis(options.state.work_stealing_interval_ms),
             tasks_finished: 0,
             tasks_erred: 0,
         }
@@ -164,6 +167,12 @@ impl Actor for SchedulerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        if self.stealing_interval > Duration::ZERO {
+            ctx.run_interval(self.stealing_interval, |act, _| {
+                act.state.balance(&mut act.outbox);
+                act.flush();
+            });
+        }
         ctx.run_interval(WORKER_CHECK_INTERVAL, |act, _| {
             let now = Instant::now();
             let dead: Vec<WorkerId> = act

@@ -114,6 +114,10 @@ impl Default for WorkerOptions {
 pub const DEFAULT_INLINE_LIMIT: u64 = 64 * 1024;
 /// Tasks handed to the pool ahead of a free thread, per thread.
 pub const EXECUTE_AHEAD_PER_THREAD: u32 = 8;
+/// A fetch of at least this many payload bytes is reported to the
+/// scheduler (`TransferStats`) as a bandwidth sample; smaller ones measure
+/// latency more than bandwidth.
+pub const BANDWIDTH_SAMPLE_MIN_BYTES: u64 = 256 * 1024;
 /// Default number of fetches from peers at once.
 pub const DEFAULT_MAX_CONCURRENT_FETCHES: u32 = 8;
 
@@ -206,7 +210,8 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
         nthreads: options.nthreads.max(1) * (1 + EXECUTE_AHEAD_PER_THREAD),
         inline_limit: options.inline_limit,
         max_concurrent_fetches: options.max_concurrent_fetches,
-    });
+    })
+    .with_resources(options.resources.clone());
     let actor = WorkerActor {
         name: name.clone(),
         state,
@@ -363,6 +368,8 @@ impl Handler<ResultsReady> for WorkerActor {
 struct FetchDone {
     worker: String,
     keys: Vec<Key>,
+    /// Wall time from request to reply.
+    elapsed: Duration,
     result: Result<Vec<(Key, Option<Bytes>)>, WireError>,
 }
 
@@ -378,6 +385,12 @@ impl Handler<FetchDone> for WorkerActor {
                     .map(|v| v.len() as u64)
                     .sum();
                 self.counters.bytes_fetched.fetch_add(bytes, Ordering::Relaxed);
+                if bytes >= BANDWIDTH_SAMPLE_MIN_BYTES {
+                    effects.push(WorkerEffect::Send(ToScheduler::TransferStats {
+                        bytes,
+                        duration_us: u64::try_from(msg.elapsed.as_micros()).unwrap_or(u64::MAX).max(1),
+                    }));
+                }
                 self.state.fetch_finished(&msg.worker, data, &mut effects);
             }
             Err(e) => {
@@ -570,8 +583,15 @@ impl WorkerActor {
                     let me = ctx.address();
                     ctx.spawn(
                         async move {
+                            let started = std::time::Instant::now();
                             let result = peers.get_data(&worker, keys.clone()).await;
-                            me.do_send(FetchDone { worker, keys, result });
+                            let elapsed = started.elapsed();
+                            me.do_send(FetchDone {
+                                worker,
+                                keys,
+                                elapsed,
+                                result,
+                            });
                         }
                         .into_actor(self),
                     );

@@ -39,6 +39,11 @@ pub const MAP_CHUNK: usize = 4096;
 /// Most bytes asked of one worker in one request when gathering; larger
 /// gathers are split so each reply stays well under the frame limit.
 pub const MAX_FETCH_BYTES: u64 = 256 * 1024 * 1024;
+/// How long [`Client::replicate`] and [`Client::rebalance`] wait for the
+/// copies they asked for before giving up with an error.
+pub const DATA_MOVE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often they look whether the copies are done.
+const DATA_MOVE_POLL: Duration = Duration::from_millis(10);
 
 /// Errors of the client API.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -120,6 +125,10 @@ pub struct SubmitOptions {
     pub allow_other_workers: bool,
     /// Reruns on failure.
     pub retries: u32,
+    /// Abstract resources one run holds, e.g. `[("GPU", 1.0)]`: it runs
+    /// only on workers that declared them (`rdask worker --resources`),
+    /// and no more such runs at once than their amounts allow.
+    pub resources: Vec<(String, f64)>,
 }
 
 impl Default for SubmitOptions {
@@ -131,6 +140,7 @@ impl Default for SubmitOptions {
             workers: Vec::new(),
             allow_other_workers: false,
             retries: 0,
+            resources: Vec::new(),
         }
     }
 }
@@ -156,6 +166,16 @@ impl SubmitOptions {
     /// Restricts to workers.
     pub fn workers(mut self, workers: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.workers = workers.into_iter().map(Into::into).collect();
+        self
+    }
+    /// With `workers`: whether other workers may run it when none of those can.
+    pub fn allow_other_workers(mut self, allow: bool) -> Self {
+        self.allow_other_workers = allow;
+        self
+    }
+    /// Sets the resources one run holds, e.g. `[("GPU", 1.0)]`.
+    pub fn resources(mut self, resources: impl IntoIterator<Item = (impl Into<String>, f64)>) -> Self {
+        self.resources = resources.into_iter().map(|(n, a)| (n.into(), a)).collect();
         self
     }
     /// Sets the number of retries.
@@ -669,6 +689,7 @@ fn spec(key: Key, function: &str, args: Vec<Arg>, opts: &SubmitOptions) -> TaskS
         workers: opts.workers.clone(),
         allow_other_workers: opts.allow_other_workers,
         retries: opts.retries,
+        resources: opts.resources.clone(),
     }
 }
 
@@ -1034,6 +1055,65 @@ impl Client {
         match rx.blocking_recv() {
             Ok(ToClient::WhoHasReply { who_has, .. }) => Ok(who_has),
             _ => Err(Error::Disconnected("no answer to who_has".into())),
+        }
+    }
+
+    /// Copies the futures' results so that each is held by `n` workers (at
+    /// most every worker), as Dask's `replicate`: the workers holding the
+    /// fewest bytes fetch copies from the holders. Returns once the copies
+    /// are in place (or errs after [`DATA_MOVE_TIMEOUT`], e.g. if a target
+    /// worker left meanwhile). Results not computed yet are skipped.
+    pub fn replicate<T>(&self, futures: &[Future<T>], n: u32) -> Result<(), Error> {
+        let keys: Vec<Key> = futures.iter().map(|f| f.key().to_string()).collect();
+        let rx = self
+            .core
+            .request(|request_id| ToScheduler::Replicate { request_id, keys, n })?;
+        match rx.blocking_recv() {
+            Ok(ToClient::DataMoves { moves, .. }) => self.await_moves(&moves, "replicate"),
+            _ => Err(Error::Disconnected("no answer to replicate".into())),
+        }
+    }
+
+    /// Spreads the futures' results (every result in the cluster if
+    /// `futures` is empty) so that workers hold about the same number of
+    /// bytes, as Dask's `rebalance`: keys move from workers above the
+    /// average to workers below it (a copy, then the source's copy is
+    /// freed). Returns once the moves are done (or errs after
+    /// [`DATA_MOVE_TIMEOUT`]).
+    pub fn rebalance<T>(&self, futures: &[Future<T>]) -> Result<(), Error> {
+        let keys: Vec<Key> = futures.iter().map(|f| f.key().to_string()).collect();
+        let rx = self
+            .core
+            .request(|request_id| ToScheduler::Rebalance { request_id, keys })?;
+        match rx.blocking_recv() {
+            Ok(ToClient::DataMoves { moves, .. }) => self.await_moves(&moves, "rebalance"),
+            _ => Err(Error::Disconnected("no answer to rebalance".into())),
+        }
+    }
+
+    /// Polls `who_has` until every move's target holds its key and its
+    /// source (if any) no longer does.
+    fn await_moves(&self, moves: &[DataMove], what: &str) -> Result<(), Error> {
+        if moves.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<&str> = moves.iter().map(|m| m.key.as_str()).collect();
+        let deadline = Instant::now() + DATA_MOVE_TIMEOUT;
+        loop {
+            let who_has = self.who_has(&keys)?;
+            let done = moves
+                .iter()
+                .zip(&who_has)
+                .all(|(m, w)| w.workers.contains(&m.to) && (m.from.is_empty() || !w.workers.contains(&m.from)));
+            if done {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Wire(format!(
+                    "{what}: the copies were not all made within {DATA_MOVE_TIMEOUT:?}"
+                )));
+            }
+            std::thread::sleep(DATA_MOVE_POLL);
         }
     }
 

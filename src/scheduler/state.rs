@@ -50,8 +50,21 @@
 //!
 //! # Things deliberately left out
 //!
-//! No work stealing; bandwidth is not measured (`default_bandwidth` is used);
-//! resources are recorded but no task asks for them (TaskSpec has no field).
+//! # Policy (see `docs/scheduling.md`)
+//!
+//! Placement by earliest start (missing dependency bytes over the measured
+//! bandwidth, plus occupancy from per-function duration averages); root
+//! tasks of heavy or unmeasured functions capped at
+//! `ceil(nthreads × worker_saturation)` per worker, light ones pipelined to
+//! `queue_target_s`; work stealing by confirmed hand-over (`balance`,
+//! `StealRequest` / `StealResponse`, tracked in `steals`); graph order by
+//! inherited sequence numbers; resources matched against what workers
+//! declared (the worker does the accounting); replicate and rebalance by
+//! `AcquireReplicas`, the source freed when the target's `AddKeys` arrives
+//! (`moving`).
+//!
+//! # Things deliberately left out
+//!
 //! The wire protocol has no run ids, so a `TaskFinished` is only accepted
 //! from the worker the task is processing on; from any other worker the
 //! result is dropped with `FreeKeys` (unless that worker is already a known
@@ -175,6 +188,9 @@ pub struct SchedulerConfig {
     /// Heartbeat interval told to workers, ms.
     pub heartbeat_ms: u64,
     /// Assumed duration of a task whose function has no measured duration yet, seconds.
+    /// Dask's 0.5 s: until a function's first run is measured, only
+    /// `min_tasks_per_thread` of its root tasks go to each worker, so a batch of
+    /// long tasks is not split unevenly on a guess.
     pub default_task_duration_s: f64,
     /// Assumed worker-to-worker bandwidth before any is measured, bytes/s.
     pub default_bandwidth: f64,
@@ -184,6 +200,15 @@ pub struct SchedulerConfig {
     pub min_tasks_per_thread: u32,
     /// And never more than this many tasks per thread.
     pub max_tasks_per_thread: u32,
+    /// Dask's `worker-saturation`: root tasks of a function whose results
+    /// are large or whose duration is long or not yet measured go to a
+    /// worker only while it processes fewer than `ceil(nthreads × this)`
+    /// tasks. Functions measured short with small results pipeline deeper
+    /// (`queue_target_s`). `inf` disables the cap.
+    pub worker_saturation: f64,
+    /// How often the actor calls [`SchedulerState::balance`] (work
+    /// stealing), ms; 0 = never.
+    pub work_stealing_interval_ms: u64,
 }
 
 impl Default for SchedulerConfig {
@@ -191,11 +216,13 @@ impl Default for SchedulerConfig {
         SchedulerConfig {
             allowed_failures: 3,
             heartbeat_ms: 1000,
-            default_task_duration_s: 0.0005,
+            default_task_duration_s: 0.5,
             default_bandwidth: 1e9,
             queue_target_s: 0.005,
             min_tasks_per_thread: 2,
             max_tasks_per_thread: 512,
+            worker_saturation: 1.1,
+            work_stealing_interval_ms: 100,
         }
     }
 }
@@ -236,6 +263,23 @@ pub enum SchedulerError {
 
 // ---------------------------------------------------------------- internals
 
+/// Weight of a new sample in the running averages of task durations and
+/// result sizes per function (exponentially weighted).
+const DURATION_SAMPLE_WEIGHT: f64 = 0.5;
+/// Weight of a new transfer in the running bandwidth average: transfers
+/// vary more than durations of one function, so each moves it less.
+const BANDWIDTH_SAMPLE_WEIGHT: f64 = 0.25;
+/// A function whose results average more bytes than this is held to the
+/// `worker_saturation` cap when queued, however short its tasks: a deep
+/// pipeline of large results is what floods a worker's memory.
+pub const DEEP_PIPELINE_MAX_RESULT_BYTES: f64 = 64.0 * 1024.0;
+/// A ready task is stolen only if its expected compute time is at least
+/// this many times the time to move its inputs to the thief.
+const STEAL_COMPUTE_OVER_TRANSFER: f64 = 2.0;
+/// Most steal requests one `balance` call sends, so that one call stays
+/// cheap however unbalanced the cluster.
+const MAX_STEALS_PER_BALANCE: usize = 1024;
+
 use crate::util::{FxMap, FxSet};
 
 /// Index of a task slot in the arena.
@@ -270,6 +314,8 @@ type RankKey = (u64, u32, WorkerId, WIdx);
 struct Extra {
     restrictions: Vec<String>,
     allow_other_workers: bool,
+    /// Resources one run holds (`TaskSpec::resources`).
+    resources: Vec<(String, f64)>,
     /// Names of the workers that died while this task was processing on them.
     killed_on: Vec<String>,
     /// Workers sent a `FreeKeys` of this key that may still be in flight
@@ -319,6 +365,9 @@ impl TaskSlot {
     fn restrictions(&self) -> Option<&Extra> {
         self.extra.as_deref().filter(|e| !e.restrictions.is_empty())
     }
+    fn resources(&self) -> &[(String, f64)] {
+        self.extra.as_deref().map_or(&[], |e| &e.resources)
+    }
     fn freed_on(&self) -> &[WIdx] {
         self.extra.as_deref().map_or(&[], |e| &e.freed_on)
     }
@@ -344,7 +393,9 @@ struct WorkerSlot {
     /// `fn_mask[f]`: whether it has function `f` (functions interned after
     /// it registered are not in its list, hence out of range = false).
     fn_mask: Vec<bool>,
-    #[allow(dead_code)]
+    /// Abstract resources it declared; a task asking for resources goes
+    /// only to a worker declaring at least as much of each (the worker
+    /// itself limits how many such tasks run at once).
     resources: Vec<(String, f64)>,
     /// Tasks assigned to it, with the duration expected when assigned (so
     /// that removing one subtracts exactly what was added).
@@ -376,6 +427,12 @@ impl WorkerSlot {
     fn matches(&self, restriction: &str) -> bool {
         self.name == restriction || self.address == restriction
     }
+    /// Whether it declared at least `required` of each resource.
+    fn satisfies(&self, required: &[(String, f64)]) -> bool {
+        required
+            .iter()
+            .all(|(name, amount)| self.resources.iter().any(|(n, a)| n == name && a >= amount))
+    }
 }
 
 #[derive(Debug)]
@@ -383,6 +440,8 @@ struct FnInfo {
     name: String,
     /// Exponentially weighted average duration, ns.
     avg_ns: Option<f64>,
+    /// Exponentially weighted average result size, bytes.
+    avg_nbytes: Option<f64>,
     /// Connected workers that have it.
     nworkers: u32,
     /// Queued root tasks of this function.
@@ -441,6 +500,17 @@ pub struct SchedulerState {
     scratch: Vec<TaskId>,
     /// Graceful retirements in progress.
     retire_requests: Vec<RetireRequest>,
+    /// Worker-to-worker bandwidth, bytes/s: `default_bandwidth` until
+    /// workers report transfers (`TransferStats`), then their running
+    /// average.
+    bandwidth: f64,
+    /// Steal requests awaiting the victim's answer: task → thief. Cleared
+    /// whenever the task leaves `processing`, so an answer about an older
+    /// assignment is ignored.
+    steals: FxMap<TaskId, WIdx>,
+    /// Rebalance moves under way: task → (source, target). The source is
+    /// freed when the target announces the key (`AddKeys`).
+    moving: FxMap<TaskId, (WIdx, WIdx)>,
 }
 
 fn variant_name(msg: &ToScheduler) -> &'static str {
@@ -461,6 +531,10 @@ fn variant_name(msg: &ToScheduler) -> &'static str {
         ToScheduler::RetireWorkers { .. } => "RetireWorkers",
         ToScheduler::TasksStarted { .. } => "TasksStarted",
         ToScheduler::RetireMe => "RetireMe",
+        ToScheduler::StealResponse { .. } => "StealResponse",
+        ToScheduler::TransferStats { .. } => "TransferStats",
+        ToScheduler::Replicate { .. } => "Replicate",
+        ToScheduler::Rebalance { .. } => "Rebalance",
     }
 }
 
@@ -468,7 +542,6 @@ impl SchedulerState {
     /// An empty scheduler.
     pub fn new(config: SchedulerConfig) -> Self {
         SchedulerState {
-            config,
             tasks: Vec::new(),
             free_tasks: Vec::new(),
             keys: FxMap::default(),
@@ -491,6 +564,10 @@ impl SchedulerState {
             dirty_workers: Vec::new(),
             scratch: Vec::new(),
             retire_requests: Vec::new(),
+            bandwidth: config.default_bandwidth,
+            steals: FxMap::default(),
+            moving: FxMap::default(),
+            config,
         }
     }
 
@@ -576,6 +653,16 @@ impl SchedulerState {
             ToScheduler::RetireWorkers { request_id, workers } => {
                 self.retire_workers(Some(id), request_id, &workers, out)
             }
+            ToScheduler::Replicate { request_id, keys, n } => {
+                let moves = self.replicate(&keys, n, out);
+                out.messages
+                    .push(Outgoing::Client(id, ToClient::DataMoves { request_id, moves }));
+            }
+            ToScheduler::Rebalance { request_id, keys } => {
+                let moves = self.rebalance(&keys, out);
+                out.messages
+                    .push(Outgoing::Client(id, ToClient::DataMoves { request_id, moves }));
+            }
             other => return Err(SchedulerError::WrongDirection(variant_name(&other), "client")),
         }
         self.finish(out);
@@ -655,6 +742,7 @@ impl SchedulerState {
                 .filter(|&t| {
                     let s = &self.tasks[t.0 as usize];
                     ws.has_fn(s.func)
+                        && ws.satisfies(s.resources())
                         && match s.restrictions() {
                             None => true,
                             Some(e) => e.allow_other_workers || e.restrictions.iter().any(|r| ws.matches(r)),
@@ -714,6 +802,13 @@ impl SchedulerState {
                 let name = self.worker(w).name.clone();
                 self.retire_workers(None, 0, &[name], out);
             }
+            ToScheduler::StealResponse { key, stolen } => self.steal_response(w, &key, stolen, out),
+            ToScheduler::TransferStats { bytes, duration_us } => {
+                if bytes > 0 && duration_us > 0 {
+                    let sample = bytes as f64 / (duration_us as f64 / 1e6);
+                    self.bandwidth += BANDWIDTH_SAMPLE_WEIGHT * (sample - self.bandwidth);
+                }
+            }
             other => return Err(SchedulerError::WrongDirection(variant_name(&other), "worker")),
         }
         self.finish(out);
@@ -755,6 +850,9 @@ impl SchedulerState {
         processing.sort_by_key(|&t| self.slot(t).sequence);
         for t in processing {
             self.slot_mut(t).processing_on = None;
+            if !self.steals.is_empty() {
+                self.steals.remove(&t);
+            }
             self.set_state(t, TaskState::Released);
             // Only a task that was running when the worker died is suspect;
             // one merely assigned (waiting for a thread or for its
@@ -1087,6 +1185,7 @@ impl SchedulerState {
         self.fns.push(FnInfo {
             name: name.to_string(),
             avg_ns: None,
+            avg_nbytes: None,
             nworkers: 0,
             queue: BTreeSet::new(),
         });
@@ -1239,6 +1338,9 @@ impl SchedulerState {
                         if !ws.executing.is_empty() {
                             ws.executing.remove(&t);
                         }
+                        if !self.steals.is_empty() {
+                            self.steals.remove(&t);
+                        }
                         self.update_rank(w);
                         self.dirty_workers.push(w);
                         if cancel {
@@ -1261,6 +1363,9 @@ impl SchedulerState {
                 self.no_worker.remove(&qk);
             }
             TaskState::Memory => {
+                if !self.moving.is_empty() {
+                    self.moving.remove(&t);
+                }
                 let holders = std::mem::take(&mut self.slot_mut(t).who_has);
                 let nbytes = self.slot(t).nbytes;
                 self.slot_mut(t).inline = None;
@@ -1287,12 +1392,13 @@ impl SchedulerState {
     fn alloc_task(&mut self, spec: TaskSpec, scattered: bool, func: FnId) -> TaskId {
         let sequence = self.next_sequence;
         self.next_sequence += 1;
-        let extra = if spec.workers.is_empty() {
+        let extra = if spec.workers.is_empty() && spec.resources.is_empty() {
             None
         } else {
             Some(Box::new(Extra {
                 restrictions: spec.workers,
                 allow_other_workers: spec.allow_other_workers,
+                resources: spec.resources,
                 ..Default::default()
             }))
         };
@@ -1537,6 +1643,32 @@ impl SchedulerState {
         (ws.occupancy_ns as f64 / threads as f64) < self.config.queue_target_s * 1e9
     }
 
+    /// Whether `f`'s tasks are measured short (at most `queue_target_s`)
+    /// with small results: only those pipeline deeper than the
+    /// `worker_saturation` cap (see `root_fits`).
+    fn is_light(&self, f: FnId) -> bool {
+        let info = &self.fns[f as usize];
+        match (info.avg_ns, info.avg_nbytes) {
+            (Some(ns), Some(b)) => ns <= self.config.queue_target_s * 1e9 && b <= DEEP_PIPELINE_MAX_RESULT_BYTES,
+            _ => false,
+        }
+    }
+
+    /// Whether a root task of `f` may go to `ws` (which has room): a
+    /// function not known to be light is capped at
+    /// `ceil(nthreads × worker_saturation)` processing tasks (Dask's
+    /// queuing); a light one only by `has_room`.
+    fn root_fits(&self, ws: &WorkerSlot, f: FnId) -> bool {
+        self.is_light(f) || (ws.processing.len() as f64) < self.saturation_cap(ws)
+    }
+
+    /// `ceil(nthreads × worker_saturation)`, at least 1.
+    fn saturation_cap(&self, ws: &WorkerSlot) -> f64 {
+        (ws.nthreads.max(1) as f64 * self.config.worker_saturation)
+            .ceil()
+            .max(1.0)
+    }
+
     fn update_rank(&mut self, w: WIdx) {
         let ws = self.worker(w);
         let new = (
@@ -1572,7 +1704,7 @@ impl SchedulerState {
                 bytes += ds.nbytes;
             }
         }
-        bytes as f64 / self.config.default_bandwidth + ws.occupancy_ns as f64 / ws.nthreads.max(1) as f64 / 1e9
+        bytes as f64 / self.bandwidth + ws.occupancy_ns as f64 / ws.nthreads.max(1) as f64 / 1e9
     }
 
     fn best_worker(&self, t: TaskId, candidates: &[WIdx]) -> Option<WIdx> {
@@ -1609,12 +1741,14 @@ impl SchedulerState {
             return;
         }
         let mut restricted = false;
+        let resources = s.resources();
         if let Some(extra) = s.restrictions() {
             let mut cands: Vec<WIdx> = Vec::new();
             for r in &extra.restrictions {
                 let w = self.worker_names.get(r).or_else(|| self.worker_addrs.get(r));
                 if let Some(&w) = w {
-                    if self.worker(w).has_fn(f) && !cands.contains(&w) {
+                    let ws = self.worker(w);
+                    if ws.has_fn(f) && ws.satisfies(resources) && !cands.contains(&w) {
                         cands.push(w);
                     }
                 }
@@ -1629,13 +1763,13 @@ impl SchedulerState {
             }
             restricted = true;
         }
-        if s.dependencies.is_empty() && !restricted {
+        if s.dependencies.is_empty() && !restricted && resources.is_empty() {
             // Root task: only onto a worker with room, else queue.
             if self.nroomy > 0 {
                 let mut fallback = None;
                 let found = self.ranked.iter().map(|r| r.3).find(|&w| {
                     let ws = self.worker(w);
-                    if !(ws.roomy && ws.has_fn(f)) {
+                    if !(ws.roomy && ws.has_fn(f) && self.root_fits(ws, f)) {
                         return false;
                     }
                     if s.freed_on().contains(&w) {
@@ -1656,17 +1790,15 @@ impl SchedulerState {
         let mut cands: Vec<WIdx> = Vec::new();
         for &d in &s.dependencies {
             for &w in &self.slot(d).who_has {
-                if !cands.contains(&w) && self.worker(w).has_fn(f) {
+                if !cands.contains(&w) && self.worker(w).has_fn(f) && self.worker(w).satisfies(resources) {
                     cands.push(w);
                 }
             }
         }
-        if let Some(w) = self
-            .ranked
-            .iter()
-            .map(|r| r.3)
-            .find(|&w| self.worker(w).has_fn(f) && !s.freed_on().contains(&w))
-        {
+        if let Some(w) = self.ranked.iter().map(|r| r.3).find(|&w| {
+            let ws = self.worker(w);
+            ws.has_fn(f) && ws.satisfies(resources) && !s.freed_on().contains(&w)
+        }) {
             if !cands.contains(&w) {
                 cands.push(w);
             }
@@ -1712,6 +1844,7 @@ impl SchedulerState {
             dependencies,
             priority: s.priority,
             sequence: s.sequence,
+            resources: s.resources().to_vec(),
         };
         self.send_worker(out, w, msg);
     }
@@ -1723,7 +1856,7 @@ impl SchedulerState {
             let best = self
                 .queued_fns
                 .iter()
-                .filter(|&&f| ws.has_fn(f))
+                .filter(|&&f| ws.has_fn(f) && self.root_fits(ws, f))
                 .filter_map(|&f| self.fns[f as usize].queue.first().copied())
                 .min();
             let Some((_, _, t)) = best else {
@@ -1848,11 +1981,30 @@ impl SchedulerState {
                 }
             }
         }
-        // 5. Schedule, dependencies first.
+        // 5. Graph order: a task takes the latest sequence among its
+        //    dependencies of this batch, so that it sorts right after the
+        //    last of them instead of after every task of the batch. When it
+        //    becomes ready it runs ahead of the leaves submitted later:
+        //    reductions finish branch by branch (depth-first), freeing their
+        //    inputs, as Dask's `order` intends. `order` is topological, so
+        //    dependencies are renumbered first.
+        for &t in &order {
+            let inherited = self
+                .slot(t)
+                .dependencies
+                .iter()
+                .filter(|d| pos.contains_key(d))
+                .map(|&d| self.slot(d).sequence)
+                .max();
+            if let Some(seq) = inherited {
+                self.slot_mut(t).sequence = seq;
+            }
+        }
+        // 6. Schedule, dependencies first.
         for &t in &order {
             self.wake(t, out);
         }
-        // 6. Wanted keys.
+        // 7. Wanted keys.
         for key in wanted {
             match self.keys.get(&key) {
                 Some(&t) => self.want(c, t, out),
@@ -1868,7 +2020,7 @@ impl SchedulerState {
                 )),
             }
         }
-        // 7. New tasks nobody needs go away at `finish`.
+        // 8. New tasks nobody needs go away at `finish`.
         self.candidates.extend(created);
     }
 
@@ -1928,7 +2080,12 @@ impl SchedulerState {
             let info = &mut self.fns[f as usize];
             info.avg_ns = Some(match info.avg_ns {
                 None => d,
-                Some(a) => 0.5 * a + 0.5 * d,
+                Some(a) => a + DURATION_SAMPLE_WEIGHT * (d - a),
+            });
+            let b = nbytes as f64;
+            info.avg_nbytes = Some(match info.avg_nbytes {
+                None => b,
+                Some(a) => a + DURATION_SAMPLE_WEIGHT * (b - a),
             });
             self.enter_memory(t, w, nbytes, inline, out);
         } else if s.state == TaskState::Memory && s.who_has.contains(&w) {
@@ -2023,6 +2180,11 @@ impl SchedulerState {
                     let ws = self.worker_mut(w);
                     ws.has_what.insert(t);
                     ws.known_nbytes += nbytes;
+                }
+                if self.moving.get(&t).is_some_and(|&(_, to)| to == w) {
+                    if let Some((from, _)) = self.moving.remove(&t) {
+                        self.drop_replica(t, from, out);
+                    }
                 }
             }
             // Running on this very worker: leave it alone.
@@ -2187,6 +2349,282 @@ impl SchedulerState {
         self.wake_affected(down, out);
     }
 
+    // ============================================================ stealing
+
+    /// Work stealing, called periodically by the actor: for each worker
+    /// with an idle thread (the thief), asks a worker with tasks waiting
+    /// beyond its threads (the victim) to give up some of them
+    /// (`StealRequest`), when a task's expected compute time is at least
+    /// `STEAL_COMPUTE_OVER_TRANSFER` times the time to move its inputs to
+    /// the thief. Only the victim's `StealResponse { stolen: true }` moves
+    /// the task (see `steal_response`), so a task never runs twice.
+    pub fn balance(&mut self, out: &mut Outbox) {
+        self.begin();
+        self.balance_inner(out);
+        self.finish(out);
+    }
+
+    fn balance_inner(&mut self, out: &mut Outbox) {
+        if self.worker_ids.len() < 2 {
+            return;
+        }
+        let mut incoming: FxMap<WIdx, usize> = FxMap::default();
+        for &thief in self.steals.values() {
+            *incoming.entry(thief).or_default() += 1;
+        }
+        // Thieves and their idle threads.
+        let mut thieves: Vec<(WIdx, usize)> = Vec::new();
+        let mut victims: Vec<(u64, WIdx)> = Vec::new();
+        for &w in self.worker_ids.values() {
+            let ws = self.worker(w);
+            if ws.retiring.is_some() {
+                continue;
+            }
+            let threads = ws.nthreads.max(1) as usize;
+            let busy = ws.processing.len() + incoming.get(&w).copied().unwrap_or(0);
+            if busy < threads {
+                // Up to the saturation cap (at most twice its threads), so
+                // a thread finds its next task there when one ends.
+                let cap = (self.saturation_cap(ws) as usize).clamp(threads, 2 * threads);
+                thieves.push((w, cap - busy));
+            } else if ws.processing.len() > threads && ws.processing.len() > ws.executing.len() {
+                victims.push((ws.occupancy_ns / threads as u64, w));
+            }
+        }
+        if thieves.is_empty() || victims.is_empty() {
+            return;
+        }
+        thieves.sort_by_key(|&(w, _)| w);
+        // Most loaded first.
+        victims.sort_by_key(|&(occ, w)| (Reverse(occ), w));
+        let mut sent = 0;
+        for (_, v) in victims {
+            let vs = self.worker(v);
+            let threads = vs.nthreads.max(1) as usize;
+            // Tasks not reported started, the ones it would run last first.
+            let mut cands: Vec<(QueueKey, TaskId)> = vs
+                .processing
+                .keys()
+                .copied()
+                .filter(|t| !vs.executing.contains(t) && !self.steals.contains_key(t))
+                .map(|t| (self.slot(t).queue_key(t), t))
+                .collect();
+            cands.sort_unstable_by_key(|c| Reverse(c.0));
+            // Leave the victim as many tasks as it has threads.
+            let mut spare = vs.processing.len().saturating_sub(threads);
+            for (_, t) in cands {
+                if spare == 0 || sent >= MAX_STEALS_PER_BALANCE {
+                    break;
+                }
+                let s = self.slot(t);
+                if s.extra.is_some() && (s.restrictions().is_some() || !s.resources().is_empty()) {
+                    continue; // pinned: restrictions and resources are not re-checked on a thief
+                }
+                let compute_s = self.expected_ns(s.func) as f64 / 1e9;
+                let mut best: Option<(f64, usize)> = None;
+                for (i, &(w, free)) in thieves.iter().enumerate() {
+                    if free == 0 || w == v || !self.worker(w).has_fn(s.func) {
+                        continue;
+                    }
+                    let transfer_s = self.start_time(t, w) - self.worker(w).occupancy_ns as f64 / 1e9;
+                    if compute_s < STEAL_COMPUTE_OVER_TRANSFER * transfer_s {
+                        continue;
+                    }
+                    if best.is_none_or(|(b, _)| transfer_s < b) {
+                        best = Some((transfer_s, i));
+                    }
+                }
+                let Some((_, i)) = best else {
+                    continue;
+                };
+                thieves[i].1 -= 1;
+                spare -= 1;
+                sent += 1;
+                self.steals.insert(t, thieves[i].0);
+                let key = self.slot(t).key.clone();
+                self.send_worker(out, v, ToWorker::StealRequest { key });
+            }
+        }
+    }
+
+    /// The victim's answer to a `StealRequest`.
+    fn steal_response(&mut self, w: WIdx, key: &str, stolen: bool, out: &mut Outbox) {
+        let Some(&t) = self.keys.get(key) else {
+            return;
+        };
+        let s = self.slot(t);
+        if s.state != TaskState::Processing || s.processing_on != Some(w) {
+            return; // moved on meanwhile; `steals` was cleared then
+        }
+        let Some(thief) = self.steals.remove(&t) else {
+            return; // an answer about an earlier assignment
+        };
+        if !stolen {
+            return; // it started (or is about to): it stays
+        }
+        // The victim forgot the task: no FreeKeys.
+        self.detach(t, false, out);
+        let ok = self.workers[thief.0 as usize]
+            .as_ref()
+            .is_some_and(|ts| ts.retiring.is_none() && ts.has_fn(self.slot(t).func));
+        if ok {
+            self.assign(t, thief, out);
+        } else {
+            self.place(t, out);
+        }
+    }
+
+    // ============================================================ replicas
+
+    /// Live workers that are not retiring, by bytes held then id.
+    fn staying_workers(&self) -> Vec<WIdx> {
+        let mut ws: Vec<WIdx> = self
+            .worker_ids
+            .values()
+            .copied()
+            .filter(|&w| self.worker(w).retiring.is_none())
+            .collect();
+        ws.sort_by_key(|&w| (self.worker(w).known_nbytes, self.worker(w).id));
+        ws
+    }
+
+    /// Asks workers to copy each key in memory until `n` workers (at most
+    /// all of them) hold it, choosing those holding the fewest bytes.
+    fn replicate(&mut self, keys: &[Key], n: u32, out: &mut Outbox) -> Vec<crate::wire::messages::DataMove> {
+        let workers = self.staying_workers();
+        let mut tally: FxMap<WIdx, u64> = workers.iter().map(|&w| (w, self.worker(w).known_nbytes)).collect();
+        let mut batches: FxMap<WIdx, Vec<DependencyLocation>> = FxMap::default();
+        let mut moves = Vec::new();
+        let mut seen = FxSet::default();
+        for key in keys {
+            let Some(&t) = self.keys.get(key) else {
+                continue;
+            };
+            let s = self.slot(t);
+            if s.state != TaskState::Memory || !seen.insert(t) {
+                continue;
+            }
+            let need = (n as usize).min(workers.len()).saturating_sub(s.who_has.len());
+            let mut targets: Vec<WIdx> = workers
+                .iter()
+                .copied()
+                .filter(|w| !s.who_has.contains(w) && !s.freed_on().contains(w))
+                .collect();
+            targets.sort_by_key(|w| (tally[w], *w));
+            for &w in targets.iter().take(need) {
+                *tally.entry(w).or_default() += s.nbytes;
+                batches.entry(w).or_default().push(DependencyLocation {
+                    key: s.key.clone(),
+                    who_has: self.addresses(&s.who_has),
+                    nbytes: s.nbytes,
+                });
+                moves.push(crate::wire::messages::DataMove {
+                    key: s.key.clone(),
+                    to: self.worker(w).address.clone(),
+                    from: String::new(),
+                });
+            }
+        }
+        let mut batches: Vec<(WIdx, Vec<DependencyLocation>)> = batches.into_iter().collect();
+        batches.sort_by_key(|(w, _)| *w);
+        for (w, keys) in batches {
+            self.send_worker(out, w, ToWorker::AcquireReplicas { keys });
+        }
+        moves
+    }
+
+    /// Moves data of `keys` (every key in memory if empty) from workers
+    /// holding more bytes than the average to workers holding less: the
+    /// target fetches a copy (`AcquireReplicas`), and once it announces it
+    /// (`AddKeys`) the source is told to free its copy. A move overshoots
+    /// the average by at most half the key's size.
+    fn rebalance(&mut self, keys: &[Key], out: &mut Outbox) -> Vec<crate::wire::messages::DataMove> {
+        // Moves of an earlier rebalance that never completed (a failed
+        // fetch) would only leave an extra copy: forget them.
+        self.moving.clear();
+        let workers = self.staying_workers();
+        if workers.len() < 2 {
+            return Vec::new();
+        }
+        let selected: Option<FxSet<TaskId>> =
+            (!keys.is_empty()).then(|| keys.iter().filter_map(|k| self.keys.get(k).copied()).collect());
+        let mut tally: FxMap<WIdx, u64> = workers.iter().map(|&w| (w, self.worker(w).known_nbytes)).collect();
+        let mean = tally.values().sum::<u64>() as f64 / workers.len() as f64;
+        let mut batches: FxMap<WIdx, Vec<DependencyLocation>> = FxMap::default();
+        let mut moves = Vec::new();
+        // Senders: most loaded first.
+        for &from in workers.iter().rev() {
+            if tally[&from] as f64 <= mean {
+                break;
+            }
+            let mut held: Vec<(u64, TaskId)> = self
+                .worker(from)
+                .has_what
+                .iter()
+                .copied()
+                .filter(|t| selected.as_ref().is_none_or(|s| s.contains(t)))
+                .filter(|&t| self.slot(t).state == TaskState::Memory && !self.moving.contains_key(&t))
+                .map(|t| (self.slot(t).nbytes, t))
+                .collect();
+            held.sort_unstable_by_key(|&(nb, t)| (Reverse(nb), t));
+            for (nb, t) in held {
+                if tally[&from] as f64 <= mean {
+                    break;
+                }
+                let s = self.slot(t);
+                let to = workers
+                    .iter()
+                    .copied()
+                    .filter(|w| *w != from && !s.who_has.contains(w) && !s.freed_on().contains(w))
+                    .min_by_key(|w| (tally[w], *w));
+                let Some(to) = to else {
+                    continue;
+                };
+                if tally[&to] as f64 + nb as f64 / 2.0 > mean {
+                    continue; // would overshoot: a smaller key may fit
+                }
+                *tally.entry(to).or_default() += nb;
+                *tally.entry(from).or_default() -= nb;
+                batches.entry(to).or_default().push(DependencyLocation {
+                    key: s.key.clone(),
+                    who_has: self.addresses(&s.who_has),
+                    nbytes: nb,
+                });
+                moves.push(crate::wire::messages::DataMove {
+                    key: s.key.clone(),
+                    to: self.worker(to).address.clone(),
+                    from: self.worker(from).address.clone(),
+                });
+                self.moving.insert(t, (from, to));
+            }
+        }
+        let mut batches: Vec<(WIdx, Vec<DependencyLocation>)> = batches.into_iter().collect();
+        batches.sort_by_key(|(w, _)| *w);
+        for (w, keys) in batches {
+            self.send_worker(out, w, ToWorker::AcquireReplicas { keys });
+        }
+        moves
+    }
+
+    /// A rebalance's target holds `t`: the source `from` drops its copy,
+    /// if another copy remains.
+    fn drop_replica(&mut self, t: TaskId, from: WIdx, out: &mut Outbox) {
+        if self.workers[from.0 as usize].is_none() || self.slot(t).who_has.len() < 2 {
+            return;
+        }
+        let s = self.slot_mut(t);
+        let Some(i) = s.who_has.iter().position(|&x| x == from) else {
+            return;
+        };
+        s.who_has.swap_remove(i);
+        let nbytes = s.nbytes;
+        let ws = self.worker_mut(from);
+        if ws.has_what.remove(&t) {
+            ws.known_nbytes = ws.known_nbytes.saturating_sub(nbytes);
+        }
+        self.free_task_on(t, from, out);
+    }
+
     fn scatter(
         &mut self,
         c: ClientId,
@@ -2256,6 +2694,7 @@ impl SchedulerState {
                         workers: Vec::new(),
                         allow_other_workers: false,
                         retries: 0,
+                        resources: Vec::new(),
                     },
                     true,
                     f,
@@ -2298,6 +2737,7 @@ mod tests {
             workers: Vec::new(),
             allow_other_workers: false,
             retries: 0,
+            resources: Vec::new(),
         }
     }
 
@@ -2517,7 +2957,8 @@ mod tests {
                 },
             )] => {
                 assert_eq!(key, "y");
-                assert_eq!(*sequence, 1);
+                // Graph order: it inherits its dependency's sequence.
+                assert_eq!(*sequence, 0);
                 assert_eq!(dependencies[0].key, "x");
                 assert_eq!(dependencies[0].who_has, vec!["tcp://a:1".to_string()]);
             }
@@ -2598,24 +3039,34 @@ mod tests {
 
     #[test]
     fn queued_when_saturated_then_drained() {
-        let mut h = H::new();
-        h.worker(1, "a", &["inc"]); // 1 thread: min 2 tasks, then 5 ms of 0.5 ms tasks
+        // Pinned, so that the figures below do not move with the default.
+        let mut h = H::with(SchedulerConfig {
+            default_task_duration_s: 0.0005,
+            ..Default::default()
+        });
+        h.worker(1, "a", &["inc"]); // 1 thread
         h.take();
         let tasks: Vec<TaskSpec> = (0..30).map(|i| spec(&format!("t{i}"), "inc", &[])).collect();
         let keys: Vec<String> = tasks.iter().map(|t| t.key.clone()).collect();
         let wanted: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
         h.submit(C1, tasks, &wanted);
+        // Not measured yet: ceil(1 thread × worker_saturation 1.1) = 2.
         let sent = h.computes(1);
-        assert_eq!(sent.len(), 10);
-        assert_eq!(h.state("t10"), Some(TaskState::Queued));
-        assert_eq!(h.s.info().tasks_by_state[3], ("queued".to_string(), 20));
+        assert_eq!(sent, vec!["t0".to_string(), "t1".to_string()]);
+        assert_eq!(h.state("t2"), Some(TaskState::Queued));
+        assert_eq!(h.s.info().tasks_by_state[3], ("queued".to_string(), 28));
         // A higher priority root task jumps the queue.
         let mut p = spec("urgent", "inc", &[]);
         p.priority = 5;
         h.submit(C1, vec![p], &["urgent"]);
         assert_eq!(h.state("urgent"), Some(TaskState::Queued));
+        // Measured short (0.5 ms) with small results: the pipeline deepens
+        // to queue_target_s (5 ms) of work, the urgent task first.
         h.finish_in(1, "t0", 500);
-        assert_eq!(h.computes(1), vec!["urgent".to_string()]);
+        let next = h.computes(1);
+        assert_eq!(next.len(), 9, "{next:?}");
+        assert_eq!(next[0], "urgent");
+        assert_eq!(next[8], "t9");
         h.finish_in(1, "t1", 500);
         assert_eq!(h.computes(1), vec!["t10".to_string()]);
         // A new worker takes queued tasks.
@@ -2734,6 +3185,358 @@ mod tests {
         // A root task goes to the idle worker.
         h.submit(C1, vec![spec("r", "inc", &[])], &["r"]);
         assert_eq!(h.computes(2), vec!["r".to_string()]);
+    }
+
+    fn reg_with(name: &str, functions: &[&str], nthreads: u32, resources: &[(&str, f64)]) -> WorkerRegistration {
+        WorkerRegistration {
+            nthreads,
+            resources: resources.iter().map(|(n, a)| (n.to_string(), *a)).collect(),
+            ..reg(name, functions)
+        }
+    }
+
+    fn finished(key: &str, nbytes: u64, duration_us: u64) -> ToScheduler {
+        ToScheduler::TaskFinished {
+            key: key.into(),
+            nbytes,
+            inline: None,
+            duration_us,
+        }
+    }
+
+    fn restricted(key: &str, function: &str, deps: &[&str], worker: &str) -> TaskSpec {
+        TaskSpec {
+            workers: vec![worker.to_string()],
+            ..spec(key, function, deps)
+        }
+    }
+
+    #[test]
+    fn placement_weighs_measured_bandwidth_against_measured_occupancy() {
+        let mut h = H::new();
+        h.worker(1, "a", &["inc", "slow"]);
+        h.worker(2, "b", &["inc", "slow"]);
+        // x: 100 MB on a.
+        h.submit(C1, vec![restricted("x", "inc", &[], "a")], &["x"]);
+        h.worker_sends(1, finished("x", 100_000_000, 10));
+        // a is busy: two tasks of a function measured at 100 ms.
+        h.submit(C1, vec![restricted("m", "slow", &[], "a")], &["m"]);
+        h.worker_sends(1, finished("m", 8, 100_000));
+        let busy: Vec<TaskSpec> = (0..2).map(|i| restricted(&format!("s{i}"), "slow", &[], "a")).collect();
+        h.submit(C1, busy, &["s0", "s1"]);
+        h.take();
+        // Default bandwidth (1 GB/s): fetching x (0.1 s) beats waiting
+        // 0.2 s for a, so its dependent goes to the idle worker.
+        h.submit(C1, vec![spec("y1", "inc", &["x"])], &["y1"]);
+        assert_eq!(h.computes(2), vec!["y1".to_string()]);
+        // Workers measure 100 MB/s: fetching x now takes 1 s, so the next
+        // dependent waits for a, which holds the big dependency.
+        for _ in 0..40 {
+            h.worker_sends(
+                2,
+                ToScheduler::TransferStats {
+                    bytes: 10_000_000,
+                    duration_us: 100_000,
+                },
+            );
+        }
+        assert!((h.s.bandwidth - 1e8).abs() < 1e6, "{}", h.s.bandwidth);
+        h.submit(C1, vec![spec("y2", "inc", &["x"])], &["y2"]);
+        assert_eq!(h.computes(1), vec!["y2".to_string()]);
+        // A small dependency on the busy worker: its dependent goes to the
+        // idle one.
+        h.submit(C1, vec![restricted("z", "inc", &[], "a")], &["z"]);
+        h.worker_sends(1, finished("z", 100, 10));
+        h.take();
+        h.submit(C1, vec![spec("w", "inc", &["z"])], &["w"]);
+        assert_eq!(h.computes(2), vec!["w".to_string()]);
+    }
+
+    #[test]
+    fn root_tasks_of_heavy_functions_are_capped_by_worker_saturation() {
+        let mut h = H::with(SchedulerConfig {
+            default_task_duration_s: 0.0005,
+            ..Default::default()
+        });
+        let mut o = Outbox::default();
+        h.s.add_worker(WorkerId(1), reg_with("a", &["blob", "tiny"], 4, &[]), &mut o)
+            .unwrap();
+        let blobs: Vec<TaskSpec> = (0..100).map(|i| spec(&format!("b{i}"), "blob", &[])).collect();
+        let keys: Vec<String> = blobs.iter().map(|t| t.key.clone()).collect();
+        let wanted: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
+        h.submit(C1, blobs, &wanted);
+        // Unmeasured: ceil(4 × 1.1) = 5.
+        assert_eq!(h.computes(1).len(), 5);
+        // Measured short but with 1 MB results: still 5 at a time.
+        for i in 0..3 {
+            h.worker_sends(1, finished(&format!("b{i}"), 1_000_000, 100));
+            assert_eq!(h.computes(1).len(), 1);
+        }
+        assert_eq!(h.s.worker(WIdx(0)).processing.len(), 5);
+        // A short function with small results pipelines deeper (a higher
+        // priority puts it ahead of the queued blobs).
+        let tiny: Vec<TaskSpec> = (0..100)
+            .map(|i| TaskSpec {
+                priority: 1,
+                ..spec(&format!("t{i}"), "tiny", &[])
+            })
+            .collect();
+        let keys: Vec<String> = tiny.iter().map(|t| t.key.clone()).collect();
+        let wanted: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
+        h.submit(C1, tiny, &wanted);
+        h.take();
+        // Not measured yet: held back by the cap too.
+        assert_eq!(h.s.worker(WIdx(0)).processing.len(), 5);
+        h.worker_sends(1, finished("b3", 1_000_000, 100));
+        let sent = h.computes(1);
+        assert!(sent.iter().any(|k| k.starts_with('t')), "{sent:?}");
+        let t = sent.iter().find(|k| k.starts_with('t')).cloned().unwrap_or_default();
+        h.worker_sends(1, finished(&t, 8, 100));
+        assert!(h.computes(1).len() > 5);
+        assert!(h.s.worker(WIdx(0)).processing.len() > 10);
+    }
+
+    #[test]
+    fn stealing_moves_a_task_only_when_the_victim_confirms() {
+        let mut h = H::new();
+        h.worker(1, "a", &["inc", "slow"]);
+        h.submit(C1, vec![spec("x", "inc", &[])], &["x"]);
+        h.worker_sends(1, finished("x", 8, 10));
+        h.take();
+        let ts: Vec<TaskSpec> = (0..10).map(|i| spec(&format!("t{i}"), "slow", &["x"])).collect();
+        let keys: Vec<String> = ts.iter().map(|t| t.key.clone()).collect();
+        let wanted: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
+        h.submit(C1, ts, &wanted);
+        assert_eq!(h.computes(1).len(), 10);
+        h.worker_sends(
+            1,
+            ToScheduler::TasksStarted {
+                keys: vec!["t0".into()],
+            },
+        );
+        h.worker(2, "b", &["inc", "slow"]);
+        h.take();
+        let mut o = Outbox::default();
+        h.s.balance(&mut o);
+        let asked: Vec<String> = o
+            .messages
+            .iter()
+            .filter_map(|m| match m {
+                Outgoing::Worker(WorkerId(1), ToWorker::StealRequest { key }) => Some(key.clone()),
+                _ => None,
+            })
+            .collect();
+        // b's capacity: ceil(1 × 1.1) = 2; latest submitted first; never
+        // the task a reported started.
+        assert_eq!(asked, vec!["t9".to_string(), "t8".to_string()]);
+        assert_eq!(o.messages.len(), 2);
+        // Requests pending: a second round asks nothing more.
+        let mut o = Outbox::default();
+        h.s.balance(&mut o);
+        assert!(o.messages.is_empty(), "{:?}", o.messages);
+        // t9 had not started: it moves to b. t8 had: it stays on a.
+        h.worker_sends(
+            1,
+            ToScheduler::StealResponse {
+                key: "t9".into(),
+                stolen: true,
+            },
+        );
+        assert_eq!(h.computes(2), vec!["t9".to_string()]);
+        h.worker_sends(
+            1,
+            ToScheduler::StealResponse {
+                key: "t8".into(),
+                stolen: false,
+            },
+        );
+        assert!(h.take().is_empty());
+        assert_eq!(h.state("t8"), Some(TaskState::Processing));
+        assert!(h.s.worker(WIdx(0)).processing.keys().any(|&t| h.s.slot(t).key == "t8"));
+        // An answer nobody asked for changes nothing.
+        h.worker_sends(
+            1,
+            ToScheduler::StealResponse {
+                key: "t7".into(),
+                stolen: true,
+            },
+        );
+        assert!(h.take().is_empty());
+        assert!(h.s.worker(WIdx(0)).processing.keys().any(|&t| h.s.slot(t).key == "t7"));
+        // A late report from a about t9 (now b's) is refused.
+        h.worker_sends(1, finished("t9", 8, 10));
+        assert_eq!(h.freed(1), vec!["t9".to_string()]);
+        assert_eq!(h.state("t9"), Some(TaskState::Processing));
+        h.worker_sends(2, finished("t9", 8, 10));
+        assert_eq!(h.state("t9"), Some(TaskState::Memory));
+    }
+
+    #[test]
+    fn stealing_skips_tasks_whose_inputs_cost_more_to_move_than_to_wait_for() {
+        let mut h = H::new();
+        h.worker(1, "a", &["inc"]);
+        h.submit(C1, vec![spec("x", "inc", &[])], &["x"]);
+        // 100 MB: 0.1 s to move, tasks measured at 10 µs.
+        h.worker_sends(1, finished("x", 100_000_000, 10));
+        let ts: Vec<TaskSpec> = (0..10).map(|i| spec(&format!("t{i}"), "inc", &["x"])).collect();
+        h.submit(C1, ts, &[]);
+        h.worker(2, "b", &["inc"]);
+        h.take();
+        let mut o = Outbox::default();
+        h.s.balance(&mut o);
+        assert!(o.messages.is_empty(), "{:?}", o.messages);
+    }
+
+    #[test]
+    fn graph_order_puts_a_reduction_right_after_its_inputs() {
+        let mut h = H::new();
+        h.worker(1, "a", &["inc", "add"]);
+        let mut tasks: Vec<TaskSpec> = (0..4).map(|i| spec(&format!("l{i}"), "inc", &[])).collect();
+        tasks.push(spec("r0", "add", &["l0", "l1"]));
+        tasks.push(spec("r1", "add", &["l2", "l3"]));
+        tasks.push(spec("total", "add", &["r0", "r1"]));
+        h.submit(C1, tasks, &["total"]);
+        let seq = |h: &H, k: &str| h.s.slot(h.s.keys[k]).sequence;
+        assert_eq!(seq(&h, "r0"), seq(&h, "l1"));
+        assert!(seq(&h, "r0") < seq(&h, "l2"));
+        assert_eq!(seq(&h, "r1"), seq(&h, "l3"));
+        assert_eq!(seq(&h, "total"), seq(&h, "l3"));
+        // So r0, ready once l0 and l1 are done, sorts ahead of l2 and l3
+        // at the worker (and in the scheduler's queues).
+        let r0 = h.s.keys["r0"];
+        let l2 = h.s.keys["l2"];
+        assert!(h.s.slot(r0).queue_key(r0) < h.s.slot(l2).queue_key(l2));
+    }
+
+    #[test]
+    fn resources_choose_workers_and_wait_in_no_worker_for_one() {
+        let mut h = H::new();
+        h.worker(1, "a", &["inc"]);
+        let gpu = TaskSpec {
+            resources: vec![("GPU".into(), 1.0)],
+            ..spec("g", "inc", &[])
+        };
+        let big = TaskSpec {
+            resources: vec![("GPU".into(), 3.0)],
+            ..spec("g3", "inc", &[])
+        };
+        h.submit(C1, vec![gpu, big], &["g", "g3"]);
+        assert_eq!(h.state("g"), Some(TaskState::NoWorker));
+        assert_eq!(h.state("g3"), Some(TaskState::NoWorker));
+        h.take();
+        let mut o = Outbox::default();
+        h.s.add_worker(WorkerId(2), reg_with("b", &["inc"], 4, &[("GPU", 2.0)]), &mut o)
+            .unwrap();
+        h.out.extend(o.messages);
+        let sent: Vec<(String, Vec<(String, f64)>)> = h
+            .take()
+            .into_iter()
+            .filter_map(|m| match m {
+                Outgoing::Worker(WorkerId(2), ToWorker::ComputeTask { key, resources, .. }) => Some((key, resources)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sent, vec![("g".to_string(), vec![("GPU".to_string(), 1.0)])]);
+        assert_eq!(h.state("g3"), Some(TaskState::NoWorker));
+        // A dependent asking for GPU goes to b even though a holds its input.
+        h.submit(C1, vec![restricted("x", "inc", &[], "a")], &["x"]);
+        h.worker_sends(1, finished("x", 100_000_000, 10));
+        h.take();
+        let dep = TaskSpec {
+            resources: vec![("GPU".into(), 1.0)],
+            ..spec("gx", "inc", &["x"])
+        };
+        h.submit(C1, vec![dep], &["gx"]);
+        assert_eq!(h.computes(2), vec!["gx".to_string()]);
+    }
+
+    #[test]
+    fn replicate_and_rebalance_move_data_between_workers() {
+        let mut h = H::new();
+        for (i, n) in ["a", "b", "c"].iter().enumerate() {
+            h.worker(i as u64 + 1, n, &["inc"]);
+        }
+        let ks: Vec<TaskSpec> = (0..4).map(|i| restricted(&format!("k{i}"), "inc", &[], "a")).collect();
+        h.submit(C1, ks, &["k0", "k1", "k2", "k3"]);
+        for i in 0..4 {
+            h.worker_sends(1, finished(&format!("k{i}"), 1000, 10));
+        }
+        h.take();
+        // Replicate k0 to 3 workers: b and c fetch it from a.
+        h.client(
+            C1,
+            ToScheduler::Replicate {
+                request_id: 1,
+                keys: vec!["k0".into()],
+                n: 3,
+            },
+        );
+        let msgs = h.take();
+        let acquire: Vec<u64> = msgs
+            .iter()
+            .filter_map(|m| match m {
+                Outgoing::Worker(w, ToWorker::AcquireReplicas { keys }) => {
+                    assert_eq!(keys[0].who_has, vec!["tcp://a:1".to_string()]);
+                    Some(w.0)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(acquire, vec![2, 3]);
+        assert!(msgs.iter().any(|m| matches!(m,
+            Outgoing::Client(C1, ToClient::DataMoves { request_id: 1, moves }) if moves.len() == 2)));
+        for w in [2, 3] {
+            h.worker_sends(
+                w,
+                ToScheduler::AddKeys {
+                    keys: vec![("k0".into(), 1000)],
+                },
+            );
+        }
+        let k0 = h.s.keys["k0"];
+        assert_eq!(h.s.slot(k0).who_has.len(), 3);
+        // Rebalance: a holds 4000 bytes, b and c 1000 each (mean 2000).
+        h.client(
+            C1,
+            ToScheduler::Rebalance {
+                request_id: 2,
+                keys: Vec::new(),
+            },
+        );
+        let msgs = h.take();
+        let moves = msgs
+            .iter()
+            .find_map(|m| match m {
+                Outgoing::Client(C1, ToClient::DataMoves { request_id: 2, moves }) => Some(moves.clone()),
+                _ => None,
+            })
+            .expect("answered");
+        // a sheds a key to b and one to c (2000 each after), then stops at
+        // the mean; k0, held everywhere, does not move.
+        assert_eq!(moves.len(), 2, "{moves:?}");
+        assert!(moves.iter().all(|m| m.from == "tcp://a:1" && m.key != "k0"));
+        assert_eq!(moves[0].to, "tcp://b:1");
+        assert_eq!(moves[1].to, "tcp://c:1");
+        let key = moves[0].key.clone();
+        assert!(h.freed(1).is_empty());
+        h.worker_sends(
+            2,
+            ToScheduler::AddKeys {
+                keys: vec![(key.clone(), 1000)],
+            },
+        );
+        assert_eq!(h.freed(1), vec![key.clone()]);
+        let t = h.s.keys[&key];
+        assert_eq!(h.s.addresses(&h.s.slot(t).who_has), vec!["tcp://b:1".to_string()]);
+        // a's late AddKeys of it (crossing the free) is refused.
+        h.take();
+        h.worker_sends(
+            1,
+            ToScheduler::AddKeys {
+                keys: vec![(key.clone(), 1000)],
+            },
+        );
+        assert_eq!(h.freed(1), vec![key]);
     }
 
     #[test]
@@ -3560,6 +4363,14 @@ mod tests {
                     }
                 }
                 ToWorker::StoreData { .. } | ToWorker::Registered { .. } => {}
+                // A task not yet run may be given up (as a real worker's
+                // ready task not yet handed to a thread).
+                ToWorker::StealRequest { key } => {
+                    let before = f.ready.len();
+                    f.ready.retain(|r| r.0 != key);
+                    let stolen = f.ready.len() < before;
+                    self.send(id, ToScheduler::StealResponse { key, stolen });
+                }
                 // The simulation does not retire workers.
                 ToWorker::Close { .. } | ToWorker::AcquireReplicas { .. } => {}
             }
@@ -3641,6 +4452,11 @@ mod tests {
             if busy.is_empty() {
                 return false;
             }
+            if self.rand(16) == 0 {
+                let mut out = Outbox::default();
+                self.s.balance(&mut out);
+                self.route(out);
+            }
             let id = busy[self.rand(busy.len())];
             let f = &self.fakes[&id];
             if !f.inbox.is_empty() && (f.ready.is_empty() || self.rand(2) == 0) {
@@ -3720,6 +4536,7 @@ mod tests {
                     workers: Vec::new(),
                     allow_other_workers: false,
                     retries: 0,
+                    resources: Vec::new(),
                 }
             })
             .collect();

@@ -94,7 +94,7 @@ pub enum Arg {
 }
 
 /// A task as the client submits it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskSpec {
     /// The task's key.
     pub key: Key,
@@ -111,6 +111,12 @@ pub struct TaskSpec {
     pub allow_other_workers: bool,
     /// How many times to rerun the task if it fails.
     pub retries: u32,
+    /// Abstract resources one run holds, e.g. `("GPU", 1.0)`: only a worker
+    /// that declared at least that much of each runs it, and no more runs
+    /// at once than its declared amounts allow. Added after the first
+    /// release: absent = none.
+    #[serde(default)]
+    pub resources: Vec<(String, f64)>,
 }
 
 /// Why a task failed.
@@ -306,6 +312,44 @@ pub enum ToScheduler {
     /// gracefully, as [`ToScheduler::RetireWorkers`] would; the scheduler
     /// answers with [`ToWorker::Close`] once its unique results are safe.
     RetireMe,
+    /// Answer to [`ToWorker::StealRequest`]. `stolen` is true only if the
+    /// task had not been handed to a thread: the worker then forgot it and
+    /// will never run it (unless sent a new `ComputeTask`).
+    StealResponse {
+        /// The key asked for.
+        key: Key,
+        /// Whether the worker gave the task up.
+        stolen: bool,
+    },
+    /// A fetch from a peer completed: its payload bytes and how long it
+    /// took, from request to reply. The scheduler averages these into its
+    /// bandwidth estimate. Sent only for fetches large enough to measure
+    /// bandwidth rather than latency.
+    TransferStats {
+        /// Payload bytes received.
+        bytes: u64,
+        /// Wall time of the fetch, microseconds.
+        duration_us: u64,
+    },
+    /// Copy these keys so that each is held by `n` workers (the client's
+    /// `replicate`). Answered with [`ToClient::DataMoves`].
+    Replicate {
+        /// Echoed in the answer.
+        request_id: u64,
+        /// The keys (those not in memory are skipped).
+        keys: Vec<Key>,
+        /// Wanted number of holders (capped at the number of workers).
+        n: u32,
+    },
+    /// Move these keys' data from workers holding more bytes than the
+    /// average to workers holding less (the client's `rebalance`).
+    /// Answered with [`ToClient::DataMoves`].
+    Rebalance {
+        /// Echoed in the answer.
+        request_id: u64,
+        /// The keys; empty = every key in memory.
+        keys: Vec<Key>,
+    },
     /// Periodic liveness and load report.
     Heartbeat {
         /// Keys in the worker's store.
@@ -380,6 +424,15 @@ pub enum ToClient {
         /// The key.
         key: Key,
     },
+    /// Answer to [`ToScheduler::Replicate`] and [`ToScheduler::Rebalance`]:
+    /// the copies the scheduler asked workers to make. They happen after
+    /// this answer; a move's source is freed once its target has the data.
+    DataMoves {
+        /// From the request.
+        request_id: u64,
+        /// The planned copies.
+        moves: Vec<DataMove>,
+    },
     /// Answer to [`ToScheduler::RetireWorkers`], sent once every named
     /// worker has left (or at once if none could be retired).
     RetireWorkersDone {
@@ -391,6 +444,18 @@ pub enum ToClient {
         /// (unknown name, no other worker to take its data).
         error: Option<String>,
     },
+}
+
+/// One copy planned by a replicate or rebalance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataMove {
+    /// The key.
+    pub key: Key,
+    /// Address of the worker that copies it.
+    pub to: String,
+    /// For a rebalance: address of the worker that drops it once `to` has
+    /// it. Empty for a replicate.
+    pub from: String,
 }
 
 /// What a worker must know about one dependency of a task.
@@ -429,6 +494,17 @@ pub enum ToWorker {
         /// Scheduler-wide submission sequence number; lower runs first among
         /// equal priorities.
         sequence: u64,
+        /// Resources one run holds (from the task's spec); the worker runs
+        /// it only while that much of its declared resources is free.
+        /// Absent = none.
+        #[serde(default)]
+        resources: Vec<(String, f64)>,
+    },
+    /// Give up this task if it has not started (work stealing): answered
+    /// with [`ToScheduler::StealResponse`].
+    StealRequest {
+        /// The task.
+        key: Key,
     },
     /// Forget these keys: delete their data and cancel them if not done.
     FreeKeys {

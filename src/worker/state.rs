@@ -27,6 +27,10 @@ use crate::wire::messages::{Arg, DependencyLocation, Key, Payload, TaskFailure, 
 /// carries at least one key, however large.
 pub const FETCH_BATCH_BYTES: u64 = 50 * 1024 * 1024;
 
+/// Slack when comparing resource amounts, so that amounts given back in
+/// another order than taken (float sums) still cover a request.
+const RESOURCE_EPSILON: f64 = 1e-9;
+
 /// Dask's worker task states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum WorkerTaskState {
@@ -141,6 +145,7 @@ struct ComputeRequest {
     dependencies: Vec<DependencyLocation>,
     priority: i32,
     sequence: u64,
+    resources: Vec<(String, f64)>,
 }
 
 #[derive(Debug)]
@@ -159,6 +164,9 @@ struct TaskEntry {
     sequence: u64,
     /// Function and args of a waiting/ready task, moved into `Execute`.
     run: Option<(String, Vec<Arg>)>,
+    /// Resources a run holds (from `ComputeTask`), taken from `available`
+    /// while it is on a thread.
+    resources: Vec<(String, f64)>,
     /// A `ComputeTask` that arrived while the key was in flight: if the
     /// fetch fails we compute it instead.
     deferred: Option<Box<ComputeRequest>>,
@@ -188,6 +196,7 @@ impl TaskEntry {
             priority: 0,
             sequence: 0,
             run: None,
+            resources: Vec::new(),
             deferred: None,
             dependencies: Vec::new(),
             waiting_on: 0,
@@ -274,6 +283,9 @@ pub struct WorkerState {
     add_keys: Vec<(Key, u64)>,
     /// Tasks given a thread in this event, for one `TasksStarted`.
     started: Vec<Key>,
+    /// Declared resources not held by a task on a thread (see
+    /// [`WorkerState::with_resources`]).
+    available: Vec<(String, f64)>,
 }
 
 impl WorkerState {
@@ -294,7 +306,18 @@ impl WorkerState {
             deletes: Vec::new(),
             add_keys: Vec::new(),
             started: Vec::new(),
+            available: Vec::new(),
         }
+    }
+
+    /// The abstract resources this worker declared: a task asking for
+    /// resources is handed to a thread only while that much of each is
+    /// free, so a worker with `GPU=2` runs at most two `GPU=1` tasks at
+    /// once. A task asking for a resource not declared here never starts
+    /// (the scheduler sends such tasks only to workers that declared it).
+    pub fn with_resources(mut self, resources: Vec<(String, f64)>) -> Self {
+        self.available = resources;
+        self
     }
 
     /// ComputeTask, FreeKeys, StoreData. (Registered and Close are handled by
@@ -308,6 +331,7 @@ impl WorkerState {
                 dependencies,
                 priority,
                 sequence,
+                resources,
             } => {
                 let req = ComputeRequest {
                     function,
@@ -315,8 +339,13 @@ impl WorkerState {
                     dependencies,
                     priority,
                     sequence,
+                    resources,
                 };
                 self.compute_task(key, req, out);
+            }
+            ToWorker::StealRequest { key } => {
+                let stolen = self.give_up(&key);
+                out.push(WorkerEffect::Send(ToScheduler::StealResponse { key, stolen }));
             }
             ToWorker::FreeKeys { keys } => self.free_keys(keys),
             ToWorker::StoreData { data } => {
@@ -356,6 +385,13 @@ impl WorkerState {
         let key: Key = key.to_owned();
         e.on_thread = false;
         self.running -= 1;
+        if !e.resources.is_empty() {
+            for (name, amount) in &e.resources {
+                if let Some(a) = self.available.iter_mut().find(|(n, _)| n == name) {
+                    a.1 += amount;
+                }
+            }
+        }
         let deps = std::mem::take(&mut e.dependencies);
         match e.state {
             WorkerTaskState::Executing => {
@@ -519,6 +555,7 @@ impl WorkerState {
             mut dependencies,
             priority,
             sequence,
+            resources,
         } = req;
         // Guards Execute's promise that every Arg::Key is in the store, even
         // if a scheduler forgets to list one.
@@ -562,6 +599,7 @@ impl WorkerState {
         e.priority = priority;
         e.sequence = sequence;
         e.run = Some((function, args));
+        e.resources = resources;
         e.deferred = None;
         e.dependencies = dep_keys;
         e.waiting_on = waiting_on;
@@ -863,16 +901,35 @@ impl WorkerState {
     }
 
     fn ensure_executing(&mut self, out: &mut Vec<WorkerEffect>) {
+        // Ready tasks waiting for resources, put back after the loop.
+        let mut blocked = Vec::new();
         while self.running < self.config.nthreads as usize {
-            let Some((_, _, key)) = self.ready.pop() else {
+            let Some(item) = self.ready.pop() else {
                 break;
             };
-            let Some(e) = self.tasks.get_mut(&key) else {
+            let Some(e) = self.tasks.get_mut(&item.2) else {
                 continue;
             };
             if e.state != WorkerTaskState::Ready {
                 continue;
             }
+            if !e.resources.is_empty() {
+                let free = e.resources.iter().all(|(name, amount)| {
+                    self.available
+                        .iter()
+                        .any(|(n, a)| n == name && *a >= *amount - RESOURCE_EPSILON)
+                });
+                if !free {
+                    blocked.push(item);
+                    continue;
+                }
+                for (name, amount) in &e.resources {
+                    if let Some(a) = self.available.iter_mut().find(|(n, _)| n == name) {
+                        a.1 -= amount;
+                    }
+                }
+            }
+            let key = item.2;
             e.state = WorkerTaskState::Executing;
             e.on_thread = true;
             self.ready_count -= 1;
@@ -881,6 +938,7 @@ impl WorkerState {
             self.started.push(key.clone());
             out.push(WorkerEffect::Execute { key, function, args });
         }
+        self.ready.extend(blocked);
         if self.ready_count == 0 {
             self.ready.clear();
         } else if self.ready.len() > 2 * self.ready_count + 1024 {
@@ -928,6 +986,26 @@ impl WorkerState {
                 .insert(worker.clone(), InFlight { id, keys: keys.clone() });
             out.push(WorkerEffect::Fetch { worker, keys });
         }
+    }
+
+    /// A `StealRequest`: forgets `key` if it is a task that has not been
+    /// handed to a thread (waiting or ready), and says whether it did. A
+    /// task on a thread, done, or unknown is kept (false): the scheduler
+    /// then leaves it here, so it never runs twice.
+    fn give_up(&mut self, key: &str) -> bool {
+        let Some(e) = self.tasks.get_mut(key) else {
+            return false;
+        };
+        if e.on_thread || !matches!(e.state, WorkerTaskState::Waiting | WorkerTaskState::Ready) || !e.held {
+            return false;
+        }
+        if !e.dependents.is_empty() {
+            // A local task reads its result: it stays until that one goes.
+            return false;
+        }
+        e.held = false;
+        self.release_unneeded(vec![key.to_owned()]);
+        true
     }
 
     fn flush(&mut self, out: &mut Vec<WorkerEffect>) {
@@ -1119,6 +1197,7 @@ mod tests {
                 .collect(),
             priority,
             sequence,
+            resources: Vec::new(),
         }
     }
 
@@ -1167,6 +1246,86 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    fn steal(ws: &mut WorkerState, key: &str) -> Vec<ToScheduler> {
+        sent(&send(ws, ToWorker::StealRequest { key: key.into() }))
+    }
+
+    fn steal_answer(key: &str, stolen: bool) -> Vec<ToScheduler> {
+        vec![ToScheduler::StealResponse {
+            key: key.into(),
+            stolen,
+        }]
+    }
+
+    #[test]
+    fn only_tasks_not_on_a_thread_are_given_up_to_a_steal() {
+        use WorkerTaskState::*;
+        let mut ws = WorkerState::new(cfg(1));
+        send(&mut ws, compute("a", &[], 0, 0));
+        send(&mut ws, compute("b", &[], 0, 1));
+        send(&mut ws, compute("c", &[("d", &["tcp://p:1"])], 0, 2));
+        assert_eq!(ws.task_state("a"), Some(Executing));
+        assert_eq!(ws.task_state("b"), Some(Ready));
+        assert_eq!(ws.task_state("c"), Some(Waiting));
+        // On a thread: kept.
+        assert_eq!(steal(&mut ws, "a"), steal_answer("a", false));
+        assert_eq!(ws.task_state("a"), Some(Executing));
+        // Ready: forgotten, never executed.
+        assert_eq!(steal(&mut ws, "b"), steal_answer("b", true));
+        assert_eq!(ws.task_state("b"), None);
+        // Waiting on a fetch in flight: forgotten; the fetch's result is
+        // dropped when it lands.
+        assert_eq!(steal(&mut ws, "c"), steal_answer("c", true));
+        assert_eq!(ws.task_state("c"), None);
+        let out = fetched(&mut ws, "tcp://p:1", &[("d", Some("v"))]);
+        assert!(executes(&out).is_empty());
+        assert_eq!(ws.task_state("d"), None);
+        // Unknown, or done: kept (false).
+        assert_eq!(steal(&mut ws, "zz"), steal_answer("zz", false));
+        let out = finish(&mut ws, "a", Ok(b("1")));
+        assert!(executes(&out).is_empty(), "b was given up: {out:?}");
+        assert_eq!(steal(&mut ws, "a"), steal_answer("a", false));
+        assert_eq!(ws.task_state("a"), Some(Memory));
+    }
+
+    #[test]
+    fn resources_limit_how_many_tasks_run_at_once() {
+        let mut ws = WorkerState::new(cfg(4)).with_resources(vec![("GPU".into(), 2.0)]);
+        let gpu = |key: &str, seq: u64| match compute(key, &[], 0, seq) {
+            ToWorker::ComputeTask {
+                key,
+                function,
+                args,
+                dependencies,
+                priority,
+                sequence,
+                ..
+            } => ToWorker::ComputeTask {
+                key,
+                function,
+                args,
+                dependencies,
+                priority,
+                sequence,
+                resources: vec![("GPU".into(), 1.0)],
+            },
+            other => other,
+        };
+        let mut ran = Vec::new();
+        for (i, k) in ["g0", "g1", "g2"].iter().enumerate() {
+            ran.extend(executes(&send(&mut ws, gpu(k, i as u64))));
+        }
+        // A task without resources is not held up behind them.
+        ran.extend(executes(&send(&mut ws, compute("plain", &[], 0, 9))));
+        assert_eq!(ran, keys(&["g0", "g1", "plain"]));
+        assert_eq!(ws.task_state("g2"), Some(WorkerTaskState::Ready));
+        // g2 starts when a GPU is given back.
+        assert!(executes(&finish(&mut ws, "plain", Ok(b("p")))).is_empty());
+        assert_eq!(executes(&finish(&mut ws, "g0", Ok(b("0")))), keys(&["g2"]));
+        // And it can be stolen while it waits; not once it runs.
+        assert_eq!(steal(&mut ws, "g2"), steal_answer("g2", false));
     }
 
     fn started(out: &[WorkerEffect]) -> Vec<Vec<Key>> {
@@ -1859,6 +2018,7 @@ mod tests {
                 dependencies,
                 priority: (i % 3) as i32,
                 sequence: i as u64,
+                resources: Vec::new(),
             });
         }
         msgs

@@ -1,0 +1,244 @@
+//! Scheduling policy over real processes (`rdask scheduler` and
+//! `rdask worker` on 127.0.0.1 port 0): root-task queuing under
+//! `worker_saturation`, work stealing, resources, replicate and rebalance.
+//! The decisions themselves are unit-tested on the state machine
+//! (`src/scheduler/state.rs`); these check that the pieces work together.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdask::builtins::{blob_len, make_blob, shell, sleep_ms};
+use rdask::{Client, SubmitOptions};
+
+/// A child process killed when the test ends, pass or fail.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rdask_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_rdask")
+}
+
+/// Starts a command and waits for the stdout line that starts with
+/// `prefix`; returns the process and the line's last word (an address).
+fn start(cmd: &mut Command, prefix: &str) -> (Proc, String) {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    let mut child = cmd.spawn().expect("process starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let prefix = prefix.to_string();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with(&prefix) {
+                let _ = tx.send(line.rsplit(' ').next().unwrap_or_default().to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("process printed its address");
+    (Proc(child), addr)
+}
+
+fn scheduler() -> (Proc, String) {
+    start(
+        Command::new(rdask_bin()).args(["scheduler", "--host", "127.0.0.1", "--port", "0"]),
+        "rdask scheduler listening on",
+    )
+}
+
+fn worker(scheduler: &str, name: &str, extra: &[&str]) -> (Proc, String) {
+    start(
+        Command::new(rdask_bin())
+            .args(["worker", scheduler, "--name", name])
+            .args(extra),
+        "rdask worker",
+    )
+}
+
+fn wait_for_workers(client: &Client, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client.scheduler_info().unwrap().workers.len() < n {
+        assert!(Instant::now() < deadline, "workers did not register");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_map_of_large_results_holds_at_most_nthreads_times_saturation_tasks_per_worker() -> anyhow::Result<()> {
+    let (_s, addr) = scheduler();
+    let (_w1, _) = worker(&addr, "w1", &["--nthreads", "2"]);
+    let (_w2, _) = worker(&addr, "w2", &["--nthreads", "2"]);
+    let client = Client::connect(&addr)?;
+    wait_for_workers(&client, 2);
+    const N: u64 = 150;
+    let blobs = client.starmap(make_blob, (0..N).map(|i| (1_000_000u64, i)), &SubmitOptions::default())?;
+    // ceil(2 threads × 1.1) = 3 per worker.
+    let cap = 3;
+    let mut samples = 0;
+    let mut most = 0;
+    loop {
+        let info = client.scheduler_info()?;
+        let queued = info
+            .tasks_by_state
+            .iter()
+            .find(|(s, _)| s == "queued")
+            .map_or(0, |(_, n)| *n);
+        for w in &info.workers {
+            most = most.max(w.processing);
+            assert!(
+                w.processing <= cap,
+                "{} processes {} tasks (cap {cap})",
+                w.name,
+                w.processing
+            );
+        }
+        samples += 1;
+        if blobs.iter().all(|b| b.done()) {
+            break;
+        }
+        // The rest waits at the scheduler, not on the workers.
+        if samples == 1 {
+            assert!(queued > 0, "nothing queued at the scheduler: {info:?}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(most >= 1, "no sample saw a task processing");
+    let lens = client.gather(&client.map(blob_len, blobs.iter().take(3))?)?;
+    assert_eq!(lens, vec![1_000_000; 3]);
+    Ok(())
+}
+
+#[test]
+fn an_idle_worker_steals_tasks_queued_on_a_busy_one() -> anyhow::Result<()> {
+    let (_s, addr) = scheduler();
+    let (_w1, w1_addr) = worker(&addr, "w1", &["--nthreads", "1"]);
+    let client = Client::connect(&addr)?;
+    wait_for_workers(&client, 1);
+    // One dependency, so the tasks are not root tasks (not queued at the
+    // scheduler): all 20 are placed on w1, the only worker.
+    let ms = client.submit(sleep_ms, (100u64,))?;
+    ms.result()?;
+    let tasks = (0..20)
+        .map(|_| client.submit_with(sleep_ms, (&ms,), &SubmitOptions::impure()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client.scheduler_info()?.workers[0].processing < 20 {
+        assert!(Instant::now() < deadline, "tasks were not all placed on w1");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (_w2, w2_addr) = worker(&addr, "w2", &["--nthreads", "1"]);
+    let done = client.gather(&tasks)?;
+    assert_eq!(done, vec![100; 20]);
+    let on_w1 = client.worker_info(&w1_addr)?.tasks_executed;
+    let on_w2 = client.worker_info(&w2_addr)?.tasks_executed;
+    // w1 ran the first task too. Each task ran exactly once.
+    assert_eq!(on_w1 + on_w2, 21, "w1 ran {on_w1}, w2 ran {on_w2}");
+    assert!(on_w2 >= 2, "w2 stole only {on_w2} tasks");
+    Ok(())
+}
+
+#[test]
+fn tasks_asking_for_resources_wait_for_a_worker_and_respect_its_amounts() -> anyhow::Result<()> {
+    let log = std::env::temp_dir().join(format!("rdask-resources-test-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let (_s, addr) = scheduler();
+    let (_w1, _) = worker(&addr, "plain", &["--nthreads", "4"]);
+    let client = Client::connect(&addr)?;
+    wait_for_workers(&client, 1);
+    let gpu = SubmitOptions::default().resources([("GPU", 1.0)]);
+    let tasks = (0..6)
+        .map(|i| {
+            let cmd = format!("echo start >> {l}; sleep 0.2; echo end{i} >> {l}", l = log.display());
+            client.submit_with(shell, (cmd,), &gpu)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // No worker declared GPU: they wait.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info = client.scheduler_info()?;
+        let no_worker = info
+            .tasks_by_state
+            .iter()
+            .find(|(s, _)| s == "no-worker")
+            .map_or(0, |(_, n)| *n);
+        if no_worker == 6 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "tasks not in no-worker: {info:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!log.exists());
+    let (_w2, w2_addr) = worker(&addr, "gpu", &["--nthreads", "4", "--resources", "GPU=2"]);
+    for out in client.gather(&tasks)? {
+        assert_eq!(out.status, 0, "{}", out.stderr);
+    }
+    assert_eq!(client.worker_info(&w2_addr)?.tasks_executed, 6);
+    // At most two ran at once: replay the log.
+    let text = std::fs::read_to_string(&log)?;
+    let (mut running, mut most) = (0i32, 0i32);
+    for line in text.lines() {
+        if line == "start" {
+            running += 1;
+            most = most.max(running);
+        } else {
+            running -= 1;
+        }
+    }
+    assert_eq!(text.lines().count(), 12, "{text}");
+    assert!(
+        most <= 2,
+        "{most} GPU tasks ran at once on a worker with GPU=2:\n{text}"
+    );
+    let _ = std::fs::remove_file(&log);
+    Ok(())
+}
+
+#[test]
+fn replicate_copies_keys_and_rebalance_spreads_bytes() -> anyhow::Result<()> {
+    let (_s, addr) = scheduler();
+    let (_w1, w1_addr) = worker(&addr, "w1", &["--nthreads", "1"]);
+    let client = Client::connect(&addr)?;
+    wait_for_workers(&client, 1);
+    let blobs = client.starmap(
+        make_blob,
+        (0..4u64).map(|i| (1_000_000u64, i)),
+        &SubmitOptions::default(),
+    )?;
+    client.wait(&blobs, rdask::ReturnWhen::AllCompleted, None)?;
+    let (_w2, w2_addr) = worker(&addr, "w2", &["--nthreads", "1"]);
+    wait_for_workers(&client, 2);
+    assert_eq!(client.worker_info(&w2_addr)?.nkeys, 0);
+
+    client.replicate(&blobs[..1], 2)?;
+    let who = client.who_has(&[blobs[0].key()])?;
+    let mut holders = who[0].workers.clone();
+    holders.sort();
+    let mut both = vec![w1_addr.clone(), w2_addr.clone()];
+    both.sort();
+    assert_eq!(holders, both);
+
+    // w1 holds 4 MB, w2 1 MB: rebalancing moves one or two blobs to w2.
+    client.rebalance(&blobs)?;
+    let keys: Vec<&str> = blobs.iter().map(|b| b.key()).collect();
+    let on = |addr: &str| -> anyhow::Result<usize> {
+        Ok(client
+            .who_has(&keys)?
+            .iter()
+            .filter(|w| w.workers.iter().any(|a| a == addr))
+            .count())
+    };
+    let (n1, n2) = (on(&w1_addr)?, on(&w2_addr)?);
+    assert!(n2 >= 2 && n1 >= 2, "after rebalance w1 holds {n1} keys, w2 {n2}");
+    assert!(n1 < 4, "nothing moved off w1");
+    // The data is still there and correct.
+    let lens = client.gather(&client.map(blob_len, blobs.iter())?)?;
+    assert_eq!(lens, vec![1_000_000; 4]);
+    Ok(())
+}
