@@ -242,3 +242,60 @@ fn replicate_copies_keys_and_rebalance_spreads_bytes() -> anyhow::Result<()> {
     assert_eq!(lens, vec![1_000_000; 4]);
     Ok(())
 }
+
+#[test]
+fn a_task_runs_where_its_large_dependency_lives() -> anyhow::Result<()> {
+    let (_s, addr) = scheduler();
+    let (_w1, w1_addr) = worker(&addr, "w1", &["--nthreads", "1"]);
+    let (_w2, w2_addr) = worker(&addr, "w2", &["--nthreads", "1"]);
+    let client = Client::connect(&addr)?;
+    wait_for_workers(&client, 2);
+    for round in 0..3u64 {
+        // 20 MB made on w1, then an unrestricted task that reads it: both
+        // workers are idle, so the earliest start is where the bytes are.
+        let blob = client.submit_with(
+            make_blob,
+            (20_000_000u64, round),
+            &SubmitOptions::default().workers(["w1"]),
+        )?;
+        let len = client.submit(blob_len, (&blob,))?;
+        assert_eq!(len.result()?, 20_000_000);
+    }
+    let w1 = client.worker_info(&w1_addr)?;
+    let w2 = client.worker_info(&w2_addr)?;
+    assert_eq!(w1.tasks_executed, 6, "w1 ran the blobs and their readers");
+    assert_eq!(w2.tasks_executed, 0);
+    assert_eq!(w2.bytes_fetched_from_peers, 0, "no blob moved");
+    Ok(())
+}
+
+#[test]
+fn higher_priority_tasks_run_first_among_queued_ones() -> anyhow::Result<()> {
+    let (_s, addr) = scheduler();
+    let (_w1, _) = worker(&addr, "w1", &["--nthreads", "1"]);
+    let client = Client::connect(&addr)?;
+    wait_for_workers(&client, 1);
+    // A long task occupies the only thread; the rest wait (queued at the
+    // scheduler, as root tasks of a long function, beyond the saturation cap).
+    let blocker = client.submit_with(sleep_ms, (300u64,), &SubmitOptions::impure())?;
+    let low = (0..6u64)
+        .map(|i| client.submit_with(sleep_ms, (10 + i,), &SubmitOptions::impure()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let high = client.submit_with(sleep_ms, (5u64,), &SubmitOptions::impure().priority(10))?;
+    let mut order = Vec::new();
+    let mut all = low.clone();
+    all.push(high.clone());
+    all.push(blocker.clone());
+    for f in client.as_completed(all) {
+        order.push(f.result()?);
+    }
+    let pos = |v: u64| order.iter().position(|&x| x == v).expect("ran");
+    // At most the saturation cap of low tasks was already on the worker when
+    // the high one arrived; every other low task runs after it.
+    let low_before_high = (10..16u64).filter(|&v| pos(v) < pos(5)).count();
+    assert!(low_before_high <= 2, "order {order:?}");
+    // Ties keep submission order.
+    let lows: Vec<u64> = order.iter().copied().filter(|v| (10..16).contains(v)).collect();
+    assert_eq!(lows, (10..16).collect::<Vec<_>>(), "order {order:?}");
+    Ok(())
+}
