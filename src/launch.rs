@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ByteSize, ClusterSection, DEFAULT_SCHEDULER_PORT};
 use crate::wire::messages::SchedulerInfo;
+use crate::wire::security::{Security, TlsFiles};
 
 /// Where a process runs: this machine.
 pub const LOCAL: &str = "local";
@@ -60,6 +61,9 @@ pub enum LaunchError {
         /// Why.
         source: std::io::Error,
     },
+    /// The cluster file's `[security]` settings are incomplete or unreadable.
+    #[error("cluster file [security]: {0}")]
+    Security(String),
     /// A command (`sh`, `ssh`, `kill`) failed.
     #[error("{what} failed: {message}")]
     Command {
@@ -198,6 +202,84 @@ pub struct ClusterSpec {
     pub workers: Vec<WorkerGroup>,
     /// ssh settings.
     pub ssh: SshSpec,
+    /// TLS and token settings for every process the file starts.
+    pub security: ClusterSecurity,
+}
+
+/// `[security]` of a cluster file: passed as flags to the scheduler and
+/// every worker it starts (paths as seen on the machine each process runs
+/// on), and used by `up` and `status` to reach the scheduler, so one file
+/// deploys a TLS cluster. Certificates from `rdask certs new DIR`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSecurity {
+    /// PEM file of the cluster CA; setting it switches the cluster to TLS.
+    pub tls_ca_file: Option<PathBuf>,
+    /// The scheduler's certificate and key.
+    pub tls_scheduler_cert: Option<PathBuf>,
+    /// See `tls_scheduler_cert`.
+    pub tls_scheduler_key: Option<PathBuf>,
+    /// The workers' certificate and key.
+    pub tls_worker_cert: Option<PathBuf>,
+    /// See `tls_worker_cert`.
+    pub tls_worker_key: Option<PathBuf>,
+    /// The certificate and key `up`/`status` connect with.
+    pub tls_client_cert: Option<PathBuf>,
+    /// See `tls_client_cert`.
+    pub tls_client_key: Option<PathBuf>,
+    /// Shared token every connection must present.
+    pub token: Option<String>,
+}
+
+impl ClusterSecurity {
+    /// Command-line flags for one role's process.
+    fn flags(&self, cert: &Option<PathBuf>, key: &Option<PathBuf>) -> Vec<String> {
+        let mut args = Vec::new();
+        for (flag, value) in [
+            ("--tls-ca-file", &self.tls_ca_file),
+            ("--tls-cert", cert),
+            ("--tls-key", key),
+        ] {
+            if let Some(v) = value {
+                args.extend([flag.to_string(), v.to_string_lossy().into_owned()]);
+            }
+        }
+        if let Some(t) = &self.token {
+            args.extend(["--token".to_string(), t.clone()]);
+        }
+        args
+    }
+
+    fn scheduler_flags(&self) -> Vec<String> {
+        self.flags(&self.tls_scheduler_cert, &self.tls_scheduler_key)
+    }
+
+    fn worker_flags(&self) -> Vec<String> {
+        self.flags(&self.tls_worker_cert, &self.tls_worker_key)
+    }
+
+    /// How `up` and `status` connect, if the file says anything about it.
+    pub fn client_security(&self) -> Result<Option<Security>, LaunchError> {
+        if self.tls_ca_file.is_none() && self.token.is_none() {
+            return Ok(None);
+        }
+        let files = TlsFiles::from_parts(
+            self.tls_ca_file.clone(),
+            self.tls_client_cert.clone(),
+            self.tls_client_key.clone(),
+            [
+                "security.tls_ca_file",
+                "security.tls_client_cert",
+                "security.tls_client_key",
+            ],
+        )
+        .map_err(|e| LaunchError::Security(e.to_string()))?;
+        let security = match files {
+            Some(f) => Security::tls(&f).map_err(|e| LaunchError::Security(e.to_string()))?,
+            None => Security::default(),
+        };
+        Ok(Some(security.with_token(self.token.clone().unwrap_or_default())))
+    }
 }
 
 impl ClusterSpec {
@@ -410,6 +492,11 @@ pub struct ClusterState {
     pub processes: Vec<ProcessRecord>,
     /// ssh settings used, so `down` reaches the same hosts the same way.
     pub ssh: SshSpec,
+    /// The cluster file's `[security]`, so `status` from another shell
+    /// connects the way `up` did (the file holds paths, and the token if the
+    /// cluster file had one: keep the state file as private as that file).
+    #[serde(default)]
+    pub security: ClusterSecurity,
 }
 
 impl ClusterState {
@@ -513,7 +600,13 @@ pub fn up(spec: &ClusterSpec, options: &LaunchOptions) -> Result<ClusterState, L
         http_address: None,
         processes: Vec::new(),
         ssh: spec.ssh.clone(),
+        security: spec.security.clone(),
     };
+    let mut options = options.clone();
+    if let Some(security) = spec.security.client_security()? {
+        options.client.security = security;
+    }
+    let options = &options;
     match start_all(spec, options, &mut state) {
         Ok(()) => {
             state.write(&options.state_file)?;
@@ -554,6 +647,7 @@ fn start_all(spec: &ClusterSpec, options: &LaunchOptions, state: &mut ClusterSta
     if let Some(p) = s.http_port {
         args.extend(["--http-port".into(), p.to_string()]);
     }
+    args.extend(spec.security.scheduler_flags());
     let binary = s.binary.clone().map_or_else(this_binary, Ok)?;
     let log = log_path(spec, &s.host, &local_dir, "scheduler");
     let pid = spawn_detached(&s.host, ssh, &binary, &args, &log)?;
@@ -611,6 +705,7 @@ fn start_all(spec: &ClusterSpec, options: &LaunchOptions, state: &mut ClusterSta
                 let port = if p == 0 { 0 } else { p.saturating_add(i as u16) };
                 args.extend(["--http-port".into(), port.to_string()]);
             }
+            args.extend(spec.security.worker_flags());
             let log = log_path(spec, &g.host, &local_dir, &name);
             let pid = spawn_detached(&g.host, ssh, &binary, &args, &log)?;
             state.processes.push(ProcessRecord {
@@ -759,7 +854,11 @@ pub fn status(options: &LaunchOptions) -> Result<ClusterStatus, LaunchError> {
             (p, up)
         }));
     }
-    let info = scheduler_info_with(&state.scheduler_address, &options.client).map_err(|e| e.to_string());
+    let mut client = options.client.clone();
+    if let Some(security) = state.security.client_security()? {
+        client.security = security;
+    }
+    let info = scheduler_info_with(&state.scheduler_address, &client).map_err(|e| e.to_string());
     Ok(ClusterStatus { state, processes, info })
 }
 

@@ -141,6 +141,90 @@ http_port = 0
 }
 
 #[test]
+fn a_tls_cluster_with_a_token_is_deployed_from_one_cluster_file() {
+    use rdask::client::ClientOptions;
+    use rdask::wire::security::{Security, TlsFiles};
+    let dir = TempDir::new("tls");
+    let certs = dir.0.join("certs");
+    let out = rdask(&dir.0, &["certs", "new", certs.to_str().expect("utf-8 path")]);
+    assert!(out.status.success(), "certs new: {}", text(&out));
+    let c = |f: &str| certs.join(f).to_string_lossy().into_owned();
+    let spec = format!(
+        r#"
+[scheduler]
+port = 0
+
+[[workers]]
+name = "s"
+count = 2
+
+[security]
+tls_ca_file = "{ca}"
+tls_scheduler_cert = "{sc}"
+tls_scheduler_key = "{sk}"
+tls_worker_cert = "{wc}"
+tls_worker_key = "{wk}"
+tls_client_cert = "{cc}"
+tls_client_key = "{ck}"
+token = "s3cret"
+"#,
+        ca = c("ca.pem"),
+        sc = c("scheduler.pem"),
+        sk = c("scheduler-key.pem"),
+        wc = c("worker.pem"),
+        wk = c("worker-key.pem"),
+        cc = c("client.pem"),
+        ck = c("client-key.pem"),
+    );
+    std::fs::write(dir.0.join("cluster.toml"), spec).expect("write spec");
+    let state = dir.0.join("state.json");
+    let state_arg = state.to_string_lossy().into_owned();
+    let _downer = Downer(dir.0.clone(), state.clone());
+    // No [security] in any rdask.toml: everything comes from the cluster file.
+    let out = rdask(&dir.0, &["cluster", "up", "cluster.toml", "--state", &state_arg]);
+    assert!(out.status.success(), "cluster up: {}", text(&out));
+    let recorded = ClusterState::read(&state).expect("state file written");
+    assert!(
+        recorded.scheduler_address.starts_with("tls://"),
+        "{}",
+        recorded.scheduler_address
+    );
+
+    let files = TlsFiles {
+        ca_file: certs.join("ca.pem"),
+        cert: certs.join("client.pem"),
+        key: certs.join("client-key.pem"),
+    };
+    let security = Security::tls(&files).expect("client certificate").with_token("s3cret");
+    let client =
+        Client::connect_with(&recorded.scheduler_address, ClientOptions::with_security(security)).expect("connect");
+    let futures = client.map(inc, 0..50i64).expect("map");
+    assert_eq!(
+        client.gather(&futures).expect("gather").iter().sum::<i64>(),
+        (1..=50).sum::<i64>()
+    );
+    assert_eq!(client.scheduler_info().expect("info").workers.len(), 2);
+    drop(futures);
+    drop(client);
+    // A client without the cluster's certificate is refused.
+    let plain = recorded.scheduler_address.replacen("tls://", "tcp://", 1);
+    assert!(Client::connect(&plain).is_err(), "a plaintext client got in");
+
+    let out = rdask(&dir.0, &["cluster", "status", "--state", &state_arg]);
+    assert!(out.status.success(), "cluster status: {}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("workers: 2"),
+        "{}",
+        text(&out)
+    );
+    let out = rdask(&dir.0, &["cluster", "down", "--state", &state_arg]);
+    assert!(out.status.success(), "cluster down: {}", text(&out));
+    for p in &recorded.processes {
+        assert!(!pid_alive(p.pid), "{} (pid {}) still running", p.name, p.pid);
+    }
+}
+
+#[test]
 fn cluster_file_errors_name_the_line_and_key() {
     let dir = TempDir::new("badspec");
     std::fs::write(
@@ -300,4 +384,11 @@ log_directory = "{logs}"
         dir.0.join("remote-logs/remote-1.log").is_file(),
         "remote logs in [ssh] log_directory"
     );
+}
+
+#[test]
+fn the_shipped_cluster_file_parses() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/cluster.toml");
+    let spec = rdask::launch::ClusterSpec::from_file(&path).expect("config/cluster.toml parses");
+    assert!(!spec.workers.is_empty());
 }
