@@ -5,9 +5,8 @@
 //! threshold, and leaves no files behind once the results are released and
 //! once it exits.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,15 +16,8 @@ use rdask::client::ReturnWhen;
 use rdask::wire::messages::WorkerStoreInfo;
 use rdask::{Blob, Client};
 
-/// A child process killed when the test ends, pass or fail.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod common;
+use common::*;
 
 /// A fresh directory under the system temp dir, removed when dropped.
 struct TempDir(PathBuf);
@@ -42,46 +34,6 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn rdask_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_rdask")
-}
-
-/// Starts a command and waits for the stdout line that starts with
-/// `prefix`; returns the process and the line's last word (an address).
-fn start(cmd: &mut Command, prefix: &str) -> (Proc, String) {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
-    let mut child = cmd.spawn().expect("process starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let prefix = prefix.to_string();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with(&prefix) {
-                let _ = tx.send(line.rsplit(' ').next().unwrap_or_default().to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("process printed its address");
-    (Proc(child), addr)
-}
-
-fn scheduler() -> (Proc, String) {
-    start(
-        Command::new(rdask_bin()).args(["scheduler", "--host", "127.0.0.1", "--port", "0"]),
-        "rdask scheduler listening on",
-    )
-}
-
-fn wait_for_workers(client: &Client, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client.scheduler_info().unwrap().workers.len() < n {
-        assert!(Instant::now() < deadline, "workers did not register");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

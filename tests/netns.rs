@@ -10,25 +10,17 @@
 //! says so and skips. The addresses (10.250.N.0/30) exist only on the veth
 //! pair this test creates and removes.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rdask::builtins::sleep_ms;
 use rdask::{Client, SubmitOptions};
 
+mod common;
+use common::*;
+
 const DEADLINE: Duration = Duration::from_secs(30);
-
-/// A child process killed when the test ends.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The namespace and veth pair; removed when dropped, pass or fail.
 struct Netns {
@@ -91,23 +83,6 @@ fn make_netns(tag: u32) -> Result<(Netns, String, String), String> {
     ip(&["netns", "exec", &ns, "ip", "link", "set", &ns_if, "up"])?;
     ip(&["netns", "exec", &ns, "ip", "link", "set", "lo", "up"])?;
     Ok((guard, host_ip, ns_ip))
-}
-
-fn start(cmd: &mut Command, prefix: &str) -> (Proc, String) {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
-    let mut child = cmd.spawn().expect("process starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let prefix = prefix.to_string();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with(&prefix) {
-                let _ = tx.send(line.rsplit(' ').next().unwrap_or_default().to_string());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(DEADLINE).expect("process printed its address");
-    (Proc(child), addr)
 }
 
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {

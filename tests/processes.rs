@@ -2,68 +2,20 @@
 //! `rdask worker` started by the test on 127.0.0.1 port 0, and a user's own
 //! binary (the `count_letters` example) serving its `#[task]` as a worker.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rdask::builtins::{add, blob_len, inc, make_blob, shell};
 use rdask::{Client, SubmitOptions};
 
-/// A child process killed when the test ends, pass or fail.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn rdask_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_rdask")
-}
-
-/// Starts a command and waits for the stdout line that starts with
-/// `prefix`; returns the process and the line's last word (an address).
-fn start(cmd: &mut Command, prefix: &str) -> (Proc, String) {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
-    let mut child = cmd.spawn().expect("process starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let prefix = prefix.to_string();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with(&prefix) {
-                let _ = tx.send(line.rsplit(' ').next().unwrap_or_default().to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("process printed its address");
-    (Proc(child), addr)
-}
-
-fn scheduler() -> (Proc, String) {
-    start(
-        Command::new(rdask_bin()).args(["scheduler", "--host", "127.0.0.1", "--port", "0"]),
-        "rdask scheduler listening on",
-    )
-}
+mod common;
+use common::*;
 
 fn worker(bin: &str, scheduler: &str, name: &str) -> (Proc, String) {
     start(
         Command::new(bin).args(["worker", scheduler, "--nthreads", "1", "--name", name]),
         "rdask worker",
     )
-}
-
-fn wait_for_workers(client: &Client, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client.scheduler_info().unwrap().workers.len() < n {
-        assert!(Instant::now() < deadline, "workers did not register");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

@@ -5,10 +5,10 @@
 //! their baseline. No assertion depends on timing: waits poll a condition
 //! with a generous deadline, and only fail when it is never reached.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,65 +17,11 @@ use rdask::builtins::{add, inc, make_blob, sleep_ms};
 use rdask::wire::messages::{Arg, Handshake, Role, TaskSpec, ToPeer, ToScheduler, PROTOCOL_VERSION};
 use rdask::{Blob, Client, Error, SubmitOptions};
 
+mod common;
+use common::*;
+
 /// Longest any polled condition may take before the test fails.
 const DEADLINE: Duration = Duration::from_secs(30);
-
-/// A child process killed when the test ends, pass or fail.
-struct Proc(Child);
-
-impl Proc {
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-    fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args([format!("-{sig}"), self.pid().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{sig} {}", self.pid());
-    }
-    /// Waits for the process to exit; its exit code (None: killed by a signal).
-    fn wait_exit(&mut self) -> Option<i32> {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = self.0.try_wait().expect("try_wait") {
-                return status.code();
-            }
-            assert!(Instant::now() < deadline, "process {} did not exit", self.pid());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn rdask_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_rdask")
-}
-
-/// Starts a command and waits for the stdout line that starts with
-/// `prefix`; returns the process and the line's last word (an address).
-fn start(cmd: &mut Command, prefix: &str) -> (Proc, String) {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
-    let mut child = cmd.spawn().expect("process starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let prefix = prefix.to_string();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with(&prefix) {
-                let _ = tx.send(line.rsplit(' ').next().unwrap_or_default().to_string());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(DEADLINE).expect("process printed its address");
-    (Proc(child), addr)
-}
 
 /// A config file for the scheduler with these `[scheduler]` settings.
 fn config(name: &str, scheduler_settings: &str) -> PathBuf {

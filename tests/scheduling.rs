@@ -4,54 +4,14 @@
 //! The decisions themselves are unit-tested on the state machine
 //! (`src/scheduler/state.rs`); these check that the pieces work together.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rdask::builtins::{blob_len, make_blob, shell, sleep_ms};
 use rdask::{Client, SubmitOptions};
 
-/// A child process killed when the test ends, pass or fail.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn rdask_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_rdask")
-}
-
-/// Starts a command and waits for the stdout line that starts with
-/// `prefix`; returns the process and the line's last word (an address).
-fn start(cmd: &mut Command, prefix: &str) -> (Proc, String) {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
-    let mut child = cmd.spawn().expect("process starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let prefix = prefix.to_string();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with(&prefix) {
-                let _ = tx.send(line.rsplit(' ').next().unwrap_or_default().to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("process printed its address");
-    (Proc(child), addr)
-}
-
-fn scheduler() -> (Proc, String) {
-    start(
-        Command::new(rdask_bin()).args(["scheduler", "--host", "127.0.0.1", "--port", "0"]),
-        "rdask scheduler listening on",
-    )
-}
+mod common;
+use common::*;
 
 fn worker(scheduler: &str, name: &str, extra: &[&str]) -> (Proc, String) {
     start(
@@ -60,14 +20,6 @@ fn worker(scheduler: &str, name: &str, extra: &[&str]) -> (Proc, String) {
             .args(extra),
         "rdask worker",
     )
-}
-
-fn wait_for_workers(client: &Client, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client.scheduler_info().unwrap().workers.len() < n {
-        assert!(Instant::now() < deadline, "workers did not register");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

@@ -4,23 +4,14 @@
 //! client, certificate from another CA, wrong token) after which the cluster
 //! carries on, and `openssl s_client` as an independent TLS client.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use rdask::builtins::{blob_len, inc, make_blob};
 use rdask::{Client, ClientOptions, Security, SubmitOptions, TlsFiles};
 
-/// A child process killed when the test ends, pass or fail.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod common;
+use common::*;
 
 /// A directory removed when the test ends.
 struct TempDir(PathBuf);
@@ -37,31 +28,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn rdask_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_rdask")
-}
-
-/// Starts a command and waits for the stdout line that starts with
-/// `prefix`; returns the process and the line's last word (an address).
-fn start(cmd: &mut Command, prefix: &str) -> (Proc, String) {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
-    let mut child = cmd.spawn().expect("process starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let prefix = prefix.to_string();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with(&prefix) {
-                let _ = tx.send(line.rsplit(' ').next().unwrap_or_default().to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("process printed its address");
-    (Proc(child), addr)
 }
 
 /// `rdask certs new DIR/name`, through the binary as an operator would.
@@ -128,14 +94,6 @@ fn cluster(extra: impl Fn(&str) -> Vec<String>) -> Cluster {
         _procs: procs,
         address,
         workers,
-    }
-}
-
-fn wait_for_workers(client: &Client, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client.scheduler_info().expect("scheduler info").workers.len() < n {
-        assert!(Instant::now() < deadline, "workers did not register");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
