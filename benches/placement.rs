@@ -31,6 +31,8 @@ use rdask::scheduler::state::{
 };
 use rdask::wire::messages::{Arg, Key, Payload, TaskSpec, ToClient, ToScheduler, ToWorker};
 
+mod common;
+
 /// Tasks per `UpdateGraph`.
 const BATCH: usize = 1000;
 const CLIENT: ClientId = ClientId(1);
@@ -189,10 +191,7 @@ fn placement(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    config = common::config();
     targets = placement
 }
 criterion_main!(benches);

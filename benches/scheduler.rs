@@ -24,7 +24,6 @@
 //! Run with `cargo bench --bench scheduler`.
 
 use std::collections::VecDeque;
-use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -32,6 +31,8 @@ use rdask::scheduler::state::{
     ClientId, Outbox, Outgoing, SchedulerConfig, SchedulerState, TaskState, WorkerId, WorkerRegistration,
 };
 use rdask::wire::messages::{Arg, Key, Payload, TaskSpec, ToClient, ToScheduler, ToWorker};
+
+mod common;
 
 /// Tasks per iteration.
 const N: usize = 1000;
@@ -176,10 +177,7 @@ fn scheduler(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    config = common::config();
     targets = scheduler
 }
 criterion_main!(benches);

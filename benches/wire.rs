@@ -15,7 +15,6 @@
 //! Run with `cargo bench --bench wire`.
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -24,6 +23,8 @@ use rdask::wire::codec::{decode, encode, read_frame, write_frame, Frame, FrameLi
 use rdask::wire::messages::{Arg, Payload, ToScheduler, ToWorker};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+
+mod common;
 
 /// Messages per frame.
 const BATCH: usize = 1000;
@@ -119,10 +120,7 @@ fn wire(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    config = common::config();
     targets = wire
 }
 criterion_main!(benches);

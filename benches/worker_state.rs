@@ -14,12 +14,13 @@
 //! Run with `cargo bench --bench worker_state`.
 
 use std::collections::VecDeque;
-use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use rdask::wire::messages::{Arg, Key, ToScheduler, ToWorker};
 use rdask::worker::state::{WorkerEffect, WorkerState, WorkerStateConfig};
+
+mod common;
 
 /// Tasks per iteration.
 const N: usize = 1000;
@@ -117,10 +118,7 @@ fn worker_state(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    config = common::config();
     targets = worker_state
 }
 criterion_main!(benches);

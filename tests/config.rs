@@ -2,29 +2,12 @@
 //! from the code's defaults, precedence is flag > env > file > default, file
 //! discovery, and errors that name the file, line and key.
 
-use std::path::PathBuf;
-
 use rdask::actors::scheduler::SchedulerOptions;
 use rdask::actors::worker::WorkerOptions;
 use rdask::config::{self, ConfigError, FlagValue, Inputs, RdaskConfig, Source};
 
-/// A fresh directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("rdask-config-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::*;
 
 fn shipped() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/rdask.toml")).expect("config/rdask.toml")

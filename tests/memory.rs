@@ -19,24 +19,6 @@ use rdask::{Blob, Client};
 mod common;
 use common::*;
 
-/// A fresh directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("rdask-memory-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Polls the worker's report until `ok` holds (or fails after a generous
 /// deadline, showing the last report).
 fn wait_for_info(client: &Client, worker: &str, what: &str, ok: impl Fn(&WorkerStoreInfo) -> bool) -> WorkerStoreInfo {

@@ -109,3 +109,27 @@ pub fn wait_for_workers(client: &Client, n: usize) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A fresh directory under the system temp dir, named after the test file
+/// and the process, removed when dropped.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    /// `<tmp>/rdask-<test file>-<pid>-<name>`, emptied first.
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "rdask-{}-{}-{name}",
+            env!("CARGO_CRATE_NAME"),
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
