@@ -111,20 +111,27 @@ macro_rules! config_section {
 #[serde(transparent)]
 pub struct ByteSize(pub u64);
 
+/// How a size is written in TOML: an integer of bytes or a string.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawSize {
+    Int(u64),
+    Text(String),
+}
+
+impl RawSize {
+    /// The size in bytes (strings as `4GB`, `512MiB`, `0`).
+    fn bytes<E: serde::de::Error>(self) -> Result<u64, E> {
+        match self {
+            RawSize::Int(n) => Ok(n),
+            RawSize::Text(s) => crate::cli::parse_bytes(&s).map_err(E::custom),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Int(n) => Ok(ByteSize(n)),
-            Raw::Text(s) => crate::cli::parse_bytes(&s)
-                .map(ByteSize)
-                .map_err(serde::de::Error::custom),
-        }
+        RawSize::deserialize(d)?.bytes().map(ByteSize)
     }
 }
 
@@ -166,18 +173,9 @@ impl Serialize for MemoryLimit {
 
 impl<'de> Deserialize<'de> for MemoryLimit {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Int(n) => Ok(MemoryLimit::Bytes(n)),
-            Raw::Text(s) if s.trim().eq_ignore_ascii_case("auto") => Ok(MemoryLimit::Auto),
-            Raw::Text(s) => crate::cli::parse_bytes(&s)
-                .map(MemoryLimit::Bytes)
-                .map_err(serde::de::Error::custom),
+        match RawSize::deserialize(d)? {
+            RawSize::Text(s) if s.trim().eq_ignore_ascii_case("auto") => Ok(MemoryLimit::Auto),
+            raw => raw.bytes().map(MemoryLimit::Bytes),
         }
     }
 }
