@@ -26,9 +26,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use rdask::scheduler::state::{
-    ClientId, Outbox, Outgoing, SchedulerConfig, SchedulerState, WorkerId, WorkerRegistration,
-};
+use rdask::scheduler::state::{ClientId, Outbox, Outgoing, SchedulerState, WorkerId};
 use rdask::wire::messages::{Arg, Key, Payload, TaskSpec, ToClient, ToScheduler, ToWorker};
 
 mod common;
@@ -36,7 +34,6 @@ mod common;
 /// Tasks per `UpdateGraph`.
 const BATCH: usize = 1000;
 const CLIENT: ClientId = ClientId(1);
-const FUNCTION: &str = "rdask::builtins::inc";
 /// Size of each scattered dependency (0.1 ms at the default bandwidth).
 const DEP_BYTES: usize = 100_000;
 
@@ -55,24 +52,10 @@ impl Rng {
 /// A scheduler with `nworkers` one-thread workers, each holding one
 /// scattered value; returns the scattered keys.
 fn cluster(nworkers: usize) -> (SchedulerState, Vec<Key>) {
-    let mut s = SchedulerState::new(SchedulerConfig::default());
+    let mut s = SchedulerState::new(common::scheduler_config());
     let mut out = Outbox::default();
     s.add_client(CLIENT, &mut out);
-    for w in 0..nworkers {
-        s.add_worker(
-            WorkerId(w as u64 + 1),
-            WorkerRegistration {
-                name: format!("w{w}"),
-                address: format!("tcp://10.0.{}.{}:40000", w / 250, w % 250),
-                nthreads: 1,
-                memory_limit: 0,
-                functions: vec![FUNCTION.to_string()],
-                resources: Vec::new(),
-            },
-            &mut out,
-        )
-        .expect("register worker");
-    }
+    common::add_workers(&mut s, nworkers);
     let data = Bytes::from(vec![0u8; DEP_BYTES]);
     let keys: Vec<Key> = (0..nworkers).map(|i| format!("data-{i:06}")).collect();
     let scatter = ToScheduler::Scatter {
@@ -117,7 +100,7 @@ fn batch(iteration: u64, deps: Option<(&[Key], &mut Rng)>) -> (ToScheduler, ToSc
 fn spec(key: &Key, args: Vec<Arg>) -> TaskSpec {
     TaskSpec {
         key: key.clone(),
-        function: FUNCTION.to_string(),
+        function: common::FUNCTION.to_string(),
         args,
         priority: 0,
         workers: Vec::new(),

@@ -27,9 +27,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use rdask::scheduler::state::{
-    ClientId, Outbox, Outgoing, SchedulerConfig, SchedulerState, TaskState, WorkerId, WorkerRegistration,
-};
+use rdask::scheduler::state::{ClientId, Outbox, Outgoing, SchedulerState, TaskState, WorkerId};
 use rdask::wire::messages::{Arg, Key, Payload, TaskSpec, ToClient, ToScheduler, ToWorker};
 
 mod common;
@@ -37,27 +35,12 @@ mod common;
 /// Tasks per iteration.
 const N: usize = 1000;
 const CLIENT: ClientId = ClientId(1);
-const FUNCTION: &str = "rdask::builtins::inc";
 
 fn new_scheduler(nworkers: u64) -> SchedulerState {
-    let mut s = SchedulerState::new(SchedulerConfig::default());
+    let mut s = SchedulerState::new(common::scheduler_config());
     let mut out = Outbox::default();
     s.add_client(CLIENT, &mut out);
-    for w in 0..nworkers {
-        s.add_worker(
-            WorkerId(w + 1),
-            WorkerRegistration {
-                name: format!("w{w}"),
-                address: format!("tcp://127.0.0.1:{}", 40000 + w),
-                nthreads: 1,
-                memory_limit: 0,
-                functions: vec![FUNCTION.to_string()],
-                resources: Vec::new(),
-            },
-            &mut out,
-        )
-        .expect("register worker");
-    }
+    common::add_workers(&mut s, nworkers as usize);
     s
 }
 
@@ -72,7 +55,7 @@ fn messages(keys: &[Key]) -> (ToScheduler, ToScheduler) {
         .enumerate()
         .map(|(i, k)| TaskSpec {
             key: k.clone(),
-            function: FUNCTION.to_string(),
+            function: common::FUNCTION.to_string(),
             args: vec![Arg::Value(rmp_serde::to_vec(&(i as i64)).expect("encode an int"))],
             priority: 0,
             workers: Vec::new(),

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use futures_util::FutureExt;
 use rdask::wire::codec::{decode, encode, read_frame, write_frame, Frame, FrameLimits};
-use rdask::wire::messages::{Arg, Payload, ToScheduler, ToWorker};
+use rdask::wire::messages::{Payload, ToScheduler, ToWorker};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -31,15 +31,7 @@ const BATCH: usize = 1000;
 
 fn compute_tasks() -> Vec<ToWorker> {
     (0..BATCH)
-        .map(|i| ToWorker::ComputeTask {
-            key: format!("inc-{:016x}", i as u64 * 0x9e37_79b9),
-            function: "rdask::builtins::inc".to_string(),
-            args: vec![Arg::Value(rmp_serde::to_vec(&(i as i64)).expect("encode an int"))],
-            dependencies: Vec::new(),
-            priority: 0,
-            sequence: i as u64,
-            resources: Vec::new(),
-        })
+        .map(|i| common::compute_task(common::task_key(i), i))
         .collect()
 }
 

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use rdask::wire::messages::{Arg, Key, ToScheduler, ToWorker};
+use rdask::wire::messages::{Key, ToScheduler, ToWorker};
 use rdask::worker::state::{WorkerEffect, WorkerState, WorkerStateConfig};
 
 mod common;
@@ -26,19 +26,11 @@ mod common;
 const N: usize = 1000;
 
 fn messages() -> (Vec<ToWorker>, ToWorker) {
-    let keys: Vec<Key> = (0..N).map(|i| format!("inc-{:016x}", i as u64 * 0x9e37_79b9)).collect();
+    let keys: Vec<Key> = (0..N).map(common::task_key).collect();
     let compute = keys
         .iter()
         .enumerate()
-        .map(|(i, k)| ToWorker::ComputeTask {
-            key: k.clone(),
-            function: "rdask::builtins::inc".to_string(),
-            args: vec![Arg::Value(rmp_serde::to_vec(&(i as i64)).expect("encode an int"))],
-            dependencies: Vec::new(),
-            priority: 0,
-            sequence: i as u64,
-            resources: Vec::new(),
-        })
+        .map(|(i, k)| common::compute_task(k.clone(), i))
         .collect();
     (compute, ToWorker::FreeKeys { keys })
 }
