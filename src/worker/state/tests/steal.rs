@@ -1,0 +1,34 @@
+//! Steal requests: what a worker gives up.
+
+use super::*;
+
+#[test]
+fn only_tasks_not_on_a_thread_are_given_up_to_a_steal() {
+    use WorkerTaskState::*;
+    let mut ws = WorkerState::new(cfg(1));
+    send(&mut ws, compute("a", &[], 0, 0));
+    send(&mut ws, compute("b", &[], 0, 1));
+    send(&mut ws, compute("c", &[("d", &["tcp://p:1"])], 0, 2));
+    assert_eq!(ws.task_state("a"), Some(Executing));
+    assert_eq!(ws.task_state("b"), Some(Ready));
+    assert_eq!(ws.task_state("c"), Some(Waiting));
+    // On a thread: kept.
+    assert_eq!(steal(&mut ws, "a"), steal_answer("a", false));
+    assert_eq!(ws.task_state("a"), Some(Executing));
+    // Ready: forgotten, never executed.
+    assert_eq!(steal(&mut ws, "b"), steal_answer("b", true));
+    assert_eq!(ws.task_state("b"), None);
+    // Waiting on a fetch in flight: forgotten; the fetch's result is
+    // dropped when it lands.
+    assert_eq!(steal(&mut ws, "c"), steal_answer("c", true));
+    assert_eq!(ws.task_state("c"), None);
+    let out = fetched(&mut ws, "tcp://p:1", &[("d", Some("v"))]);
+    assert!(executes(&out).is_empty());
+    assert_eq!(ws.task_state("d"), None);
+    // Unknown, or done: kept (false).
+    assert_eq!(steal(&mut ws, "zz"), steal_answer("zz", false));
+    let out = finish(&mut ws, "a", Ok(b("1")));
+    assert!(executes(&out).is_empty(), "b was given up: {out:?}");
+    assert_eq!(steal(&mut ws, "a"), steal_answer("a", false));
+    assert_eq!(ws.task_state("a"), Some(Memory));
+}
