@@ -418,7 +418,7 @@ pub fn run(cli: Cli) -> i32 {
             }
         }
         Command::Functions => {
-            for name in crate::task::Registry::global().names() {
+            for name in crate::registry::Registry::global().names() {
                 println!("{name}");
             }
             0

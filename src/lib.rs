@@ -25,6 +25,7 @@ pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod launch;
+pub mod registry;
 pub mod runtime;
 pub mod scheduler;
 pub mod task;

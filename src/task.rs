@@ -1,18 +1,18 @@
 //! Typed tasks: the [`Task`] trait that `#[rdask::task]` implements, the
-//! [`Registry`] of functions a worker can run, and [`run_task`], which runs
-//! one and turns a panic into a [`TaskFailure`].
+//! [`TaskEntry`] each one registers, and [`run_task`], which runs one and
+//! turns a panic into a [`TaskFailure`].
 //!
 //! Rust cannot ship closures, so a task travels as a name plus msgpack-encoded
 //! arguments; each binary registers its `#[task]` functions by name (through
-//! `inventory`) and a worker looks the name up here. Arguments and results are
+//! `inventory`) and a worker looks the name up in the
+//! [`Registry`](crate::registry::Registry). Arguments and results are
 //! msgpack (`rmp_serde`, structs as maps) so other languages can speak the
 //! protocol.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::fmt::Display;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Once, OnceLock};
+use std::sync::Once;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -83,77 +83,6 @@ impl TaskEntry {
 }
 
 inventory::collect!(TaskEntry);
-
-/// Functions a worker can run: the `#[task]`s linked into this binary plus the
-/// built-ins.
-#[derive(Clone, Debug, Default)]
-pub struct Registry {
-    functions: HashMap<&'static str, TaskFn>,
-}
-
-impl Registry {
-    /// An empty registry (for tests or workers with a hand-picked set).
-    pub fn new() -> Registry {
-        Registry::default()
-    }
-
-    /// The process-wide registry, built on first use: the built-ins plus
-    /// every `#[task]` that `inventory` collected.
-    pub fn global() -> &'static Registry {
-        static GLOBAL: OnceLock<Registry> = OnceLock::new();
-        GLOBAL.get_or_init(|| {
-            let mut r = Registry::new();
-            // Added explicitly: the linker may drop inventory entries of an
-            // rlib whose statics nothing references.
-            for e in crate::builtins::ENTRIES {
-                r.register(*e);
-            }
-            // The same name registered twice is the same function (a
-            // built-in seen both ways), so overwriting is harmless.
-            for e in inventory::iter::<TaskEntry> {
-                r.register(*e);
-            }
-            r
-        })
-    }
-
-    /// Adds (or replaces) a function.
-    pub fn register(&mut self, entry: TaskEntry) {
-        self.functions.insert(entry.name, entry.call);
-    }
-
-    /// Adds (or replaces) a task type.
-    pub fn register_task<T: Task>(&mut self) {
-        self.register(TaskEntry::of::<T>());
-    }
-
-    /// The function registered under `name`.
-    pub fn get(&self, name: &str) -> Option<TaskFn> {
-        self.functions.get(name).copied()
-    }
-
-    /// Whether `name` is registered.
-    pub fn contains(&self, name: &str) -> bool {
-        self.functions.contains_key(name)
-    }
-
-    /// Registered names, sorted (announced by workers when they register).
-    pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.functions.keys().map(|s| s.to_string()).collect();
-        names.sort_unstable();
-        names
-    }
-
-    /// Number of functions.
-    pub fn len(&self) -> usize {
-        self.functions.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.functions.is_empty()
-    }
-}
 
 thread_local! {
     /// Whether this thread is inside [`run_task`], so the hook knows the
@@ -445,21 +374,5 @@ mod tests {
         assert_eq!(err.kind, ErrorKind::Panicked);
         assert!(err.message.starts_with("panicked at "), "{}", err.message);
         assert!(err.message.ends_with("Box<dyn Any>"), "{}", err.message);
-    }
-
-    #[test]
-    fn local_registry() {
-        let mut r = Registry::new();
-        assert!(r.is_empty());
-        r.register_task::<fact>();
-        r.register_task::<fact>();
-        assert_eq!(r.len(), 1);
-        assert!(r.contains(<fact as Task>::NAME));
-        assert!(r.get("nope").is_none());
-    }
-
-    #[test]
-    fn inventory_collects_user_tasks() {
-        assert!(Registry::global().contains(<checked_div as Task>::NAME));
     }
 }

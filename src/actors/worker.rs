@@ -18,7 +18,7 @@ use tracing::{error, info, info_span, warn, Instrument};
 
 use super::peer::{serve_peers, PeerPool};
 use super::store::{ArgData, Clear, DataStore, Delete, GetArgs, Put, StoreMemory, WorkerCounters};
-use crate::task::Registry;
+use crate::registry::Registry;
 use crate::wire::messages::*;
 use crate::wire::transport::{self, Reader, Sender};
 use crate::wire::{FrameLimits, Security, WireError};
