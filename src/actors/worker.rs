@@ -26,7 +26,7 @@ use crate::worker::memory::{
     MemoryThresholds, DEFAULT_MEMORY_MONITOR_INTERVAL_MS, DEFAULT_MEMORY_PAUSE, DEFAULT_MEMORY_SPILL,
     DEFAULT_MEMORY_TARGET,
 };
-use crate::worker::pool::{Job, PauseGate, ResultsReady, TaskPool};
+use crate::worker::pool::{job_args, Job, JobArg, PauseGate, ResultsReady, TaskPool};
 use crate::worker::state::{WorkerEffect, WorkerState, WorkerStateConfig};
 
 /// Errors starting or running a worker.
@@ -415,38 +415,29 @@ struct ArgsReady {
 impl Handler<ArgsReady> for WorkerActor {
     type Result = ();
     fn handle(&mut self, msg: ArgsReady, ctx: &mut Self::Context) {
-        let mut found = msg.found.into_iter();
-        let mut args = Vec::with_capacity(msg.args.len());
-        let mut spilled = Vec::new();
-        for a in msg.args {
-            match a {
-                Arg::Value(v) => args.push(Bytes::from(v)),
-                Arg::Key(k) => match found.next() {
-                    Some((_, Some(ArgData::Memory(b)))) => args.push(b),
-                    Some((_, Some(ArgData::Disk(path)))) => {
-                        // Read by the task's thread when it starts the task.
-                        spilled.push((args.len(), path));
-                        args.push(Bytes::new());
-                    }
-                    _ => {
-                        let failure = TaskFailure {
-                            kind: ErrorKind::DataLost,
-                            message: format!("dependency {k:?} vanished from the worker's store before the task ran"),
-                        };
-                        let mut effects = std::mem::take(&mut self.effects);
-                        self.state.task_finished(&msg.key, Err(failure), 0, &mut effects);
-                        self.apply(effects, ctx);
-                        return;
-                    }
-                },
+        let values = msg.found.into_iter().map(|(_, data)| {
+            data.map(|d| match d {
+                ArgData::Memory(b) => JobArg::Ready(b),
+                // Read by the task's thread when it starts the task.
+                ArgData::Disk(path) => JobArg::Spilled(path),
+            })
+        });
+        match job_args(msg.args, values) {
+            Ok(args) => self.submit(Job {
+                key: msg.key,
+                call: msg.call,
+                args,
+            }),
+            Err(k) => {
+                let failure = TaskFailure {
+                    kind: ErrorKind::DataLost,
+                    message: format!("dependency {k:?} vanished from the worker's store before the task ran"),
+                };
+                let mut effects = std::mem::take(&mut self.effects);
+                self.state.task_finished(&msg.key, Err(failure), 0, &mut effects);
+                self.apply(effects, ctx);
             }
         }
-        self.submit(Job {
-            key: msg.key,
-            call: msg.call,
-            args,
-            spilled,
-        });
     }
 }
 
@@ -544,27 +535,13 @@ impl WorkerActor {
                         effects.extend(more);
                         continue;
                     };
-                    let deps: Vec<Key> = args
-                        .iter()
-                        .filter_map(|a| match a {
-                            Arg::Key(k) => Some(k.clone()),
-                            Arg::Value(_) => None,
-                        })
-                        .collect();
+                    let deps: Vec<Key> = args.iter().flat_map(Arg::keys).cloned().collect();
                     if deps.is_empty() {
-                        let args = args
-                            .into_iter()
-                            .map(|a| match a {
-                                Arg::Value(v) => Bytes::from(v),
-                                Arg::Key(_) => Bytes::new(),
-                            })
-                            .collect();
-                        self.submit(Job {
-                            key,
-                            call,
-                            args,
-                            spilled: Vec::new(),
-                        });
+                        // No key to look up (values, or an empty list of
+                        // keys), so this cannot fail.
+                        if let Ok(args) = job_args(args, std::iter::empty()) {
+                            self.submit(Job { key, call, args });
+                        }
                     } else {
                         let lookup = self.store.send(GetArgs { keys: deps });
                         let me = ctx.address();

@@ -667,13 +667,9 @@ fn make_key(function: &str, args: &[Arg], opts: &SubmitOptions, index: Option<us
         (Some(k), None) => k.clone(),
         (Some(prefix), Some(i)) => format!("{prefix}-{i}"),
         (None, _) if opts.pure => {
+            let arg_parts: Vec<_> = args.iter().map(Arg::hash_part).collect();
             let mut parts: Vec<&[u8]> = vec![function.as_bytes()];
-            for a in args {
-                match a {
-                    Arg::Value(v) => parts.push(v),
-                    Arg::Key(k) => parts.push(k.as_bytes()),
-                }
-            }
+            parts.extend(arg_parts.iter().map(|p| &p[..]));
             format!("{}-{:016x}", short_name(function), crate::util::fnv1a64(&parts))
         }
         (None, _) => format!("{}-{}", short_name(function), uuid::Uuid::new_v4().simple()),

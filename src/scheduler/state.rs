@@ -1885,15 +1885,13 @@ impl SchedulerState {
         for &t in &created {
             let mut deps: Vec<TaskId> = Vec::new();
             let mut missing_key = None;
-            for arg in &self.slot(t).args {
-                if let Arg::Key(k) = arg {
-                    match self.keys.get(k) {
-                        Some(&d) if d == t => self_dep.push(t),
-                        Some(&d) => deps.push(d),
-                        None => {
-                            if missing_key.is_none() {
-                                missing_key = Some(k.clone());
-                            }
+            for k in self.slot(t).args.iter().flat_map(Arg::keys) {
+                match self.keys.get(k) {
+                    Some(&d) if d == t => self_dep.push(t),
+                    Some(&d) => deps.push(d),
+                    None => {
+                        if missing_key.is_none() {
+                            missing_key = Some(k.clone());
                         }
                     }
                 }
@@ -4414,7 +4412,7 @@ mod tests {
             for a in &args {
                 match a {
                     Arg::Value(b) => sum += i64::from_le_bytes(b[..8].try_into().unwrap()),
-                    Arg::Key(k) => sum += values[k],
+                    keys => sum += keys.keys().map(|k| values[k]).sum::<i64>(),
                 }
             }
             let f = self.fakes.get_mut(&id).unwrap();
@@ -4527,7 +4525,13 @@ mod tests {
             .enumerate()
             .map(|(i, (deps, c))| {
                 let mut args = vec![Arg::Value(c.to_le_bytes().to_vec())];
-                args.extend(deps.iter().map(|&d| Arg::Key(key(d))));
+                // Every other task takes its dependencies as one list
+                // argument, so lists get the same deaths and releases.
+                if i % 2 == 0 {
+                    args.extend(deps.iter().map(|&d| Arg::Key(key(d))));
+                } else {
+                    args.push(Arg::Keys(deps.iter().map(|&d| key(d)).collect()));
+                }
                 TaskSpec {
                     key: key(i),
                     function: "add".into(),

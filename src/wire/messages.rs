@@ -12,7 +12,11 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// Version of this protocol; a peer whose handshake names another is refused.
-pub const PROTOCOL_VERSION: u32 = 1;
+///
+/// Version 2 added the list and map arguments ([`Arg::Keys`],
+/// [`Arg::KeyMap`]): a version-1 peer could not decode them, so it is
+/// refused at the handshake instead.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Magic string that opens every handshake, so a stray connection (an HTTP
 /// client, a port scanner) is told apart from an old rdask at once.
@@ -91,7 +95,81 @@ pub enum Arg {
     Value(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The result of another task: the argument is that key's value.
     Key(Key),
+    /// The results of other tasks as one list: the argument is a msgpack
+    /// array of those keys' values, in this order (Dask's list of futures
+    /// as one argument).
+    Keys(Vec<Key>),
+    /// A map whose values are other tasks' results: each entry is the map
+    /// key, msgpack-encoded on its own, and the task whose value goes with
+    /// it. The argument is a msgpack map of those pairs, in this order.
+    KeyMap(Vec<(serde_bytes::ByteBuf, Key)>),
 }
+
+impl Arg {
+    /// The keys this argument depends on, in the order their values appear
+    /// in it (none for a `Value`). Every place that derives dependencies
+    /// from arguments goes through this, so a new kind cannot be missed.
+    pub fn keys(&self) -> ArgKeys<'_> {
+        match self {
+            Arg::Value(_) => ArgKeys::Slice([].iter()),
+            Arg::Key(k) => ArgKeys::Slice(std::slice::from_ref(k).iter()),
+            Arg::Keys(ks) => ArgKeys::Slice(ks.iter()),
+            Arg::KeyMap(entries) => ArgKeys::Map(entries.iter()),
+        }
+    }
+
+    /// This argument's part of a pure key's hash (`docs/protocol.md` §9):
+    /// a `Value`'s bytes, a `Key`'s UTF-8 bytes, and for `Keys` and
+    /// `KeyMap` the msgpack encoding of the variant's content, so that
+    /// `f([a, b], [c])` and `f([a], [b, c])` hash differently.
+    pub fn hash_part(&self) -> std::borrow::Cow<'_, [u8]> {
+        use std::borrow::Cow;
+        match self {
+            Arg::Value(v) => Cow::Borrowed(v),
+            Arg::Key(k) => Cow::Borrowed(k.as_bytes()),
+            // Encoding strings and byte strings into a Vec cannot fail.
+            Arg::Keys(ks) => Cow::Owned(rmp_serde::to_vec(ks).unwrap_or_default()),
+            Arg::KeyMap(entries) => Cow::Owned(rmp_serde::to_vec(entries).unwrap_or_default()),
+        }
+    }
+
+    /// How many keys [`Arg::keys`] yields.
+    pub fn key_count(&self) -> usize {
+        match self {
+            Arg::Value(_) => 0,
+            Arg::Key(_) => 1,
+            Arg::Keys(ks) => ks.len(),
+            Arg::KeyMap(entries) => entries.len(),
+        }
+    }
+}
+
+/// Iterator over the keys of an [`Arg`] (see [`Arg::keys`]).
+#[derive(Clone, Debug)]
+pub enum ArgKeys<'a> {
+    /// Keys held as a slice (`Key`, `Keys`, none for `Value`).
+    Slice(std::slice::Iter<'a, Key>),
+    /// The keys of a `KeyMap`'s entries.
+    Map(std::slice::Iter<'a, (serde_bytes::ByteBuf, Key)>),
+}
+
+impl<'a> Iterator for ArgKeys<'a> {
+    type Item = &'a Key;
+    fn next(&mut self) -> Option<&'a Key> {
+        match self {
+            ArgKeys::Slice(it) => it.next(),
+            ArgKeys::Map(it) => it.next().map(|(_, k)| k),
+        }
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            ArgKeys::Slice(it) => it.size_hint(),
+            ArgKeys::Map(it) => it.size_hint(),
+        }
+    }
+}
+
+impl ExactSizeIterator for ArgKeys<'_> {}
 
 /// A task as the client submits it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -606,3 +684,7 @@ pub enum FromPeer {
         info: WorkerStoreInfo,
     },
 }
+
+#[cfg(test)]
+#[path = "messages_tests.rs"]
+mod tests;

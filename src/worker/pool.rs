@@ -17,7 +17,7 @@ use actix::prelude::*;
 use bytes::Bytes;
 
 use crate::task::{run_task, TaskFn};
-use crate::wire::messages::{ErrorKind, Key, TaskFailure};
+use crate::wire::messages::{Arg, ErrorKind, Key, TaskFailure};
 
 /// A task run finished on the pool.
 #[derive(Debug)]
@@ -41,12 +41,107 @@ pub struct Job {
     pub key: Key,
     /// The registered function.
     pub call: TaskFn,
-    /// Its msgpack-encoded arguments.
-    pub args: Vec<Bytes>,
-    /// Arguments spilled to disk: (index in `args`, file). The task's thread
-    /// reads each into `args[index]` just before running it, so a queued job
-    /// holds no spilled value in memory.
-    pub spilled: Vec<(usize, std::path::PathBuf)>,
+    /// Its arguments; spilled or composite ones are put together by the
+    /// task's thread just before it runs the task (see [`JobArg`]), so a
+    /// queued job holds no spilled value in memory.
+    pub args: Vec<JobArg>,
+}
+
+/// One argument of a [`Job`], as the task's thread will decode it.
+#[derive(Clone, Debug)]
+pub enum JobArg {
+    /// msgpack bytes ready to decode.
+    Ready(Bytes),
+    /// A stored value spilled to this file.
+    Spilled(std::path::PathBuf),
+    /// A list or map of stored values ([`Arg::Keys`], [`Arg::KeyMap`]): the
+    /// concatenation of these pieces (a msgpack header, then the values,
+    /// each map value preceded by its encoded map key) is the argument.
+    Joined(Vec<JobArg>),
+}
+
+/// Builds a job's arguments from the task's `args` and the stored values of
+/// their keys, given in the order of [`Arg::keys`] over all arguments
+/// (`None` where the store has no value). Fails with the first key whose
+/// value is missing.
+pub fn job_args(args: Vec<Arg>, mut values: impl Iterator<Item = Option<JobArg>>) -> Result<Vec<JobArg>, Key> {
+    let mut next = |k: &Key| values.next().flatten().ok_or_else(|| k.clone());
+    let mut out = Vec::with_capacity(args.len());
+    for a in args {
+        out.push(match a {
+            Arg::Value(v) => JobArg::Ready(Bytes::from(v)),
+            Arg::Key(k) => next(&k)?,
+            Arg::Keys(keys) => {
+                let mut header = Vec::with_capacity(5);
+                // Writing to a Vec cannot fail.
+                let _ = rmp::encode::write_array_len(&mut header, keys.len() as u32);
+                let mut pieces = Vec::with_capacity(keys.len() + 1);
+                pieces.push(JobArg::Ready(Bytes::from(header)));
+                for k in &keys {
+                    pieces.push(next(k)?);
+                }
+                JobArg::Joined(pieces)
+            }
+            Arg::KeyMap(entries) => {
+                let mut header = Vec::with_capacity(5);
+                let _ = rmp::encode::write_map_len(&mut header, entries.len() as u32);
+                let mut pieces = Vec::with_capacity(2 * entries.len() + 1);
+                pieces.push(JobArg::Ready(Bytes::from(header)));
+                for (map_key, k) in entries {
+                    pieces.push(JobArg::Ready(Bytes::from(map_key.into_vec())));
+                    pieces.push(next(&k)?);
+                }
+                JobArg::Joined(pieces)
+            }
+        });
+    }
+    Ok(out)
+}
+
+/// Reads a spilled value; a file that cannot be read fails the task as
+/// lost data.
+fn read_spilled(path: &std::path::Path) -> Result<Vec<u8>, TaskFailure> {
+    std::fs::read(path).map_err(|e| TaskFailure {
+        kind: ErrorKind::DataLost,
+        message: format!("cannot read spilled argument {}: {e}", path.display()),
+    })
+}
+
+/// Puts a job's arguments together: spilled values read back, composite
+/// ones joined into one buffer.
+fn load_args(args: Vec<JobArg>) -> Result<Vec<Bytes>, TaskFailure> {
+    fn append(piece: JobArg, buf: &mut Vec<u8>) -> Result<(), TaskFailure> {
+        match piece {
+            JobArg::Ready(b) => buf.extend_from_slice(&b),
+            JobArg::Spilled(path) => buf.extend_from_slice(&read_spilled(&path)?),
+            JobArg::Joined(pieces) => {
+                for p in pieces {
+                    append(p, buf)?;
+                }
+            }
+        }
+        Ok(())
+    }
+    args.into_iter()
+        .map(|a| match a {
+            JobArg::Ready(b) => Ok(b),
+            JobArg::Spilled(path) => read_spilled(&path).map(Bytes::from),
+            JobArg::Joined(pieces) => {
+                let len = pieces
+                    .iter()
+                    .map(|p| match p {
+                        JobArg::Ready(b) => b.len(),
+                        _ => 0,
+                    })
+                    .sum();
+                let mut buf = Vec::with_capacity(len);
+                for p in pieces {
+                    append(p, &mut buf)?;
+                }
+                Ok(Bytes::from(buf))
+            }
+        })
+        .collect()
 }
 
 /// Holds the task threads back from starting tasks while the worker is
@@ -77,27 +172,6 @@ impl PauseGate {
             g = self.changed.wait(g).unwrap_or_else(|e| e.into_inner());
         }
     }
-}
-
-/// Reads a job's spilled arguments into place; a file that cannot be read
-/// fails the task as lost data.
-fn load_spilled(job: &mut Job) -> Result<(), TaskFailure> {
-    for (index, path) in std::mem::take(&mut job.spilled) {
-        let data = std::fs::read(&path).map_err(|e| TaskFailure {
-            kind: ErrorKind::DataLost,
-            message: format!("cannot read spilled argument {}: {e}", path.display()),
-        })?;
-        match job.args.get_mut(index) {
-            Some(slot) => *slot = Bytes::from(data),
-            None => {
-                return Err(TaskFailure {
-                    kind: ErrorKind::DataLost,
-                    message: format!("spilled argument {index} is out of range"),
-                })
-            }
-        }
-    }
-    Ok(())
 }
 
 /// A fixed set of threads taking jobs from one queue.
@@ -180,7 +254,7 @@ impl TaskPool {
                 .spawn(move || {
                     let mut previous: Option<TaskFn> = None;
                     // The loop ends when the pool (the sender) is dropped.
-                    while let Ok(mut job) = rx.recv() {
+                    while let Ok(job) = rx.recv() {
                         gate.wait_while_paused();
                         // Results kept back from the actor (below) must not wait
                         // behind a task of another function, which may be long.
@@ -188,15 +262,17 @@ impl TaskPool {
                             done.notify(&notify);
                         }
                         previous = Some(job.call);
-                        let loaded = load_spilled(&mut job);
-                        let slices: Vec<&[u8]> = job.args.iter().map(|b| &b[..]).collect();
-                        let start = Instant::now();
-                        let result = loaded.and_then(|()| run_task(job.call, &slices));
-                        let elapsed = start.elapsed();
-                        drop(slices);
-                        // Free the arguments (a spilled one read back may be
-                        // large) before the result is handed over.
-                        job.args = Vec::new();
+                        // The arguments (a spilled one read back may be
+                        // large) are freed at the end of the closure, before
+                        // the result is handed over.
+                        let mut elapsed = std::time::Duration::ZERO;
+                        let result = load_args(job.args).and_then(|args| {
+                            let slices: Vec<&[u8]> = args.iter().map(|b| &b[..]).collect();
+                            let start = Instant::now();
+                            let result = run_task(job.call, &slices);
+                            elapsed = start.elapsed();
+                            result
+                        });
                         let buffered = done.push(TaskDone {
                             key: job.key,
                             result,
@@ -260,17 +336,46 @@ mod gate_tests {
     fn a_spilled_argument_is_read_in_place_and_a_missing_file_is_lost_data() {
         let path = std::env::temp_dir().join(format!("rdask-pool-spilled-{}", std::process::id()));
         std::fs::write(&path, b"spilled").expect("write");
-        let mut job = Job {
-            key: "k".into(),
-            call: |_| Ok(Vec::new()),
-            args: vec![Bytes::from_static(b"a"), Bytes::new()],
-            spilled: vec![(1, path.clone())],
-        };
-        load_spilled(&mut job).expect("reads");
-        assert_eq!(&job.args[1][..], b"spilled");
+        let args = vec![JobArg::Ready(Bytes::from_static(b"a")), JobArg::Spilled(path.clone())];
+        let loaded = load_args(args.clone()).expect("reads");
+        assert_eq!(&loaded[1][..], b"spilled");
         std::fs::remove_file(&path).expect("remove");
-        job.spilled = vec![(1, path)];
-        let err = load_spilled(&mut job).expect_err("file is gone");
+        let err = load_args(args).expect_err("file is gone");
         assert_eq!(err.kind, ErrorKind::DataLost);
+    }
+
+    #[test]
+    fn lists_and_maps_of_keys_are_joined_into_one_msgpack_value() {
+        let path = std::env::temp_dir().join(format!("rdask-pool-joined-{}", std::process::id()));
+        std::fs::write(&path, crate::task::encode_value(&2i64).expect("encodes")).expect("write");
+        let enc = |v: i64| {
+            Some(JobArg::Ready(Bytes::from(
+                crate::task::encode_value(&v).expect("encodes"),
+            )))
+        };
+        let name = |s: &str| serde_bytes::ByteBuf::from(crate::task::encode_value(s).expect("encodes"));
+        let args = vec![
+            Arg::Keys(vec!["a".into(), "b".into(), "c".into()]),
+            Arg::Value(crate::task::encode_value(&7i64).expect("encodes")),
+            Arg::KeyMap(vec![(name("x"), "a".into()), (name("y"), "d".into())]),
+            Arg::Keys(Vec::new()),
+        ];
+        let values = vec![enc(1), Some(JobArg::Spilled(path.clone())), enc(3), enc(1), enc(4)];
+        let loaded = load_args(job_args(args, values.into_iter()).expect("all found")).expect("loads");
+        let list: Vec<i64> = crate::task::decode_value(&loaded[0]).expect("a list");
+        assert_eq!(list, [1, 2, 3]);
+        assert_eq!(crate::task::decode_value::<i64>(&loaded[1]).expect("a value"), 7);
+        let map: std::collections::BTreeMap<String, i64> = crate::task::decode_value(&loaded[2]).expect("a map");
+        assert_eq!(map, [("x".to_string(), 1), ("y".to_string(), 4)].into());
+        assert!(crate::task::decode_value::<Vec<i64>>(&loaded[3])
+            .expect("empty")
+            .is_empty());
+        std::fs::remove_file(&path).expect("remove");
+
+        let missing = job_args(
+            vec![Arg::Keys(vec!["a".into(), "gone".into()])],
+            vec![enc(1), None].into_iter(),
+        );
+        assert_eq!(missing.expect_err("one is missing"), "gone");
     }
 }

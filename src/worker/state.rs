@@ -85,7 +85,7 @@ impl WorkerTaskState {
 pub enum WorkerEffect {
     /// Send to the scheduler (the actor batches these into frames).
     Send(ToScheduler),
-    /// Run this task on the thread pool; every Arg::Key in args is in the
+    /// Run this task on the thread pool; every key of its args is in the
     /// store (state memory) when this is emitted.
     Execute {
         /// The task.

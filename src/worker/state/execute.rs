@@ -2,6 +2,7 @@
 //! handing tasks to threads (within declared resources), and their results.
 
 use std::cmp::Reverse;
+use std::collections::HashSet;
 
 use bytes::Bytes;
 
@@ -126,18 +127,22 @@ impl WorkerState {
             sequence,
             resources,
         } = req;
-        // Guards Execute's promise that every Arg::Key is in the store, even
-        // if a scheduler forgets to list one.
-        for arg in &args {
-            if let Arg::Key(k) = arg {
-                if !dependencies.iter().any(|d| d.key == *k) {
-                    dependencies.push(DependencyLocation {
-                        key: k.clone(),
-                        who_has: Vec::new(),
-                        nbytes: 0,
-                    });
-                }
-            }
+        // Guards Execute's promise that every key of the args is in the
+        // store, even if a scheduler forgets to list one. A set, since a
+        // list argument may name thousands of keys.
+        if args.iter().any(|a| a.key_count() > 0) {
+            let mut seen: HashSet<&str> = dependencies.iter().map(|d| d.key.as_str()).collect();
+            let unlisted: Vec<DependencyLocation> = args
+                .iter()
+                .flat_map(Arg::keys)
+                .filter(|k| seen.insert(k.as_str()))
+                .map(|k| DependencyLocation {
+                    key: k.clone(),
+                    who_has: Vec::new(),
+                    nbytes: 0,
+                })
+                .collect();
+            dependencies.extend(unlisted);
         }
         let mut dep_keys = Vec::with_capacity(dependencies.len());
         let mut waiting_on = 0u32;

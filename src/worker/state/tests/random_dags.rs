@@ -92,10 +92,8 @@ impl Sim {
                     assert_eq!(self.ws.task_state(&key), Some(Executing));
                     let vals: Vec<String> = args
                         .iter()
-                        .filter_map(|a| match a {
-                            Arg::Key(k) => Some(String::from_utf8(self.store[k].to_vec()).unwrap()),
-                            Arg::Value(_) => None,
-                        })
+                        .flat_map(Arg::keys)
+                        .map(|k| String::from_utf8(self.store[k].to_vec()).unwrap())
                         .collect();
                     let v = b(&format!("{key}({})", vals.join(",")));
                     self.running.push((key, v));
@@ -182,7 +180,12 @@ fn messages(nodes: &[(Kind, Vec<usize>)]) -> Vec<ToWorker> {
         msgs.push(ToWorker::ComputeTask {
             key: key(i),
             function: "f".into(),
-            args: deps.iter().map(|&d| Arg::Key(key(d))).collect(),
+            // Every other task takes its dependencies as one list.
+            args: if i % 2 == 0 {
+                deps.iter().map(|&d| Arg::Key(key(d))).collect()
+            } else {
+                vec![Arg::Keys(deps.iter().map(|&d| key(d)).collect())]
+            },
             dependencies,
             priority: (i % 3) as i32,
             sequence: i as u64,
