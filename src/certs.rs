@@ -180,7 +180,9 @@ mod tests {
 
     #[test]
     fn generated_certs_load_and_are_not_overwritten() {
-        let dir = std::env::temp_dir().join(format!("rdask-certs-{}", uuid::Uuid::new_v4().simple()));
+        let tmp = tempfile::tempdir().expect("temp dir");
+        // new_certs creates the directory itself.
+        let dir = tmp.path().join("certs");
         let files = new_certs(&dir, &["node1.example".to_string()]).expect("certs");
         for role in ROLES {
             let (cert, key) = files.role(role).expect("role");
@@ -193,6 +195,5 @@ mod tests {
             assert!(sec.is_tls());
         }
         assert!(matches!(new_certs(&dir, &[]), Err(CertsError::Exists(_))));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -216,36 +216,6 @@ pub enum ClusterAction {
     },
 }
 
-/// Parses a size such as `4GB`, `512MiB`, `1.5e9` or `0`.
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    // Allow scientific notation like 1e9 where the `e` is part of the number.
-    let (num, unit) = if unit.starts_with(['e', 'E']) && unit[1..].chars().all(|c| c.is_ascii_digit() || c == '-') {
-        (t, "")
-    } else {
-        (num, unit)
-    };
-    let value: f64 = num.trim().parse().map_err(|_| format!("not a size: {s:?}"))?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" | "k" => 1e3,
-        "mb" | "m" => 1e6,
-        "gb" | "g" => 1e9,
-        "tb" | "t" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024.0f64.powi(4),
-        other => return Err(format!("unknown size unit {other:?} in {s:?}")),
-    };
-    if value < 0.0 {
-        return Err(format!("negative size {s:?}"));
-    }
-    Ok((value * mult) as u64)
-}
-
 /// Parses `NAME=AMOUNT,...`.
 pub fn parse_resources(s: &str) -> Result<Vec<(String, f64)>, String> {
     s.split(',')
@@ -721,16 +691,6 @@ fn run_cluster(config_file: Option<PathBuf>, action: ClusterAction) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_parse() {
-        assert_eq!(parse_bytes("0").unwrap(), 0);
-        assert_eq!(parse_bytes("4GB").unwrap(), 4_000_000_000);
-        assert_eq!(parse_bytes("512MiB").unwrap(), 512 * 1024 * 1024);
-        assert_eq!(parse_bytes("1e9").unwrap(), 1_000_000_000);
-        assert!(parse_bytes("lots").is_err());
-        assert!(parse_bytes("5 parsecs").is_err());
-    }
 
     #[test]
     fn resources_parse() {

@@ -124,9 +124,26 @@ impl RawSize {
     fn bytes<E: serde::de::Error>(self) -> Result<u64, E> {
         match self {
             RawSize::Int(n) => Ok(n),
-            RawSize::Text(s) => crate::cli::parse_bytes(&s).map_err(E::custom),
+            RawSize::Text(s) => parse_bytes(&s).map_err(E::custom),
         }
     }
+}
+
+/// Parses a size such as `4GB`, `512MiB`, `1.5 GiB`, `1e9` or `0`: decimal
+/// (kB, MB, GB, TB, also as K, M, G, T) and binary (KiB, MiB, GiB, TiB)
+/// units in any case, as the `bytesize` crate reads them, plus plain numbers
+/// in scientific notation (which `bytesize` would read as exabytes).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    if let Ok(value) = t.parse::<f64>() {
+        if !value.is_finite() || value < 0.0 {
+            return Err(format!("not a size: {s:?} (a size is not negative)"));
+        }
+        return Ok(value as u64);
+    }
+    t.parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|e| format!("not a size: {s:?} ({e}); write e.g. 4GB, 512MiB or 1e9"))
 }
 
 impl<'de> Deserialize<'de> for ByteSize {

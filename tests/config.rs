@@ -211,3 +211,38 @@ fn env_strings_that_look_like_numbers_stay_strings_where_strings_are_expected() 
     .expect("loads");
     assert_eq!(loaded.config.worker.listen_host, "10");
 }
+
+#[test]
+fn sizes_parse_in_every_accepted_format() {
+    use rdask::config::parse_bytes;
+    for (text, bytes) in [
+        ("0", 0),
+        ("4096", 4096),
+        ("4GB", 4_000_000_000),
+        ("4gb", 4_000_000_000),
+        ("4 GB", 4_000_000_000),
+        ("2G", 2_000_000_000),
+        ("512MiB", 512 * 1024 * 1024),
+        ("1.5GiB", 3 * 512 * 1024 * 1024),
+        ("1e9", 1_000_000_000),
+        ("2.5e3", 2500),
+        (" 10kB ", 10_000),
+    ] {
+        assert_eq!(parse_bytes(text), Ok(bytes), "{text:?}");
+    }
+    for bad in ["lots", "5 parsecs", "-1GB", "-5", "", "NaN"] {
+        let e = parse_bytes(bad).expect_err(bad);
+        assert!(e.starts_with("not a size:") && e.contains(&format!("{bad:?}")), "{e}");
+    }
+    // The same parser reads the config: a bad size names the key.
+    let msg = config::load(&Inputs {
+        env: vec![("RDASK_WORKER__MEMORY_LIMIT".into(), "5 parsecs".into())],
+        ..Default::default()
+    })
+    .expect_err("bad size")
+    .to_string();
+    assert!(
+        msg.contains("RDASK_WORKER__MEMORY_LIMIT") && msg.contains("not a size"),
+        "{msg}"
+    );
+}

@@ -116,9 +116,8 @@ fn a_worker_cut_off_from_the_network_is_lost_and_cannot_corrupt_state_when_it_re
         }
     };
     let rdask = env!("CARGO_BIN_EXE_rdask");
-    let dir = std::env::temp_dir().join(format!("rdask-netns-{tag}"));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let cfg: PathBuf = dir.join("rdask.toml");
+    let dir = TempDir::new("netns");
+    let cfg: PathBuf = dir.0.join("rdask.toml");
     std::fs::write(&cfg, "[scheduler]\nheartbeat_ms = 200\nworker_timeout_s = 2\n").expect("config");
 
     let (_scheduler, listen) = start(
@@ -191,5 +190,4 @@ fn a_worker_cut_off_from_the_network_is_lost_and_cannot_corrupt_state_when_it_re
     wait_until("the scheduler holds no tasks", || {
         client.scheduler_info().expect("info").ntasks == 0
     });
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -98,8 +98,8 @@ fn an_idle_worker_steals_tasks_queued_on_a_busy_one() -> anyhow::Result<()> {
 
 #[test]
 fn tasks_asking_for_resources_wait_for_a_worker_and_respect_its_amounts() -> anyhow::Result<()> {
-    let log = std::env::temp_dir().join(format!("rdask-resources-test-{}.log", std::process::id()));
-    let _ = std::fs::remove_file(&log);
+    let dir = TempDir::new("resources");
+    let log = dir.0.join("tasks.log");
     let (_s, addr) = scheduler();
     let (_w1, _) = worker(&addr, "plain", &["--nthreads", "4"]);
     let client = Client::connect(&addr)?;

@@ -13,23 +13,6 @@ use rdask::{Client, ClientOptions, Security, SubmitOptions, TlsFiles};
 mod common;
 use common::*;
 
-/// A directory removed when the test ends.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("rdask-tls-{tag}-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// `rdask certs new DIR/name`, through the binary as an operator would.
 fn certs_new(dir: &Path, name: &str) -> PathBuf {
     let out = dir.join(name);

@@ -334,7 +334,8 @@ mod gate_tests {
 
     #[test]
     fn a_spilled_argument_is_read_in_place_and_a_missing_file_is_lost_data() {
-        let path = std::env::temp_dir().join(format!("rdask-pool-spilled-{}", std::process::id()));
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        let path = file.path().to_path_buf();
         std::fs::write(&path, b"spilled").expect("write");
         let args = vec![JobArg::Ready(Bytes::from_static(b"a")), JobArg::Spilled(path.clone())];
         let loaded = load_args(args.clone()).expect("reads");

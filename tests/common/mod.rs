@@ -110,26 +110,18 @@ pub fn wait_for_workers(client: &Client, n: usize) {
     }
 }
 
-/// A fresh directory under the system temp dir, named after the test file
-/// and the process, removed when dropped.
-pub struct TempDir(pub std::path::PathBuf);
+/// A fresh directory under the system temp dir (`tempfile`), named after
+/// the test file and `name` for whoever finds one left behind by a killed
+/// run, removed when dropped. `.0` is its path.
+pub struct TempDir(pub std::path::PathBuf, tempfile::TempDir);
 
 impl TempDir {
-    /// `<tmp>/rdask-<test file>-<pid>-<name>`, emptied first.
+    /// `<tmp>/rdask-<test file>-<name>-<random>`.
     pub fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "rdask-{}-{}-{name}",
-            env!("CARGO_CRATE_NAME"),
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("rdask-{}-{name}-", env!("CARGO_CRATE_NAME")))
+            .tempdir()
+            .expect("create temp dir");
+        TempDir(dir.path().to_path_buf(), dir)
     }
 }
