@@ -233,16 +233,6 @@ pub fn parse_resources(s: &str) -> Result<Vec<(String, f64)>, String> {
         .collect()
 }
 
-/// Sets up `tracing` output on stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 /// Parses the process's arguments and runs the command; returns the exit code.
 pub fn main() -> i32 {
     run(Cli::parse())
@@ -250,7 +240,7 @@ pub fn main() -> i32 {
 
 /// Runs a parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> i32 {
-    init_logging();
+    crate::logging::init_logging();
     let config_file = cli.config;
     match cli.command {
         Command::Scheduler {

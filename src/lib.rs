@@ -25,6 +25,7 @@ pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod launch;
+pub mod logging;
 pub mod registry;
 pub mod runtime;
 pub mod scheduler;
@@ -35,6 +36,7 @@ pub mod worker;
 
 pub use client::{AsyncClient, Client, ClientOptions, Error, Future, ReturnWhen, SubmitOptions, WaitResult};
 pub use cluster::LocalCluster;
+pub use logging::init_logging;
 pub use rdask_macros::task;
 pub use task::{Blob, Task};
 pub use wire::{Security, TlsFiles};

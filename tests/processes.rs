@@ -86,9 +86,8 @@ fn a_users_own_binary_serves_its_tasks_and_plain_workers_do_not() -> anyhow::Res
     let client = Client::connect(&addr)?;
     wait_for_workers(&client, 1);
 
-    let dir = std::env::temp_dir().join(format!("rdask-proc-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join("f.txt");
+    let dir = TempDir::new("example");
+    let path = dir.0.join("f.txt");
     std::fs::write(&path, "hello")?;
     let function = "count_letters::count_letters";
     let arg = rdask::task::encode_value(&path.to_string_lossy().into_owned())?;
@@ -103,7 +102,6 @@ fn a_users_own_binary_serves_its_tasks_and_plain_workers_do_not() -> anyhow::Res
     // The user's binary joins as a worker and the waiting task runs there.
     let (_user, _) = worker(example.to_str().unwrap(), &addr, "user");
     assert_eq!(f.result_timeout(Some(Duration::from_secs(20)))?, 5);
-    std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
 
@@ -124,5 +122,32 @@ fn a_worker_that_dies_is_replaced_and_its_results_recomputed() -> anyhow::Result
     let next = client.submit(inc, (&on_w1,))?;
     let (_w1b, _) = worker(rdask_bin(), &addr, "w1");
     assert_eq!(next.result_timeout(Some(Duration::from_secs(30)))?, 3);
+    Ok(())
+}
+
+#[test]
+fn logs_written_to_a_pipe_carry_no_colour_codes() -> anyhow::Result<()> {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    let mut child = Command::new(rdask_bin())
+        .args(["scheduler", "--host", "127.0.0.1", "--port", "0"])
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut proc_stderr = child.stderr.take().expect("stderr");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut first = String::new();
+    BufReader::new(stdout).read_line(&mut first)?;
+    assert!(first.starts_with("rdask scheduler listening on"), "{first}");
+    let mut scheduler = Proc(child);
+    // SIGTERM: the scheduler logs why it exits, then exits 0.
+    scheduler.signal("TERM");
+    assert_eq!(scheduler.wait_exit(), Some(0));
+    let mut log = String::new();
+    proc_stderr.read_to_string(&mut log)?;
+    assert!(log.contains("scheduler exiting"), "the scheduler logged:\n{log}");
+    assert!(!log.contains("\x1b["), "ANSI escape codes in a piped log:\n{log:?}");
     Ok(())
 }

@@ -1,0 +1,24 @@
+//! Log output of rdask processes: `tracing` events as text on stderr,
+//! filtered by `RUST_LOG`, coloured only for a person at a terminal.
+
+use std::io::IsTerminal as _;
+
+/// The `RUST_LOG` filter used when the variable is unset or invalid.
+pub const DEFAULT_LOG_FILTER: &str = "info";
+
+/// Sends `tracing` events to stderr, filtered by `RUST_LOG` (default
+/// [`DEFAULT_LOG_FILTER`]). ANSI colours are used only when stderr is a
+/// terminal and `NO_COLOR` is unset, so logs redirected to a file, a pipe or
+/// a service manager's journal carry no escape codes. Does nothing if a
+/// global subscriber is already set (by an earlier call or by the
+/// application), so it is safe to call from `main` of every binary.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
+        .try_init();
+}
