@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::actors::scheduler::start_scheduler;
 use crate::actors::worker::start_worker;
@@ -440,21 +440,44 @@ fn load_config(file: Option<PathBuf>, flags: Vec<FlagValue>) -> Result<RdaskConf
         })
 }
 
-/// Waits for ^C or SIGTERM (what `rdask cluster down` and service managers
-/// send); returns which, for the log.
-async fn shutdown_signal() -> &'static str {
+/// The process's SIGINT (^C) and SIGTERM (what `rdask cluster down` and
+/// service managers send) listeners. They are installed before the process
+/// prints its address: a signal sent as soon as the address is known would
+/// otherwise meet the default action and kill the process without its
+/// clean shutdown.
+struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl ShutdownSignals {
+    /// Installs the listeners; must run inside the tokio runtime.
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let signals = signal(SignalKind::interrupt()).and_then(|i| Ok((i, signal(SignalKind::terminate())?)));
+            if let Err(e) = &signals {
+                warn!("cannot listen for SIGINT/SIGTERM ({e}); only ^C is handled");
+            }
+            ShutdownSignals { signals: signals.ok() }
+        }
+        #[cfg(not(unix))]
+        ShutdownSignals {}
+    }
+
+    /// Waits for the next signal; returns which, for the log.
+    async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        if let Some((interrupt, terminate)) = &mut self.signals {
             return tokio::select! {
-                _ = tokio::signal::ctrl_c() => "interrupted",
-                _ = term.recv() => "terminated",
+                _ = interrupt.recv() => "interrupted",
+                _ = terminate.recv() => "terminated",
             };
         }
+        let _ = tokio::signal::ctrl_c().await;
+        "interrupted"
     }
-    let _ = tokio::signal::ctrl_c().await;
-    "interrupted"
 }
 
 /// Binds and starts an HTTP endpoint on `host:port`, printing its address.
@@ -495,6 +518,7 @@ fn run_scheduler(config: &RdaskConfig) -> i32 {
                 return 1;
             }
         };
+        let mut signals = ShutdownSignals::install();
         println!("rdask scheduler listening on {}", handle.address);
         if let Some(p) = http_port {
             let Some(listener) = bind_http(&host, p).await else {
@@ -509,7 +533,7 @@ fn run_scheduler(config: &RdaskConfig) -> i32 {
             }
         }
         let _ = std::io::stdout().flush();
-        let why = shutdown_signal().await;
+        let why = signals.recv().await;
         info!("{why}; scheduler exiting");
         0
     })
@@ -541,6 +565,7 @@ fn run_worker(config: &RdaskConfig, scheduler: Option<String>, name: Option<Stri
                 return 1;
             }
         };
+        let mut signals = ShutdownSignals::install();
         println!("rdask worker {} listening on {}", handle.name, handle.address);
         if let Some(p) = http_port {
             let Some(listener) = bind_http(&host, p).await else {
@@ -560,7 +585,7 @@ fn run_worker(config: &RdaskConfig, scheduler: Option<String>, name: Option<Stri
                 error!("worker {} stopped: lost the scheduler", handle.name);
                 1
             }
-            why = shutdown_signal() => {
+            why = signals.recv() => {
                 // Graceful: the scheduler moves this worker's unique results
                 // to other workers, then closes it. A second signal, or the
                 // timeout, exits at once.
@@ -571,7 +596,7 @@ fn run_worker(config: &RdaskConfig, scheduler: Option<String>, name: Option<Stri
                     _ = tokio::time::sleep(crate::actors::worker::RETIRE_TIMEOUT) => {
                         error!("worker {} was not retired within {:?}; exiting", handle.name, crate::actors::worker::RETIRE_TIMEOUT);
                     }
-                    why = shutdown_signal() => info!("{why} again; worker exiting"),
+                    why = signals.recv() => info!("{why} again; worker exiting"),
                 }
                 0
             }
