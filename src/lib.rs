@@ -33,6 +33,7 @@ pub mod task;
 pub mod util;
 pub mod wire;
 pub mod worker;
+pub mod worker_client;
 
 pub use client::{AsyncClient, Client, ClientOptions, Error, Future, ReturnWhen, SubmitOptions, WaitResult};
 pub use cluster::LocalCluster;
@@ -40,3 +41,4 @@ pub use logging::init_logging;
 pub use rdask_macros::task;
 pub use task::{Blob, Task};
 pub use wire::{Security, TlsFiles};
+pub use worker_client::{get_client, worker_client};

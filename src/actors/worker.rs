@@ -22,11 +22,12 @@ use crate::registry::Registry;
 use crate::wire::messages::*;
 use crate::wire::transport::{self, Reader, Sender};
 use crate::wire::{FrameLimits, Security, WireError};
+use crate::worker::args::{job_args, JobArg};
 use crate::worker::memory::{
     MemoryThresholds, DEFAULT_MEMORY_MONITOR_INTERVAL_MS, DEFAULT_MEMORY_PAUSE, DEFAULT_MEMORY_SPILL,
     DEFAULT_MEMORY_TARGET,
 };
-use crate::worker::pool::{job_args, Job, JobArg, PauseGate, ResultsReady, TaskPool};
+use crate::worker::pool::{Job, PauseGate, ResultsReady, SchedulerContact, TaskPool};
 use crate::worker::state::{WorkerEffect, WorkerState, WorkerStateConfig};
 
 /// Errors starting or running a worker.
@@ -229,6 +230,11 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
         closed: closed_tx,
         first_batch: rest,
         gate,
+        contact: SchedulerContact {
+            address: options.scheduler.clone(),
+            security: options.security.clone(),
+            worker: name.clone(),
+        },
     };
     let actor = actor.start();
     actix_rt::spawn(
@@ -272,6 +278,8 @@ pub struct WorkerActor {
     /// Shared with the store, which pauses the task threads under memory
     /// pressure.
     gate: Arc<PauseGate>,
+    /// The scheduler as this worker's tasks reach it (`worker_client`).
+    contact: SchedulerContact,
 }
 
 impl Actor for WorkerActor {
@@ -283,7 +291,7 @@ impl Actor for WorkerActor {
             return;
         };
         match TaskPool::with_gate(self.nthreads, &self.name, ctx.address().recipient(), self.gate.clone()) {
-            Ok(pool) => self.pool = Some(pool),
+            Ok(pool) => self.pool = Some(pool.with_scheduler(self.contact.clone())),
             Err(e) => {
                 error!(worker = %self.name, "cannot start task threads: {e}");
                 ctx.stop();
@@ -349,11 +357,16 @@ impl Handler<FromScheduler> for WorkerActor {
 impl Handler<ResultsReady> for WorkerActor {
     type Result = ();
     fn handle(&mut self, _: ResultsReady, ctx: &mut Self::Context) {
+        // Seceded before done: a task may secede and finish in one batch.
+        let seceded = self.pool.as_ref().map(|p| p.take_seceded()).unwrap_or_default();
         let done = self.pool.as_ref().map(|p| p.take_done()).unwrap_or_default();
         self.counters
             .tasks_executed
             .fetch_add(done.len() as u64, Ordering::Relaxed);
         let mut effects = std::mem::take(&mut self.effects);
+        for key in seceded {
+            self.state.task_seceded(&key, &mut effects);
+        }
         for d in done {
             self.state
                 .task_finished(&d.key, d.result.map(Bytes::from), d.duration_us, &mut effects);

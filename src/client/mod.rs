@@ -473,6 +473,11 @@ impl WaitProgress {
 }
 
 fn wait_blocking(core: &Core, keys: &[Key], when: ReturnWhen, timeout: Option<Duration>) -> Result<(), Error> {
+    // A task waiting on tasks gives its worker thread to others meanwhile.
+    crate::worker::pool::seceded(|| wait_blocking_seceded(core, keys, when, timeout))
+}
+
+fn wait_blocking_seceded(core: &Core, keys: &[Key], when: ReturnWhen, timeout: Option<Duration>) -> Result<(), Error> {
     let deadline = timeout.map(|t| Instant::now() + t);
     let mut progress = WaitProgress::new();
     // Checked and waited under one lock, so no wake-up falls in between.

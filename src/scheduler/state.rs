@@ -412,6 +412,10 @@ struct WorkerSlot {
     /// Processing tasks the worker reported started (`TasksStarted`): only
     /// these count against `allowed_failures` if it dies.
     executing: FxSet<TaskId>,
+    /// Processing tasks whose thread seceded (`LongRunning`): they count
+    /// neither in occupancy nor against the saturation cap, so the tasks
+    /// they wait for are not queued behind them.
+    long_running: FxSet<TaskId>,
     /// Whether it ever sent `TasksStarted`. A worker that does not (another
     /// implementation) has all its processing tasks counted, as in Dask.
     reports_started: bool,
@@ -421,6 +425,10 @@ struct WorkerSlot {
 }
 
 impl WorkerSlot {
+    /// Processing tasks that occupy a thread (long-running ones do not).
+    fn busy(&self) -> usize {
+        self.processing.len() - self.long_running.len()
+    }
     fn has_fn(&self, f: FnId) -> bool {
         self.fn_mask.get(f as usize).copied().unwrap_or(false)
     }
@@ -530,6 +538,7 @@ fn variant_name(msg: &ToScheduler) -> &'static str {
         ToScheduler::Heartbeat { .. } => "Heartbeat",
         ToScheduler::RetireWorkers { .. } => "RetireWorkers",
         ToScheduler::TasksStarted { .. } => "TasksStarted",
+        ToScheduler::LongRunning { .. } => "LongRunning",
         ToScheduler::RetireMe => "RetireMe",
         ToScheduler::StealResponse { .. } => "StealResponse",
         ToScheduler::TransferStats { .. } => "TransferStats",
@@ -717,6 +726,7 @@ impl SchedulerState {
             roomy: false,
             open_free: None,
             executing: FxSet::default(),
+            long_running: FxSet::default(),
             reports_started: false,
             retiring: None,
         })));
@@ -795,6 +805,20 @@ impl SchedulerState {
                         if s.state == TaskState::Processing && s.processing_on == Some(w) {
                             self.worker_mut(w).executing.insert(t);
                         }
+                    }
+                }
+            }
+            ToScheduler::LongRunning { key } => {
+                if let Some(&t) = self.keys.get(&key) {
+                    let s = self.slot(t);
+                    if s.state == TaskState::Processing && s.processing_on == Some(w) {
+                        let ws = self.worker_mut(w);
+                        if let Some(exp) = ws.processing.get_mut(&t) {
+                            ws.occupancy_ns -= std::mem::take(exp);
+                        }
+                        ws.long_running.insert(t);
+                        self.update_rank(w);
+                        self.dirty_workers.push(w);
                     }
                 }
             }
@@ -1338,6 +1362,9 @@ impl SchedulerState {
                         if !ws.executing.is_empty() {
                             ws.executing.remove(&t);
                         }
+                        if !ws.long_running.is_empty() {
+                            ws.long_running.remove(&t);
+                        }
                         if !self.steals.is_empty() {
                             self.steals.remove(&t);
                         }
@@ -1633,7 +1660,7 @@ impl SchedulerState {
 
     fn has_room(&self, ws: &WorkerSlot) -> bool {
         let threads = ws.nthreads.max(1) as u64;
-        let n = ws.processing.len() as u64;
+        let n = ws.busy() as u64;
         if n >= self.config.max_tasks_per_thread as u64 * threads {
             return false;
         }
@@ -1659,7 +1686,7 @@ impl SchedulerState {
     /// `ceil(nthreads × worker_saturation)` processing tasks (Dask's
     /// queuing); a light one only by `has_room`.
     fn root_fits(&self, ws: &WorkerSlot, f: FnId) -> bool {
-        self.is_light(f) || (ws.processing.len() as f64) < self.saturation_cap(ws)
+        self.is_light(f) || (ws.busy() as f64) < self.saturation_cap(ws)
     }
 
     /// `ceil(nthreads × worker_saturation)`, at least 1.
@@ -1671,12 +1698,7 @@ impl SchedulerState {
 
     fn update_rank(&mut self, w: WIdx) {
         let ws = self.worker(w);
-        let new = (
-            ws.occupancy_ns / ws.nthreads.max(1) as u64,
-            ws.processing.len() as u32,
-            ws.id,
-            w,
-        );
+        let new = (ws.occupancy_ns / ws.nthreads.max(1) as u64, ws.busy() as u32, ws.id, w);
         let old = ws.rank;
         let roomy = self.has_room(ws);
         let was_roomy = ws.roomy;
@@ -2379,7 +2401,7 @@ impl SchedulerState {
                 continue;
             }
             let threads = ws.nthreads.max(1) as usize;
-            let busy = ws.processing.len() + incoming.get(&w).copied().unwrap_or(0);
+            let busy = ws.busy() + incoming.get(&w).copied().unwrap_or(0);
             if busy < threads {
                 // Up to the saturation cap (at most twice its threads), so
                 // a thread finds its next task there when one ends.

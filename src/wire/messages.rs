@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 /// Version of this protocol; a peer whose handshake names another is refused.
 ///
 /// Version 2 added the list and map arguments ([`Arg::Keys`],
-/// [`Arg::KeyMap`]): a version-1 peer could not decode them, so it is
-/// refused at the handshake instead.
+/// [`Arg::KeyMap`]) and [`ToScheduler::LongRunning`]: a version-1 peer could
+/// not decode them, so it is refused at the handshake instead.
 pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Magic string that opens every handshake, so a stray connection (an HTTP
@@ -385,6 +385,14 @@ pub enum ToScheduler {
     TasksStarted {
         /// The tasks.
         keys: Vec<Key>,
+    },
+    /// This task's thread seceded from the worker's pool to wait for tasks
+    /// it submitted (Dask's `long-running`): the worker runs another task
+    /// meanwhile, so the scheduler stops counting it as occupying a thread
+    /// (occupancy and the saturation cap). Sent at most once per task run.
+    LongRunning {
+        /// The task.
+        key: Key,
     },
     /// The worker is shutting down (SIGTERM/SIGINT) and asks to be retired
     /// gracefully, as [`ToScheduler::RetireWorkers`] would; the scheduler

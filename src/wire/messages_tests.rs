@@ -97,6 +97,15 @@ fn list_and_map_argument_example_in_the_protocol_doc_is_exact() {
 }
 
 #[test]
+fn long_running_example_in_the_protocol_doc_is_exact() {
+    let batch = [ToScheduler::LongRunning { key: "fib-1".into() }];
+    assert_eq!(
+        hex(&frame(&encoded(&batch[..]))),
+        hex(&doc_hex("a `LongRunning` frame"))
+    );
+}
+
+#[test]
 fn list_and_map_arguments_roundtrip() {
     let args = list_and_map_args();
     let back: Vec<Arg> = rmp_serde::from_slice(&encoded(&args)).expect("decodes");

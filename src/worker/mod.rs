@@ -1,5 +1,6 @@
 //! The worker: its task state machine and the thread pool that runs tasks.
 
+pub mod args;
 pub mod memory;
 pub mod pool;
 pub mod state;

@@ -9,15 +9,28 @@
 //! further results just pile up, and a thread that finished a short task
 //! with more queued holds the wake-up back. On a small machine cross-thread
 //! wake-ups, not the tasks, are most of the per-task cost of tiny tasks.
+//!
+//! **Seceding** (Dask's `secede`/`rejoin`): a task that blocks waiting for
+//! tasks it submitted (through [`crate::worker_client`]) would hold one of
+//! the `nthreads` slots while doing nothing, and on a one-thread worker its
+//! children could never run. The client's blocking waits therefore run
+//! inside [`seceded`]: the thread gives its slot back for the duration, a
+//! new thread is started if no idle one is left to take the slot, the
+//! worker actor is told once per task (it frees the task's execution slot
+//! and tells the scheduler, `LongRunning`), and when the wait ends the
+//! thread takes a slot again, ahead of queued tasks, before it goes on.
+//! Threads beyond `nthreads` plus the seceded ones exit after their task.
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::cell::RefCell;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use actix::prelude::*;
-use bytes::Bytes;
 
+use super::args::{load_args, JobArg};
 use crate::task::{run_task, TaskFn};
-use crate::wire::messages::{Arg, ErrorKind, Key, TaskFailure};
+use crate::wire::messages::{Key, TaskFailure};
+use crate::wire::Security;
 
 /// A task run finished on the pool.
 #[derive(Debug)]
@@ -30,7 +43,8 @@ pub struct TaskDone {
     pub duration_us: u64,
 }
 
-/// Tells the worker actor that finished runs wait in [`TaskPool::take_done`].
+/// Tells the worker actor that finished runs wait in [`TaskPool::take_done`]
+/// (or seceded tasks in [`TaskPool::take_seceded`]).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ResultsReady;
@@ -45,103 +59,6 @@ pub struct Job {
     /// task's thread just before it runs the task (see [`JobArg`]), so a
     /// queued job holds no spilled value in memory.
     pub args: Vec<JobArg>,
-}
-
-/// One argument of a [`Job`], as the task's thread will decode it.
-#[derive(Clone, Debug)]
-pub enum JobArg {
-    /// msgpack bytes ready to decode.
-    Ready(Bytes),
-    /// A stored value spilled to this file.
-    Spilled(std::path::PathBuf),
-    /// A list or map of stored values ([`Arg::Keys`], [`Arg::KeyMap`]): the
-    /// concatenation of these pieces (a msgpack header, then the values,
-    /// each map value preceded by its encoded map key) is the argument.
-    Joined(Vec<JobArg>),
-}
-
-/// Builds a job's arguments from the task's `args` and the stored values of
-/// their keys, given in the order of [`Arg::keys`] over all arguments
-/// (`None` where the store has no value). Fails with the first key whose
-/// value is missing.
-pub fn job_args(args: Vec<Arg>, mut values: impl Iterator<Item = Option<JobArg>>) -> Result<Vec<JobArg>, Key> {
-    let mut next = |k: &Key| values.next().flatten().ok_or_else(|| k.clone());
-    let mut out = Vec::with_capacity(args.len());
-    for a in args {
-        out.push(match a {
-            Arg::Value(v) => JobArg::Ready(Bytes::from(v)),
-            Arg::Key(k) => next(&k)?,
-            Arg::Keys(keys) => {
-                let mut header = Vec::with_capacity(5);
-                // Writing to a Vec cannot fail.
-                let _ = rmp::encode::write_array_len(&mut header, keys.len() as u32);
-                let mut pieces = Vec::with_capacity(keys.len() + 1);
-                pieces.push(JobArg::Ready(Bytes::from(header)));
-                for k in &keys {
-                    pieces.push(next(k)?);
-                }
-                JobArg::Joined(pieces)
-            }
-            Arg::KeyMap(entries) => {
-                let mut header = Vec::with_capacity(5);
-                let _ = rmp::encode::write_map_len(&mut header, entries.len() as u32);
-                let mut pieces = Vec::with_capacity(2 * entries.len() + 1);
-                pieces.push(JobArg::Ready(Bytes::from(header)));
-                for (map_key, k) in entries {
-                    pieces.push(JobArg::Ready(Bytes::from(map_key.into_vec())));
-                    pieces.push(next(&k)?);
-                }
-                JobArg::Joined(pieces)
-            }
-        });
-    }
-    Ok(out)
-}
-
-/// Reads a spilled value; a file that cannot be read fails the task as
-/// lost data.
-fn read_spilled(path: &std::path::Path) -> Result<Vec<u8>, TaskFailure> {
-    std::fs::read(path).map_err(|e| TaskFailure {
-        kind: ErrorKind::DataLost,
-        message: format!("cannot read spilled argument {}: {e}", path.display()),
-    })
-}
-
-/// Puts a job's arguments together: spilled values read back, composite
-/// ones joined into one buffer.
-fn load_args(args: Vec<JobArg>) -> Result<Vec<Bytes>, TaskFailure> {
-    fn append(piece: JobArg, buf: &mut Vec<u8>) -> Result<(), TaskFailure> {
-        match piece {
-            JobArg::Ready(b) => buf.extend_from_slice(&b),
-            JobArg::Spilled(path) => buf.extend_from_slice(&read_spilled(&path)?),
-            JobArg::Joined(pieces) => {
-                for p in pieces {
-                    append(p, buf)?;
-                }
-            }
-        }
-        Ok(())
-    }
-    args.into_iter()
-        .map(|a| match a {
-            JobArg::Ready(b) => Ok(b),
-            JobArg::Spilled(path) => read_spilled(&path).map(Bytes::from),
-            JobArg::Joined(pieces) => {
-                let len = pieces
-                    .iter()
-                    .map(|p| match p {
-                        JobArg::Ready(b) => b.len(),
-                        _ => 0,
-                    })
-                    .sum();
-                let mut buf = Vec::with_capacity(len);
-                for p in pieces {
-                    append(p, &mut buf)?;
-                }
-                Ok(Bytes::from(buf))
-            }
-        })
-        .collect()
 }
 
 /// Holds the task threads back from starting tasks while the worker is
@@ -174,10 +91,11 @@ impl PauseGate {
     }
 }
 
-/// A fixed set of threads taking jobs from one queue.
+/// `nthreads` threads at a time running jobs from one queue (more threads
+/// exist while tasks are seceded).
 pub struct TaskPool {
     tx: crossbeam_channel::Sender<Job>,
-    done: Arc<DoneList>,
+    shared: Arc<Shared>,
 }
 
 /// A task shorter than this, with more tasks queued behind it, does not
@@ -186,7 +104,8 @@ pub const HOLD_RESULTS_OF_TASKS_SHORTER_THAN: std::time::Duration = std::time::D
 /// At most this many results are held back before the actor is woken.
 pub const MAX_HELD_RESULTS: usize = 256;
 
-/// Finished runs waiting for the actor, and whether it has been told.
+/// Finished runs and seceded tasks waiting for the actor, and whether it
+/// has been told.
 #[derive(Default)]
 struct DoneList {
     inner: Mutex<DoneInner>,
@@ -195,22 +114,28 @@ struct DoneList {
 #[derive(Default)]
 struct DoneInner {
     results: Vec<TaskDone>,
+    seceded: Vec<Key>,
     notified: bool,
 }
 
 impl DoneList {
+    fn lock(&self) -> MutexGuard<'_, DoneInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Adds a result; returns how many are waiting.
     fn push(&self, d: TaskDone) -> usize {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = self.lock();
         g.results.push(d);
         g.results.len()
     }
 
-    /// Wakes the actor if results wait and it has not been told yet.
+    /// Wakes the actor if anything waits and it has not been told yet.
     fn notify(&self, notify: &Recipient<ResultsReady>) {
         let tell = {
-            let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            let tell = !g.results.is_empty() && !g.notified;
+            let mut g = self.lock();
+            let waiting = !g.results.is_empty() || !g.seceded.is_empty();
+            let tell = waiting && !g.notified;
             g.notified |= tell;
             tell
         };
@@ -220,9 +145,222 @@ impl DoneList {
     }
 
     fn take(&self) -> Vec<TaskDone> {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = self.lock();
         g.notified = false;
         std::mem::take(&mut g.results)
+    }
+
+    fn take_seceded(&self) -> Vec<Key> {
+        let mut g = self.lock();
+        g.notified = false;
+        std::mem::take(&mut g.seceded)
+    }
+}
+
+/// How the pool's threads share its `nthreads` slots.
+#[derive(Debug, Default)]
+struct SlotCounts {
+    /// Threads alive (idle, running or seceded).
+    threads: u32,
+    /// Threads running a task and holding a slot.
+    active: u32,
+    /// Threads whose task is seceded (holding no slot).
+    seceded: u32,
+    /// Seceded threads waiting for a slot to go on: served before new jobs.
+    rejoining: u32,
+}
+
+/// What the threads of one pool share.
+struct Shared {
+    nthreads: u32,
+    name: String,
+    rx: crossbeam_channel::Receiver<Job>,
+    done: DoneList,
+    notify: Recipient<ResultsReady>,
+    gate: Arc<PauseGate>,
+    slots: Mutex<SlotCounts>,
+    slot_freed: Condvar,
+    /// The scheduler, for [`crate::worker_client`].
+    scheduler: OnceLock<SchedulerContact>,
+}
+
+/// How a task reaches its worker's scheduler (for
+/// [`crate::worker_client`]).
+#[derive(Clone, Debug)]
+pub struct SchedulerContact {
+    /// The scheduler's address.
+    pub address: String,
+    /// The worker's TLS and token settings, which a client needs too.
+    pub security: Security,
+    /// The worker's name, for the client's name.
+    pub worker: String,
+}
+
+impl Shared {
+    fn slots(&self) -> MutexGuard<'_, SlotCounts> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits for a slot to run a new job (seceded threads going on first).
+    fn take_slot(&self) {
+        let mut g = self.slots();
+        while g.active + g.rejoining >= self.nthreads {
+            g = self.slot_freed.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+        g.active += 1;
+    }
+
+    /// Gives the slot back after a job; returns whether this thread is
+    /// surplus (more threads than slots plus seceded tasks) and must exit.
+    fn give_slot(&self) -> bool {
+        let mut g = self.slots();
+        g.active -= 1;
+        self.slot_freed.notify_all();
+        if g.threads > self.nthreads + g.seceded {
+            g.threads -= 1;
+            return true;
+        }
+        false
+    }
+}
+
+/// The task running on this thread, if it is a pool thread.
+struct TaskContext {
+    shared: Arc<Shared>,
+    key: Key,
+    /// Seceded now (a nested wait does not secede twice).
+    seceded: bool,
+    /// Seceded at least once (the actor is told only once).
+    reported: bool,
+}
+
+thread_local! {
+    static CONTEXT: RefCell<Option<TaskContext>> = const { RefCell::new(None) };
+}
+
+/// Runs `wait` with this thread seceded from its pool, if it is running a
+/// task: the pool may start another task meanwhile (Dask's `secede`), and
+/// when `wait` returns the thread waits for a slot before going on (Dask's
+/// `rejoin`). Outside a task (or already seceded) it just runs `wait`.
+///
+/// The client's blocking waits call this, so a task waiting on tasks it
+/// submitted never holds up the worker.
+pub fn seceded<R>(wait: impl FnOnce() -> R) -> R {
+    let shared = CONTEXT.with(|c| {
+        let mut c = c.borrow_mut();
+        let ctx = c.as_mut().filter(|ctx| !ctx.seceded)?;
+        ctx.seceded = true;
+        if !std::mem::replace(&mut ctx.reported, true) {
+            ctx.shared.done.lock().seceded.push(ctx.key.clone());
+            ctx.shared.done.notify(&ctx.shared.notify);
+        }
+        Some(ctx.shared.clone())
+    });
+    let Some(shared) = shared else {
+        return wait();
+    };
+    let spawn = {
+        let mut g = shared.slots();
+        g.active -= 1;
+        g.seceded += 1;
+        shared.slot_freed.notify_all();
+        // Keep `nthreads` threads that are not seceded, so an idle one is
+        // there to take the slot just given back.
+        let spawn = g.threads - g.seceded < shared.nthreads;
+        g.threads += u32::from(spawn);
+        spawn
+    };
+    if spawn {
+        if let Err(e) = spawn_runner(&shared) {
+            // The slot stays free for the existing threads; the pool only
+            // runs fewer tasks at once than it could.
+            tracing::warn!(worker = %shared.name, "cannot start a task thread while a task secedes: {e}");
+            shared.slots().threads -= 1;
+        }
+    }
+    let out = wait();
+    {
+        let mut g = shared.slots();
+        g.rejoining += 1;
+        while g.active >= shared.nthreads {
+            g = shared.slot_freed.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+        g.rejoining -= 1;
+        g.seceded -= 1;
+        g.active += 1;
+    }
+    CONTEXT.with(|c| {
+        if let Some(ctx) = c.borrow_mut().as_mut() {
+            ctx.seceded = false;
+        }
+    });
+    out
+}
+
+/// The scheduler of the worker whose task runs on this thread, if any.
+pub fn task_scheduler() -> Option<SchedulerContact> {
+    CONTEXT.with(|c| c.borrow().as_ref().and_then(|ctx| ctx.shared.scheduler.get().cloned()))
+}
+
+/// Starts one more thread taking jobs.
+fn spawn_runner(shared: &Arc<Shared>) -> std::io::Result<()> {
+    let shared = shared.clone();
+    let name = format!("{}-task", shared.name);
+    std::thread::Builder::new().name(name).spawn(move || run_jobs(shared))?;
+    Ok(())
+}
+
+/// A task thread's loop; ends when the pool (the sender) is dropped or the
+/// thread is surplus after seceded tasks rejoined.
+fn run_jobs(shared: Arc<Shared>) {
+    let mut previous: Option<TaskFn> = None;
+    while let Ok(job) = shared.rx.recv() {
+        shared.gate.wait_while_paused();
+        // Results kept back from the actor (below) must not wait behind a
+        // task of another function, which may be long.
+        if previous.is_some_and(|p| !std::ptr::fn_addr_eq(p, job.call)) {
+            shared.done.notify(&shared.notify);
+        }
+        previous = Some(job.call);
+        shared.take_slot();
+        CONTEXT.with(|c| {
+            *c.borrow_mut() = Some(TaskContext {
+                shared: shared.clone(),
+                key: job.key.clone(),
+                seceded: false,
+                reported: false,
+            })
+        });
+        // The arguments (a spilled one read back may be large) are freed
+        // at the end of the closure, before the result is handed over.
+        let mut elapsed = std::time::Duration::ZERO;
+        let result = load_args(job.args).and_then(|args| {
+            let slices: Vec<&[u8]> = args.iter().map(|b| &b[..]).collect();
+            let start = Instant::now();
+            let result = run_task(job.call, &slices);
+            elapsed = start.elapsed();
+            result
+        });
+        CONTEXT.with(|c| c.borrow_mut().take());
+        let surplus = shared.give_slot();
+        let buffered = shared.done.push(TaskDone {
+            key: job.key,
+            result,
+            duration_us: elapsed.as_micros() as u64,
+        });
+        // A short task with more queued behind it: keep its result back so
+        // the actor is woken once per batch, not once per task. Otherwise
+        // report now.
+        let hold = elapsed < HOLD_RESULTS_OF_TASKS_SHORTER_THAN
+            && !shared.rx.is_empty()
+            && buffered < MAX_HELD_RESULTS
+            && !surplus;
+        if !hold {
+            shared.done.notify(&shared.notify);
+        }
+        if surplus {
+            return;
+        }
     }
 }
 
@@ -242,55 +380,33 @@ impl TaskPool {
         gate: Arc<PauseGate>,
     ) -> std::io::Result<TaskPool> {
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
-        let done: Arc<DoneList> = Arc::default();
         crate::task::install_panic_hook();
-        for i in 0..nthreads.max(1) {
-            let rx = rx.clone();
-            let done = done.clone();
-            let notify = notify.clone();
-            let gate = gate.clone();
-            std::thread::Builder::new()
-                .name(format!("{name}-task-{i}"))
-                .spawn(move || {
-                    let mut previous: Option<TaskFn> = None;
-                    // The loop ends when the pool (the sender) is dropped.
-                    while let Ok(job) = rx.recv() {
-                        gate.wait_while_paused();
-                        // Results kept back from the actor (below) must not wait
-                        // behind a task of another function, which may be long.
-                        if previous.is_some_and(|p| !std::ptr::fn_addr_eq(p, job.call)) {
-                            done.notify(&notify);
-                        }
-                        previous = Some(job.call);
-                        // The arguments (a spilled one read back may be
-                        // large) are freed at the end of the closure, before
-                        // the result is handed over.
-                        let mut elapsed = std::time::Duration::ZERO;
-                        let result = load_args(job.args).and_then(|args| {
-                            let slices: Vec<&[u8]> = args.iter().map(|b| &b[..]).collect();
-                            let start = Instant::now();
-                            let result = run_task(job.call, &slices);
-                            elapsed = start.elapsed();
-                            result
-                        });
-                        let buffered = done.push(TaskDone {
-                            key: job.key,
-                            result,
-                            duration_us: elapsed.as_micros() as u64,
-                        });
-                        // A short task with more queued behind it: keep its
-                        // result back so the actor is woken once per batch, not
-                        // once per task. Otherwise report now.
-                        let hold = elapsed < HOLD_RESULTS_OF_TASKS_SHORTER_THAN
-                            && !rx.is_empty()
-                            && buffered < MAX_HELD_RESULTS;
-                        if !hold {
-                            done.notify(&notify);
-                        }
-                    }
-                })?;
+        let nthreads = nthreads.max(1);
+        let shared = Arc::new(Shared {
+            nthreads,
+            name: name.to_string(),
+            rx,
+            done: DoneList::default(),
+            notify,
+            gate,
+            slots: Mutex::new(SlotCounts {
+                threads: nthreads,
+                ..SlotCounts::default()
+            }),
+            slot_freed: Condvar::new(),
+            scheduler: OnceLock::new(),
+        });
+        for _ in 0..nthreads {
+            spawn_runner(&shared)?;
         }
-        Ok(TaskPool { tx, done })
+        Ok(TaskPool { tx, shared })
+    }
+
+    /// Lets tasks on this pool reach the scheduler (for
+    /// [`crate::worker_client`]); the first call wins.
+    pub fn with_scheduler(self, contact: SchedulerContact) -> TaskPool {
+        let _ = self.shared.scheduler.set(contact);
+        self
     }
 
     /// Queues a job.
@@ -301,7 +417,13 @@ impl TaskPool {
 
     /// Takes every finished run so far.
     pub fn take_done(&self) -> Vec<TaskDone> {
-        self.done.take()
+        self.shared.done.take()
+    }
+
+    /// Takes the tasks that seceded (for the first time) since the last
+    /// call; take these before [`take_done`](Self::take_done).
+    pub fn take_seceded(&self) -> Vec<Key> {
+        self.shared.done.take_seceded()
     }
 }
 
@@ -330,53 +452,5 @@ mod gate_tests {
         gate.set(false);
         t.join().expect("thread");
         assert!(passed.load(Ordering::SeqCst));
-    }
-
-    #[test]
-    fn a_spilled_argument_is_read_in_place_and_a_missing_file_is_lost_data() {
-        let file = tempfile::NamedTempFile::new().expect("temp file");
-        let path = file.path().to_path_buf();
-        std::fs::write(&path, b"spilled").expect("write");
-        let args = vec![JobArg::Ready(Bytes::from_static(b"a")), JobArg::Spilled(path.clone())];
-        let loaded = load_args(args.clone()).expect("reads");
-        assert_eq!(&loaded[1][..], b"spilled");
-        std::fs::remove_file(&path).expect("remove");
-        let err = load_args(args).expect_err("file is gone");
-        assert_eq!(err.kind, ErrorKind::DataLost);
-    }
-
-    #[test]
-    fn lists_and_maps_of_keys_are_joined_into_one_msgpack_value() {
-        let path = std::env::temp_dir().join(format!("rdask-pool-joined-{}", std::process::id()));
-        std::fs::write(&path, crate::task::encode_value(&2i64).expect("encodes")).expect("write");
-        let enc = |v: i64| {
-            Some(JobArg::Ready(Bytes::from(
-                crate::task::encode_value(&v).expect("encodes"),
-            )))
-        };
-        let name = |s: &str| serde_bytes::ByteBuf::from(crate::task::encode_value(s).expect("encodes"));
-        let args = vec![
-            Arg::Keys(vec!["a".into(), "b".into(), "c".into()]),
-            Arg::Value(crate::task::encode_value(&7i64).expect("encodes")),
-            Arg::KeyMap(vec![(name("x"), "a".into()), (name("y"), "d".into())]),
-            Arg::Keys(Vec::new()),
-        ];
-        let values = vec![enc(1), Some(JobArg::Spilled(path.clone())), enc(3), enc(1), enc(4)];
-        let loaded = load_args(job_args(args, values.into_iter()).expect("all found")).expect("loads");
-        let list: Vec<i64> = crate::task::decode_value(&loaded[0]).expect("a list");
-        assert_eq!(list, [1, 2, 3]);
-        assert_eq!(crate::task::decode_value::<i64>(&loaded[1]).expect("a value"), 7);
-        let map: std::collections::BTreeMap<String, i64> = crate::task::decode_value(&loaded[2]).expect("a map");
-        assert_eq!(map, [("x".to_string(), 1), ("y".to_string(), 4)].into());
-        assert!(crate::task::decode_value::<Vec<i64>>(&loaded[3])
-            .expect("empty")
-            .is_empty());
-        std::fs::remove_file(&path).expect("remove");
-
-        let missing = job_args(
-            vec![Arg::Keys(vec!["a".into(), "gone".into()])],
-            vec![enc(1), None].into_iter(),
-        );
-        assert_eq!(missing.expect_err("one is missing"), "gone");
     }
 }

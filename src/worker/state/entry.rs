@@ -29,6 +29,9 @@ pub(super) struct TaskEntry {
     /// A pool thread is running it; its slot is freed only by task_finished,
     /// whatever state the entry moved to meanwhile.
     pub(super) on_thread: bool,
+    /// On a thread that seceded from the pool (Dask's `long-running`): it
+    /// no longer counts against `nthreads`.
+    pub(super) long_running: bool,
     pub(super) nbytes: u64,
     pub(super) priority: i32,
     pub(super) sequence: u64,
@@ -62,6 +65,7 @@ impl TaskEntry {
             cancelled_from: state,
             held: false,
             on_thread: false,
+            long_running: false,
             nbytes: 0,
             priority: 0,
             sequence: 0,

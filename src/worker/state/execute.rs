@@ -31,7 +31,10 @@ impl WorkerState {
         }
         let key: Key = key.to_owned();
         e.on_thread = false;
-        self.running -= 1;
+        // A long-running task gave its count back when it seceded.
+        if !std::mem::take(&mut e.long_running) {
+            self.running -= 1;
+        }
         if !e.resources.is_empty() {
             for (name, amount) in &e.resources {
                 if let Some(a) = self.available.iter_mut().find(|(n, _)| n == name) {
@@ -237,6 +240,26 @@ impl WorkerState {
             }
         }
         Some((key, false))
+    }
+
+    /// A task's thread seceded from the pool to wait for tasks it
+    /// submitted (Dask's `long-running`): it stops counting against
+    /// `nthreads`, so the next ready task starts, and the scheduler is told
+    /// so that it stops counting it too. Its resources stay taken until it
+    /// finishes.
+    pub fn task_seceded(&mut self, key: &str, out: &mut Vec<WorkerEffect>) {
+        let Some(e) = self.tasks.get_mut(key) else {
+            return;
+        };
+        if !e.on_thread || e.long_running {
+            return;
+        }
+        e.long_running = true;
+        self.running -= 1;
+        if e.held && e.state == WorkerTaskState::Executing {
+            out.push(WorkerEffect::Send(ToScheduler::LongRunning { key: key.to_owned() }));
+        }
+        self.ensure_executing(out);
     }
 
     pub(super) fn ensure_executing(&mut self, out: &mut Vec<WorkerEffect>) {

@@ -23,7 +23,8 @@ impl WorkerState {
                 Executing => assert!(e.on_thread, "{k} executing off-thread"),
                 _ => {}
             }
-            running += usize::from(e.on_thread);
+            running += usize::from(e.on_thread && !e.long_running);
+            assert!(e.on_thread || !e.long_running, "{k} long-running off-thread");
             assert!(
                 e.held || !e.dependents.is_empty() || e.on_thread || e.in_flight_as(e.flight_id),
                 "{k} ({:?}) should have been forgotten",

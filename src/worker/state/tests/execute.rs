@@ -178,3 +178,34 @@ fn duplicate_compute_task() {
         }]
     );
 }
+
+#[test]
+fn a_seceded_task_frees_its_thread_and_is_reported_once() {
+    let mut ws = WorkerState::new(cfg(1));
+    assert_eq!(
+        executes(&send(&mut ws, compute("parent", &[], 0, 0))),
+        keys(&["parent"])
+    );
+    assert!(executes(&send(&mut ws, compute("child", &[], 0, 1))).is_empty());
+    // The parent's thread secedes: the child starts, the scheduler is told.
+    let mut out = Vec::new();
+    ws.task_seceded("parent", &mut out);
+    ws.check_invariants();
+    assert_eq!(executes(&out), keys(&["child"]));
+    assert_eq!(sent(&out), vec![ToScheduler::LongRunning { key: "parent".into() }]);
+    // Seceding again (another wait of the same run) changes nothing.
+    let mut again = Vec::new();
+    ws.task_seceded("parent", &mut again);
+    assert!(again.is_empty());
+    assert!(executes(&send(&mut ws, compute("next", &[], 0, 2))).is_empty());
+    // The parent finishing gives back no thread it no longer held; the
+    // child finishing does.
+    assert!(executes(&finish(&mut ws, "parent", Ok(b("p")))).is_empty());
+    assert_eq!(executes(&finish(&mut ws, "child", Ok(b("c")))), keys(&["next"]));
+    // A task not on a thread cannot secede.
+    let mut none = Vec::new();
+    ws.task_seceded("parent", &mut none);
+    ws.task_seceded("unknown", &mut none);
+    assert!(none.is_empty());
+    ws.check_invariants();
+}
