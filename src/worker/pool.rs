@@ -278,23 +278,35 @@ pub fn seceded<R>(wait: impl FnOnce() -> R) -> R {
             shared.slots().threads -= 1;
         }
     }
-    let out = wait();
-    {
-        let mut g = shared.slots();
-        g.rejoining += 1;
-        while g.active >= shared.nthreads {
-            g = shared.slot_freed.wait(g).unwrap_or_else(|e| e.into_inner());
+    // Rejoins when dropped, so a wait that unwinds still gives the slot
+    // counts back before the pool's thread reports the task.
+    let _rejoin = Rejoin(shared);
+    wait()
+}
+
+/// Takes a slot again for a seceded thread (Dask's `rejoin`), ahead of
+/// queued jobs.
+struct Rejoin(Arc<Shared>);
+
+impl Drop for Rejoin {
+    fn drop(&mut self) {
+        let shared = &self.0;
+        {
+            let mut g = shared.slots();
+            g.rejoining += 1;
+            while g.active >= shared.nthreads {
+                g = shared.slot_freed.wait(g).unwrap_or_else(|e| e.into_inner());
+            }
+            g.rejoining -= 1;
+            g.seceded -= 1;
+            g.active += 1;
         }
-        g.rejoining -= 1;
-        g.seceded -= 1;
-        g.active += 1;
+        CONTEXT.with(|c| {
+            if let Some(ctx) = c.borrow_mut().as_mut() {
+                ctx.seceded = false;
+            }
+        });
     }
-    CONTEXT.with(|c| {
-        if let Some(ctx) = c.borrow_mut().as_mut() {
-            ctx.seceded = false;
-        }
-    });
-    out
 }
 
 /// The scheduler of the worker whose task runs on this thread, if any.
@@ -452,5 +464,76 @@ mod gate_tests {
         gate.set(false);
         t.join().expect("thread");
         assert!(passed.load(Ordering::SeqCst));
+    }
+}
+
+#[cfg(test)]
+mod secede_tests {
+    use super::*;
+    use crate::wire::messages::ErrorKind;
+    use std::time::Duration;
+
+    /// Receives the pool's wake-ups; the test polls `take_done` itself.
+    struct Sink;
+    impl Actor for Sink {
+        type Context = Context<Self>;
+    }
+    impl Handler<ResultsReady> for Sink {
+        type Result = ();
+        fn handle(&mut self, _: ResultsReady, _: &mut Self::Context) {}
+    }
+
+    fn job(key: &str, call: TaskFn) -> Job {
+        Job {
+            key: key.into(),
+            call,
+            args: Vec::new(),
+        }
+    }
+
+    /// Collects `n` results, failing after a deadline.
+    fn results(pool: &TaskPool, n: usize) -> Vec<TaskDone> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut done = Vec::new();
+        while done.len() < n {
+            assert!(Instant::now() < deadline, "only {} of {n} tasks finished", done.len());
+            done.extend(pool.take_done());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        done
+    }
+
+    #[test]
+    fn a_seceded_wait_lets_another_task_run_and_a_panicking_one_still_rejoins() {
+        actix::System::new().block_on(async {
+            let pool = TaskPool::new(1, "t", Sink.start().recipient()).expect("pool");
+            // The first task waits, seceded, until the second one has run
+            // on the single slot: without seceding this never ends.
+            static SECOND_RAN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+            pool.submit(job("waits", |_| {
+                seceded(|| {
+                    while !SECOND_RAN.load(std::sync::atomic::Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                });
+                Ok(vec![0xc0])
+            }));
+            pool.submit(job("second", |_| {
+                SECOND_RAN.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(vec![0xc0])
+            }));
+            assert_eq!(results(&pool, 2).len(), 2);
+            assert_eq!(pool.take_seceded(), vec!["waits".to_string()]);
+            // A wait that panics is a task error, and the slot accounting
+            // survives it: later tasks still run.
+            pool.submit(job("panics", |_| seceded(|| panic!("in the wait"))));
+            pool.submit(job("after", |_| Ok(vec![0xc0])));
+            let done = results(&pool, 2);
+            let panicked = done.iter().find(|d| d.key == "panics").expect("reported");
+            assert_eq!(panicked.result.as_ref().map_err(|f| f.kind), Err(ErrorKind::Panicked));
+            assert!(done.iter().any(|d| d.key == "after" && d.result.is_ok()));
+            let g = pool.shared.slots();
+            assert_eq!((g.active, g.seceded, g.rejoining), (0, 0, 0));
+        });
     }
 }
