@@ -10,7 +10,7 @@ use tracing::{error, info, warn};
 
 use crate::actors::scheduler::start_scheduler;
 use crate::actors::worker::start_worker;
-use crate::client::{Client, ClientOptions, SubmitOptions};
+use crate::client::{Client, SubmitOptions};
 use crate::config::{self, FlagValue, RdaskConfig};
 use crate::launch;
 
@@ -123,6 +123,10 @@ pub enum Command {
         /// Port of the worker's HTTP endpoint; 0: any free port [config: worker.http_port].
         #[arg(long)]
         http_port: Option<u16>,
+        /// Seconds to keep trying to reach the scheduler while nothing listens there
+        /// [config: worker.connect_timeout_s, default 30].
+        #[arg(long)]
+        connect_timeout: Option<f64>,
         /// TLS and token.
         #[command(flatten)]
         security: SecurityArgs,
@@ -131,6 +135,10 @@ pub enum Command {
     Info {
         /// Scheduler address.
         scheduler: String,
+        /// Seconds to keep trying to reach the scheduler while nothing listens there
+        /// [config: client.connect_timeout_s, default 30].
+        #[arg(long)]
+        connect_timeout: Option<f64>,
         /// TLS and token.
         #[command(flatten)]
         security: SecurityArgs,
@@ -142,6 +150,10 @@ pub enum Command {
         scheduler: String,
         /// The command line, run with `sh -c`.
         command: String,
+        /// Seconds to keep trying to reach the scheduler while nothing listens there
+        /// [config: client.connect_timeout_s, default 30].
+        #[arg(long)]
+        connect_timeout: Option<f64>,
         /// TLS and token.
         #[command(flatten)]
         security: SecurityArgs,
@@ -279,10 +291,14 @@ pub fn run(cli: Cli) -> i32 {
             listen_host,
             listen_port,
             http_port,
+            connect_timeout,
             security,
         } => {
             let mut flags = Vec::new();
             security.push_flags("worker", &mut flags);
+            if let Some(t) = connect_timeout {
+                flags.push(FlagValue::new("worker", "connect_timeout_s", "--connect-timeout", t));
+            }
             if let Some(n) = nthreads {
                 flags.push(FlagValue::new("worker", "nthreads", "--nthreads", i64::from(n)));
             }
@@ -318,7 +334,11 @@ pub fn run(cli: Cli) -> i32 {
                 Err(code) => code,
             }
         }
-        Command::Info { scheduler, security } => match connect_client(config_file, &scheduler, security)
+        Command::Info {
+            scheduler,
+            connect_timeout,
+            security,
+        } => match connect_client(config_file, &scheduler, connect_timeout, security)
             .and_then(|c| c.scheduler_info().map(|info| (c, info)).map_err(|e| e.to_string()))
         {
             Ok((client, info)) => {
@@ -358,9 +378,10 @@ pub fn run(cli: Cli) -> i32 {
         Command::Shell {
             scheduler,
             command,
+            connect_timeout,
             security,
         } => {
-            let result = connect_client(config_file, &scheduler, security).and_then(|c| {
+            let result = connect_client(config_file, &scheduler, connect_timeout, security).and_then(|c| {
                 c.submit_with(crate::builtins::shell, (command,), &SubmitOptions::impure())
                     .and_then(|f| f.result())
                     .map_err(|e| e.to_string())
@@ -421,12 +442,20 @@ pub fn run(cli: Cli) -> i32 {
 
 /// Connects a client as the `rdask info` and `rdask shell` commands do: with
 /// the `[security]` of the config, the flags taking precedence.
-fn connect_client(config_file: Option<PathBuf>, scheduler: &str, security: SecurityArgs) -> Result<Client, String> {
+fn connect_client(
+    config_file: Option<PathBuf>,
+    scheduler: &str,
+    connect_timeout: Option<f64>,
+    security: SecurityArgs,
+) -> Result<Client, String> {
     let mut flags = Vec::new();
     security.push_flags("client", &mut flags);
+    if let Some(t) = connect_timeout {
+        flags.push(FlagValue::new("client", "connect_timeout_s", "--connect-timeout", t));
+    }
     let config = config::load(&config::Inputs::from_process(config_file, flags)).map_err(|e| e.to_string())?;
-    let security = config.config.client_security().map_err(|e| e.to_string())?;
-    Client::connect_with(scheduler, ClientOptions::with_security(security)).map_err(|e| e.to_string())
+    let options = config.config.client_options().map_err(|e| e.to_string())?;
+    Client::connect_with(scheduler, options).map_err(|e| e.to_string())
 }
 
 /// Loads the effective config (flags > env > file > defaults); prints the

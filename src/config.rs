@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::actors::scheduler::SchedulerOptions;
 use crate::actors::worker::WorkerOptions;
+use crate::client::ClientOptions;
 use crate::wire::{FrameLimits, Security, SecurityError, TlsFiles};
 
 /// The scheduler port when none is configured (Dask's too).
@@ -219,6 +220,15 @@ config_section! {
         worker_timeout_s: f64 = scheduler_defaults().worker_timeout.as_secs_f64(),
         /// Most connections still in their handshake at once; more are closed at accept.
         max_pending_handshakes: usize = scheduler_defaults().max_pending_handshakes,
+        /// Most open connections (clients, workers, handshakes); the newest past it are refused with a
+        /// handshake reply saying so. Lowered to fit the open-files limit (raised to its hard limit at start).
+        max_connections: usize = scheduler_defaults().max_connections,
+        /// Bytes queued for one client or worker and not yet sent, past which the connection is cut as not
+        /// reading (an integer or a string such as "256MiB").
+        max_unsent_bytes_per_connection: ByteSize = ByteSize(scheduler_defaults().max_unsent_bytes_per_connection),
+        /// Seconds without sending anything to a client or worker after which the scheduler sends it a
+        /// keep-alive (an empty batch); 0 = never.
+        keepalive_interval_s: f64 = scheduler_defaults().keepalive_interval.as_secs_f64(),
         /// Seconds a new connection has to complete its handshake (at most 10).
         handshake_timeout_s: f64 = scheduler_defaults().handshake_timeout.as_secs_f64(),
         /// Seconds a client that vanished without closing keeps its keys before they are released.
@@ -281,16 +291,26 @@ config_section! {
         inline_limit: u64 = worker_defaults().inline_limit,
         /// Most fetches from peers at once.
         max_concurrent_fetches: u32 = worker_defaults().max_concurrent_fetches,
+        /// Seconds to keep trying to reach the scheduler at start while nothing listens there.
+        connect_timeout_s: f64 = worker_defaults().connect_timeout.as_secs_f64(),
+        /// Seconds without anything (not even a keep-alive) from the scheduler after which the worker
+        /// exits non-zero; 0 = never.
+        scheduler_silence_timeout_s: f64 = secs_or_zero(worker_defaults().scheduler_silence_timeout),
     }
 }
 
 config_section! {
-    /// `[client]`: connections made by clients. Informative for now: the
-    /// client API reads the constants these defaults come from (see
+    /// `[client]`: connections made by clients. `connect_timeout_s` and
+    /// `scheduler_silence_timeout_s` apply to `rdask info`, `rdask shell` and
+    /// [`RdaskConfig::client_options`]; the other keys are informative: the
+    /// client API reads the constants their defaults come from (see
     /// docs/operations.md).
     ClientSection {
-        /// Seconds to wait for a TCP connection and handshake with the scheduler or a worker.
-        connect_timeout_s: f64 = crate::wire::transport::CONNECT_TIMEOUT.as_secs_f64(),
+        /// Seconds to keep trying to reach the scheduler while nothing listens at its address.
+        connect_timeout_s: f64 = ClientOptions::default().connect_timeout.as_secs_f64(),
+        /// Seconds without anything (not even a keep-alive) from the scheduler after which every waiting
+        /// call fails with "scheduler at ADDR silent for N s"; 0 = never.
+        scheduler_silence_timeout_s: f64 = secs_or_zero(ClientOptions::default().scheduler_silence_timeout),
         /// Tasks per graph update when mapping over many inputs.
         map_chunk: usize = crate::client::MAP_CHUNK,
         /// Most bytes asked of one worker in one request when gathering.
@@ -307,6 +327,9 @@ config_section! {
         max_payloads_per_frame: u32 = FrameLimits::default().max_payloads,
         /// Largest frame in total, bytes.
         max_frame_bytes: u64 = FrameLimits::default().max_frame_bytes,
+        /// Seconds a frame from a peer may go without advancing by 64 KiB (or ending) before its
+        /// connection is closed (scheduler port and workers' peer ports); 0 = no limit.
+        frame_stall_timeout_s: f64 = secs_or_zero(scheduler_defaults().frame_stall_timeout),
     }
 }
 
@@ -377,7 +400,22 @@ pub const SECTIONS: &[(&str, &[(&str, &str)])] = &[
     ("security", SecuritySection::KEYS),
 ];
 
+/// `Some(d)` as seconds, `None` as 0 (the config's "never").
+fn secs_or_zero(d: Option<Duration>) -> f64 {
+    d.map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Seconds from the config, 0 (or less) meaning "never".
+fn zero_is_never(secs: f64) -> Option<Duration> {
+    (secs > 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
 impl WireSection {
+    /// The stall timeout of frames in progress.
+    pub fn frame_stall_timeout(&self) -> Option<Duration> {
+        zero_is_never(self.frame_stall_timeout_s)
+    }
+
     /// The frame limits these settings describe.
     pub fn limits(&self) -> FrameLimits {
         FrameLimits {
@@ -412,6 +450,10 @@ impl RdaskConfig {
             max_pending_handshakes: s.max_pending_handshakes,
             handshake_timeout: Duration::from_secs_f64(s.handshake_timeout_s.max(0.0)),
             client_grace: Duration::from_secs_f64(s.client_grace_s.max(0.0)),
+            max_connections: s.max_connections,
+            max_unsent_bytes_per_connection: s.max_unsent_bytes_per_connection.0,
+            keepalive_interval: Duration::from_secs_f64(s.keepalive_interval_s.max(0.0)),
+            frame_stall_timeout: self.wire.frame_stall_timeout(),
             // Reading the certificate files can fail, so it is not done
             // here: [`Self::scheduler_security`] loads `[security]`.
             security: Security::default(),
@@ -456,6 +498,16 @@ impl RdaskConfig {
         self.security(&s.tls_client_cert, &s.tls_client_key, "client")
     }
 
+    /// A client's options from `[client]` and `[security]` (reads the TLS
+    /// files).
+    pub fn client_options(&self) -> Result<ClientOptions, ConfigError> {
+        Ok(ClientOptions {
+            connect_timeout: Duration::from_secs_f64(self.client.connect_timeout_s.max(0.0)),
+            scheduler_silence_timeout: zero_is_never(self.client.scheduler_silence_timeout_s),
+            ..ClientOptions::with_security(self.client_security()?)
+        })
+    }
+
     /// Options for a worker process connecting to `scheduler`.
     pub fn worker_options(&self, scheduler: &str, name: Option<String>) -> WorkerOptions {
         let w = &self.worker;
@@ -475,6 +527,9 @@ impl RdaskConfig {
             limits: self.wire.limits(),
             inline_limit: w.inline_limit,
             max_concurrent_fetches: w.max_concurrent_fetches,
+            connect_timeout: Duration::from_secs_f64(w.connect_timeout_s.max(0.0)),
+            scheduler_silence_timeout: zero_is_never(w.scheduler_silence_timeout_s),
+            frame_stall_timeout: self.wire.frame_stall_timeout(),
             // Loaded by [`Self::worker_security`]: reading files can fail.
             security: Security::default(),
         }

@@ -151,6 +151,12 @@ async fn read_request(stream: &mut TcpStream) -> Result<(String, String), HttpEr
             return Err(HttpError::BadRequest("connection closed before the request head ended"));
         }
         buf.extend_from_slice(&chunk[..n]);
+        // A request line starts with a method (upper-case letters); anything
+        // else (an rdask client on the wrong port) is answered at once
+        // instead of after REQUEST_TIMEOUT, so it can say what it reached.
+        if !buf[0].is_ascii_uppercase() {
+            return Err(HttpError::BadRequest("not an HTTP request"));
+        }
     }
     let head = std::str::from_utf8(&buf).map_err(|_| HttpError::BadRequest("request head is not UTF-8"))?;
     let line = head.lines().next().unwrap_or_default();

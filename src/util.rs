@@ -1,6 +1,6 @@
-//! Small helpers with no better home: the process's resident memory, a
-//! stable hash for deterministic keys, and the fast hash maps of the state
-//! machines.
+//! Small helpers with no better home: the process's resident memory (and
+//! giving freed memory back), the open-files limit, a stable hash for
+//! deterministic keys, and the fast hash maps of the state machines.
 
 /// Resident set size of this process in bytes (0 where the platform does
 /// not report it). On Linux this is `/proc/self/statm` times the kernel's
@@ -9,6 +9,56 @@
 /// Windows are covered by the same call.
 pub fn rss_bytes() -> u64 {
     memory_stats::memory_stats().map_or(0, |m| m.physical_mem as u64)
+}
+
+/// Gives memory freed by the process back to the operating system where the
+/// allocator keeps it (glibc's `malloc_trim`), so that after a burst (a large
+/// connection dropped, a big graph released) the resident size comes back
+/// down; a no-op elsewhere.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Raises this process's soft limit on open files to its hard limit, as
+/// Dask does, so a scheduler with many clients and workers does not run out
+/// of file descriptors at the usual soft limit of 1,024. Returns the soft
+/// limit in force afterwards (`None` where it cannot be read).
+pub fn raise_open_files_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit write only into the struct passed.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                return None;
+            }
+            // An unlimited hard limit is refused as a soft one (Linux caps
+            // it at fs.nr_open), so a million is tried after it.
+            for target in [limit.rlim_max, limit.rlim_max.min(1 << 20)] {
+                if limit.rlim_cur >= target {
+                    break;
+                }
+                let raised = libc::rlimit {
+                    rlim_cur: target,
+                    rlim_max: limit.rlim_max,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                    limit = raised;
+                }
+            }
+        }
+        #[allow(clippy::unnecessary_cast)] // rlim_t is u64 on Linux, not everywhere
+        Some(limit.rlim_cur as u64)
+    }
+    #[cfg(not(unix))]
+    None
 }
 
 /// 64-bit FNV-1a (the `fnv` crate): a stable hash, the same on every

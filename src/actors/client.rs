@@ -15,7 +15,8 @@ use tracing::{info_span, warn, Instrument};
 
 use crate::wire::messages::*;
 use crate::wire::transport::{self, Reader};
-use crate::wire::FrameLimits;
+use crate::wire::{FrameLimits, ReadTimeouts, WireError};
+use std::time::Duration;
 
 /// Where a key stands, as this client knows it (Dask's future statuses).
 #[derive(Clone, Debug, PartialEq)]
@@ -124,6 +125,9 @@ pub struct ClientActor {
     shared: std::sync::Arc<Shared>,
     reader: Option<Reader>,
     limits: FrameLimits,
+    /// The scheduler's address, for messages.
+    address: String,
+    timeouts: ReadTimeouts,
 }
 
 impl ClientActor {
@@ -133,7 +137,18 @@ impl ClientActor {
             shared,
             reader: Some(reader),
             limits,
+            address: String::new(),
+            timeouts: ReadTimeouts::default(),
         }
+    }
+
+    /// The same actor, failing every waiting call with `scheduler at
+    /// ADDRESS silent for N s` when nothing (not even the scheduler's
+    /// keep-alive) arrived for `silence` (`None`: wait forever).
+    pub fn watching(mut self, address: &str, silence: Option<Duration>) -> Self {
+        self.address = address.to_string();
+        self.timeouts.idle = silence;
+        self
     }
 }
 
@@ -146,16 +161,23 @@ impl Actor for ClientActor {
             return;
         };
         let me = ctx.address();
-        let limits = self.limits;
+        let (limits, timeouts) = (self.limits, self.timeouts);
+        let address = self.address.clone();
         let read = async move {
             loop {
-                match transport::read_batch::<ToClient>(&mut reader, &limits).await {
+                match transport::read_batch_within::<ToClient>(&mut reader, &limits, &timeouts).await {
                     Ok(Some(messages)) => {
+                        if messages.is_empty() {
+                            continue; // a keep-alive
+                        }
                         if me.send(FromScheduler(messages)).await.is_err() {
                             return "client actor stopped".to_string();
                         }
                     }
                     Ok(None) => return "the scheduler closed the connection".to_string(),
+                    Err(WireError::Silent(after)) => {
+                        return format!("scheduler at {address} silent for {} s", after.as_secs_f64())
+                    }
                     Err(e) => return format!("lost the connection to the scheduler: {e}"),
                 }
             }

@@ -4,5 +4,6 @@
 pub mod client;
 pub mod peer;
 pub mod scheduler;
+mod session;
 pub mod store;
 pub mod worker;

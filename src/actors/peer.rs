@@ -15,7 +15,8 @@ use tokio::net::TcpListener;
 use tracing::{debug, info_span, warn, Instrument};
 
 use super::store::{DataStore, Get, Report, WorkerCounters};
-use crate::wire::codec::{self, FrameLimits, WireError};
+use crate::wire::codec::{self, FrameLimits, ReadTimeouts, WireError};
+use crate::wire::listener::{self, ListenerOptions};
 use crate::wire::messages::*;
 use crate::wire::security::Security;
 use crate::wire::transport::{self, Reader, WriteHalf};
@@ -118,7 +119,8 @@ impl PeerPool {
 }
 
 /// Serves the peer port of a worker: data requests from other workers and
-/// clients, answered from the store.
+/// clients, answered from the store. A request frame that stalls for `stall`
+/// closes its connection.
 pub async fn serve_peers(
     listener: TcpListener,
     name: String,
@@ -126,27 +128,25 @@ pub async fn serve_peers(
     counters: Arc<WorkerCounters>,
     limits: FrameLimits,
     security: Security,
+    stall: Option<Duration>,
 ) {
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                warn!("peer accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
+    let options = ListenerOptions {
+        label: "peer port",
+        max_connections: listener::effective_max_connections(listener::DEFAULT_MAX_CONNECTIONS),
+        plain_refusal: !security.is_tls(),
+    };
+    listener::serve(listener, options, move |stream, peer, permit| {
+        let (store, counters, name, security) = (store.clone(), counters.clone(), name.clone(), security.clone());
+        let timeouts = ReadTimeouts { idle: None, stall };
+        async move {
+            if let Err(e) = serve_peer(stream, name, store, counters, limits, &security, &timeouts).await {
+                warn!("peer connection closed: {e}");
             }
-        };
-        let (store, counters, name) = (store.clone(), counters.clone(), name.clone());
-        let security = security.clone();
-        actix_rt::spawn(
-            async move {
-                if let Err(e) = serve_peer(stream, name, store, counters, limits, &security).await {
-                    warn!("peer connection closed: {e}");
-                }
-            }
-            .instrument(info_span!("peer", %peer)),
-        );
-    }
+            drop(permit);
+        }
+        .instrument(info_span!("peer", %peer))
+    })
+    .await
 }
 
 async fn serve_peer(
@@ -156,11 +156,12 @@ async fn serve_peer(
     counters: Arc<WorkerCounters>,
     limits: FrameLimits,
     security: &Security,
+    timeouts: &ReadTimeouts,
 ) -> Result<(), WireError> {
     let (hello, mut reader, write) = transport::accept(stream, &[Role::Peer], security).await?;
     debug!(peer = %hello.name, "peer connected");
     let sender = transport::spawn_writer::<FromPeer>(write, hello.name.clone());
-    while let Some(requests) = transport::read_batch::<ToPeer>(&mut reader, &limits).await? {
+    while let Some(requests) = transport::read_batch_within::<ToPeer>(&mut reader, &limits, timeouts).await? {
         for req in requests {
             let reply = match req {
                 ToPeer::GetData { request_id, keys } => {

@@ -1,28 +1,26 @@
-//! The scheduler actor and its session actors: a thin adapter between TCP
-//! connections and the I/O-free [`SchedulerState`].
+//! The scheduler actor: a thin adapter between the connections' sessions
+//! ([`super::session`]) and the I/O-free [`SchedulerState`].
 //!
-//! The listener performs the handshake, then starts one session actor per
-//! connection (`ClientSession`, `WorkerSession`). A session reads frames and
-//! hands each batch to the [`SchedulerActor`], waiting for it to be handled
-//! before reading on: that wait is the back-pressure on a fast peer. The
-//! scheduler actor applies the batch to the state machine and routes the
-//! outbox to the peers' writers, so every message produced by one batch
-//! leaves in one frame per peer.
+//! The scheduler actor applies each batch a session hands it to the state
+//! machine and routes the outbox to the peers' writers, so every message
+//! produced by one batch leaves in one frame per peer.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use tokio::net::TcpListener;
 use tracing::{debug, info, info_span, warn, Instrument};
 
+use super::session::{serve_connection, ConnectionSettings};
 use crate::scheduler::state::{
     ClientId, Outbox, Outgoing, SchedulerConfig, SchedulerState, WorkerId, WorkerRegistration,
 };
+use crate::wire::listener::{self, ListenerOptions};
 use crate::wire::messages::*;
-use crate::wire::transport::{self, Reader, Sender};
-use crate::wire::{FrameLimits, Security, WireError};
+use crate::wire::transport::{self, Sender, WriterOptions};
+use crate::wire::{FrameLimits, ReadTimeouts, Security};
 
 /// Settings of a scheduler process.
 #[derive(Clone, Debug)]
@@ -46,6 +44,22 @@ pub struct SchedulerOptions {
     pub client_grace: Duration,
     /// TLS and token settings of the scheduler port (default: plain TCP).
     pub security: Security,
+    /// Most open connections (clients, workers, handshakes); the newest
+    /// past it are refused with a handshake reply saying so. Lowered at
+    /// start to fit the open-files limit, which is first raised to its hard
+    /// limit.
+    pub max_connections: usize,
+    /// Bytes queued for one client or worker and not yet sent, past which
+    /// the connection is cut as not reading.
+    pub max_unsent_bytes_per_connection: u64,
+    /// The scheduler sends an empty batch to a client or worker it has sent
+    /// nothing else for this long, so that they can tell a quiet scheduler
+    /// from a silent (stopped, cut off) one.
+    pub keepalive_interval: Duration,
+    /// A frame from a client or worker that does not advance by
+    /// [`crate::wire::codec::FRAME_PROGRESS_BYTES`] (or end) within this
+    /// long closes the connection; `None`: no limit.
+    pub frame_stall_timeout: Option<Duration>,
 }
 
 impl Default for SchedulerOptions {
@@ -58,6 +72,10 @@ impl Default for SchedulerOptions {
             handshake_timeout: transport::HANDSHAKE_TIMEOUT,
             client_grace: DEFAULT_CLIENT_GRACE,
             security: Security::default(),
+            max_connections: listener::DEFAULT_MAX_CONNECTIONS,
+            max_unsent_bytes_per_connection: DEFAULT_MAX_UNSENT_BYTES_PER_CONNECTION,
+            keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
+            frame_stall_timeout: Some(DEFAULT_FRAME_STALL_TIMEOUT),
         }
     }
 }
@@ -66,6 +84,15 @@ impl Default for SchedulerOptions {
 /// brief network hiccup, short enough that an abandoned client's results do
 /// not hold worker memory for long.
 pub const DEFAULT_CLIENT_GRACE: Duration = Duration::from_secs(5);
+
+/// Default budget of unsent bytes per client or worker connection: far
+/// above what a reading peer lets queue up, small enough that a peer that
+/// stops reading cannot take the scheduler's memory.
+pub const DEFAULT_MAX_UNSENT_BYTES_PER_CONNECTION: u64 = 256 * 1024 * 1024;
+/// Default interval of the scheduler's keep-alive to clients and workers.
+pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+/// Default time a frame in progress may go without advancing.
+pub const DEFAULT_FRAME_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A worker that sent nothing (not even a heartbeat) for this long is dead.
 pub const DEFAULT_WORKER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -192,7 +219,7 @@ impl Actor for SchedulerActor {
 #[derive(Message)]
 #[rtype(result = "ClientId")]
 pub struct ClientJoined {
-    sender: Sender<ToClient>,
+    pub(super) sender: Sender<ToClient>,
 }
 
 impl Handler<ClientJoined> for SchedulerActor {
@@ -211,15 +238,16 @@ impl Handler<ClientJoined> for SchedulerActor {
 #[derive(Message)]
 #[rtype(result = "Result<(), String>")]
 pub struct ClientBatch {
-    id: ClientId,
-    messages: Vec<ToScheduler>,
+    pub(super) id: ClientId,
+    pub(super) messages: Vec<ToScheduler>,
 }
 
 impl Handler<ClientBatch> for SchedulerActor {
     type Result = Result<(), String>;
     fn handle(&mut self, msg: ClientBatch, _: &mut Self::Context) -> Self::Result {
         let mut result = Ok(());
-        for m in msg.messages {
+        let total = msg.messages.len();
+        for (i, m) in msg.messages.into_iter().enumerate() {
             let closing = matches!(m, ToScheduler::CloseClient);
             if let Err(e) = self.state.handle_client_message(msg.id, m, &mut self.outbox) {
                 result = Err(e.to_string());
@@ -228,6 +256,13 @@ impl Handler<ClientBatch> for SchedulerActor {
             if closing {
                 // The session is gone; anything after it in the frame is moot.
                 self.clients.remove(&msg.id);
+                let after = total - i - 1;
+                if after > 0 {
+                    warn!(
+                        client = msg.id.0,
+                        "ignoring {after} messages after CloseClient in the same frame"
+                    );
+                }
                 break;
             }
         }
@@ -240,7 +275,10 @@ impl Handler<ClientBatch> for SchedulerActor {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ClientLeft {
-    id: ClientId,
+    pub(super) id: ClientId,
+    /// Release its keys at once (it broke the protocol) instead of after
+    /// the grace period.
+    pub(super) release_now: bool,
 }
 
 impl Handler<ClientLeft> for SchedulerActor {
@@ -249,7 +287,7 @@ impl Handler<ClientLeft> for SchedulerActor {
         // After `CloseClient` the client is already gone from `clients`.
         if self.clients.remove(&msg.id).is_some() {
             let id = msg.id;
-            if self.client_grace.is_zero() {
+            if self.client_grace.is_zero() || msg.release_now {
                 self.state.remove_client(id, &mut self.outbox);
                 self.flush();
                 return;
@@ -271,8 +309,8 @@ impl Handler<ClientLeft> for SchedulerActor {
 #[derive(Message)]
 #[rtype(result = "Result<WorkerId, String>")]
 pub struct WorkerJoined {
-    sender: Sender<ToWorker>,
-    registration: WorkerRegistration,
+    pub(super) sender: Sender<ToWorker>,
+    pub(super) registration: WorkerRegistration,
 }
 
 impl Handler<WorkerJoined> for SchedulerActor {
@@ -306,8 +344,8 @@ impl Handler<WorkerJoined> for SchedulerActor {
 #[derive(Message)]
 #[rtype(result = "Result<(), String>")]
 pub struct WorkerBatch {
-    id: WorkerId,
-    messages: Vec<ToScheduler>,
+    pub(super) id: WorkerId,
+    pub(super) messages: Vec<ToScheduler>,
 }
 
 impl Handler<WorkerBatch> for SchedulerActor {
@@ -338,8 +376,8 @@ impl Handler<WorkerBatch> for SchedulerActor {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct WorkerLeft {
-    id: WorkerId,
-    reason: String,
+    pub(super) id: WorkerId,
+    pub(super) reason: String,
 }
 
 impl Handler<WorkerLeft> for SchedulerActor {
@@ -363,71 +401,6 @@ impl Handler<GetInfo> for SchedulerActor {
     }
 }
 
-/// A session actor for one client connection: reads its frames and feeds
-/// them to the scheduler; when the connection ends it tells the scheduler,
-/// which releases what only this client wanted.
-struct ClientSession {
-    id: ClientId,
-    peer: SocketAddr,
-    scheduler: Addr<SchedulerActor>,
-    reader: Option<Reader>,
-    limits: FrameLimits,
-}
-
-impl Actor for ClientSession {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        let Some(mut reader) = self.reader.take() else {
-            ctx.stop();
-            return;
-        };
-        let (id, scheduler, limits) = (self.id, self.scheduler.clone(), self.limits);
-        let span = info_span!("client", id = id.0, peer = %self.peer);
-        let read = async move { client_read_loop(&mut reader, id, &scheduler, &limits).await };
-        ctx.spawn(read.instrument(span).into_actor(self).map(|result, act, ctx| {
-            match &result {
-                Ok(()) => info!(client = act.id.0, "client disconnected"),
-                Err(e) => warn!(client = act.id.0, peer = %act.peer, "client connection closed: {e}"),
-            }
-            act.scheduler.do_send(ClientLeft { id: act.id });
-            ctx.stop();
-        }));
-    }
-}
-
-/// A session actor for one worker connection, the worker's counterpart of
-/// [`ClientSession`]; its end removes the worker from the scheduler.
-struct WorkerSession {
-    id: WorkerId,
-    name: String,
-    scheduler: Addr<SchedulerActor>,
-    reader: Option<Reader>,
-    limits: FrameLimits,
-}
-
-impl Actor for WorkerSession {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        let Some(mut reader) = self.reader.take() else {
-            ctx.stop();
-            return;
-        };
-        let (id, scheduler, limits) = (self.id, self.scheduler.clone(), self.limits);
-        let span = info_span!("worker-session", name = %self.name);
-        let read = async move { worker_read_loop(&mut reader, id, &scheduler, &limits).await };
-        ctx.spawn(read.instrument(span).into_actor(self).map(|result, act, ctx| {
-            let reason = match result {
-                Ok(()) => "connection closed".to_string(),
-                Err(e) => format!("connection lost: {e}"),
-            };
-            act.scheduler.do_send(WorkerLeft { id: act.id, reason });
-            ctx.stop();
-        }));
-    }
-}
-
 /// A running scheduler: its address and actor.
 #[derive(Clone)]
 pub struct SchedulerHandle {
@@ -448,179 +421,36 @@ pub fn start_scheduler(listener: TcpListener, options: SchedulerOptions) -> std:
         actor: actor.clone(),
     };
     info!(parent: &span, "scheduler listening on {address}");
-    actix_rt::spawn(accept_loop(listener, actor, options).instrument(span));
+    let settings = Arc::new(ConnectionSettings {
+        scheduler: actor,
+        limits: options.limits,
+        handshake_timeout: options.handshake_timeout,
+        timeouts: ReadTimeouts {
+            idle: None,
+            stall: options.frame_stall_timeout,
+        },
+        writer: WriterOptions {
+            max_unsent_bytes: options.max_unsent_bytes_per_connection,
+            keepalive: Some(options.keepalive_interval).filter(|d| !d.is_zero()),
+        },
+        max_pending_handshakes: options.max_pending_handshakes,
+        handshaking: Arc::default(),
+        security: options.security.clone(),
+    });
+    let listener_options = ListenerOptions {
+        label: "scheduler",
+        max_connections: listener::effective_max_connections(options.max_connections),
+        plain_refusal: !options.security.is_tls(),
+    };
+    let accept = listener::serve(listener, listener_options, move |stream, peer, permit| {
+        let settings = settings.clone();
+        async move {
+            if let Err(e) = serve_connection(stream, peer, &settings, permit).await {
+                warn!(%peer, "connection closed: {e}");
+            }
+        }
+        .instrument(info_span!("conn", %peer))
+    });
+    actix_rt::spawn(accept.instrument(span));
     Ok(handle)
-}
-
-async fn accept_loop(listener: TcpListener, scheduler: Addr<SchedulerActor>, options: SchedulerOptions) {
-    let open = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let count = open.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        if count > options.max_pending_handshakes {
-            open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            warn!(%peer, "refusing connection: {} connections already handshaking", options.max_pending_handshakes);
-            drop(stream);
-            continue;
-        }
-        let scheduler = scheduler.clone();
-        let limits = options.limits;
-        let handshake_timeout = options.handshake_timeout;
-        let security = options.security.clone();
-        let open = open.clone();
-        actix_rt::spawn(
-            async move {
-                if let Err(e) = serve_connection(stream, peer, scheduler, limits, handshake_timeout, &security).await {
-                    warn!(%peer, "connection closed: {e}");
-                }
-                open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            .instrument(info_span!("conn", %peer)),
-        );
-    }
-}
-
-async fn serve_connection(
-    stream: tokio::net::TcpStream,
-    peer: SocketAddr,
-    scheduler: Addr<SchedulerActor>,
-    limits: FrameLimits,
-    handshake_timeout: Duration,
-    security: &Security,
-) -> Result<(), WireError> {
-    let (hello, mut reader, write) = tokio::time::timeout(
-        handshake_timeout,
-        transport::accept(stream, &[Role::Client, Role::Worker], security),
-    )
-    .await
-    .map_err(|_| WireError::Timeout("peer sent no handshake".into()))??;
-    match hello.role {
-        Role::Client => {
-            let sender = transport::spawn_writer::<ToClient>(write, format!("client {peer}"));
-            let id = scheduler
-                .send(ClientJoined { sender: sender.clone() })
-                .await
-                .map_err(|_| WireError::Closed)?;
-            info!(client = id.0, name = %hello.name, "client connected");
-            ClientSession {
-                id,
-                peer,
-                scheduler,
-                reader: Some(reader),
-                limits,
-            }
-            .start();
-            Ok(())
-        }
-        Role::Worker => {
-            let first = tokio::time::timeout(
-                handshake_timeout,
-                transport::read_batch::<ToScheduler>(&mut reader, &limits),
-            )
-            .await
-            .map_err(|_| WireError::Timeout("worker sent no registration".into()))??;
-            let registration = match first {
-                Some(mut msgs) if msgs.len() == 1 => match msgs.pop() {
-                    Some(ToScheduler::RegisterWorker {
-                        name,
-                        address,
-                        nthreads,
-                        memory_limit,
-                        functions,
-                        resources,
-                    }) => WorkerRegistration {
-                        name,
-                        address,
-                        nthreads,
-                        memory_limit,
-                        functions,
-                        resources,
-                    },
-                    _ => {
-                        return Err(WireError::Malformed(
-                            "a worker's first message must be RegisterWorker".into(),
-                        ))
-                    }
-                },
-                Some(_) => {
-                    return Err(WireError::Malformed(
-                        "a worker's first frame must hold one RegisterWorker".into(),
-                    ))
-                }
-                None => return Err(WireError::Closed),
-            };
-            let name = registration.name.clone();
-            let sender = transport::spawn_writer::<ToWorker>(write, format!("worker {name}"));
-            let id = match scheduler
-                .send(WorkerJoined {
-                    sender: sender.clone(),
-                    registration,
-                })
-                .await
-                .map_err(|_| WireError::Closed)?
-            {
-                Ok(id) => id,
-                Err(why) => {
-                    warn!(worker = %name, "refusing worker: {why}");
-                    let _ = sender.send(ToWorker::Close { reason: why.clone() });
-                    // Give the writer a moment to deliver the reason.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    return Err(WireError::Handshake(why));
-                }
-            };
-            WorkerSession {
-                id,
-                name,
-                scheduler,
-                reader: Some(reader),
-                limits,
-            }
-            .start();
-            Ok(())
-        }
-        Role::Peer => Err(WireError::Handshake("peer role on the scheduler port".into())),
-    }
-}
-
-async fn client_read_loop(
-    reader: &mut Reader,
-    id: ClientId,
-    scheduler: &Addr<SchedulerActor>,
-    limits: &FrameLimits,
-) -> Result<(), WireError> {
-    while let Some(messages) = transport::read_batch::<ToScheduler>(reader, limits).await? {
-        let closing = messages.iter().any(|m| matches!(m, ToScheduler::CloseClient));
-        match scheduler.send(ClientBatch { id, messages }).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(WireError::Malformed(e)),
-            Err(_) => return Err(WireError::Closed),
-        }
-        if closing {
-            break;
-        }
-    }
-    Ok(())
-}
-
-async fn worker_read_loop(
-    reader: &mut Reader,
-    id: WorkerId,
-    scheduler: &Addr<SchedulerActor>,
-    limits: &FrameLimits,
-) -> Result<(), WireError> {
-    while let Some(messages) = transport::read_batch::<ToScheduler>(reader, limits).await? {
-        match scheduler.send(WorkerBatch { id, messages }).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(WireError::Malformed(e)),
-            Err(_) => return Err(WireError::Closed),
-        }
-    }
-    Ok(())
 }

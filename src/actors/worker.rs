@@ -21,7 +21,7 @@ use super::store::{ArgData, Clear, DataStore, Delete, GetArgs, Put, StoreMemory,
 use crate::registry::Registry;
 use crate::wire::messages::*;
 use crate::wire::transport::{self, Reader, Sender};
-use crate::wire::{FrameLimits, Security, WireError};
+use crate::wire::{FrameLimits, ReadTimeouts, Security, WireError};
 use crate::worker::args::{job_args, JobArg};
 use crate::worker::memory::{
     MemoryThresholds, DEFAULT_MEMORY_MONITOR_INTERVAL_MS, DEFAULT_MEMORY_PAUSE, DEFAULT_MEMORY_SPILL,
@@ -86,6 +86,16 @@ pub struct WorkerOptions {
     /// TLS and token settings, for the scheduler connection, the peer port
     /// and fetches from peers (default: plain TCP).
     pub security: Security,
+    /// How long to keep trying to reach the scheduler at start while nothing
+    /// listens there (a worker may start before its scheduler).
+    pub connect_timeout: Duration,
+    /// The worker shuts down (and `rdask worker` exits non-zero) when
+    /// nothing, not even a keep-alive, arrived from the scheduler for this
+    /// long; `None`: never.
+    pub scheduler_silence_timeout: Option<Duration>,
+    /// A frame on the peer port that does not advance for this long closes
+    /// its connection; `None`: no limit.
+    pub frame_stall_timeout: Option<Duration>,
 }
 
 impl Default for WorkerOptions {
@@ -107,9 +117,19 @@ impl Default for WorkerOptions {
             inline_limit: DEFAULT_INLINE_LIMIT,
             max_concurrent_fetches: DEFAULT_MAX_CONCURRENT_FETCHES,
             security: Security::default(),
+            connect_timeout: transport::DEFAULT_CONNECT_TIMEOUT,
+            scheduler_silence_timeout: Some(DEFAULT_SCHEDULER_SILENCE_TIMEOUT),
+            frame_stall_timeout: Some(crate::actors::scheduler::DEFAULT_FRAME_STALL_TIMEOUT),
         }
     }
 }
+
+/// Default time a worker (or client) waits without hearing anything from the
+/// scheduler before it gives up on it. The scheduler sends a keep-alive every
+/// second when idle, but its single actor thread can be busy for seconds on
+/// a huge graph, and a scheduler paused briefly should not lose its workers,
+/// so the default is generous (Dask's workers wait 60 s, `death-timeout`).
+pub const DEFAULT_SCHEDULER_SILENCE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Default size up to which a result travels inline with its completion.
 pub const DEFAULT_INLINE_LIMIT: u64 = 64 * 1024;
@@ -157,7 +177,14 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
     let address = format!("{}://{}", options.security.scheme(), listener.local_addr()?);
     let name = options.name.clone().unwrap_or_else(|| address.clone());
     let registry = Registry::global();
-    let (mut reader, write) = transport::connect(&options.scheduler, Role::Worker, &name, &options.security).await?;
+    let (mut reader, write) = transport::connect_retrying(
+        &options.scheduler,
+        Role::Worker,
+        &name,
+        &options.security,
+        options.connect_timeout,
+    )
+    .await?;
     let sender = transport::spawn_writer::<ToScheduler>(write, format!("scheduler {}", options.scheduler));
     sender.send(ToScheduler::RegisterWorker {
         name: name.clone(),
@@ -167,10 +194,15 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
         functions: registry.names(),
         resources: options.resources.clone(),
     })?;
-    let first = tokio::time::timeout(
-        transport::HANDSHAKE_TIMEOUT,
-        transport::read_batch::<ToWorker>(&mut reader, &options.limits),
-    )
+    let first = tokio::time::timeout(transport::HANDSHAKE_TIMEOUT, async {
+        loop {
+            match transport::read_batch::<ToWorker>(&mut reader, &options.limits).await {
+                // A keep-alive may come first when the scheduler is busy.
+                Ok(Some(msgs)) if msgs.is_empty() => continue,
+                other => return other,
+            }
+        }
+    })
     .await
     .map_err(|_| WireError::Timeout("the scheduler did not answer the registration".into()))??;
     let (heartbeat_ms, rest) = match first {
@@ -226,6 +258,11 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
         effects: Vec::new(),
         reader: Some(reader),
         limits: options.limits,
+        timeouts: ReadTimeouts {
+            idle: options.scheduler_silence_timeout,
+            stall: options.frame_stall_timeout,
+        },
+        scheduler_address: options.scheduler.clone(),
         heartbeat: Duration::from_millis(heartbeat_ms.max(10)),
         closed: closed_tx,
         first_batch: rest,
@@ -245,6 +282,7 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
             counters.clone(),
             options.limits,
             options.security.clone(),
+            options.frame_stall_timeout,
         )
         .instrument(info_span!("worker", name = %name)),
     );
@@ -272,6 +310,9 @@ pub struct WorkerActor {
     effects: Vec<WorkerEffect>,
     reader: Option<Reader>,
     limits: FrameLimits,
+    /// Reading the scheduler: silence and stalled frames end the worker.
+    timeouts: ReadTimeouts,
+    scheduler_address: String,
     heartbeat: Duration,
     closed: tokio::sync::watch::Sender<bool>,
     first_batch: Vec<ToWorker>,
@@ -303,17 +344,24 @@ impl Actor for WorkerActor {
             self.handle_batch(first, ctx);
         }
         let me = ctx.address();
-        let limits = self.limits;
+        let (limits, timeouts) = (self.limits, self.timeouts);
+        let address = self.scheduler_address.clone();
         let span = info_span!("worker", name = %self.name);
         let read = async move {
             loop {
-                match transport::read_batch::<ToWorker>(&mut reader, &limits).await {
+                match transport::read_batch_within::<ToWorker>(&mut reader, &limits, &timeouts).await {
                     Ok(Some(messages)) => {
+                        if messages.is_empty() {
+                            continue; // a keep-alive
+                        }
                         if me.send(FromScheduler(messages)).await.is_err() {
                             return Ok(());
                         }
                     }
                     Ok(None) => return Err("the scheduler closed the connection".to_string()),
+                    Err(WireError::Silent(after)) => {
+                        return Err(format!("scheduler at {address} silent for {} s", after.as_secs_f64()))
+                    }
                     Err(e) => return Err(format!("lost the connection to the scheduler: {e}")),
                 }
             }

@@ -90,22 +90,44 @@ impl From<WireError> for Error {
     }
 }
 
-/// How a client connects ([`Client::connect_with`]): its name and its
-/// security (TLS identity, token). `ClientOptions::default()` is what
-/// [`Client::connect`] uses: a generated name, plain TCP, no token.
-#[derive(Clone, Debug, Default)]
+/// How a client connects ([`Client::connect_with`]): its name, its
+/// security (TLS identity, token) and its patience. `ClientOptions::default()`
+/// is what [`Client::connect`] uses: a generated name, plain TCP, no token,
+/// 30 s to reach the scheduler, 60 s of scheduler silence tolerated.
+#[derive(Clone, Debug)]
 pub struct ClientOptions {
     /// Name announced to the scheduler and workers (default: `client-<random>`).
     pub name: Option<String>,
     /// TLS and token settings, used for the scheduler and for gathering from
     /// workers' peer ports.
     pub security: Security,
+    /// How long to keep trying while nothing listens at the scheduler's
+    /// address (`client.connect_timeout_s`).
+    pub connect_timeout: Duration,
+    /// Every waiting call fails with `scheduler at ADDR silent for N s` when
+    /// nothing (not even a keep-alive) arrived from the scheduler for this
+    /// long; `None`: wait forever (`client.scheduler_silence_timeout_s`).
+    pub scheduler_silence_timeout: Option<Duration>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            name: None,
+            security: Security::default(),
+            connect_timeout: transport::DEFAULT_CONNECT_TIMEOUT,
+            scheduler_silence_timeout: Some(crate::actors::worker::DEFAULT_SCHEDULER_SILENCE_TIMEOUT),
+        }
+    }
 }
 
 impl ClientOptions {
     /// Options with `security`.
     pub fn with_security(security: Security) -> ClientOptions {
-        ClientOptions { name: None, security }
+        ClientOptions {
+            security,
+            ..ClientOptions::default()
+        }
     }
 }
 
@@ -818,9 +840,11 @@ async fn connect_core(address: String, options: ClientOptions) -> Result<Arc<Cor
     let addr = address.clone();
     let n = name.clone();
     let sec = security.clone();
+    let (connect_timeout, silence) = (options.connect_timeout, options.scheduler_silence_timeout);
     let sender = runtime
         .run(async move {
-            let (mut reader, write) = transport::connect(&addr, Role::Client, &n, &sec).await?;
+            let (mut reader, write) =
+                transport::connect_retrying(&addr, Role::Client, &n, &sec, connect_timeout).await?;
             let limits = FrameLimits::default();
             let first = tokio::time::timeout(
                 transport::HANDSHAKE_TIMEOUT,
@@ -838,7 +862,7 @@ async fn connect_core(address: String, options: ClientOptions) -> Result<Arc<Cor
                 None => return Err(WireError::Closed),
             }
             let sender = transport::spawn_writer::<ToScheduler>(write, format!("scheduler {addr}"));
-            actix::Actor::start(ClientActor::new(sh, reader, limits));
+            actix::Actor::start(ClientActor::new(sh, reader, limits).watching(&addr, silence));
             Ok::<_, WireError>(sender)
         })
         .await

@@ -17,7 +17,9 @@
 //! payload is one allocation filled straight from the socket.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::io;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use serde::de::DeserializeOwned;
@@ -35,6 +37,18 @@ pub const DEFAULT_MAX_PAYLOADS_PER_FRAME: u32 = 1 << 20;
 pub const DEFAULT_MAX_FRAME_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 /// Most messages a writer packs into one frame before starting the next.
 pub const MAX_MESSAGES_PER_FRAME: usize = 16 * 1024;
+/// A frame once begun must advance by at least this many bytes (or end)
+/// within [`ReadTimeouts::stall`]: a peer dribbling a byte at a time cannot
+/// hold a connection, yet a large frame on a slow link (2 KiB/s and up with
+/// the default stall timeout) arrives whole.
+pub const FRAME_PROGRESS_BYTES: usize = 64 * 1024;
+/// Capacity reserved for a header or payload before its bytes arrive; the
+/// buffer then grows (doubling) as they do, so a peer that claims 2 GiB and
+/// sends nothing costs this much, not what it claimed.
+pub const INITIAL_READ_RESERVE: usize = 64 * 1024;
+/// Payload lengths read per step: a claim of a million payloads is not
+/// answered with an 8 MiB table before the lengths arrive.
+const LENGTHS_PER_READ: usize = 512;
 
 /// Limits applied to every frame read from a peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +69,18 @@ impl Default for FrameLimits {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
         }
     }
+}
+
+/// Time bounds on reading frames. `None` waits forever.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadTimeouts {
+    /// Longest wait for the first byte of the next frame: how a client or
+    /// worker notices a scheduler gone silent (the scheduler sends a
+    /// keep-alive when it has nothing else to say).
+    pub idle: Option<Duration>,
+    /// Longest a frame in progress may go without advancing by
+    /// [`FRAME_PROGRESS_BYTES`] (or ending).
+    pub stall: Option<Duration>,
 }
 
 /// Errors of the wire layer.
@@ -84,6 +110,39 @@ pub enum WireError {
     /// The connection is closed.
     #[error("connection closed")]
     Closed,
+    /// An address is not `tcp://HOST:PORT` or `tls://HOST:PORT`.
+    #[error("malformed address {0:?}: expected tcp://HOST:PORT or tls://HOST:PORT")]
+    Address(String),
+    /// Nothing rdask could be reached at an address (the text says where,
+    /// how often it was tried, and for how long).
+    #[error("{0}")]
+    Unreachable(String),
+    /// The peer is not an rdask process of the expected kind (an HTTP
+    /// server, a TLS port, something else); the text says what it answered.
+    #[error("{0}")]
+    NotRdask(String),
+    /// Nothing arrived from the peer for [`ReadTimeouts::idle`].
+    #[error("peer silent for {} s", .0.as_secs_f64())]
+    Silent(Duration),
+    /// A frame in progress did not advance for [`ReadTimeouts::stall`].
+    #[error(
+        "incomplete frame stalled: less than {FRAME_PROGRESS_BYTES} bytes arrived in {} s",
+        .0.as_secs_f64()
+    )]
+    Stalled(Duration),
+    /// The connection was cut because the peer did not read what was sent
+    /// to it (the text gives the figures).
+    #[error("{0}")]
+    NotReading(String),
+}
+
+impl WireError {
+    /// Whether the peer broke the protocol (undecodable or oversized
+    /// frames, a refused message), as opposed to the connection failing
+    /// or going quiet.
+    pub fn is_protocol_error(&self) -> bool {
+        matches!(self, WireError::TooLarge(_) | WireError::Malformed(_))
+    }
 }
 
 /// One frame as read from the socket.
@@ -152,13 +211,28 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     limits: &FrameLimits,
 ) -> Result<Option<Frame>, WireError> {
+    read_frame_within(reader, limits, &ReadTimeouts::default()).await
+}
+
+/// [`read_frame`] bounded in time by `timeouts`.
+pub async fn read_frame_within<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    limits: &FrameLimits,
+    timeouts: &ReadTimeouts,
+) -> Result<Option<Frame>, WireError> {
     let mut prefix = [0u8; 8];
     // A clean EOF before the first byte is the peer closing; after it, truncation.
-    let first = reader.read(&mut prefix[..1]).await?;
+    let first = match timeouts.idle {
+        Some(idle) => tokio::time::timeout(idle, reader.read(&mut prefix[..1]))
+            .await
+            .map_err(|_| WireError::Silent(idle))??,
+        None => reader.read(&mut prefix[..1]).await?,
+    };
     if first == 0 {
         return Ok(None);
     }
-    read_exact_or_truncated(reader, &mut prefix[1..]).await?;
+    let mut progress = Progress::new(timeouts.stall);
+    progress.read_exact(reader, &mut prefix[1..]).await?;
     let header_len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
     let n_payloads = u32::from_be_bytes([prefix[4], prefix[5], prefix[6], prefix[7]]);
     if header_len > limits.max_header_bytes {
@@ -173,18 +247,21 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             limits.max_payloads
         )));
     }
-    let mut lengths = Vec::with_capacity(n_payloads as usize);
+    let mut lengths = Vec::with_capacity((n_payloads as usize).min(LENGTHS_PER_READ));
     let mut total = header_len as u64;
-    if n_payloads > 0 {
-        let mut raw = vec![0u8; n_payloads as usize * 8];
-        read_exact_or_truncated(reader, &mut raw).await?;
-        for chunk in raw.chunks_exact(8) {
+    let mut raw = [0u8; LENGTHS_PER_READ * 8];
+    let mut left = n_payloads as usize;
+    while left > 0 {
+        let step = left.min(LENGTHS_PER_READ);
+        progress.read_exact(reader, &mut raw[..step * 8]).await?;
+        for chunk in raw[..step * 8].chunks_exact(8) {
             let mut b = [0u8; 8];
             b.copy_from_slice(chunk);
             let len = u64::from_be_bytes(b);
             total = total.saturating_add(len);
             lengths.push(len);
         }
+        left -= step;
     }
     if total > limits.max_frame_bytes {
         return Err(WireError::TooLarge(format!(
@@ -192,34 +269,72 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             limits.max_frame_bytes
         )));
     }
-    let header = read_bytes(reader, header_len as usize).await?;
+    let header = progress.read_bytes(reader, header_len as usize).await?;
     let mut payloads = Vec::with_capacity(lengths.len());
     for len in lengths {
-        payloads.push(read_bytes(reader, len as usize).await?);
+        payloads.push(progress.read_bytes(reader, len as usize).await?);
     }
     Ok(Some(Frame { header, payloads }))
 }
 
-async fn read_exact_or_truncated<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8]) -> Result<(), WireError> {
-    match reader.read_exact(buf).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(WireError::Truncated),
-        Err(e) => Err(WireError::Io(e)),
-    }
+/// The stall clock of one frame: each read must finish before the deadline,
+/// which moves on each time [`FRAME_PROGRESS_BYTES`] more have arrived.
+struct Progress {
+    stall: Option<Duration>,
+    deadline: Option<tokio::time::Instant>,
+    since: usize,
 }
 
-async fn read_bytes<R: AsyncRead + Unpin>(reader: &mut R, len: usize) -> Result<Bytes, WireError> {
-    // Filled with read_buf, so the buffer is not zeroed first: a large
-    // payload costs one allocation and the copy out of the socket.
-    let mut buf = BytesMut::with_capacity(len);
-    while buf.len() < len {
-        let remaining = len - buf.len();
-        let n = reader.read_buf(&mut (&mut buf).limit(remaining)).await?;
+impl Progress {
+    fn new(stall: Option<Duration>) -> Self {
+        Progress {
+            stall,
+            deadline: stall.map(|s| tokio::time::Instant::now() + s),
+            since: 0,
+        }
+    }
+
+    /// Runs one read; end of stream inside a frame is truncation.
+    async fn step(&mut self, read: impl Future<Output = io::Result<usize>>) -> Result<usize, WireError> {
+        let n = match (self.deadline, self.stall) {
+            (Some(deadline), Some(stall)) => tokio::time::timeout_at(deadline, read)
+                .await
+                .map_err(|_| WireError::Stalled(stall))??,
+            _ => read.await?,
+        };
         if n == 0 {
             return Err(WireError::Truncated);
         }
+        self.since += n;
+        if self.since >= FRAME_PROGRESS_BYTES {
+            self.since = 0;
+            self.deadline = self.stall.map(|s| tokio::time::Instant::now() + s);
+        }
+        Ok(n)
     }
-    Ok(buf.freeze())
+
+    async fn read_exact<R: AsyncRead + Unpin>(&mut self, reader: &mut R, buf: &mut [u8]) -> Result<(), WireError> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            filled += self.step(reader.read(&mut buf[filled..])).await?;
+        }
+        Ok(())
+    }
+
+    async fn read_bytes<R: AsyncRead + Unpin>(&mut self, reader: &mut R, len: usize) -> Result<Bytes, WireError> {
+        // Filled with read_buf, so the buffer is not zeroed first; it grows
+        // with what arrives (Vec-style doubling, so a large payload costs a
+        // few reallocations, which glibc does by remapping, not copying).
+        let mut buf = BytesMut::with_capacity(len.min(INITIAL_READ_RESERVE));
+        while buf.len() < len {
+            let remaining = len - buf.len();
+            if buf.capacity() == buf.len() {
+                buf.reserve(remaining.min(buf.len().max(INITIAL_READ_RESERVE)));
+            }
+            self.step(reader.read_buf(&mut (&mut buf).limit(remaining))).await?;
+        }
+        Ok(buf.freeze())
+    }
 }
 
 use bytes::BufMut;

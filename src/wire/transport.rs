@@ -1,49 +1,53 @@
-//! Connections: addresses (`tcp://` and `tls://`), TLS under the frames,
-//! the versioned handshake (with the optional token), and the batching
-//! writer every connection sends through.
+//! Connections: connecting (with retries while nothing listens yet), TLS
+//! under the frames, the versioned handshake (with the optional token), and
+//! reading batches. The writer is in [`super::writer`], addresses in
+//! [`super::address`].
 //!
 //! A connection's halves are [`ReadHalf`] and [`WriteHalf`]: enums over a
 //! plain TCP socket and a TLS stream, so the plain path keeps tokio's owned
 //! socket halves (no lock, no box, no extra copy) and TLS adds only what
 //! rustls itself costs.
 //!
-//! Each connection has one writer task. Actors hand it messages through an
-//! unbounded channel (so an actor never waits on a slow peer) guarded by a
-//! byte budget ([`MAX_UNSENT_BYTES`]): a peer that stops reading is cut off
-//! instead of growing our memory without bound. The writer drains whatever
-//! is queued into one frame, which is where batching comes from: messages an
-//! actor produced in one turn leave in one frame and, usually, one syscall.
+//! Both sides look at the first bytes the other sends before decoding them
+//! as a frame, so that a peer of another kind (an HTTP server or client, a
+//! TLS port) is named as such instead of being reported as a garbled frame.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter, ReadBuf};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio_rustls::TlsStream;
-use tracing::{debug, warn};
+use tracing::debug;
 
-use super::codec::{self, FrameLimits, WireError, MAX_MESSAGES_PER_FRAME};
+use super::address::server_name;
+pub use super::address::{parse_address, socket_address, Scheme};
+use super::codec::{self, FrameLimits, ReadTimeouts, WireError};
 use super::messages::*;
 use super::security::Security;
+pub use super::writer::{
+    spawn_writer, spawn_writer_with, Sender, WireMessage, WriterOptions, MAX_UNSENT_BYTES, WRITE_BUFFER_BYTES,
+};
 
 /// How long a peer has to complete the handshake after connecting.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long connecting to a peer may take.
+/// How long one TCP connect to a worker's peer port may take (peers are
+/// connected once, without retries: a peer that is gone is reported to the
+/// scheduler at once).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Bytes queued for one connection and not yet written, past which the
-/// connection is closed as stuck.
-pub const MAX_UNSENT_BYTES: u64 = 2 * 1024 * 1024 * 1024;
-/// Size of the write buffer in front of each socket: frames smaller than
-/// this are coalesced into one write.
-pub const WRITE_BUFFER_BYTES: usize = 256 * 1024;
+/// Default time a client or worker keeps trying to reach its scheduler when
+/// nothing listens yet (Dask's `distributed.comm.timeouts.connect`).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// First wait between two connection attempts; it doubles up to
+/// [`MAX_CONNECT_BACKOFF`].
+pub const FIRST_CONNECT_BACKOFF: Duration = Duration::from_millis(50);
+/// Longest wait between two connection attempts.
+pub const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(1);
 /// Size of the read buffer behind each socket.
 pub const READ_BUFFER_BYTES: usize = 256 * 1024;
 
@@ -129,6 +133,11 @@ impl AsyncWrite for WriteHalf {
     }
 }
 
+/// Splits a plain TCP stream into buffered halves (no handshake).
+pub fn split_plain(stream: TcpStream) -> (Reader, WriteHalf) {
+    split_tcp(stream)
+}
+
 fn split_tcp(stream: TcpStream) -> (Reader, WriteHalf) {
     let (read, write) = stream.into_split();
     (
@@ -145,121 +154,40 @@ fn split_tls(stream: TlsStream<TcpStream>) -> (Reader, WriteHalf) {
     )
 }
 
-/// A message type that travels on the wire.
-pub trait WireMessage: Serialize + DeserializeOwned + Send + 'static {
-    /// Rough bytes this message occupies while queued (payloads dominate).
-    fn approx_bytes(&self) -> u64;
-}
-
-fn payload_len(p: &Option<Payload>) -> u64 {
-    p.as_ref().map_or(0, |p| p.len() as u64)
-}
-
-const MESSAGE_OVERHEAD: u64 = 64;
-
-impl WireMessage for ToScheduler {
-    fn approx_bytes(&self) -> u64 {
-        MESSAGE_OVERHEAD
-            + match self {
-                ToScheduler::Scatter { data, .. } => data.iter().map(|(_, p)| p.len() as u64).sum(),
-                ToScheduler::TaskFinished { inline, .. } => payload_len(inline),
-                ToScheduler::UpdateGraph { tasks, .. } => tasks.len() as u64 * 128,
-                _ => 0,
-            }
+/// What a connector expects at the other end, for its messages.
+fn expected_kind(role: Role) -> &'static str {
+    match role {
+        Role::Client | Role::Worker => "an rdask scheduler",
+        Role::Peer => "an rdask worker's peer port",
     }
 }
 
-impl WireMessage for ToClient {
-    fn approx_bytes(&self) -> u64 {
-        MESSAGE_OVERHEAD
-            + match self {
-                ToClient::KeyInMemory { inline, .. } => payload_len(inline),
-                _ => 0,
-            }
-    }
-}
-
-impl WireMessage for ToWorker {
-    fn approx_bytes(&self) -> u64 {
-        MESSAGE_OVERHEAD
-            + match self {
-                ToWorker::StoreData { data } => data.iter().map(|(_, p)| p.len() as u64).sum(),
-                _ => 0,
-            }
-    }
-}
-
-impl WireMessage for ToPeer {
-    fn approx_bytes(&self) -> u64 {
-        MESSAGE_OVERHEAD
-    }
-}
-
-impl WireMessage for FromPeer {
-    fn approx_bytes(&self) -> u64 {
-        MESSAGE_OVERHEAD
-            + match self {
-                FromPeer::Data { data, .. } => data.iter().map(|(_, p)| payload_len(p)).sum(),
-                _ => 0,
-            }
-    }
-}
-
-/// The transport an address names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scheme {
-    /// `tcp://` (or no scheme): plain TCP.
-    Tcp,
-    /// `tls://`: TLS over TCP with mutual authentication.
-    Tls,
-}
-
-/// Splits `tcp://host:port`, `tls://host:port` or `host:port` (plain TCP)
-/// into the scheme and `host:port`.
-pub fn parse_address(address: &str) -> Result<(Scheme, &str), WireError> {
-    let (scheme, rest) = if let Some(rest) = address.strip_prefix("tcp://") {
-        (Scheme::Tcp, rest)
-    } else if let Some(rest) = address.strip_prefix("tls://") {
-        (Scheme::Tls, rest)
-    } else {
-        (Scheme::Tcp, address)
-    };
-    if rest.contains("://") {
-        return Err(WireError::Handshake(format!(
-            "unsupported address {address:?}: only tcp:// and tls:// are supported"
-        )));
-    }
-    if !rest.contains(':') {
-        return Err(WireError::Handshake(format!(
-            "address {address:?} has no port (expected tcp://host:port or tls://host:port)"
-        )));
-    }
-    Ok((scheme, rest))
-}
-
-/// `tcp://host:port`, `tls://host:port` or `host:port` to `host:port`.
-pub fn socket_address(address: &str) -> Result<&str, WireError> {
-    parse_address(address).map(|(_, rest)| rest)
-}
-
-/// The host part of `host:port` (IPv6 brackets removed), for TLS's server
-/// name; rdask does not check it against the certificate (see
-/// [`super::security`]), but rustls needs one.
-fn server_name(target: &str) -> rustls::pki_types::ServerName<'static> {
-    let host = target.rsplit_once(':').map_or(target, |(h, _)| h);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    rustls::pki_types::ServerName::try_from(host.to_string())
-        .unwrap_or_else(|_| rustls::pki_types::ServerName::try_from("rdask").expect("a valid DNS name"))
-}
-
-/// Connects to `address`, performs the handshake as `role`, and returns the
-/// two halves. A `tls://` address needs `security` to hold TLS settings;
-/// its token, if any, is presented in the handshake.
+/// Connects to `address` once (bounded by [`CONNECT_TIMEOUT`]), performs
+/// the handshake as `role`, and returns the two halves. A `tls://` address
+/// needs `security` to hold TLS settings; its token, if any, is presented
+/// in the handshake. For connections to workers' peer ports.
 pub async fn connect(
     address: &str,
     role: Role,
     name: &str,
     security: &Security,
+) -> Result<(Reader, WriteHalf), WireError> {
+    connect_retrying(address, role, name, security, Duration::ZERO).await
+}
+
+/// [`connect`], but while nothing listens at `address` (connection
+/// refused, unreachable, ...) it tries again, backing off from
+/// [`FIRST_CONNECT_BACKOFF`] to [`MAX_CONNECT_BACKOFF`], until `timeout` has
+/// passed (zero: one try). Then it fails with [`WireError::Unreachable`]:
+/// `no rdask scheduler at ADDR: connection refused (N tries over T s)`.
+/// Clients and workers reach their scheduler this way, so a worker started
+/// before its scheduler waits for it, as in Dask.
+pub async fn connect_retrying(
+    address: &str,
+    role: Role,
+    name: &str,
+    security: &Security,
+    timeout: Duration,
 ) -> Result<(Reader, WriteHalf), WireError> {
     let (scheme, target) = parse_address(address)?;
     let tls = match scheme {
@@ -271,9 +199,7 @@ pub async fn connect(
             ))
         })?),
     };
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target))
-        .await
-        .map_err(|_| WireError::Timeout(format!("connecting to {address}")))??;
+    let stream = connect_tcp(address, target, role, timeout).await?;
     stream.set_nodelay(true)?;
     let (mut reader, mut write) = match tls {
         None => split_tcp(stream),
@@ -300,15 +226,12 @@ pub async fn connect(
     };
     let reply: HandshakeReply = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
         write_one(&mut write, &hello).await?;
-        if scheme == Scheme::Tcp {
-            // A TLS server answers plaintext with a TLS alert record; say so
-            // instead of reporting a garbled frame.
-            let first = reader.fill_buf().await?;
-            if matches!(first.first(), Some(0x15 | 0x16)) {
-                return Err(WireError::Handshake(format!(
-                    "{address} answered with TLS: connect with a tls:// address and a certificate"
-                )));
-            }
+        let first = reader.fill_buf().await?;
+        if let Some(what) = foreign_reply(first) {
+            return Err(WireError::NotRdask(format!(
+                "{address} is not {} (it answered with {what})",
+                expected_kind(role)
+            )));
         }
         read_one(&mut reader).await
     })
@@ -339,6 +262,82 @@ pub async fn connect(
     Ok((reader, write))
 }
 
+/// The TCP connect of [`connect_retrying`].
+async fn connect_tcp(address: &str, target: &str, role: Role, timeout: Duration) -> Result<TcpStream, WireError> {
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let mut backoff = FIRST_CONNECT_BACKOFF;
+    let mut tries = 0u32;
+    loop {
+        tries += 1;
+        // One try may take what is left of the timeout, and at least what a
+        // single try is allowed.
+        let bound = deadline.saturating_duration_since(Instant::now()).max(CONNECT_TIMEOUT);
+        let error = match tokio::time::timeout(bound, TcpStream::connect(target)).await {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(e)) => e,
+            Err(_) => io::Error::new(io::ErrorKind::TimedOut, "timed out"),
+        };
+        let now = Instant::now();
+        if now + backoff >= deadline {
+            let why = match error.kind() {
+                io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+                io::ErrorKind::TimedOut => "connect timed out".to_string(),
+                _ => error.to_string(),
+            };
+            let what = expected_kind(role).trim_start_matches("an ");
+            return Err(WireError::Unreachable(format!(
+                "no {what} at {address}: {why} ({tries} {} over {:.1} s)",
+                if tries == 1 { "try" } else { "tries" },
+                now.duration_since(started).as_secs_f64()
+            )));
+        }
+        debug!(%address, "cannot connect yet ({error}); trying again in {backoff:?}");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_CONNECT_BACKOFF);
+    }
+}
+
+/// What the first bytes a peer sent say it is, when it is not an rdask peer
+/// (whose frames start with the high bytes of a header length: zero for any
+/// header under 16 MiB, which handshakes and their replies are).
+pub fn foreign_reply(first: &[u8]) -> Option<String> {
+    match first {
+        [] | [0, ..] => None,
+        [b'H', b'T', b'T', b'P', ..] => Some("HTTP \u{2014} the dashboard/metrics port?".into()),
+        [0x15 | 0x16, 0x03, ..] => Some("TLS \u{2014} connect with a tls:// address and a certificate".into()),
+        other => Some(format!(
+            "bytes that are not an rdask frame: {}",
+            other
+                .iter()
+                .take(8)
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )),
+    }
+}
+
+/// What the first bytes an accepted peer sent say it is, when they cannot
+/// start an rdask handshake: an HTTP request (a browser or a scraper on the
+/// wrong port) or a TLS hello on a plain port.
+pub fn foreign_request(first: &[u8]) -> Option<&'static str> {
+    const METHODS: [&[u8]; 8] = [b"GET ", b"HEAD", b"POST", b"PUT ", b"DELE", b"OPTI", b"PATC", b"CONN"];
+    if METHODS.iter().any(|m| first.starts_with(m)) {
+        Some("HTTP")
+    } else if matches!(first, [0x16, 0x03, ..]) {
+        Some("TLS")
+    } else {
+        None
+    }
+}
+
+/// What an HTTP client on an rdask port is answered, so that a browser or
+/// `curl` shows why instead of an empty reply.
+pub const HTTP_REFUSAL: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n\
+This is an rdask port, which speaks the rdask protocol (docs/protocol.md), not HTTP. \
+The HTTP endpoint is on --http-port.\n";
+
 /// What a refused plaintext peer on a TLS port is told.
 pub const TLS_REQUIRED: &str = "this port requires TLS: connect with a tls:// address and a certificate signed by \
                                 the cluster's CA";
@@ -354,7 +353,7 @@ pub async fn accept(
     security: &Security,
 ) -> Result<(Handshake, Reader, WriteHalf), WireError> {
     stream.set_nodelay(true)?;
-    let mut first = [0u8; 1];
+    let mut first = [0u8; 4];
     // Peeking costs one syscall per connection, never per message; it lets
     // both kinds of port tell a mismatched peer what is wrong.
     let peeked = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first))
@@ -362,6 +361,16 @@ pub async fn accept(
         .map_err(|_| WireError::Timeout("peer sent no handshake".into()))??;
     if peeked == 0 {
         return Err(WireError::Closed);
+    }
+    if foreign_request(&first[..peeked]) == Some("HTTP") {
+        let mut stream = stream;
+        // Best effort, and the request is left unread: the reset that may
+        // follow only cuts what the peer has not read yet.
+        let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.write_all(HTTP_REFUSAL)).await;
+        let _ = stream.shutdown().await;
+        return Err(WireError::NotRdask(
+            "an HTTP client connected to this rdask port (answered 400; the HTTP endpoint is on --http-port)".into(),
+        ));
     }
     let is_tls_hello = first[0] == TLS_HANDSHAKE_RECORD;
     let (mut reader, mut write) = match security.server_config() {
@@ -454,113 +463,17 @@ pub async fn read_batch<M: DeserializeOwned>(
     reader: &mut Reader,
     limits: &FrameLimits,
 ) -> Result<Option<Vec<M>>, WireError> {
-    match codec::read_frame(reader, limits).await? {
+    read_batch_within(reader, limits, &ReadTimeouts::default()).await
+}
+
+/// [`read_batch`] bounded in time by `timeouts`.
+pub async fn read_batch_within<M: DeserializeOwned>(
+    reader: &mut Reader,
+    limits: &FrameLimits,
+    timeouts: &ReadTimeouts,
+) -> Result<Option<Vec<M>>, WireError> {
+    match codec::read_frame_within(reader, limits, timeouts).await? {
         Some(frame) => codec::decode(frame).map(Some),
         None => Ok(None),
     }
-}
-
-/// Handle for queueing messages on a connection's writer.
-pub struct Sender<M> {
-    tx: mpsc::UnboundedSender<M>,
-    unsent: Arc<AtomicU64>,
-    broken: Arc<AtomicBool>,
-}
-
-impl<M> Clone for Sender<M> {
-    fn clone(&self) -> Self {
-        Sender {
-            tx: self.tx.clone(),
-            unsent: self.unsent.clone(),
-            broken: self.broken.clone(),
-        }
-    }
-}
-
-impl<M: WireMessage> Sender<M> {
-    /// Queues a message. Fails if the connection is closed or over its
-    /// unsent-bytes budget (the writer is then shut down).
-    pub fn send(&self, msg: M) -> Result<(), WireError> {
-        if self.broken.load(Ordering::Relaxed) {
-            return Err(WireError::Closed);
-        }
-        let size = msg.approx_bytes();
-        let queued = self.unsent.fetch_add(size, Ordering::Relaxed) + size;
-        if queued > MAX_UNSENT_BYTES {
-            self.broken.store(true, Ordering::Relaxed);
-            return Err(WireError::TooLarge(format!(
-                "{queued} bytes queued for a peer that is not reading (limit {MAX_UNSENT_BYTES})"
-            )));
-        }
-        self.tx.send(msg).map_err(|_| WireError::Closed)
-    }
-
-    /// Whether the connection has failed or closed.
-    pub fn is_closed(&self) -> bool {
-        self.broken.load(Ordering::Relaxed) || self.tx.is_closed()
-    }
-
-    /// Stops the writer after what is queued; the socket is closed.
-    pub fn close(&self) {
-        self.broken.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Starts the writer task for a connection on the current (actix or tokio)
-/// local task set, returning the handle that queues messages on it.
-pub fn spawn_writer<M: WireMessage>(write: WriteHalf, label: String) -> Sender<M> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let sender = Sender {
-        tx,
-        unsent: Arc::new(AtomicU64::new(0)),
-        broken: Arc::new(AtomicBool::new(false)),
-    };
-    let unsent = sender.unsent.clone();
-    let broken = sender.broken.clone();
-    tokio::task::spawn_local(async move {
-        if let Err(e) = writer_loop(write, rx, &unsent, &broken).await {
-            debug!(peer = %label, "writer stopped: {e}");
-        }
-        broken.store(true, Ordering::Relaxed);
-    });
-    sender
-}
-
-async fn writer_loop<M: WireMessage>(
-    write: WriteHalf,
-    mut rx: mpsc::UnboundedReceiver<M>,
-    unsent: &AtomicU64,
-    broken: &AtomicBool,
-) -> Result<(), WireError> {
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, write);
-    let mut batch: Vec<M> = Vec::new();
-    loop {
-        let Some(first) = rx.recv().await else { break };
-        batch.push(first);
-        while batch.len() < MAX_MESSAGES_PER_FRAME {
-            match rx.try_recv() {
-                Ok(m) => batch.push(m),
-                Err(_) => break,
-            }
-        }
-        let bytes: u64 = batch.iter().map(|m| m.approx_bytes()).sum();
-        match codec::encode(&batch[..]) {
-            Ok((header, payloads)) => codec::write_frame(&mut out, &header, &payloads).await?,
-            Err(e) => warn!(
-                "dropping a batch of {} messages that cannot be encoded: {e}",
-                batch.len()
-            ),
-        }
-        unsent.fetch_sub(bytes, Ordering::Relaxed);
-        batch.clear();
-        if rx.is_empty() {
-            out.flush().await?;
-        }
-        if broken.load(Ordering::Relaxed) && rx.is_empty() {
-            break;
-        }
-    }
-    out.flush().await?;
-    let _ = out.into_inner().shutdown().await;
-    Ok(())
 }

@@ -125,3 +125,150 @@ impl TempDir {
         TempDir(dir.path().to_path_buf(), dir)
     }
 }
+
+/// Starts a command like [`start`], with its log (stderr) written to `log`
+/// so the test can read it, and waits for a stdout line starting with each
+/// of `prefixes`; returns the process and each line's last word, in order.
+pub fn start_logged(cmd: &mut Command, prefixes: &[&str], log: &std::path::Path) -> (Proc, Vec<String>) {
+    let file = std::fs::File::create(log).expect("log file");
+    cmd.stdout(Stdio::piped()).stderr(Stdio::from(file));
+    let mut child = cmd.spawn().expect("process starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let prefixes: Vec<String> = prefixes.iter().map(|p| p.to_string()).collect();
+    let n = prefixes.len();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(i) = prefixes.iter().position(|p| line.starts_with(p.as_str())) {
+                let _ = tx.send((i, line.rsplit(' ').next().unwrap_or_default().to_string()));
+            }
+        }
+    });
+    let mut found = vec![String::new(); n];
+    for _ in 0..n {
+        let (i, addr) = rx.recv_timeout(STARTUP).expect("process printed its address");
+        found[i] = addr;
+    }
+    (Proc(child), found)
+}
+
+/// Waits until `cond` holds, failing the test after [`STARTUP`].
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + STARTUP;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The resident memory of process `pid` in bytes (`VmRSS`), or of its
+/// address space (`VmSize`) with `field = "VmSize"`.
+pub fn proc_memory(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(&format!("{field}:")))
+        .expect("field present");
+    let kb: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("a number");
+    kb * 1024
+}
+
+/// A TCP port nothing listens on right now (bound, then released).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("address").port()
+}
+
+/// Hand-made protocol traffic, for tests that misbehave on purpose.
+pub mod raw {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    use rdask::wire::messages::{Handshake, Role, ToScheduler, PROTOCOL_VERSION};
+
+    /// A frame of `header` without payloads.
+    pub fn frame(header: &[u8]) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&(header.len() as u32).to_be_bytes());
+        f.extend_from_slice(&0u32.to_be_bytes());
+        f.extend_from_slice(header);
+        f
+    }
+
+    /// msgpack of `v` as rdask encodes it.
+    pub fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
+        rdask::wire::codec::encode(v).expect("encodes").0
+    }
+
+    /// A handshake frame for `role`.
+    pub fn handshake(role: Role) -> Vec<u8> {
+        frame(&encode(&Handshake {
+            magic: "rdask".into(),
+            protocol_version: PROTOCOL_VERSION,
+            role,
+            name: "raw".into(),
+            token: None,
+        }))
+    }
+
+    /// A connection to `addr` with a read timeout.
+    pub fn connect(addr: &str) -> TcpStream {
+        let s = TcpStream::connect(addr.trim_start_matches("tcp://")).expect("connects");
+        s.set_read_timeout(Some(super::STARTUP)).expect("timeout set");
+        s
+    }
+
+    /// Reads one frame; returns its msgpack header (payloads skipped).
+    pub fn read_frame(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+        let mut head = [0u8; 8];
+        s.read_exact(&mut head)?;
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let npayloads = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        let mut payload_bytes = 0u64;
+        for _ in 0..npayloads {
+            let mut n = [0u8; 8];
+            s.read_exact(&mut n)?;
+            payload_bytes += u64::from_be_bytes(n);
+        }
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body)?;
+        std::io::copy(&mut s.take(payload_bytes), &mut std::io::sink())?;
+        Ok(body)
+    }
+
+    /// A client connection past its handshake and `Welcome`.
+    pub fn client(addr: &str) -> TcpStream {
+        let mut s = connect(addr);
+        s.write_all(&handshake(Role::Client)).expect("handshake");
+        read_frame(&mut s).expect("handshake reply");
+        read_frame(&mut s).expect("welcome");
+        s
+    }
+
+    /// Sends a batch of client messages.
+    pub fn send(s: &mut TcpStream, msgs: &[ToScheduler]) -> std::io::Result<()> {
+        s.write_all(&frame(&encode(&msgs)))
+    }
+
+    /// Reads until the peer closes (or resets); true if it did within the
+    /// read timeout.
+    pub fn closed_by_peer(s: &mut TcpStream, timeout: Duration) -> bool {
+        s.set_read_timeout(Some(timeout)).expect("timeout set");
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    return false
+                }
+                Err(_) => return true,
+            }
+        }
+    }
+}
