@@ -20,7 +20,7 @@ use crate::scheduler::state::{
 use crate::wire::listener::{self, ListenerOptions};
 use crate::wire::messages::*;
 use crate::wire::transport::{self, Sender, WriterOptions};
-use crate::wire::{FrameLimits, ReadTimeouts, Security};
+use crate::wire::{FrameLimits, ReadTimeouts, Security, WireError};
 
 /// Settings of a scheduler process.
 #[derive(Clone, Debug)]
@@ -445,8 +445,11 @@ pub fn start_scheduler(listener: TcpListener, options: SchedulerOptions) -> std:
     let accept = listener::serve(listener, listener_options, move |stream, peer, permit| {
         let settings = settings.clone();
         async move {
-            if let Err(e) = serve_connection(stream, peer, &settings, permit).await {
-                warn!(%peer, "connection closed: {e}");
+            match serve_connection(stream, peer, &settings, permit).await {
+                Ok(()) => {}
+                // A port scanner, a health check that only connects.
+                Err(WireError::Closed) => info!(%peer, "connection closed before the handshake completed"),
+                Err(e) => warn!(%peer, "connection closed: {e}"),
             }
         }
         .instrument(info_span!("conn", %peer))

@@ -411,6 +411,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_stalled_frame_and_a_silent_peer_time_out() {
+        use tokio::io::AsyncWriteExt;
+        let short = Some(Duration::from_millis(50));
+        let (mut tx, mut rx) = tokio::io::duplex(1024);
+        // Begun, then nothing more: stalled, though the stream stays open.
+        tx.write_all(&[0, 0, 0, 10, 0, 0, 0, 0, 0x90]).await.unwrap();
+        let stall = ReadTimeouts {
+            idle: None,
+            stall: short,
+        };
+        let err = read_frame_within(&mut rx, &FrameLimits::default(), &stall)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, WireError::Stalled(_)), "{err}");
+        // Nothing at all: silent.
+        let (_tx, mut rx) = tokio::io::duplex(1024);
+        let idle = ReadTimeouts {
+            idle: short,
+            stall: None,
+        };
+        let err = read_frame_within(&mut rx, &FrameLimits::default(), &idle)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, WireError::Silent(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_large_payload_arrives_whole_through_a_growing_buffer() {
+        let big = Bytes::from(
+            (0..3 * INITIAL_READ_RESERVE as u32 + 7)
+                .map(|i| i as u8)
+                .collect::<Vec<u8>>(),
+        );
+        let mut buf = Vec::new();
+        write_frame(&mut buf, b"\x90", &[big.clone()]).await.unwrap();
+        let f = read_frame(&mut &buf[..], &FrameLimits::default())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.payloads[0], big);
+    }
+
+    #[tokio::test]
     async fn frames_roundtrip_through_a_stream_and_limits_hold() {
         let mut buf = Vec::new();
         write_frame(&mut buf, b"\x90", &[Bytes::from_static(b"hello")])
