@@ -107,7 +107,7 @@ impl WireMessage for ToWorker {
                             .iter()
                             .map(|a| match a {
                                 Arg::Value(v) => v.len() as u64 + STRING_OVERHEAD,
-                                Arg::Key(k) => k.len() as u64 + STRING_OVERHEAD,
+                                other => other.keys().map(|k| k.len() as u64 + STRING_OVERHEAD).sum(),
                             })
                             .sum::<u64>()
                         + dependencies
