@@ -445,7 +445,9 @@ mod tests {
                 .collect::<Vec<u8>>(),
         );
         let mut buf = Vec::new();
-        write_frame(&mut buf, b"\x90", std::slice::from_ref(&big)).await.unwrap();
+        write_frame(&mut buf, b"\x90", std::slice::from_ref(&big))
+            .await
+            .unwrap();
         let f = read_frame(&mut &buf[..], &FrameLimits::default())
             .await
             .unwrap()
