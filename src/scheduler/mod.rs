@@ -1,7 +1,27 @@
 //! The scheduler: an I/O-free task state machine ([`state`]) that the actor
 //! layer drives with events and whose outgoing messages it sends.
 
+mod data_moves;
+mod graph;
+mod handlers;
+mod ids;
+mod invariants;
+mod lost_data;
+mod membership;
+mod notify;
+mod placement;
+mod release;
+mod results;
+mod retirement;
 pub mod state;
+mod stealing;
+mod tasks;
+mod transitions;
+mod types;
+mod workers;
+
+#[cfg(test)]
+mod tests;
 
 pub use state::{
     ClientId, Outbox, Outgoing, SchedulerConfig, SchedulerError, SchedulerState, TaskState, WorkerId,

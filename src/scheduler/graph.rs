@@ -1,0 +1,308 @@
+//! Graph intake: `UpdateGraph` (new tasks, dependencies, cycles, graph
+//! order) and `Scatter` (data from a client).
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+use super::ids::{FnId, TaskId, TaskRef, WIdx};
+use super::state::SchedulerState;
+use super::tasks::{Extra, TaskSlot};
+use super::types::{ClientId, Outbox, Outgoing, TaskState, WorkerId};
+use crate::util::FxMap;
+use crate::wire::messages::{Arg, ErrorKind, Key, Payload, TaskFailure, TaskSpec, ToClient, ToWorker};
+
+impl SchedulerState {
+    pub(super) fn update_graph(&mut self, c: ClientId, tasks: Vec<TaskSpec>, wanted: Vec<Key>, out: &mut Outbox) {
+        // 1. Create the new tasks (an existing key is kept as is).
+        let mut created: Vec<TaskId> = Vec::new();
+        for spec in tasks {
+            if self.keys.contains_key(&spec.key) {
+                continue;
+            }
+            let f = self.intern_fn(&spec.function);
+            created.push(self.alloc_task(spec, false, f));
+        }
+        // 2. Link dependencies (they may come later in the batch).
+        let mut missing: Vec<(TaskId, Key)> = Vec::new();
+        let mut self_dep: Vec<TaskId> = Vec::new();
+        for &t in &created {
+            let mut deps: Vec<TaskId> = Vec::new();
+            let mut missing_key = None;
+            for k in self.slot(t).args.iter().flat_map(Arg::keys) {
+                match self.keys.get(k) {
+                    Some(&d) if d == t => self_dep.push(t),
+                    Some(&d) => deps.push(d),
+                    None => {
+                        if missing_key.is_none() {
+                            missing_key = Some(k.clone());
+                        }
+                    }
+                }
+            }
+            deps.sort_unstable();
+            deps.dedup();
+            let gen = self.slot(t).gen;
+            for &d in &deps {
+                let ds = self.slot_mut(d);
+                ds.dependents.push(TaskRef { id: t, gen });
+                ds.live_dependents += 1;
+            }
+            self.slot_mut(t).dependencies = deps;
+            if let Some(k) = missing_key {
+                missing.push((t, k));
+            }
+        }
+        // 3. Topological order of the batch (Kahn); what is left is in or
+        //    behind a cycle.
+        let pos: FxMap<TaskId, usize> = created.iter().enumerate().map(|(i, &t)| (t, i)).collect();
+        let mut indeg: Vec<u32> = created
+            .iter()
+            .map(|&t| self.slot(t).dependencies.iter().filter(|d| pos.contains_key(d)).count() as u32)
+            .collect();
+        for &t in &self_dep {
+            indeg[pos[&t]] += 1;
+        }
+        let mut ready: VecDeque<TaskId> = created.iter().copied().filter(|t| indeg[pos[t]] == 0).collect();
+        let mut order = Vec::with_capacity(created.len());
+        while let Some(t) = ready.pop_front() {
+            order.push(t);
+            // All dependents of a new task are new, and live.
+            for r in 0..self.slot(t).dependents.len() {
+                let d = self.slot(t).dependents[r].id;
+                if let Some(&i) = pos.get(&d) {
+                    indeg[i] -= 1;
+                    if indeg[i] == 0 {
+                        ready.push_back(d);
+                    }
+                }
+            }
+        }
+        // 4. Errors found at submission.
+        for (t, k) in missing {
+            let message = format!(
+                "dependency {:?} of {:?} is not known to the scheduler",
+                k,
+                self.slot(t).key
+            );
+            self.mark_erred(
+                t,
+                Arc::new(TaskFailure {
+                    kind: ErrorKind::DataLost,
+                    message,
+                }),
+                out,
+            );
+        }
+        if order.len() < created.len() {
+            let cyclic: Vec<TaskId> = created.iter().copied().filter(|t| indeg[pos[t]] > 0).collect();
+            // Unlink them so that they can be forgotten later.
+            for &t in &cyclic {
+                let deps = std::mem::take(&mut self.slot_mut(t).dependencies);
+                for d in deps {
+                    let ds = self.slot_mut(d);
+                    ds.dependents.retain(|r| r.id != t);
+                    ds.live_dependents -= 1;
+                    self.candidates.push(d);
+                }
+            }
+            for &t in &cyclic {
+                if self.slot(t).state != TaskState::Erred {
+                    let message = format!(
+                        "task {:?} is part of, or depends on, a dependency cycle",
+                        self.slot(t).key
+                    );
+                    self.mark_erred(
+                        t,
+                        Arc::new(TaskFailure {
+                            kind: ErrorKind::Failed,
+                            message,
+                        }),
+                        out,
+                    );
+                }
+            }
+        }
+        // 5. Graph order: a task takes the latest sequence among its
+        //    dependencies of this batch, so that it sorts right after the
+        //    last of them instead of after every task of the batch. When it
+        //    becomes ready it runs ahead of the leaves submitted later:
+        //    reductions finish branch by branch (depth-first), freeing their
+        //    inputs, as Dask's `order` intends. `order` is topological, so
+        //    dependencies are renumbered first.
+        for &t in &order {
+            let inherited = self
+                .slot(t)
+                .dependencies
+                .iter()
+                .filter(|d| pos.contains_key(d))
+                .map(|&d| self.slot(d).sequence)
+                .max();
+            if let Some(seq) = inherited {
+                self.slot_mut(t).sequence = seq;
+            }
+        }
+        // 6. Schedule, dependencies first.
+        for &t in &order {
+            self.wake(t, out);
+        }
+        // 7. Wanted keys.
+        for key in wanted {
+            match self.keys.get(&key) {
+                Some(&t) => self.want(c, t, out),
+                None => out.messages.push(Outgoing::Client(
+                    c,
+                    ToClient::TaskErred {
+                        failure: TaskFailure {
+                            kind: ErrorKind::DataLost,
+                            message: format!("key {key:?} is not known to the scheduler"),
+                        },
+                        key,
+                    },
+                )),
+            }
+        }
+        // 8. New tasks nobody needs go away at `finish`.
+        self.candidates.extend(created);
+    }
+
+    pub(super) fn alloc_task(&mut self, spec: TaskSpec, scattered: bool, func: FnId) -> TaskId {
+        let sequence = self.next_sequence;
+        self.next_sequence += 1;
+        let extra = if spec.workers.is_empty() && spec.resources.is_empty() {
+            None
+        } else {
+            Some(Box::new(Extra {
+                restrictions: spec.workers,
+                allow_other_workers: spec.allow_other_workers,
+                resources: spec.resources,
+                ..Default::default()
+            }))
+        };
+        let key = spec.key;
+        let mut slot = TaskSlot {
+            key: key.clone(),
+            gen: 0,
+            state: TaskState::Released,
+            scattered,
+            func,
+            priority: spec.priority,
+            retries: spec.retries,
+            sequence,
+            waiting_on: 0,
+            active_dependents: 0,
+            live_dependents: 0,
+            args: spec.args,
+            dependencies: Vec::new(),
+            dependents: Vec::new(),
+            wanted_by: Vec::new(),
+            processing_on: None,
+            who_has: Vec::new(),
+            nbytes: 0,
+            inline: None,
+            failure: None,
+            extra,
+        };
+        let t = if let Some(t) = self.free_tasks.pop() {
+            slot.gen = self.slot(t).gen;
+            self.tasks[t.0 as usize] = slot;
+            t
+        } else {
+            self.tasks.push(slot);
+            TaskId(self.tasks.len() as u32 - 1)
+        };
+        self.counts[TaskState::Released.index()] += 1;
+        self.keys.insert(key, t);
+        t
+    }
+
+    pub(super) fn scatter(
+        &mut self,
+        c: ClientId,
+        request_id: u64,
+        data: Vec<(Key, Payload)>,
+        restrictions: &[String],
+        out: &mut Outbox,
+    ) {
+        let mut allowed: Vec<(WorkerId, WIdx)> = self
+            .worker_ids
+            .iter()
+            .filter(|(_, &w)| restrictions.is_empty() || restrictions.iter().any(|r| self.worker(w).matches(r)))
+            .map(|(&id, &w)| (id, w))
+            .collect();
+        allowed.sort();
+        if allowed.is_empty() {
+            let error = if self.worker_ids.is_empty() {
+                "no workers connected".to_string()
+            } else {
+                format!("none of the workers {restrictions:?} is connected")
+            };
+            out.messages.push(Outgoing::Client(
+                c,
+                ToClient::ScatterDone {
+                    request_id,
+                    error: Some(error),
+                },
+            ));
+            return;
+        }
+        // Decide first, send the data, then record it: the StoreData must
+        // precede any ComputeTask that could name the new holder.
+        let mut per_worker: Vec<Vec<(Key, Payload)>> = vec![Vec::new(); allowed.len()];
+        let mut stored: Vec<(Key, u64, usize)> = Vec::new();
+        let mut seen: HashSet<&str> = HashSet::new();
+        for (key, payload) in &data {
+            if !seen.insert(key.as_str()) {
+                continue;
+            }
+            let store = match self.keys.get(key) {
+                None => true,
+                Some(&t) => self.slot(t).state == TaskState::Released,
+            };
+            if store {
+                let i = self.scatter_rr % allowed.len();
+                self.scatter_rr = self.scatter_rr.wrapping_add(1);
+                per_worker[i].push((key.clone(), payload.clone()));
+                stored.push((key.clone(), payload.len() as u64, i));
+            }
+        }
+        for (i, batch) in per_worker.into_iter().enumerate() {
+            if !batch.is_empty() {
+                self.send_worker(out, allowed[i].1, ToWorker::StoreData { data: batch });
+            }
+        }
+        let f = self.intern_fn("");
+        for (key, nbytes, i) in stored {
+            let w = allowed[i].1;
+            let t = match self.keys.get(&key) {
+                Some(&t) => t,
+                None => self.alloc_task(
+                    TaskSpec {
+                        key: key.clone(),
+                        function: String::new(),
+                        args: Vec::new(),
+                        priority: 0,
+                        workers: Vec::new(),
+                        allow_other_workers: false,
+                        retries: 0,
+                        resources: Vec::new(),
+                    },
+                    true,
+                    f,
+                ),
+            };
+            self.enter_memory(t, w, nbytes, None, out);
+        }
+        for (key, _) in data {
+            if let Some(&t) = self.keys.get(&key) {
+                self.want(c, t, out);
+            }
+        }
+        out.messages.push(Outgoing::Client(
+            c,
+            ToClient::ScatterDone {
+                request_id,
+                error: None,
+            },
+        ));
+    }
+}

@@ -1,0 +1,241 @@
+//! Placement: which worker runs a ready task (earliest estimated start),
+//! root-task queuing by worker saturation, and the worker ranking.
+
+use super::ids::{FnId, TaskId, WIdx};
+use super::state::SchedulerState;
+use super::types::{Outbox, TaskState, WorkerId, DEEP_PIPELINE_MAX_RESULT_BYTES};
+use super::workers::WorkerSlot;
+use crate::wire::messages::{DependencyLocation, ToWorker};
+
+impl SchedulerState {
+    pub(super) fn has_room(&self, ws: &WorkerSlot) -> bool {
+        let threads = ws.nthreads.max(1) as u64;
+        let n = ws.busy() as u64;
+        if n >= self.config.max_tasks_per_thread as u64 * threads {
+            return false;
+        }
+        if n < self.config.min_tasks_per_thread as u64 * threads {
+            return true;
+        }
+        (ws.occupancy_ns as f64 / threads as f64) < self.config.queue_target_s * 1e9
+    }
+
+    /// Whether `f`'s tasks are measured short (at most `queue_target_s`)
+    /// with small results: only those pipeline deeper than the
+    /// `worker_saturation` cap (see `root_fits`).
+    pub(super) fn is_light(&self, f: FnId) -> bool {
+        let info = &self.fns[f as usize];
+        match (info.avg_ns, info.avg_nbytes) {
+            (Some(ns), Some(b)) => ns <= self.config.queue_target_s * 1e9 && b <= DEEP_PIPELINE_MAX_RESULT_BYTES,
+            _ => false,
+        }
+    }
+
+    /// Whether a root task of `f` may go to `ws` (which has room): a
+    /// function not known to be light is capped at
+    /// `ceil(nthreads × worker_saturation)` processing tasks (Dask's
+    /// queuing); a light one only by `has_room`.
+    pub(super) fn root_fits(&self, ws: &WorkerSlot, f: FnId) -> bool {
+        self.is_light(f) || (ws.busy() as f64) < self.saturation_cap(ws)
+    }
+
+    /// `ceil(nthreads × worker_saturation)`, at least 1.
+    pub(super) fn saturation_cap(&self, ws: &WorkerSlot) -> f64 {
+        (ws.nthreads.max(1) as f64 * self.config.worker_saturation)
+            .ceil()
+            .max(1.0)
+    }
+
+    pub(super) fn update_rank(&mut self, w: WIdx) {
+        let ws = self.worker(w);
+        let new = (ws.occupancy_ns / ws.nthreads.max(1) as u64, ws.busy() as u32, ws.id, w);
+        let old = ws.rank;
+        let roomy = self.has_room(ws);
+        let was_roomy = ws.roomy;
+        if old != new {
+            self.ranked.remove(&old);
+            self.ranked.insert(new);
+        }
+        let ws = self.worker_mut(w);
+        ws.rank = new;
+        ws.roomy = roomy;
+        match (was_roomy, roomy) {
+            (false, true) => self.nroomy += 1,
+            (true, false) => self.nroomy -= 1,
+            _ => {}
+        }
+    }
+
+    /// Estimated start time of `t` on `w`, seconds.
+    pub(super) fn start_time(&self, t: TaskId, w: WIdx) -> f64 {
+        let ws = self.worker(w);
+        let mut bytes = 0u64;
+        for &d in &self.slot(t).dependencies {
+            let ds = self.slot(d);
+            if !ds.who_has.contains(&w) {
+                bytes += ds.nbytes;
+            }
+        }
+        bytes as f64 / self.bandwidth + ws.occupancy_ns as f64 / ws.nthreads.max(1) as f64 / 1e9
+    }
+
+    pub(super) fn best_worker(&self, t: TaskId, candidates: &[WIdx]) -> Option<WIdx> {
+        // Workers that may still have a `FreeKeys` of this task in flight
+        // come last (see `rerun_on`).
+        let freed_on = self.slot(t).freed_on();
+        let mut best: Option<(bool, f64, usize, WorkerId, WIdx)> = None;
+        for &w in candidates {
+            let ws = self.worker(w);
+            let key = (
+                freed_on.contains(&w),
+                self.start_time(t, w),
+                ws.processing.len(),
+                ws.id,
+                w,
+            );
+            let better = match &best {
+                None => true,
+                Some(b) => (key.0, key.1, key.2, key.3) < (b.0, b.1, b.2, b.3),
+            };
+            if better {
+                best = Some(key);
+            }
+        }
+        best.map(|b| b.4)
+    }
+
+    /// Places a ready, detached task: processing, queued or no-worker.
+    pub(super) fn place(&mut self, t: TaskId, out: &mut Outbox) {
+        let s = self.slot(t);
+        let f = s.func;
+        if self.fns[f as usize].nworkers == 0 {
+            self.enter_no_worker(t, out);
+            return;
+        }
+        let mut restricted = false;
+        let resources = s.resources();
+        if let Some(extra) = s.restrictions() {
+            let mut cands: Vec<WIdx> = Vec::new();
+            for r in &extra.restrictions {
+                let w = self.worker_names.get(r).or_else(|| self.worker_addrs.get(r));
+                if let Some(&w) = w {
+                    let ws = self.worker(w);
+                    if ws.has_fn(f) && ws.satisfies(resources) && !cands.contains(&w) {
+                        cands.push(w);
+                    }
+                }
+            }
+            if let Some(w) = self.best_worker(t, &cands) {
+                self.assign(t, w, out);
+                return;
+            }
+            if !extra.allow_other_workers {
+                self.enter_no_worker(t, out);
+                return;
+            }
+            restricted = true;
+        }
+        if s.dependencies.is_empty() && !restricted && resources.is_empty() {
+            // Root task: only onto a worker with room, else queue.
+            if self.nroomy > 0 {
+                let mut fallback = None;
+                let found = self.ranked.iter().map(|r| r.3).find(|&w| {
+                    let ws = self.worker(w);
+                    if !(ws.roomy && ws.has_fn(f) && self.root_fits(ws, f)) {
+                        return false;
+                    }
+                    if s.freed_on().contains(&w) {
+                        fallback = fallback.or(Some(w));
+                        return false;
+                    }
+                    true
+                });
+                if let Some(w) = found.or(fallback) {
+                    self.assign(t, w, out);
+                    return;
+                }
+            }
+            self.enter_queued(t);
+            return;
+        }
+        // Candidates: workers holding dependencies, plus the least occupied.
+        let mut cands: Vec<WIdx> = Vec::new();
+        for &d in &s.dependencies {
+            for &w in &self.slot(d).who_has {
+                if !cands.contains(&w) && self.worker(w).has_fn(f) && self.worker(w).satisfies(resources) {
+                    cands.push(w);
+                }
+            }
+        }
+        if let Some(w) = self.ranked.iter().map(|r| r.3).find(|&w| {
+            let ws = self.worker(w);
+            ws.has_fn(f) && ws.satisfies(resources) && !s.freed_on().contains(&w)
+        }) {
+            if !cands.contains(&w) {
+                cands.push(w);
+            }
+        }
+        match self.best_worker(t, &cands) {
+            Some(w) => self.assign(t, w, out),
+            None => self.enter_no_worker(t, out),
+        }
+    }
+
+    pub(super) fn assign(&mut self, t: TaskId, w: WIdx, out: &mut Outbox) {
+        let f = self.slot(t).func;
+        let exp = self.expected_ns(f);
+        // The ComputeTask follows any earlier FreeKeys on the connection.
+        if let Some(e) = self.slot_mut(t).extra.as_mut() {
+            let was_freed = e.freed_on.contains(&w);
+            e.freed_on.retain(|&x| x != w);
+            e.rerun_on = was_freed.then_some(w);
+        }
+        let ws = self.worker_mut(w);
+        ws.processing.insert(t, exp);
+        ws.occupancy_ns += exp;
+        self.update_rank(w);
+        self.slot_mut(t).processing_on = Some(w);
+        self.set_state(t, TaskState::Processing);
+        let s = self.slot(t);
+        let dependencies = s
+            .dependencies
+            .iter()
+            .map(|&d| {
+                let ds = self.slot(d);
+                DependencyLocation {
+                    key: ds.key.clone(),
+                    who_has: self.addresses(&ds.who_has),
+                    nbytes: ds.nbytes,
+                }
+            })
+            .collect();
+        let msg = ToWorker::ComputeTask {
+            key: s.key.clone(),
+            function: self.fns[f as usize].name.clone(),
+            args: s.args.clone(),
+            dependencies,
+            priority: s.priority,
+            sequence: s.sequence,
+            resources: s.resources().to_vec(),
+        };
+        self.send_worker(out, w, msg);
+    }
+
+    /// Pulls queued root tasks onto `w` while it has room, best first.
+    pub(super) fn drain(&mut self, w: WIdx, out: &mut Outbox) {
+        while !self.queued_fns.is_empty() && self.worker(w).roomy {
+            let ws = self.worker(w);
+            let best = self
+                .queued_fns
+                .iter()
+                .filter(|&&f| ws.has_fn(f) && self.root_fits(ws, f))
+                .filter_map(|&f| self.fns[f as usize].queue.first().copied())
+                .min();
+            let Some((_, _, t)) = best else {
+                break;
+            };
+            self.detach(t, false, out);
+            self.assign(t, w, out);
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The release rule: which client wants what, and releasing or forgetting
+//! tasks nobody needs (see the `state` module documentation).
+
+use super::ids::TaskId;
+use super::state::SchedulerState;
+use super::types::{ClientId, Outbox, TaskState};
+
+impl SchedulerState {
+    pub(super) fn want(&mut self, c: ClientId, t: TaskId, out: &mut Outbox) {
+        let Some(client) = self.clients.get_mut(&c) else {
+            return;
+        };
+        if !client.wanted.insert(t) {
+            return;
+        }
+        self.slot_mut(t).wanted_by.push(c);
+        if self.slot(t).state == TaskState::Released {
+            // Its data was released earlier (e.g. an intermediate result):
+            // compute it again.
+            self.wake(t, out);
+        } else {
+            self.send_state_to(c, t, out);
+        }
+    }
+
+    pub(super) fn unwant(&mut self, c: ClientId, t: TaskId) {
+        if let Some(client) = self.clients.get_mut(&c) {
+            if client.wanted.remove(&t) {
+                self.slot_mut(t).wanted_by.retain(|&x| x != c);
+                self.candidates.push(t);
+            }
+        }
+    }
+
+    pub(super) fn drop_client(&mut self, c: ClientId) {
+        if let Some(client) = self.clients.remove(&c) {
+            for t in client.wanted {
+                self.slot_mut(t).wanted_by.retain(|&x| x != c);
+                self.candidates.push(t);
+            }
+        }
+    }
+
+    /// The release rule (see the module documentation).
+    pub(super) fn maybe_release(&mut self, t: TaskId, out: &mut Outbox) {
+        let s = self.slot(t);
+        if s.state == TaskState::Forgotten || self.needed(t) {
+            return;
+        }
+        match s.state {
+            TaskState::Erred | TaskState::Released => {
+                if s.live_dependents == 0 {
+                    self.forget(t);
+                }
+            }
+            _ => {
+                self.detach(t, true, out);
+                self.slot_mut(t).waiting_on = 0;
+                self.set_state(t, TaskState::Released);
+                if self.slot(t).live_dependents == 0 {
+                    self.forget(t);
+                }
+            }
+        }
+    }
+
+    pub(super) fn forget(&mut self, t: TaskId) {
+        let s = self.slot_mut(t);
+        debug_assert!(!s.state.is_active() && s.live_dependents == 0 && s.wanted_by.is_empty());
+        let key = std::mem::take(&mut s.key);
+        let old = s.state;
+        s.state = TaskState::Forgotten;
+        s.gen = s.gen.wrapping_add(1);
+        let deps = std::mem::take(&mut s.dependencies);
+        s.args = Vec::new();
+        s.dependents = Vec::new();
+        s.wanted_by = Vec::new();
+        s.who_has = Vec::new();
+        s.inline = None;
+        s.failure = None;
+        s.extra = None;
+        self.counts[old.index()] -= 1;
+        self.keys.remove(&key);
+        self.free_tasks.push(t);
+        for d in deps {
+            let live = {
+                let ds = self.slot_mut(d);
+                ds.live_dependents -= 1;
+                ds.live_dependents
+            };
+            // Compact stale references once they dominate, amortized O(1).
+            if self.slot(d).dependents.len() > 2 * live as usize + 16 {
+                let mut deps_of_d = std::mem::take(&mut self.slot_mut(d).dependents);
+                deps_of_d.retain(|&r| self.is_live(r));
+                self.slot_mut(d).dependents = deps_of_d;
+            }
+            self.candidates.push(d);
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! The task table's records: one slot per key in an arena, and the
+//! per-function statistics placement uses.
+
+use std::cmp::Reverse;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use super::ids::{FnId, QueueKey, TaskId, TaskRef, WIdx};
+use super::types::{ClientId, TaskState};
+use crate::wire::messages::{Arg, Key, Payload, TaskFailure};
+
+/// Rarely used per-task fields, boxed so that the common slot stays small.
+#[derive(Debug, Default)]
+pub(super) struct Extra {
+    pub(super) restrictions: Vec<String>,
+    pub(super) allow_other_workers: bool,
+    /// Resources one run holds (`TaskSpec::resources`).
+    pub(super) resources: Vec<(String, f64)>,
+    /// Names of the workers that died while this task was processing on them.
+    pub(super) killed_on: Vec<String>,
+    /// Workers sent a `FreeKeys` of this key that may still be in flight
+    /// (a cancel, or a stale result refused) since they were last sent its
+    /// `ComputeTask`: an `AddKeys` from them may predate that free (they
+    /// fetched it, then drop it), so it is not trusted.
+    pub(super) freed_on: Vec<WIdx>,
+    /// Set when the task was assigned to a worker in `freed_on`: its first
+    /// `TaskFinished` may come from the old run, whose data the `FreeKeys`
+    /// then deletes while the new run is still to come. If that worker then
+    /// reports the new run unable to proceed, it is no longer listed as a
+    /// holder. (The protocol has no run ids to tell the runs apart.)
+    pub(super) rerun_on: Option<WIdx>,
+}
+
+#[derive(Debug)]
+pub(super) struct TaskSlot {
+    pub(super) key: Key,
+    pub(super) gen: u32,
+    pub(super) state: TaskState,
+    /// Created by `Scatter`: cannot be recomputed.
+    pub(super) scattered: bool,
+    pub(super) func: FnId,
+    pub(super) priority: i32,
+    pub(super) retries: u32,
+    pub(super) sequence: u64,
+    /// Dependencies not in memory; meaningful in `waiting` only.
+    pub(super) waiting_on: u32,
+    /// Dependents in an active state (they need this task's data).
+    pub(super) active_dependents: u32,
+    /// Dependents not forgotten (`dependents` may also hold stale refs).
+    pub(super) live_dependents: u32,
+    pub(super) args: Vec<Arg>,
+    pub(super) dependencies: Vec<TaskId>,
+    pub(super) dependents: Vec<TaskRef>,
+    pub(super) wanted_by: Vec<ClientId>,
+    pub(super) processing_on: Option<WIdx>,
+    pub(super) who_has: Vec<WIdx>,
+    pub(super) nbytes: u64,
+    /// The small result the worker sent along, kept while in memory.
+    pub(super) inline: Option<Payload>,
+    pub(super) failure: Option<Arc<TaskFailure>>,
+    pub(super) extra: Option<Box<Extra>>,
+}
+
+impl TaskSlot {
+    pub(super) fn restrictions(&self) -> Option<&Extra> {
+        self.extra.as_deref().filter(|e| !e.restrictions.is_empty())
+    }
+    pub(super) fn resources(&self) -> &[(String, f64)] {
+        self.extra.as_deref().map_or(&[], |e| &e.resources)
+    }
+    pub(super) fn freed_on(&self) -> &[WIdx] {
+        self.extra.as_deref().map_or(&[], |e| &e.freed_on)
+    }
+    pub(super) fn rerun_on(&self) -> Option<WIdx> {
+        self.extra.as_deref().and_then(|e| e.rerun_on)
+    }
+    pub(super) fn extra_mut(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Default::default)
+    }
+    pub(super) fn queue_key(&self, id: TaskId) -> QueueKey {
+        (Reverse(self.priority), self.sequence, id)
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct FnInfo {
+    pub(super) name: String,
+    /// Exponentially weighted average duration, ns.
+    pub(super) avg_ns: Option<f64>,
+    /// Exponentially weighted average result size, bytes.
+    pub(super) avg_nbytes: Option<f64>,
+    /// Connected workers that have it.
+    pub(super) nworkers: u32,
+    /// Queued root tasks of this function.
+    pub(super) queue: BTreeSet<QueueKey>,
+}

@@ -1,0 +1,197 @@
+//! Fixtures shared by the scheduler tests: task specs, worker
+//! registrations, and `H`, a scheduler with two clients that records what
+//! it sent.
+
+pub(super) use std::collections::{BTreeMap, HashMap, VecDeque};
+
+pub(super) use crate::scheduler::ids::WIdx;
+pub(super) use crate::scheduler::state::{
+    ClientId, Outbox, Outgoing, SchedulerConfig, SchedulerError, SchedulerState, TaskState, WorkerId,
+    WorkerRegistration,
+};
+pub(super) use crate::scheduler::tasks::TaskSlot;
+pub(super) use crate::wire::messages::{
+    Arg, DependencyLocation, ErrorKind, Payload, TaskFailure, TaskSpec, ToClient, ToScheduler, ToWorker,
+};
+
+pub(super) const C1: ClientId = ClientId(1);
+
+pub(super) const C2: ClientId = ClientId(2);
+
+pub(super) fn spec(key: &str, function: &str, deps: &[&str]) -> TaskSpec {
+    let mut args = vec![Arg::Value(vec![1])];
+    args.extend(deps.iter().map(|d| Arg::Key(d.to_string())));
+    TaskSpec {
+        key: key.to_string(),
+        function: function.to_string(),
+        args,
+        priority: 0,
+        workers: Vec::new(),
+        allow_other_workers: false,
+        retries: 0,
+        resources: Vec::new(),
+    }
+}
+
+pub(super) fn reg(name: &str, functions: &[&str]) -> WorkerRegistration {
+    WorkerRegistration {
+        name: name.to_string(),
+        address: format!("tcp://{name}:1"),
+        nthreads: 1,
+        memory_limit: 0,
+        functions: functions.iter().map(|f| f.to_string()).collect(),
+        resources: Vec::new(),
+    }
+}
+
+pub(super) fn reg_with(name: &str, functions: &[&str], nthreads: u32, resources: &[(&str, f64)]) -> WorkerRegistration {
+    WorkerRegistration {
+        nthreads,
+        resources: resources.iter().map(|(n, a)| (n.to_string(), *a)).collect(),
+        ..reg(name, functions)
+    }
+}
+
+pub(super) fn restricted(key: &str, function: &str, deps: &[&str], worker: &str) -> TaskSpec {
+    TaskSpec {
+        workers: vec![worker.to_string()],
+        ..spec(key, function, deps)
+    }
+}
+
+pub(super) fn finished(key: &str, nbytes: u64, duration_us: u64) -> ToScheduler {
+    ToScheduler::TaskFinished {
+        key: key.into(),
+        nbytes,
+        inline: None,
+        duration_us,
+    }
+}
+
+pub(super) fn failure(message: &str) -> TaskFailure {
+    TaskFailure {
+        kind: ErrorKind::Failed,
+        message: message.to_string(),
+    }
+}
+
+/// A scheduler plus the messages it sent, per peer.
+pub(super) struct H {
+    pub(super) s: SchedulerState,
+    pub(super) out: Vec<Outgoing>,
+}
+
+impl H {
+    pub(super) fn new() -> H {
+        Self::with(SchedulerConfig::default())
+    }
+    pub(super) fn with(config: SchedulerConfig) -> H {
+        let mut h = H {
+            s: SchedulerState::new(config),
+            out: Vec::new(),
+        };
+        let mut o = Outbox::default();
+        h.s.add_client(C1, &mut o);
+        h.s.add_client(C2, &mut o);
+        h
+    }
+    pub(super) fn worker(&mut self, id: u64, name: &str, fns: &[&str]) {
+        let mut o = Outbox::default();
+        self.s.add_worker(WorkerId(id), reg(name, fns), &mut o).unwrap();
+        self.out.extend(o.messages);
+    }
+    pub(super) fn client(&mut self, c: ClientId, msg: ToScheduler) {
+        let mut o = Outbox::default();
+        self.s.handle_client_message(c, msg, &mut o).unwrap();
+        self.out.extend(o.messages);
+    }
+    pub(super) fn worker_sends(&mut self, w: u64, msg: ToScheduler) {
+        let mut o = Outbox::default();
+        self.s.handle_worker_message(WorkerId(w), msg, &mut o).unwrap();
+        self.out.extend(o.messages);
+    }
+    pub(super) fn kill(&mut self, w: u64) {
+        let mut o = Outbox::default();
+        self.s.remove_worker(WorkerId(w), &mut o);
+        self.out.extend(o.messages);
+    }
+    pub(super) fn submit(&mut self, c: ClientId, tasks: Vec<TaskSpec>, wanted: &[&str]) {
+        self.client(
+            c,
+            ToScheduler::UpdateGraph {
+                tasks,
+                wanted: wanted.iter().map(|k| k.to_string()).collect(),
+            },
+        );
+    }
+    pub(super) fn release(&mut self, c: ClientId, keys: &[&str]) {
+        self.client(
+            c,
+            ToScheduler::ReleaseKeys {
+                keys: keys.iter().map(|k| k.to_string()).collect(),
+            },
+        );
+    }
+    pub(super) fn finish(&mut self, w: u64, key: &str) {
+        self.finish_in(w, key, 10);
+    }
+    pub(super) fn finish_in(&mut self, w: u64, key: &str, duration_us: u64) {
+        self.worker_sends(
+            w,
+            ToScheduler::TaskFinished {
+                key: key.to_string(),
+                nbytes: 8,
+                inline: None,
+                duration_us,
+            },
+        );
+    }
+    pub(super) fn state(&self, key: &str) -> Option<TaskState> {
+        self.s.task_state(key)
+    }
+    pub(super) fn take(&mut self) -> Vec<Outgoing> {
+        std::mem::take(&mut self.out)
+    }
+    /// Keys of ComputeTask messages sent to worker `w` (drains all).
+    pub(super) fn computes(&mut self, w: u64) -> Vec<String> {
+        self.take()
+            .into_iter()
+            .filter_map(|m| match m {
+                Outgoing::Worker(id, ToWorker::ComputeTask { key, .. }) if id.0 == w => Some(key),
+                _ => None,
+            })
+            .collect()
+    }
+    pub(super) fn to_client(&self, c: ClientId) -> Vec<&ToClient> {
+        self.out
+            .iter()
+            .filter_map(|m| match m {
+                Outgoing::Client(id, msg) if *id == c => Some(msg),
+                _ => None,
+            })
+            .collect()
+    }
+    pub(super) fn freed(&self, w: u64) -> Vec<String> {
+        self.out
+            .iter()
+            .filter_map(|m| match m {
+                Outgoing::Worker(id, ToWorker::FreeKeys { keys }) if id.0 == w => Some(keys.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    pub(super) fn remove_both(&mut self, keys: &[&str]) {
+        self.release(C1, keys);
+        self.release(C2, keys);
+    }
+
+    pub(super) fn remove_client_all(&mut self) {
+        let mut o = Outbox::default();
+        self.s.remove_client(C1, &mut o);
+        self.s.remove_client(C2, &mut o);
+        self.out.extend(o.messages);
+        assert_eq!(self.s.client_count(), 0);
+    }
+}

@@ -1,0 +1,11 @@
+//! Unit and property tests of the scheduler state machine, by concern.
+
+mod data_moves;
+mod failures;
+mod helpers;
+mod lifecycle;
+mod lost_data;
+mod placement;
+mod retirement;
+mod sim;
+mod stealing;

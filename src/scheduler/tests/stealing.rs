@@ -1,0 +1,94 @@
+//! Work stealing by confirmed hand-over.
+
+use super::helpers::*;
+
+#[test]
+fn stealing_moves_a_task_only_when_the_victim_confirms() {
+    let mut h = H::new();
+    h.worker(1, "a", &["inc", "slow"]);
+    h.submit(C1, vec![spec("x", "inc", &[])], &["x"]);
+    h.worker_sends(1, finished("x", 8, 10));
+    h.take();
+    let ts: Vec<TaskSpec> = (0..10).map(|i| spec(&format!("t{i}"), "slow", &["x"])).collect();
+    let keys: Vec<String> = ts.iter().map(|t| t.key.clone()).collect();
+    let wanted: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
+    h.submit(C1, ts, &wanted);
+    assert_eq!(h.computes(1).len(), 10);
+    h.worker_sends(
+        1,
+        ToScheduler::TasksStarted {
+            keys: vec!["t0".into()],
+        },
+    );
+    h.worker(2, "b", &["inc", "slow"]);
+    h.take();
+    let mut o = Outbox::default();
+    h.s.balance(&mut o);
+    let asked: Vec<String> = o
+        .messages
+        .iter()
+        .filter_map(|m| match m {
+            Outgoing::Worker(WorkerId(1), ToWorker::StealRequest { key }) => Some(key.clone()),
+            _ => None,
+        })
+        .collect();
+    // b's capacity: ceil(1 × 1.1) = 2; latest submitted first; never
+    // the task a reported started.
+    assert_eq!(asked, vec!["t9".to_string(), "t8".to_string()]);
+    assert_eq!(o.messages.len(), 2);
+    // Requests pending: a second round asks nothing more.
+    let mut o = Outbox::default();
+    h.s.balance(&mut o);
+    assert!(o.messages.is_empty(), "{:?}", o.messages);
+    // t9 had not started: it moves to b. t8 had: it stays on a.
+    h.worker_sends(
+        1,
+        ToScheduler::StealResponse {
+            key: "t9".into(),
+            stolen: true,
+        },
+    );
+    assert_eq!(h.computes(2), vec!["t9".to_string()]);
+    h.worker_sends(
+        1,
+        ToScheduler::StealResponse {
+            key: "t8".into(),
+            stolen: false,
+        },
+    );
+    assert!(h.take().is_empty());
+    assert_eq!(h.state("t8"), Some(TaskState::Processing));
+    assert!(h.s.worker(WIdx(0)).processing.keys().any(|&t| h.s.slot(t).key == "t8"));
+    // An answer nobody asked for changes nothing.
+    h.worker_sends(
+        1,
+        ToScheduler::StealResponse {
+            key: "t7".into(),
+            stolen: true,
+        },
+    );
+    assert!(h.take().is_empty());
+    assert!(h.s.worker(WIdx(0)).processing.keys().any(|&t| h.s.slot(t).key == "t7"));
+    // A late report from a about t9 (now b's) is refused.
+    h.worker_sends(1, finished("t9", 8, 10));
+    assert_eq!(h.freed(1), vec!["t9".to_string()]);
+    assert_eq!(h.state("t9"), Some(TaskState::Processing));
+    h.worker_sends(2, finished("t9", 8, 10));
+    assert_eq!(h.state("t9"), Some(TaskState::Memory));
+}
+
+#[test]
+fn stealing_skips_tasks_whose_inputs_cost_more_to_move_than_to_wait_for() {
+    let mut h = H::new();
+    h.worker(1, "a", &["inc"]);
+    h.submit(C1, vec![spec("x", "inc", &[])], &["x"]);
+    // 100 MB: 0.1 s to move, tasks measured at 10 µs.
+    h.worker_sends(1, finished("x", 100_000_000, 10));
+    let ts: Vec<TaskSpec> = (0..10).map(|i| spec(&format!("t{i}"), "inc", &["x"])).collect();
+    h.submit(C1, ts, &[]);
+    h.worker(2, "b", &["inc"]);
+    h.take();
+    let mut o = Outbox::default();
+    h.s.balance(&mut o);
+    assert!(o.messages.is_empty(), "{:?}", o.messages);
+}

@@ -1,0 +1,176 @@
+//! The scheduler's public vocabulary: ids, task states, the outbox, its
+//! configuration and errors.
+
+use crate::wire::messages::{ToClient, ToWorker};
+
+/// The scheduler's id for a client session (chosen by the actor layer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(pub u64);
+
+/// The scheduler's id for a worker connection (chosen by the actor layer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkerId(pub u64);
+
+/// Dask's scheduler task states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TaskState {
+    /// Known, no data, nothing under way.
+    Released,
+    /// Waiting for dependencies to be in memory.
+    Waiting,
+    /// Ready, but no connected worker can run it.
+    NoWorker,
+    /// Ready root task held at the scheduler while workers are saturated.
+    Queued,
+    /// Assigned to a worker.
+    Processing,
+    /// Result held by at least one worker.
+    Memory,
+    /// Failed.
+    Erred,
+    /// Removed (never stored; only for completeness).
+    Forgotten,
+}
+
+impl TaskState {
+    pub(super) const ALL: [TaskState; 8] = [
+        TaskState::Released,
+        TaskState::Waiting,
+        TaskState::NoWorker,
+        TaskState::Queued,
+        TaskState::Processing,
+        TaskState::Memory,
+        TaskState::Erred,
+        TaskState::Forgotten,
+    ];
+
+    /// Dask's name of the state.
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskState::Released => "released",
+            TaskState::Waiting => "waiting",
+            TaskState::NoWorker => "no-worker",
+            TaskState::Queued => "queued",
+            TaskState::Processing => "processing",
+            TaskState::Memory => "memory",
+            TaskState::Erred => "erred",
+            TaskState::Forgotten => "forgotten",
+        }
+    }
+
+    pub(super) fn index(self) -> usize {
+        self as usize
+    }
+
+    /// States in which a task needs its dependencies (kept alive by them).
+    pub(super) fn is_active(self) -> bool {
+        matches!(
+            self,
+            TaskState::Waiting | TaskState::Processing | TaskState::Queued | TaskState::NoWorker
+        )
+    }
+}
+
+/// One message to send.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outgoing {
+    /// To a worker.
+    Worker(WorkerId, ToWorker),
+    /// To a client.
+    Client(ClientId, ToClient),
+}
+
+/// Messages produced by one or more events, in the order they must be sent
+/// (order matters per peer: e.g. a `FreeKeys` before a new `ComputeTask` of
+/// the same key).
+#[derive(Debug, Default)]
+pub struct Outbox {
+    /// The messages.
+    pub messages: Vec<Outgoing>,
+}
+
+/// Scheduler tuning.
+#[derive(Clone, Debug)]
+pub struct SchedulerConfig {
+    /// A task that was processing on this many workers that died, plus one, errs with KilledWorker.
+    pub allowed_failures: u32,
+    /// Heartbeat interval told to workers, ms.
+    pub heartbeat_ms: u64,
+    /// Assumed duration of a task whose function has no measured duration yet, seconds.
+    /// Dask's 0.5 s: until a function's first run is measured, only
+    /// `min_tasks_per_thread` of its root tasks go to each worker, so a batch of
+    /// long tasks is not split unevenly on a guess.
+    pub default_task_duration_s: f64,
+    /// Assumed worker-to-worker bandwidth before any is measured, bytes/s.
+    pub default_bandwidth: f64,
+    /// Root tasks go to a worker only while its expected queued work is below this many seconds per thread (else they wait in `queued` at the scheduler).
+    pub queue_target_s: f64,
+    /// But at least this many tasks per thread may be assigned regardless (keeps pipelines full when durations are tiny).
+    pub min_tasks_per_thread: u32,
+    /// And never more than this many tasks per thread.
+    pub max_tasks_per_thread: u32,
+    /// Dask's `worker-saturation`: root tasks of a function whose results
+    /// are large or whose duration is long or not yet measured go to a
+    /// worker only while it processes fewer than `ceil(nthreads × this)`
+    /// tasks. Functions measured short with small results pipeline deeper
+    /// (`queue_target_s`). `inf` disables the cap.
+    pub worker_saturation: f64,
+    /// How often the actor calls [`SchedulerState::balance`] (work
+    /// stealing), ms; 0 = never.
+    pub work_stealing_interval_ms: u64,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            allowed_failures: 3,
+            heartbeat_ms: 1000,
+            default_task_duration_s: 0.5,
+            default_bandwidth: 1e9,
+            queue_target_s: 0.005,
+            min_tasks_per_thread: 2,
+            max_tasks_per_thread: 512,
+            worker_saturation: 1.1,
+            work_stealing_interval_ms: 100,
+        }
+    }
+}
+
+/// What a worker announced in `RegisterWorker`.
+#[derive(Clone, Debug)]
+pub struct WorkerRegistration {
+    /// Unique name.
+    pub name: String,
+    /// Peer address, `tcp://host:port`.
+    pub address: String,
+    /// Task threads.
+    pub nthreads: u32,
+    /// Memory limit in bytes (0 = none).
+    pub memory_limit: u64,
+    /// Functions it can run.
+    pub functions: Vec<String>,
+    /// Abstract resources it offers.
+    pub resources: Vec<(String, f64)>,
+}
+
+/// Events the scheduler refuses. The state is unchanged when one is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    /// Worker names must be unique.
+    #[error("a worker named {0:?} is already registered")]
+    DuplicateWorkerName(String),
+    /// A client sent a worker message or the reverse.
+    #[error("message {0} is not valid from a {1}")]
+    WrongDirection(&'static str, &'static str),
+    /// No such worker is registered.
+    #[error("unknown worker {0:?}")]
+    UnknownWorker(WorkerId),
+    /// No such client is registered.
+    #[error("unknown client {0:?}")]
+    UnknownClient(ClientId),
+}
+
+/// A function whose results average more bytes than this is held to the
+/// `worker_saturation` cap when queued, however short its tasks: a deep
+/// pipeline of large results is what floods a worker's memory.
+pub const DEEP_PIPELINE_MAX_RESULT_BYTES: f64 = 64.0 * 1024.0;
