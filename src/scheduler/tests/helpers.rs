@@ -79,9 +79,21 @@ pub(super) fn failure(message: &str) -> TaskFailure {
 pub(super) struct H {
     pub(super) s: SchedulerState,
     pub(super) out: Vec<Outgoing>,
+    /// Check the invariants after every event (O(tasks) each: tests of
+    /// large graphs turn it off).
+    pub(super) check: bool,
 }
 
 impl H {
+    /// Keeps an event's messages, after checking the state's invariants.
+    pub(super) fn absorb(&mut self, o: Outbox) {
+        if self.check {
+            if let Err(e) = self.s.check_invariants() {
+                panic!("invariant broken: {e}");
+            }
+        }
+        self.out.extend(o.messages);
+    }
     pub(super) fn new() -> H {
         Self::with(SchedulerConfig::default())
     }
@@ -89,6 +101,7 @@ impl H {
         let mut h = H {
             s: SchedulerState::new(config),
             out: Vec::new(),
+            check: true,
         };
         let mut o = Outbox::default();
         h.s.add_client(C1, &mut o);
@@ -98,22 +111,22 @@ impl H {
     pub(super) fn worker(&mut self, id: u64, name: &str, fns: &[&str]) {
         let mut o = Outbox::default();
         self.s.add_worker(WorkerId(id), reg(name, fns), &mut o).unwrap();
-        self.out.extend(o.messages);
+        self.absorb(o);
     }
     pub(super) fn client(&mut self, c: ClientId, msg: ToScheduler) {
         let mut o = Outbox::default();
         self.s.handle_client_message(c, msg, &mut o).unwrap();
-        self.out.extend(o.messages);
+        self.absorb(o);
     }
     pub(super) fn worker_sends(&mut self, w: u64, msg: ToScheduler) {
         let mut o = Outbox::default();
         self.s.handle_worker_message(WorkerId(w), msg, &mut o).unwrap();
-        self.out.extend(o.messages);
+        self.absorb(o);
     }
     pub(super) fn kill(&mut self, w: u64) {
         let mut o = Outbox::default();
         self.s.remove_worker(WorkerId(w), &mut o);
-        self.out.extend(o.messages);
+        self.absorb(o);
     }
     pub(super) fn submit(&mut self, c: ClientId, tasks: Vec<TaskSpec>, wanted: &[&str]) {
         self.client(
@@ -191,7 +204,7 @@ impl H {
         let mut o = Outbox::default();
         self.s.remove_client(C1, &mut o);
         self.s.remove_client(C2, &mut o);
-        self.out.extend(o.messages);
+        self.absorb(o);
         assert_eq!(self.s.client_count(), 0);
     }
 }

@@ -251,6 +251,7 @@ fn graph_order_puts_a_reduction_right_after_its_inputs() {
 #[test]
 fn deep_chain_and_wide_fan_in() {
     let mut h = H::new();
+    h.check = false;
     h.worker(1, "a", &["inc"]);
     let n = 20_000;
     let mut tasks = vec![spec("k0", "inc", &[])];
@@ -266,6 +267,7 @@ fn deep_chain_and_wide_fan_in() {
     assert_eq!(h.state(&last), Some(TaskState::Memory));
     // Intermediate data was freed as it went.
     assert_eq!(h.s.counts[TaskState::Memory.index()], 1);
+    h.s.check_invariants().unwrap();
     h.release(C1, &[&last]);
     assert_eq!(h.s.ntasks(), 0);
 }
@@ -356,4 +358,15 @@ fn bench_throughput() {
         );
     }
     eprintln!("TaskSlot: {} bytes", std::mem::size_of::<TaskSlot>());
+}
+
+#[test]
+fn invariants_catch_a_corrupted_state() {
+    let mut h = H::new();
+    h.worker(1, "a", &["inc"]);
+    h.submit(C1, vec![spec("x", "inc", &[])], &["x"]);
+    assert_eq!(h.s.check_invariants(), Ok(()));
+    h.s.worker_mut(WIdx(0)).occupancy_ns += 1;
+    let err = h.s.check_invariants().unwrap_err();
+    assert!(err.contains("occupancy"), "{err}");
 }

@@ -31,7 +31,15 @@ impl Sim {
         self.rng ^= self.rng << 17;
         (self.rng % n.max(1) as u64) as usize
     }
+    /// Delivers the messages of one scheduler event, after checking the
+    /// state's invariants.
     fn route(&mut self, out: Outbox) {
+        if let Err(e) = self.s.check_invariants() {
+            for l in self.log.iter().flatten() {
+                eprintln!("{l}");
+            }
+            panic!("invariant broken: {e}");
+        }
         for m in out.messages {
             if let Some(log) = &mut self.log {
                 log.push(format!("S-> {m:?}"));
