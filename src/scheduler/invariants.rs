@@ -136,7 +136,7 @@ impl SchedulerState {
                 (_, None) => {}
             }
             ensure!(
-                (s.state == TaskState::Memory) == !s.who_has.is_empty(),
+                (s.state == TaskState::Memory) != s.who_has.is_empty(),
                 "{k:?} is {} with {} holders",
                 s.state.name(),
                 s.who_has.len()
