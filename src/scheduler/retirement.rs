@@ -152,6 +152,14 @@ impl SchedulerState {
                 if let Some(m) = self.worker_mut(w).retiring.as_mut() {
                     m.insert(t, staying[target]);
                 }
+                // The `AcquireReplicas` follows any earlier `FreeKeys` of `t`
+                // on the target's connection, so its `AddKeys` of `t` is
+                // news, not a copy about to be freed (see `freed_on`): a
+                // rebalance's source asked to take its key back is heard.
+                let to = staying[target];
+                if let Some(e) = self.slot_mut(t).extra.as_mut() {
+                    e.freed_on.retain(|&x| x != to);
+                }
             }
             for (i, keys) in batches.into_iter().enumerate() {
                 if !keys.is_empty() {

@@ -132,3 +132,83 @@ fn a_worker_retiring_itself_with_nothing_unique_closes_at_once() {
         .any(|m| matches!(m, Outgoing::Worker(WorkerId(1), ToWorker::Close { .. }))));
     assert_eq!(h.s.worker_count(), 1);
 }
+
+/// Issue 9 §6: after a rebalance moved a key from a to b (a told to free
+/// its copy), retiring b asks a to take the key back; a's `AddKeys` must be
+/// accepted (the `AcquireReplicas` follows the `FreeKeys` on a's connection),
+/// or the retirement never completes.
+#[test]
+fn retiring_the_receiver_of_a_rebalance_moves_its_keys_back() {
+    let mut h = H::new();
+    h.worker(1, "a", &["inc"]);
+    h.worker(2, "b", &["inc"]);
+    let ks: Vec<TaskSpec> = (0..2).map(|i| restricted(&format!("k{i}"), "inc", &[], "a")).collect();
+    h.submit(C1, ks, &["k0", "k1"]);
+    for i in 0..2 {
+        h.worker_sends(1, finished(&format!("k{i}"), 1000, 10));
+    }
+    h.take();
+    h.client(
+        C1,
+        ToScheduler::Rebalance {
+            request_id: 1,
+            keys: Vec::new(),
+        },
+    );
+    let moved: Vec<String> = h
+        .take()
+        .into_iter()
+        .filter_map(|m| match m {
+            Outgoing::Worker(WorkerId(2), ToWorker::AcquireReplicas { keys }) => Some(keys),
+            _ => None,
+        })
+        .flatten()
+        .map(|d| d.key)
+        .collect();
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    let key = moved[0].clone();
+    h.worker_sends(
+        2,
+        ToScheduler::AddKeys {
+            keys: vec![(key.clone(), 1000)],
+        },
+    );
+    assert_eq!(h.freed(1), vec![key.clone()]);
+    h.take();
+    // Retire b, the only holder of `key` now: a is asked to fetch it back.
+    h.client(
+        C1,
+        ToScheduler::RetireWorkers {
+            request_id: 2,
+            workers: vec!["b".into()],
+        },
+    );
+    let asked: Vec<String> = h
+        .take()
+        .into_iter()
+        .filter_map(|m| match m {
+            Outgoing::Worker(WorkerId(1), ToWorker::AcquireReplicas { keys }) => Some(keys),
+            _ => None,
+        })
+        .flatten()
+        .map(|d| d.key)
+        .collect();
+    assert_eq!(asked, vec![key.clone()]);
+    h.worker_sends(
+        1,
+        ToScheduler::AddKeys {
+            keys: vec![(key.clone(), 1000)],
+        },
+    );
+    assert!(h.freed(1).is_empty(), "a's copy refused: {:?}", h.out);
+    assert!(
+        h.out.iter().any(|m| matches!(m,
+            Outgoing::Client(C1, ToClient::RetireWorkersDone { request_id: 2, retired, error: None })
+                if retired == &["b".to_string()])),
+        "{:?}",
+        h.out
+    );
+    assert_eq!(h.s.worker_count(), 1);
+    let t = h.s.keys[&key];
+    assert_eq!(h.s.addresses(&h.s.slot(t).who_has), vec!["tcp://a:1".to_string()]);
+}
