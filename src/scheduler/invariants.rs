@@ -245,12 +245,13 @@ impl SchedulerState {
                 "{n}: known_nbytes {} != {nbytes}",
                 ws.known_nbytes
             );
-            let rank = (
-                ws.occupancy_ns / ws.nthreads.max(1) as u64,
-                ws.processing.len() as u32,
-                ws.id,
-                w,
-            );
+            for t in &ws.long_running {
+                ensure!(
+                    ws.processing.get(t) == Some(&0),
+                    "{n}: a long-running task is not processing there or still counts in occupancy"
+                );
+            }
+            let rank = (ws.occupancy_ns / ws.nthreads.max(1) as u64, ws.busy() as u32, ws.id, w);
             ensure!(ws.rank == rank && self.ranked.contains(&rank), "{n}: stale rank");
             ensure!(ws.roomy == self.has_room(ws), "{n}: stale roomy flag");
             nroomy += usize::from(ws.roomy);
