@@ -94,6 +94,7 @@ fn main() {
             std::process::exit(rdask::cli::main());
         }
     }
+    rdask::init_logging();
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {

@@ -38,10 +38,10 @@ pub struct SecurityArgs {
     /// authentication [config: security.tls_ca_file].
     #[arg(long, value_name = "FILE")]
     pub tls_ca_file: Option<PathBuf>,
-    /// PEM certificate of this process's role [config: security.tls_<role>_cert].
+    /// PEM certificate of this process's role [config: security.tls_ROLE_cert].
     #[arg(long, value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,
-    /// PEM private key of --tls-cert [config: security.tls_<role>_key].
+    /// PEM private key of --tls-cert [config: security.tls_ROLE_key].
     #[arg(long, value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
     /// Shared token checked in every handshake [config: security.token; env RDASK_SECURITY__TOKEN].

@@ -1,213 +1,184 @@
 //! The HTTP endpoint of the scheduler and of each worker: `/health`,
 //! `/metrics` (Prometheus text format 0.0.4) and `/api/v1/info` (JSON).
 //!
-//! A minimal HTTP/1.1 responder over a tokio listener — GET (and HEAD) only,
-//! one request per connection (`Connection: close`) — because monitoring
-//! scrapes need nothing more and a web framework would double the dependency
-//! tree. It runs on the actix arbiter of the process it reports on, so the
-//! handlers can ask the actors directly; every request head is bounded in
-//! size and time, and so is the number of connections served at once.
+//! Served by actix-web (the runtime is actix already, and the live
+//! dashboard will grow on the same server) with one server thread, GET and
+//! HEAD only, one request per connection (`Connection: close`: monitoring
+//! scrapes need no keep-alive), bounded in request-head size and time and
+//! in connections served at once. The metrics text is written by
+//! `prometheus-client`, fresh at every scrape from what the actors report,
+//! so the actors keep plain counters and no registry lives between scrapes.
 
-use std::fmt::Write as _;
-use std::future::Future;
-use std::pin::Pin;
-use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use actix_web::http::header::ContentType;
+use actix_web::http::KeepAlive;
+use actix_web::{guard, web, App, HttpResponse, HttpServer, Resource};
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tracing::{debug, info, warn};
+use tokio::net::TcpListener;
+use tracing::info;
 
 use crate::actors::scheduler::{GetInfo, SchedulerActor, SchedulerHandle};
 use crate::actors::store::{DataStore, Report, StoreReport};
 use crate::actors::worker::{WorkerActor, WorkerHandle};
 
-/// Largest request head (request line and headers) read, bytes.
-pub const MAX_REQUEST_HEAD_BYTES: usize = 8 * 1024;
-/// A client must send its request head within this time.
+/// Largest request head (request line and headers) accepted, bytes; a
+/// larger one is answered 431. This is actix-http's own fixed limit (it
+/// offers no setting), named here so that it is documented and tested.
+pub const MAX_REQUEST_HEAD_BYTES: usize = 128 * 1024;
+/// A client must send its request head within this time (else 408).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// Most connections served at once; more are closed at accept.
+/// Most connections served at once; more wait in the listen backlog.
 pub const MAX_OPEN_CONNECTIONS: usize = 64;
 /// How long a handler waits for an actor's answer before reporting 503.
 pub const ACTOR_TIMEOUT: Duration = Duration::from_secs(5);
+/// Seconds the server waits for requests in progress when it stops.
+const SHUTDOWN_TIMEOUT_S: u64 = 1;
 
-/// Errors of the HTTP layer.
-#[derive(Debug, thiserror::Error)]
-pub enum HttpError {
-    /// The socket failed.
-    #[error("i/o error: {0}")]
-    Io(#[from] std::io::Error),
-    /// The request is not one this server answers.
-    #[error("bad request: {0}")]
-    BadRequest(&'static str),
-    /// The request head did not arrive in time.
-    #[error("request timed out")]
-    Timeout,
+/// `Content-Type` of plain-text answers.
+const TEXT: &str = "text/plain; charset=utf-8";
+/// Paths the endpoint serves, for the 404 text.
+const NOT_FOUND: &str = "not found; try /health, /metrics or /api/v1/info\n";
+
+fn text(status: actix_web::http::StatusCode, body: impl Into<String>) -> HttpResponse {
+    HttpResponse::build(status).content_type(TEXT).body(body.into())
 }
 
-/// An HTTP response.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Response {
-    /// Status code.
-    pub status: u16,
-    /// `Content-Type` header.
-    pub content_type: &'static str,
-    /// Body.
-    pub body: String,
+fn json<T: Serialize>(value: &T) -> HttpResponse {
+    match serde_json::to_string_pretty(value) {
+        Ok(body) => HttpResponse::Ok().insert_header(ContentType::json()).body(body),
+        Err(e) => HttpResponse::InternalServerError()
+            .content_type(TEXT)
+            .body(format!("cannot encode JSON: {e}\n")),
+    }
 }
 
-impl Response {
-    fn text(status: u16, body: impl Into<String>) -> Self {
-        Response {
-            status,
-            content_type: "text/plain; charset=utf-8",
-            body: body.into(),
+fn unavailable(what: &str) -> HttpResponse {
+    text(
+        actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+        format!("{what} did not answer\n"),
+    )
+}
+
+/// The resource at `path`: GET and HEAD go to `handler` (actix-http sends
+/// no body for HEAD), any other method is answered 405.
+fn endpoint<F, Args>(path: &str, handler: F) -> Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(
+            web::route()
+                .guard(guard::Any(guard::Get()).or(guard::Head()))
+                .to(handler),
+        )
+        .default_service(web::to(|| async {
+            text(
+                actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+                "only GET and HEAD are served\n",
+            )
+        }))
+}
+
+async fn health() -> HttpResponse {
+    text(actix_web::http::StatusCode::OK, "ok\n")
+}
+
+async fn not_found() -> HttpResponse {
+    text(actix_web::http::StatusCode::NOT_FOUND, NOT_FOUND)
+}
+
+/// Starts an actix-web server for `app` on `listener`, on its own server
+/// thread of the current actix system; returns its `http://host:port`.
+fn serve<F, A>(listener: TcpListener, app: F) -> std::io::Result<String>
+where
+    F: Fn() -> App<A> + Send + Clone + 'static,
+    A: actix_web::dev::ServiceFactory<
+            actix_web::dev::ServiceRequest,
+            Config = (),
+            Response = actix_web::dev::ServiceResponse,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
+{
+    let listener = listener.into_std()?;
+    let address = format!("http://{}", listener.local_addr()?);
+    let server = HttpServer::new(app)
+        .workers(1)
+        .max_connections(MAX_OPEN_CONNECTIONS)
+        .client_request_timeout(REQUEST_TIMEOUT)
+        .keep_alive(KeepAlive::Disabled)
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_S)
+        // The process's own signal handling decides how it stops.
+        .disable_signals()
+        .listen(listener)?
+        .run();
+    actix_rt::spawn(server);
+    Ok(address)
+}
+
+/// The metrics of one scrape, encoded by `prometheus-client`. Help texts
+/// are written without a final period: the encoder adds one.
+struct Metrics(Registry);
+
+impl Metrics {
+    fn new() -> Self {
+        Metrics(Registry::default())
+    }
+
+    /// A gauge with one value.
+    fn gauge(&mut self, name: &str, help: &str, value: u64) {
+        let g = Gauge::<u64, AtomicU64>::default();
+        g.set(value);
+        self.0.register(name, help, g);
+    }
+
+    /// A gauge with a value per value of `label`.
+    fn gauges(&mut self, name: &str, help: &str, label: &str, values: impl IntoIterator<Item = (String, u64)>) {
+        let family = Family::<Vec<(String, String)>, Gauge<u64, AtomicU64>>::default();
+        for (l, v) in values {
+            family.get_or_create(&vec![(label.to_string(), l)]).set(v);
+        }
+        self.0.register(name, help, family);
+    }
+
+    /// A counter; `name` without the `_total` the encoder appends.
+    fn counter(&mut self, name: &str, help: &str, value: u64) {
+        let c = Counter::<u64>::default();
+        c.inc_by(value);
+        self.0.register(name, help, c);
+    }
+
+    /// The round trip of a no-op message through `who`'s mailbox; NaN when
+    /// the actor did not answer, so a scrape still succeeds.
+    fn latency(&mut self, name: &str, who: &str, latency: Option<Duration>) {
+        let g = Gauge::<f64, AtomicU64>::default();
+        g.set(latency.map_or(f64::NAN, |d| d.as_secs_f64()));
+        let help = format!("Round trip of a no-op message through the {who} actor's mailbox, measured at this scrape");
+        self.0.register(name, help, g);
+    }
+
+    fn response(self) -> HttpResponse {
+        let mut body = String::new();
+        match prometheus_text::encode(&mut body, &self.0) {
+            Ok(()) => HttpResponse::Ok()
+                .content_type(prometheus_text::CONTENT_TYPE)
+                .body(body),
+            Err(_) => text(
+                actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot encode the metrics\n",
+            ),
         }
     }
-
-    fn json<T: Serialize>(value: &T) -> Self {
-        match serde_json::to_string_pretty(value) {
-            Ok(body) => Response {
-                status: 200,
-                content_type: "application/json",
-                body,
-            },
-            Err(e) => Response::text(500, format!("cannot encode JSON: {e}\n")),
-        }
-    }
-
-    fn metrics(body: String) -> Self {
-        Response {
-            status: 200,
-            // The Prometheus text exposition format, version 0.0.4.
-            content_type: "text/plain; version=0.0.4; charset=utf-8",
-            body,
-        }
-    }
-
-    fn unavailable(what: &str) -> Self {
-        Response::text(503, format!("{what} did not answer\n"))
-    }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        503 => "Service Unavailable",
-        _ => "Internal Server Error",
-    }
-}
-
-/// A request handler: the path (without query) to a response.
-pub type RequestHandler = Rc<dyn Fn(String) -> Pin<Box<dyn Future<Output = Response>>>>;
-
-/// Serves `handler` on `listener` until the arbiter stops. Must run on an
-/// actix (or tokio local) runtime: handlers are not `Send`.
-pub async fn serve(listener: TcpListener, handler: RequestHandler) {
-    let open = Arc::new(AtomicUsize::new(0));
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                warn!("http accept failed: {e}");
-                // Out of file descriptors and the like: back off instead of spinning.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        if open.fetch_add(1, Ordering::Relaxed) >= MAX_OPEN_CONNECTIONS {
-            open.fetch_sub(1, Ordering::Relaxed);
-            debug!(%peer, "http: too many open connections; closing");
-            continue;
-        }
-        let handler = handler.clone();
-        let open = open.clone();
-        actix_rt::spawn(async move {
-            if let Err(e) = serve_one(stream, handler).await {
-                debug!(%peer, "http: {e}");
-            }
-            open.fetch_sub(1, Ordering::Relaxed);
-        });
-    }
-}
-
-/// Reads the request head; returns (method, path).
-async fn read_request(stream: &mut TcpStream) -> Result<(String, String), HttpError> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        if buf.len() >= MAX_REQUEST_HEAD_BYTES {
-            return Err(HttpError::BadRequest("request head too large"));
-        }
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(HttpError::BadRequest("connection closed before the request head ended"));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        // A request line starts with a method (upper-case letters); anything
-        // else (an rdask client on the wrong port) is answered at once
-        // instead of after REQUEST_TIMEOUT, so it can say what it reached.
-        if !buf[0].is_ascii_uppercase() {
-            return Err(HttpError::BadRequest("not an HTTP request"));
-        }
-    }
-    let head = std::str::from_utf8(&buf).map_err(|_| HttpError::BadRequest("request head is not UTF-8"))?;
-    let line = head.lines().next().unwrap_or_default();
-    let mut parts = line.split(' ');
-    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(HttpError::BadRequest("malformed request line"));
-    };
-    if !version.starts_with("HTTP/1.") {
-        return Err(HttpError::BadRequest("only HTTP/1.x is served"));
-    }
-    let path = target.split(['?', '#']).next().unwrap_or_default();
-    Ok((method.to_string(), path.to_string()))
-}
-
-async fn serve_one(mut stream: TcpStream, handler: RequestHandler) -> Result<(), HttpError> {
-    let request = tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut stream))
-        .await
-        .map_err(|_| HttpError::Timeout)?;
-    let (head_only, response) = match request {
-        Ok((method, path)) => match method.as_str() {
-            "GET" => (false, handler(path).await),
-            "HEAD" => (true, handler(path).await),
-            _ => (false, Response::text(405, "only GET and HEAD are served\n")),
-        },
-        Err(HttpError::BadRequest(why)) => (false, Response::text(400, format!("{why}\n"))),
-        Err(e) => return Err(e),
-    };
-    let mut out = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        response.status,
-        reason(response.status),
-        response.content_type,
-        response.body.len()
-    );
-    if !head_only {
-        out.push_str(&response.body);
-    }
-    stream.write_all(out.as_bytes()).await?;
-    stream.shutdown().await?;
-    Ok(())
-}
-
-/// Escapes a Prometheus label value.
-fn label(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
-
-/// Writes a metric family's HELP and TYPE lines.
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
 /// A no-op message: its round trip through an actor's mailbox is the
@@ -289,142 +260,131 @@ struct SchedulerJson<'a> {
     workers: Vec<WorkerJson<'a>>,
 }
 
-async fn scheduler_response(path: &str, handle: &SchedulerHandle) -> Response {
-    match path {
-        "/health" => return Response::text(200, "ok\n"),
-        "/metrics" | "/api/v1/info" => {}
-        _ => return Response::text(404, "not found; try /health, /metrics or /api/v1/info\n"),
-    }
+/// What one scheduler request reports: mailbox latency, the actor's info
+/// and counters; Err is the 503 answer when the actor did not answer.
+async fn scheduler_snapshot(
+    handle: &SchedulerHandle,
+) -> Result<
+    (
+        Option<Duration>,
+        crate::wire::messages::SchedulerInfo,
+        SchedulerCounters,
+    ),
+    HttpResponse,
+> {
     let latency = mailbox_latency(&handle.actor).await;
     let Ok(Ok(info)) = tokio::time::timeout(ACTOR_TIMEOUT, handle.actor.send(GetInfo)).await else {
-        return Response::unavailable("the scheduler actor");
+        return Err(unavailable("the scheduler actor"));
     };
     let Ok(Ok(counters)) = tokio::time::timeout(ACTOR_TIMEOUT, handle.actor.send(GetCounters)).await else {
-        return Response::unavailable("the scheduler actor");
+        return Err(unavailable("the scheduler actor"));
     };
-    if path == "/api/v1/info" {
-        return Response::json(&SchedulerJson {
-            kind: "scheduler",
-            address: &handle.address,
-            version: env!("CARGO_PKG_VERSION"),
-            ntasks: info.ntasks,
-            tasks_by_state: info.tasks_by_state.iter().map(|(s, n)| (s.as_str(), *n)).collect(),
-            nclients: info.nclients,
-            rss_bytes: info.rss_bytes,
-            counters,
-            mailbox_latency_seconds: latency.map(|d| d.as_secs_f64()),
-            workers: info
-                .workers
-                .iter()
-                .map(|w| WorkerJson {
-                    name: &w.name,
-                    address: &w.address,
-                    nthreads: w.nthreads,
-                    memory_limit: w.memory_limit,
-                    nkeys: w.nkeys,
-                    nbytes: w.nbytes,
-                    processing: w.processing,
-                })
-                .collect(),
-        });
-    }
-    let mut m = String::new();
-    family(
-        &mut m,
+    Ok((latency, info, counters))
+}
+
+async fn scheduler_info(handle: web::Data<SchedulerHandle>) -> HttpResponse {
+    let (latency, info, counters) = match scheduler_snapshot(&handle).await {
+        Ok(x) => x,
+        Err(response) => return response,
+    };
+    json(&SchedulerJson {
+        kind: "scheduler",
+        address: &handle.address,
+        version: env!("CARGO_PKG_VERSION"),
+        ntasks: info.ntasks,
+        tasks_by_state: info.tasks_by_state.iter().map(|(s, n)| (s.as_str(), *n)).collect(),
+        nclients: info.nclients,
+        rss_bytes: info.rss_bytes,
+        counters,
+        mailbox_latency_seconds: latency.map(|d| d.as_secs_f64()),
+        workers: info
+            .workers
+            .iter()
+            .map(|w| WorkerJson {
+                name: &w.name,
+                address: &w.address,
+                nthreads: w.nthreads,
+                memory_limit: w.memory_limit,
+                nkeys: w.nkeys,
+                nbytes: w.nbytes,
+                processing: w.processing,
+            })
+            .collect(),
+    })
+}
+
+async fn scheduler_metrics(handle: web::Data<SchedulerHandle>) -> HttpResponse {
+    let (latency, info, counters) = match scheduler_snapshot(&handle).await {
+        Ok(x) => x,
+        Err(response) => return response,
+    };
+    let mut m = Metrics::new();
+    m.gauges(
         "rdask_tasks",
-        "gauge",
-        "Tasks known to the scheduler, by state.",
+        "Tasks known to the scheduler, by state",
+        "state",
+        info.tasks_by_state.iter().map(|(s, n)| (s.clone(), *n)),
     );
-    for (state, n) in &info.tasks_by_state {
-        let _ = writeln!(m, "rdask_tasks{{state=\"{}\"}} {n}", label(state));
-    }
-    family(
-        &mut m,
-        "rdask_tasks_finished_total",
-        "counter",
-        "Tasks workers reported finished (rate() of it is tasks per second).",
+    m.counter(
+        "rdask_tasks_finished",
+        "Tasks workers reported finished (rate() of it is tasks per second)",
+        counters.tasks_finished,
     );
-    let _ = writeln!(m, "rdask_tasks_finished_total {}", counters.tasks_finished);
-    family(
-        &mut m,
-        "rdask_tasks_erred_total",
-        "counter",
-        "Tasks workers reported erred.",
+    m.counter(
+        "rdask_tasks_erred",
+        "Tasks workers reported erred",
+        counters.tasks_erred,
     );
-    let _ = writeln!(m, "rdask_tasks_erred_total {}", counters.tasks_erred);
-    family(&mut m, "rdask_workers", "gauge", "Connected workers.");
-    let _ = writeln!(m, "rdask_workers {}", info.workers.len());
-    family(&mut m, "rdask_clients", "gauge", "Connected clients.");
-    let _ = writeln!(m, "rdask_clients {}", info.nclients);
-    family(&mut m, "rdask_threads", "gauge", "Task threads over all workers.");
-    let threads: u64 = info.workers.iter().map(|w| w.nthreads as u64).sum();
-    let _ = writeln!(m, "rdask_threads {threads}");
-    family(
-        &mut m,
+    m.gauge("rdask_workers", "Connected workers", info.workers.len() as u64);
+    m.gauge("rdask_clients", "Connected clients", info.nclients);
+    let threads: u64 = info.workers.iter().map(|w| u64::from(w.nthreads)).sum();
+    m.gauge("rdask_threads", "Task threads over all workers", threads);
+    let per_worker = |f: fn(&crate::wire::messages::WorkerSummary) -> u64| {
+        info.workers
+            .iter()
+            .map(move |w| (w.name.clone(), f(w)))
+            .collect::<Vec<_>>()
+    };
+    m.gauges(
         "rdask_worker_memory_bytes",
-        "gauge",
-        "Bytes of results each worker holds, as the scheduler knows.",
+        "Bytes of results each worker holds, as the scheduler knows",
+        "worker",
+        per_worker(|w| w.nbytes),
     );
-    for w in &info.workers {
-        let _ = writeln!(
-            m,
-            "rdask_worker_memory_bytes{{worker=\"{}\"}} {}",
-            label(&w.name),
-            w.nbytes
-        );
-    }
-    family(&mut m, "rdask_worker_keys", "gauge", "Results each worker holds.");
-    for w in &info.workers {
-        let _ = writeln!(m, "rdask_worker_keys{{worker=\"{}\"}} {}", label(&w.name), w.nkeys);
-    }
-    family(
-        &mut m,
+    m.gauges(
+        "rdask_worker_keys",
+        "Results each worker holds",
+        "worker",
+        per_worker(|w| w.nkeys),
+    );
+    m.gauges(
         "rdask_worker_processing",
-        "gauge",
-        "Tasks assigned to each worker and not finished.",
+        "Tasks assigned to each worker and not finished",
+        "worker",
+        per_worker(|w| w.processing),
     );
-    for w in &info.workers {
-        let _ = writeln!(
-            m,
-            "rdask_worker_processing{{worker=\"{}\"}} {}",
-            label(&w.name),
-            w.processing
-        );
-    }
-    family(
-        &mut m,
+    m.gauge(
         "rdask_scheduler_rss_bytes",
-        "gauge",
-        "Resident memory of the scheduler process.",
+        "Resident memory of the scheduler process",
+        info.rss_bytes,
     );
-    let _ = writeln!(m, "rdask_scheduler_rss_bytes {}", info.rss_bytes);
-    write_latency(&mut m, "rdask_scheduler_mailbox_latency_seconds", "scheduler", latency);
-    Response::metrics(m)
+    m.latency("rdask_scheduler_mailbox_latency_seconds", "scheduler", latency);
+    m.response()
 }
 
-fn write_latency(m: &mut String, name: &str, who: &str, latency: Option<Duration>) {
-    family(
-        m,
-        name,
-        "gauge",
-        &format!("Round trip of a no-op message through the {who} actor's mailbox, measured at this scrape."),
-    );
-    // NaN when the actor did not answer, so a scrape still succeeds.
-    let value = latency.map_or("NaN".to_string(), |d| format!("{:.9}", d.as_secs_f64()));
-    let _ = writeln!(m, "{name} {value}");
-}
-
-/// Starts the scheduler's HTTP endpoint on `listener` (on the current actix
-/// arbiter); returns its `http://host:port` address.
+/// Starts the scheduler's HTTP endpoint on `listener` (a server thread of
+/// the current actix system); returns its `http://host:port` address.
 pub fn start_scheduler_http(listener: TcpListener, handle: SchedulerHandle) -> std::io::Result<String> {
-    let address = format!("http://{}", listener.local_addr()?);
-    let handle = Rc::new(handle);
-    let handler: RequestHandler = Rc::new(move |path: String| {
-        let handle = handle.clone();
-        Box::pin(async move { scheduler_response(&path, &handle).await })
-    });
+    let handle = web::Data::new(handle);
+    let address = serve(listener, move || {
+        App::new()
+            .app_data(handle.clone())
+            .service(endpoint("/health", health))
+            .service(endpoint("/metrics", scheduler_metrics))
+            .service(endpoint("/api/v1/info", scheduler_info))
+            .default_service(web::to(not_found))
+    })?;
     info!("scheduler HTTP endpoint on {address}");
-    actix_rt::spawn(serve(listener, handler));
     Ok(address)
 }
 
@@ -448,133 +408,121 @@ struct WorkerInfoJson<'a> {
     mailbox_latency_seconds: Option<f64>,
 }
 
+/// What one worker request reports: mailbox latency and the store's
+/// report; Err is the 503 answer when the store did not answer.
+async fn worker_snapshot(handle: &WorkerHandle) -> Result<(Option<Duration>, StoreReport), HttpResponse> {
+    let latency = mailbox_latency(&handle.actor).await;
+    match store_report(&handle.store).await {
+        Some(report) => Ok((latency, report)),
+        None => Err(unavailable("the worker's data store")),
+    }
+}
+
 async fn store_report(store: &Addr<DataStore>) -> Option<StoreReport> {
     tokio::time::timeout(ACTOR_TIMEOUT, store.send(Report)).await.ok()?.ok()
 }
 
-async fn worker_response(path: &str, handle: &WorkerHandle) -> Response {
-    match path {
-        "/health" => return Response::text(200, "ok\n"),
-        "/metrics" | "/api/v1/info" => {}
-        _ => return Response::text(404, "not found; try /health, /metrics or /api/v1/info\n"),
-    }
-    let latency = mailbox_latency(&handle.actor).await;
-    let Some(report) = store_report(&handle.store).await else {
-        return Response::unavailable("the worker's data store");
+async fn worker_info(handle: web::Data<WorkerHandle>) -> HttpResponse {
+    let (latency, report) = match worker_snapshot(&handle).await {
+        Ok(x) => x,
+        Err(response) => return response,
     };
     let memory = &report.figures;
-    let (nkeys, nbytes) = (memory.nkeys, memory.memory_bytes);
     let c = &handle.counters;
-    let (executed, fetched, served) = (
-        c.tasks_executed.load(Ordering::Relaxed),
-        c.bytes_fetched.load(Ordering::Relaxed),
-        c.bytes_served.load(Ordering::Relaxed),
-    );
-    let rss = report.rss_bytes;
-    if path == "/api/v1/info" {
-        return Response::json(&WorkerInfoJson {
-            kind: "worker",
-            name: &handle.name,
-            address: &handle.address,
-            version: env!("CARGO_PKG_VERSION"),
-            nkeys,
-            nbytes,
-            tasks_executed: executed,
-            bytes_fetched: fetched,
-            bytes_served: served,
-            rss_bytes: rss,
-            spilled_keys: memory.spilled_keys,
-            spilled_bytes: memory.spilled_bytes,
-            memory_limit: report.memory_limit,
-            paused: memory.paused,
-            mailbox_latency_seconds: latency.map(|d| d.as_secs_f64()),
-        });
-    }
-    let mut m = String::new();
-    family(
-        &mut m,
-        "rdask_worker_store_keys",
-        "gauge",
-        "Results held in the worker's store.",
-    );
-    let _ = writeln!(m, "rdask_worker_store_keys {nkeys}");
-    family(
-        &mut m,
-        "rdask_worker_store_bytes",
-        "gauge",
-        "Bytes of results held in memory by the worker's store.",
-    );
-    let _ = writeln!(m, "rdask_worker_store_bytes {nbytes}");
-    family(
-        &mut m,
-        "rdask_worker_tasks_executed_total",
-        "counter",
-        "Tasks run on the worker's threads.",
-    );
-    let _ = writeln!(m, "rdask_worker_tasks_executed_total {executed}");
-    family(
-        &mut m,
-        "rdask_worker_fetched_bytes_total",
-        "counter",
-        "Bytes received from peers.",
-    );
-    let _ = writeln!(m, "rdask_worker_fetched_bytes_total {fetched}");
-    family(
-        &mut m,
-        "rdask_worker_served_bytes_total",
-        "counter",
-        "Bytes served to peers and clients.",
-    );
-    let _ = writeln!(m, "rdask_worker_served_bytes_total {served}");
-    family(
-        &mut m,
-        "rdask_worker_rss_bytes",
-        "gauge",
-        "Resident memory of the worker process.",
-    );
-    let _ = writeln!(m, "rdask_worker_rss_bytes {rss}");
-    family(
-        &mut m,
-        "rdask_worker_spilled_keys",
-        "gauge",
-        "Results the worker's store has spilled to disk.",
-    );
-    let _ = writeln!(m, "rdask_worker_spilled_keys {}", memory.spilled_keys);
-    family(
-        &mut m,
-        "rdask_worker_spilled_bytes",
-        "gauge",
-        "Bytes of results spilled to disk.",
-    );
-    let _ = writeln!(m, "rdask_worker_spilled_bytes {}", memory.spilled_bytes);
-    family(
-        &mut m,
-        "rdask_worker_memory_limit_bytes",
-        "gauge",
-        "The worker's memory limit (0: none).",
-    );
-    let _ = writeln!(m, "rdask_worker_memory_limit_bytes {}", report.memory_limit);
-    family(
-        &mut m,
-        "rdask_worker_paused",
-        "gauge",
-        "1 while the worker starts no tasks because its memory is past the pause threshold.",
-    );
-    let _ = writeln!(m, "rdask_worker_paused {}", u8::from(memory.paused));
-    write_latency(&mut m, "rdask_worker_mailbox_latency_seconds", "worker", latency);
-    Response::metrics(m)
+    json(&WorkerInfoJson {
+        kind: "worker",
+        name: &handle.name,
+        address: &handle.address,
+        version: env!("CARGO_PKG_VERSION"),
+        nkeys: memory.nkeys,
+        nbytes: memory.memory_bytes,
+        tasks_executed: c.tasks_executed.load(Ordering::Relaxed),
+        bytes_fetched: c.bytes_fetched.load(Ordering::Relaxed),
+        bytes_served: c.bytes_served.load(Ordering::Relaxed),
+        rss_bytes: report.rss_bytes,
+        spilled_keys: memory.spilled_keys,
+        spilled_bytes: memory.spilled_bytes,
+        memory_limit: report.memory_limit,
+        paused: memory.paused,
+        mailbox_latency_seconds: latency.map(|d| d.as_secs_f64()),
+    })
 }
 
-/// Starts a worker's HTTP endpoint on `listener` (on the current actix
-/// arbiter); returns its `http://host:port` address.
+async fn worker_metrics(handle: web::Data<WorkerHandle>) -> HttpResponse {
+    let (latency, report) = match worker_snapshot(&handle).await {
+        Ok(x) => x,
+        Err(response) => return response,
+    };
+    let memory = &report.figures;
+    let c = &handle.counters;
+    let mut m = Metrics::new();
+    m.gauge(
+        "rdask_worker_store_keys",
+        "Results held in the worker's store",
+        memory.nkeys,
+    );
+    m.gauge(
+        "rdask_worker_store_bytes",
+        "Bytes of results held in memory by the worker's store",
+        memory.memory_bytes,
+    );
+    m.counter(
+        "rdask_worker_tasks_executed",
+        "Tasks run on the worker's threads",
+        c.tasks_executed.load(Ordering::Relaxed),
+    );
+    m.counter(
+        "rdask_worker_fetched_bytes",
+        "Bytes received from peers",
+        c.bytes_fetched.load(Ordering::Relaxed),
+    );
+    m.counter(
+        "rdask_worker_served_bytes",
+        "Bytes served to peers and clients",
+        c.bytes_served.load(Ordering::Relaxed),
+    );
+    m.gauge(
+        "rdask_worker_rss_bytes",
+        "Resident memory of the worker process",
+        report.rss_bytes,
+    );
+    m.gauge(
+        "rdask_worker_spilled_keys",
+        "Results the worker's store has spilled to disk",
+        memory.spilled_keys,
+    );
+    m.gauge(
+        "rdask_worker_spilled_bytes",
+        "Bytes of results spilled to disk",
+        memory.spilled_bytes,
+    );
+    m.gauge(
+        "rdask_worker_memory_limit_bytes",
+        "The worker's memory limit (0: none)",
+        report.memory_limit,
+    );
+    m.gauge(
+        "rdask_worker_paused",
+        "1 while the worker starts no tasks because its memory is past the pause threshold",
+        u64::from(memory.paused),
+    );
+    m.latency("rdask_worker_mailbox_latency_seconds", "worker", latency);
+    m.response()
+}
+
+/// Starts a worker's HTTP endpoint on `listener` (a server thread of the
+/// current actix system); returns its `http://host:port` address.
 pub fn start_worker_http(listener: TcpListener, handle: WorkerHandle) -> std::io::Result<String> {
-    let address = format!("http://{}", listener.local_addr()?);
-    info!(worker = %handle.name, "worker HTTP endpoint on {address}");
-    let handle = Rc::new(handle);
-    let handler: RequestHandler = Rc::new(move |path: String| {
-        let handle = handle.clone();
-        Box::pin(async move { worker_response(&path, &handle).await })
-    });
-    actix_rt::spawn(serve(listener, handler));
+    let name = handle.name.clone();
+    let handle = web::Data::new(handle);
+    let address = serve(listener, move || {
+        App::new()
+            .app_data(handle.clone())
+            .service(endpoint("/health", health))
+            .service(endpoint("/metrics", worker_metrics))
+            .service(endpoint("/api/v1/info", worker_info))
+            .default_service(web::to(not_found))
+    })?;
+    info!(worker = %name, "worker HTTP endpoint on {address}");
     Ok(address)
 }

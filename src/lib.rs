@@ -15,7 +15,34 @@
 //! assert_eq!(doubled[3], 6);
 //! # Ok::<(), rdask::Error>(())
 //! ```
+//!
+//! # Layout
+//!
+//! What a user needs is re-exported here: [`Client`] and [`AsyncClient`]
+//! (Dask's `submit`, `map`, `gather`, `scatter`, `wait`, `as_completed`),
+//! [`LocalCluster`], the [`task`](macro@task) attribute, [`init_logging`],
+//! and the options of each role. The modules, by layer:
+//!
+//! - [`client`]: the user's API, blocking and async, and typed futures;
+//!   [`worker_client`]: a client for tasks that submit tasks.
+//! - [`cluster`]: `LocalCluster`, a scheduler and workers in this process.
+//! - [`task`](mod@task), [`registry`], [`builtins`]: typed tasks, the functions a
+//!   binary can serve, and the `rdask` binary's own tasks.
+//! - [`cli`], [`config`], [`launch`], [`certs`], [`logging`]: the `rdask`
+//!   command line (embeddable in a user's binary), configuration files,
+//!   `rdask cluster up`, TLS certificates, log output.
+//! - [`wire`]: frames, handshake, TLS and the message enums of the
+//!   protocol (`docs/protocol.md`), for clients in other languages and
+//!   raw submissions.
+//! - Internal, hidden from these docs: `scheduler` and `worker` (the
+//!   I/O-free task state machines), `actors` (the actix actors around
+//!   them), `runtime` (the client's background actix system), `http` (the
+//!   `/health`, `/metrics` and `/api/v1/info` endpoint), `util`.
+//!
+//! Logs are `tracing` events; a binary that does not install its own
+//! subscriber calls [`init_logging`] (the `rdask` command line does).
 
+#[doc(hidden)]
 pub mod actors;
 pub mod builtins;
 pub mod certs;
@@ -23,15 +50,20 @@ pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod config;
+#[doc(hidden)]
 pub mod http;
 pub mod launch;
 pub mod logging;
 pub mod registry;
+#[doc(hidden)]
 pub mod runtime;
+#[doc(hidden)]
 pub mod scheduler;
 pub mod task;
+#[doc(hidden)]
 pub mod util;
 pub mod wire;
+#[doc(hidden)]
 pub mod worker;
 pub mod worker_client;
 
@@ -42,3 +74,11 @@ pub use rdask_macros::task;
 pub use task::{Blob, Task};
 pub use wire::{Security, TlsFiles};
 pub use worker_client::{get_client, worker_client};
+
+pub use actors::scheduler::SchedulerOptions;
+pub use actors::worker::WorkerOptions;
+
+/// The README's Rust examples compile against this API (`cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

@@ -3,8 +3,10 @@
 
 use std::io::IsTerminal as _;
 
-/// The `RUST_LOG` filter used when the variable is unset or invalid.
-pub const DEFAULT_LOG_FILTER: &str = "info";
+/// The `RUST_LOG` filter used when the variable is unset or invalid: `info`,
+/// less actix-web's start-up chatter and its ERROR line for every malformed
+/// request a client sends (the client gets its 4xx answer).
+pub const DEFAULT_LOG_FILTER: &str = "info,actix_server=warn,actix_http=off";
 
 /// Sends `tracing` events to stderr, filtered by `RUST_LOG` (default
 /// [`DEFAULT_LOG_FILTER`]). ANSI colours are used only when stderr is a

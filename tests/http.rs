@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use rdask::builtins::inc;
 use rdask::Client;
 
+mod common;
+
 /// A child process killed when the test ends, pass or fail.
 struct Proc(Child);
 
@@ -65,18 +67,20 @@ fn request(http: &str, raw: &str) -> (u16, String, String) {
     s.read_to_string(&mut text).expect("read");
     let (head, body) = text.split_once("\r\n\r\n").expect("response head");
     let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("status");
-    let ctype = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Content-Type: "))
-        .unwrap_or_default()
-        .to_string();
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Content-Length: "))
+    let ctype = header(head, "content-type").unwrap_or_default().to_string();
+    let length: usize = header(head, "content-length")
         .and_then(|v| v.parse().ok())
         .expect("content length");
     assert_eq!(length, body.len(), "Content-Length matches the body");
     (status, ctype, body.to_string())
+}
+
+/// The value of a response header; names are case-insensitive in HTTP.
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
 }
 
 /// Runs `promtool check metrics` on the text; false (with a message) where
@@ -89,7 +93,7 @@ fn promtool_check(text: &str) -> bool {
         .stderr(Stdio::piped())
         .spawn();
     let Ok(mut child) = child else {
-        eprintln!("SKIPPED promtool check: promtool not installed (Debian package `prometheus`; .ci/run installs it)");
+        common::cannot_run("promtool check: promtool not installed (Debian package `prometheus`; .ci/run installs it)");
         return false;
     };
     child
@@ -188,7 +192,14 @@ fn scheduler_and_worker_serve_health_metrics_and_info() {
 
     // What the endpoint refuses.
     assert_eq!(get(&sched_http, "/nope").0, 404);
-    assert_eq!(request(&sched_http, "POST /metrics HTTP/1.1\r\n\r\n").0, 405);
+    assert_eq!(
+        request(
+            &sched_http,
+            "POST /metrics HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\n\r\n"
+        )
+        .0,
+        405
+    );
     assert_eq!(request(&sched_http, "garbage\r\n\r\n").0, 400);
     let huge = format!(
         "GET / HTTP/1.1\r\nX: {}\r\n\r\n",
@@ -199,7 +210,16 @@ fn scheduler_and_worker_serve_health_metrics_and_info() {
     let _ = s.write_all(huge.as_bytes());
     let mut text = String::new();
     let _ = s.read_to_string(&mut text);
-    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.starts_with("HTTP/1.1 431"), "{text}");
+    // HEAD: the GET answer's head, no body.
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.write_all(b"HEAD /health HTTP/1.1\r\nHost: test\r\n\r\n")
+        .expect("write");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read");
+    let (head, body) = text.split_once("\r\n\r\n").expect("response head");
+    assert!(head.starts_with("HTTP/1.1 200"), "{text}");
+    assert_eq!((header(head, "content-length"), body), (Some("3"), ""));
     // And it still serves afterwards.
     assert_eq!(get(&sched_http, "/health").0, 200);
 }

@@ -197,7 +197,7 @@ fn a_worker_past_its_pause_threshold_starts_no_tasks_and_reports_it() -> anyhow:
 #[test]
 fn an_auto_memory_limit_is_a_share_of_the_machine() -> anyhow::Result<()> {
     let Some(total) = rdask::worker::memory::system_memory() else {
-        eprintln!("skipping: this system's memory cannot be read");
+        cannot_run("this system's memory cannot be read");
         return Ok(());
     };
     let (_s, addr) = scheduler();

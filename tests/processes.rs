@@ -78,7 +78,7 @@ fn a_users_own_binary_serves_its_tasks_and_plain_workers_do_not() -> anyhow::Res
         .map(|d| d.join("examples").join("count_letters"))
         .filter(|p| p.exists());
     let Some(example) = example else {
-        eprintln!("skipping: the count_letters example is not built (cargo test builds it)");
+        cannot_run("the count_letters example is not built (cargo test builds it)");
         return Ok(());
     };
     let (_s, addr) = scheduler();

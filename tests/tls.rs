@@ -300,7 +300,7 @@ fn local_cluster_builder_with_tls_and_token_computes() {
 #[test]
 fn openssl_s_client_completes_a_handshake_with_the_scheduler() {
     if Command::new("openssl").arg("version").output().is_err() {
-        eprintln!("SKIPPED: the `openssl` binary is not installed (Debian package `openssl`; .ci/run installs it)");
+        cannot_run("the `openssl` binary is not installed (Debian package `openssl`; .ci/run installs it)");
         return;
     }
     let dir = TempDir::new("openssl");

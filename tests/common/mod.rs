@@ -272,3 +272,18 @@ pub mod raw {
         }
     }
 }
+
+/// Whether this run is CI's (`CI` set and not `false`, as in .ci/run's
+/// environment).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// A test that cannot run here (a tool or a kernel feature is missing):
+/// outside CI it says so on stderr and the caller returns; under CI it
+/// fails, because .ci/run installs every tool the tests use and a missing
+/// one means a test silently stopped testing.
+pub fn cannot_run(why: &str) {
+    assert!(!in_ci(), "cannot run under CI: {why}");
+    eprintln!("SKIPPED: {why}");
+}
