@@ -49,6 +49,7 @@ pub fn worker_client() -> Result<Client, Error> {
         ClientOptions {
             name: Some(format!("{}-worker-client", contact.worker)),
             security: contact.security,
+            ..Default::default()
         },
     )?;
     Ok(clients

@@ -3,10 +3,10 @@
 //!
 //! The user's threads (blocking API) and tasks (async API) never touch the
 //! socket: they read the shared table this actor writes, and wait on its
-//! condition variable or notifier.
+//! notifier.
 
 use crate::util::FxMap as HashMap;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use actix::prelude::*;
 use bytes::Bytes;
@@ -59,6 +59,8 @@ pub struct KeyEntry {
     /// Already released at the scheduler (by `cancel`); dropping the last
     /// future then sends nothing more.
     pub released: bool,
+    /// The function computing it (empty for scattered data), for messages.
+    pub function: String,
 }
 
 /// The table shared between the client actor and the user's handles.
@@ -95,13 +97,12 @@ impl SharedState {
     }
 }
 
-/// Shared table plus the two ways to wait for it to change.
+/// Shared table plus the way to wait for it to change (the blocking API
+/// waits on the same notifier, see `crate::runtime::block_on`).
 #[derive(Default)]
 pub struct Shared {
     state: Mutex<SharedState>,
-    /// Wakes blocked threads.
-    pub cond: Condvar,
-    /// Wakes async waiters.
+    /// Wakes waiters.
     pub notify: Notify,
 }
 
@@ -114,7 +115,6 @@ impl Shared {
 
     /// Wakes every waiter.
     pub fn wake(&self) {
-        self.cond.notify_all();
         self.notify.notify_waiters();
     }
 }
