@@ -22,7 +22,7 @@ use crate::wire::FrameLimits;
 pub enum KeyStatus {
     /// Not computed yet.
     Pending,
-    /// Waiting because no worker can run its function.
+    /// Waiting because no worker can run it; why, and how to get one.
     NoWorker(String),
     /// Computed; the value is on `who_has` (and here, if small).
     Finished {
@@ -238,8 +238,9 @@ pub fn apply(st: &mut SharedState, msg: ToClient) -> bool {
         ToClient::NoWorker { key, function } => {
             if let Some(e) = st.keys.get_mut(&key) {
                 if e.status == KeyStatus::Pending {
-                    warn!(%key, %function, "no worker can run this task; it waits for one");
-                    e.status = KeyStatus::NoWorker(function);
+                    let why = no_worker_reason(&function);
+                    warn!(%key, %function, "no worker can run this task; it waits for one: {why}");
+                    e.status = KeyStatus::NoWorker(why);
                 }
             }
         }
@@ -272,4 +273,12 @@ pub fn apply(st: &mut SharedState, msg: ToClient) -> bool {
         _ => {}
     }
     completed
+}
+
+/// Why a task waits in no-worker, and what to do about it.
+fn no_worker_reason(function: &str) -> String {
+    format!(
+        "no connected worker can run `{function}` (or satisfy its restrictions); start a worker from a binary \
+         that links `{function}` (a `#[rdask::task]` in that binary or a crate it uses)"
+    )
 }

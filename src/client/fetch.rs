@@ -24,6 +24,12 @@ use crate::wire::messages::{Key, ToClient, ToScheduler};
 /// scheduler's default worker timeout, so a dead holder's results come back.
 pub const REFETCH_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// How long a fetch waits for the scheduler to name another holder when a
+/// live holder answered that it lacks the key (it retired or moved the key
+/// meanwhile, and the scheduler's answer may lag by a moment). Short: unlike
+/// a dead holder's, this one's removal will not change the scheduler's mind.
+pub const MISSING_KEY_WAIT: Duration = Duration::from_secs(5);
+
 /// How often a fetch waiting for another holder asks the scheduler, and how
 /// often a running fetch looks whether the scheduler has declared its keys
 /// lost meanwhile.
@@ -75,8 +81,13 @@ fn locate(core: &Core, keys: &[Key]) -> Result<Vec<Located>, Error> {
 
 /// Why one round of fetching did not get everything.
 enum Failed {
-    /// A holder could not be reached or no longer had a key.
-    Holder { worker: String, message: String },
+    /// A holder could not be reached (`answered: false`) or answered that
+    /// it no longer had a key.
+    Holder {
+        worker: String,
+        message: String,
+        answered: bool,
+    },
     /// No holder left that has not failed already.
     NoHolder(Key),
     /// The scheduler declared a key lost while it was being fetched.
@@ -100,16 +111,21 @@ async fn fetch_resilient(core: &Core, keys: Vec<Key>, mut located: Vec<Located>)
                 Either::Right(((), _)) => Failed::Lost,
             }
         };
-        let last_error = match why {
-            Failed::Holder { worker, message } => {
+        let (last_error, patience) = match why {
+            Failed::Holder {
+                worker,
+                message,
+                answered,
+            } => {
                 warn!(%worker, "fetching a result failed ({message}); asking the scheduler where it is now");
                 failed.insert(worker.clone());
-                format!("{worker} failed: {message}")
+                let patience = if answered { MISSING_KEY_WAIT } else { REFETCH_TIMEOUT };
+                (format!("{worker} failed: {message}"), patience)
             }
-            Failed::NoHolder(key) => format!("no holder of {key} left that has not failed"),
-            Failed::Lost => "the scheduler declared the result lost".to_string(),
+            Failed::NoHolder(key) => (format!("no holder of {key} left that has not failed"), REFETCH_TIMEOUT),
+            Failed::Lost => ("the scheduler declared the result lost".to_string(), REFETCH_TIMEOUT),
         };
-        located = relocate(core, &keys, located, &failed, &last_error).await?;
+        located = relocate(core, &keys, located, &failed, &last_error, patience).await?;
     }
 }
 
@@ -139,8 +155,9 @@ async fn relocate(
     mut located: Vec<Located>,
     failed: &HashSet<String>,
     last_error: &str,
+    patience: Duration,
 ) -> Result<Vec<Located>, Error> {
-    let deadline = Instant::now() + REFETCH_TIMEOUT;
+    let deadline = Instant::now() + patience;
     let usable = |who: &[String]| who.iter().any(|w| !failed.contains(w));
     loop {
         // The key table first: KeyLost and the recomputed KeyInMemory land there.
@@ -199,7 +216,7 @@ async fn relocate(
         if Instant::now() >= deadline {
             let key = &keys[missing[0]];
             return Err(Error::Wire(format!(
-                "cannot fetch the result of {key}: {last_error}, and the scheduler named no other holder within {REFETCH_TIMEOUT:?}"
+                "cannot fetch the result of {key}: {last_error}, and the scheduler named no other holder within {patience:?}"
             )));
         }
         tokio::time::sleep(REFETCH_POLL).await;
@@ -253,6 +270,7 @@ async fn fetch_located(
         let data = r.map_err(|e| Failed::Holder {
             worker: worker.clone(),
             message: e.to_string(),
+            answered: false,
         })?;
         for (i, (k, v)) in idx.into_iter().zip(data) {
             match v {
@@ -261,6 +279,7 @@ async fn fetch_located(
                     return Err(Failed::Holder {
                         worker,
                         message: format!("it no longer holds {k}"),
+                        answered: true,
                     })
                 }
             }
