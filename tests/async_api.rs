@@ -318,3 +318,51 @@ fn wait_for_workers_errs_clearly_on_timeout() -> anyhow::Result<()> {
     assert!(err.to_string().contains("1 connected"), "{err}");
     Ok(())
 }
+
+#[rdask::task]
+fn byte_len(b: Vec<u8>) -> u64 {
+    b.len() as u64
+}
+
+/// Issue 16 §6: an argument over the scheduler's frame limit used to make it
+/// drop the client's connection, failing every later call. The limits here
+/// are small (1 MiB) so the test stays light; the default path checks the
+/// real 256 MiB limit (unit test in src/client/submit.rs).
+#[test]
+fn an_oversized_argument_is_refused_and_the_session_lives_on() -> anyhow::Result<()> {
+    let limits = rdask::wire::FrameLimits {
+        max_header_bytes: 1024 * 1024,
+        ..Default::default()
+    };
+    let scheduler = rdask::actors::scheduler::SchedulerOptions {
+        limits,
+        ..Default::default()
+    };
+    let cluster = LocalCluster::builder()
+        .workers(1)
+        .scheduler_options(scheduler)
+        .build()?;
+    let options = rdask::ClientOptions {
+        limits,
+        ..cluster.client_options()
+    };
+    let client = Client::connect_with(cluster.scheduler_address(), options)?;
+    let err = client.submit(byte_len, (vec![1u8; 2 * 1024 * 1024],)).unwrap_err();
+    assert!(matches!(err, Error::TooLarge(_)), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("max_header_bytes") && msg.contains("1.0 MiB"), "{msg}");
+    assert!(msg.contains("rdask::builtins") || msg.contains("byte_len"), "{msg}");
+    let err = client
+        .map(byte_len, vec![vec![0u8; 10], vec![1u8; 2 * 1024 * 1024]])
+        .unwrap_err();
+    assert!(matches!(err, Error::TooLarge(_)), "{err}");
+    // The session lives on.
+    assert_eq!(client.submit(inc, (1i64,))?.result()?, 2);
+    // Many arguments that fit one by one but not in one message: the map is
+    // split into several graph updates instead of one the scheduler refuses.
+    let items: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 300 * 1024]).collect();
+    let lens = client.map(byte_len, items)?;
+    assert_eq!(client.gather(&lens)?, vec![300 * 1024; 8]);
+    assert_eq!(client.submit(inc, (2i64,))?.result()?, 3);
+    Ok(())
+}

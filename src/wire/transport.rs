@@ -157,13 +157,27 @@ fn payload_len(p: &Option<Payload>) -> u64 {
 
 const MESSAGE_OVERHEAD: u64 = 64;
 
+/// Rough encoded size of a task argument.
+fn arg_bytes(a: &Arg) -> u64 {
+    let n = match a {
+        Arg::Value(v) => v.len(),
+        Arg::Key(k) => k.len(),
+        Arg::Keys(ks) => ks.iter().map(|k| k.len() + 4).sum(),
+        Arg::KeyMap(entries) => entries.iter().map(|(b, k)| b.len() + k.len() + 8).sum(),
+    };
+    n as u64 + 8
+}
+
 impl WireMessage for ToScheduler {
     fn approx_bytes(&self) -> u64 {
         MESSAGE_OVERHEAD
             + match self {
                 ToScheduler::Scatter { data, .. } => data.iter().map(|(_, p)| p.len() as u64).sum(),
                 ToScheduler::TaskFinished { inline, .. } => payload_len(inline),
-                ToScheduler::UpdateGraph { tasks, .. } => tasks.len() as u64 * 128,
+                ToScheduler::UpdateGraph { tasks, .. } => tasks
+                    .iter()
+                    .map(|t| 128 + t.args.iter().map(arg_bytes).sum::<u64>())
+                    .sum(),
                 _ => 0,
             }
     }
@@ -204,6 +218,12 @@ impl WireMessage for FromPeer {
             }
     }
 }
+
+/// A queued message at least this large (by `approx_bytes`) is written in a
+/// frame of its own: batching gains it nothing.
+pub const ALONE_BYTES: u64 = 64 * 1024;
+/// Most bytes of small messages batched into one frame.
+pub const BATCH_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The transport an address names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -534,16 +554,34 @@ async fn writer_loop<M: WireMessage>(
 ) -> Result<(), WireError> {
     let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, write);
     let mut batch: Vec<M> = Vec::new();
+    let mut carry: Option<M> = None;
     loop {
-        let Some(first) = rx.recv().await else { break };
+        let first = match carry.take() {
+            Some(m) => m,
+            None => match rx.recv().await {
+                Some(m) => m,
+                None => break,
+            },
+        };
+        let mut bytes = first.approx_bytes();
         batch.push(first);
-        while batch.len() < MAX_MESSAGES_PER_FRAME {
+        // A large message goes in a frame of its own and small ones fill a
+        // frame only up to BATCH_BYTES, so no frame is much larger than its
+        // largest message, which its sender sized for the peer's limits.
+        while bytes < ALONE_BYTES && batch.len() < MAX_MESSAGES_PER_FRAME {
             match rx.try_recv() {
-                Ok(m) => batch.push(m),
+                Ok(m) => {
+                    let b = m.approx_bytes();
+                    if b >= ALONE_BYTES || bytes + b > BATCH_BYTES {
+                        carry = Some(m);
+                        break;
+                    }
+                    bytes += b;
+                    batch.push(m);
+                }
                 Err(_) => break,
             }
         }
-        let bytes: u64 = batch.iter().map(|m| m.approx_bytes()).sum();
         match codec::encode(&batch[..]) {
             Ok((header, payloads)) => codec::write_frame(&mut out, &header, &payloads).await?,
             Err(e) => warn!(
@@ -553,10 +591,10 @@ async fn writer_loop<M: WireMessage>(
         }
         unsent.fetch_sub(bytes, Ordering::Relaxed);
         batch.clear();
-        if rx.is_empty() {
+        if rx.is_empty() && carry.is_none() {
             out.flush().await?;
         }
-        if broken.load(Ordering::Relaxed) && rx.is_empty() {
+        if broken.load(Ordering::Relaxed) && rx.is_empty() && carry.is_none() {
             break;
         }
     }
