@@ -24,10 +24,10 @@ use crate::wire::messages::{Key, ToClient, ToScheduler};
 /// scheduler's default worker timeout, so a dead holder's results come back.
 pub const REFETCH_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// How long a fetch waits for the scheduler to name another holder when a
-/// live holder answered that it lacks the key (it retired or moved the key
-/// meanwhile, and the scheduler's answer may lag by a moment). Short: unlike
-/// a dead holder's, this one's removal will not change the scheduler's mind.
+/// How long a fetch keeps asking when live holders answer that they lack
+/// the key (it moved by retirement or rebalance and the scheduler's answer
+/// lags by a moment, or a scatter's reply overtook its data). Short: unlike
+/// a dead holder, a live one will not be removed and recomputed around.
 pub const MISSING_KEY_WAIT: Duration = Duration::from_secs(5);
 
 /// How often a fetch waiting for another holder asks the scheduler, and how
@@ -101,6 +101,7 @@ enum Failed {
 /// within [`REFETCH_TIMEOUT`].
 async fn fetch_resilient(core: &Core, keys: Vec<Key>, mut located: Vec<Located>) -> Result<Vec<Bytes>, Error> {
     let mut failed: HashSet<String> = HashSet::new();
+    let mut first_miss: Option<Instant> = None;
     loop {
         let why = {
             let round = std::pin::pin!(fetch_located(core, &keys, &located, &failed));
@@ -111,21 +112,34 @@ async fn fetch_resilient(core: &Core, keys: Vec<Key>, mut located: Vec<Located>)
                 Either::Right(((), _)) => Failed::Lost,
             }
         };
-        let (last_error, patience) = match why {
+        let last_error = match why {
+            // It answered, so it is alive: the key moved (retirement,
+            // rebalance) or has not arrived yet (a scatter's reply can
+            // overtake the data). Ask again shortly, not forever.
             Failed::Holder {
                 worker,
                 message,
-                answered,
+                answered: true,
             } => {
+                let since = *first_miss.get_or_insert_with(Instant::now);
+                if since.elapsed() >= MISSING_KEY_WAIT {
+                    return Err(Error::Wire(format!(
+                        "cannot fetch a result: {worker} answered that {message} for {MISSING_KEY_WAIT:?}, \
+                         and the scheduler names no other holder"
+                    )));
+                }
+                tokio::time::sleep(REFETCH_POLL).await;
+                format!("{worker} answered that {message}")
+            }
+            Failed::Holder { worker, message, .. } => {
                 warn!(%worker, "fetching a result failed ({message}); asking the scheduler where it is now");
                 failed.insert(worker.clone());
-                let patience = if answered { MISSING_KEY_WAIT } else { REFETCH_TIMEOUT };
-                (format!("{worker} failed: {message}"), patience)
+                format!("{worker} failed: {message}")
             }
-            Failed::NoHolder(key) => (format!("no holder of {key} left that has not failed"), REFETCH_TIMEOUT),
-            Failed::Lost => ("the scheduler declared the result lost".to_string(), REFETCH_TIMEOUT),
+            Failed::NoHolder(key) => format!("no holder of {key} left that has not failed"),
+            Failed::Lost => "the scheduler declared the result lost".to_string(),
         };
-        located = relocate(core, &keys, located, &failed, &last_error, patience).await?;
+        located = relocate(core, &keys, located, &failed, &last_error).await?;
     }
 }
 
@@ -155,9 +169,8 @@ async fn relocate(
     mut located: Vec<Located>,
     failed: &HashSet<String>,
     last_error: &str,
-    patience: Duration,
 ) -> Result<Vec<Located>, Error> {
-    let deadline = Instant::now() + patience;
+    let deadline = Instant::now() + REFETCH_TIMEOUT;
     let usable = |who: &[String]| who.iter().any(|w| !failed.contains(w));
     loop {
         // The key table first: KeyLost and the recomputed KeyInMemory land there.
@@ -216,7 +229,7 @@ async fn relocate(
         if Instant::now() >= deadline {
             let key = &keys[missing[0]];
             return Err(Error::Wire(format!(
-                "cannot fetch the result of {key}: {last_error}, and the scheduler named no other holder within {patience:?}"
+                "cannot fetch the result of {key}: {last_error}, and the scheduler named no other holder within {REFETCH_TIMEOUT:?}"
             )));
         }
         tokio::time::sleep(REFETCH_POLL).await;
