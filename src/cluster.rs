@@ -12,7 +12,7 @@ use actix_rt::Arbiter;
 use crate::actors::scheduler::{start_scheduler, GetInfo, SchedulerHandle, SchedulerOptions};
 use crate::actors::worker::{start_worker, Shutdown, WorkerHandle, WorkerOptions};
 use crate::client::{AsyncClient, Client, ClientOptions, Error};
-use crate::runtime::Runtime;
+use crate::runtime::{block_on, Runtime};
 use crate::wire::messages::SchedulerInfo;
 use crate::wire::Security;
 
@@ -58,13 +58,41 @@ impl LocalClusterBuilder {
         self.worker = options;
         self
     }
-    /// Starts the cluster.
+    /// Starts the cluster, blocking until it is up. Works from any thread,
+    /// inside an async runtime too; there, [`start`](Self::start) does not
+    /// hold up the runtime's thread.
     pub fn build(self) -> Result<LocalCluster, Error> {
-        LocalCluster::start(self)
+        block_on(self.start())
+    }
+
+    /// Starts the cluster; awaitable from any executor.
+    pub async fn start(self) -> Result<LocalCluster, Error> {
+        LocalCluster::launch(self).await
     }
 }
 
 /// A scheduler and workers in this process.
+///
+/// ```
+/// let mut cluster = rdask::LocalCluster::new(1)?;
+/// let name = cluster.add_worker()?;
+/// let client = cluster.client()?;
+/// client.wait_for_workers(2, std::time::Duration::from_secs(10))?;
+/// assert!(cluster.workers().iter().any(|(n, _)| *n == name));
+/// # Ok::<(), rdask::Error>(())
+/// ```
+///
+/// In async code, [`LocalCluster::start`] and [`LocalCluster::async_client`]:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), rdask::Error> {
+/// let cluster = rdask::LocalCluster::start(2).await?;
+/// let client = cluster.async_client().await?;
+/// assert_eq!(client.scheduler_info().await?.workers.len(), 2);
+/// # Ok(())
+/// # }
+/// ```
 pub struct LocalCluster {
     scheduler: SchedulerHandle,
     workers: Vec<WorkerHandle>,
@@ -78,9 +106,16 @@ pub struct LocalCluster {
 }
 
 impl LocalCluster {
-    /// A cluster of `workers` workers with one thread each.
+    /// A cluster of `workers` workers with one thread each, started
+    /// blocking (see [`LocalClusterBuilder::build`]).
     pub fn new(workers: usize) -> Result<LocalCluster, Error> {
         Self::builder().workers(workers).build()
+    }
+
+    /// A cluster of `workers` workers with one thread each, awaitable from
+    /// any executor.
+    pub async fn start(workers: usize) -> Result<LocalCluster, Error> {
+        Self::builder().workers(workers).start().await
     }
 
     /// A builder with the defaults (2 workers, 1 thread each).
@@ -94,11 +129,11 @@ impl LocalCluster {
         }
     }
 
-    fn start(b: LocalClusterBuilder) -> Result<LocalCluster, Error> {
+    async fn launch(b: LocalClusterBuilder) -> Result<LocalCluster, Error> {
         let runtime = Runtime::new("rdask-cluster").map_err(|e| Error::Wire(e.to_string()))?;
         let options = b.scheduler.clone();
         let (scheduler, arbiter) = runtime
-            .block_on(async move {
+            .run(async move {
                 let arbiter = Arbiter::new();
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 arbiter.spawn(async move {
@@ -112,6 +147,7 @@ impl LocalCluster {
                 let r = rx.await.map_err(|_| std::io::Error::other("scheduler arbiter died"));
                 (r, arbiter)
             })
+            .await
             .ok_or_else(|| Error::Wire("cluster runtime stopped".into()))?;
         let scheduler = scheduler
             .and_then(|r| r)
@@ -127,13 +163,18 @@ impl LocalCluster {
             runtime,
         };
         for _ in 0..b.workers {
-            cluster.add_worker()?;
+            cluster.add_worker_async().await?;
         }
         Ok(cluster)
     }
 
     /// Starts one more worker; returns its name.
     pub fn add_worker(&mut self) -> Result<String, Error> {
+        block_on(self.add_worker_async())
+    }
+
+    /// [`add_worker`](Self::add_worker), awaitable from any executor.
+    pub async fn add_worker_async(&mut self) -> Result<String, Error> {
         let mut options = self.worker_template.clone();
         options.scheduler = self.scheduler.address.clone();
         options.nthreads = self.threads_per_worker;
@@ -143,7 +184,7 @@ impl LocalCluster {
         self.next_worker += 1;
         let (handle, arbiter) = self
             .runtime
-            .block_on(async move {
+            .run(async move {
                 let arbiter = Arbiter::new();
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 arbiter.spawn(async move {
@@ -151,6 +192,7 @@ impl LocalCluster {
                 });
                 (rx.await, arbiter)
             })
+            .await
             .ok_or_else(|| Error::Wire("cluster runtime stopped".into()))?;
         let handle = handle
             .map_err(|_| Error::Wire("worker arbiter died".into()))?

@@ -49,7 +49,7 @@ pub fn worker_client() -> Result<Client, Error> {
         ClientOptions {
             name: Some(format!("{}-worker-client", contact.worker)),
             security: contact.security,
-            ..ClientOptions::default()
+            ..Default::default()
         },
     )?;
     Ok(clients

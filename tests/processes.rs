@@ -98,7 +98,8 @@ fn a_users_own_binary_serves_its_tasks_and_plain_workers_do_not() -> anyhow::Res
     )?;
     // Only the plain rdask worker is there: it has no such function.
     assert!(f.result_timeout(Some(Duration::from_millis(500))).is_err());
-    assert_eq!(f.status(), "pending");
+    assert_eq!(f.status(), "no-worker");
+    assert!(f.no_worker_reason().is_some_and(|r| r.contains("count_letters")));
     // The user's binary joins as a worker and the waiting task runs there.
     let (_user, _) = worker(example.to_str().unwrap(), &addr, "user");
     assert_eq!(f.result_timeout(Some(Duration::from_secs(20)))?, 5);

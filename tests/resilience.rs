@@ -227,6 +227,47 @@ fn a_stopped_worker_is_removed_after_the_timeout_and_told_to_leave_when_continue
     assert_settles(&client);
 }
 
+/// Issue 16 §4: a result whose only holder is SIGSTOPped. The client's fetch
+/// from it hangs (or times out in the handshake); instead of retrying that
+/// holder, the client waits for the scheduler, which removes the worker
+/// after its timeout, sends `KeyLost` and recomputes the result elsewhere;
+/// the fetch then returns the recomputed value (docs/resilience.md).
+#[test]
+fn a_result_whose_only_holder_is_stopped_is_fetched_once_recomputed() {
+    // A worker timeout just over the 10 s handshake timeout: a client that
+    // retried the holder after asking `WhoHas` once would be told the
+    // stopped worker again (not removed yet) and fail in a second handshake.
+    let cfg = config("stopped-holder", "heartbeat_ms = 100\nworker_timeout_s = 12");
+    let (_s, addr) = scheduler_with(&cfg);
+    let (frozen, _) = worker(&addr, "frozen");
+    let client = Client::connect(&addr).expect("client connects");
+    wait_until("the worker registered", || nworkers(&client) == 1);
+    let mut pinned = SubmitOptions::default().workers(["frozen"]);
+    pinned.allow_other_workers = true;
+    // Over the inline limit: the client must fetch it from its holder.
+    let blob = client
+        .submit_with(make_blob, (300_000u64, 7u64), &pinned)
+        .expect("submit");
+    let w = client.wait(
+        std::slice::from_ref(&blob),
+        rdask::ReturnWhen::AllCompleted,
+        Some(DEADLINE),
+    );
+    assert_eq!(w.expect("computed").done, vec![0]);
+    let (_ok, _) = worker(&addr, "ok");
+    wait_until("the second worker registered", || nworkers(&client) == 2);
+    frozen.signal("STOP");
+    let value = blob.result().expect("the recomputed result, not a handshake timeout");
+    assert_eq!(value.len(), 300_000);
+    let fresh = client.submit(make_blob, (300_000u64, 7u64)).expect("same key");
+    assert_eq!(fresh.key(), blob.key());
+    let who = client.who_has(&[blob.key()]).expect("who_has");
+    assert!(!who[0].workers.is_empty(), "held by the live worker: {who:?}");
+    // A second fetch goes to the new holder at once.
+    assert_eq!(client.gather(&[fresh]).expect("gather")[0].len(), 300_000);
+    frozen.signal("CONT");
+}
+
 /// A raw client connection that speaks the protocol by hand, so it can
 /// vanish without `CloseClient`.
 struct RawClient(TcpStream);

@@ -3,10 +3,10 @@
 //!
 //! The user's threads (blocking API) and tasks (async API) never touch the
 //! socket: they read the shared table this actor writes, and wait on its
-//! condition variable or notifier.
+//! notifier.
 
 use crate::util::FxMap as HashMap;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use actix::prelude::*;
 use bytes::Bytes;
@@ -23,7 +23,7 @@ use std::time::Duration;
 pub enum KeyStatus {
     /// Not computed yet.
     Pending,
-    /// Waiting because no worker can run its function.
+    /// Waiting because no worker can run it; why, and how to get one.
     NoWorker(String),
     /// Computed; the value is on `who_has` (and here, if small).
     Finished {
@@ -60,6 +60,8 @@ pub struct KeyEntry {
     /// Already released at the scheduler (by `cancel`); dropping the last
     /// future then sends nothing more.
     pub released: bool,
+    /// The function computing it (empty for scattered data), for messages.
+    pub function: String,
 }
 
 /// The table shared between the client actor and the user's handles.
@@ -96,13 +98,12 @@ impl SharedState {
     }
 }
 
-/// Shared table plus the two ways to wait for it to change.
+/// Shared table plus the way to wait for it to change (the blocking API
+/// waits on the same notifier, see `crate::runtime::block_on`).
 #[derive(Default)]
 pub struct Shared {
     state: Mutex<SharedState>,
-    /// Wakes blocked threads.
-    pub cond: Condvar,
-    /// Wakes async waiters.
+    /// Wakes waiters.
     pub notify: Notify,
 }
 
@@ -115,7 +116,6 @@ impl Shared {
 
     /// Wakes every waiter.
     pub fn wake(&self) {
-        self.cond.notify_all();
         self.notify.notify_waiters();
     }
 }
@@ -260,8 +260,9 @@ pub fn apply(st: &mut SharedState, msg: ToClient) -> bool {
         ToClient::NoWorker { key, function } => {
             if let Some(e) = st.keys.get_mut(&key) {
                 if e.status == KeyStatus::Pending {
-                    warn!(%key, %function, "no worker can run this task; it waits for one");
-                    e.status = KeyStatus::NoWorker(function);
+                    let why = no_worker_reason(&function);
+                    warn!(%key, %function, "no worker can run this task; it waits for one: {why}");
+                    e.status = KeyStatus::NoWorker(why);
                 }
             }
         }
@@ -294,4 +295,12 @@ pub fn apply(st: &mut SharedState, msg: ToClient) -> bool {
         _ => {}
     }
     completed
+}
+
+/// Why a task waits in no-worker, and what to do about it.
+fn no_worker_reason(function: &str) -> String {
+    format!(
+        "no connected worker can run `{function}` (or satisfy its restrictions); start a worker from a binary \
+         that links `{function}` (a `#[rdask::task]` in that binary or a crate it uses)"
+    )
 }

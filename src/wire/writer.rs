@@ -59,6 +59,12 @@ const MESSAGE_OVERHEAD: u64 = 128;
 /// One heap string: its allocation and header.
 const STRING_OVERHEAD: u64 = 32;
 
+/// A queued message at least this large (by `approx_bytes`) is written in a
+/// frame of its own: batching gains it nothing.
+pub const ALONE_BYTES: u64 = 64 * 1024;
+/// Most bytes of small messages batched into one frame.
+pub const BATCH_BYTES: u64 = 4 * 1024 * 1024;
+
 impl WireMessage for ToScheduler {
     fn approx_bytes(&self) -> u64 {
         MESSAGE_OVERHEAD
@@ -318,31 +324,46 @@ async fn writer_loop<M: WireMessage>(
 ) -> Result<(), WireError> {
     let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, write);
     let mut batch: Vec<M> = Vec::new();
+    let mut carry: Option<M> = None;
     loop {
-        if shared.state() != OPEN && rx.is_empty() {
+        if shared.state() != OPEN && rx.is_empty() && carry.is_none() {
             break;
         }
-        let first = tokio::select! {
-            biased;
-            m = rx.recv() => match m {
-                Some(m) => m,
-                None => break,
+        let first = match carry.take() {
+            Some(m) => m,
+            None => tokio::select! {
+                biased;
+                m = rx.recv() => match m {
+                    Some(m) => m,
+                    None => break,
+                },
+                _ = shared.reached(CLOSING) => continue,
+                _ = sleep_or_never(keepalive) => {
+                    codec::write_frame(&mut out, EMPTY_BATCH, &[]).await?;
+                    out.flush().await?;
+                    continue;
+                }
             },
-            _ = shared.reached(CLOSING) => continue,
-            _ = sleep_or_never(keepalive) => {
-                codec::write_frame(&mut out, EMPTY_BATCH, &[]).await?;
-                out.flush().await?;
-                continue;
-            }
         };
+        let mut bytes = first.approx_bytes();
         batch.push(first);
-        while batch.len() < MAX_MESSAGES_PER_FRAME {
+        // A large message goes in a frame of its own and small ones fill a
+        // frame only up to BATCH_BYTES, so no frame is much larger than its
+        // largest message, which its sender sized for the peer's limits.
+        while bytes < ALONE_BYTES && batch.len() < MAX_MESSAGES_PER_FRAME {
             match rx.try_recv() {
-                Ok(m) => batch.push(m),
+                Ok(m) => {
+                    let b = m.approx_bytes();
+                    if b >= ALONE_BYTES || bytes + b > BATCH_BYTES {
+                        carry = Some(m);
+                        break;
+                    }
+                    bytes += b;
+                    batch.push(m);
+                }
                 Err(_) => break,
             }
         }
-        let bytes: u64 = batch.iter().map(|m| m.approx_bytes()).sum();
         match codec::encode(&batch[..]) {
             Ok((header, payloads)) => codec::write_frame(&mut out, &header, &payloads).await?,
             Err(e) => warn!(
@@ -352,7 +373,7 @@ async fn writer_loop<M: WireMessage>(
         }
         shared.unsent.fetch_sub(bytes, Ordering::Relaxed);
         batch.clear();
-        if rx.is_empty() {
+        if rx.is_empty() && carry.is_none() {
             out.flush().await?;
         }
     }

@@ -1,0 +1,249 @@
+//! Turning calls into tasks: keys, task specs, graph updates split to fit
+//! the scheduler's frame limits, and scatter requests.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use super::core::Core;
+use super::future::{add_refs, Future};
+use super::{Error, SubmitOptions, MAP_CHUNK};
+use crate::task::encode_value;
+use crate::wire::messages::*;
+use crate::wire::FrameLimits;
+
+/// Bytes a message's header needs besides what [`task_bytes`] counts: the
+/// msgpack framing of the message and its lists. Generous on purpose: the
+/// check must refuse whatever the scheduler would.
+const MESSAGE_OVERHEAD: u64 = 4096;
+
+/// Per-task bytes besides its strings and arguments (field tags, numbers).
+const TASK_OVERHEAD: u64 = 128;
+
+/// Bytes as MiB with one decimal, for messages.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn short_name(function: &str) -> &str {
+    function.rsplit("::").next().unwrap_or(function)
+}
+
+pub(crate) fn make_key(function: &str, args: &[Arg], opts: &SubmitOptions, index: Option<usize>) -> Key {
+    match (&opts.key, index) {
+        (Some(k), None) => k.clone(),
+        (Some(prefix), Some(i)) => format!("{prefix}-{i}"),
+        (None, _) if opts.pure => {
+            let arg_parts: Vec<_> = args.iter().map(Arg::hash_part).collect();
+            let mut parts: Vec<&[u8]> = vec![function.as_bytes()];
+            parts.extend(arg_parts.iter().map(|p| &p[..]));
+            format!("{}-{:016x}", short_name(function), crate::util::fnv1a64(&parts))
+        }
+        (None, _) => format!("{}-{}", short_name(function), uuid::Uuid::new_v4().simple()),
+    }
+}
+
+fn spec(key: Key, function: &str, args: Vec<Arg>, opts: &SubmitOptions) -> TaskSpec {
+    TaskSpec {
+        key,
+        function: function.to_string(),
+        args,
+        priority: opts.priority,
+        workers: opts.workers.clone(),
+        allow_other_workers: opts.allow_other_workers,
+        retries: opts.retries,
+        resources: opts.resources.clone(),
+    }
+}
+
+/// An upper bound of the bytes a task takes in a graph update's header.
+fn task_bytes(t: &TaskSpec) -> u64 {
+    let args: usize = t
+        .args
+        .iter()
+        .map(|a| match a {
+            Arg::Value(v) => v.len() + 8,
+            Arg::Key(k) => k.len() + 8,
+            Arg::Keys(ks) => ks.iter().map(|k| k.len() + 8).sum::<usize>() + 8,
+            Arg::KeyMap(entries) => entries.iter().map(|(b, k)| b.len() + k.len() + 16).sum::<usize>() + 8,
+        })
+        .sum();
+    let strings: usize = t.workers.iter().map(|w| w.len() + 8).sum::<usize>()
+        + t.resources.iter().map(|(r, _)| r.len() + 16).sum::<usize>();
+    (t.key.len() + t.function.len() + args + strings) as u64 + TASK_OVERHEAD
+}
+
+/// The most header bytes one message may take under `limits`.
+fn header_budget(limits: &FrameLimits) -> u64 {
+    u64::from(limits.max_header_bytes).min(limits.max_frame_bytes)
+}
+
+/// Refuses a message part of `bytes` that cannot fit in one frame: sending
+/// it would make the scheduler drop the whole connection.
+pub(crate) fn check_fits(bytes: u64, limits: &FrameLimits, what: impl FnOnce() -> String) -> Result<(), Error> {
+    let budget = header_budget(limits);
+    if bytes + MESSAGE_OVERHEAD <= budget {
+        return Ok(());
+    }
+    Err(Error::TooLarge(format!(
+        "{} takes {} encoded, more than the {} the scheduler accepts in one message; nothing was sent. \
+         The limit is the scheduler's `[wire] max_header_bytes` (and `max_frame_bytes`); if the scheduler \
+         runs with larger ones, give this client the same in `ClientOptions::limits`. Large data is better \
+         loaded by a task on the workers than shipped as an argument.",
+        what(),
+        mib(bytes),
+        mib(budget.saturating_sub(MESSAGE_OVERHEAD)),
+    )))
+}
+
+pub(crate) fn submit<O>(
+    core: &Arc<Core>,
+    function: &str,
+    args: Vec<Arg>,
+    opts: &SubmitOptions,
+) -> Result<Future<O>, Error> {
+    core.check_connected()?;
+    let key = make_key(function, &args, opts, None);
+    let task = spec(key.clone(), function, args, opts);
+    check_fits(task_bytes(&task), &core.limits, || {
+        format!("the call of `{function}` (key {key})")
+    })?;
+    add_refs(core, std::slice::from_ref(&key), function);
+    core.send(ToScheduler::UpdateGraph {
+        tasks: vec![task],
+        wanted: vec![key.clone()],
+    })?;
+    Ok(Future::new(key, core.clone()))
+}
+
+/// Submits one task per argument list, in graph updates of at most
+/// [`MAP_CHUNK`] tasks and of at most the frame limit in bytes.
+pub(crate) fn map<O>(
+    core: &Arc<Core>,
+    function: &str,
+    all_args: Vec<Vec<Arg>>,
+    opts: &SubmitOptions,
+) -> Result<Vec<Future<O>>, Error> {
+    core.check_connected()?;
+    let budget = header_budget(&core.limits).saturating_sub(MESSAGE_OVERHEAD);
+    // Checked before anything is sent, so that a refused map leaves no
+    // half of it running.
+    let specs = all_args
+        .into_iter()
+        .enumerate()
+        .map(|(i, args)| {
+            let key = make_key(function, &args, opts, Some(i));
+            let task = spec(key, function, args, opts);
+            let bytes = task_bytes(&task);
+            check_fits(bytes, &core.limits, || {
+                format!("the call of `{function}` (key {}, item {i})", task.key)
+            })?;
+            Ok((task, bytes))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let mut futures = Vec::with_capacity(specs.len());
+    let mut tasks = Vec::with_capacity(MAP_CHUNK.min(specs.len()));
+    let mut keys: Vec<Key> = Vec::with_capacity(MAP_CHUNK.min(specs.len()));
+    let mut bytes = 0u64;
+    let mut flush = |tasks: &mut Vec<TaskSpec>, keys: &mut Vec<Key>| -> Result<(), Error> {
+        add_refs(core, keys, function);
+        core.send(ToScheduler::UpdateGraph {
+            tasks: std::mem::take(tasks),
+            wanted: keys.clone(),
+        })?;
+        futures.extend(keys.drain(..).map(|k| Future::new(k, core.clone())));
+        Ok(())
+    };
+    for (task, n) in specs {
+        // The key is counted twice: in the task and in `wanted`.
+        let n = n + task.key.len() as u64 + 8;
+        if !tasks.is_empty() && bytes + n > budget {
+            flush(&mut tasks, &mut keys)?;
+            bytes = 0;
+        }
+        bytes += n;
+        keys.push(task.key.clone());
+        tasks.push(task);
+        if tasks.len() == MAP_CHUNK {
+            flush(&mut tasks, &mut keys)?;
+            bytes = 0;
+        }
+    }
+    if !tasks.is_empty() {
+        flush(&mut tasks, &mut keys)?;
+    }
+    Ok(futures)
+}
+
+/// Sends the values to the scheduler for placing on workers; the futures
+/// are valid once the reply says so ([`scatter_done`]).
+pub(crate) fn scatter_request<T: Serialize>(
+    core: &Arc<Core>,
+    values: &[T],
+    workers: &[String],
+) -> Result<(Vec<Future<T>>, oneshot::Receiver<ToClient>), Error> {
+    let mut keys = Vec::with_capacity(values.len());
+    let mut data = Vec::with_capacity(values.len());
+    let mut total = 0u64;
+    for v in values {
+        let bytes = encode_value(v).map_err(|e| Error::Encode(e.to_string()))?;
+        let key = format!(
+            "{}-{:016x}",
+            std::any::type_name::<T>().rsplit("::").next().unwrap_or("data"),
+            crate::util::fnv1a64(&[&bytes])
+        );
+        total += (bytes.len() + key.len() + 16) as u64;
+        keys.push(key.clone());
+        data.push((key, Payload::new(bytes)));
+    }
+    let limit = core.limits.max_frame_bytes;
+    if total + MESSAGE_OVERHEAD > limit {
+        return Err(Error::TooLarge(format!(
+            "scatter of {} values takes {} encoded, more than the {} the scheduler accepts in one frame \
+             (its `[wire] max_frame_bytes`; set `ClientOptions::limits` to match a larger one); nothing \
+             was sent. Scatter them in smaller batches.",
+            values.len(),
+            mib(total),
+            mib(limit),
+        )));
+    }
+    add_refs(core, &keys, "");
+    let futures = keys.into_iter().map(|k| Future::new(k, core.clone())).collect();
+    let rx = core.request(|request_id| ToScheduler::Scatter {
+        request_id,
+        data,
+        workers: workers.to_vec(),
+    })?;
+    Ok((futures, rx))
+}
+
+/// The outcome of a scatter from the scheduler's reply.
+pub(crate) fn scatter_done(reply: Option<ToClient>) -> Result<(), Error> {
+    // On failure the caller's futures are dropped, which releases the keys.
+    match reply {
+        Some(ToClient::ScatterDone { error: None, .. }) => Ok(()),
+        Some(ToClient::ScatterDone { error: Some(e), .. }) => Err(Error::Refused(format!("scatter failed: {e}"))),
+        _ => Err(Error::Disconnected("no answer to scatter".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_limits_refuse_what_the_default_scheduler_would() {
+        let limits = FrameLimits::default();
+        let mib = 1024 * 1024;
+        let err = check_fits(300 * mib, &limits, || "x".into()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("max_header_bytes"), "{msg}");
+        assert!(msg.contains("256"), "{msg}");
+        assert!(check_fits(200 * mib, &limits, || "x".into()).is_ok());
+        assert_eq!(
+            header_budget(&limits),
+            u64::from(crate::wire::codec::DEFAULT_MAX_HEADER_BYTES)
+        );
+    }
+}
