@@ -1,6 +1,6 @@
 //! Small helpers with no better home: the process's resident memory, a
 //! stable hash for deterministic keys, and the fast hash maps of the state
-//! machines.
+//! machines, and handing freed memory back to the OS.
 
 /// Resident set size of this process in bytes (0 where the platform does
 /// not report it). On Linux this is `/proc/self/statm` times the kernel's
@@ -9,6 +9,27 @@
 /// Windows are covered by the same call.
 pub fn rss_bytes() -> u64 {
     memory_stats::memory_stats().map_or(0, |m| m.physical_mem as u64)
+}
+
+/// Asks the allocator to hand memory it holds but no longer uses back to the
+/// OS, so that process memory (RSS) reflects what is in use. After a large
+/// release glibc keeps freed pages in its arenas, and a worker judged by its
+/// RSS would stay past its pause threshold with nothing left to free. Costs
+/// a walk of the allocator's free lists (milliseconds for a large heap), so
+/// call it after large releases, not per allocation. Returns whether
+/// memory was released; a no-op (false) outside linux-gnu.
+pub fn release_free_memory() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim only walks and madvises the allocator's own
+        // free chunks; it takes the arena locks itself and has no
+        // preconditions on the caller.
+        unsafe { libc::malloc_trim(0) == 1 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
 }
 
 /// 64-bit FNV-1a (the `fnv` crate): a stable hash, the same on every
