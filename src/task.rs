@@ -9,6 +9,7 @@
 //! msgpack (`rmp_serde`, structs as maps) so other languages can speak the
 //! protocol.
 
+use std::backtrace::{Backtrace, BacktraceStatus};
 use std::cell::{Cell, RefCell};
 use std::fmt::Display;
 use std::panic::{self, AssertUnwindSafe};
@@ -91,6 +92,19 @@ thread_local! {
     /// The last task panic on this thread, formatted by the hook (which alone
     /// sees the location).
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// Where the last task panic on this thread happened, when backtraces
+    /// are on (`RUST_BACKTRACE=1`): only the hook runs on the panicking
+    /// stack.
+    static LAST_BACKTRACE: RefCell<Option<Backtrace>> = const { RefCell::new(None) };
+}
+
+/// The backtrace of the last task panic on this thread, taken by the panic
+/// hook while [`run_task`] ran it; `None` unless `RUST_BACKTRACE` (or
+/// `RUST_LIB_BACKTRACE`) turned backtraces on. Taking it clears it.
+pub fn take_panic_backtrace() -> Option<Backtrace> {
+    LAST_BACKTRACE
+        .with(|b| b.borrow_mut().take())
+        .filter(|b| b.status() == BacktraceStatus::Captured)
 }
 
 /// Runs a task function, turning a panic into
@@ -101,6 +115,7 @@ pub fn run_task(call: TaskFn, args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
     install_panic_hook();
     let was_in_task = IN_TASK.with(|c| c.replace(true));
     LAST_PANIC.with(|p| p.borrow_mut().take());
+    LAST_BACKTRACE.with(|b| b.borrow_mut().take());
     let result = panic::catch_unwind(AssertUnwindSafe(|| call(args)));
     IN_TASK.with(|c| c.set(was_in_task));
     match result {
@@ -134,6 +149,7 @@ pub fn install_panic_hook() {
                     .unwrap_or_else(|| "<unknown location>".to_string());
                 let message = format!("panicked at {location}: {}", payload_message(info.payload()));
                 LAST_PANIC.with(|p| *p.borrow_mut() = Some(message));
+                LAST_BACKTRACE.with(|b| *b.borrow_mut() = Some(Backtrace::capture()));
             } else {
                 previous(info);
             }

@@ -11,15 +11,24 @@ pub fn rss_bytes() -> u64 {
     memory_stats::memory_stats().map_or(0, |m| m.physical_mem as u64)
 }
 
-/// Gives memory freed by the process back to the operating system where the
-/// allocator keeps it (glibc's `malloc_trim`), so that after a burst (a large
-/// connection dropped, a big graph released) the resident size comes back
-/// down; a no-op elsewhere.
-pub fn release_free_memory() {
+/// Asks the allocator to hand memory it holds but no longer uses back to the
+/// OS, so that process memory (RSS) reflects what is in use. After a large
+/// release glibc keeps freed pages in its arenas, and a worker judged by its
+/// RSS would stay past its pause threshold with nothing left to free. Costs
+/// a walk of the allocator's free lists (milliseconds for a large heap), so
+/// call it after large releases, not per allocation. Returns whether
+/// memory was released; a no-op (false) outside linux-gnu.
+pub fn release_free_memory() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks the allocator's own free lists.
-    unsafe {
-        libc::malloc_trim(0);
+    {
+        // SAFETY: malloc_trim only walks and madvises the allocator's own
+        // free chunks; it takes the arena locks itself and has no
+        // preconditions on the caller.
+        unsafe { libc::malloc_trim(0) == 1 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
     }
 }
 

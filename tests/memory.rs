@@ -213,3 +213,74 @@ fn an_auto_memory_limit_is_a_share_of_the_machine() -> anyhow::Result<()> {
     assert_eq!(client.scheduler_info()?.workers[0].memory_limit, info.memory_limit);
     Ok(())
 }
+
+/// Longest a task may take on a worker that is not paused, before a test
+/// counts it as stuck (generous: the machine may be loaded).
+const TASK_BOUND: Duration = Duration::from_secs(60);
+
+#[test]
+fn a_worker_that_held_three_times_its_limit_runs_new_tasks_after_releasing_it() -> anyhow::Result<()> {
+    let (_s, addr) = scheduler();
+    let local = TempDir::new("release");
+    // The allocator keeps the pages it handled (RSS settles near the `spill`
+    // share of the limit, measured without the fix), so `pause` sits just
+    // below `spill`: a worker judging the pause on those pages never
+    // resumes; one judging what is in use (the store is held at `target`)
+    // does, between tasks.
+    let config = local.0.join("rdask.toml");
+    std::fs::write(
+        &config,
+        "[worker]\nmemory_target = 0.2\nmemory_spill = 0.45\nmemory_pause = 0.4\n",
+    )?;
+    let (_w, w_addr) = start(
+        Command::new(rdask_bin()).arg("--config").arg(&config).args([
+            "worker",
+            &addr,
+            "--name",
+            "w",
+            "--nthreads",
+            "1",
+            "--memory-limit",
+            &LIMIT.to_string(),
+            "--local-directory",
+            local.0.to_str().expect("utf-8 temp dir"),
+        ]),
+        "rdask worker",
+    );
+    let client = Client::connect(&addr)?;
+    wait_for_workers(&client, 1);
+    // Results of 3 × the limit, spilled as they come, then each read back by
+    // a task: the allocator has handled far more than the limit.
+    let blobs = (0..NBLOBS)
+        .map(|seed| client.submit(make_blob, (BLOB, seed)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let lens = blobs
+        .iter()
+        .map(|b| client.submit(blob_len, (b,)))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Bounded: a worker stuck paused must fail the test, not hang it.
+    let done = client.wait(&lens, ReturnWhen::AllCompleted, Some(Duration::from_secs(300)))?;
+    assert_eq!(done.not_done.len(), 0, "{:?}", client.worker_info(&w_addr)?);
+    let total: u64 = client.gather(&lens)?.iter().sum();
+    assert_eq!(total, NBLOBS * BLOB);
+    let held = client.worker_info(&w_addr)?;
+    drop((blobs, lens));
+    let released = wait_for_info(&client, &w_addr, "released", |i| i.nkeys == 0 && i.spilled_bytes == 0);
+    // Figures for the report: process memory once the store is empty.
+    eprintln!(
+        "RSS while holding {} B in memory: {} B; after release: {} B (limit {LIMIT} B, paused: {})",
+        held.nbytes, held.rss_bytes, released.rss_bytes, released.paused
+    );
+    // The store is empty: the worker must not stay paused, and a new task
+    // runs (before the fix the allocator kept the freed pages, RSS stayed past
+    // the pause threshold, and this waited forever).
+    let f = client.submit(inc, (41i64,))?;
+    let got = f.result_timeout(Some(TASK_BOUND));
+    let after = client.worker_info(&w_addr)?;
+    assert_eq!(got.ok(), Some(42), "a new task did not run: {after:?}");
+    eprintln!(
+        "RSS after the new task: {} B, paused: {}",
+        after.rss_bytes, after.paused
+    );
+    Ok(())
+}

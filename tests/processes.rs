@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rdask::builtins::{add, blob_len, inc, make_blob, shell};
+use rdask::builtins::{add, blob_len, fail, inc, make_blob, panic, shell};
 use rdask::{Client, SubmitOptions};
 
 mod common;
@@ -150,5 +150,59 @@ fn logs_written_to_a_pipe_carry_no_colour_codes() -> anyhow::Result<()> {
     proc_stderr.read_to_string(&mut log)?;
     assert!(log.contains("scheduler exiting"), "the scheduler logged:\n{log}");
     assert!(!log.contains("\x1b["), "ANSI escape codes in a piped log:\n{log:?}");
+    Ok(())
+}
+
+#[test]
+fn a_worker_logs_each_failed_or_panicked_task_at_warn_with_its_key_and_backtrace() -> anyhow::Result<()> {
+    let (_s, addr) = scheduler();
+    let dir = TempDir::new("failure-log");
+    let log = dir.0.join("worker.log");
+    let (_w, _) = start_logging_to(
+        Command::new(rdask_bin())
+            .args(["worker", &addr, "--nthreads", "1", "--name", "w"])
+            .env("RUST_BACKTRACE", "1")
+            .env_remove("RUST_LOG"),
+        "rdask worker",
+        &log,
+    );
+    let client = Client::connect(&addr)?;
+    wait_for_workers(&client, 1);
+    let panicked = client.submit(panic, ("kaboom-in-a-task".to_string(),))?;
+    let failed = client.submit(fail, ("refused-by-the-task".to_string(),))?;
+    assert!(panicked.result().is_err());
+    assert!(failed.result().is_err());
+    let line_with = |text: &str, key: &str, message: &str| {
+        text.lines()
+            .find(|l| l.contains(" WARN ") && l.contains(key) && l.contains(message))
+            .map(str::to_string)
+    };
+    // Whether or not the log is coloured, escapes are not part of the text.
+    let plain = |t: &str| {
+        let mut out = String::with_capacity(t.len());
+        let mut chars = t.chars();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' {
+                chars.by_ref().find(|c| c.is_ascii_alphabetic());
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    };
+    let text = wait_for_file(&log, "the worker logs both failures", |t| {
+        let t = plain(t);
+        line_with(&t, panicked.key(), "kaboom-in-a-task").is_some()
+            && line_with(&t, failed.key(), "refused-by-the-task").is_some()
+    });
+    let text = plain(&text);
+    let panic_line = line_with(&text, panicked.key(), "kaboom-in-a-task").unwrap_or_default();
+    assert!(panic_line.contains("(rdask::builtins::panic)"), "{panic_line}");
+    let fail_line = line_with(&text, failed.key(), "refused-by-the-task").unwrap_or_default();
+    assert!(fail_line.contains("(rdask::builtins::fail)"), "{fail_line}");
+    // RUST_BACKTRACE=1: the panic's backtrace follows its line, and reaches
+    // the task's own function.
+    let after = &text[text.find(&panic_line).unwrap_or_default()..];
+    assert!(after.contains("backtrace:") && after.contains("builtins"), "{after}");
     Ok(())
 }

@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::Bytes;
@@ -26,6 +26,17 @@ use crate::worker::memory::{
     Lookup, MemoryFigures, MemoryThresholds, PauseChange, SpillBuffer, SpillOp, DEFAULT_MEMORY_MONITOR_INTERVAL_MS,
 };
 use crate::worker::pool::PauseGate;
+
+/// Released store memory (deleted or spilled values) after which the store
+/// asks the allocator to return freed pages to the OS
+/// ([`crate::util::release_free_memory`]); smaller releases are left to the
+/// allocator, which reuses them.
+pub const TRIM_AFTER_RELEASED_BYTES: u64 = 32 * 1024 * 1024;
+
+/// While process memory is past the pause threshold, the store asks the
+/// allocator to return freed pages at most this often before judging
+/// whether to pause, so memory freed by finished tasks counts too.
+pub const TRIM_INTERVAL_OVER_PAUSE: Duration = Duration::from_secs(1);
 
 /// Counters shared by a worker's actors, reported on its peer port.
 #[derive(Debug, Default)]
@@ -91,6 +102,11 @@ pub struct DataStore {
     counters: Arc<WorkerCounters>,
     dir: SpillDir,
     memory: StoreMemory,
+    /// Store bytes released (deleted or spilled) since the allocator was
+    /// last asked to return freed pages.
+    released_since_trim: u64,
+    /// When the allocator was last asked to return freed pages.
+    last_trim: Option<Instant>,
 }
 
 impl DataStore {
@@ -106,6 +122,20 @@ impl DataStore {
             counters,
             dir: SpillDir(memory.spill_directory.clone()),
             memory,
+            released_since_trim: 0,
+            last_trim: None,
+        }
+    }
+
+    /// Counts `bytes` of store memory as released, and past
+    /// [`TRIM_AFTER_RELEASED_BYTES`] has the allocator return freed pages
+    /// (on a blocking thread: it walks the whole heap).
+    fn released(&mut self, bytes: u64) {
+        self.released_since_trim += bytes;
+        if self.released_since_trim >= TRIM_AFTER_RELEASED_BYTES {
+            self.released_since_trim = 0;
+            self.last_trim = Some(Instant::now());
+            drop(tokio::task::spawn_blocking(crate::util::release_free_memory));
         }
     }
 
@@ -132,7 +162,10 @@ impl DataStore {
                                 warn!(worker = %act.memory.worker, "cannot spill {key:?} to {}: {e}; it stays in memory", act.dir.0.display());
                             }
                             let mut more = Vec::new();
+                            let before = act.buffer.figures().memory_bytes;
                             act.buffer.write_done(&key, file, result.is_ok(), &mut more);
+                            let after = act.buffer.figures().memory_bytes;
+                            act.released(before.saturating_sub(after));
                             act.run_ops(more, ctx);
                         }),
                     );
@@ -154,7 +187,17 @@ impl DataStore {
 
     /// Measures process memory: spills past `spill`, pauses past `pause`.
     fn monitor(&mut self, ctx: &mut Context<Self>) {
-        let rss = crate::util::rss_bytes();
+        let mut rss = crate::util::rss_bytes();
+        // Judge the pause on memory in use, not on pages the allocator
+        // kept after values and task temporaries were freed: without this a
+        // worker that held a lot stays past `pause` with an empty store.
+        let pause = self.memory.thresholds.bytes(self.memory.thresholds.pause);
+        if pause.is_some_and(|p| rss > p) && self.last_trim.is_none_or(|t| t.elapsed() >= TRIM_INTERVAL_OVER_PAUSE) {
+            self.last_trim = Some(Instant::now());
+            self.released_since_trim = 0;
+            crate::util::release_free_memory();
+            rss = crate::util::rss_bytes();
+        }
         let mut ops = Vec::new();
         let change = self.buffer.memory_measured(rss, &mut ops);
         let limit = self.memory.thresholds.limit;
@@ -214,9 +257,12 @@ impl Handler<Delete> for DataStore {
     type Result = ();
     fn handle(&mut self, msg: Delete, ctx: &mut Self::Context) {
         let mut ops = Vec::new();
+        let before = self.buffer.figures().memory_bytes;
         for k in msg.keys {
             self.buffer.delete(&k, &mut ops);
         }
+        let after = self.buffer.figures().memory_bytes;
+        self.released(before.saturating_sub(after));
         self.run_ops(ops, ctx);
     }
 }

@@ -468,6 +468,7 @@ impl Handler<FetchDone> for WorkerActor {
 #[rtype(result = "()")]
 struct ArgsReady {
     key: Key,
+    function: String,
     call: crate::task::TaskFn,
     args: Vec<Arg>,
     found: Vec<(Key, Option<ArgData>)>,
@@ -486,6 +487,7 @@ impl Handler<ArgsReady> for WorkerActor {
         match job_args(msg.args, values) {
             Ok(args) => self.submit(Job {
                 key: msg.key,
+                function: msg.function,
                 call: msg.call,
                 args,
             }),
@@ -494,6 +496,7 @@ impl Handler<ArgsReady> for WorkerActor {
                     kind: ErrorKind::DataLost,
                     message: format!("dependency {k:?} vanished from the worker's store before the task ran"),
                 };
+                warn!(worker = %self.name, "task {} ({}) failed: {}", msg.key, msg.function, failure.message);
                 let mut effects = std::mem::take(&mut self.effects);
                 self.state.task_finished(&msg.key, Err(failure), 0, &mut effects);
                 self.apply(effects, ctx);
@@ -591,6 +594,7 @@ impl WorkerActor {
                             kind: ErrorKind::UnknownFunction,
                             message: format!("worker {} has no function named {function:?}", self.name),
                         };
+                        warn!(worker = %self.name, "task {key} ({function}) failed: {}", failure.message);
                         let mut more = Vec::new();
                         self.state.task_finished(&key, Err(failure), 0, &mut more);
                         effects.extend(more);
@@ -601,7 +605,12 @@ impl WorkerActor {
                         // No key to look up (values, or an empty list of
                         // keys), so this cannot fail.
                         if let Ok(args) = job_args(args, std::iter::empty()) {
-                            self.submit(Job { key, call, args });
+                            self.submit(Job {
+                                key,
+                                function,
+                                call,
+                                args,
+                            });
                         }
                     } else {
                         let lookup = self.store.send(GetArgs { keys: deps });
@@ -609,7 +618,13 @@ impl WorkerActor {
                         ctx.spawn(
                             async move {
                                 if let Ok(found) = lookup.await {
-                                    me.do_send(ArgsReady { key, call, args, found });
+                                    me.do_send(ArgsReady {
+                                        key,
+                                        function,
+                                        call,
+                                        args,
+                                        found,
+                                    });
                                 }
                             }
                             .into_actor(self),

@@ -99,7 +99,7 @@ impl Default for MemoryThresholds {
 
 impl MemoryThresholds {
     /// `fraction` × the limit in bytes, or None when disabled.
-    fn bytes(&self, fraction: f64) -> Option<u64> {
+    pub fn bytes(&self, fraction: f64) -> Option<u64> {
         (self.limit > 0 && fraction > 0.0).then_some((self.limit as f64 * fraction) as u64)
     }
 }

@@ -26,9 +26,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use actix::prelude::*;
+use tracing::warn;
 
 use super::args::{load_args, JobArg};
-use crate::task::{run_task, TaskFn};
+use crate::task::{run_task, take_panic_backtrace, TaskFn};
 use crate::wire::messages::{Key, TaskFailure};
 use crate::wire::Security;
 
@@ -53,6 +54,8 @@ pub struct ResultsReady;
 pub struct Job {
     /// The task's key, echoed in [`TaskDone`].
     pub key: Key,
+    /// The registered function's name, for the log line of a failure.
+    pub function: String,
     /// The registered function.
     pub call: TaskFn,
     /// Its arguments; spilled or composite ones are put together by the
@@ -314,6 +317,24 @@ pub fn task_scheduler() -> Option<SchedulerContact> {
     CONTEXT.with(|c| c.borrow().as_ref().and_then(|ctx| ctx.shared.scheduler.get().cloned()))
 }
 
+/// Logs a failed run at WARN, so that a worker's log shows every task
+/// that erred or panicked here and why (the client sees the message too;
+/// the operator otherwise would not), with the panic's backtrace when
+/// `RUST_BACKTRACE=1`. Runs on the task's thread, right after the run, where
+/// the backtrace was taken.
+fn log_failure(worker: &str, key: &str, function: &str, failure: &TaskFailure) {
+    let (kind, message) = (failure.kind, &failure.message);
+    match take_panic_backtrace() {
+        Some(backtrace) => {
+            warn!(
+                worker,
+                "task {key} ({function}) failed, {kind:?}: {message}\nbacktrace:\n{backtrace}"
+            )
+        }
+        None => warn!(worker, "task {key} ({function}) failed, {kind:?}: {message}"),
+    }
+}
+
 /// Starts one more thread taking jobs.
 fn spawn_runner(shared: &Arc<Shared>) -> std::io::Result<()> {
     let shared = shared.clone();
@@ -354,6 +375,9 @@ fn run_jobs(shared: Arc<Shared>) {
             result
         });
         CONTEXT.with(|c| c.borrow_mut().take());
+        if let Err(failure) = &result {
+            log_failure(&shared.name, &job.key, &job.function, failure);
+        }
         let surplus = shared.give_slot();
         let buffered = shared.done.push(TaskDone {
             key: job.key,
@@ -486,6 +510,7 @@ mod secede_tests {
     fn job(key: &str, call: TaskFn) -> Job {
         Job {
             key: key.into(),
+            function: "f".into(),
             call,
             args: Vec::new(),
         }

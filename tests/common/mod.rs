@@ -67,6 +67,17 @@ pub fn start(cmd: &mut Command, prefix: &str) -> (Proc, String) {
     } else {
         Stdio::null()
     };
+    start_with_stderr(cmd, prefix, stderr)
+}
+
+/// As [`start`], with the process's log (stderr) written to the file `log`,
+/// for tests that check what a process logs.
+pub fn start_logging_to(cmd: &mut Command, prefix: &str, log: &std::path::Path) -> (Proc, String) {
+    let file = std::fs::File::create(log).expect("create log file");
+    start_with_stderr(cmd, prefix, Stdio::from(file))
+}
+
+fn start_with_stderr(cmd: &mut Command, prefix: &str, stderr: Stdio) -> (Proc, String) {
     cmd.stdout(Stdio::piped()).stderr(stderr);
     let mut child = cmd.spawn().expect("process starts");
     let stdout = child.stdout.take().expect("stdout");
@@ -99,6 +110,19 @@ pub fn worker_with(scheduler: &str, name: &str, extra: &[&str]) -> (Proc, String
             .args(extra),
         "rdask worker",
     )
+}
+
+/// Waits until the text of file `path` satisfies `ok`; returns that text.
+pub fn wait_for_file(path: &std::path::Path, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + STARTUP;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if ok(&text) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "{what}; {path:?} has:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Waits until at least `n` workers are registered.
