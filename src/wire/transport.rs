@@ -225,8 +225,15 @@ pub async fn connect_retrying(
         token: security.token().map(str::to_string),
     };
     let reply: HandshakeReply = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-        write_one(&mut write, &hello).await?;
-        let first = reader.fill_buf().await?;
+        // A refusing peer (past max_connections) may answer and close
+        // before our hello is written; its reply, still in our receive
+        // buffer, says more than the failed write, so read it first.
+        let sent = write_one(&mut write, &hello).await;
+        let first = match (reader.fill_buf().await, sent) {
+            (Ok(first), _) if !first.is_empty() => first,
+            (_, Err(e)) => return Err(e),
+            (read, Ok(())) => read?,
+        };
         if let Some(what) = foreign_reply(first) {
             return Err(WireError::NotRdask(format!(
                 "{address} is not {} (it answered with {what})",

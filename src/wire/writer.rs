@@ -59,6 +59,17 @@ const MESSAGE_OVERHEAD: u64 = 128;
 /// One heap string: its allocation and header.
 const STRING_OVERHEAD: u64 = 32;
 
+/// Rough encoded size of a task argument.
+fn arg_bytes(a: &Arg) -> u64 {
+    let n = match a {
+        Arg::Value(v) => v.len(),
+        Arg::Key(k) => k.len(),
+        Arg::Keys(ks) => ks.iter().map(|k| k.len() + 4).sum(),
+        Arg::KeyMap(entries) => entries.iter().map(|(b, k)| b.len() + k.len() + 8).sum(),
+    };
+    n as u64 + 8
+}
+
 /// A queued message at least this large (by `approx_bytes`) is written in a
 /// frame of its own: batching gains it nothing.
 pub const ALONE_BYTES: u64 = 64 * 1024;
@@ -71,7 +82,10 @@ impl WireMessage for ToScheduler {
             + match self {
                 ToScheduler::Scatter { data, .. } => data.iter().map(|(_, p)| p.len() as u64).sum(),
                 ToScheduler::TaskFinished { key, inline, .. } => key.len() as u64 + payload_len(inline),
-                ToScheduler::UpdateGraph { tasks, .. } => tasks.len() as u64 * 128,
+                ToScheduler::UpdateGraph { tasks, .. } => tasks
+                    .iter()
+                    .map(|t| 128 + t.args.iter().map(arg_bytes).sum::<u64>())
+                    .sum(),
                 _ => 0,
             }
     }
