@@ -24,7 +24,7 @@
 //! and the options of each role. The modules, by layer:
 //!
 //! - [`client`]: the user's API, blocking and async, and typed futures;
-//!   [`worker_client`]: a client for tasks that submit tasks.
+//!   [`worker_client()`]: a client for tasks that submit tasks.
 //! - [`cluster`]: `LocalCluster`, a scheduler and workers in this process.
 //! - [`task`](mod@task), [`registry`], [`builtins`]: typed tasks, the functions a
 //!   binary can serve, and the `rdask` binary's own tasks.

@@ -1,5 +1,5 @@
 //! The scheduler actor: a thin adapter between the connections' sessions
-//! ([`super::session`]) and the I/O-free [`SchedulerState`].
+//! (`super::session`) and the I/O-free [`SchedulerState`].
 //!
 //! The scheduler actor applies each batch a session hands it to the state
 //! machine and routes the outbox to the peers' writers, so every message

@@ -115,7 +115,7 @@ pub struct SchedulerConfig {
     /// tasks. Functions measured short with small results pipeline deeper
     /// (`queue_target_s`). `inf` disables the cap.
     pub worker_saturation: f64,
-    /// How often the actor calls [`SchedulerState::balance`] (work
+    /// How often the actor calls [`super::SchedulerState::balance`] (work
     /// stealing), ms; 0 = never.
     pub work_stealing_interval_ms: u64,
 }

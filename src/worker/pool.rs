@@ -11,7 +11,7 @@
 //! wake-ups, not the tasks, are most of the per-task cost of tiny tasks.
 //!
 //! **Seceding** (Dask's `secede`/`rejoin`): a task that blocks waiting for
-//! tasks it submitted (through [`crate::worker_client`]) would hold one of
+//! tasks it submitted (through [`crate::worker_client()`]) would hold one of
 //! the `nthreads` slots while doing nothing, and on a one-thread worker its
 //! children could never run. The client's blocking waits therefore run
 //! inside [`seceded`]: the thread gives its slot back for the duration, a
@@ -188,7 +188,7 @@ struct Shared {
 }
 
 /// How a task reaches its worker's scheduler (for
-/// [`crate::worker_client`]).
+/// [`crate::worker_client()`]).
 #[derive(Clone, Debug)]
 pub struct SchedulerContact {
     /// The scheduler's address.
