@@ -84,14 +84,7 @@ impl SchedulerState {
                 k,
                 self.slot(t).key
             );
-            self.mark_erred(
-                t,
-                Arc::new(TaskFailure {
-                    kind: ErrorKind::DataLost,
-                    message,
-                }),
-                out,
-            );
+            self.mark_data_lost(t, message, out);
         }
         if order.len() < created.len() {
             let cyclic: Vec<TaskId> = created.iter().copied().filter(|t| indeg[pos[t]] > 0).collect();

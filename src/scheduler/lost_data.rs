@@ -1,12 +1,10 @@
 //! Lost data: a worker missing a dependency, and the last copy of a result
 //! going away (its dependents reset, the task recomputed).
 
-use std::sync::Arc;
-
 use super::ids::{TaskId, WIdx};
 use super::state::SchedulerState;
 use super::types::{Outbox, TaskState};
-use crate::wire::messages::{ErrorKind, TaskFailure, ToClient};
+use crate::wire::messages::ToClient;
 
 impl SchedulerState {
     pub(super) fn missing_data(&mut self, reporter: WIdx, key: &str, errant: &str, out: &mut Outbox) {
@@ -95,14 +93,7 @@ impl SchedulerState {
             let s = self.slot(t);
             if !s.wanted_by.is_empty() || s.live_dependents > 0 {
                 let message = format!("data of {:?} lost with worker {}", s.key, lost_with);
-                self.mark_erred(
-                    t,
-                    Arc::new(TaskFailure {
-                        kind: ErrorKind::DataLost,
-                        message,
-                    }),
-                    out,
-                );
+                self.mark_data_lost(t, message, out);
             } else {
                 self.candidates.push(t);
             }

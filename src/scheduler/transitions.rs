@@ -143,14 +143,7 @@ impl SchedulerState {
                 "data of {:?} was released and cannot be recomputed (it was scattered)",
                 self.slot(t).key
             );
-            self.mark_erred(
-                t,
-                Arc::new(TaskFailure {
-                    kind: ErrorKind::DataLost,
-                    message,
-                }),
-                out,
-            );
+            self.mark_data_lost(t, message, out);
             return;
         }
         let mut missing = 0;
@@ -192,6 +185,15 @@ impl SchedulerState {
 
     /// Errs a task (detached, not erred) and, recursively, its waiting
     /// dependents; notifies wanting clients.
+    /// Errs `t` (and its dependents) with `DataLost` and `message`.
+    pub(super) fn mark_data_lost(&mut self, t: TaskId, message: String, out: &mut Outbox) {
+        let failure = TaskFailure {
+            kind: ErrorKind::DataLost,
+            message,
+        };
+        self.mark_erred(t, Arc::new(failure), out);
+    }
+
     pub(super) fn mark_erred(&mut self, t: TaskId, failure: Arc<TaskFailure>, out: &mut Outbox) {
         let mut stack = vec![(t, failure)];
         while let Some((t, f)) = stack.pop() {
