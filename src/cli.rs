@@ -87,6 +87,10 @@ pub enum Command {
         /// Seconds without any message after which a worker is removed [config: scheduler.worker_timeout_s].
         #[arg(long)]
         worker_timeout: Option<f64>,
+        /// Seconds a task that none of the connected workers can run waits before it errs; 0 = for ever
+        /// [config: scheduler.no_worker_timeout_s, default 10].
+        #[arg(long)]
+        no_worker_timeout: Option<f64>,
         /// Port of the HTTP endpoint (/health, /metrics, /api/v1/info); 0: any free port [config: scheduler.http_port].
         #[arg(long)]
         http_port: Option<u16>,
@@ -259,6 +263,7 @@ pub fn run(cli: Cli) -> i32 {
             host,
             port,
             worker_timeout,
+            no_worker_timeout,
             http_port,
             security,
         } => {
@@ -272,6 +277,14 @@ pub fn run(cli: Cli) -> i32 {
             }
             if let Some(t) = worker_timeout {
                 flags.push(FlagValue::new("scheduler", "worker_timeout_s", "--worker-timeout", t));
+            }
+            if let Some(t) = no_worker_timeout {
+                flags.push(FlagValue::new(
+                    "scheduler",
+                    "no_worker_timeout_s",
+                    "--no-worker-timeout",
+                    t,
+                ));
             }
             if let Some(p) = http_port {
                 flags.push(FlagValue::new("scheduler", "http_port", "--http-port", i64::from(p)));
@@ -356,15 +369,20 @@ pub fn run(cli: Cli) -> i32 {
                     // Memory is asked of each worker directly: the scheduler
                     // does not track spilling or process memory.
                     match client.worker_info(&w.address) {
-                        Ok(m) => println!(
-                            "    memory: managed={} spilled={} spilled_keys={} rss={} limit={}{}",
-                            m.nbytes,
-                            m.spilled_bytes,
-                            m.spilled_keys,
-                            m.rss_bytes,
-                            m.memory_limit,
-                            if m.paused { " paused" } else { "" }
-                        ),
+                        Ok(m) => {
+                            println!(
+                                "    memory: managed={} spilled={} spilled_keys={} rss={} limit={}{}",
+                                m.nbytes,
+                                m.spilled_bytes,
+                                m.spilled_keys,
+                                m.rss_bytes,
+                                m.memory_limit,
+                                if m.paused { " paused" } else { "" }
+                            );
+                            if let Some(e) = &m.spill_error {
+                                println!("    spilling fails: {e}");
+                            }
+                        }
                         Err(e) => println!("    memory: unavailable ({e})"),
                     }
                 }

@@ -164,6 +164,12 @@ config_section! {
         /// Milliseconds between work-stealing rounds (idle workers take queued tasks from busy ones);
         /// 0 = no stealing.
         work_stealing_interval_ms: u64 = scheduler_defaults().state.work_stealing_interval_ms,
+        /// Dask's scheduler.no-workers-timeout: seconds a ready task that none of the connected
+        /// workers can run (none has its function or satisfies its restrictions) waits before it
+        /// errs with NoWorker; 0 = for ever.
+        no_worker_timeout_s: f64 = scheduler_defaults().state.no_worker_timeout_s,
+        /// The same while no worker at all is connected (workers may be starting); 0 = for ever.
+        empty_cluster_timeout_s: f64 = scheduler_defaults().state.empty_cluster_timeout_s,
     }
 }
 
@@ -354,6 +360,8 @@ impl RdaskConfig {
         state.max_tasks_per_thread = s.max_tasks_per_thread;
         state.worker_saturation = s.worker_saturation;
         state.work_stealing_interval_ms = s.work_stealing_interval_ms;
+        state.no_worker_timeout_s = s.no_worker_timeout_s;
+        state.empty_cluster_timeout_s = s.empty_cluster_timeout_s;
         SchedulerOptions {
             state,
             limits: self.wire.limits(),

@@ -2,6 +2,12 @@
 //! filtered by `RUST_LOG`, coloured only for a person at a terminal.
 
 use std::io::IsTerminal as _;
+use std::time::{Duration, Instant};
+
+/// At most one log line per this interval for an error that repeats (a
+/// failing accept, a spill directory that cannot be written); the line
+/// counts the occurrences it stands for.
+pub const REPEATED_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The `RUST_LOG` filter used when the variable is unset or invalid: `info`,
 /// less actix-web's start-up chatter and its ERROR line for every malformed
@@ -23,4 +29,38 @@ pub fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(colour)
         .try_init();
+}
+
+/// A log line at most once per [`REPEATED_LOG_INTERVAL`], counting the
+/// occurrences in between: for errors that can repeat many times a second.
+#[derive(Debug, Default)]
+pub(crate) struct RateLimitedLog {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RateLimitedLog {
+    /// Whether to log now; if so, how many occurrences were not logged.
+    pub(crate) fn allow(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        match self.last {
+            Some(t) if now.duration_since(t) < REPEATED_LOG_INTERVAL => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+}
+
+/// The tail of a rate-limited line: how many occurrences it stands for.
+pub(crate) fn also(suppressed: u64) -> String {
+    if suppressed == 0 {
+        String::new()
+    } else {
+        format!(" ({suppressed} more since the last such line)")
+    }
 }

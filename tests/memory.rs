@@ -285,3 +285,64 @@ fn a_worker_that_held_three_times_its_limit_runs_new_tasks_after_releasing_it() 
     );
     Ok(())
 }
+
+#[test]
+fn a_spill_directory_that_cannot_be_written_is_logged_at_a_bounded_rate_and_reported() -> anyhow::Result<()> {
+    let (_s, addr) = scheduler();
+    let local = TempDir::new("nospill");
+    let log = local.0.join("worker.log");
+    let (_w, w_addr) = start_logging_to(
+        Command::new(rdask_bin()).args([
+            "worker",
+            &addr,
+            "--name",
+            "w",
+            "--nthreads",
+            "1",
+            "--memory-limit",
+            "100MB",
+            "--local-directory",
+            local.0.to_str().expect("utf-8 temp dir"),
+        ]),
+        "rdask worker",
+        &log,
+    );
+    let client = Client::connect(&addr)?;
+    wait_for_workers(&client, 1);
+    // The spill directory is made at the first spill: a file in its place
+    // makes every write fail (as a read-only or full disk would, but also
+    // for root, who may write to read-only directories).
+    let spill_dir = PathBuf::from(client.worker_info(&w_addr)?.spill_directory);
+    std::fs::write(&spill_dir, b"not a directory")?;
+
+    // 120 MB of results for a 100 MB limit: past target (60 MB) they must
+    // spill, and cannot.
+    let blobs = (0..12)
+        .map(|seed| client.submit(make_blob, (10_000_000u64, seed)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let info = wait_for_info(&client, &w_addr, "spill error reported", |i| i.spill_error.is_some());
+    let error = info.spill_error.clone().unwrap_or_default();
+    assert!(
+        error.contains(&spill_dir.display().to_string()) && error.contains("os error"),
+        "the report names neither the directory nor the OS error: {error}"
+    );
+    // Failing writes are retried every few seconds, not many times a
+    // second, and the log says so once per interval.
+    std::thread::sleep(Duration::from_secs(12));
+    let text = std::fs::read_to_string(&log)?;
+    let lines = text.lines().filter(|l| l.contains("cannot spill")).count();
+    assert!(
+        (1..=3).contains(&lines),
+        "{lines} 'cannot spill' lines in 12 s:\n{text}"
+    );
+
+    // The disk comes back: spilling works again, the error clears, and the
+    // work the full memory held up finishes.
+    std::fs::remove_file(&spill_dir)?;
+    wait_for_info(&client, &w_addr, "spilling resumed", |i| {
+        i.spill_error.is_none() && i.spilled_keys > 0 && i.nkeys == 12
+    });
+    let done = client.wait(&blobs, ReturnWhen::AllCompleted, Some(TASK_BOUND))?;
+    assert_eq!(done.not_done.len(), 0);
+    Ok(())
+}

@@ -72,12 +72,7 @@ fn separate_scheduler_and_worker_processes_compute_and_move_data_peer_to_peer() 
 
 #[test]
 fn a_users_own_binary_serves_its_tasks_and_plain_workers_do_not() -> anyhow::Result<()> {
-    // The example binary sits next to the test's `rdask` binary's folder.
-    let example = std::path::Path::new(rdask_bin())
-        .parent()
-        .map(|d| d.join("examples").join("count_letters"))
-        .filter(|p| p.exists());
-    let Some(example) = example else {
+    let Some(example) = count_letters_example() else {
         cannot_run("the count_letters example is not built (cargo test builds it)");
         return Ok(());
     };
@@ -103,6 +98,62 @@ fn a_users_own_binary_serves_its_tasks_and_plain_workers_do_not() -> anyhow::Res
     // The user's binary joins as a worker and the waiting task runs there.
     let (_user, _) = worker(example.to_str().unwrap(), &addr, "user");
     assert_eq!(f.result_timeout(Some(Duration::from_secs(20)))?, 5);
+    Ok(())
+}
+
+fn count_letters_example() -> Option<std::path::PathBuf> {
+    // The example binary sits next to the test's `rdask` binary's folder.
+    std::path::Path::new(rdask_bin())
+        .parent()
+        .map(|d| d.join("examples").join("count_letters"))
+        .filter(|p| p.exists())
+}
+
+#[test]
+fn a_program_whose_task_no_worker_serves_exits_with_the_reason_within_15_s() -> anyhow::Result<()> {
+    // `count_letters --scheduler ADDR` against plain `rdask worker`s (which do
+    // not link the example's task): it must fail, not hang, and say why.
+    let Some(example) = count_letters_example() else {
+        cannot_run("the count_letters example is not built (cargo test builds it)");
+        return Ok(());
+    };
+    let (_s, addr) = scheduler();
+    let (_plain, _) = worker(rdask_bin(), &addr, "plain");
+    let client = Client::connect(&addr)?;
+    wait_for_workers(&client, 1);
+    let dir = TempDir::new("letters");
+    let started = Instant::now();
+    let mut child = Command::new(&example)
+        .args(["--scheduler", &addr, "--files", "2", "--size", "1000", "--dir"])
+        .arg(&dir.0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(15) {
+            let _ = child.kill();
+            let out = child.wait_with_output()?;
+            panic!(
+                "still running after 15 s; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = child.wait_with_output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!status.success(), "exited with success; stderr: {stderr}");
+    assert!(
+        stderr.contains("count_letters::count_letters") && stderr.contains("has the function"),
+        "stderr does not say which function no worker has: {stderr}"
+    );
+    assert!(
+        stderr.contains("no_worker_timeout_s"),
+        "stderr does not name the setting: {stderr}"
+    );
     Ok(())
 }
 

@@ -196,6 +196,55 @@ fn replicate_copies_keys_and_rebalance_spreads_bytes() -> anyhow::Result<()> {
 }
 
 #[test]
+fn a_worker_that_received_rebalanced_keys_retires_and_hands_them_back() -> anyhow::Result<()> {
+    // Found from outside: after Rebalance, RetireWorkers of the worker that
+    // received the moved keys never answered.
+    let (_s, addr) = scheduler();
+    let (_w1, w1_addr) = worker(&addr, "w1", &["--nthreads", "1"]);
+    let client = Client::connect(&addr)?;
+    wait_for_workers(&client, 1);
+    let blobs = client.starmap(
+        make_blob,
+        (0..4u64).map(|i| (1_000_000u64, i)),
+        &SubmitOptions::default(),
+    )?;
+    client.wait(&blobs, rdask::ReturnWhen::AllCompleted, None)?;
+    let (_w2, w2_addr) = worker(&addr, "w2", &["--nthreads", "1"]);
+    wait_for_workers(&client, 2);
+    client.rebalance(&blobs)?;
+    let keys: Vec<&str> = blobs.iter().map(|b| b.key()).collect();
+    let moved = client
+        .who_has(&keys)?
+        .iter()
+        .filter(|w| w.workers.iter().any(|a| a == &w2_addr))
+        .count();
+    assert!(moved > 0, "rebalance moved nothing to w2");
+
+    // Bounded here, so that a retirement that never answers fails the test.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let retiring = {
+        let addr = addr.clone();
+        std::thread::spawn(move || {
+            let answer = Client::connect(&addr).and_then(|c| c.retire_workers(&["w2"]));
+            let _ = tx.send(answer);
+        })
+    };
+    let retired = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("RetireWorkers of the worker that received rebalanced keys did not answer within 60 s")?;
+    retiring.join().expect("retiring thread");
+    assert_eq!(retired, vec!["w2".to_string()]);
+    // Every key is back on w1, nothing recomputed, the data intact.
+    for w in client.who_has(&keys)? {
+        assert_eq!(w.workers, vec![w1_addr.clone()], "{}", w.key);
+    }
+    let lens = client.gather(&client.map(blob_len, blobs.iter())?)?;
+    assert_eq!(lens, vec![1_000_000; 4]);
+    assert_eq!(client.scheduler_info()?.workers.len(), 1);
+    Ok(())
+}
+
+#[test]
 fn a_task_runs_where_its_large_dependency_lives() -> anyhow::Result<()> {
     let (_s, addr) = scheduler();
     let (_w1, w1_addr) = worker(&addr, "w1", &["--nthreads", "1"]);

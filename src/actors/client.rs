@@ -257,12 +257,11 @@ pub fn apply(st: &mut SharedState, msg: ToClient) -> bool {
                 }
             }
         }
-        ToClient::NoWorker { key, function } => {
+        ToClient::NoWorker { key, function, reason } => {
             if let Some(e) = st.keys.get_mut(&key) {
                 if e.status == KeyStatus::Pending {
-                    let why = no_worker_reason(&function);
-                    warn!(%key, %function, "no worker can run this task; it waits for one: {why}");
-                    e.status = KeyStatus::NoWorker(why);
+                    warn!(%key, %function, "no worker can run this task; it waits for one: {reason}");
+                    e.status = KeyStatus::NoWorker(reason);
                 }
             }
         }
@@ -295,12 +294,4 @@ pub fn apply(st: &mut SharedState, msg: ToClient) -> bool {
         _ => {}
     }
     completed
-}
-
-/// Why a task waits in no-worker, and what to do about it.
-fn no_worker_reason(function: &str) -> String {
-    format!(
-        "no connected worker can run `{function}` (or satisfy its restrictions); start a worker from a binary \
-         that links `{function}` (a `#[rdask::task]` in that binary or a crate it uses)"
-    )
 }

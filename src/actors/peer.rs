@@ -191,6 +191,7 @@ async fn serve_peer(
                             memory_limit: report.memory_limit,
                             paused: report.figures.paused,
                             spill_directory: report.spill_directory.to_string_lossy().into_owned(),
+                            spill_error: report.spill_error,
                         },
                     }
                 }

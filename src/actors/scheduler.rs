@@ -100,6 +100,9 @@ pub const DEFAULT_WORKER_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_PENDING_HANDSHAKES: usize = 1024;
 /// How often the scheduler looks for silent workers.
 const WORKER_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+/// How often the scheduler errs tasks that waited too long for a worker
+/// (`SchedulerState::expire_no_worker`): the precision of those bounds.
+const NO_WORKER_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The scheduler: owns the state machine and a writer per peer.
 pub struct SchedulerActor {
@@ -200,6 +203,10 @@ impl Actor for SchedulerActor {
                 act.flush();
             });
         }
+        ctx.run_interval(NO_WORKER_CHECK_INTERVAL, |act, _| {
+            act.state.expire_no_worker(Instant::now(), &mut act.outbox);
+            act.flush();
+        });
         ctx.run_interval(WORKER_CHECK_INTERVAL, |act, _| {
             let now = Instant::now();
             let dead: Vec<WorkerId> = act

@@ -38,6 +38,11 @@ pub const TRIM_AFTER_RELEASED_BYTES: u64 = 32 * 1024 * 1024;
 /// whether to pause, so memory freed by finished tasks counts too.
 pub const TRIM_INTERVAL_OVER_PAUSE: Duration = Duration::from_secs(1);
 
+/// After a spill write fails, no new write starts for this long: values
+/// stay in memory, and a full or read-only disk is not tried again and
+/// again (the failure is logged once per [`crate::logging::REPEATED_LOG_INTERVAL`]).
+pub const SPILL_RETRY_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Counters shared by a worker's actors, reported on its peer port.
 #[derive(Debug, Default)]
 pub struct WorkerCounters {
@@ -107,6 +112,13 @@ pub struct DataStore {
     released_since_trim: u64,
     /// When the allocator was last asked to return freed pages.
     last_trim: Option<Instant>,
+    /// The last spill failure, naming the directory and the OS error, while
+    /// spilling does not work; cleared by the next successful write.
+    spill_error: Option<String>,
+    /// Rate limit of the "cannot spill" warning.
+    spill_log: crate::logging::RateLimitedLog,
+    /// A spilling retry is scheduled.
+    retry_scheduled: bool,
 }
 
 impl DataStore {
@@ -124,6 +136,9 @@ impl DataStore {
             memory,
             released_since_trim: 0,
             last_trim: None,
+            spill_error: None,
+            spill_log: Default::default(),
+            retry_scheduled: false,
         }
     }
 
@@ -158,8 +173,13 @@ impl DataStore {
                         }
                         .into_actor(self)
                         .map(move |result, act, ctx| {
-                            if let Err(e) = &result {
-                                warn!(worker = %act.memory.worker, "cannot spill {key:?} to {}: {e}; it stays in memory", act.dir.0.display());
+                            match &result {
+                                Err(e) => act.spill_failed(&key, e, ctx),
+                                Ok(()) => {
+                                    if act.spill_error.take().is_some() {
+                                        info!(worker = %act.memory.worker, "spilling to {} works again", act.dir.0.display());
+                                    }
+                                }
                             }
                             let mut more = Vec::new();
                             let before = act.buffer.figures().memory_bytes;
@@ -182,6 +202,32 @@ impl DataStore {
                     }));
                 }
             }
+        }
+    }
+
+    /// A spill write failed: the value stays in memory, spilling stops
+    /// for [`SPILL_RETRY_INTERVAL`] (the buffer blocks it), and the failure
+    /// is logged at a bounded rate and kept for the worker's info.
+    fn spill_failed(&mut self, key: &str, e: &std::io::Error, ctx: &mut Context<Self>) {
+        let error = format!("cannot spill to {}: {e}", self.dir.0.display());
+        if let Some(n) = self.spill_log.allow() {
+            warn!(
+                worker = %self.memory.worker,
+                "{error} (value {key:?}); values stay in memory, spilling is retried every {} s{}",
+                SPILL_RETRY_INTERVAL.as_secs(),
+                crate::logging::also(n)
+            );
+        }
+        self.spill_error = Some(error);
+        // One retry timer at a time: writes already under way may fail too.
+        if !self.retry_scheduled {
+            self.retry_scheduled = true;
+            ctx.run_later(SPILL_RETRY_INTERVAL, |act, ctx| {
+                act.retry_scheduled = false;
+                let mut ops = Vec::new();
+                act.buffer.retry_spilling(&mut ops);
+                act.run_ops(ops, ctx);
+            });
         }
     }
 
@@ -375,6 +421,9 @@ pub struct StoreReport {
     pub memory_limit: u64,
     /// The worker's spill directory (it may not exist yet).
     pub spill_directory: PathBuf,
+    /// Why spilling does not work now (the directory and the OS error), if
+    /// the last write failed.
+    pub spill_error: Option<String>,
 }
 
 /// Report memory figures.
@@ -391,6 +440,7 @@ impl Handler<Report> for DataStore {
             rss_bytes,
             memory_limit: self.memory.thresholds.limit,
             spill_directory: self.dir.0.clone(),
+            spill_error: self.spill_error.clone(),
         })
     }
 }

@@ -303,6 +303,10 @@ impl SchedulerState {
             self.no_worker.len() as u64 == self.counts[TaskState::NoWorker.index()],
             "no-worker set and count differ"
         );
+        ensure!(
+            self.no_worker_since.keys().all(|qk| self.no_worker.contains(qk)),
+            "a no-worker wait is recorded for a task no longer in no-worker"
+        );
         let mut queued = 0;
         for (f, info) in self.fns.iter().enumerate() {
             let f = f as FnId;

@@ -8,6 +8,7 @@ mod ids;
 mod invariants;
 mod lost_data;
 mod membership;
+mod no_worker;
 mod notify;
 mod placement;
 mod release;

@@ -76,6 +76,7 @@ impl SchedulerState {
             TaskState::NoWorker => ToClient::NoWorker {
                 key: s.key.clone(),
                 function: self.fns[s.func as usize].name.clone(),
+                reason: self.no_worker_reason(t),
             },
             _ => return,
         };

@@ -89,11 +89,13 @@
 //! modules by concern (`impl SchedulerState` blocks): `handlers` (the
 //! events), `membership` (workers joining and leaving), `graph` (intake),
 //! `release` (the release rule), `transitions` (state changes),
-//! `placement`, `results`, `lost_data`, `stealing`, `data_moves`,
+//! `placement`, `no_worker` (why and how long a task waits for a worker),
+//! `results`, `lost_data`, `stealing`, `data_moves`,
 //! `retirement`, `notify` (outgoing messages), `invariants`. The records
 //! live in `ids`, `tasks`, `workers`; the public vocabulary in `types`.
 
 use std::collections::BTreeSet;
+use std::time::Instant;
 
 use super::ids::{FnId, QueueKey, RankKey, TaskId, TaskRef, WIdx};
 use super::tasks::{FnInfo, TaskSlot};
@@ -119,6 +121,9 @@ pub struct SchedulerState {
     /// Functions whose queue is not empty.
     pub(super) queued_fns: BTreeSet<FnId>,
     pub(super) no_worker: BTreeSet<QueueKey>,
+    /// When each task in `no_worker` was first seen there by
+    /// [`SchedulerState::expire_no_worker`] (see `no_worker`).
+    pub(super) no_worker_since: FxMap<QueueKey, Instant>,
     /// Worker arena. Indices are never reused (a dead worker's slot stays
     /// `None`, 8 bytes), so that a stale index can never alias a new worker.
     pub(super) workers: Vec<Option<Box<WorkerSlot>>>,
@@ -164,6 +169,7 @@ impl SchedulerState {
             fn_ids: FxMap::default(),
             queued_fns: BTreeSet::new(),
             no_worker: BTreeSet::new(),
+            no_worker_since: FxMap::default(),
             workers: Vec::new(),
             worker_ids: FxMap::default(),
             worker_names: FxMap::default(),

@@ -73,6 +73,8 @@ impl SchedulerState {
             TaskState::NoWorker => {
                 let qk = self.slot(t).queue_key(t);
                 self.no_worker.remove(&qk);
+                // Its wait ends; a later one is counted afresh.
+                self.no_worker_since.remove(&qk);
             }
             TaskState::Memory => {
                 if !self.moving.is_empty() {
@@ -183,8 +185,6 @@ impl SchedulerState {
         }
     }
 
-    /// Errs a task (detached, not erred) and, recursively, its waiting
-    /// dependents; notifies wanting clients.
     /// Errs `t` (and its dependents) with `DataLost` and `message`.
     pub(super) fn mark_data_lost(&mut self, t: TaskId, message: String, out: &mut Outbox) {
         let failure = TaskFailure {
@@ -194,6 +194,8 @@ impl SchedulerState {
         self.mark_erred(t, Arc::new(failure), out);
     }
 
+    /// Errs a task (detached, not erred) and, recursively, its waiting
+    /// dependents; notifies wanting clients.
     pub(super) fn mark_erred(&mut self, t: TaskId, failure: Arc<TaskFailure>, out: &mut Outbox) {
         let mut stack = vec![(t, failure)];
         while let Some((t, f)) = stack.pop() {
@@ -222,10 +224,14 @@ impl SchedulerState {
         self.set_state(t, TaskState::NoWorker);
         let qk = self.slot(t).queue_key(t);
         self.no_worker.insert(qk);
-        self.notify(t, out, |s| ToClient::NoWorker {
-            key: s.key.clone(),
-            function: self.fns[s.func as usize].name.clone(),
-        });
+        if !self.slot(t).wanted_by.is_empty() {
+            let reason = self.no_worker_reason(t);
+            self.notify(t, out, |s| ToClient::NoWorker {
+                key: s.key.clone(),
+                function: self.fns[s.func as usize].name.clone(),
+                reason: reason.clone(),
+            });
+        }
     }
 
     pub(super) fn enter_queued(&mut self, t: TaskId) {

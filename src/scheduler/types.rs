@@ -89,6 +89,13 @@ pub struct Outbox {
     pub messages: Vec<Outgoing>,
 }
 
+/// Default of [`SchedulerConfig::no_worker_timeout_s`]: long enough for a
+/// worker being restarted to come back, short enough that a task whose
+/// function no worker links fails while its user still watches.
+pub const DEFAULT_NO_WORKER_TIMEOUT_S: f64 = 10.0;
+/// Default of [`SchedulerConfig::empty_cluster_timeout_s`].
+pub const DEFAULT_EMPTY_CLUSTER_TIMEOUT_S: f64 = 300.0;
+
 /// Scheduler tuning.
 #[derive(Clone, Debug)]
 pub struct SchedulerConfig {
@@ -118,6 +125,15 @@ pub struct SchedulerConfig {
     /// How often the actor calls [`super::SchedulerState::balance`] (work
     /// stealing), ms; 0 = never.
     pub work_stealing_interval_ms: u64,
+    /// Dask's `scheduler.no-workers-timeout`, for a cluster with workers:
+    /// a ready task that none of the connected workers can run (none has its
+    /// function, or none satisfies its restrictions) errs with `NoWorker`
+    /// after waiting this many seconds; 0 = waits for ever.
+    pub no_worker_timeout_s: f64,
+    /// The same bound while no worker at all is connected (workers are
+    /// usually on their way: a cluster starting, a batch job queued), so
+    /// longer; 0 = waits for ever.
+    pub empty_cluster_timeout_s: f64,
 }
 
 impl Default for SchedulerConfig {
@@ -132,6 +148,8 @@ impl Default for SchedulerConfig {
             max_tasks_per_thread: 512,
             worker_saturation: 1.1,
             work_stealing_interval_ms: 100,
+            no_worker_timeout_s: DEFAULT_NO_WORKER_TIMEOUT_S,
+            empty_cluster_timeout_s: DEFAULT_EMPTY_CLUSTER_TIMEOUT_S,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{info, warn};
@@ -16,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::codec;
 use super::messages::{HandshakeReply, PROTOCOL_VERSION};
+use crate::logging::{also, RateLimitedLog};
 
 /// Default cap on a scheduler's open connections (clients, workers and
 /// connections in their handshake).
@@ -33,7 +34,7 @@ pub const REFUSAL_READ_TIMEOUT: Duration = Duration::from_secs(1);
 pub const MAX_PENDING_REFUSALS: usize = 64;
 /// At most one log line per this interval for a repeating accept error or
 /// refusal; the line counts what it stands for.
-pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
+pub const LOG_INTERVAL: Duration = crate::logging::REPEATED_LOG_INTERVAL;
 /// First pause after a failed accept; it doubles, up to [`MAX_ACCEPT_BACKOFF`].
 const FIRST_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 /// Longest pause after failed accepts.
@@ -77,39 +78,6 @@ pub fn effective_max_connections(configured: usize) -> usize {
             configured.min(fit)
         }
         None => configured,
-    }
-}
-
-/// A log line at most once per [`LOG_INTERVAL`], counting the occurrences in
-/// between.
-#[derive(Default)]
-struct RateLimitedLog {
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl RateLimitedLog {
-    /// Whether to log now; if so, how many occurrences were not logged.
-    fn allow(&mut self) -> Option<u64> {
-        let now = Instant::now();
-        match self.last {
-            Some(t) if now.duration_since(t) < LOG_INTERVAL => {
-                self.suppressed += 1;
-                None
-            }
-            _ => {
-                self.last = Some(now);
-                Some(std::mem::take(&mut self.suppressed))
-            }
-        }
-    }
-}
-
-fn also(suppressed: u64) -> String {
-    if suppressed == 0 {
-        String::new()
-    } else {
-        format!(" ({suppressed} more since the last such line)")
     }
 }
 

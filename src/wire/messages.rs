@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 /// Version 2 added the list and map arguments ([`Arg::Keys`],
 /// [`Arg::KeyMap`]) and [`ToScheduler::LongRunning`]: a version-1 peer could
 /// not decode them, so it is refused at the handshake instead.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Magic string that opens every handshake, so a stray connection (an HTTP
 /// client, a port scanner) is told apart from an old rdask at once.
@@ -216,6 +216,10 @@ pub enum ErrorKind {
     KilledWorker,
     /// The client cancelled it.
     Cancelled,
+    /// No connected worker could run it (none has its function, none
+    /// satisfies its restrictions, or none is connected) within the
+    /// scheduler's `no_worker_timeout_s` / `empty_cluster_timeout_s`.
+    NoWorker,
 }
 
 /// A task failure as reported to clients.
@@ -482,6 +486,10 @@ pub enum ToClient {
         key: Key,
         /// The function no worker has.
         function: String,
+        /// Why no worker can run it, and what would help (the scheduler's
+        /// words: no worker connected, none has the function, or none
+        /// satisfies the restrictions).
+        reason: String,
     },
     /// Answer to [`ToScheduler::WhoHas`]. A key not in memory anywhere has
     /// an empty `workers` list.
@@ -671,6 +679,10 @@ pub struct WorkerStoreInfo {
     /// The worker's spill directory (created at its first spill).
     #[serde(default)]
     pub spill_directory: String,
+    /// Why spilling does not work now (the directory and the OS error),
+    /// while the last write failed; absent when it works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spill_error: Option<String>,
 }
 
 /// Replies on a worker's peer port.

@@ -194,6 +194,9 @@ pub struct SpillBuffer {
     spilled_bytes: u64,
     spilled_keys: u64,
     paused: bool,
+    /// A write failed: no new write starts until the store calls
+    /// [`SpillBuffer::retry_spilling`] (a failing disk is not hammered).
+    spilling_blocked: bool,
 }
 
 impl SpillBuffer {
@@ -326,11 +329,28 @@ impl SpillBuffer {
         } else {
             slot.file = FileState::None;
             self.touch(key);
+            self.spilling_blocked = true;
         }
+    }
+
+    /// Whether a failed write stopped spilling (until
+    /// [`SpillBuffer::retry_spilling`]).
+    pub fn spilling_blocked(&self) -> bool {
+        self.spilling_blocked
+    }
+
+    /// Lets spilling start again after a failed write, and spills what the
+    /// target requires.
+    pub fn retry_spilling(&mut self, out: &mut Vec<SpillOp>) {
+        self.spilling_blocked = false;
+        self.spill_to_target(out);
     }
 
     /// Starts spilling the least recently used value; false if none is left.
     fn spill_oldest(&mut self, out: &mut Vec<SpillOp>) -> bool {
+        if self.spilling_blocked {
+            return false;
+        }
         let Some((_, key)) = self.lru.pop_first() else {
             return false;
         };

@@ -157,6 +157,33 @@ fn a_failed_write_keeps_the_value_in_memory() {
 }
 
 #[test]
+fn a_failed_write_stops_spilling_until_the_store_retries() {
+    // Default thresholds: target 0.6 of 10 MB.
+    let mut b = buffer(10 * MB);
+    let mut out = Vec::new();
+    for i in 0..7 {
+        b.put(format!("k{i}"), value(MB), &mut out);
+    }
+    assert_eq!(writes(&out), vec![("k0".to_string(), 0)]);
+    let mut after = Vec::new();
+    b.write_done("k0", 0, false, &mut after);
+    assert!(b.spilling_blocked());
+    // Neither new values nor memory measurements start writes while blocked:
+    // a failing disk is not tried again and again.
+    let mut more = Vec::new();
+    b.put("k7".into(), value(MB), &mut more);
+    assert_eq!(b.memory_measured(9 * MB, &mut more), Some(PauseChange::Pause));
+    assert!(writes(&more).is_empty(), "{:?}", writes(&more));
+    // Retrying spills down to target again, oldest first (k0 went to the
+    // back of the line when its write failed).
+    let mut retry = Vec::new();
+    b.retry_spilling(&mut retry);
+    assert!(!b.spilling_blocked());
+    let keys: Vec<String> = writes(&retry).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, vec!["k1", "k2"]);
+}
+
+#[test]
 fn process_memory_past_spill_spills_more_and_past_pause_pauses_until_it_falls() {
     let mut b = buffer(10 * MB);
     let mut out = Vec::new();
