@@ -28,6 +28,8 @@
 //! - [`cluster`]: `LocalCluster`, a scheduler and workers in this process.
 //! - [`task`](mod@task), [`registry`], [`builtins`]: typed tasks, the functions a
 //!   binary can serve, and the `rdask` binary's own tasks.
+//! - [`delayed`]: lazy task graphs (Dask's `delayed`), computed on a
+//!   cluster in one submission or on a local thread pool.
 //! - [`cli`], [`config`], [`launch`], [`certs`], [`logging`]: the `rdask`
 //!   command line (embeddable in a user's binary), configuration files,
 //!   `rdask cluster up`, TLS certificates, log output.
@@ -50,6 +52,7 @@ pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod delayed;
 #[doc(hidden)]
 pub mod http;
 pub mod launch;

@@ -34,6 +34,7 @@ impl Registry {
             for e in crate::builtins::ENTRIES {
                 r.register(*e);
             }
+            r.register(crate::delayed::fuse::FUSED_ENTRY);
             // The same name registered twice is the same function (a
             // built-in seen both ways), so overwriting is harmless.
             for e in inventory::iter::<TaskEntry> {

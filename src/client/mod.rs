@@ -20,7 +20,7 @@ mod core;
 mod fetch;
 mod future;
 mod options;
-mod submit;
+pub(crate) mod submit;
 
 use crate::wire::messages::{Key, TaskFailure};
 use crate::wire::WireError;

@@ -176,6 +176,22 @@ pub(crate) fn map<O>(
     Ok(futures)
 }
 
+/// Submits a whole graph in one `UpdateGraph`, wanting `outputs`; returns
+/// those keys, each counted once more (the caller makes the futures).
+pub(crate) fn submit_graph(core: &Arc<Core>, tasks: Vec<TaskSpec>, outputs: Vec<Key>) -> Result<Vec<Key>, Error> {
+    core.check_connected()?;
+    let bytes: u64 =
+        tasks.iter().map(task_bytes).sum::<u64>() + outputs.iter().map(|k| k.len() as u64 + 8).sum::<u64>();
+    check_fits(bytes, &core.limits, || format!("a graph of {} tasks", tasks.len()))?;
+    let function = tasks.last().map(|t| t.function.clone()).unwrap_or_default();
+    add_refs(core, &outputs, &function);
+    core.send(ToScheduler::UpdateGraph {
+        tasks,
+        wanted: outputs.clone(),
+    })?;
+    Ok(outputs)
+}
+
 /// Sends the values to the scheduler for placing on workers; the futures
 /// are valid once the reply says so ([`scatter_done`]).
 pub(crate) fn scatter_request<T: Serialize>(

@@ -1,0 +1,250 @@
+//! Lazy task graphs (Dask's `dask.delayed`): build calls of `#[rdask::task]`
+//! functions without running them, then run the whole graph with one
+//! submission to a cluster ([`Delayed::compute`], [`Delayed::persist`],
+//! [`compute`] for several outputs), or on a local thread pool without
+//! any cluster ([`Delayed::compute_local`]).
+//!
+//! ```
+//! use rdask::delayed::delayed;
+//! use rdask::builtins::{inc, sum};
+//!
+//! let parts: Vec<_> = (0..4i64).map(|i| delayed(inc, (i,))).collect();
+//! let total = delayed(sum, parts); // a Vec of lazy values as one argument
+//! assert_eq!(total.compute_local()?, 1 + 2 + 3 + 4);
+//! # Ok::<(), rdask::Error>(())
+//! ```
+//!
+//! A call's key is derived from its function and arguments, so the same
+//! call built twice is one task, and sub-graphs shared by several outputs
+//! run once. Before submission the graph is culled (only what the outputs
+//! need is walked) and linear chains are fused into one task
+//! ([`ComputeOptions::fuse`]; see `fuse`). What Dask's `delayed` offers and
+//! how it maps here: `docs/collections.md`.
+//!
+//! # Layout
+//! `graph` (nodes, keys, the walk), `args` (typed arguments), `fuse` (chain
+//! fusion and the worker's runner of fused chains), `local` (the thread-pool
+//! executor), `dot` (Graphviz output).
+
+mod args;
+mod dot;
+pub mod fuse;
+#[doc(hidden)]
+pub mod graph;
+mod local;
+
+use std::collections::HashSet;
+use std::marker::PhantomData;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+pub use args::{IntoDelayedArg, IntoDelayedArgs};
+use graph::{node_key, Graph, Node};
+
+use crate::client::{Client, Error, Future};
+use crate::task::{decode_value, Task};
+use crate::wire::messages::{Key, TaskSpec};
+
+/// A lazy call whose result is a `T`: nothing runs until it is computed.
+pub struct Delayed<T> {
+    pub(crate) node: Arc<Node>,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Delayed<T> {
+    fn clone(&self) -> Self {
+        Delayed {
+            node: self.node.clone(),
+            _type: PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Delayed<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Delayed({})", self.node.key)
+    }
+}
+
+/// A lazy call of `task` with `args` (values, [`Delayed`]s, [`Future`]s,
+/// and `Vec`s or maps of them, checked against the task's parameters):
+/// Dask's `delayed(f)(*args)`.
+pub fn delayed<T: Task, A: IntoDelayedArgs<T::Args>>(task: T, args: A) -> Delayed<T::Output> {
+    try_delayed(task, args).unwrap_or_else(|e| Delayed {
+        // Only an argument that cannot be encoded fails; the node keeps the
+        // error, and computing anything that needs it reports it.
+        node: Arc::new(Node {
+            key: format!("{}-unencodable-{}", T::NAME, uuid::Uuid::new_v4().simple()),
+            function: T::NAME,
+            args: Vec::new(),
+            error: Some(e.to_string()),
+        }),
+        _type: PhantomData,
+    })
+}
+
+/// [`delayed`], failing at once if an argument cannot be encoded.
+pub fn try_delayed<T: Task, A: IntoDelayedArgs<T::Args>>(_task: T, args: A) -> Result<Delayed<T::Output>, Error> {
+    let args = args.into_delayed_args()?;
+    Ok(Delayed {
+        node: Arc::new(Node {
+            key: node_key(T::NAME, &args),
+            function: T::NAME,
+            args,
+            error: None,
+        }),
+        _type: PhantomData,
+    })
+}
+
+/// How a graph is computed.
+#[derive(Clone, Debug)]
+pub struct ComputeOptions {
+    /// Fuse linear chains into one task each (default on; Dask's
+    /// `optimize_graph`).
+    pub fuse: bool,
+    /// Threads of [`Delayed::compute_local`] (default: the machine's CPUs).
+    pub local_threads: usize,
+}
+
+impl Default for ComputeOptions {
+    fn default() -> Self {
+        ComputeOptions {
+            fuse: true,
+            local_threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        }
+    }
+}
+
+impl ComputeOptions {
+    /// Turns fusion on or off.
+    pub fn fuse(mut self, on: bool) -> Self {
+        self.fuse = on;
+        self
+    }
+}
+
+/// The task specs of what `outputs` need, optimized as `opts` says.
+fn plan(outputs: &[&Arc<Node>], opts: &ComputeOptions) -> Result<Vec<TaskSpec>, Error> {
+    let graph = Graph::collect(outputs.iter().copied());
+    if let Some(message) = graph.nodes.iter().find_map(|n| n.error.clone()) {
+        return Err(Error::Encode(message));
+    }
+    let keys: HashSet<&str> = outputs.iter().map(|n| n.key.as_str()).collect();
+    Ok(fuse::to_specs(&graph, &keys, opts.fuse))
+}
+
+impl<T> Delayed<T> {
+    /// The key its result will have.
+    pub fn key(&self) -> &str {
+        &self.node.key
+    }
+
+    /// Number of calls in its graph (before fusion).
+    pub fn graph_len(&self) -> usize {
+        Graph::collect([&self.node]).nodes.len()
+    }
+
+    /// Number of tasks that computing it submits (after fusion as `opts`
+    /// says).
+    pub fn task_count(&self, opts: &ComputeOptions) -> Result<usize, Error> {
+        plan(&[&self.node], opts).map(|t| t.len())
+    }
+
+    /// Submits its graph (one message) and returns the future of its result;
+    /// the graph's other results are released as soon as they are used.
+    pub fn persist(&self, client: &Client) -> Result<Future<T>, Error> {
+        self.persist_with(client, &ComputeOptions::default())
+    }
+
+    /// [`persist`](Self::persist) with options.
+    pub fn persist_with(&self, client: &Client, opts: &ComputeOptions) -> Result<Future<T>, Error> {
+        let tasks = plan(&[&self.node], opts)?;
+        let mut keys = crate::client::submit::submit_graph(&client.inner.core, tasks, vec![self.node.key.clone()])?;
+        let key = keys.pop().unwrap_or_default();
+        Ok(Future::new(key, client.inner.core.clone()))
+    }
+
+    /// Writes its graph as Graphviz DOT to `path`; with a `.svg` or `.png`
+    /// extension, renders it with Graphviz's `dot` (an error says so if it
+    /// is not installed).
+    pub fn visualize(&self, path: impl AsRef<Path>) -> Result<(), Error> {
+        dot::write(&Graph::collect([&self.node]), path.as_ref())
+    }
+}
+
+impl<T: DeserializeOwned> Delayed<T> {
+    /// Runs its graph on the cluster and returns the result (Dask's
+    /// `compute()`).
+    pub fn compute(&self, client: &Client) -> Result<T, Error> {
+        self.persist(client)?.result()
+    }
+
+    /// [`compute`](Self::compute) with options.
+    pub fn compute_with(&self, client: &Client, opts: &ComputeOptions) -> Result<T, Error> {
+        self.persist_with(client, opts)?.result()
+    }
+
+    /// Runs its graph on a thread pool in this process, without a cluster
+    /// (Dask's threaded scheduler).
+    pub fn compute_local(&self) -> Result<T, Error> {
+        self.compute_local_with(&ComputeOptions::default())
+    }
+
+    /// [`compute_local`](Self::compute_local) with options.
+    pub fn compute_local_with(&self, opts: &ComputeOptions) -> Result<T, Error> {
+        let tasks = plan(&[&self.node], opts)?;
+        let key: Key = self.node.key.clone();
+        let mut values = local::run(tasks, std::slice::from_ref(&key), opts.local_threads)?;
+        let bytes = values.remove(&key).unwrap_or_default();
+        decode_value(&bytes).map_err(|e| Error::Decode {
+            key,
+            message: e.to_string(),
+        })
+    }
+}
+
+/// Several lazy values computed together (one submission; shared parts run
+/// once): `rdask::delayed::compute(&client, (&a, &b))` returns `(A, B)`.
+pub fn compute<O: Outputs>(client: &Client, outputs: O) -> Result<O::Values, Error> {
+    let nodes = outputs.nodes();
+    let refs: Vec<&Arc<Node>> = nodes.iter().collect();
+    let tasks = plan(&refs, &ComputeOptions::default())?;
+    let keys: Vec<Key> = nodes.iter().map(|n| n.key.clone()).collect();
+    let keys = crate::client::submit::submit_graph(&client.inner.core, tasks, keys)?;
+    O::gather(client, keys)
+}
+
+/// A tuple of `&Delayed` outputs for [`compute`].
+pub trait Outputs {
+    /// The tuple of their values.
+    type Values;
+    #[doc(hidden)]
+    fn nodes(&self) -> Vec<Arc<Node>>;
+    #[doc(hidden)]
+    fn gather(client: &Client, keys: Vec<Key>) -> Result<Self::Values, Error>;
+}
+
+macro_rules! outputs {
+    ($(($t:ident, $v:ident)),+) => {
+        impl<$($t: DeserializeOwned),+> Outputs for ($(&Delayed<$t>,)+) {
+            type Values = ($($t,)+);
+            fn nodes(&self) -> Vec<Arc<Node>> {
+                let ($($v,)+) = self;
+                vec![$($v.node.clone()),+]
+            }
+            fn gather(client: &Client, keys: Vec<Key>) -> Result<Self::Values, Error> {
+                let mut keys = keys.into_iter();
+                $(let $v: Future<$t> = Future::new(keys.next().unwrap_or_default(), client.inner.core.clone());)+
+                Ok(($($v.result()?,)+))
+            }
+        }
+    };
+}
+
+outputs!((A, a));
+outputs!((A, a), (B, b));
+outputs!((A, a), (B, b), (C, c));
+outputs!((A, a), (B, b), (C, c), (D, d));
