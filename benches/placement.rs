@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rdask::scheduler::state::{ClientId, Outbox, Outgoing, SchedulerState, WorkerId};
-use rdask::wire::messages::{Arg, Key, Payload, TaskSpec, ToClient, ToScheduler, ToWorker};
+use rdask::wire::messages::{Arg, FromClient, Key, Payload, TaskSpec, ToClient, ToWorker};
 
 mod common;
 
@@ -58,7 +58,7 @@ fn cluster(nworkers: usize) -> (SchedulerState, Vec<Key>) {
     common::add_workers(&mut s, nworkers);
     let data = Bytes::from(vec![0u8; DEP_BYTES]);
     let keys: Vec<Key> = (0..nworkers).map(|i| format!("data-{i:06}")).collect();
-    let scatter = ToScheduler::Scatter {
+    let scatter = FromClient::Scatter {
         request_id: 1,
         data: keys.iter().map(|k| (k.clone(), Payload(data.clone()))).collect(),
         workers: Vec::new(),
@@ -79,7 +79,7 @@ fn cluster(nworkers: usize) -> (SchedulerState, Vec<Key>) {
 }
 
 /// The `UpdateGraph` of one batch and its `ReleaseKeys`.
-fn batch(iteration: u64, deps: Option<(&[Key], &mut Rng)>) -> (ToScheduler, ToScheduler) {
+fn batch(iteration: u64, deps: Option<(&[Key], &mut Rng)>) -> (FromClient, FromClient) {
     let keys: Vec<Key> = (0..BATCH)
         .map(|i| format!("inc-{:016x}", (iteration << 20) | i as u64))
         .collect();
@@ -90,11 +90,11 @@ fn batch(iteration: u64, deps: Option<(&[Key], &mut Rng)>) -> (ToScheduler, ToSc
             .collect(),
         None => keys.iter().map(|k| spec(k, vec![Arg::Value(vec![0x05])])).collect(),
     };
-    let update = ToScheduler::UpdateGraph {
+    let update = FromClient::UpdateGraph {
         tasks,
         wanted: keys.clone(),
     };
-    (update, ToScheduler::ReleaseKeys { keys })
+    (update, FromClient::ReleaseKeys { keys })
 }
 
 fn spec(key: &Key, args: Vec<Arg>) -> TaskSpec {

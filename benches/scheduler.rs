@@ -28,7 +28,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use rdask::scheduler::state::{ClientId, Outbox, Outgoing, SchedulerState, TaskState, WorkerId};
-use rdask::wire::messages::{Arg, Key, Payload, TaskSpec, ToClient, ToScheduler, ToWorker};
+use rdask::wire::messages::{Arg, FromClient, FromWorker, Key, Payload, TaskSpec, ToClient, ToWorker};
 
 mod common;
 
@@ -49,7 +49,7 @@ fn keys() -> Vec<Key> {
 }
 
 /// The client's two messages of one cycle.
-fn messages(keys: &[Key]) -> (ToScheduler, ToScheduler) {
+fn messages(keys: &[Key]) -> (FromClient, FromClient) {
     let tasks = keys
         .iter()
         .enumerate()
@@ -64,11 +64,11 @@ fn messages(keys: &[Key]) -> (ToScheduler, ToScheduler) {
             resources: Vec::new(),
         })
         .collect();
-    let update = ToScheduler::UpdateGraph {
+    let update = FromClient::UpdateGraph {
         tasks,
         wanted: keys.to_vec(),
     };
-    let release = ToScheduler::ReleaseKeys { keys: keys.to_vec() };
+    let release = FromClient::ReleaseKeys { keys: keys.to_vec() };
     (update, release)
 }
 
@@ -97,13 +97,13 @@ fn drain(out: &mut Outbox, work: &mut VecDeque<(WorkerId, Key)>, counts: &mut Co
 }
 
 /// One full cycle of the batch.
-fn cycle(s: &mut SchedulerState, out: &mut Outbox, update: ToScheduler, release: ToScheduler) -> Counts {
+fn cycle(s: &mut SchedulerState, out: &mut Outbox, update: FromClient, release: FromClient) -> Counts {
     let mut counts = Counts::default();
     let mut work = VecDeque::with_capacity(N);
     s.handle_client_message(CLIENT, update, out).expect("UpdateGraph");
     drain(out, &mut work, &mut counts);
     while let Some((w, key)) = work.pop_front() {
-        let msg = ToScheduler::TaskFinished {
+        let msg = FromWorker::TaskFinished {
             key,
             nbytes: 1,
             inline: Some(Payload(Bytes::from_static(b"\x01"))),

@@ -4,7 +4,7 @@
 //! * `compute_task`: 1,000 `ToWorker::ComputeTask` (key `inc-<16 hex>`,
 //!   function `rdask::builtins::inc`, one `Arg::Value` holding a small
 //!   msgpack int, no dependencies), scheduler → worker.
-//! * `task_finished`: 1,000 `ToScheduler::TaskFinished` each with a small
+//! * `task_finished`: 1,000 `FromWorker::TaskFinished` each with a small
 //!   inline payload (one payload frame per message), worker → scheduler.
 //!
 //! For each: `encode` (msgpack header + payload list), `decode` (header back
@@ -20,7 +20,7 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use futures_util::FutureExt;
 use rdask::wire::codec::{decode, encode, read_frame, write_frame, Frame, FrameLimits};
-use rdask::wire::messages::{Payload, ToScheduler, ToWorker};
+use rdask::wire::messages::{FromWorker, Payload, ToWorker};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -35,11 +35,11 @@ fn compute_tasks() -> Vec<ToWorker> {
         .collect()
 }
 
-fn task_finished() -> Vec<ToScheduler> {
+fn task_finished() -> Vec<FromWorker> {
     (0..BATCH)
         .map(|i| {
             let value = rmp_serde::to_vec(&(i as i64 + 1)).expect("encode an int");
-            ToScheduler::TaskFinished {
+            FromWorker::TaskFinished {
                 key: format!("inc-{:016x}", i as u64 * 0x9e37_79b9),
                 nbytes: value.len() as u64,
                 inline: Some(Payload(Bytes::from(value))),

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use rdask::wire::messages::{Key, ToScheduler, ToWorker};
+use rdask::wire::messages::{FromWorker, Key, ToWorker};
 use rdask::worker::state::{WorkerEffect, WorkerState, WorkerStateConfig};
 
 mod common;
@@ -51,7 +51,7 @@ fn drain(effects: &mut Vec<WorkerEffect>, run: &mut VecDeque<Key>, counts: &mut 
                 counts.executed += 1;
                 run.push_back(key);
             }
-            WorkerEffect::Send(ToScheduler::TaskFinished { .. }) => counts.finished += 1,
+            WorkerEffect::Send(FromWorker::TaskFinished { .. }) => counts.finished += 1,
             WorkerEffect::StorePut { .. } => counts.stored += 1,
             WorkerEffect::StoreDelete { keys } => counts.deleted += keys.len(),
             // Anything else (e.g. start notices) is not part of the cycle.

@@ -44,6 +44,8 @@
 //! Logs are `tracing` events; a binary that does not install its own
 //! subscriber calls [`init_logging`] (the `rdask` command line does).
 
+#![warn(missing_docs)]
+
 #[doc(hidden)]
 pub mod actors;
 pub mod builtins;

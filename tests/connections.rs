@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use rdask::builtins::{inc, sleep_ms};
-use rdask::wire::messages::{Arg, TaskSpec, ToScheduler};
+use rdask::wire::messages::{Arg, FromClient, FromWorker, TaskSpec};
 use rdask::{Client, ClientOptions, Error};
 
 mod common;
@@ -222,7 +222,7 @@ fn a_client_that_never_reads_is_cut_off_and_the_memory_returns() {
         })
         .collect();
     let wanted = tasks.iter().map(|t| t.key.clone()).collect();
-    raw::send(&mut s, &[ToScheduler::UpdateGraph { tasks, wanted }]).expect("submitted");
+    raw::send(&mut s, &[FromClient::UpdateGraph { tasks, wanted }]).expect("submitted");
     let mut peak = 0;
     wait_until("the scheduler cuts the client that does not read", || {
         peak = peak.max(proc_memory(sched.pid(), "VmRSS"));
@@ -391,7 +391,7 @@ fn messages_after_close_client_are_ignored_with_a_log_line() {
     let cfg = config(&dir, "");
     let (_s, addr, log) = scheduler_logged(&dir, &cfg, &[]);
     let mut s = raw::client(&addr);
-    raw::send(&mut s, &[ToScheduler::CloseClient, ToScheduler::Info { request_id: 1 }]).expect("sent");
+    raw::send(&mut s, &[FromClient::CloseClient, FromClient::Info { request_id: 1 }]).expect("sent");
     assert!(raw::closed_by_peer(&mut s, STARTUP));
     wait_until("the ignored message is logged", || {
         log_text(&log).contains("ignoring 1 messages after CloseClient in the same frame")
@@ -404,14 +404,14 @@ fn a_client_closed_for_a_protocol_error_releases_its_keys_at_once() {
     let dir = TempDir::new("protocol-error");
     // A grace period far longer than the test waits.
     let cfg = config(&dir, "[scheduler]\nclient_grace_s = 3600\n");
-    let (_s, addr, _log) = scheduler_logged(&dir, &cfg, &[]);
+    let (_s, addr, log) = scheduler_logged(&dir, &cfg, &[]);
     let (_w, _) = worker_with(&addr, "w", &[]);
     let observer = Client::connect(&addr).expect("client connects");
     wait_for_workers(&observer, 1);
     let mut s = raw::client(&addr);
     raw::send(
         &mut s,
-        &[ToScheduler::UpdateGraph {
+        &[FromClient::UpdateGraph {
             tasks: vec![task("k", "rdask::builtins::inc", vec![value(1i64)])],
             wanted: vec!["k".into()],
         }],
@@ -426,8 +426,12 @@ fn a_client_closed_for_a_protocol_error_releases_its_keys_at_once() {
             .any(|(s, n)| s == "memory" && *n == 1)
     });
     // A worker's message from a client connection is a protocol error.
-    raw::send(&mut s, &[ToScheduler::RetireMe]).expect("sent");
+    raw::send(&mut s, &[FromWorker::RetireMe]).expect("sent");
     assert!(raw::closed_by_peer(&mut s, STARTUP));
+    wait_until("the refusal is logged as docs/protocol.md §8.4 says", || {
+        log_text(&log)
+            .contains("client connection closed: malformed message: message RetireMe is not valid from a client")
+    });
     wait_until("its keys are released without waiting for the grace period", || {
         let info = observer.scheduler_info().expect("info");
         info.ntasks == 0 && info.nclients == 1

@@ -203,7 +203,7 @@ fn several_clients_share_keys_and_release_only_their_own() -> anyhow::Result<()>
 
 #[test]
 fn a_client_that_vanishes_releases_what_it_held() -> anyhow::Result<()> {
-    use rdask::wire::messages::{TaskSpec, ToScheduler};
+    use rdask::wire::messages::{FromClient, TaskSpec};
     let cluster = cluster(1);
     let observer = cluster.client()?;
     // A raw client submits 50 tasks, then its socket simply goes away.
@@ -222,7 +222,7 @@ fn a_client_that_vanishes_releases_what_it_held() -> anyhow::Result<()> {
         })
         .collect();
     let wanted = tasks.iter().map(|t| t.key.clone()).collect();
-    s.write_all(&frame(&rmp_serde_named(&vec![ToScheduler::UpdateGraph {
+    s.write_all(&frame(&rmp_serde_named(&vec![FromClient::UpdateGraph {
         tasks,
         wanted,
     }])))?;
@@ -468,7 +468,7 @@ fn bad_bytes_close_only_the_offending_connection() -> anyhow::Result<()> {
     // A worker-only message from a client.
     let mut s = raw_connect(&cluster);
     s.write_all(&handshake(rdask::wire::messages::PROTOCOL_VERSION))?;
-    let msg = vec![rdask::wire::messages::ToScheduler::Heartbeat {
+    let msg = vec![rdask::wire::messages::FromWorker::Heartbeat {
         nkeys: 0,
         nbytes: 0,
         executing: 0,

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdask::builtins::{add, inc, make_blob, sleep_ms};
-use rdask::wire::messages::{Arg, Handshake, Role, TaskSpec, ToPeer, ToScheduler, PROTOCOL_VERSION};
+use rdask::wire::messages::{Arg, FromClient, FromWorker, Handshake, Role, TaskSpec, ToPeer, PROTOCOL_VERSION};
 use rdask::{Blob, Client, Error, SubmitOptions};
 
 mod common;
@@ -328,7 +328,7 @@ impl RawClient {
         read_frame(&mut s); // Welcome
         RawClient(s)
     }
-    fn send(&mut self, msgs: &[ToScheduler]) {
+    fn send(&mut self, msgs: &[FromClient]) {
         self.0.write_all(&frame(&encode(&msgs))).expect("send");
     }
     /// The variant names of the next frame's messages.
@@ -362,7 +362,7 @@ fn a_vanished_clients_keys_are_kept_for_the_grace_period_then_released() {
     let observer = Client::connect(&addr).expect("client connects");
     wait_until("worker registered", || nworkers(&observer) == 1);
     let mut raw = RawClient::connect(&addr);
-    raw.send(&[ToScheduler::UpdateGraph {
+    raw.send(&[FromClient::UpdateGraph {
         tasks: vec![inc_spec("vanishing", 1)],
         wanted: vec!["vanishing".into()],
     }]);
@@ -392,7 +392,7 @@ fn another_clients_futures_survive_a_vanished_client() {
     let blob = client.submit(make_blob, (200_000u64, 3u64)).expect("submit");
     let expected: Blob = blob.result().expect("result");
     let mut raw = RawClient::connect(&addr);
-    raw.send(&[ToScheduler::UpdateGraph {
+    raw.send(&[FromClient::UpdateGraph {
         tasks: Vec::new(),
         wanted: vec![blob.key().to_string()],
     }]);
@@ -525,7 +525,7 @@ fn bad_bytes_on_a_workers_peer_port_close_only_that_connection() {
     // A truncated frame, then the peer goes away.
     send_then(&[&hello, &[0, 0, 0, 100, 0, 0, 0, 0, 1, 2, 3]], true);
     // A valid frame of the wrong direction (a scheduler message).
-    peer(&[&hello, &frame(&encode(&vec![ToScheduler::CloseClient]))]);
+    peer(&[&hello, &frame(&encode(&vec![FromClient::CloseClient]))]);
     // An unknown variant.
     peer(&[&hello, &frame(b"\x91\x81\xa7Nothing\x80")]);
     // Another protocol version is refused with a reason.
@@ -603,20 +603,22 @@ fn sample_frames() -> Vec<Vec<u8>> {
     };
     let enc = |v: &dyn erased::Encode| v.encode();
     push(enc(&vec![
-        ToScheduler::UpdateGraph {
+        FromClient::UpdateGraph {
             tasks: vec![inc_spec("a", 1)],
             wanted: vec!["a".into()],
         },
-        ToScheduler::TasksStarted { keys: vec!["a".into()] },
-        ToScheduler::TaskFinished {
+        FromClient::RetireWorkers {
+            request_id: 1,
+            workers: vec!["w".into()],
+        },
+    ]));
+    push(enc(&vec![
+        FromWorker::TasksStarted { keys: vec!["a".into()] },
+        FromWorker::TaskFinished {
             key: "a".into(),
             nbytes: 3,
             inline: Some(Payload::new(vec![1u8, 2, 3])),
             duration_us: 5,
-        },
-        ToScheduler::RetireWorkers {
-            request_id: 1,
-            workers: vec!["w".into()],
         },
     ]));
     push(enc(&vec![ToWorker::AcquireReplicas {
@@ -656,13 +658,15 @@ mod erased {
 /// returns how many frames decoded as at least one type.
 fn read_and_decode_all(rt: &tokio::runtime::Runtime, input: &[u8]) -> usize {
     use rdask::wire::codec::{decode, read_frame};
-    use rdask::wire::messages::{FromPeer, HandshakeReply, ToWorker};
+    use rdask::wire::messages::{decode_inbound, FromPeer, HandshakeReply, ToWorker};
     rt.block_on(async {
         let mut reader = input;
         let mut ok = 0;
         while let Ok(Some(frame)) = read_frame(&mut reader, &FUZZ_LIMITS).await {
             let any = [
-                decode::<Vec<ToScheduler>>(frame.clone()).is_ok(),
+                // With the refusal of a message of the other kind by name.
+                decode_inbound::<FromClient>(frame.clone()).is_ok(),
+                decode_inbound::<FromWorker>(frame.clone()).is_ok(),
                 decode::<Vec<rdask::wire::messages::ToClient>>(frame.clone()).is_ok(),
                 decode::<Vec<ToWorker>>(frame.clone()).is_ok(),
                 decode::<Vec<ToPeer>>(frame.clone()).is_ok(),

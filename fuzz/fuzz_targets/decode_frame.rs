@@ -9,7 +9,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use rdask::wire::codec::{decode, read_frame, Frame, FrameLimits};
-use rdask::wire::messages::{FromPeer, Handshake, HandshakeReply, ToClient, ToPeer, ToScheduler, ToWorker};
+use rdask::wire::messages::{
+    decode_inbound, FromClient, FromPeer, FromWorker, Handshake, HandshakeReply, ToClient, ToPeer, ToWorker,
+};
 
 /// Small limits, so that a claimed length cannot make the fuzzer allocate
 /// gigabytes (the limits themselves are what is being exercised).
@@ -20,7 +22,8 @@ const LIMITS: FrameLimits = FrameLimits {
 };
 
 fn decode_all(frame: Frame) {
-    let _ = decode::<Vec<ToScheduler>>(frame.clone());
+    let _ = decode_inbound::<FromClient>(frame.clone());
+    let _ = decode_inbound::<FromWorker>(frame.clone());
     let _ = decode::<Vec<ToClient>>(frame.clone());
     let _ = decode::<Vec<ToWorker>>(frame.clone());
     let _ = decode::<Vec<ToPeer>>(frame.clone());

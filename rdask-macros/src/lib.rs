@@ -15,6 +15,8 @@
 //! the same macro works for user crates and for rdask's own built-ins
 //! (`#[task(crate = "crate")]`).
 
+#![warn(missing_docs)]
+
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{format_ident, quote};

@@ -246,7 +246,7 @@ impl Handler<ClientJoined> for SchedulerActor {
 #[rtype(result = "Result<(), String>")]
 pub struct ClientBatch {
     pub(super) id: ClientId,
-    pub(super) messages: Vec<ToScheduler>,
+    pub(super) messages: Vec<FromClient>,
 }
 
 impl Handler<ClientBatch> for SchedulerActor {
@@ -255,7 +255,7 @@ impl Handler<ClientBatch> for SchedulerActor {
         let mut result = Ok(());
         let total = msg.messages.len();
         for (i, m) in msg.messages.into_iter().enumerate() {
-            let closing = matches!(m, ToScheduler::CloseClient);
+            let closing = matches!(m, FromClient::CloseClient);
             if let Err(e) = self.state.handle_client_message(msg.id, m, &mut self.outbox) {
                 result = Err(e.to_string());
                 break;
@@ -352,7 +352,7 @@ impl Handler<WorkerJoined> for SchedulerActor {
 #[rtype(result = "Result<(), String>")]
 pub struct WorkerBatch {
     pub(super) id: WorkerId,
-    pub(super) messages: Vec<ToScheduler>,
+    pub(super) messages: Vec<FromWorker>,
 }
 
 impl Handler<WorkerBatch> for SchedulerActor {
@@ -365,8 +365,8 @@ impl Handler<WorkerBatch> for SchedulerActor {
         let mut result = Ok(());
         for m in msg.messages {
             match &m {
-                ToScheduler::TaskFinished { .. } => self.tasks_finished += 1,
-                ToScheduler::TaskErred { .. } => self.tasks_erred += 1,
+                FromWorker::TaskFinished { .. } => self.tasks_finished += 1,
+                FromWorker::TaskErred { .. } => self.tasks_erred += 1,
                 _ => {}
             }
             if let Err(e) = self.state.handle_worker_message(msg.id, m, &mut self.outbox) {

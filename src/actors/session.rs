@@ -138,13 +138,25 @@ async fn read_loop(
     limits: &FrameLimits,
     timeouts: &ReadTimeouts,
 ) -> Result<(), WireError> {
-    while let Some(messages) = transport::read_batch_within::<ToScheduler>(reader, limits, timeouts).await? {
+    loop {
+        // Each kind of peer is read as its own message type: a message of
+        // the other kind fails to decode and ends the connection.
         let (result, closing) = match target {
             Target::Client(id) => {
-                let closing = messages.iter().any(|m| matches!(m, ToScheduler::CloseClient));
+                let Some(messages) = transport::read_inbound_within::<FromClient>(reader, limits, timeouts).await?
+                else {
+                    break;
+                };
+                let closing = messages.iter().any(|m| matches!(m, FromClient::CloseClient));
                 (scheduler.send(ClientBatch { id, messages }).await, closing)
             }
-            Target::Worker(id) => (scheduler.send(WorkerBatch { id, messages }).await, false),
+            Target::Worker(id) => {
+                let Some(messages) = transport::read_inbound_within::<FromWorker>(reader, limits, timeouts).await?
+                else {
+                    break;
+                };
+                (scheduler.send(WorkerBatch { id, messages }).await, false)
+            }
         };
         match result {
             Ok(Ok(())) => {}
@@ -254,13 +266,13 @@ async fn read_registration(
 ) -> Result<WorkerRegistration, WireError> {
     let first = tokio::time::timeout(
         settings.handshake_timeout,
-        transport::read_batch_within::<ToScheduler>(reader, &settings.limits, &settings.timeouts),
+        transport::read_inbound_within::<FromWorker>(reader, &settings.limits, &settings.timeouts),
     )
     .await
     .map_err(|_| WireError::Timeout("worker sent no registration".into()))??;
     match first {
         Some(mut msgs) if msgs.len() == 1 => match msgs.pop() {
-            Some(ToScheduler::RegisterWorker {
+            Some(FromWorker::RegisterWorker {
                 name,
                 address,
                 nthreads,

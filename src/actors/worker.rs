@@ -185,8 +185,8 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
         options.connect_timeout,
     )
     .await?;
-    let sender = transport::spawn_writer::<ToScheduler>(write, format!("scheduler {}", options.scheduler));
-    sender.send(ToScheduler::RegisterWorker {
+    let sender = transport::spawn_writer::<FromWorker>(write, format!("scheduler {}", options.scheduler));
+    sender.send(FromWorker::RegisterWorker {
         name: name.clone(),
         address: address.clone(),
         nthreads: options.nthreads,
@@ -300,7 +300,7 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
 pub struct WorkerActor {
     name: String,
     state: WorkerState,
-    scheduler: Sender<ToScheduler>,
+    scheduler: Sender<FromWorker>,
     store: Addr<DataStore>,
     pool: Option<TaskPool>,
     nthreads: u32,
@@ -447,7 +447,7 @@ impl Handler<FetchDone> for WorkerActor {
                     .sum();
                 self.counters.bytes_fetched.fetch_add(bytes, Ordering::Relaxed);
                 if bytes >= BANDWIDTH_SAMPLE_MIN_BYTES {
-                    effects.push(WorkerEffect::Send(ToScheduler::TransferStats {
+                    effects.push(WorkerEffect::Send(FromWorker::TransferStats {
                         bytes,
                         duration_us: u64::try_from(msg.elapsed.as_micros()).unwrap_or(u64::MAX).max(1),
                     }));
@@ -521,7 +521,7 @@ impl Handler<Retire> for WorkerActor {
     type Result = ();
     fn handle(&mut self, _: Retire, ctx: &mut Self::Context) {
         info!(worker = %self.name, "asking the scheduler to retire this worker");
-        if let Err(e) = self.scheduler.send(ToScheduler::RetireMe) {
+        if let Err(e) = self.scheduler.send(FromWorker::RetireMe) {
             warn!(worker = %self.name, "cannot reach the scheduler to retire: {e}");
             ctx.stop();
         }

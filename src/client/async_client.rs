@@ -214,7 +214,7 @@ impl AsyncClient {
     pub async fn scheduler_info(&self) -> Result<SchedulerInfo, Error> {
         match self
             .core
-            .ask("info", |request_id| ToScheduler::Info { request_id })
+            .ask("info", |request_id| FromClient::Info { request_id })
             .await?
         {
             ToClient::InfoReply { info, .. } => Ok(info),
@@ -256,7 +256,7 @@ impl AsyncClient {
         let keys = keys.iter().map(|k| k.to_string()).collect();
         match self
             .core
-            .ask("who_has", |request_id| ToScheduler::WhoHas { request_id, keys })
+            .ask("who_has", |request_id| FromClient::WhoHas { request_id, keys })
             .await?
         {
             ToClient::WhoHasReply { who_has, .. } => Ok(who_has),
@@ -273,7 +273,7 @@ impl AsyncClient {
         let keys = keys_of(futures);
         match self
             .core
-            .ask("replicate", |request_id| ToScheduler::Replicate { request_id, keys, n })
+            .ask("replicate", |request_id| FromClient::Replicate { request_id, keys, n })
             .await?
         {
             ToClient::DataMoves { moves, .. } => self.await_moves(&moves, "replicate").await,
@@ -291,7 +291,7 @@ impl AsyncClient {
         let keys = keys_of(futures);
         match self
             .core
-            .ask("rebalance", |request_id| ToScheduler::Rebalance { request_id, keys })
+            .ask("rebalance", |request_id| FromClient::Rebalance { request_id, keys })
             .await?
         {
             ToClient::DataMoves { moves, .. } => self.await_moves(&moves, "rebalance").await,
@@ -336,7 +336,7 @@ impl AsyncClient {
         let workers = workers.iter().map(|w| w.to_string()).collect();
         match self
             .core
-            .ask("retire_workers", |request_id| ToScheduler::RetireWorkers {
+            .ask("retire_workers", |request_id| FromClient::RetireWorkers {
                 request_id,
                 workers,
             })

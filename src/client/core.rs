@@ -18,7 +18,7 @@ use crate::wire::{FrameLimits, WireError};
 
 pub(crate) struct Core {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) sender: Sender<ToScheduler>,
+    pub(crate) sender: Sender<FromClient>,
     pub(crate) peers: PeerPool,
     next_request: AtomicU64,
     pub(crate) address: String,
@@ -29,7 +29,7 @@ pub(crate) struct Core {
 
 impl Drop for Core {
     fn drop(&mut self) {
-        let _ = self.sender.send(ToScheduler::CloseClient);
+        let _ = self.sender.send(FromClient::CloseClient);
     }
 }
 
@@ -41,13 +41,13 @@ impl Core {
         }
     }
 
-    pub(crate) fn send(&self, msg: ToScheduler) -> Result<(), Error> {
+    pub(crate) fn send(&self, msg: FromClient) -> Result<(), Error> {
         self.sender.send(msg).map_err(|e| Error::Disconnected(e.to_string()))
     }
 
     /// Sends a request; the receiver gets the scheduler's reply (or closes
     /// when the connection is lost).
-    pub(crate) fn request(&self, make: impl FnOnce(u64) -> ToScheduler) -> Result<oneshot::Receiver<ToClient>, Error> {
+    pub(crate) fn request(&self, make: impl FnOnce(u64) -> FromClient) -> Result<oneshot::Receiver<ToClient>, Error> {
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         {
@@ -62,7 +62,7 @@ impl Core {
     }
 
     /// Sends a request and waits for its reply; `what` names it in the error.
-    pub(crate) async fn ask(&self, what: &str, make: impl FnOnce(u64) -> ToScheduler) -> Result<ToClient, Error> {
+    pub(crate) async fn ask(&self, what: &str, make: impl FnOnce(u64) -> FromClient) -> Result<ToClient, Error> {
         let rx = self.request(make)?;
         rx.await.map_err(|_| {
             let why = self.shared.lock().disconnected.clone();
@@ -251,7 +251,7 @@ pub(crate) async fn connect(address: String, options: ClientOptions) -> Result<A
                 }
                 None => return Err(WireError::Closed),
             }
-            let sender = transport::spawn_writer::<ToScheduler>(write, format!("scheduler {addr}"));
+            let sender = transport::spawn_writer::<FromClient>(write, format!("scheduler {addr}"));
             actix::Actor::start(ClientActor::new(sh, reader, limits).watching(&addr, silence));
             Ok::<_, WireError>(sender)
         })

@@ -16,7 +16,7 @@ use super::core::Core;
 use super::{Error, MAX_FETCH_BYTES};
 use crate::actors::client::KeyStatus;
 use crate::util::FxMap as HashMap;
-use crate::wire::messages::{Key, ToClient, ToScheduler};
+use crate::wire::messages::{FromClient, Key, ToClient};
 
 /// How long a fetch whose holder failed waits for the scheduler to name
 /// another holder (a replica, or the recomputed result once the scheduler
@@ -208,7 +208,7 @@ async fn relocate(
         }
         let wanted: Vec<Key> = missing.iter().map(|&i| keys[i].clone()).collect();
         let reply = core
-            .ask("who_has", |request_id| ToScheduler::WhoHas {
+            .ask("who_has", |request_id| FromClient::WhoHas {
                 request_id,
                 keys: wanted,
             })

@@ -14,7 +14,7 @@ use super::core::Core;
 use super::{fetch, Error, ReturnWhen};
 use crate::actors::client::{KeyEntry, KeyStatus};
 use crate::task::decode_value;
-use crate::wire::messages::{Key, TaskFailure, ToScheduler};
+use crate::wire::messages::{FromClient, Key, TaskFailure};
 
 /// A handle on a key's result, typed by what the task returns.
 ///
@@ -74,7 +74,7 @@ impl<T> Drop for Future<T> {
         };
         drop(st);
         if release {
-            let _ = self.core.sender.send(ToScheduler::ReleaseKeys {
+            let _ = self.core.sender.send(FromClient::ReleaseKeys {
                 keys: vec![std::mem::take(&mut self.key)],
             });
         }
@@ -238,7 +238,7 @@ pub(crate) fn cancel_keys(core: &Core, keys: &[Key]) {
     drop(st);
     core.shared.wake();
     if !release.is_empty() {
-        let _ = core.sender.send(ToScheduler::ReleaseKeys { keys: release });
+        let _ = core.sender.send(FromClient::ReleaseKeys { keys: release });
     }
 }
 
@@ -255,6 +255,6 @@ pub(crate) fn retry_keys(core: &Core, keys: &[Key]) {
     }
     drop(st);
     if !again.is_empty() {
-        let _ = core.sender.send(ToScheduler::Retry { keys: again });
+        let _ = core.sender.send(FromClient::Retry { keys: again });
     }
 }

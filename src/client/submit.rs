@@ -110,7 +110,7 @@ pub(crate) fn submit<O>(
         format!("the call of `{function}` (key {key})")
     })?;
     add_refs(core, std::slice::from_ref(&key), function);
-    core.send(ToScheduler::UpdateGraph {
+    core.send(FromClient::UpdateGraph {
         tasks: vec![task],
         wanted: vec![key.clone()],
     })?;
@@ -148,7 +148,7 @@ pub(crate) fn map<O>(
     let mut bytes = 0u64;
     let mut flush = |tasks: &mut Vec<TaskSpec>, keys: &mut Vec<Key>| -> Result<(), Error> {
         add_refs(core, keys, function);
-        core.send(ToScheduler::UpdateGraph {
+        core.send(FromClient::UpdateGraph {
             tasks: std::mem::take(tasks),
             wanted: keys.clone(),
         })?;
@@ -185,7 +185,7 @@ pub(crate) fn submit_graph(core: &Arc<Core>, tasks: Vec<TaskSpec>, outputs: Vec<
     check_fits(bytes, &core.limits, || format!("a graph of {} tasks", tasks.len()))?;
     let function = tasks.last().map(|t| t.function.clone()).unwrap_or_default();
     add_refs(core, &outputs, &function);
-    core.send(ToScheduler::UpdateGraph {
+    core.send(FromClient::UpdateGraph {
         tasks,
         wanted: outputs.clone(),
     })?;
@@ -226,7 +226,7 @@ pub(crate) fn scatter_request<T: Serialize>(
     }
     add_refs(core, &keys, "");
     let futures = keys.into_iter().map(|k| Future::new(k, core.clone())).collect();
-    let rx = core.request(|request_id| ToScheduler::Scatter {
+    let rx = core.request(|request_id| FromClient::Scatter {
         request_id,
         data,
         workers: workers.to_vec(),

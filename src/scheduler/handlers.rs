@@ -3,37 +3,11 @@
 
 use super::state::SchedulerState;
 use super::types::{ClientId, Outbox, Outgoing, SchedulerError, TaskState, WorkerId};
-use crate::wire::messages::{ToClient, ToScheduler, WhoHas};
+use crate::wire::messages::{FromClient, FromWorker, ToClient, WhoHas};
 
 /// Weight of a new transfer in the running bandwidth average: transfers
 /// vary more than durations of one function, so each moves it less.
 pub(super) const BANDWIDTH_SAMPLE_WEIGHT: f64 = 0.25;
-
-fn variant_name(msg: &ToScheduler) -> &'static str {
-    match msg {
-        ToScheduler::UpdateGraph { .. } => "UpdateGraph",
-        ToScheduler::ReleaseKeys { .. } => "ReleaseKeys",
-        ToScheduler::Scatter { .. } => "Scatter",
-        ToScheduler::WhoHas { .. } => "WhoHas",
-        ToScheduler::Info { .. } => "Info",
-        ToScheduler::Retry { .. } => "Retry",
-        ToScheduler::CloseClient => "CloseClient",
-        ToScheduler::RegisterWorker { .. } => "RegisterWorker",
-        ToScheduler::TaskFinished { .. } => "TaskFinished",
-        ToScheduler::TaskErred { .. } => "TaskErred",
-        ToScheduler::AddKeys { .. } => "AddKeys",
-        ToScheduler::MissingData { .. } => "MissingData",
-        ToScheduler::Heartbeat { .. } => "Heartbeat",
-        ToScheduler::RetireWorkers { .. } => "RetireWorkers",
-        ToScheduler::TasksStarted { .. } => "TasksStarted",
-        ToScheduler::LongRunning { .. } => "LongRunning",
-        ToScheduler::RetireMe => "RetireMe",
-        ToScheduler::StealResponse { .. } => "StealResponse",
-        ToScheduler::TransferStats { .. } => "TransferStats",
-        ToScheduler::Replicate { .. } => "Replicate",
-        ToScheduler::Rebalance { .. } => "Rebalance",
-    }
-}
 
 impl SchedulerState {
     /// A client connected: pushes `Welcome`.
@@ -55,7 +29,7 @@ impl SchedulerState {
     pub fn handle_client_message(
         &mut self,
         id: ClientId,
-        msg: ToScheduler,
+        msg: FromClient,
         out: &mut Outbox,
     ) -> Result<(), SchedulerError> {
         if !self.clients.contains_key(&id) {
@@ -63,20 +37,20 @@ impl SchedulerState {
         }
         self.begin();
         match msg {
-            ToScheduler::UpdateGraph { tasks, wanted } => self.update_graph(id, tasks, wanted, out),
-            ToScheduler::ReleaseKeys { keys } => {
+            FromClient::UpdateGraph { tasks, wanted } => self.update_graph(id, tasks, wanted, out),
+            FromClient::ReleaseKeys { keys } => {
                 for key in &keys {
                     if let Some(&t) = self.keys.get(key) {
                         self.unwant(id, t);
                     }
                 }
             }
-            ToScheduler::Scatter {
+            FromClient::Scatter {
                 request_id,
                 data,
                 workers,
             } => self.scatter(id, request_id, data, &workers, out),
-            ToScheduler::WhoHas { request_id, keys } => {
+            FromClient::WhoHas { request_id, keys } => {
                 let who_has = keys
                     .into_iter()
                     .map(|key| match self.keys.get(&key) {
@@ -98,12 +72,12 @@ impl SchedulerState {
                 out.messages
                     .push(Outgoing::Client(id, ToClient::WhoHasReply { request_id, who_has }));
             }
-            ToScheduler::Info { request_id } => {
+            FromClient::Info { request_id } => {
                 let info = self.info();
                 out.messages
                     .push(Outgoing::Client(id, ToClient::InfoReply { request_id, info }));
             }
-            ToScheduler::Retry { keys } => {
+            FromClient::Retry { keys } => {
                 for key in &keys {
                     if let Some(&t) = self.keys.get(key) {
                         if self.slot(t).state == TaskState::Erred {
@@ -112,21 +86,20 @@ impl SchedulerState {
                     }
                 }
             }
-            ToScheduler::CloseClient => self.drop_client(id),
-            ToScheduler::RetireWorkers { request_id, workers } => {
+            FromClient::CloseClient => self.drop_client(id),
+            FromClient::RetireWorkers { request_id, workers } => {
                 self.retire_workers(Some(id), request_id, &workers, out)
             }
-            ToScheduler::Replicate { request_id, keys, n } => {
+            FromClient::Replicate { request_id, keys, n } => {
                 let moves = self.replicate(&keys, n, out);
                 out.messages
                     .push(Outgoing::Client(id, ToClient::DataMoves { request_id, moves }));
             }
-            ToScheduler::Rebalance { request_id, keys } => {
+            FromClient::Rebalance { request_id, keys } => {
                 let moves = self.rebalance(&keys, out);
                 out.messages
                     .push(Outgoing::Client(id, ToClient::DataMoves { request_id, moves }));
             }
-            other => return Err(SchedulerError::WrongDirection(variant_name(&other), "client")),
         }
         self.finish(out);
         Ok(())
@@ -136,7 +109,7 @@ impl SchedulerState {
     pub fn handle_worker_message(
         &mut self,
         id: WorkerId,
-        msg: ToScheduler,
+        msg: FromWorker,
         out: &mut Outbox,
     ) -> Result<(), SchedulerError> {
         let Some(&w) = self.worker_ids.get(&id) else {
@@ -144,23 +117,23 @@ impl SchedulerState {
         };
         self.begin();
         match msg {
-            ToScheduler::TaskFinished {
+            FromWorker::TaskFinished {
                 key,
                 nbytes,
                 inline,
                 duration_us,
             } => self.task_finished(w, key, nbytes, inline, duration_us, out),
-            ToScheduler::TaskErred { key, failure } => self.task_erred(w, &key, failure, out),
-            ToScheduler::AddKeys { keys } => {
+            FromWorker::TaskErred { key, failure } => self.task_erred(w, &key, failure, out),
+            FromWorker::AddKeys { keys } => {
                 for (key, _nbytes) in keys {
                     self.add_key(w, key, out);
                 }
             }
-            ToScheduler::MissingData { key, errant_worker } => self.missing_data(w, &key, &errant_worker, out),
-            ToScheduler::Heartbeat { nkeys, nbytes, .. } => {
+            FromWorker::MissingData { key, errant_worker } => self.missing_data(w, &key, &errant_worker, out),
+            FromWorker::Heartbeat { nkeys, nbytes, .. } => {
                 self.worker_mut(w).heartbeat = Some((nkeys, nbytes));
             }
-            ToScheduler::TasksStarted { keys } => {
+            FromWorker::TasksStarted { keys } => {
                 self.worker_mut(w).reports_started = true;
                 for key in keys {
                     if let Some(&t) = self.keys.get(&key) {
@@ -171,7 +144,7 @@ impl SchedulerState {
                     }
                 }
             }
-            ToScheduler::LongRunning { key } => {
+            FromWorker::LongRunning { key } => {
                 if let Some(&t) = self.keys.get(&key) {
                     let s = self.slot(t);
                     if s.state == TaskState::Processing && s.processing_on == Some(w) {
@@ -185,18 +158,20 @@ impl SchedulerState {
                     }
                 }
             }
-            ToScheduler::RetireMe => {
+            FromWorker::RetireMe => {
                 let name = self.worker(w).name.clone();
                 self.retire_workers(None, 0, &[name], out);
             }
-            ToScheduler::StealResponse { key, stolen } => self.steal_response(w, &key, stolen, out),
-            ToScheduler::TransferStats { bytes, duration_us } => {
+            FromWorker::StealResponse { key, stolen } => self.steal_response(w, &key, stolen, out),
+            FromWorker::TransferStats { bytes, duration_us } => {
                 if bytes > 0 && duration_us > 0 {
                     let sample = bytes as f64 / (duration_us as f64 / 1e6);
                     self.bandwidth += BANDWIDTH_SAMPLE_WEIGHT * (sample - self.bandwidth);
                 }
             }
-            other => return Err(SchedulerError::WrongDirection(variant_name(&other), "worker")),
+            // Only a worker's first frame may register it (the session
+            // reads that one); the state is unchanged.
+            FromWorker::RegisterWorker { .. } => return Err(SchedulerError::RegisteredAgain),
         }
         self.finish(out);
         Ok(())

@@ -177,9 +177,11 @@ pub enum SchedulerError {
     /// Worker names must be unique.
     #[error("a worker named {0:?} is already registered")]
     DuplicateWorkerName(String),
-    /// A client sent a worker message or the reverse.
-    #[error("message {0} is not valid from a {1}")]
-    WrongDirection(&'static str, &'static str),
+    /// A registered worker sent `RegisterWorker` again. It is refused as
+    /// a client's or worker's message on the wrong connection is, in the
+    /// same words (those are refused when the frame is decoded, by type).
+    #[error("message RegisterWorker is not valid from a worker")]
+    RegisteredAgain,
     /// No such worker is registered.
     #[error("unknown worker {0:?}")]
     UnknownWorker(WorkerId),

@@ -359,7 +359,7 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, header: &[u8], p
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::messages::{FromPeer, ToScheduler};
+    use crate::wire::messages::{FromPeer, FromWorker};
 
     fn roundtrip<M: Serialize + DeserializeOwned>(msgs: &[M]) -> Vec<M> {
         let (header, payloads) = encode(msgs).unwrap();
@@ -395,14 +395,14 @@ mod tests {
 
     #[test]
     fn bad_payload_index_is_an_error() {
-        let msgs = vec![ToScheduler::TaskFinished {
+        let msgs = vec![FromWorker::TaskFinished {
             key: "k".into(),
             nbytes: 1,
             inline: Some(Payload(Bytes::from_static(b"x"))),
             duration_us: 0,
         }];
         let (header, _) = encode(&msgs).unwrap();
-        let err = decode::<Vec<ToScheduler>>(Frame {
+        let err = decode::<Vec<FromWorker>>(Frame {
             header: header.into(),
             payloads: vec![],
         })

@@ -1,4 +1,6 @@
-//! Every message that crosses a connection, one enum per direction.
+//! Every message that crosses a connection, one enum per direction and
+//! sender (the scheduler reads [`FromClient`] from clients and [`FromWorker`]
+//! from workers, in `to_scheduler.rs`).
 //!
 //! These are plain serde structs; actix message types never go on the wire.
 //! Each frame's header is a msgpack array of one direction's messages
@@ -11,10 +13,13 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+mod to_scheduler;
+pub use to_scheduler::{decode_inbound, variant_names, FromClient, FromWorker, Inbound};
+
 /// Version of this protocol; a peer whose handshake names another is refused.
 ///
 /// Version 2 added the list and map arguments ([`Arg::Keys`],
-/// [`Arg::KeyMap`]) and [`ToScheduler::LongRunning`]: a version-1 peer could
+/// [`Arg::KeyMap`]) and [`FromWorker::LongRunning`]: a version-1 peer could
 /// not decode them, so it is refused at the handshake instead.
 pub const PROTOCOL_VERSION: u32 = 3;
 
@@ -279,180 +284,6 @@ pub struct SchedulerInfo {
     pub rss_bytes: u64,
 }
 
-/// Messages to the scheduler, from clients and workers.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum ToScheduler {
-    // ---- from clients
-    /// Add tasks and mark keys as wanted by this client.
-    UpdateGraph {
-        /// New tasks. A key the scheduler already has is not replaced.
-        tasks: Vec<TaskSpec>,
-        /// Keys this client now holds futures for (each counted once per
-        /// client, however many futures it holds).
-        wanted: Vec<Key>,
-    },
-    /// The client holds no more futures for these keys.
-    ReleaseKeys {
-        /// The keys.
-        keys: Vec<Key>,
-    },
-    /// Store data under keys on workers (the client's `scatter`); the keys
-    /// become wanted by this client.
-    Scatter {
-        /// Echoed in [`ToClient::ScatterDone`].
-        request_id: u64,
-        /// Keys and their msgpack-encoded values.
-        data: Vec<(Key, Payload)>,
-        /// Restrict to these workers (names or addresses); empty = any.
-        workers: Vec<String>,
-    },
-    /// Ask where keys live, to fetch them from the workers directly.
-    WhoHas {
-        /// Echoed in [`ToClient::WhoHasReply`].
-        request_id: u64,
-        /// The keys.
-        keys: Vec<Key>,
-    },
-    /// Ask for the scheduler's counters and workers.
-    Info {
-        /// Echoed in [`ToClient::InfoReply`].
-        request_id: u64,
-    },
-    /// Rerun an erred task (and its erred dependencies).
-    Retry {
-        /// The keys.
-        keys: Vec<Key>,
-    },
-    /// The client is leaving; release everything it wanted.
-    CloseClient,
-    /// Retire workers gracefully: copy the results only they hold to other
-    /// workers, then close them. Nothing is recomputed.
-    RetireWorkers {
-        /// Echoed in [`ToClient::RetireWorkersDone`].
-        request_id: u64,
-        /// Names or addresses of the workers to retire.
-        workers: Vec<String>,
-    },
-
-    // ---- from workers
-    /// Sent once, first, by a worker after the handshake.
-    RegisterWorker {
-        /// Unique name.
-        name: String,
-        /// Address peers and clients connect to for data, `tcp://host:port`.
-        address: String,
-        /// Task threads.
-        nthreads: u32,
-        /// Memory limit in bytes (0 = none).
-        memory_limit: u64,
-        /// Registered function names it can run.
-        functions: Vec<String>,
-        /// Abstract resources it offers, e.g. `("GPU", 2.0)`.
-        resources: Vec<(String, f64)>,
-    },
-    /// A task finished and its result is in the worker's memory.
-    TaskFinished {
-        /// The task.
-        key: Key,
-        /// Size of the serialized result.
-        nbytes: u64,
-        /// The result itself when small (at most the worker's inline limit),
-        /// so the scheduler can pass it on to waiting clients.
-        inline: Option<Payload>,
-        /// Wall time the function ran, in microseconds.
-        duration_us: u64,
-    },
-    /// A task failed.
-    TaskErred {
-        /// The task.
-        key: Key,
-        /// Why.
-        failure: TaskFailure,
-    },
-    /// The worker now also holds these keys (fetched from peers).
-    AddKeys {
-        /// Keys and sizes.
-        keys: Vec<(Key, u64)>,
-    },
-    /// A dependency could not be fetched from the worker the scheduler named.
-    MissingData {
-        /// The key.
-        key: Key,
-        /// The address that did not have it (or could not be reached).
-        errant_worker: String,
-    },
-    /// These tasks have just started executing on one of the worker's
-    /// threads (sent batched, once per task run). Only a task the worker
-    /// reported started counts against `allowed_failures` when the worker
-    /// dies; a worker that never sends this has all its processing tasks
-    /// counted, as Dask does.
-    TasksStarted {
-        /// The tasks.
-        keys: Vec<Key>,
-    },
-    /// This task's thread seceded from the worker's pool to wait for tasks
-    /// it submitted (Dask's `long-running`): the worker runs another task
-    /// meanwhile, so the scheduler stops counting it as occupying a thread
-    /// (occupancy and the saturation cap). Sent at most once per task run.
-    LongRunning {
-        /// The task.
-        key: Key,
-    },
-    /// The worker is shutting down (SIGTERM/SIGINT) and asks to be retired
-    /// gracefully, as [`ToScheduler::RetireWorkers`] would; the scheduler
-    /// answers with [`ToWorker::Close`] once its unique results are safe.
-    RetireMe,
-    /// Answer to [`ToWorker::StealRequest`]. `stolen` is true only if the
-    /// task had not been handed to a thread: the worker then forgot it and
-    /// will never run it (unless sent a new `ComputeTask`).
-    StealResponse {
-        /// The key asked for.
-        key: Key,
-        /// Whether the worker gave the task up.
-        stolen: bool,
-    },
-    /// A fetch from a peer completed: its payload bytes and how long it
-    /// took, from request to reply. The scheduler averages these into its
-    /// bandwidth estimate. Sent only for fetches large enough to measure
-    /// bandwidth rather than latency.
-    TransferStats {
-        /// Payload bytes received.
-        bytes: u64,
-        /// Wall time of the fetch, microseconds.
-        duration_us: u64,
-    },
-    /// Copy these keys so that each is held by `n` workers (the client's
-    /// `replicate`). Answered with [`ToClient::DataMoves`].
-    Replicate {
-        /// Echoed in the answer.
-        request_id: u64,
-        /// The keys (those not in memory are skipped).
-        keys: Vec<Key>,
-        /// Wanted number of holders (capped at the number of workers).
-        n: u32,
-    },
-    /// Move these keys' data from workers holding more bytes than the
-    /// average to workers holding less (the client's `rebalance`).
-    /// Answered with [`ToClient::DataMoves`].
-    Rebalance {
-        /// Echoed in the answer.
-        request_id: u64,
-        /// The keys; empty = every key in memory.
-        keys: Vec<Key>,
-    },
-    /// Periodic liveness and load report.
-    Heartbeat {
-        /// Keys in the worker's store.
-        nkeys: u64,
-        /// Bytes in the worker's store.
-        nbytes: u64,
-        /// Tasks executing now.
-        executing: u64,
-        /// Tasks ready and waiting for a thread.
-        ready: u64,
-    },
-}
-
 /// Messages from the scheduler to a client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ToClient {
@@ -491,7 +322,7 @@ pub enum ToClient {
         /// satisfies the restrictions).
         reason: String,
     },
-    /// Answer to [`ToScheduler::WhoHas`]. A key not in memory anywhere has
+    /// Answer to [`FromClient::WhoHas`]. A key not in memory anywhere has
     /// an empty `workers` list.
     WhoHasReply {
         /// From the request.
@@ -499,14 +330,14 @@ pub enum ToClient {
         /// One entry per requested key, in order.
         who_has: Vec<WhoHas>,
     },
-    /// Answer to [`ToScheduler::Scatter`]: the data is on workers.
+    /// Answer to [`FromClient::Scatter`]: the data is on workers.
     ScatterDone {
         /// From the request.
         request_id: u64,
         /// `None` on success, else why it failed (e.g. no workers).
         error: Option<String>,
     },
-    /// Answer to [`ToScheduler::Info`].
+    /// Answer to [`FromClient::Info`].
     InfoReply {
         /// From the request.
         request_id: u64,
@@ -518,7 +349,7 @@ pub enum ToClient {
         /// The key.
         key: Key,
     },
-    /// Answer to [`ToScheduler::Replicate`] and [`ToScheduler::Rebalance`]:
+    /// Answer to [`FromClient::Replicate`] and [`FromClient::Rebalance`]:
     /// the copies the scheduler asked workers to make. They happen after
     /// this answer; a move's source is freed once its target has the data.
     DataMoves {
@@ -527,7 +358,7 @@ pub enum ToClient {
         /// The planned copies.
         moves: Vec<DataMove>,
     },
-    /// Answer to [`ToScheduler::RetireWorkers`], sent once every named
+    /// Answer to [`FromClient::RetireWorkers`], sent once every named
     /// worker has left (or at once if none could be retired).
     RetireWorkersDone {
         /// From the request.
@@ -595,7 +426,7 @@ pub enum ToWorker {
         resources: Vec<(String, f64)>,
     },
     /// Give up this task if it has not started (work stealing): answered
-    /// with [`ToScheduler::StealResponse`].
+    /// with [`FromWorker::StealResponse`].
     StealRequest {
         /// The task.
         key: Key,
@@ -612,8 +443,8 @@ pub enum ToWorker {
     },
     /// Fetch these keys from the listed peers and keep them (a graceful
     /// retirement moving data off a leaving worker); each key fetched is
-    /// announced with [`ToScheduler::AddKeys`], each one not found with
-    /// [`ToScheduler::MissingData`].
+    /// announced with [`FromWorker::AddKeys`], each one not found with
+    /// [`FromWorker::MissingData`].
     AcquireReplicas {
         /// The keys and where they are.
         keys: Vec<DependencyLocation>,

@@ -98,7 +98,7 @@ fn list_and_map_argument_example_in_the_protocol_doc_is_exact() {
 
 #[test]
 fn long_running_example_in_the_protocol_doc_is_exact() {
-    let batch = [ToScheduler::LongRunning { key: "fib-1".into() }];
+    let batch = [FromWorker::LongRunning { key: "fib-1".into() }];
     assert_eq!(
         hex(&frame(&encoded(&batch[..]))),
         hex(&doc_hex("a `LongRunning` frame"))

@@ -473,6 +473,20 @@ pub async fn read_batch<M: DeserializeOwned>(
     read_batch_within(reader, limits, &ReadTimeouts::default()).await
 }
 
+/// [`read_batch_within`] for the scheduler's end of a client or worker
+/// connection: a message the other kind of peer sends is refused by name
+/// ([`decode_inbound`]).
+pub async fn read_inbound_within<M: Inbound>(
+    reader: &mut Reader,
+    limits: &FrameLimits,
+    timeouts: &ReadTimeouts,
+) -> Result<Option<Vec<M>>, WireError> {
+    match codec::read_frame_within(reader, limits, timeouts).await? {
+        Some(frame) => decode_inbound(frame).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// [`read_batch`] bounded in time by `timeouts`.
 pub async fn read_batch_within<M: DeserializeOwned>(
     reader: &mut Reader,

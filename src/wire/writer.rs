@@ -76,16 +76,25 @@ pub const ALONE_BYTES: u64 = 64 * 1024;
 /// Most bytes of small messages batched into one frame.
 pub const BATCH_BYTES: u64 = 4 * 1024 * 1024;
 
-impl WireMessage for ToScheduler {
+impl WireMessage for FromClient {
     fn approx_bytes(&self) -> u64 {
         MESSAGE_OVERHEAD
             + match self {
-                ToScheduler::Scatter { data, .. } => data.iter().map(|(_, p)| p.len() as u64).sum(),
-                ToScheduler::TaskFinished { key, inline, .. } => key.len() as u64 + payload_len(inline),
-                ToScheduler::UpdateGraph { tasks, .. } => tasks
+                FromClient::Scatter { data, .. } => data.iter().map(|(_, p)| p.len() as u64).sum(),
+                FromClient::UpdateGraph { tasks, .. } => tasks
                     .iter()
                     .map(|t| 128 + t.args.iter().map(arg_bytes).sum::<u64>())
                     .sum(),
+                _ => 0,
+            }
+    }
+}
+
+impl WireMessage for FromWorker {
+    fn approx_bytes(&self) -> u64 {
+        MESSAGE_OVERHEAD
+            + match self {
+                FromWorker::TaskFinished { key, inline, .. } => key.len() as u64 + payload_len(inline),
                 _ => 0,
             }
     }

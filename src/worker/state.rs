@@ -37,7 +37,7 @@ use std::collections::{BinaryHeap, HashMap};
 
 use bytes::Bytes;
 
-use crate::wire::messages::{Arg, Key, Payload, ToScheduler, ToWorker};
+use crate::wire::messages::{Arg, FromWorker, Key, Payload, ToWorker};
 
 use entry::{ComputeRequest, TaskEntry};
 pub use fetch::FETCH_BATCH_BYTES;
@@ -84,7 +84,7 @@ impl WorkerTaskState {
 #[derive(Debug, Clone, PartialEq)]
 pub enum WorkerEffect {
     /// Send to the scheduler (the actor batches these into frames).
-    Send(ToScheduler),
+    Send(FromWorker),
     /// Run this task on the thread pool; every key of its args is in the
     /// store (state memory) when this is emitted.
     Execute {
@@ -235,7 +235,7 @@ impl WorkerState {
             }
             ToWorker::StealRequest { key } => {
                 let stolen = self.give_up(&key);
-                out.push(WorkerEffect::Send(ToScheduler::StealResponse { key, stolen }));
+                out.push(WorkerEffect::Send(FromWorker::StealResponse { key, stolen }));
             }
             ToWorker::FreeKeys { keys } => self.free_keys(keys),
             ToWorker::StoreData { data } => {
@@ -258,8 +258,8 @@ impl WorkerState {
     }
 
     /// The heartbeat message to send now.
-    pub fn heartbeat(&self) -> ToScheduler {
-        ToScheduler::Heartbeat {
+    pub fn heartbeat(&self) -> FromWorker {
+        FromWorker::Heartbeat {
             nkeys: self.mem_keys as u64,
             nbytes: self.mem_bytes,
             executing: self.running as u64,
@@ -304,12 +304,12 @@ impl WorkerState {
             });
         }
         if !self.add_keys.is_empty() {
-            out.push(WorkerEffect::Send(ToScheduler::AddKeys {
+            out.push(WorkerEffect::Send(FromWorker::AddKeys {
                 keys: std::mem::take(&mut self.add_keys),
             }));
         }
         if !self.started.is_empty() {
-            out.push(WorkerEffect::Send(ToScheduler::TasksStarted {
+            out.push(WorkerEffect::Send(FromWorker::TasksStarted {
                 keys: std::mem::take(&mut self.started),
             }));
         }

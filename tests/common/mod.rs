@@ -213,7 +213,7 @@ pub mod raw {
     use std::net::TcpStream;
     use std::time::Duration;
 
-    use rdask::wire::messages::{Handshake, Role, ToScheduler, PROTOCOL_VERSION};
+    use rdask::wire::messages::{Handshake, Role, PROTOCOL_VERSION};
 
     /// A frame of `header` without payloads.
     pub fn frame(header: &[u8]) -> Vec<u8> {
@@ -274,8 +274,8 @@ pub mod raw {
         s
     }
 
-    /// Sends a batch of client messages.
-    pub fn send(s: &mut TcpStream, msgs: &[ToScheduler]) -> std::io::Result<()> {
+    /// Sends a batch of messages (a client's, or on purpose another kind).
+    pub fn send<M: serde::Serialize>(s: &mut TcpStream, msgs: &[M]) -> std::io::Result<()> {
         s.write_all(&frame(&encode(&msgs)))
     }
 

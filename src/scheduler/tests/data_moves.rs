@@ -17,7 +17,7 @@ fn replicate_and_rebalance_move_data_between_workers() {
     // Replicate k0 to 3 workers: b and c fetch it from a.
     h.client(
         C1,
-        ToScheduler::Replicate {
+        FromClient::Replicate {
             request_id: 1,
             keys: vec!["k0".into()],
             n: 3,
@@ -40,7 +40,7 @@ fn replicate_and_rebalance_move_data_between_workers() {
     for w in [2, 3] {
         h.worker_sends(
             w,
-            ToScheduler::AddKeys {
+            FromWorker::AddKeys {
                 keys: vec![("k0".into(), 1000)],
             },
         );
@@ -50,7 +50,7 @@ fn replicate_and_rebalance_move_data_between_workers() {
     // Rebalance: a holds 4000 bytes, b and c 1000 each (mean 2000).
     h.client(
         C1,
-        ToScheduler::Rebalance {
+        FromClient::Rebalance {
             request_id: 2,
             keys: Vec::new(),
         },
@@ -73,7 +73,7 @@ fn replicate_and_rebalance_move_data_between_workers() {
     assert!(h.freed(1).is_empty());
     h.worker_sends(
         2,
-        ToScheduler::AddKeys {
+        FromWorker::AddKeys {
             keys: vec![(key.clone(), 1000)],
         },
     );
@@ -84,7 +84,7 @@ fn replicate_and_rebalance_move_data_between_workers() {
     h.take();
     h.worker_sends(
         1,
-        ToScheduler::AddKeys {
+        FromWorker::AddKeys {
             keys: vec![(key.clone(), 1000)],
         },
     );

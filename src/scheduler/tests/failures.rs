@@ -19,7 +19,7 @@ fn erred_and_dependency_failed_then_retry() {
     h.take();
     h.worker_sends(
         1,
-        ToScheduler::TaskErred {
+        FromWorker::TaskErred {
             key: "x".into(),
             failure: failure("boom"),
         },
@@ -46,7 +46,7 @@ fn erred_and_dependency_failed_then_retry() {
     assert_eq!(h.state("w"), None);
     h.take();
     // Retry the leaf: x reruns, y and z wait again.
-    h.client(C1, ToScheduler::Retry { keys: vec!["z".into()] });
+    h.client(C1, FromClient::Retry { keys: vec!["z".into()] });
     assert_eq!(h.state("x"), Some(TaskState::Processing));
     assert_eq!(h.state("y"), Some(TaskState::Waiting));
     assert_eq!(h.state("z"), Some(TaskState::Waiting));
@@ -65,14 +65,14 @@ fn retry_of_root_resets_dependents() {
     h.submit(C1, vec![spec("x", "inc", &[]), spec("y", "inc", &["x"])], &["y"]);
     h.worker_sends(
         1,
-        ToScheduler::TaskErred {
+        FromWorker::TaskErred {
             key: "x".into(),
             failure: failure("boom"),
         },
     );
     // x is unwanted but kept erred: y depends on it.
     assert_eq!(h.state("x"), Some(TaskState::Erred));
-    h.client(C1, ToScheduler::Retry { keys: vec!["x".into()] });
+    h.client(C1, FromClient::Retry { keys: vec!["x".into()] });
     assert_eq!(h.state("x"), Some(TaskState::Processing));
     assert_eq!(h.state("y"), Some(TaskState::Waiting));
     h.finish(1, "x");
@@ -92,7 +92,7 @@ fn task_retries() {
     h.take();
     h.worker_sends(
         1,
-        ToScheduler::TaskErred {
+        FromWorker::TaskErred {
             key: "x".into(),
             failure: failure("flaky"),
         },
@@ -101,7 +101,7 @@ fn task_retries() {
     assert_eq!(h.computes(1), vec!["x".to_string()]);
     h.worker_sends(
         1,
-        ToScheduler::TaskErred {
+        FromWorker::TaskErred {
             key: "x".into(),
             failure: failure("flaky"),
         },
@@ -147,7 +147,7 @@ fn only_tasks_reported_started_count_as_suspicious() {
     h.submit(C1, vec![spec("x", "inc", &[]), spec("y", "inc", &[])], &["x", "y"]);
     assert_eq!(h.computes(1), vec!["x", "y"]);
     // x runs on the worker's one thread; y only waits for it.
-    let started = ToScheduler::TasksStarted { keys: vec!["x".into()] };
+    let started = FromWorker::TasksStarted { keys: vec!["x".into()] };
     h.worker_sends(1, started);
     h.worker(2, "b", &["inc"]);
     h.take();
@@ -162,7 +162,7 @@ fn only_tasks_reported_started_count_as_suspicious() {
     }
     // A finished task leaves the executing set: the worker's death later
     // does not count it.
-    h.worker_sends(2, ToScheduler::TasksStarted { keys: vec!["y".into()] });
+    h.worker_sends(2, FromWorker::TasksStarted { keys: vec!["y".into()] });
     h.finish(2, "y");
     assert_eq!(h.state("y"), Some(TaskState::Memory));
     h.release(C1, &["x", "y"]);

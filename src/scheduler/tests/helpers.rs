@@ -11,7 +11,7 @@ pub(super) use crate::scheduler::state::{
 };
 pub(super) use crate::scheduler::tasks::TaskSlot;
 pub(super) use crate::wire::messages::{
-    Arg, DependencyLocation, ErrorKind, Payload, TaskFailure, TaskSpec, ToClient, ToScheduler, ToWorker,
+    Arg, DependencyLocation, ErrorKind, FromClient, FromWorker, Payload, TaskFailure, TaskSpec, ToClient, ToWorker,
 };
 
 pub(super) const C1: ClientId = ClientId(1);
@@ -59,8 +59,8 @@ pub(super) fn restricted(key: &str, function: &str, deps: &[&str], worker: &str)
     }
 }
 
-pub(super) fn finished(key: &str, nbytes: u64, duration_us: u64) -> ToScheduler {
-    ToScheduler::TaskFinished {
+pub(super) fn finished(key: &str, nbytes: u64, duration_us: u64) -> FromWorker {
+    FromWorker::TaskFinished {
         key: key.into(),
         nbytes,
         inline: None,
@@ -113,12 +113,12 @@ impl H {
         self.s.add_worker(WorkerId(id), reg(name, fns), &mut o).unwrap();
         self.absorb(o);
     }
-    pub(super) fn client(&mut self, c: ClientId, msg: ToScheduler) {
+    pub(super) fn client(&mut self, c: ClientId, msg: FromClient) {
         let mut o = Outbox::default();
         self.s.handle_client_message(c, msg, &mut o).unwrap();
         self.absorb(o);
     }
-    pub(super) fn worker_sends(&mut self, w: u64, msg: ToScheduler) {
+    pub(super) fn worker_sends(&mut self, w: u64, msg: FromWorker) {
         let mut o = Outbox::default();
         self.s.handle_worker_message(WorkerId(w), msg, &mut o).unwrap();
         self.absorb(o);
@@ -131,7 +131,7 @@ impl H {
     pub(super) fn submit(&mut self, c: ClientId, tasks: Vec<TaskSpec>, wanted: &[&str]) {
         self.client(
             c,
-            ToScheduler::UpdateGraph {
+            FromClient::UpdateGraph {
                 tasks,
                 wanted: wanted.iter().map(|k| k.to_string()).collect(),
             },
@@ -140,7 +140,7 @@ impl H {
     pub(super) fn release(&mut self, c: ClientId, keys: &[&str]) {
         self.client(
             c,
-            ToScheduler::ReleaseKeys {
+            FromClient::ReleaseKeys {
                 keys: keys.iter().map(|k| k.to_string()).collect(),
             },
         );
@@ -151,7 +151,7 @@ impl H {
     pub(super) fn finish_in(&mut self, w: u64, key: &str, duration_us: u64) {
         self.worker_sends(
             w,
-            ToScheduler::TaskFinished {
+            FromWorker::TaskFinished {
                 key: key.to_string(),
                 nbytes: 8,
                 inline: None,

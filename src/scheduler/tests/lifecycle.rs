@@ -1,35 +1,21 @@
 //! Task lifecycle: submit, compute, release, forget; graph intake (dedup,
-//! unknown dependencies, cycles, graph order); wrong-direction messages.
+//! unknown dependencies, cycles, graph order); refused events.
 
 use super::helpers::*;
 
 #[test]
-fn names_and_wrong_direction() {
+fn names_and_refused_events() {
     assert_eq!(TaskState::NoWorker.name(), "no-worker");
     let mut h = H::new();
     h.worker(1, "a", &["inc"]);
     let mut o = Outbox::default();
-    let err =
-        h.s.handle_client_message(
-            C1,
-            ToScheduler::TaskFinished {
-                key: "x".into(),
-                nbytes: 1,
-                inline: None,
-                duration_us: 1,
-            },
-            &mut o,
-        )
-        .unwrap_err();
-    assert!(matches!(err, SchedulerError::WrongDirection("TaskFinished", "client")));
-    let err =
-        h.s.handle_worker_message(WorkerId(1), ToScheduler::CloseClient, &mut o)
-            .unwrap_err();
-    assert!(matches!(err, SchedulerError::WrongDirection("CloseClient", "worker")));
+    // A client's message on a worker's connection, or the reverse, cannot
+    // reach these handlers: the types differ, and the session refuses it
+    // when decoding (tested in wire/messages/to_scheduler_tests.rs).
     let err =
         h.s.handle_worker_message(
             WorkerId(1),
-            ToScheduler::RegisterWorker {
+            FromWorker::RegisterWorker {
                 name: "b".into(),
                 address: "tcp://b:1".into(),
                 nthreads: 1,
@@ -40,17 +26,15 @@ fn names_and_wrong_direction() {
             &mut o,
         )
         .unwrap_err();
-    assert!(matches!(
-        err,
-        SchedulerError::WrongDirection("RegisterWorker", "worker")
-    ));
+    assert!(matches!(err, SchedulerError::RegisteredAgain));
+    assert_eq!(err.to_string(), "message RegisterWorker is not valid from a worker");
     assert!(o.messages.is_empty());
     assert!(matches!(
-        h.s.handle_worker_message(WorkerId(9), ToScheduler::CloseClient, &mut o),
+        h.s.handle_worker_message(WorkerId(9), FromWorker::RetireMe, &mut o),
         Err(SchedulerError::UnknownWorker(WorkerId(9)))
     ));
     assert!(matches!(
-        h.s.handle_client_message(ClientId(9), ToScheduler::CloseClient, &mut o),
+        h.s.handle_client_message(ClientId(9), FromClient::CloseClient, &mut o),
         Err(SchedulerError::UnknownClient(ClientId(9)))
     ));
     let mut o = Outbox::default();
@@ -102,7 +86,7 @@ fn submit_compute_memory_release_forget() {
     }
     h.worker_sends(
         1,
-        ToScheduler::TaskFinished {
+        FromWorker::TaskFinished {
             key: "y".into(),
             nbytes: 3,
             inline: Some(Payload::new(vec![1, 2, 3])),
@@ -179,7 +163,7 @@ fn close_client_releases() {
     h.worker(1, "a", &["inc"]);
     h.submit(C1, vec![spec("x", "inc", &[]), spec("y", "inc", &["x"])], &["x", "y"]);
     h.submit(C2, vec![], &["x"]);
-    h.client(C1, ToScheduler::CloseClient);
+    h.client(C1, FromClient::CloseClient);
     assert_eq!(h.state("y"), None);
     assert_eq!(h.state("x"), Some(TaskState::Processing));
     let mut o = Outbox::default();
@@ -315,7 +299,7 @@ fn bench_throughput() {
         let start = std::time::Instant::now();
         s.handle_client_message(
             C1,
-            ToScheduler::UpdateGraph {
+            FromClient::UpdateGraph {
                 tasks: specs,
                 wanted: keys.clone(),
             },
@@ -331,7 +315,7 @@ fn bench_throughput() {
                     done += 1;
                     s.handle_worker_message(
                         w,
-                        ToScheduler::TaskFinished {
+                        FromWorker::TaskFinished {
                             key,
                             nbytes: 8,
                             inline: Some(Payload::new(vec![0u8; 8])),
@@ -346,7 +330,7 @@ fn bench_throughput() {
         let computed = start.elapsed();
         assert_eq!(done, n);
         let start = std::time::Instant::now();
-        s.handle_client_message(C1, ToScheduler::ReleaseKeys { keys }, &mut out)
+        s.handle_client_message(C1, FromClient::ReleaseKeys { keys }, &mut out)
             .unwrap();
         let released = start.elapsed();
         assert_eq!(s.ntasks(), 0);

@@ -86,7 +86,7 @@ fn missing_data_recomputes() {
     assert_eq!(h.s.slot(y).processing_on, Some(h.s.worker_ids[&WorkerId(1)]));
     h.worker_sends(
         1,
-        ToScheduler::MissingData {
+        FromWorker::MissingData {
             key: "x".into(),
             errant_worker: "tcp://a:1".into(),
         },
@@ -97,7 +97,7 @@ fn missing_data_recomputes() {
     // Unknown key / address: ignored.
     h.worker_sends(
         1,
-        ToScheduler::MissingData {
+        FromWorker::MissingData {
             key: "nope".into(),
             errant_worker: "tcp://zz:1".into(),
         },
@@ -109,7 +109,7 @@ fn scatter_and_data_lost() {
     let mut h = H::new();
     h.client(
         C1,
-        ToScheduler::Scatter {
+        FromClient::Scatter {
             request_id: 7,
             data: vec![("s".into(), Payload::new(vec![1]))],
             workers: vec![],
@@ -128,7 +128,7 @@ fn scatter_and_data_lost() {
     h.take();
     h.client(
         C1,
-        ToScheduler::Scatter {
+        FromClient::Scatter {
             request_id: 8,
             data: vec![
                 ("s1".into(), Payload::new(vec![1])),
@@ -157,7 +157,7 @@ fn scatter_and_data_lost() {
     h.take();
     h.client(
         C1,
-        ToScheduler::WhoHas {
+        FromClient::WhoHas {
             request_id: 3,
             keys: vec!["s2".into(), "zz".into()],
         },
@@ -202,7 +202,7 @@ fn add_keys_and_stale_messages() {
     h.take();
     h.worker_sends(
         2,
-        ToScheduler::AddKeys {
+        FromWorker::AddKeys {
             keys: vec![("x".into(), 8), ("gone".into(), 1)],
         },
     );
@@ -212,7 +212,7 @@ fn add_keys_and_stale_messages() {
     h.finish(2, "zzz");
     h.worker_sends(
         2,
-        ToScheduler::TaskErred {
+        FromWorker::TaskErred {
             key: "x".into(),
             failure: failure("late"),
         },
@@ -221,7 +221,7 @@ fn add_keys_and_stale_messages() {
     assert_eq!(h.freed(2), vec!["zzz".to_string()]);
     h.worker_sends(
         2,
-        ToScheduler::Heartbeat {
+        FromWorker::Heartbeat {
             nkeys: 5,
             nbytes: 50,
             executing: 0,

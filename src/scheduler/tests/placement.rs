@@ -132,7 +132,7 @@ fn placement_prefers_data_locality_and_low_occupancy() {
     assert_eq!(h.computes(1), vec!["x".to_string()]);
     h.worker_sends(
         1,
-        ToScheduler::TaskFinished {
+        FromWorker::TaskFinished {
             key: "x".into(),
             nbytes: 100_000_000,
             inline: None,
@@ -170,7 +170,7 @@ fn placement_weighs_measured_bandwidth_against_measured_occupancy() {
     for _ in 0..40 {
         h.worker_sends(
             2,
-            ToScheduler::TransferStats {
+            FromWorker::TransferStats {
                 bytes: 10_000_000,
                 duration_us: 100_000,
             },

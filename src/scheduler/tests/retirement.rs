@@ -16,7 +16,7 @@ fn retirement_moves_unique_data_then_closes() {
     assert_eq!(on_a(&mut h), vec!["y"]);
     h.client(
         C1,
-        ToScheduler::RetireWorkers {
+        FromClient::RetireWorkers {
             request_id: 7,
             workers: vec!["a".into(), "nope".into()],
         },
@@ -50,7 +50,7 @@ fn retirement_moves_unique_data_then_closes() {
     assert_eq!(asked[0].1[0].who_has, vec!["tcp://a:1".to_string()]);
     h.worker_sends(
         2,
-        ToScheduler::AddKeys {
+        FromWorker::AddKeys {
             keys: vec![("x".into(), 8)],
         },
     );
@@ -59,7 +59,7 @@ fn retirement_moves_unique_data_then_closes() {
     assert!(h.take().is_empty());
     h.worker_sends(
         2,
-        ToScheduler::AddKeys {
+        FromWorker::AddKeys {
             keys: vec![("y".into(), 8)],
         },
     );
@@ -96,7 +96,7 @@ fn the_last_worker_holding_data_is_not_retired() {
     h.take();
     h.client(
         C1,
-        ToScheduler::RetireWorkers {
+        FromClient::RetireWorkers {
             request_id: 1,
             workers: vec!["a".into()],
         },
@@ -125,7 +125,7 @@ fn a_worker_retiring_itself_with_nothing_unique_closes_at_once() {
     h.worker(1, "a", &["inc"]);
     h.worker(2, "b", &["inc"]);
     h.take();
-    h.worker_sends(1, ToScheduler::RetireMe);
+    h.worker_sends(1, FromWorker::RetireMe);
     assert!(h
         .take()
         .iter()
@@ -150,7 +150,7 @@ fn retiring_the_receiver_of_a_rebalance_moves_its_keys_back() {
     h.take();
     h.client(
         C1,
-        ToScheduler::Rebalance {
+        FromClient::Rebalance {
             request_id: 1,
             keys: Vec::new(),
         },
@@ -169,7 +169,7 @@ fn retiring_the_receiver_of_a_rebalance_moves_its_keys_back() {
     let key = moved[0].clone();
     h.worker_sends(
         2,
-        ToScheduler::AddKeys {
+        FromWorker::AddKeys {
             keys: vec![(key.clone(), 1000)],
         },
     );
@@ -178,7 +178,7 @@ fn retiring_the_receiver_of_a_rebalance_moves_its_keys_back() {
     // Retire b, the only holder of `key` now: a is asked to fetch it back.
     h.client(
         C1,
-        ToScheduler::RetireWorkers {
+        FromClient::RetireWorkers {
             request_id: 2,
             workers: vec!["b".into()],
         },
@@ -196,7 +196,7 @@ fn retiring_the_receiver_of_a_rebalance_moves_its_keys_back() {
     assert_eq!(asked, vec![key.clone()]);
     h.worker_sends(
         1,
-        ToScheduler::AddKeys {
+        FromWorker::AddKeys {
             keys: vec![(key.clone(), 1000)],
         },
     );

@@ -81,7 +81,7 @@ impl Sim {
         self.s.remove_worker(WorkerId(id), &mut out);
         self.route(out);
     }
-    fn send(&mut self, id: u64, msg: ToScheduler) {
+    fn send(&mut self, id: u64, msg: FromWorker) {
         if let Some(log) = &mut self.log {
             log.push(format!("w{id} -> S {msg:?}"));
         }
@@ -120,7 +120,7 @@ impl Sim {
                 let before = f.ready.len();
                 f.ready.retain(|r| r.0 != key);
                 let stolen = f.ready.len() < before;
-                self.send(id, ToScheduler::StealResponse { key, stolen });
+                self.send(id, FromWorker::StealResponse { key, stolen });
             }
             // The simulation does not retire workers.
             ToWorker::Close { .. } | ToWorker::AcquireReplicas { .. } => {}
@@ -152,7 +152,7 @@ impl Sim {
                     let errant = d.who_has.first().cloned().unwrap_or_default();
                     self.send(
                         id,
-                        ToScheduler::MissingData {
+                        FromWorker::MissingData {
                             key: d.key.clone(),
                             errant_worker: errant,
                         },
@@ -176,7 +176,7 @@ impl Sim {
         if !fetched.is_empty() {
             self.send(
                 id,
-                ToScheduler::AddKeys {
+                FromWorker::AddKeys {
                     keys: fetched.into_iter().map(|k| (k, 8)).collect(),
                 },
             );
@@ -184,7 +184,7 @@ impl Sim {
         let duration_us = self.rand(1000) as u64;
         self.send(
             id,
-            ToScheduler::TaskFinished {
+            FromWorker::TaskFinished {
                 key,
                 nbytes: 8,
                 inline: None,
@@ -320,15 +320,15 @@ fn run_sim(
         .filter(|k| wanted_keys.contains(k))
         .collect();
     for msg in [
-        ToScheduler::UpdateGraph {
+        FromClient::UpdateGraph {
             tasks: specs,
             wanted: first_wanted,
         },
-        ToScheduler::UpdateGraph {
+        FromClient::UpdateGraph {
             tasks: second,
             wanted: second_wanted,
         },
-        ToScheduler::ReleaseKeys { keys: needed_later },
+        FromClient::ReleaseKeys { keys: needed_later },
     ] {
         let mut out = Outbox::default();
         sim.s.handle_client_message(C1, msg, &mut out).unwrap();
@@ -396,7 +396,7 @@ fn run_sim(
     // Release everything: nothing is left, anywhere.
     let mut out = Outbox::default();
     sim.s
-        .handle_client_message(C1, ToScheduler::ReleaseKeys { keys: wanted_keys }, &mut out)
+        .handle_client_message(C1, FromClient::ReleaseKeys { keys: wanted_keys }, &mut out)
         .unwrap();
     sim.route(out);
     sim.run_to_quiescence();

@@ -16,7 +16,7 @@ fn stealing_moves_a_task_only_when_the_victim_confirms() {
     assert_eq!(h.computes(1).len(), 10);
     h.worker_sends(
         1,
-        ToScheduler::TasksStarted {
+        FromWorker::TasksStarted {
             keys: vec!["t0".into()],
         },
     );
@@ -43,7 +43,7 @@ fn stealing_moves_a_task_only_when_the_victim_confirms() {
     // t9 had not started: it moves to b. t8 had: it stays on a.
     h.worker_sends(
         1,
-        ToScheduler::StealResponse {
+        FromWorker::StealResponse {
             key: "t9".into(),
             stolen: true,
         },
@@ -51,7 +51,7 @@ fn stealing_moves_a_task_only_when_the_victim_confirms() {
     assert_eq!(h.computes(2), vec!["t9".to_string()]);
     h.worker_sends(
         1,
-        ToScheduler::StealResponse {
+        FromWorker::StealResponse {
             key: "t8".into(),
             stolen: false,
         },
@@ -62,7 +62,7 @@ fn stealing_moves_a_task_only_when_the_victim_confirms() {
     // An answer nobody asked for changes nothing.
     h.worker_sends(
         1,
-        ToScheduler::StealResponse {
+        FromWorker::StealResponse {
             key: "t7".into(),
             stolen: true,
         },

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use bytes::Bytes;
 
 use super::{ComputeRequest, TaskEntry, WorkerEffect, WorkerState, WorkerTaskState};
-use crate::wire::messages::{Arg, DependencyLocation, Key, Payload, TaskFailure, ToScheduler};
+use crate::wire::messages::{Arg, DependencyLocation, FromWorker, Key, Payload, TaskFailure};
 
 /// Slack when comparing resource amounts, so that amounts given back in
 /// another order than taken (float sums) still cover a request.
@@ -52,7 +52,7 @@ impl WorkerState {
                         let inline = (held && nbytes <= self.config.inline_limit).then(|| Payload(bytes.clone()));
                         self.put_in_memory(&key, bytes, out);
                         if held {
-                            out.push(WorkerEffect::Send(ToScheduler::TaskFinished {
+                            out.push(WorkerEffect::Send(FromWorker::TaskFinished {
                                 key: key.clone(),
                                 nbytes,
                                 inline,
@@ -65,7 +65,7 @@ impl WorkerState {
                         // point at it until the scheduler frees them.
                         e.state = WorkerTaskState::Error;
                         if held {
-                            out.push(WorkerEffect::Send(ToScheduler::TaskErred {
+                            out.push(WorkerEffect::Send(FromWorker::TaskErred {
                                 key: key.clone(),
                                 failure,
                             }));
@@ -95,7 +95,7 @@ impl WorkerState {
         e.held = true;
         match e.state {
             WorkerTaskState::Memory => {
-                out.push(WorkerEffect::Send(ToScheduler::TaskFinished {
+                out.push(WorkerEffect::Send(FromWorker::TaskFinished {
                     nbytes: e.nbytes,
                     key,
                     inline: None,
@@ -257,7 +257,7 @@ impl WorkerState {
         e.long_running = true;
         self.running -= 1;
         if e.held && e.state == WorkerTaskState::Executing {
-            out.push(WorkerEffect::Send(ToScheduler::LongRunning { key: key.to_owned() }));
+            out.push(WorkerEffect::Send(FromWorker::LongRunning { key: key.to_owned() }));
         }
         self.ensure_executing(out);
     }

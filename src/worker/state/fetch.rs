@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use super::{TaskEntry, WorkerEffect, WorkerState, WorkerTaskState};
-use crate::wire::messages::{DependencyLocation, Key, Payload, ToScheduler};
+use crate::wire::messages::{DependencyLocation, FromWorker, Key, Payload};
 
 /// Byte budget of one `Fetch` request (Dask's `transfer_message_bytes_limit`),
 /// so one huge batch does not hold a connection for minutes. A request always
@@ -109,7 +109,7 @@ impl WorkerState {
         self.put_in_memory(key, bytes, out);
         if deferred.is_some() {
             // The scheduler asked us to compute it: answer as a compute.
-            out.push(WorkerEffect::Send(ToScheduler::TaskFinished {
+            out.push(WorkerEffect::Send(FromWorker::TaskFinished {
                 key: key.clone(),
                 nbytes,
                 inline,
@@ -126,7 +126,7 @@ impl WorkerState {
         };
         e.flight_id = 0;
         e.who_has.retain(|w| w != worker);
-        out.push(WorkerEffect::Send(ToScheduler::MissingData {
+        out.push(WorkerEffect::Send(FromWorker::MissingData {
             key: key.clone(),
             errant_worker: worker.to_owned(),
         }));

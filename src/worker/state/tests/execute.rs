@@ -69,7 +69,7 @@ fn root_task_runs_and_reports_inline_only_when_small() {
                 function: "f".into(),
                 args: vec![Arg::Value(vec![0x2a])],
             },
-            WorkerEffect::Send(ToScheduler::TasksStarted { keys: keys(&["a"]) })
+            WorkerEffect::Send(FromWorker::TasksStarted { keys: keys(&["a"]) })
         ]
     );
     assert_eq!(ws.task_state("a"), Some(Executing));
@@ -82,7 +82,7 @@ fn root_task_runs_and_reports_inline_only_when_small() {
                 key: "a".into(),
                 data: b("small")
             },
-            WorkerEffect::Send(ToScheduler::TaskFinished {
+            WorkerEffect::Send(FromWorker::TaskFinished {
                 key: "a".into(),
                 nbytes: 5,
                 inline: Some(Payload(b("small"))),
@@ -98,7 +98,7 @@ fn root_task_runs_and_reports_inline_only_when_small() {
     let out = finish(&mut ws, "big", Ok(b(&large)));
     assert_eq!(
         sent(&out),
-        vec![ToScheduler::TaskFinished {
+        vec![FromWorker::TaskFinished {
             key: "big".into(),
             nbytes: 17,
             inline: None,
@@ -107,7 +107,7 @@ fn root_task_runs_and_reports_inline_only_when_small() {
     );
     assert_eq!(
         ws.heartbeat(),
-        ToScheduler::Heartbeat {
+        FromWorker::Heartbeat {
             nkeys: 2,
             nbytes: 22,
             executing: 0,
@@ -145,7 +145,7 @@ fn failure_is_reported() {
     let out = finish(&mut ws, "a", Err(failure.clone()));
     assert_eq!(
         sent(&out),
-        vec![ToScheduler::TaskErred {
+        vec![FromWorker::TaskErred {
             key: "a".into(),
             failure
         }]
@@ -170,7 +170,7 @@ fn duplicate_compute_task() {
     assert_eq!(executes(&out), keys(&["w"]));
     assert_eq!(
         sent(&send(&mut ws, compute("a", &[], 0, 0))),
-        vec![ToScheduler::TaskFinished {
+        vec![FromWorker::TaskFinished {
             key: "a".into(),
             nbytes: 1,
             inline: None,
@@ -192,7 +192,7 @@ fn a_seceded_task_frees_its_thread_and_is_reported_once() {
     ws.task_seceded("parent", &mut out);
     ws.check_invariants();
     assert_eq!(executes(&out), keys(&["child"]));
-    assert_eq!(sent(&out), vec![ToScheduler::LongRunning { key: "parent".into() }]);
+    assert_eq!(sent(&out), vec![FromWorker::LongRunning { key: "parent".into() }]);
     // Seceding again (another wait of the same run) changes nothing.
     let mut again = Vec::new();
     ws.task_seceded("parent", &mut again);

@@ -28,14 +28,14 @@ fn replicas_are_fetched_held_and_announced() {
     assert_eq!(fetches(&out), vec![("tcp://old:1".to_string(), keys(&["x"]))]);
     assert_eq!(
         sent(&out),
-        vec![ToScheduler::AddKeys {
+        vec![FromWorker::AddKeys {
             keys: vec![("here".into(), 1)]
         }]
     );
     let out = fetched(&mut ws, "tcp://old:1", &[("x", Some("xx"))]);
     assert_eq!(
         sent(&out),
-        vec![ToScheduler::AddKeys {
+        vec![FromWorker::AddKeys {
             keys: vec![("x".into(), 2)]
         }]
     );
@@ -63,7 +63,7 @@ fn dependency_is_fetched_stored_reported_then_task_runs() {
     assert_eq!(executes(&out), keys(&["t"]));
     assert_eq!(
         sent(&out),
-        vec![ToScheduler::AddKeys {
+        vec![FromWorker::AddKeys {
             keys: vec![("d".into(), 4)]
         }]
     );

@@ -85,22 +85,22 @@ fn executes(out: &[WorkerEffect]) -> Vec<Key> {
 
 /// Messages to the scheduler, without the `TasksStarted` reports (see
 /// `started_tasks_are_reported_once_per_event`).
-fn sent(out: &[WorkerEffect]) -> Vec<ToScheduler> {
+fn sent(out: &[WorkerEffect]) -> Vec<FromWorker> {
     out.iter()
         .filter_map(|e| match e {
-            WorkerEffect::Send(ToScheduler::TasksStarted { .. }) => None,
+            WorkerEffect::Send(FromWorker::TasksStarted { .. }) => None,
             WorkerEffect::Send(m) => Some(m.clone()),
             _ => None,
         })
         .collect()
 }
 
-fn steal(ws: &mut WorkerState, key: &str) -> Vec<ToScheduler> {
+fn steal(ws: &mut WorkerState, key: &str) -> Vec<FromWorker> {
     sent(&send(ws, ToWorker::StealRequest { key: key.into() }))
 }
 
-fn steal_answer(key: &str, stolen: bool) -> Vec<ToScheduler> {
-    vec![ToScheduler::StealResponse {
+fn steal_answer(key: &str, stolen: bool) -> Vec<FromWorker> {
+    vec![FromWorker::StealResponse {
         key: key.into(),
         stolen,
     }]
@@ -109,7 +109,7 @@ fn steal_answer(key: &str, stolen: bool) -> Vec<ToScheduler> {
 fn started(out: &[WorkerEffect]) -> Vec<Vec<Key>> {
     out.iter()
         .filter_map(|e| match e {
-            WorkerEffect::Send(ToScheduler::TasksStarted { keys }) => Some(keys.clone()),
+            WorkerEffect::Send(FromWorker::TasksStarted { keys }) => Some(keys.clone()),
             _ => None,
         })
         .collect()
@@ -124,8 +124,8 @@ fn fetches(out: &[WorkerEffect]) -> Vec<(String, Vec<Key>)> {
         .collect()
 }
 
-fn missing(key: &str, w: &str) -> ToScheduler {
-    ToScheduler::MissingData {
+fn missing(key: &str, w: &str) -> FromWorker {
+    FromWorker::MissingData {
         key: key.into(),
         errant_worker: w.into(),
     }

@@ -86,7 +86,7 @@ impl Sim {
         self.ws.check_invariants();
         for effect in out {
             match effect {
-                WorkerEffect::Send(ToScheduler::TaskErred { key, .. }) => panic!("{key} erred"),
+                WorkerEffect::Send(FromWorker::TaskErred { key, .. }) => panic!("{key} erred"),
                 WorkerEffect::Send(_) => {}
                 WorkerEffect::Execute { key, args, .. } => {
                     assert_eq!(self.ws.task_state(&key), Some(Executing));

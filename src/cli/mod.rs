@@ -1,18 +1,22 @@
 //! The `rdask` command line, embeddable: a user's binary that calls
 //! [`main`] gets the same subcommands, and its own `#[task]` functions are
 //! served by `my-app worker tcp://...`.
+//!
+//! This file holds the flags and the dispatch; running a scheduler or worker
+//! in this process is in `serve.rs`, `rdask cluster ...` in `cluster.rs`.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use tracing::{error, info, warn};
 
-use crate::actors::scheduler::start_scheduler;
-use crate::actors::worker::start_worker;
 use crate::client::{Client, SubmitOptions};
 use crate::config::{self, FlagValue, RdaskConfig};
-use crate::launch;
+
+mod cluster;
+mod serve;
+
+use cluster::run_cluster;
+use serve::{run_scheduler, run_worker};
 
 /// Command-line interface of rdask.
 #[derive(Parser, Debug)]
@@ -485,269 +489,6 @@ fn load_config(file: Option<PathBuf>, flags: Vec<FlagValue>) -> Result<RdaskConf
             eprintln!("error: {e}");
             2
         })
-}
-
-/// The process's SIGINT (^C) and SIGTERM (what `rdask cluster down` and
-/// service managers send) listeners. They are installed before the process
-/// prints its address: a signal sent as soon as the address is known would
-/// otherwise meet the default action and kill the process without its
-/// clean shutdown.
-struct ShutdownSignals {
-    #[cfg(unix)]
-    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
-}
-
-impl ShutdownSignals {
-    /// Installs the listeners; must run inside the tokio runtime.
-    fn install() -> Self {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            let signals = signal(SignalKind::interrupt()).and_then(|i| Ok((i, signal(SignalKind::terminate())?)));
-            if let Err(e) = &signals {
-                warn!("cannot listen for SIGINT/SIGTERM ({e}); only ^C is handled");
-            }
-            ShutdownSignals { signals: signals.ok() }
-        }
-        #[cfg(not(unix))]
-        ShutdownSignals {}
-    }
-
-    /// Waits for the next signal; returns which, for the log.
-    async fn recv(&mut self) -> &'static str {
-        #[cfg(unix)]
-        if let Some((interrupt, terminate)) = &mut self.signals {
-            return tokio::select! {
-                _ = interrupt.recv() => "interrupted",
-                _ = terminate.recv() => "terminated",
-            };
-        }
-        let _ = tokio::signal::ctrl_c().await;
-        "interrupted"
-    }
-}
-
-/// Binds and starts an HTTP endpoint on `host:port`, printing its address.
-async fn bind_http(host: &str, port: u16) -> Option<tokio::net::TcpListener> {
-    match tokio::net::TcpListener::bind((host, port)).await {
-        Ok(l) => Some(l),
-        Err(e) => {
-            error!("cannot listen for HTTP on {host}:{port}: {e}");
-            None
-        }
-    }
-}
-
-fn run_scheduler(config: &RdaskConfig) -> i32 {
-    let mut options = config.scheduler_options();
-    options.security = match config.scheduler_security() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
-    };
-    let host = config.scheduler.host.clone();
-    let port = config.scheduler.port;
-    let http_port = config.scheduler.http_port;
-    actix_rt::System::new().block_on(async move {
-        let listener = match tokio::net::TcpListener::bind((host.as_str(), port)).await {
-            Ok(l) => l,
-            Err(e) => {
-                error!("cannot listen on {host}:{port}: {e}");
-                return 1;
-            }
-        };
-        let handle = match start_scheduler(listener, options) {
-            Ok(h) => h,
-            Err(e) => {
-                error!("cannot start the scheduler: {e}");
-                return 1;
-            }
-        };
-        let mut signals = ShutdownSignals::install();
-        println!("rdask scheduler listening on {}", handle.address);
-        if let Some(p) = http_port {
-            let Some(listener) = bind_http(&host, p).await else {
-                return 1;
-            };
-            match crate::http::start_scheduler_http(listener, handle.clone()) {
-                Ok(address) => println!("rdask http endpoint on {address}"),
-                Err(e) => {
-                    error!("cannot start the HTTP endpoint: {e}");
-                    return 1;
-                }
-            }
-        }
-        let _ = std::io::stdout().flush();
-        let why = signals.recv().await;
-        info!("{why}; scheduler exiting");
-        0
-    })
-}
-
-fn run_worker(config: &RdaskConfig, scheduler: Option<String>, name: Option<String>) -> i32 {
-    let scheduler = scheduler.unwrap_or_else(|| config.scheduler_address());
-    let mut options = config.worker_options(&scheduler, name);
-    options.security = match config.worker_security() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
-    };
-    if let Some(dir) = &options.local_directory {
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            eprintln!("local directory {}: {e}", dir.display());
-            return 2;
-        }
-    }
-    let http_port = config.worker.http_port;
-    actix_rt::System::new().block_on(async move {
-        let host = options.listen_host.clone();
-        let handle = match start_worker(options).await {
-            Ok(h) => h,
-            Err(e) => {
-                error!("worker failed to start: {e}");
-                return 1;
-            }
-        };
-        let mut signals = ShutdownSignals::install();
-        println!("rdask worker {} listening on {}", handle.name, handle.address);
-        if let Some(p) = http_port {
-            let Some(listener) = bind_http(&host, p).await else {
-                return 1;
-            };
-            match crate::http::start_worker_http(listener, handle.clone()) {
-                Ok(address) => println!("rdask http endpoint on {address}"),
-                Err(e) => {
-                    error!("cannot start the HTTP endpoint: {e}");
-                    return 1;
-                }
-            }
-        }
-        let _ = std::io::stdout().flush();
-        tokio::select! {
-            _ = handle.closed() => {
-                error!("worker {} stopped: lost the scheduler", handle.name);
-                1
-            }
-            why = signals.recv() => {
-                // Graceful: the scheduler moves this worker's unique results
-                // to other workers, then closes it. A second signal, or the
-                // timeout, exits at once.
-                info!("{why}; retiring the worker (signal again to exit at once)");
-                handle.actor.do_send(crate::actors::worker::Retire);
-                tokio::select! {
-                    _ = handle.closed() => info!("worker {} retired", handle.name),
-                    _ = tokio::time::sleep(crate::actors::worker::RETIRE_TIMEOUT) => {
-                        error!("worker {} was not retired within {:?}; exiting", handle.name, crate::actors::worker::RETIRE_TIMEOUT);
-                    }
-                    why = signals.recv() => info!("{why} again; worker exiting"),
-                }
-                0
-            }
-        }
-    })
-}
-
-fn run_cluster(config_file: Option<PathBuf>, action: ClusterAction) -> i32 {
-    let (ClusterAction::Up { state, .. } | ClusterAction::Status { state } | ClusterAction::Down { state }) = &action;
-    let mut flags = Vec::new();
-    if let Some(s) = state {
-        let s = s.to_string_lossy().into_owned();
-        flags.push(FlagValue::new("cluster", "state_file", "--state", s));
-    }
-    let config = match load_config(config_file, flags) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let mut options = launch::LaunchOptions::from(&config.cluster);
-    options.client.security = match config.client_security() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
-    };
-    match action {
-        ClusterAction::Up { file, .. } => {
-            let result = launch::ClusterSpec::from_file(&file).and_then(|spec| launch::up(&spec, &options));
-            match result {
-                Ok(state) => {
-                    println!("scheduler: {}", state.scheduler_address);
-                    if let Some(h) = &state.http_address {
-                        println!("http: {h}");
-                    }
-                    for p in &state.processes {
-                        println!(
-                            "  {} {} on {} pid {} log {}",
-                            p.role,
-                            p.name,
-                            p.host,
-                            p.pid,
-                            p.log.display()
-                        );
-                    }
-                    println!("state: {}", options.state_file.display());
-                    0
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    1
-                }
-            }
-        }
-        ClusterAction::Status { .. } => match launch::status(&options) {
-            Ok(st) => {
-                println!("scheduler: {}", st.state.scheduler_address);
-                if let Some(h) = &st.state.http_address {
-                    println!("http: {h}");
-                }
-                println!("processes:");
-                for (p, up) in &st.processes {
-                    let what = if *up { "running" } else { "NOT RUNNING" };
-                    println!("  {} {} on {} pid {} {what}", p.role, p.name, p.host, p.pid);
-                }
-                match &st.info {
-                    Ok(info) => {
-                        println!("workers: {}", info.workers.len());
-                        for w in &info.workers {
-                            println!(
-                                "  {} {} nthreads={} keys={} bytes={} processing={}",
-                                w.name, w.address, w.nthreads, w.nkeys, w.nbytes, w.processing
-                            );
-                        }
-                        println!("tasks: {}", info.ntasks);
-                    }
-                    Err(e) => println!("scheduler unreachable: {e}"),
-                }
-                let healthy = st.info.is_ok() && st.processes.iter().all(|(_, up)| *up);
-                if healthy {
-                    0
-                } else {
-                    1
-                }
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                1
-            }
-        },
-        ClusterAction::Down { .. } => match launch::down(&options) {
-            Ok(notes) => {
-                for n in &notes {
-                    eprintln!("warning: {n}");
-                }
-                println!("cluster stopped");
-                0
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                1
-            }
-        },
-    }
 }
 
 #[cfg(test)]

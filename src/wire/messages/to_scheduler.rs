@@ -1,0 +1,333 @@
+//! The messages clients and workers send the scheduler: one enum per
+//! sender, so which side may send what is checked by the type a connection
+//! is decoded into, not by the handlers at run time.
+//!
+//! On the wire nothing distinguishes them from one enum: each message is
+//! `{"VariantName": {...}}` (a unit variant may be just its name), and the
+//! variant names are unique across both enums. That is what lets a message
+//! sent on the wrong kind of connection be refused by name —
+//! `message Heartbeat is not valid from a client` — instead of with the
+//! decoder's `unknown variant` ([`decode_inbound`], `docs/protocol.md` §8.4).
+
+use std::fmt;
+
+use serde::de::{self, DeserializeOwned, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use super::{Key, Payload, TaskFailure, TaskSpec};
+#[cfg(doc)]
+use super::{ToClient, ToWorker};
+use crate::wire::codec::{self, Frame};
+use crate::wire::WireError;
+
+/// Messages a client sends the scheduler: Dask's client stream handlers
+/// (`update-graph`, `client-releases-keys`, `scatter`, `who_has`,
+/// `retire_workers`, `replicate`, `rebalance`, ...).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum FromClient {
+    /// Add tasks and mark keys as wanted by this client.
+    UpdateGraph {
+        /// New tasks. A key the scheduler already has is not replaced.
+        tasks: Vec<TaskSpec>,
+        /// Keys this client now holds futures for (each counted once per
+        /// client, however many futures it holds).
+        wanted: Vec<Key>,
+    },
+    /// The client holds no more futures for these keys.
+    ReleaseKeys {
+        /// The keys.
+        keys: Vec<Key>,
+    },
+    /// Store data under keys on workers (the client's `scatter`); the keys
+    /// become wanted by this client.
+    Scatter {
+        /// Echoed in [`ToClient::ScatterDone`].
+        request_id: u64,
+        /// Keys and their msgpack-encoded values.
+        data: Vec<(Key, Payload)>,
+        /// Restrict to these workers (names or addresses); empty = any.
+        workers: Vec<String>,
+    },
+    /// Ask where keys live, to fetch them from the workers directly.
+    WhoHas {
+        /// Echoed in [`ToClient::WhoHasReply`].
+        request_id: u64,
+        /// The keys.
+        keys: Vec<Key>,
+    },
+    /// Ask for the scheduler's counters and workers.
+    Info {
+        /// Echoed in [`ToClient::InfoReply`].
+        request_id: u64,
+    },
+    /// Rerun an erred task (and its erred dependencies).
+    Retry {
+        /// The keys.
+        keys: Vec<Key>,
+    },
+    /// The client is leaving; release everything it wanted.
+    CloseClient,
+    /// Retire workers gracefully: copy the results only they hold to other
+    /// workers, then close them. Nothing is recomputed.
+    RetireWorkers {
+        /// Echoed in [`ToClient::RetireWorkersDone`].
+        request_id: u64,
+        /// Names or addresses of the workers to retire.
+        workers: Vec<String>,
+    },
+    /// Copy these keys so that each is held by `n` workers (the client's
+    /// `replicate`). Answered with [`ToClient::DataMoves`].
+    Replicate {
+        /// Echoed in the answer.
+        request_id: u64,
+        /// The keys (those not in memory are skipped).
+        keys: Vec<Key>,
+        /// Wanted number of holders (capped at the number of workers).
+        n: u32,
+    },
+    /// Move these keys' data from workers holding more bytes than the
+    /// average to workers holding less (the client's `rebalance`).
+    /// Answered with [`ToClient::DataMoves`].
+    Rebalance {
+        /// Echoed in the answer.
+        request_id: u64,
+        /// The keys; empty = every key in memory.
+        keys: Vec<Key>,
+    },
+}
+
+/// Messages a worker sends the scheduler on its connection: Dask's worker
+/// stream handlers (`register-worker`, `task-finished`, `task-erred`,
+/// `add-keys`, `missing-data`, `long-running`, `steal-response`, and the
+/// heartbeat).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum FromWorker {
+    /// Sent once, first, by a worker after the handshake.
+    RegisterWorker {
+        /// Unique name.
+        name: String,
+        /// Address peers and clients connect to for data, `tcp://host:port`.
+        address: String,
+        /// Task threads.
+        nthreads: u32,
+        /// Memory limit in bytes (0 = none).
+        memory_limit: u64,
+        /// Registered function names it can run.
+        functions: Vec<String>,
+        /// Abstract resources it offers, e.g. `("GPU", 2.0)`.
+        resources: Vec<(String, f64)>,
+    },
+    /// A task finished and its result is in the worker's memory.
+    TaskFinished {
+        /// The task.
+        key: Key,
+        /// Size of the serialized result.
+        nbytes: u64,
+        /// The result itself when small (at most the worker's inline limit),
+        /// so the scheduler can pass it on to waiting clients.
+        inline: Option<Payload>,
+        /// Wall time the function ran, in microseconds.
+        duration_us: u64,
+    },
+    /// A task failed.
+    TaskErred {
+        /// The task.
+        key: Key,
+        /// Why.
+        failure: TaskFailure,
+    },
+    /// The worker now also holds these keys (fetched from peers).
+    AddKeys {
+        /// Keys and sizes.
+        keys: Vec<(Key, u64)>,
+    },
+    /// A dependency could not be fetched from the worker the scheduler named.
+    MissingData {
+        /// The key.
+        key: Key,
+        /// The address that did not have it (or could not be reached).
+        errant_worker: String,
+    },
+    /// These tasks have just started executing on one of the worker's
+    /// threads (sent batched, once per task run). Only a task the worker
+    /// reported started counts against `allowed_failures` when the worker
+    /// dies; a worker that never sends this has all its processing tasks
+    /// counted, as Dask does.
+    TasksStarted {
+        /// The tasks.
+        keys: Vec<Key>,
+    },
+    /// This task's thread seceded from the worker's pool to wait for tasks
+    /// it submitted (Dask's `long-running`): the worker runs another task
+    /// meanwhile, so the scheduler stops counting it as occupying a thread
+    /// (occupancy and the saturation cap). Sent at most once per task run.
+    LongRunning {
+        /// The task.
+        key: Key,
+    },
+    /// The worker is shutting down (SIGTERM/SIGINT) and asks to be retired
+    /// gracefully, as [`FromClient::RetireWorkers`] would; the scheduler
+    /// answers with [`ToWorker::Close`] once its unique results are safe.
+    RetireMe,
+    /// Answer to [`ToWorker::StealRequest`]. `stolen` is true only if the
+    /// task had not been handed to a thread: the worker then forgot it and
+    /// will never run it (unless sent a new `ComputeTask`).
+    StealResponse {
+        /// The key asked for.
+        key: Key,
+        /// Whether the worker gave the task up.
+        stolen: bool,
+    },
+    /// A fetch from a peer completed: its payload bytes and how long it
+    /// took, from request to reply. The scheduler averages these into its
+    /// bandwidth estimate. Sent only for fetches large enough to measure
+    /// bandwidth rather than latency.
+    TransferStats {
+        /// Payload bytes received.
+        bytes: u64,
+        /// Wall time of the fetch, microseconds.
+        duration_us: u64,
+    },
+    /// Periodic liveness and load report.
+    Heartbeat {
+        /// Keys in the worker's store.
+        nkeys: u64,
+        /// Bytes in the worker's store.
+        nbytes: u64,
+        /// Tasks executing now.
+        executing: u64,
+        /// Tasks ready and waiting for a thread.
+        ready: u64,
+    },
+}
+
+/// A message type the scheduler reads from one kind of peer.
+pub trait Inbound: DeserializeOwned {
+    /// The sender as errors name it: `client` or `worker`.
+    const SENDER: &'static str;
+    /// The wire names of the other kind of peer's messages: a frame naming
+    /// one of them is a message on the wrong connection.
+    fn others() -> &'static [&'static str];
+}
+
+impl Inbound for FromClient {
+    const SENDER: &'static str = "client";
+    fn others() -> &'static [&'static str] {
+        variant_names::<FromWorker>()
+    }
+}
+
+impl Inbound for FromWorker {
+    const SENDER: &'static str = "worker";
+    fn others() -> &'static [&'static str] {
+        variant_names::<FromClient>()
+    }
+}
+
+/// Decodes a frame from a client or worker as a batch of `M`. A frame that
+/// does not decode and whose first message not of `M` is one the other kind
+/// of peer sends fails with `message NAME is not valid from a SENDER`;
+/// any other bad frame with the decoder's error.
+pub fn decode_inbound<M: Inbound>(frame: Frame) -> Result<Vec<M>, WireError> {
+    // `Bytes`: the clone shares the buffer; it is read only on failure.
+    let header = frame.header.clone();
+    codec::decode(frame).map_err(|e| misdirected::<M>(&header).map_or(e, WireError::Malformed))
+}
+
+/// Why `header` is not a batch of `M`, when the reason is a message of the
+/// other kind of peer: the first message whose name is not one of `M`'s.
+fn misdirected<M: Inbound>(header: &[u8]) -> Option<String> {
+    let names: Vec<Name> = rmp_serde::from_slice(header).ok()?;
+    let own = variant_names::<M>();
+    let first = names
+        .into_iter()
+        .find_map(|n| n.0.filter(|n| !own.contains(&n.as_str())))?;
+    M::others()
+        .contains(&first.as_str())
+        .then(|| format!("message {first} is not valid from a {}", M::SENDER))
+}
+
+/// A message's name with its fields skipped: a unit variant is written as
+/// its name, the others as a map of one entry, name to fields.
+struct Name(Option<String>);
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl<'de> Visitor<'de> for NameVisitor {
+            type Value = Name;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a message")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Name, E> {
+                Ok(Name(Some(s.to_owned())))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Name, A::Error> {
+                let name = map.next_key::<String>()?;
+                if name.is_some() {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Name(name))
+            }
+        }
+        d.deserialize_any(NameVisitor)
+    }
+}
+
+/// The wire names of an enum's variants, as serde's derive lists them (so
+/// a variant added to an enum is known here without a list to update).
+pub fn variant_names<T: DeserializeOwned>() -> &'static [&'static str] {
+    match T::deserialize(NameProbe) {
+        Err(ProbeError(Some(names))) => names,
+        _ => &[],
+    }
+}
+
+/// A deserializer that only records the variant names an enum asks for.
+struct NameProbe;
+
+/// [`NameProbe`]'s "error": the names, or `None` when asked for anything
+/// but an enum.
+#[derive(Debug)]
+struct ProbeError(Option<&'static [&'static str]>);
+
+impl fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not an enum")
+    }
+}
+
+impl std::error::Error for ProbeError {}
+
+impl de::Error for ProbeError {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        ProbeError(None)
+    }
+}
+
+impl<'de> de::Deserializer<'de> for NameProbe {
+    type Error = ProbeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, ProbeError> {
+        Err(ProbeError(None))
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        variants: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, ProbeError> {
+        Err(ProbeError(Some(variants)))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+        unit_struct newtype_struct seq tuple tuple_struct map struct identifier ignored_any
+    }
+}
+
+#[cfg(test)]
+#[path = "to_scheduler_tests.rs"]
+mod tests;
