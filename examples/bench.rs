@@ -39,7 +39,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context as _, Result};
-use rdask::builtins::{add, blob_len, count_letters, inc, make_blob, noop};
+use rdask::builtins::{add, blob_len, count_letters, inc, make_blob, noop, sum};
+use rdask::delayed::{delayed, ComputeOptions, Delayed};
 use rdask::{Blob, Client, Future, LocalCluster, ReturnWhen, SubmitOptions};
 
 const N_LETTER_FILES: usize = 16;
@@ -59,6 +60,7 @@ const CASES: &[(&str, CaseFn, u64)] = &[
     ("count_letters", case_count_letters, 180),
     ("scheduler_memory", case_scheduler_memory, 360),
     ("million_tasks", case_million_tasks, 400),
+    ("delayed_graph", case_delayed_graph, 300),
 ];
 
 // ---------------------------------------------------------------- JSON
@@ -944,6 +946,65 @@ fn case_million_tasks(ctx: &mut Ctx) -> Result<()> {
             .num("sched_peak_rss_polled_mb", polled as f64 / MIB, 1)
             .str("sched_peak_source", source)
             .bool("sched_in_client_process", !ctx.processes),
+        true,
+    );
+    Ok(())
+}
+
+/// The lazy graph of `delayed_graph`: `leaves` chains `inc(inc(i))`, then
+/// a sum tree of fan-in 8 (`benches/dask_delayed.py` builds the same).
+fn delayed_tree(leaves: usize) -> (Delayed<i64>, usize) {
+    let mut nodes = 2 * leaves;
+    let mut level: Vec<Delayed<i64>> = (0..leaves as i64)
+        .map(|i| delayed(inc, (delayed(inc, (i,)),)))
+        .collect();
+    while level.len() > 1 {
+        level = level.chunks(8).map(|c| delayed(sum, c.to_vec())).collect();
+        nodes += level.len();
+    }
+    (level.pop().unwrap_or_else(|| delayed(inc, (0i64,))), nodes)
+}
+
+fn case_delayed_graph(ctx: &mut Ctx) -> Result<()> {
+    let c = &ctx.client;
+    let leaves = 46_000usize;
+    let expect: i64 = (0..leaves as i64).map(|i| i + 2).sum();
+    let mut rec = Rec::new("delayed_graph").int("leaves", leaves);
+    for (label, fuse) in [("fused", true), ("unfused", false)] {
+        let opts = ComputeOptions::default().fuse(fuse);
+        let t0 = Instant::now();
+        let (root, nodes) = delayed_tree(leaves);
+        let build_s = secs(t0);
+        let tasks = root.task_count(&opts)?;
+        let fut = root.persist_with(c, &opts)?;
+        let submit_s = secs(t0) - build_s;
+        let r = fut.result_timeout(Some(Duration::from_secs(120)))?;
+        let wall = secs(t0);
+        ensure!(r == expect, "delayed sum {r}, expected {expect}");
+        drop(fut);
+        ctx.settle(Duration::from_secs(60))?;
+        rec = rec
+            .int("nodes", nodes)
+            .int(&format!("{label}_tasks"), tasks)
+            .num(&format!("{label}_build_s"), build_s, 4)
+            .num(&format!("{label}_submit_s"), submit_s, 4)
+            .num(&format!("{label}_wall_s"), wall, 4)
+            .num(&format!("{label}_nodes_per_s"), nodes as f64 / wall, 1);
+    }
+    // A million lazy calls: building, optimizing and submitting them.
+    let t0 = Instant::now();
+    let (root, nodes) = delayed_tree(MILLION / 2);
+    let build_s = secs(t0);
+    let fut = root.persist(c)?;
+    let submit_s = secs(t0) - build_s;
+    let expect: i64 = (0..(MILLION / 2) as i64).map(|i| i + 2).sum();
+    let r = fut.result_timeout(Some(Duration::from_secs(200)))?;
+    ensure!(r == expect, "delayed sum {r}, expected {expect}");
+    ctx.emit(
+        rec.int("million_nodes", nodes)
+            .num("million_build_s", build_s, 4)
+            .num("million_submit_s", submit_s, 4)
+            .num("million_wall_s", secs(t0), 4),
         true,
     );
     Ok(())
