@@ -256,6 +256,35 @@ fn a_client_that_never_reads_is_cut_off_and_the_memory_returns() {
 }
 
 #[test]
+fn a_silent_client_is_taken_as_lost_while_an_idle_one_keeps_its_session() {
+    // Keep-alive in both directions: the scheduler tells an idle client
+    // (which sends a keep-alive every 5 s) from a vanished one (nothing).
+    let dir = TempDir::new("silent-client");
+    let cfg = config(&dir, "[scheduler]\nclient_silence_timeout_s = 8\n");
+    let (_sched, addr, log) = scheduler_logged(&dir, &cfg, &[]);
+    let (_w, _) = worker_with(&addr, "w", &["--nthreads", "1"]);
+    let client = Client::connect(&addr).expect("client connects");
+    wait_for_workers(&client, 1);
+    assert_eq!(client.submit(inc, (1i64,)).and_then(|f| f.result()).ok(), Some(2));
+
+    let started = std::time::Instant::now();
+    let mut silent = raw::client(&addr);
+    assert!(
+        raw::closed_by_peer(&mut silent, Duration::from_secs(30)),
+        "a client that sent nothing for 30 s is still connected"
+    );
+    let after = started.elapsed();
+    assert!(
+        after >= Duration::from_secs(7),
+        "closed after {after:?}, before its 8 s"
+    );
+    let text = wait_for_file(&log, "the scheduler logs why", |t| t.contains("peer silent for 8 s"));
+    assert!(text.contains("client connection closed"), "{text}");
+    // The Rust client was idle as long and is still served.
+    assert_eq!(client.submit(inc, (2i64,)).and_then(|f| f.result()).ok(), Some(3));
+}
+
+#[test]
 fn past_max_connections_the_newest_client_is_refused_clearly() {
     let dir = TempDir::new("max-conns");
     let cfg = config(&dir, "[scheduler]\nmax_connections = 40\n");

@@ -60,6 +60,11 @@ pub struct SchedulerOptions {
     /// [`crate::wire::codec::FRAME_PROGRESS_BYTES`] (or end) within this
     /// long closes the connection; `None`: no limit.
     pub frame_stall_timeout: Option<Duration>,
+    /// A client that sends nothing (Rust clients send a keep-alive every
+    /// [`crate::client::CLIENT_KEEPALIVE_INTERVAL`] when idle) for this long
+    /// is taken as lost: its connection is closed and its keys are kept for
+    /// `client_grace`. `None`: no limit.
+    pub client_silence_timeout: Option<Duration>,
 }
 
 impl Default for SchedulerOptions {
@@ -76,9 +81,15 @@ impl Default for SchedulerOptions {
             max_unsent_bytes_per_connection: DEFAULT_MAX_UNSENT_BYTES_PER_CONNECTION,
             keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
             frame_stall_timeout: Some(DEFAULT_FRAME_STALL_TIMEOUT),
+            client_silence_timeout: Some(DEFAULT_CLIENT_SILENCE_TIMEOUT),
         }
     }
 }
+
+/// Default of [`SchedulerOptions::client_silence_timeout`]: twelve missed
+/// keep-alives, as the clients' and workers' own tolerance of a silent
+/// scheduler.
+pub const DEFAULT_CLIENT_SILENCE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Default grace period of a vanished client: long enough to ride out a
 /// brief network hiccup, short enough that an abandoned client's results do
@@ -436,6 +447,7 @@ pub fn start_scheduler(listener: TcpListener, options: SchedulerOptions) -> std:
             idle: None,
             stall: options.frame_stall_timeout,
         },
+        client_silence: options.client_silence_timeout.filter(|d| !d.is_zero()),
         writer: WriterOptions {
             max_unsent_bytes: options.max_unsent_bytes_per_connection,
             keepalive: Some(options.keepalive_interval).filter(|d| !d.is_zero()),

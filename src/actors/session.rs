@@ -35,6 +35,9 @@ pub(super) struct ConnectionSettings {
     pub(super) security: Security,
     /// Reading clients and workers: a frame in progress must advance.
     pub(super) timeouts: ReadTimeouts,
+    /// Longest silence tolerated from a client (it sends a keep-alive when
+    /// idle), after which its connection is closed as lost; `None`: no limit.
+    pub(super) client_silence: Option<Duration>,
     /// Writing to them: the budget and the keep-alive.
     pub(super) writer: WriterOptions,
     /// Most connections in their handshake at once.
@@ -189,12 +192,19 @@ pub(super) async fn serve_connection(
     settings.handshaking.fetch_sub(1, Ordering::Relaxed);
     let (peer_kind, reader, writer_failed) = result?;
     Session {
+        timeouts: match peer_kind {
+            // Workers are judged by the scheduler's heartbeat check instead.
+            PeerKind::Client(_) => ReadTimeouts {
+                idle: settings.client_silence,
+                ..settings.timeouts
+            },
+            PeerKind::Worker { .. } => settings.timeouts,
+        },
         peer: peer_kind,
         address: peer,
         scheduler: settings.scheduler.clone(),
         reader: Some(reader),
         limits: settings.limits,
-        timeouts: settings.timeouts,
         writer_failed: Some(writer_failed),
         _permit: permit,
     }

@@ -251,7 +251,11 @@ pub(crate) async fn connect(address: String, options: ClientOptions) -> Result<A
                 }
                 None => return Err(WireError::Closed),
             }
-            let sender = transport::spawn_writer::<FromClient>(write, format!("scheduler {addr}"));
+            let writer = transport::WriterOptions {
+                keepalive: Some(super::CLIENT_KEEPALIVE_INTERVAL),
+                ..Default::default()
+            };
+            let sender = transport::spawn_writer_with::<FromClient>(write, format!("scheduler {addr}"), writer);
             actix::Actor::start(ClientActor::new(sh, reader, limits).watching(&addr, silence));
             Ok::<_, WireError>(sender)
         })

@@ -36,6 +36,11 @@ pub use options::{ClientOptions, ReturnWhen, SubmitOptions, WaitResult};
 /// first chunk while the client encodes the next.
 pub const MAP_CHUNK: usize = 4096;
 
+/// A client that has sent the scheduler nothing for this long sends an
+/// empty batch (a keep-alive), so that the scheduler can tell an idle
+/// client from a vanished one (`scheduler.client_silence_timeout_s`).
+pub const CLIENT_KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Most bytes asked of one worker in one request when gathering; larger
 /// gathers are split so each reply stays well under the frame limit.
 pub const MAX_FETCH_BYTES: u64 = 256 * 1024 * 1024;

@@ -149,6 +149,9 @@ config_section! {
         handshake_timeout_s: f64 = scheduler_defaults().handshake_timeout.as_secs_f64(),
         /// Seconds a client that vanished without closing keeps its keys before they are released.
         client_grace_s: f64 = scheduler_defaults().client_grace.as_secs_f64(),
+        /// Seconds without anything from a client (Rust clients send a keep-alive every 5 s when idle)
+        /// after which its connection is closed as lost and the grace period starts; 0 = no limit.
+        client_silence_timeout_s: f64 = scheduler_defaults().client_silence_timeout.map_or(0.0, |d| d.as_secs_f64()),
         /// A task that was processing on this many workers that died, plus one, errs with KilledWorker.
         allowed_failures: u32 = scheduler_defaults().state.allowed_failures,
         /// Heartbeat interval told to workers, milliseconds.
@@ -374,6 +377,8 @@ impl RdaskConfig {
             max_pending_handshakes: s.max_pending_handshakes,
             handshake_timeout: Duration::from_secs_f64(s.handshake_timeout_s.max(0.0)),
             client_grace: Duration::from_secs_f64(s.client_grace_s.max(0.0)),
+            client_silence_timeout: (s.client_silence_timeout_s > 0.0)
+                .then(|| Duration::from_secs_f64(s.client_silence_timeout_s)),
             max_connections: s.max_connections,
             max_unsent_bytes_per_connection: s.max_unsent_bytes_per_connection.0,
             keepalive_interval: Duration::from_secs_f64(s.keepalive_interval_s.max(0.0)),
