@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Dask's side of rdask's `delayed_graph` benchmark case (examples/bench.rs):
 the same lazy graph (LEAVES chains inc(inc(i)), then a sum tree of fan-in 8),
-built with dask.delayed and computed on LocalCluster(n_workers=2,
+built with dask.delayed (its default, impure keys) and computed on LocalCluster(n_workers=2,
 threads_per_worker=1, processes=True), timed from the first delayed call to
 the result. Prints one JSON line.
 
@@ -28,9 +28,9 @@ def total(xs):
 
 def tree(leaves):
     nodes = 2 * leaves
-    level = [delayed(inc, pure=True)(delayed(inc, pure=True)(i)) for i in range(leaves)]
+    level = [delayed(inc)(delayed(inc)(i)) for i in range(leaves)]
     while len(level) > 1:
-        level = [delayed(total, pure=True)(level[i:i + 8]) for i in range(0, len(level), 8)]
+        level = [delayed(total)(level[i:i + 8]) for i in range(0, len(level), 8)]
         nodes += len(level)
     return level[0], nodes
 
