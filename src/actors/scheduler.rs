@@ -13,6 +13,7 @@ use actix::prelude::*;
 use tokio::net::TcpListener;
 use tracing::{debug, info, info_span, warn, Instrument};
 
+use super::liveness::{check_workers, LivenessVerdict, WORKER_CHECK_INTERVAL};
 use super::session::{serve_connection, ConnectionSettings};
 use crate::scheduler::state::{
     ClientId, Outbox, Outgoing, SchedulerConfig, SchedulerState, WorkerId, WorkerRegistration,
@@ -98,8 +99,6 @@ pub const DEFAULT_FRAME_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_WORKER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default cap on connections in their handshake.
 pub const DEFAULT_MAX_PENDING_HANDSHAKES: usize = 1024;
-/// How often the scheduler looks for silent workers.
-const WORKER_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The scheduler: owns the state machine and a writer per peer.
 pub struct SchedulerActor {
@@ -200,16 +199,30 @@ impl Actor for SchedulerActor {
                 act.flush();
             });
         }
-        ctx.run_interval(WORKER_CHECK_INTERVAL, |act, _| {
+        let mut previous_check = Instant::now();
+        ctx.run_interval(WORKER_CHECK_INTERVAL, move |act, _| {
             let now = Instant::now();
-            let dead: Vec<WorkerId> = act
-                .workers
-                .iter()
-                .filter(|(_, w)| now.duration_since(w.last_seen) > act.worker_timeout)
-                .map(|(id, _)| *id)
-                .collect();
-            for id in dead {
-                act.remove_worker(id, "no heartbeat within the worker timeout");
+            let last_seen = act.workers.iter().map(|(id, w)| (*id, w.last_seen));
+            let verdict = check_workers(now, previous_check, act.worker_timeout, last_seen);
+            previous_check = now;
+            match verdict {
+                LivenessVerdict::SchedulerStalled { gap } => {
+                    // What the workers sent meanwhile is still unread in the
+                    // sockets: judging now would remove them all.
+                    warn!(
+                        "the scheduler did not run for {:.1} s (stopped, paused or blocked); \
+                         every worker gets a full worker timeout from now to be heard",
+                        gap.as_secs_f64()
+                    );
+                    for w in act.workers.values_mut() {
+                        w.last_seen = now;
+                    }
+                }
+                LivenessVerdict::Silent(dead) => {
+                    for id in dead {
+                        act.remove_worker(id, "no heartbeat within the worker timeout");
+                    }
+                }
             }
         });
     }
