@@ -218,6 +218,11 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
     };
     info!(worker = %name, %address, scheduler = %options.scheduler, "registered with the scheduler");
 
+    if options.memory_limit > 0 {
+        // Pausing is judged on process memory: large values freed must
+        // leave it at once (issue 16 case 2).
+        crate::util::return_large_blocks_to_os();
+    }
     let counters = Arc::new(WorkerCounters::default());
     let gate = Arc::new(PauseGate::default());
     // A directory of its own, so workers sharing a local directory never
