@@ -129,6 +129,9 @@ config_section! {
         http_port: Option<u16> = None,
         /// Seconds without any message (not even a heartbeat) after which a worker is removed as dead.
         worker_timeout_s: f64 = scheduler_defaults().worker_timeout.as_secs_f64(),
+        /// Seconds a worker may stay paused (memory past its pause threshold) before the tasks it has not
+        /// started are moved to other workers (or wait in no-worker, their clients told why).
+        paused_worker_timeout_s: f64 = scheduler_defaults().paused_worker_timeout.as_secs_f64(),
         /// Most connections still in their handshake at once; more are closed at accept.
         max_pending_handshakes: usize = scheduler_defaults().max_pending_handshakes,
         /// Most open connections (clients, workers, handshakes); the newest past it are refused with a
@@ -358,6 +361,7 @@ impl RdaskConfig {
             state,
             limits: self.wire.limits(),
             worker_timeout: Duration::from_secs_f64(s.worker_timeout_s.max(0.0)),
+            paused_worker_timeout: Duration::from_secs_f64(s.paused_worker_timeout_s.max(0.0)),
             max_pending_handshakes: s.max_pending_handshakes,
             handshake_timeout: Duration::from_secs_f64(s.handshake_timeout_s.max(0.0)),
             client_grace: Duration::from_secs_f64(s.client_grace_s.max(0.0)),

@@ -177,9 +177,11 @@ fn a_worker_past_its_pause_threshold_starts_no_tasks_and_reports_it() -> anyhow:
     let info = wait_for_info(&client, &w_addr, "paused", |i| i.paused);
     assert!(info.rss_bytes > 1_000_000, "{info:?}");
     let f = client.submit(inc, (1i64,))?;
-    // Assigned to the paused worker, it does not run.
+    // The scheduler was told of the pause: the task waits in no-worker,
+    // saying why, and does not run.
+    wait_until("the task waits in no-worker", || f.status() == "no-worker");
+    assert!(f.no_worker_reason().is_some_and(|why| why.contains("is paused")));
     assert!(f.result_timeout(Some(Duration::from_millis(500))).is_err());
-    assert_eq!(f.status(), "pending");
     assert_eq!(client.worker_info(&w_addr)?.tasks_executed, 0);
 
     // `rdask info` shows each worker's memory report, pause included.

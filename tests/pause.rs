@@ -1,6 +1,7 @@
 //! Pauses with real processes (issue 16 cases 1 and 2): a scheduler
 //! SIGSTOPped for longer than the worker timeout keeps its workers when it
-//! wakes. Waits poll with generous deadlines; the only timing in the test is
+//! wakes; a worker paused by its memory gets no tasks, and a client whose
+//! task only paused workers could run is told so. Waits poll with generous deadlines; the only timing in the test is
 //! the length of the pause, which must exceed the worker timeout for the
 //! test to mean anything.
 
@@ -8,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use rdask::builtins::sleep_ms;
+use rdask::builtins::{inc, sleep_ms};
 use rdask::client::ReturnWhen;
+use rdask::wire::messages::WorkerStatus;
 use rdask::Client;
 
 mod common;
@@ -108,4 +110,60 @@ fn a_scheduler_stopped_longer_than_the_worker_timeout_keeps_its_workers() {
     let text = log_text(&log);
     assert!(!text.contains("removing worker"), "scheduler log:\n{text}");
     assert!(text.contains("the scheduler did not run for"), "scheduler log:\n{text}");
+}
+
+/// Issue 16 case 2, scheduler side: a worker tells the scheduler when it
+/// pauses; a paused worker gets no task, a task only paused workers could
+/// run waits in `no-worker` with the reason, and runs once a running worker
+/// joins.
+#[test]
+fn a_paused_worker_gets_no_tasks_and_the_client_is_told_why_its_task_waits() {
+    let dir = TempDir::new("paused-worker");
+    let cfg = config(&dir, "[scheduler]\npaused_worker_timeout_s = 2\n");
+    let log = dir.0.join("scheduler.log");
+    let (_sched, addrs) = start_logged(
+        Command::new(rdask_bin())
+            .arg("--config")
+            .arg(&cfg)
+            .args(["scheduler", "--host", "127.0.0.1", "--port", "0"]),
+        &["rdask scheduler listening on"],
+        &log,
+    );
+    let addr = addrs[0].clone();
+    // 1 MB: any process is past 0.8 of that, so it pauses at once.
+    let (_p, p_addr) = start(
+        Command::new(rdask_bin()).arg("--config").arg(&cfg).args([
+            "worker",
+            &addr,
+            "--name",
+            "p",
+            "--nthreads",
+            "1",
+            "--memory-limit",
+            "1MB",
+        ]),
+        "rdask worker",
+    );
+    let client = Client::connect(&addr).expect("client connects");
+    wait_until("the scheduler knows the worker is paused", || {
+        client
+            .scheduler_info()
+            .expect("info")
+            .workers
+            .iter()
+            .any(|w| w.name == "p" && w.status == WorkerStatus::Paused)
+    });
+    let f = client.submit(inc, (1i64,)).expect("submit");
+    wait_until("the task waits in no-worker", || f.status() == "no-worker");
+    let why = f.no_worker_reason().expect("a reason");
+    assert!(why.contains("is paused") && why.contains(": p;"), "{why}");
+    // A running worker joins: the task, and a job after it, run there.
+    let _ok = worker(&cfg, &addr, "ok");
+    assert_eq!(f.result_timeout(Some(STARTUP)).expect("runs on the running worker"), 2);
+    let durations: Vec<u64> = (1..21).collect();
+    let job = client.map(sleep_ms, durations.clone()).expect("submit");
+    assert_eq!(client.gather(&job).expect("results"), durations);
+    assert_eq!(client.worker_info(&p_addr).expect("p answers").tasks_executed, 0);
+    let text = log_text(&log);
+    assert!(text.contains("worker paused"), "scheduler log:\n{text}");
 }

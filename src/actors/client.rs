@@ -257,10 +257,10 @@ pub fn apply(st: &mut SharedState, msg: ToClient) -> bool {
                 }
             }
         }
-        ToClient::NoWorker { key, function } => {
+        ToClient::NoWorker { key, function, reason } => {
             if let Some(e) = st.keys.get_mut(&key) {
                 if e.status == KeyStatus::Pending {
-                    let why = no_worker_reason(&function);
+                    let why = reason.unwrap_or_else(|| no_worker_reason(&function));
                     warn!(%key, %function, "no worker can run this task; it waits for one: {why}");
                     e.status = KeyStatus::NoWorker(why);
                 }

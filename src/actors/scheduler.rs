@@ -32,6 +32,11 @@ pub struct SchedulerOptions {
     pub limits: FrameLimits,
     /// A worker silent for this long is removed as dead.
     pub worker_timeout: Duration,
+    /// A worker paused (memory past its pause threshold) for this long is
+    /// asked to give up the tasks it has not started, which go to running
+    /// workers or, if none can run them, wait in `no-worker` with their
+    /// clients told why.
+    pub paused_worker_timeout: Duration,
     /// Most connections still in their handshake at once; more are closed at
     /// accept, so a flood of silent connections cannot exhaust the scheduler.
     pub max_pending_handshakes: usize,
@@ -69,6 +74,7 @@ impl Default for SchedulerOptions {
             state: SchedulerConfig::default(),
             limits: FrameLimits::default(),
             worker_timeout: DEFAULT_WORKER_TIMEOUT,
+            paused_worker_timeout: DEFAULT_PAUSED_WORKER_TIMEOUT,
             max_pending_handshakes: DEFAULT_MAX_PENDING_HANDSHAKES,
             handshake_timeout: transport::HANDSHAKE_TIMEOUT,
             client_grace: DEFAULT_CLIENT_GRACE,
@@ -97,6 +103,10 @@ pub const DEFAULT_FRAME_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A worker that sent nothing (not even a heartbeat) for this long is dead.
 pub const DEFAULT_WORKER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time a worker may stay paused before its waiting tasks are
+/// moved elsewhere: as long as the worker timeout, so that a worker whose
+/// memory falls again soon (a spill catching up) keeps its queue.
+pub const DEFAULT_PAUSED_WORKER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default cap on connections in their handshake.
 pub const DEFAULT_MAX_PENDING_HANDSHAKES: usize = 1024;
 
@@ -108,6 +118,7 @@ pub struct SchedulerActor {
     next_id: u64,
     outbox: Outbox,
     worker_timeout: Duration,
+    paused_worker_timeout: Duration,
     client_grace: Duration,
     /// How often to run work stealing (`SchedulerState::balance`); zero = never.
     stealing_interval: Duration,
@@ -133,6 +144,7 @@ impl SchedulerActor {
             next_id: 1,
             outbox: Outbox::default(),
             worker_timeout: options.worker_timeout,
+            paused_worker_timeout: options.paused_worker_timeout,
             client_grace: options.client_grace,
             stealing_interval: Duration::from_millis(options.state.work_stealing_interval_ms),
             tasks_finished: 0,
@@ -171,6 +183,41 @@ impl SchedulerActor {
                     }
                 }
             }
+        }
+    }
+
+    /// Logs a worker's pause or resume, and on a pause starts its
+    /// paused-worker timer.
+    fn worker_status_changed(
+        &mut self,
+        id: WorkerId,
+        was_paused: Option<u64>,
+        status: WorkerStatus,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(name) = self.workers.get(&id).map(|w| w.name.clone()) else {
+            return;
+        };
+        let now_paused = self.state.pause_serial(id);
+        match (was_paused, now_paused) {
+            (None, Some(serial)) => {
+                let timeout = self.paused_worker_timeout;
+                info!(worker = %name, "worker paused (memory past its pause threshold): it gets no new task; its waiting tasks move elsewhere if it stays paused for {timeout:?}");
+                ctx.run_later(timeout, move |act, _| {
+                    let Some(moves) = act.state.move_off_paused_worker(id, serial, &mut act.outbox) else {
+                        return; // resumed, paused again, or gone
+                    };
+                    warn!(
+                        worker = %moves.worker,
+                        "worker paused for {timeout:?}: asked it to give up {} tasks it has not started, to run \
+                         elsewhere; {} stay on it (running or on its threads)",
+                        moves.asked, moves.kept
+                    );
+                    act.flush();
+                });
+            }
+            (Some(_), None) => info!(worker = %name, "worker resumed"),
+            _ => debug!(worker = %name, ?status, "worker status unchanged"),
         }
     }
 
@@ -363,21 +410,32 @@ pub struct WorkerBatch {
 
 impl Handler<WorkerBatch> for SchedulerActor {
     type Result = Result<(), String>;
-    fn handle(&mut self, msg: WorkerBatch, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: WorkerBatch, ctx: &mut Self::Context) -> Self::Result {
         let Some(w) = self.workers.get_mut(&msg.id) else {
             return Err("worker is no longer registered".into());
         };
         w.last_seen = Instant::now();
         let mut result = Ok(());
         for m in msg.messages {
-            match &m {
-                ToScheduler::TaskFinished { .. } => self.tasks_finished += 1,
-                ToScheduler::TaskErred { .. } => self.tasks_erred += 1,
-                _ => {}
-            }
+            let status = match &m {
+                ToScheduler::TaskFinished { .. } => {
+                    self.tasks_finished += 1;
+                    None
+                }
+                ToScheduler::TaskErred { .. } => {
+                    self.tasks_erred += 1;
+                    None
+                }
+                ToScheduler::WorkerStatus { status } => Some(*status),
+                _ => None,
+            };
+            let was_paused = self.state.pause_serial(msg.id);
             if let Err(e) = self.state.handle_worker_message(msg.id, m, &mut self.outbox) {
                 result = Err(e.to_string());
                 break;
+            }
+            if let Some(status) = status {
+                self.worker_status_changed(msg.id, was_paused, status, ctx);
             }
         }
         self.flush();

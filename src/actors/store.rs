@@ -107,6 +107,9 @@ pub struct DataStore {
     released_since_trim: u64,
     /// When the allocator was last asked to return freed pages.
     last_trim: Option<Instant>,
+    /// Told of each pause and resume (the worker actor, which tells the
+    /// scheduler).
+    pause_watcher: Option<Recipient<PauseChanged>>,
 }
 
 impl DataStore {
@@ -124,6 +127,7 @@ impl DataStore {
             memory,
             released_since_trim: 0,
             last_trim: None,
+            pause_watcher: None,
         }
     }
 
@@ -212,6 +216,11 @@ impl DataStore {
             }
             None => {}
         }
+        if let (Some(change), Some(watcher)) = (change, &self.pause_watcher) {
+            watcher.do_send(PauseChanged {
+                paused: change == PauseChange::Pause,
+            });
+        }
         self.run_ops(ops, ctx);
     }
 }
@@ -223,6 +232,29 @@ impl Actor for DataStore {
         if self.memory.thresholds.limit > 0 {
             ctx.run_interval(self.memory.monitor_interval, |act, ctx| act.monitor(ctx));
         }
+    }
+}
+
+/// The store paused or resumed the worker's task threads.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PauseChanged {
+    /// Whether paused now.
+    pub paused: bool,
+}
+
+/// Tell `0` of every pause and resume from now on (and at once if paused).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WatchPause(pub Recipient<PauseChanged>);
+
+impl Handler<WatchPause> for DataStore {
+    type Result = ();
+    fn handle(&mut self, msg: WatchPause, _: &mut Self::Context) {
+        if self.buffer.figures().paused {
+            msg.0.do_send(PauseChanged { paused: true });
+        }
+        self.pause_watcher = Some(msg.0);
     }
 }
 

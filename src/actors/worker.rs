@@ -17,7 +17,9 @@ use tokio::net::TcpListener;
 use tracing::{error, info, info_span, warn, Instrument};
 
 use super::peer::{serve_peers, PeerPool};
-use super::store::{ArgData, Clear, DataStore, Delete, GetArgs, Put, StoreMemory, WorkerCounters};
+use super::store::{
+    ArgData, Clear, DataStore, Delete, GetArgs, PauseChanged, Put, StoreMemory, WatchPause, WorkerCounters,
+};
 use crate::registry::Registry;
 use crate::wire::messages::*;
 use crate::wire::transport::{self, Reader, Sender};
@@ -348,6 +350,7 @@ impl Actor for WorkerActor {
         if !first.is_empty() {
             self.handle_batch(first, ctx);
         }
+        self.store.do_send(WatchPause(ctx.address().recipient()));
         let me = ctx.address();
         let (limits, timeouts) = (self.limits, self.timeouts);
         let address = self.scheduler_address.clone();
@@ -424,6 +427,15 @@ impl Handler<ResultsReady> for WorkerActor {
             self.state
                 .task_finished(&d.key, d.result.map(Bytes::from), d.duration_us, &mut effects);
         }
+        self.apply(effects, ctx);
+    }
+}
+
+impl Handler<PauseChanged> for WorkerActor {
+    type Result = ();
+    fn handle(&mut self, msg: PauseChanged, ctx: &mut Self::Context) {
+        let mut effects = std::mem::take(&mut self.effects);
+        self.state.set_paused(msg.paused, &mut effects);
         self.apply(effects, ctx);
     }
 }

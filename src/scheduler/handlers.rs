@@ -24,6 +24,7 @@ fn variant_name(msg: &ToScheduler) -> &'static str {
         ToScheduler::AddKeys { .. } => "AddKeys",
         ToScheduler::MissingData { .. } => "MissingData",
         ToScheduler::Heartbeat { .. } => "Heartbeat",
+        ToScheduler::WorkerStatus { .. } => "WorkerStatus",
         ToScheduler::RetireWorkers { .. } => "RetireWorkers",
         ToScheduler::TasksStarted { .. } => "TasksStarted",
         ToScheduler::LongRunning { .. } => "LongRunning",
@@ -190,6 +191,7 @@ impl SchedulerState {
                 self.retire_workers(None, 0, &[name], out);
             }
             ToScheduler::StealResponse { key, stolen } => self.steal_response(w, &key, stolen, out),
+            ToScheduler::WorkerStatus { status } => self.worker_status(w, status, out),
             ToScheduler::TransferStats { bytes, duration_us } => {
                 if bytes > 0 && duration_us > 0 {
                     let sample = bytes as f64 / (duration_us as f64 / 1e6);

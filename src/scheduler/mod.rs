@@ -9,6 +9,7 @@ mod invariants;
 mod lost_data;
 mod membership;
 mod notify;
+mod pausing;
 mod placement;
 mod release;
 mod results;
@@ -23,6 +24,7 @@ mod workers;
 #[cfg(test)]
 mod tests;
 
+pub use pausing::PausedMoves;
 pub use state::{
     ClientId, Outbox, Outgoing, SchedulerConfig, SchedulerError, SchedulerState, TaskState, WorkerId,
     WorkerRegistration,

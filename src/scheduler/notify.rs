@@ -62,6 +62,29 @@ impl SchedulerState {
         }
     }
 
+    /// `NoWorker` for a task, with the reason when only paused workers
+    /// have its function.
+    pub(super) fn no_worker_message(&self, s: &TaskSlot) -> ToClient {
+        let function = self.fns[s.func as usize].name.clone();
+        let paused = if self.fns[s.func as usize].nworkers == 0 {
+            self.paused_workers_with(s.func)
+        } else {
+            Vec::new() // a running worker has it: restrictions keep the task off it
+        };
+        let reason = (!paused.is_empty()).then(|| {
+            format!(
+                "every worker that can run `{function}` is paused (its memory is past its pause threshold): {}; \
+                 the task runs when one resumes or another worker joins",
+                paused.join(", ")
+            )
+        });
+        ToClient::NoWorker {
+            key: s.key.clone(),
+            function,
+            reason,
+        }
+    }
+
     pub(super) fn send_state_to(&self, c: ClientId, t: TaskId, out: &mut Outbox) {
         let s = self.slot(t);
         let msg = match s.state {
@@ -73,10 +96,7 @@ impl SchedulerState {
                     message: String::new(),
                 }),
             },
-            TaskState::NoWorker => ToClient::NoWorker {
-                key: s.key.clone(),
-                function: self.fns[s.func as usize].name.clone(),
-            },
+            TaskState::NoWorker => self.no_worker_message(s),
             _ => return,
         };
         out.messages.push(Outgoing::Client(c, msg));

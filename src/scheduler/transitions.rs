@@ -222,10 +222,7 @@ impl SchedulerState {
         self.set_state(t, TaskState::NoWorker);
         let qk = self.slot(t).queue_key(t);
         self.no_worker.insert(qk);
-        self.notify(t, out, |s| ToClient::NoWorker {
-            key: s.key.clone(),
-            function: self.fns[s.func as usize].name.clone(),
-        });
+        self.notify(t, out, |s| self.no_worker_message(s));
     }
 
     pub(super) fn enter_queued(&mut self, t: TaskId) {

@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 ///
 /// Version 2 added the list and map arguments ([`Arg::Keys`],
 /// [`Arg::KeyMap`]) and [`ToScheduler::LongRunning`]: a version-1 peer could
-/// not decode them, so it is refused at the handshake instead.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// not decode them, so it is refused at the handshake instead. Version 3
+/// added [`ToScheduler::WorkerStatus`], for the same reason.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Magic string that opens every handshake, so a stray connection (an HTTP
 /// client, a port scanner) is told apart from an old rdask at once.
@@ -239,6 +240,17 @@ pub struct WhoHas {
     pub nbytes: u64,
 }
 
+/// Whether a worker starts new tasks (Dask's worker status, the two values
+/// a worker reports). Unit variants: a msgpack string on the wire.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkerStatus {
+    /// It starts tasks.
+    #[default]
+    Running,
+    /// Its memory is past its pause threshold: it starts no new task.
+    Paused,
+}
+
 /// A worker as the scheduler describes it to clients.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerSummary {
@@ -258,6 +270,9 @@ pub struct WorkerSummary {
     pub processing: u64,
     /// Functions it can run.
     pub functions: Vec<String>,
+    /// Whether it is paused (from its last [`ToScheduler::WorkerStatus`]).
+    #[serde(default)]
+    pub status: WorkerStatus,
 }
 
 /// Scheduler counters, for `Client::scheduler_info` and tests.
@@ -436,6 +451,15 @@ pub enum ToScheduler {
         /// The keys; empty = every key in memory.
         keys: Vec<Key>,
     },
+    /// The worker paused (its memory passed its pause threshold: it starts
+    /// no new task) or resumed. Sent on each change; a worker starts
+    /// `Running`. The scheduler assigns a paused worker no task, and moves
+    /// the tasks it has not started elsewhere once it stays paused for the
+    /// paused-worker timeout.
+    WorkerStatus {
+        /// The new status.
+        status: WorkerStatus,
+    },
     /// Periodic liveness and load report.
     Heartbeat {
         /// Keys in the worker's store.
@@ -482,6 +506,10 @@ pub enum ToClient {
         key: Key,
         /// The function no worker has.
         function: String,
+        /// Why, when the scheduler knows more than "no worker has it":
+        /// every worker that has it is paused. Absent otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// Answer to [`ToScheduler::WhoHas`]. A key not in memory anywhere has
     /// an empty `workers` list.

@@ -99,7 +99,9 @@ impl WireMessage for ToClient {
                     key, who_has, inline, ..
                 } => key.len() as u64 + STRING_OVERHEAD + strings_len(who_has) + payload_len(inline),
                 ToClient::TaskErred { key, failure } => key.len() as u64 + failure.message.len() as u64 + 64,
-                ToClient::NoWorker { key, function } => key.len() as u64 + function.len() as u64 + 64,
+                ToClient::NoWorker { key, function, reason } => {
+                    key.len() as u64 + function.len() as u64 + reason.as_ref().map_or(0, |r| r.len() as u64) + 64
+                }
                 ToClient::KeyLost { key } => key.len() as u64 + STRING_OVERHEAD,
                 ToClient::WhoHasReply { who_has, .. } => who_has
                     .iter()

@@ -37,7 +37,7 @@ use std::collections::{BinaryHeap, HashMap};
 
 use bytes::Bytes;
 
-use crate::wire::messages::{Arg, Key, Payload, ToScheduler, ToWorker};
+use crate::wire::messages::{Arg, Key, Payload, ToScheduler, ToWorker, WorkerStatus};
 
 use entry::{ComputeRequest, TaskEntry};
 pub use fetch::FETCH_BATCH_BYTES;
@@ -176,6 +176,9 @@ pub struct WorkerState {
     /// Declared resources not held by a task on a thread (see
     /// [`WorkerState::with_resources`]).
     available: Vec<(String, f64)>,
+    /// Memory past the pause threshold: no task is handed to a thread, so
+    /// ready tasks stay ready, where the scheduler can take them back.
+    paused: bool,
 }
 
 impl WorkerState {
@@ -197,7 +200,26 @@ impl WorkerState {
             add_keys: Vec::new(),
             started: Vec::new(),
             available: Vec::new(),
+            paused: false,
         }
+    }
+
+    /// The worker paused (memory past its pause threshold) or resumed:
+    /// tells the scheduler (`WorkerStatus`), and while paused hands no
+    /// task to a thread. Tasks already handed over wait at the pool's gate.
+    pub fn set_paused(&mut self, paused: bool, out: &mut Vec<WorkerEffect>) {
+        if self.paused == paused {
+            return;
+        }
+        self.paused = paused;
+        let status = if paused {
+            WorkerStatus::Paused
+        } else {
+            WorkerStatus::Running
+        };
+        out.push(WorkerEffect::Send(ToScheduler::WorkerStatus { status }));
+        self.ensure_executing(out);
+        self.flush(out);
     }
 
     /// The abstract resources this worker declared: a task asking for

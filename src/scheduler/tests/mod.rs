@@ -5,6 +5,7 @@ mod failures;
 mod helpers;
 mod lifecycle;
 mod lost_data;
+mod pausing;
 mod placement;
 mod retirement;
 mod sim;

@@ -81,7 +81,7 @@ fn no_worker_then_runs_when_worker_joins() {
     assert_eq!(h.state("x"), Some(TaskState::NoWorker));
     assert!(matches!(
         h.to_client(C1)[..],
-        [ToClient::NoWorker { key, function }] if key == "x" && function == "double"
+        [ToClient::NoWorker { key, function, reason: None }] if key == "x" && function == "double"
     ));
     h.take();
     // A second wanter is told too.

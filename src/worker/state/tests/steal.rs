@@ -32,3 +32,39 @@ fn only_tasks_not_on_a_thread_are_given_up_to_a_steal() {
     assert_eq!(steal(&mut ws, "a"), steal_answer("a", false));
     assert_eq!(ws.task_state("a"), Some(Memory));
 }
+
+#[test]
+fn a_paused_worker_hands_no_task_to_a_thread_so_the_scheduler_can_take_them_back() {
+    use WorkerTaskState::*;
+    let mut ws = WorkerState::new(cfg(1));
+    let mut out = Vec::new();
+    ws.set_paused(true, &mut out);
+    assert_eq!(
+        out,
+        [WorkerEffect::Send(ToScheduler::WorkerStatus {
+            status: WorkerStatus::Paused
+        })]
+    );
+    // Told twice, it reports once.
+    let mut out = Vec::new();
+    ws.set_paused(true, &mut out);
+    assert!(out.is_empty());
+    let out = send(&mut ws, compute("a", &[], 0, 0));
+    assert!(executes(&out).is_empty(), "{out:?}");
+    send(&mut ws, compute("b", &[], 0, 1));
+    assert_eq!((ws.task_state("a"), ws.task_state("b")), (Some(Ready), Some(Ready)));
+    // Not on a thread: the scheduler's request after the paused-worker
+    // timeout gets it back.
+    assert_eq!(steal(&mut ws, "b"), steal_answer("b", true));
+    let mut out = Vec::new();
+    ws.set_paused(false, &mut out);
+    ws.check_invariants();
+    assert_eq!(
+        out[0],
+        WorkerEffect::Send(ToScheduler::WorkerStatus {
+            status: WorkerStatus::Running
+        })
+    );
+    assert_eq!(executes(&out), ["a"]);
+    assert_eq!(ws.task_state("a"), Some(Executing));
+}
