@@ -143,11 +143,12 @@ fn an_input_lost_with_its_worker_is_recomputed_for_the_summary() -> anyhow::Resu
     Ok(())
 }
 
-/// A handshake frame of another protocol version.
+/// A handshake frame of the previous protocol version (2: before
+/// `WorkerStatus`).
 fn old_handshake(role: Role) -> Vec<u8> {
     let header = rmp_serde::to_vec_named(&Handshake {
         magic: "rdask".into(),
-        protocol_version: 1,
+        protocol_version: 2,
         role,
         name: "old".into(),
         token: None,
@@ -168,17 +169,17 @@ fn read_frame_header(s: &mut TcpStream) -> Vec<u8> {
 }
 
 #[test]
-fn a_version_one_peer_gets_the_documented_error() -> anyhow::Result<()> {
+fn a_previous_version_peer_gets_the_documented_error() -> anyhow::Result<()> {
     let cluster = cluster(1);
     // An old client connecting to this scheduler is refused.
     let mut s = TcpStream::connect(cluster.scheduler_address().trim_start_matches("tcp://"))?;
     s.set_read_timeout(Some(DEADLINE))?;
     s.write_all(&old_handshake(Role::Client))?;
     let reply: HandshakeReply = rmp_serde::from_slice(&read_frame_header(&mut s))?;
-    assert_eq!(reply.protocol_version, 2);
+    assert_eq!(reply.protocol_version, 3);
     assert_eq!(
         reply.error.as_deref(),
-        Some("protocol version mismatch: peer speaks 1, this side speaks 2")
+        Some("protocol version mismatch: peer speaks 2, this side speaks 3")
     );
     // This client connecting to an old scheduler refuses it.
     let old = TcpListener::bind("127.0.0.1:0")?;
@@ -187,7 +188,7 @@ fn a_version_one_peer_gets_the_documented_error() -> anyhow::Result<()> {
         let (mut s, _) = old.accept().expect("accepts");
         let _hello = read_frame_header(&mut s);
         let header = rmp_serde::to_vec_named(&HandshakeReply {
-            protocol_version: 1,
+            protocol_version: 2,
             error: None,
         })
         .expect("encodes");
@@ -201,7 +202,7 @@ fn a_version_one_peer_gets_the_documented_error() -> anyhow::Result<()> {
     };
     assert_eq!(
         err.to_string(),
-        format!("handshake failed: {address} speaks protocol version 1, this build speaks 2")
+        format!("handshake failed: {address} speaks protocol version 2, this build speaks 3")
     );
     server.join().expect("old server");
     Ok(())
