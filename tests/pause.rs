@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rdask::builtins::{inc, sleep_ms};
 use rdask::client::ReturnWhen;
-use rdask::wire::messages::WorkerStatus;
+use rdask::wire::messages::{Role, ToScheduler, ToWorker, WorkerStatus};
 use rdask::Client;
 
 mod common;
@@ -166,4 +166,100 @@ fn a_paused_worker_gets_no_tasks_and_the_client_is_told_why_its_task_waits() {
     assert_eq!(client.worker_info(&p_addr).expect("p answers").tasks_executed, 0);
     let text = log_text(&log);
     assert!(text.contains("worker paused"), "scheduler log:\n{text}");
+}
+
+/// Reads frames from a hand-made worker connection until a batch holds
+/// messages `pick` accepts, and returns those; keep-alives and other
+/// messages are skipped.
+fn read_until<T>(s: &mut std::net::TcpStream, what: &str, mut pick: impl FnMut(ToWorker) -> Option<T>) -> Vec<T> {
+    loop {
+        let header = raw::read_frame(s).unwrap_or_else(|e| panic!("reading until {what}: {e}"));
+        let batch: Vec<ToWorker> = rmp_serde::from_slice(&header).expect("a batch of ToWorker");
+        let found: Vec<T> = batch.into_iter().filter_map(&mut pick).collect();
+        if !found.is_empty() {
+            return found;
+        }
+    }
+}
+
+/// Issue 16 case 2, the paused-worker timeout: a worker (spoken by hand, so
+/// that it pauses exactly when told) holding tasks it has not started
+/// reports a pause; after `paused_worker_timeout_s` the scheduler asks for
+/// them back, and the ones given up run on a running worker.
+#[test]
+fn tasks_waiting_on_a_worker_paused_past_the_timeout_run_elsewhere() {
+    use std::io::Write;
+    let dir = TempDir::new("paused-timeout");
+    let cfg = config(&dir, "[scheduler]\npaused_worker_timeout_s = 2\n");
+    let log = dir.0.join("scheduler.log");
+    let (_sched, addrs) = start_logged(
+        Command::new(rdask_bin())
+            .arg("--config")
+            .arg(&cfg)
+            .args(["scheduler", "--host", "127.0.0.1", "--port", "0"]),
+        &["rdask scheduler listening on"],
+        &log,
+    );
+    let addr = addrs[0].clone();
+    let mut w = raw::connect(&addr);
+    w.write_all(&raw::handshake(Role::Worker)).expect("handshake");
+    raw::read_frame(&mut w).expect("handshake reply");
+    let register = [ToScheduler::RegisterWorker {
+        name: "hand".into(),
+        address: "tcp://127.0.0.1:1".into(),
+        nthreads: 1,
+        memory_limit: 0,
+        functions: vec!["rdask::builtins::sleep_ms".into()],
+        resources: Vec::new(),
+    }];
+    w.write_all(&raw::frame(&raw::encode(&register))).expect("register");
+    read_until(&mut w, "Registered", |m| {
+        matches!(m, ToWorker::Registered { .. }).then_some(())
+    });
+    let client = Client::connect(&addr).expect("client connects");
+    let durations: Vec<u64> = (1..9).collect();
+    let job = client.map(sleep_ms, durations.clone()).expect("submit");
+    // The hand-made worker gets its share (one frame: the graph arrived in
+    // one message) and starts none of it.
+    let mut given = read_until(&mut w, "a ComputeTask", |m| match m {
+        ToWorker::ComputeTask { key, .. } => Some(key),
+        _ => None,
+    });
+    let paused = [ToScheduler::WorkerStatus {
+        status: WorkerStatus::Paused,
+    }];
+    w.write_all(&raw::frame(&raw::encode(&paused))).expect("pause");
+    let _ok = worker(&cfg, &addr, "ok");
+    // After the timeout the scheduler asks for every one of them back; the
+    // worker gives each up.
+    let mut asked = Vec::new();
+    while asked.len() < given.len() {
+        for key in read_until(&mut w, "a StealRequest", |m| match m {
+            ToWorker::StealRequest { key } => Some(key),
+            _ => None,
+        }) {
+            let answer = [ToScheduler::StealResponse {
+                key: key.clone(),
+                stolen: true,
+            }];
+            w.write_all(&raw::frame(&raw::encode(&answer))).expect("answer");
+            asked.push(key);
+        }
+    }
+    given.sort();
+    asked.sort();
+    assert_eq!(asked, given);
+    if let Err(e) = client.wait(&job, ReturnWhen::AllCompleted, Some(STARTUP)) {
+        panic!("tasks stayed on the paused worker: {e}; log:\n{}", log_text(&log));
+    }
+    assert_eq!(client.gather(&job).expect("results"), durations);
+    // Work stealing may take one back first (the running worker is idle);
+    // the timer asks for the rest, at least one.
+    let text = log_text(&log);
+    let marker = "worker paused for 2s: asked it to give up ";
+    let by_timer: usize = text
+        .find(marker)
+        .and_then(|i| text[i + marker.len()..].split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no move after the timeout in the log:\n{text}"));
+    assert!(by_timer >= 1 && by_timer <= given.len(), "{text}");
 }
