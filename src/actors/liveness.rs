@@ -8,8 +8,9 @@
 //! pause and remove them all — destroying a healthy cluster (issue 16
 //! case 1). So the check first asks whether the scheduler itself was
 //! running: a check that comes far later than its interval means it was
-//! not, and then no worker is judged; each is granted a full timeout from
-//! now to be heard.
+//! not, and then no worker is judged, and the time the scheduler was not
+//! running is not counted as anyone's silence: silence is measured in time
+//! the scheduler could have read.
 
 use std::time::{Duration, Instant};
 
@@ -27,9 +28,8 @@ pub const STALLED_CHECK_INTERVALS: u32 = 4;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LivenessVerdict<K> {
     /// The scheduler itself was not running since the previous check: judge
-    /// no one, and count every worker as heard now, so each has a full
-    /// worker timeout, from the moment the scheduler can read again, to be
-    /// heard.
+    /// no one, and move every worker's last-heard time on by `gap`
+    /// ([`discount_stall`]), so the stall counts toward no one's silence.
     SchedulerStalled {
         /// How long since the previous check.
         gap: Duration,
@@ -58,6 +58,15 @@ pub fn check_workers<K>(
             .map(|(k, _)| k)
             .collect(),
     )
+}
+
+/// A worker's last-heard time after a stall of `gap`: moved on by the
+/// stall (but not past `now`), so that only time in which the scheduler
+/// could read counts as silence. A worker that was already silent before
+/// the stall keeps that silence; repeated stalls never shield a dead worker
+/// for good.
+pub fn discount_stall(last_seen: Instant, gap: Duration, now: Instant) -> Instant {
+    (last_seen + gap).min(now)
 }
 
 #[cfg(test)]
@@ -102,6 +111,32 @@ mod tests {
             LivenessVerdict::Silent(Vec::new())
         );
         assert_eq!(at(threshold), LivenessVerdict::SchedulerStalled { gap: threshold });
+    }
+
+    #[test]
+    fn a_stall_counts_toward_no_ones_silence_but_earlier_silence_stays() {
+        let t0 = Instant::now();
+        // Heard 1 s before a 60 s stall: heard "just now" afterwards.
+        let stall_start = t0 + Duration::from_secs(1);
+        let now = stall_start + Duration::from_secs(60);
+        let gap = Duration::from_secs(60);
+        assert_eq!(
+            discount_stall(stall_start - Duration::from_secs(1), gap, now),
+            now - Duration::from_secs(1)
+        );
+        // Silent 25 s before a 10 s stall (timeout 30 s): still 25 s silent,
+        // so removed 5 s of running time later if nothing comes.
+        let now = t0 + Duration::from_secs(35);
+        let seen = discount_stall(t0, Duration::from_secs(10), now);
+        assert_eq!(now - seen, Duration::from_secs(25));
+        let later = now + Duration::from_secs(6);
+        let previous = later - WORKER_CHECK_INTERVAL;
+        assert_eq!(
+            check_workers(later, previous, TIMEOUT, [(1, seen)]),
+            LivenessVerdict::Silent(vec![1])
+        );
+        // Never past now.
+        assert_eq!(discount_stall(now, gap, now), now);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use actix::prelude::*;
 use tokio::net::TcpListener;
 use tracing::{debug, info, info_span, warn, Instrument};
 
-use super::liveness::{check_workers, LivenessVerdict, WORKER_CHECK_INTERVAL};
+use super::liveness::{check_workers, discount_stall, LivenessVerdict, WORKER_CHECK_INTERVAL};
 use super::session::{serve_connection, ConnectionSettings};
 use crate::scheduler::state::{
     ClientId, Outbox, Outgoing, SchedulerConfig, SchedulerState, WorkerId, WorkerRegistration,
@@ -258,11 +258,11 @@ impl Actor for SchedulerActor {
                     // sockets: judging now would remove them all.
                     warn!(
                         "the scheduler did not run for {:.1} s (stopped, paused or blocked); \
-                         every worker gets a full worker timeout from now to be heard",
+                         that time does not count as any worker's silence",
                         gap.as_secs_f64()
                     );
                     for w in act.workers.values_mut() {
-                        w.last_seen = now;
+                        w.last_seen = discount_stall(w.last_seen, gap, now);
                     }
                 }
                 LivenessVerdict::Silent(dead) => {
