@@ -222,7 +222,8 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
 
     if options.memory_limit > 0 {
         // Pausing is judged on process memory: large values freed must
-        // leave it at once (issue 16 case 2).
+        // leave it at once (issue 16 case 2). The setting is process-wide,
+        // so a process hosting such a worker (a `LocalCluster`) gets it too.
         crate::util::return_large_blocks_to_os();
     }
     let counters = Arc::new(WorkerCounters::default());
