@@ -176,7 +176,10 @@ fn chaos_tree_reduction_survives_sigkilled_workers_and_a_stopped_scheduler() {
         };
         // Slow tasks first, so that kills land mid-graph; whatever finished
         // before a kill is lost with the worker and recomputed instead.
-        let slow = client.map(sleep_ms, std::iter::repeat_n(5u64, 300)).expect("submit");
+        // (Impure: with equal arguments, pure keys would make them one task.)
+        let slow = client
+            .map_with(sleep_ms, std::iter::repeat_n(5u64, 300), &SubmitOptions::impure())
+            .expect("submit");
         let root = tree_sum(&client, N).expect("submit");
         wait_until("a few workers were killed", || kills.load(Ordering::Relaxed) >= 3);
         // The scheduler stops for longer than the worker timeout while
