@@ -10,7 +10,8 @@
 //! thread. A spilled value is read back for a peer's request here, and by
 //! the task's own thread for a task ([`GetArgs`] answers with the file).
 //! The store also measures process memory and pauses the task threads
-//! through a [`PauseGate`] past the `pause` threshold.
+//! past the `pause` threshold (the worker actor, told with [`PauseChanged`],
+//! then hands no new task to a thread and tells the scheduler).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +26,6 @@ use crate::wire::messages::Key;
 use crate::worker::memory::{
     Lookup, MemoryFigures, MemoryThresholds, PauseChange, SpillBuffer, SpillOp, DEFAULT_MEMORY_MONITOR_INTERVAL_MS,
 };
-use crate::worker::pool::PauseGate;
 
 /// Released store memory (deleted or spilled values) after which the store
 /// asks the allocator to return freed pages to the OS
@@ -59,8 +59,6 @@ pub struct StoreMemory {
     pub spill_directory: PathBuf,
     /// How often process memory is measured (when there is a limit).
     pub monitor_interval: Duration,
-    /// Paused past the `pause` threshold; shared with the task pool.
-    pub gate: Arc<PauseGate>,
     /// Worker name, for logs.
     pub worker: String,
 }
@@ -71,7 +69,6 @@ impl Default for StoreMemory {
             thresholds: MemoryThresholds::default(),
             spill_directory: std::env::temp_dir().join(format!("rdask-worker-{}", uuid::Uuid::new_v4().simple())),
             monitor_interval: Duration::from_millis(DEFAULT_MEMORY_MONITOR_INTERVAL_MS),
-            gate: Arc::default(),
             worker: String::new(),
         }
     }
@@ -208,11 +205,9 @@ impl DataStore {
         match change {
             Some(PauseChange::Pause) => {
                 warn!(worker = %self.memory.worker, rss, limit, "paused: process memory is past the pause threshold; no new task starts until it falls");
-                self.memory.gate.set(true);
             }
             Some(PauseChange::Resume) => {
                 info!(worker = %self.memory.worker, rss, limit, "resumed: process memory fell below the pause threshold");
-                self.memory.gate.set(false);
             }
             None => {}
         }

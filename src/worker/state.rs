@@ -206,7 +206,7 @@ impl WorkerState {
 
     /// The worker paused (memory past its pause threshold) or resumed:
     /// tells the scheduler (`WorkerStatus`), and while paused hands no
-    /// task to a thread. Tasks already handed over wait at the pool's gate.
+    /// task to a thread. Tasks already handed over (reported started) run.
     pub fn set_paused(&mut self, paused: bool, out: &mut Vec<WorkerEffect>) {
         if self.paused == paused {
             return;
