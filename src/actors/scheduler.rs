@@ -429,7 +429,7 @@ impl Handler<WorkerBatch> for SchedulerActor {
                 ToScheduler::WorkerStatus { status } => Some(*status),
                 _ => None,
             };
-            let was_paused = self.state.pause_serial(msg.id);
+            let was_paused = status.and_then(|_| self.state.pause_serial(msg.id));
             if let Err(e) = self.state.handle_worker_message(msg.id, m, &mut self.outbox) {
                 result = Err(e.to_string());
                 break;
