@@ -32,6 +32,36 @@ pub fn release_free_memory() -> bool {
     }
 }
 
+/// Allocations of at least this many bytes get pages of their own from the
+/// OS (glibc `M_MMAP_THRESHOLD`) once
+/// [`return_large_blocks_to_os`] is called, and go back to it when freed.
+pub const LARGE_BLOCK_BYTES: usize = 1024 * 1024;
+
+/// Has the allocator map every block of [`LARGE_BLOCK_BYTES`] or more on
+/// its own and unmap it when freed, so that process memory (RSS) falls as
+/// soon as a large value (a task result, a payload read from the network)
+/// is dropped. glibc does this by default only up to a threshold that it
+/// raises, up to 32 MiB, each time such a block is freed: after that, the
+/// multi-megabyte values a worker handles live in its heaps, and what they
+/// leave behind when freed stays in RSS, fragmented, where even
+/// [`release_free_memory`] cannot always return it. A worker judges its
+/// pause on RSS, so it must see memory in use, not memory once used.
+/// Costs a page-fault pass per large allocation, small beside filling it.
+/// Returns whether the setting took; a no-op (false) outside linux-gnu.
+pub fn return_large_blocks_to_os() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallopt only changes a tunable of the allocator, under
+        // its own lock; setting the threshold explicitly also turns off
+        // glibc's raising of it.
+        unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, LARGE_BLOCK_BYTES as libc::c_int) == 1 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
 /// Raises this process's soft limit on open files to its hard limit, as
 /// Dask does, so a scheduler with many clients and workers does not run out
 /// of file descriptors at the usual soft limit of 1,024. Returns the soft

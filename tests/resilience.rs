@@ -112,13 +112,35 @@ impl Rng {
 /// point after a chaos round: allocator slack, not leaked tasks.
 const CHAOS_RSS_SLACK: u64 = 16 * 1024 * 1024;
 
+/// Worker timeout of the chaos rounds.
+const CHAOS_WORKER_TIMEOUT_S: u64 = 5;
+/// How long each chaos round SIGSTOPs the scheduler: longer than the worker
+/// timeout, so a scheduler that judged liveness before reading what waited
+/// in its sockets would remove every worker (issue 16 case 1).
+const CHAOS_SCHEDULER_PAUSE: Duration = Duration::from_secs(CHAOS_WORKER_TIMEOUT_S + 2);
+
 #[test]
-fn chaos_tree_reduction_survives_sigkilled_workers() {
+fn chaos_tree_reduction_survives_sigkilled_workers_and_a_stopped_scheduler() {
     const N: i64 = 2000;
     const WORKERS: usize = 3;
     for seed in [1u64, 2, 3] {
-        let cfg = config(&format!("chaos-{seed}"), "heartbeat_ms = 200\nworker_timeout_s = 5");
-        let (_s, addr) = scheduler_with(&cfg);
+        let cfg = config(
+            &format!("chaos-{seed}"),
+            &format!("heartbeat_ms = 200\nworker_timeout_s = {CHAOS_WORKER_TIMEOUT_S}"),
+        );
+        let log = cfg.with_file_name("scheduler.log");
+        let (s, addrs) = start_logged(
+            Command::new(rdask_bin()).arg("--config").arg(&cfg).args([
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+            ]),
+            &["rdask scheduler listening on"],
+            &log,
+        );
+        let addr = addrs[0].clone();
         let workers: Arc<Mutex<Vec<Proc>>> = Arc::new(Mutex::new(
             (0..WORKERS)
                 .map(|i| worker(&addr, &format!("s{seed}-w{i}")).0)
@@ -154,9 +176,18 @@ fn chaos_tree_reduction_survives_sigkilled_workers() {
         };
         // Slow tasks first, so that kills land mid-graph; whatever finished
         // before a kill is lost with the worker and recomputed instead.
-        let slow = client.map(sleep_ms, std::iter::repeat_n(5u64, 300)).expect("submit");
+        // (Impure: with equal arguments, pure keys would make them one task.)
+        let slow = client
+            .map_with(sleep_ms, std::iter::repeat_n(5u64, 300), &SubmitOptions::impure())
+            .expect("submit");
         let root = tree_sum(&client, N).expect("submit");
         wait_until("a few workers were killed", || kills.load(Ordering::Relaxed) >= 3);
+        // The scheduler stops for longer than the worker timeout while
+        // workers keep being killed and started: on waking it reads what
+        // waited before judging anyone silent.
+        s.signal("STOP");
+        std::thread::sleep(CHAOS_SCHEDULER_PAUSE);
+        s.signal("CONT");
         let total = root.result().expect("the reduction completes despite the kills");
         assert_eq!(total, N * (N + 1) / 2, "seed {seed}");
         assert_eq!(client.gather(&slow).expect("slow tasks complete"), vec![5u64; 300]);
@@ -185,6 +216,13 @@ fn chaos_tree_reduction_survives_sigkilled_workers() {
             client.submit(inc, (41i64,)).expect("submit").result().expect("result"),
             42
         );
+        // Workers left only by being killed, never for silence.
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            !text.contains("no heartbeat within the worker timeout"),
+            "seed {seed}: a live worker was removed as silent:\n{text}"
+        );
+        assert!(text.contains("the scheduler did not run for"), "seed {seed}:\n{text}");
     }
 }
 

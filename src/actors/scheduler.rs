@@ -13,6 +13,7 @@ use actix::prelude::*;
 use tokio::net::TcpListener;
 use tracing::{debug, info, info_span, warn, Instrument};
 
+use super::liveness::{check_workers, discount_stall, LivenessVerdict, WORKER_CHECK_INTERVAL};
 use super::session::{serve_connection, ConnectionSettings};
 use crate::scheduler::state::{
     ClientId, Outbox, Outgoing, SchedulerConfig, SchedulerState, WorkerId, WorkerRegistration,
@@ -31,6 +32,11 @@ pub struct SchedulerOptions {
     pub limits: FrameLimits,
     /// A worker silent for this long is removed as dead.
     pub worker_timeout: Duration,
+    /// A worker paused (memory past its pause threshold) for this long is
+    /// asked to give up the tasks it has not started, which go to running
+    /// workers or, if none can run them, wait in `no-worker` with their
+    /// clients told why.
+    pub paused_worker_timeout: Duration,
     /// Most connections still in their handshake at once; more are closed at
     /// accept, so a flood of silent connections cannot exhaust the scheduler.
     pub max_pending_handshakes: usize,
@@ -73,6 +79,7 @@ impl Default for SchedulerOptions {
             state: SchedulerConfig::default(),
             limits: FrameLimits::default(),
             worker_timeout: DEFAULT_WORKER_TIMEOUT,
+            paused_worker_timeout: DEFAULT_PAUSED_WORKER_TIMEOUT,
             max_pending_handshakes: DEFAULT_MAX_PENDING_HANDSHAKES,
             handshake_timeout: transport::HANDSHAKE_TIMEOUT,
             client_grace: DEFAULT_CLIENT_GRACE,
@@ -107,10 +114,12 @@ pub const DEFAULT_FRAME_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A worker that sent nothing (not even a heartbeat) for this long is dead.
 pub const DEFAULT_WORKER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time a worker may stay paused before its waiting tasks are
+/// moved elsewhere: as long as the worker timeout, so that a worker whose
+/// memory falls again soon (a spill catching up) keeps its queue.
+pub const DEFAULT_PAUSED_WORKER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default cap on connections in their handshake.
 pub const DEFAULT_MAX_PENDING_HANDSHAKES: usize = 1024;
-/// How often the scheduler looks for silent workers.
-const WORKER_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 /// How often the scheduler errs tasks that waited too long for a worker
 /// (`SchedulerState::expire_no_worker`): the precision of those bounds.
 const NO_WORKER_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -123,6 +132,7 @@ pub struct SchedulerActor {
     next_id: u64,
     outbox: Outbox,
     worker_timeout: Duration,
+    paused_worker_timeout: Duration,
     client_grace: Duration,
     /// How often to run work stealing (`SchedulerState::balance`); zero = never.
     stealing_interval: Duration,
@@ -148,6 +158,7 @@ impl SchedulerActor {
             next_id: 1,
             outbox: Outbox::default(),
             worker_timeout: options.worker_timeout,
+            paused_worker_timeout: options.paused_worker_timeout,
             client_grace: options.client_grace,
             stealing_interval: Duration::from_millis(options.state.work_stealing_interval_ms),
             tasks_finished: 0,
@@ -189,6 +200,41 @@ impl SchedulerActor {
         }
     }
 
+    /// Logs a worker's pause or resume, and on a pause starts its
+    /// paused-worker timer.
+    fn worker_status_changed(
+        &mut self,
+        id: WorkerId,
+        was_paused: Option<u64>,
+        status: WorkerStatus,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(name) = self.workers.get(&id).map(|w| w.name.clone()) else {
+            return;
+        };
+        let now_paused = self.state.pause_serial(id);
+        match (was_paused, now_paused) {
+            (None, Some(serial)) => {
+                let timeout = self.paused_worker_timeout;
+                info!(worker = %name, "worker paused (memory past its pause threshold): it gets no new task; its waiting tasks move elsewhere if it stays paused for {timeout:?}");
+                ctx.run_later(timeout, move |act, _| {
+                    let Some(moves) = act.state.move_off_paused_worker(id, serial, &mut act.outbox) else {
+                        return; // resumed, paused again, or gone
+                    };
+                    warn!(
+                        worker = %moves.worker,
+                        "worker paused for {timeout:?}: asked it to give up {} tasks it has not started, to run \
+                         elsewhere; {} stay on it (running or on its threads)",
+                        moves.asked, moves.kept
+                    );
+                    act.flush();
+                });
+            }
+            (Some(_), None) => info!(worker = %name, "worker resumed"),
+            _ => debug!(worker = %name, ?status, "worker status unchanged"),
+        }
+    }
+
     fn remove_worker(&mut self, id: WorkerId, why: &str) {
         if let Some(w) = self.workers.remove(&id) {
             warn!(worker = %w.name, "removing worker: {why}");
@@ -218,16 +264,30 @@ impl Actor for SchedulerActor {
             act.state.expire_no_worker(Instant::now(), &mut act.outbox);
             act.flush();
         });
-        ctx.run_interval(WORKER_CHECK_INTERVAL, |act, _| {
+        let mut previous_check = Instant::now();
+        ctx.run_interval(WORKER_CHECK_INTERVAL, move |act, _| {
             let now = Instant::now();
-            let dead: Vec<WorkerId> = act
-                .workers
-                .iter()
-                .filter(|(_, w)| now.duration_since(w.last_seen) > act.worker_timeout)
-                .map(|(id, _)| *id)
-                .collect();
-            for id in dead {
-                act.remove_worker(id, "no heartbeat within the worker timeout");
+            let last_seen = act.workers.iter().map(|(id, w)| (*id, w.last_seen));
+            let verdict = check_workers(now, previous_check, act.worker_timeout, last_seen);
+            previous_check = now;
+            match verdict {
+                LivenessVerdict::SchedulerStalled { gap } => {
+                    // What the workers sent meanwhile is still unread in the
+                    // sockets: judging now would remove them all.
+                    warn!(
+                        "the scheduler did not run for {:.1} s (stopped, paused or blocked); \
+                         that time does not count as any worker's silence",
+                        gap.as_secs_f64()
+                    );
+                    for w in act.workers.values_mut() {
+                        w.last_seen = discount_stall(w.last_seen, gap, now);
+                    }
+                }
+                LivenessVerdict::Silent(dead) => {
+                    for id in dead {
+                        act.remove_worker(id, "no heartbeat within the worker timeout");
+                    }
+                }
             }
         });
     }
@@ -368,21 +428,32 @@ pub struct WorkerBatch {
 
 impl Handler<WorkerBatch> for SchedulerActor {
     type Result = Result<(), String>;
-    fn handle(&mut self, msg: WorkerBatch, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: WorkerBatch, ctx: &mut Self::Context) -> Self::Result {
         let Some(w) = self.workers.get_mut(&msg.id) else {
             return Err("worker is no longer registered".into());
         };
         w.last_seen = Instant::now();
         let mut result = Ok(());
         for m in msg.messages {
-            match &m {
-                FromWorker::TaskFinished { .. } => self.tasks_finished += 1,
-                FromWorker::TaskErred { .. } => self.tasks_erred += 1,
-                _ => {}
-            }
+            let status = match &m {
+                FromWorker::TaskFinished { .. } => {
+                    self.tasks_finished += 1;
+                    None
+                }
+                FromWorker::TaskErred { .. } => {
+                    self.tasks_erred += 1;
+                    None
+                }
+                FromWorker::WorkerStatus { status, .. } => Some(*status),
+                _ => None,
+            };
+            let was_paused = status.and_then(|_| self.state.pause_serial(msg.id));
             if let Err(e) = self.state.handle_worker_message(msg.id, m, &mut self.outbox) {
                 result = Err(e.to_string());
                 break;
+            }
+            if let Some(status) = status {
+                self.worker_status_changed(msg.id, was_paused, status, ctx);
             }
         }
         self.flush();

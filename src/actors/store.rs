@@ -10,7 +10,8 @@
 //! thread. A spilled value is read back for a peer's request here, and by
 //! the task's own thread for a task ([`GetArgs`] answers with the file).
 //! The store also measures process memory and pauses the task threads
-//! through a [`PauseGate`] past the `pause` threshold.
+//! past the `pause` threshold (the worker actor, told with [`PauseChanged`],
+//! then hands no new task to a thread and tells the scheduler).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +26,6 @@ use crate::wire::messages::Key;
 use crate::worker::memory::{
     Lookup, MemoryFigures, MemoryThresholds, PauseChange, SpillBuffer, SpillOp, DEFAULT_MEMORY_MONITOR_INTERVAL_MS,
 };
-use crate::worker::pool::PauseGate;
 
 /// Released store memory (deleted or spilled values) after which the store
 /// asks the allocator to return freed pages to the OS
@@ -64,8 +64,6 @@ pub struct StoreMemory {
     pub spill_directory: PathBuf,
     /// How often process memory is measured (when there is a limit).
     pub monitor_interval: Duration,
-    /// Paused past the `pause` threshold; shared with the task pool.
-    pub gate: Arc<PauseGate>,
     /// Worker name, for logs.
     pub worker: String,
 }
@@ -76,7 +74,6 @@ impl Default for StoreMemory {
             thresholds: MemoryThresholds::default(),
             spill_directory: std::env::temp_dir().join(format!("rdask-worker-{}", uuid::Uuid::new_v4().simple())),
             monitor_interval: Duration::from_millis(DEFAULT_MEMORY_MONITOR_INTERVAL_MS),
-            gate: Arc::default(),
             worker: String::new(),
         }
     }
@@ -119,6 +116,11 @@ pub struct DataStore {
     spill_log: crate::logging::RateLimitedLog,
     /// A spilling retry is scheduled.
     retry_scheduled: bool,
+    /// The pause reason last told to the watcher.
+    told_reason: Option<String>,
+    /// Told of each pause and resume (the worker actor, which tells the
+    /// scheduler).
+    pause_watcher: Option<Recipient<PauseChanged>>,
 }
 
 impl DataStore {
@@ -139,6 +141,8 @@ impl DataStore {
             spill_error: None,
             spill_log: Default::default(),
             retry_scheduled: false,
+            told_reason: None,
+            pause_watcher: None,
         }
     }
 
@@ -178,6 +182,7 @@ impl DataStore {
                                 Ok(()) => {
                                     if act.spill_error.take().is_some() {
                                         info!(worker = %act.memory.worker, "spilling to {} works again", act.dir.0.display());
+                                        act.tell_pause(false);
                                     }
                                 }
                             }
@@ -205,6 +210,20 @@ impl DataStore {
         }
     }
 
+    /// Tells the watcher of a pause or resume (`changed`), or, while paused,
+    /// of a new reason: spilling started or stopped failing.
+    fn tell_pause(&mut self, changed: bool) {
+        let paused = self.buffer.figures().paused;
+        let reason = self.spill_error.clone().filter(|_| paused);
+        if !changed && reason == self.told_reason {
+            return;
+        }
+        self.told_reason = reason.clone();
+        if let Some(watcher) = &self.pause_watcher {
+            watcher.do_send(PauseChanged { paused, reason });
+        }
+    }
+
     /// A spill write failed: the value stays in memory, spilling stops
     /// for [`SPILL_RETRY_INTERVAL`] (the buffer blocks it), and the failure
     /// is logged at a bounded rate and kept for the worker's info.
@@ -219,6 +238,7 @@ impl DataStore {
             );
         }
         self.spill_error = Some(error);
+        self.tell_pause(false);
         // One retry timer at a time: writes already under way may fail too.
         if !self.retry_scheduled {
             self.retry_scheduled = true;
@@ -250,14 +270,13 @@ impl DataStore {
         match change {
             Some(PauseChange::Pause) => {
                 warn!(worker = %self.memory.worker, rss, limit, "paused: process memory is past the pause threshold; no new task starts until it falls");
-                self.memory.gate.set(true);
             }
             Some(PauseChange::Resume) => {
                 info!(worker = %self.memory.worker, rss, limit, "resumed: process memory fell below the pause threshold");
-                self.memory.gate.set(false);
             }
             None => {}
         }
+        self.tell_pause(change.is_some());
         self.run_ops(ops, ctx);
     }
 }
@@ -269,6 +288,35 @@ impl Actor for DataStore {
         if self.memory.thresholds.limit > 0 {
             ctx.run_interval(self.memory.monitor_interval, |act, ctx| act.monitor(ctx));
         }
+    }
+}
+
+/// The store paused or resumed the worker's task threads.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PauseChanged {
+    /// Whether paused now.
+    pub paused: bool,
+    /// While paused, why memory cannot be freed when the store knows: its
+    /// spill directory cannot be written (`cannot spill to <dir>: <error>`).
+    pub reason: Option<String>,
+}
+
+/// Tell `0` of every pause and resume from now on (and at once if paused).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WatchPause(pub Recipient<PauseChanged>);
+
+impl Handler<WatchPause> for DataStore {
+    type Result = ();
+    fn handle(&mut self, msg: WatchPause, _: &mut Self::Context) {
+        if self.buffer.figures().paused {
+            msg.0.do_send(PauseChanged {
+                paused: true,
+                reason: self.spill_error.clone(),
+            });
+        }
+        self.pause_watcher = Some(msg.0);
     }
 }
 

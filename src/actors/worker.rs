@@ -17,7 +17,9 @@ use tokio::net::TcpListener;
 use tracing::{error, info, info_span, warn, Instrument};
 
 use super::peer::{serve_peers, PeerPool};
-use super::store::{ArgData, Clear, DataStore, Delete, GetArgs, Put, StoreMemory, WorkerCounters};
+use super::store::{
+    ArgData, Clear, DataStore, Delete, GetArgs, PauseChanged, Put, StoreMemory, WatchPause, WorkerCounters,
+};
 use crate::registry::Registry;
 use crate::wire::messages::*;
 use crate::wire::transport::{self, Reader, Sender};
@@ -27,7 +29,7 @@ use crate::worker::memory::{
     MemoryThresholds, DEFAULT_MEMORY_MONITOR_INTERVAL_MS, DEFAULT_MEMORY_PAUSE, DEFAULT_MEMORY_SPILL,
     DEFAULT_MEMORY_TARGET,
 };
-use crate::worker::pool::{Job, PauseGate, ResultsReady, SchedulerContact, TaskPool};
+use crate::worker::pool::{Job, ResultsReady, SchedulerContact, TaskPool};
 use crate::worker::state::{WorkerEffect, WorkerState, WorkerStateConfig};
 
 /// Errors starting or running a worker.
@@ -218,8 +220,13 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
     };
     info!(worker = %name, %address, scheduler = %options.scheduler, "registered with the scheduler");
 
+    if options.memory_limit > 0 {
+        // Pausing is judged on process memory: large values freed must
+        // leave it at once (issue 16 case 2). The setting is process-wide,
+        // so a process hosting such a worker (a `LocalCluster`) gets it too.
+        crate::util::return_large_blocks_to_os();
+    }
     let counters = Arc::new(WorkerCounters::default());
-    let gate = Arc::new(PauseGate::default());
     // A directory of its own, so workers sharing a local directory never
     // touch each other's files, and removing it on exit removes only ours.
     let base = options.local_directory.clone().unwrap_or_else(std::env::temp_dir);
@@ -232,7 +239,6 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
         },
         spill_directory: base.join(format!("rdask-worker-{}", uuid::Uuid::new_v4().simple())),
         monitor_interval: options.memory_monitor_interval,
-        gate: gate.clone(),
         worker: name.clone(),
     };
     let store = DataStore::with_memory(counters.clone(), memory).start();
@@ -266,7 +272,6 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
         heartbeat: Duration::from_millis(heartbeat_ms.max(10)),
         closed: closed_tx,
         first_batch: rest,
-        gate,
         contact: SchedulerContact {
             address: options.scheduler.clone(),
             security: options.security.clone(),
@@ -316,9 +321,6 @@ pub struct WorkerActor {
     heartbeat: Duration,
     closed: tokio::sync::watch::Sender<bool>,
     first_batch: Vec<ToWorker>,
-    /// Shared with the store, which pauses the task threads under memory
-    /// pressure.
-    gate: Arc<PauseGate>,
     /// The scheduler as this worker's tasks reach it (`worker_client`).
     contact: SchedulerContact,
 }
@@ -331,7 +333,7 @@ impl Actor for WorkerActor {
             ctx.stop();
             return;
         };
-        match TaskPool::with_gate(self.nthreads, &self.name, ctx.address().recipient(), self.gate.clone()) {
+        match TaskPool::new(self.nthreads, &self.name, ctx.address().recipient()) {
             Ok(pool) => self.pool = Some(pool.with_scheduler(self.contact.clone())),
             Err(e) => {
                 error!(worker = %self.name, "cannot start task threads: {e}");
@@ -343,6 +345,7 @@ impl Actor for WorkerActor {
         if !first.is_empty() {
             self.handle_batch(first, ctx);
         }
+        self.store.do_send(WatchPause(ctx.address().recipient()));
         let me = ctx.address();
         let (limits, timeouts) = (self.limits, self.timeouts);
         let address = self.scheduler_address.clone();
@@ -419,6 +422,15 @@ impl Handler<ResultsReady> for WorkerActor {
             self.state
                 .task_finished(&d.key, d.result.map(Bytes::from), d.duration_us, &mut effects);
         }
+        self.apply(effects, ctx);
+    }
+}
+
+impl Handler<PauseChanged> for WorkerActor {
+    type Result = ();
+    fn handle(&mut self, msg: PauseChanged, ctx: &mut Self::Context) {
+        let mut effects = std::mem::take(&mut self.effects);
+        self.state.set_paused(msg.paused, msg.reason, &mut effects);
         self.apply(effects, ctx);
     }
 }

@@ -134,6 +134,9 @@ config_section! {
         http_port: Option<u16> = None,
         /// Seconds without any message (not even a heartbeat) after which a worker is removed as dead.
         worker_timeout_s: f64 = scheduler_defaults().worker_timeout.as_secs_f64(),
+        /// Seconds a worker may stay paused (memory past its pause threshold) before the tasks it has not
+        /// started are moved to other workers (or wait in no-worker, their clients told why).
+        paused_worker_timeout_s: f64 = scheduler_defaults().paused_worker_timeout.as_secs_f64(),
         /// Most connections still in their handshake at once; more are closed at accept.
         max_pending_handshakes: usize = scheduler_defaults().max_pending_handshakes,
         /// Most open connections (clients, workers, handshakes); the newest past it are refused with a
@@ -178,6 +181,9 @@ config_section! {
         no_worker_timeout_s: f64 = scheduler_defaults().state.no_worker_timeout_s,
         /// The same while no worker at all is connected (workers may be starting); 0 = for ever.
         empty_cluster_timeout_s: f64 = scheduler_defaults().state.empty_cluster_timeout_s,
+        /// The same while the only workers that could run it are paused (memory past their pause
+        /// threshold, e.g. unable to spill); 0 = for ever.
+        paused_cluster_timeout_s: f64 = scheduler_defaults().state.paused_cluster_timeout_s,
     }
 }
 
@@ -370,10 +376,12 @@ impl RdaskConfig {
         state.work_stealing_interval_ms = s.work_stealing_interval_ms;
         state.no_worker_timeout_s = s.no_worker_timeout_s;
         state.empty_cluster_timeout_s = s.empty_cluster_timeout_s;
+        state.paused_cluster_timeout_s = s.paused_cluster_timeout_s;
         SchedulerOptions {
             state,
             limits: self.wire.limits(),
             worker_timeout: Duration::from_secs_f64(s.worker_timeout_s.max(0.0)),
+            paused_worker_timeout: Duration::from_secs_f64(s.paused_worker_timeout_s.max(0.0)),
             max_pending_handshakes: s.max_pending_handshakes,
             handshake_timeout: Duration::from_secs_f64(s.handshake_timeout_s.max(0.0)),
             client_grace: Duration::from_secs_f64(s.client_grace_s.max(0.0)),

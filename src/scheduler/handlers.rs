@@ -163,6 +163,7 @@ impl SchedulerState {
                 self.retire_workers(None, 0, &[name], out);
             }
             FromWorker::StealResponse { key, stolen } => self.steal_response(w, &key, stolen, out),
+            FromWorker::WorkerStatus { status, reason } => self.worker_status(w, status, reason, out),
             FromWorker::TransferStats { bytes, duration_us } => {
                 if bytes > 0 && duration_us > 0 {
                     let sample = bytes as f64 / (duration_us as f64 / 1e6);

@@ -264,6 +264,10 @@ impl SchedulerState {
                 ws.fn_mask.is_empty() || ws.retiring.is_none(),
                 "retiring {n} still offers functions"
             );
+            ensure!(
+                ws.paused.is_none() || (ws.fn_mask.is_empty() && ws.retiring.is_none()),
+                "paused {n} offers functions or is retiring"
+            );
         }
         ensure!(self.worker_ids.len() == nlive, "worker ids index removed workers");
         ensure!(self.worker_names.len() == nlive, "worker names index removed workers");

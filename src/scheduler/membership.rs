@@ -62,6 +62,7 @@ impl SchedulerState {
             long_running: FxSet::default(),
             reports_started: false,
             retiring: None,
+            paused: None,
         })));
         self.ranked.insert(rank);
         self.update_rank(w);
@@ -76,7 +77,15 @@ impl SchedulerState {
             },
         ));
 
-        // No-worker tasks this worker may be able to run.
+        self.place_no_worker_tasks_on(w, out);
+        self.dirty_workers.push(w);
+        self.finish(out);
+        Ok(())
+    }
+
+    /// Places the no-worker tasks worker `w` (just joined or resumed) may
+    /// be able to run.
+    pub(super) fn place_no_worker_tasks_on(&mut self, w: WIdx, out: &mut Outbox) {
         let retry: Vec<TaskId> = {
             let ws = self.worker(w);
             self.no_worker
@@ -97,9 +106,6 @@ impl SchedulerState {
             self.detach(t, false, out);
             self.place(t, out);
         }
-        self.dirty_workers.push(w);
-        self.finish(out);
-        Ok(())
     }
 
     /// A worker died or left: its tasks are rescheduled, the data only it

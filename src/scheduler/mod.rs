@@ -10,6 +10,7 @@ mod lost_data;
 mod membership;
 mod no_worker;
 mod notify;
+mod pausing;
 mod placement;
 mod release;
 mod results;
@@ -24,6 +25,7 @@ mod workers;
 #[cfg(test)]
 mod tests;
 
+pub use pausing::PausedMoves;
 pub use state::{
     ClientId, Outbox, Outgoing, SchedulerConfig, SchedulerError, SchedulerState, TaskState, WorkerId,
     WorkerRegistration,

@@ -33,6 +33,13 @@ impl SchedulerState {
             return "no worker is connected to the scheduler".to_string();
         }
         if self.fns[s.func as usize].nworkers == 0 {
+            let paused = self.paused_workers_with(s.func);
+            if !paused.is_empty() {
+                return format!(
+                    "every worker that can run `{function}` is paused (its memory is past its pause threshold): {}",
+                    paused.join(", ")
+                );
+            }
             return format!(
                 "none of the {nworkers} connected worker(s) has the function `{function}`; start a worker from a \
                  binary that links it (a `#[rdask::task]` in that binary or a crate it uses)"
@@ -51,14 +58,23 @@ impl SchedulerState {
         why
     }
 
-    /// The bound that applies now to a task waiting in `no-worker`, if any.
-    fn no_worker_bound(&self) -> Option<Duration> {
-        let secs = if self.worker_ids.is_empty() {
-            self.config.empty_cluster_timeout_s
+    /// The bound that applies now to task `t` waiting in `no-worker` (if
+    /// any), and the setting it comes from.
+    fn no_worker_bound(&self, t: TaskId) -> (Option<Duration>, &'static str) {
+        let (secs, setting) = if self.worker_ids.is_empty() {
+            (self.config.empty_cluster_timeout_s, "scheduler.empty_cluster_timeout_s")
+        } else if self.only_paused_workers_have(self.slot(t).func) {
+            (
+                self.config.paused_cluster_timeout_s,
+                "scheduler.paused_cluster_timeout_s",
+            )
         } else {
-            self.config.no_worker_timeout_s
+            (self.config.no_worker_timeout_s, "scheduler.no_worker_timeout_s")
         };
-        (secs > 0.0 && secs.is_finite()).then(|| Duration::from_secs_f64(secs))
+        (
+            (secs > 0.0 && secs.is_finite()).then(|| Duration::from_secs_f64(secs)),
+            setting,
+        )
     }
 
     /// Errs (`ErrorKind::NoWorker`, with the reason and the setting that
@@ -72,27 +88,20 @@ impl SchedulerState {
         for &qk in &self.no_worker {
             self.no_worker_since.entry(qk).or_insert(now);
         }
-        let Some(bound) = self.no_worker_bound() else {
-            return;
-        };
-        let expired: Vec<(QueueKey, Duration)> = self
+        let expired: Vec<(QueueKey, Duration, &'static str)> = self
             .no_worker_since
             .iter()
             .filter_map(|(&qk, &since)| {
                 let waited = now.saturating_duration_since(since);
-                (waited > bound).then_some((qk, waited))
+                let (bound, setting) = self.no_worker_bound(qk.2);
+                bound.filter(|&b| waited > b).map(|_| (qk, waited, setting))
             })
             .collect();
         if expired.is_empty() {
             return;
         }
-        let setting = if self.worker_ids.is_empty() {
-            "scheduler.empty_cluster_timeout_s"
-        } else {
-            "scheduler.no_worker_timeout_s"
-        };
         self.begin();
-        for (qk, waited) in expired {
+        for (qk, waited, setting) in expired {
             let t = qk.2;
             // An earlier expiry in this loop may have erred it as a dependent.
             if !self.no_worker.contains(&qk) {

@@ -62,6 +62,16 @@ impl SchedulerState {
         }
     }
 
+    /// `NoWorker` for task `t`, with the scheduler's reason.
+    pub(super) fn no_worker_message(&self, t: TaskId) -> ToClient {
+        let s = self.slot(t);
+        ToClient::NoWorker {
+            key: s.key.clone(),
+            function: self.fns[s.func as usize].name.clone(),
+            reason: self.no_worker_reason(t),
+        }
+    }
+
     pub(super) fn send_state_to(&self, c: ClientId, t: TaskId, out: &mut Outbox) {
         let s = self.slot(t);
         let msg = match s.state {
@@ -73,11 +83,7 @@ impl SchedulerState {
                     message: String::new(),
                 }),
             },
-            TaskState::NoWorker => ToClient::NoWorker {
-                key: s.key.clone(),
-                function: self.fns[s.func as usize].name.clone(),
-                reason: self.no_worker_reason(t),
-            },
+            TaskState::NoWorker => self.no_worker_message(t),
             _ => return,
         };
         out.messages.push(Outgoing::Client(c, msg));

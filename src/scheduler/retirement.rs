@@ -50,6 +50,8 @@ impl SchedulerState {
         }
         for &w in &targets {
             if self.worker(w).retiring.is_none() {
+                // A paused worker's functions were dropped when it paused.
+                self.worker_mut(w).paused = None;
                 let mask = std::mem::take(&mut self.worker_mut(w).fn_mask);
                 let gone = self.drop_functions(&mask);
                 self.functions_gone(gone, out);

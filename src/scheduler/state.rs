@@ -90,8 +90,9 @@
 //! events), `membership` (workers joining and leaving), `graph` (intake),
 //! `release` (the release rule), `transitions` (state changes),
 //! `placement`, `no_worker` (why and how long a task waits for a worker),
-//! `results`, `lost_data`, `stealing`, `data_moves`,
-//! `retirement`, `notify` (outgoing messages), `invariants`. The records
+//! `results`, `lost_data`, `stealing`, `data_moves`, `retirement`,
+//! `pausing` (paused workers), `notify` (outgoing messages), `invariants`.
+//! The records
 //! live in `ids`, `tasks`, `workers`; the public vocabulary in `types`.
 
 use std::collections::BTreeSet;
@@ -101,7 +102,7 @@ use super::ids::{FnId, QueueKey, RankKey, TaskId, TaskRef, WIdx};
 use super::tasks::{FnInfo, TaskSlot};
 use super::workers::{ClientSlot, RetireRequest, WorkerSlot};
 use crate::util::FxMap;
-use crate::wire::messages::{Key, SchedulerInfo, WorkerSummary};
+use crate::wire::messages::{Key, SchedulerInfo, WorkerStatus, WorkerSummary};
 
 pub use super::types::{
     ClientId, Outbox, Outgoing, SchedulerConfig, SchedulerError, TaskState, WorkerId, WorkerRegistration,
@@ -216,6 +217,11 @@ impl SchedulerState {
                         nbytes,
                         processing: ws.processing.len() as u64,
                         functions: ws.functions.clone(),
+                        status: if ws.paused.is_some() {
+                            WorkerStatus::Paused
+                        } else {
+                            WorkerStatus::Running
+                        },
                     }
                 })
                 .collect(),

@@ -225,12 +225,8 @@ impl SchedulerState {
         let qk = self.slot(t).queue_key(t);
         self.no_worker.insert(qk);
         if !self.slot(t).wanted_by.is_empty() {
-            let reason = self.no_worker_reason(t);
-            self.notify(t, out, |s| ToClient::NoWorker {
-                key: s.key.clone(),
-                function: self.fns[s.func as usize].name.clone(),
-                reason: reason.clone(),
-            });
+            let msg = self.no_worker_message(t);
+            self.notify(t, out, |_| msg.clone());
         }
     }
 

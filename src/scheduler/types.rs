@@ -95,6 +95,8 @@ pub struct Outbox {
 pub const DEFAULT_NO_WORKER_TIMEOUT_S: f64 = 10.0;
 /// Default of [`SchedulerConfig::empty_cluster_timeout_s`].
 pub const DEFAULT_EMPTY_CLUSTER_TIMEOUT_S: f64 = 300.0;
+/// Default of [`SchedulerConfig::paused_cluster_timeout_s`].
+pub const DEFAULT_PAUSED_CLUSTER_TIMEOUT_S: f64 = 120.0;
 
 /// Scheduler tuning.
 #[derive(Clone, Debug)]
@@ -134,6 +136,12 @@ pub struct SchedulerConfig {
     /// usually on their way: a cluster starting, a batch job queued), so
     /// longer; 0 = waits for ever.
     pub empty_cluster_timeout_s: f64,
+    /// The same while the only workers that could run it are paused
+    /// (their memory past its pause threshold): pauses usually pass as
+    /// memory is spilled or freed, so longer than `no_worker_timeout_s`;
+    /// one that does not (a spill directory that cannot be written) errs
+    /// the task after it. 0 = waits for ever.
+    pub paused_cluster_timeout_s: f64,
 }
 
 impl Default for SchedulerConfig {
@@ -150,6 +158,7 @@ impl Default for SchedulerConfig {
             work_stealing_interval_ms: 100,
             no_worker_timeout_s: DEFAULT_NO_WORKER_TIMEOUT_S,
             empty_cluster_timeout_s: DEFAULT_EMPTY_CLUSTER_TIMEOUT_S,
+            paused_cluster_timeout_s: DEFAULT_PAUSED_CLUSTER_TIMEOUT_S,
         }
     }
 }

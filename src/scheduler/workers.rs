@@ -2,6 +2,7 @@
 //! retirement requests.
 
 use super::ids::{FnId, RankKey, TaskId, WIdx};
+use super::pausing::Pause;
 use super::types::{ClientId, WorkerId};
 use crate::util::{FxMap, FxSet};
 
@@ -45,6 +46,9 @@ pub(super) struct WorkerSlot {
     /// Set while it retires gracefully: the replicas asked of other workers
     /// for the keys only it holds (task → worker asked to fetch it).
     pub(super) retiring: Option<Box<FxMap<TaskId, WIdx>>>,
+    /// Set while it is paused (`WorkerStatus`): it offers no function
+    /// meanwhile. Never set together with `retiring`.
+    pub(super) paused: Option<Pause>,
 }
 
 impl WorkerSlot {

@@ -20,7 +20,9 @@ pub use to_scheduler::{decode_inbound, variant_names, FromClient, FromWorker, In
 ///
 /// Version 2 added the list and map arguments ([`Arg::Keys`],
 /// [`Arg::KeyMap`]) and [`FromWorker::LongRunning`]: a version-1 peer could
-/// not decode them, so it is refused at the handshake instead.
+/// not decode them, so it is refused at the handshake instead. Version 3
+/// added [`FromWorker::WorkerStatus`] and [`ErrorKind::NoWorker`], for the
+/// same reason.
 pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Magic string that opens every handshake, so a stray connection (an HTTP
@@ -248,6 +250,17 @@ pub struct WhoHas {
     pub nbytes: u64,
 }
 
+/// Whether a worker starts new tasks (Dask's worker status, the two values
+/// a worker reports). Unit variants: a msgpack string on the wire.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkerStatus {
+    /// It starts tasks.
+    #[default]
+    Running,
+    /// Its memory is past its pause threshold: it starts no new task.
+    Paused,
+}
+
 /// A worker as the scheduler describes it to clients.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerSummary {
@@ -267,6 +280,9 @@ pub struct WorkerSummary {
     pub processing: u64,
     /// Functions it can run.
     pub functions: Vec<String>,
+    /// Whether it is paused (from its last [`FromWorker::WorkerStatus`]).
+    #[serde(default)]
+    pub status: WorkerStatus,
 }
 
 /// Scheduler counters, for `Client::scheduler_info` and tests.
@@ -318,8 +334,8 @@ pub enum ToClient {
         /// The function no worker has.
         function: String,
         /// Why no worker can run it, and what would help (the scheduler's
-        /// words: no worker connected, none has the function, or none
-        /// satisfies the restrictions).
+        /// words: no worker connected, none has the function, every worker
+        /// that has it is paused, or none satisfies the restrictions).
         reason: String,
     },
     /// Answer to [`FromClient::WhoHas`]. A key not in memory anywhere has

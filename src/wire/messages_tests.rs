@@ -106,6 +106,46 @@ fn long_running_example_in_the_protocol_doc_is_exact() {
 }
 
 #[test]
+fn worker_status_example_in_the_protocol_doc_is_exact() {
+    let batch = [FromWorker::WorkerStatus {
+        status: WorkerStatus::Paused,
+        reason: None,
+    }];
+    assert_eq!(
+        hex(&frame(&encoded(&batch[..]))),
+        hex(&doc_hex("a `WorkerStatus` frame"))
+    );
+}
+
+#[test]
+fn fields_added_in_version_3_are_optional_when_read() {
+    // A summary without `status` reads as running.
+    #[derive(Serialize)]
+    struct OldSummary {
+        name: String,
+        address: String,
+        nthreads: u32,
+        memory_limit: u64,
+        nkeys: u64,
+        nbytes: u64,
+        processing: u64,
+        functions: Vec<String>,
+    }
+    let old = OldSummary {
+        name: "w".into(),
+        address: "tcp://h:1".into(),
+        nthreads: 1,
+        memory_limit: 0,
+        nkeys: 0,
+        nbytes: 0,
+        processing: 0,
+        functions: Vec::new(),
+    };
+    let read: WorkerSummary = rmp_serde::from_slice(&encoded(&old)).expect("decodes");
+    assert_eq!(read.status, WorkerStatus::Running);
+}
+
+#[test]
 fn list_and_map_arguments_roundtrip() {
     let args = list_and_map_args();
     let back: Vec<Arg> = rmp_serde::from_slice(&encoded(&args)).expect("decodes");

@@ -64,36 +64,6 @@ pub struct Job {
     pub args: Vec<JobArg>,
 }
 
-/// Holds the task threads back from starting tasks while the worker is
-/// paused (process memory past its `pause` threshold). A thread checks it
-/// before each task; a task already running finishes.
-#[derive(Debug, Default)]
-pub struct PauseGate {
-    paused: Mutex<bool>,
-    changed: Condvar,
-}
-
-impl PauseGate {
-    /// Pauses or resumes.
-    pub fn set(&self, paused: bool) {
-        *self.paused.lock().unwrap_or_else(|e| e.into_inner()) = paused;
-        self.changed.notify_all();
-    }
-
-    /// Whether paused.
-    pub fn is_paused(&self) -> bool {
-        *self.paused.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Blocks the calling (task) thread while paused.
-    fn wait_while_paused(&self) {
-        let mut g = self.paused.lock().unwrap_or_else(|e| e.into_inner());
-        while *g {
-            g = self.changed.wait(g).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-}
-
 /// `nthreads` threads at a time running jobs from one queue (more threads
 /// exist while tasks are seceded).
 pub struct TaskPool {
@@ -180,7 +150,6 @@ struct Shared {
     rx: crossbeam_channel::Receiver<Job>,
     done: DoneList,
     notify: Recipient<ResultsReady>,
-    gate: Arc<PauseGate>,
     slots: Mutex<SlotCounts>,
     slot_freed: Condvar,
     /// The scheduler, for [`crate::worker_client`].
@@ -348,7 +317,6 @@ fn spawn_runner(shared: &Arc<Shared>) -> std::io::Result<()> {
 fn run_jobs(shared: Arc<Shared>) {
     let mut previous: Option<TaskFn> = None;
     while let Ok(job) = shared.rx.recv() {
-        shared.gate.wait_while_paused();
         // Results kept back from the actor (below) must not wait behind a
         // task of another function, which may be long.
         if previous.is_some_and(|p| !std::ptr::fn_addr_eq(p, job.call)) {
@@ -403,18 +371,12 @@ fn run_jobs(shared: Arc<Shared>) {
 impl TaskPool {
     /// Starts `nthreads` threads named after the worker; `notify` is told
     /// when results are waiting.
+    ///
+    /// A job handed to the pool always runs, paused or not: the worker
+    /// reported it started, and a queued job may hold stored values in
+    /// memory that only running it frees. A paused worker hands no new job
+    /// to the pool instead ([`crate::worker::state::WorkerState::set_paused`]).
     pub fn new(nthreads: u32, name: &str, notify: Recipient<ResultsReady>) -> std::io::Result<TaskPool> {
-        Self::with_gate(nthreads, name, notify, Arc::default())
-    }
-
-    /// As [`TaskPool::new`], with threads that start no task while `gate`
-    /// is paused.
-    pub fn with_gate(
-        nthreads: u32,
-        name: &str,
-        notify: Recipient<ResultsReady>,
-        gate: Arc<PauseGate>,
-    ) -> std::io::Result<TaskPool> {
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
         crate::task::install_panic_hook();
         let nthreads = nthreads.max(1);
@@ -424,7 +386,6 @@ impl TaskPool {
             rx,
             done: DoneList::default(),
             notify,
-            gate,
             slots: Mutex::new(SlotCounts {
                 threads: nthreads,
                 ..SlotCounts::default()
@@ -460,34 +421,6 @@ impl TaskPool {
     /// call; take these before [`take_done`](Self::take_done).
     pub fn take_seceded(&self) -> Vec<Key> {
         self.shared.done.take_seceded()
-    }
-}
-
-#[cfg(test)]
-mod gate_tests {
-    use super::*;
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    #[test]
-    fn a_paused_gate_holds_a_thread_until_resumed() {
-        let gate = Arc::new(PauseGate::default());
-        gate.set(true);
-        assert!(gate.is_paused());
-        let passed = Arc::new(AtomicBool::new(false));
-        let t = {
-            let (gate, passed) = (gate.clone(), passed.clone());
-            std::thread::spawn(move || {
-                gate.wait_while_paused();
-                passed.store(true, Ordering::SeqCst);
-            })
-        };
-        // A working gate never lets the thread through while paused, so this
-        // cannot fail spuriously; a broken one lets it through within 50 ms.
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        assert!(!passed.load(Ordering::SeqCst), "went through a paused gate");
-        gate.set(false);
-        t.join().expect("thread");
-        assert!(passed.load(Ordering::SeqCst));
     }
 }
 

@@ -37,7 +37,7 @@ use std::collections::{BinaryHeap, HashMap};
 
 use bytes::Bytes;
 
-use crate::wire::messages::{Arg, FromWorker, Key, Payload, ToWorker};
+use crate::wire::messages::{Arg, FromWorker, Key, Payload, ToWorker, WorkerStatus};
 
 use entry::{ComputeRequest, TaskEntry};
 pub use fetch::FETCH_BATCH_BYTES;
@@ -176,6 +176,11 @@ pub struct WorkerState {
     /// Declared resources not held by a task on a thread (see
     /// [`WorkerState::with_resources`]).
     available: Vec<(String, f64)>,
+    /// Memory past the pause threshold: no task is handed to a thread, so
+    /// ready tasks stay ready, where the scheduler can take them back.
+    paused: bool,
+    /// Why, as last told to the scheduler (a failing spill directory).
+    pause_reason: Option<String>,
 }
 
 impl WorkerState {
@@ -197,7 +202,34 @@ impl WorkerState {
             add_keys: Vec::new(),
             started: Vec::new(),
             available: Vec::new(),
+            paused: false,
+            pause_reason: None,
         }
+    }
+
+    /// The worker paused (memory past its pause threshold) or resumed:
+    /// tells the scheduler (`WorkerStatus`), and while paused hands no
+    /// task to a thread. Tasks already handed over (reported started) run.
+    /// `reason` says why it cannot free memory (a failing spill directory);
+    /// a new reason while paused is told to the scheduler too.
+    pub fn set_paused(&mut self, paused: bool, reason: Option<String>, out: &mut Vec<WorkerEffect>) {
+        let reason = reason.filter(|_| paused);
+        if self.paused == paused && self.pause_reason == reason {
+            return;
+        }
+        let changed = self.paused != paused;
+        self.paused = paused;
+        self.pause_reason = reason.clone();
+        let status = if paused {
+            WorkerStatus::Paused
+        } else {
+            WorkerStatus::Running
+        };
+        out.push(WorkerEffect::Send(FromWorker::WorkerStatus { status, reason }));
+        if changed {
+            self.ensure_executing(out);
+        }
+        self.flush(out);
     }
 
     /// The abstract resources this worker declared: a task asking for

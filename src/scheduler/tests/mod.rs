@@ -6,6 +6,7 @@ mod helpers;
 mod lifecycle;
 mod lost_data;
 mod no_worker;
+mod pausing;
 mod placement;
 mod retirement;
 mod sim;

@@ -112,3 +112,39 @@ fn the_reason_names_unmet_restrictions() {
         [ToClient::NoWorker { reason, .. }] if reason.contains("restrictions") && reason.contains("elsewhere")
     ));
 }
+
+#[test]
+fn a_task_only_paused_workers_could_run_waits_the_paused_cluster_bound() {
+    let mut h = H::with(SchedulerConfig {
+        no_worker_timeout_s: 10.0,
+        paused_cluster_timeout_s: 120.0,
+        ..SchedulerConfig::default()
+    });
+    h.worker(1, "a", &["inc"]);
+    h.worker_sends(
+        1,
+        FromWorker::WorkerStatus {
+            status: crate::wire::messages::WorkerStatus::Paused,
+            reason: Some("cannot spill to /x: File exists (os error 17)".into()),
+        },
+    );
+    h.submit(C1, vec![spec("x", "inc", &[])], &["x"]);
+    assert_eq!(h.state("x"), Some(TaskState::NoWorker));
+    let t0 = Instant::now();
+    h.expire(t0);
+    h.expire(t0 + Duration::from_secs(60));
+    assert_eq!(
+        h.state("x"),
+        Some(TaskState::NoWorker),
+        "a pause is given longer than no_worker_timeout_s"
+    );
+    h.expire(t0 + Duration::from_secs(121));
+    let f = erred_with(&h, C1, "x").expect("erred");
+    assert_eq!(f.kind, ErrorKind::NoWorker);
+    assert!(
+        f.message.contains("a (cannot spill to /x: File exists (os error 17))")
+            && f.message.contains("scheduler.paused_cluster_timeout_s"),
+        "{}",
+        f.message
+    );
+}

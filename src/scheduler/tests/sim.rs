@@ -2,6 +2,7 @@
 //! random, checked against the values computed directly.
 
 use super::helpers::*;
+use crate::wire::messages::WorkerStatus;
 
 // ------------------------------------------------------------ proptest
 /// A fake worker: executes ComputeTask by summing i64 arguments,
@@ -345,6 +346,33 @@ fn run_sim(
                 deaths += 1;
             }
             1 if sim.fakes.len() < 4 => sim.add_worker(),
+            // A worker pauses or resumes (its fake goes on running what it
+            // has: results from a paused worker must be taken too).
+            2 if !sim.fakes.is_empty() => {
+                let ids: Vec<u64> = sim.fakes.keys().copied().collect();
+                let id = ids[sim.rand(ids.len())];
+                let paused = sim.s.pause_serial(WorkerId(id)).is_some();
+                let status = if paused {
+                    WorkerStatus::Running
+                } else {
+                    WorkerStatus::Paused
+                };
+                sim.send(id, FromWorker::WorkerStatus { status, reason: None });
+            }
+            // A paused worker's timer fires: its tasks are asked back.
+            3 => {
+                let paused: Vec<(u64, u64)> = sim
+                    .fakes
+                    .keys()
+                    .filter_map(|&id| Some((id, sim.s.pause_serial(WorkerId(id))?)))
+                    .collect();
+                if !paused.is_empty() {
+                    let (id, serial) = paused[sim.rand(paused.len())];
+                    let mut out = Outbox::default();
+                    sim.s.move_off_paused_worker(WorkerId(id), serial, &mut out);
+                    sim.route(out);
+                }
+            }
             _ => {
                 sim.step();
             }
@@ -352,6 +380,19 @@ fn run_sim(
     }
     if sim.fakes.is_empty() {
         sim.add_worker();
+    }
+    // Every worker resumes, so that nothing waits for one for good.
+    let ids: Vec<u64> = sim.fakes.keys().copied().collect();
+    for id in ids {
+        if sim.s.pause_serial(WorkerId(id)).is_some() {
+            sim.send(
+                id,
+                FromWorker::WorkerStatus {
+                    status: WorkerStatus::Running,
+                    reason: None,
+                },
+            );
+        }
     }
     sim.run_to_quiescence();
 

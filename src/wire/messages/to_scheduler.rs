@@ -14,7 +14,7 @@ use std::fmt;
 use serde::de::{self, DeserializeOwned, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use super::{Key, Payload, TaskFailure, TaskSpec};
+use super::{Key, Payload, TaskFailure, TaskSpec, WorkerStatus};
 #[cfg(doc)]
 use super::{ToClient, ToWorker};
 use crate::wire::codec::{self, Frame};
@@ -198,6 +198,20 @@ pub enum FromWorker {
         executing: u64,
         /// Tasks ready and waiting for a thread.
         ready: u64,
+    },
+    /// The worker paused (its memory passed its pause threshold: it starts
+    /// no new task) or resumed. Sent on each change; a worker starts
+    /// `Running`. The scheduler assigns a paused worker no task, and moves
+    /// the tasks it has not started elsewhere once it stays paused for the
+    /// paused-worker timeout.
+    WorkerStatus {
+        /// The new status.
+        status: WorkerStatus,
+        /// While paused, why the worker cannot free memory when it knows
+        /// (`cannot spill to <dir>: <OS error>`); sent again when it
+        /// changes. Absent otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
 }
 

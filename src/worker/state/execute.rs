@@ -265,7 +265,7 @@ impl WorkerState {
     pub(super) fn ensure_executing(&mut self, out: &mut Vec<WorkerEffect>) {
         // Ready tasks waiting for resources, put back after the loop.
         let mut blocked = Vec::new();
-        while self.running < self.config.nthreads as usize {
+        while !self.paused && self.running < self.config.nthreads as usize {
             let Some(item) = self.ready.pop() else {
                 break;
             };
