@@ -35,6 +35,9 @@ impl Registry {
                 r.register(*e);
             }
             r.register(crate::delayed::fuse::FUSED_ENTRY);
+            for e in crate::bag::RUNNERS {
+                r.register(*e);
+            }
             // The same name registered twice is the same function (a
             // built-in seen both ways), so overwriting is harmless.
             for e in inventory::iter::<TaskEntry> {
