@@ -93,7 +93,8 @@ fn local<T: serde::de::DeserializeOwned>(b: &Bag<T>) -> Result<Vec<T>, TestCaseE
         fuse: true,
         local_threads: 2,
     };
-    b.compute_local_with(&opts).map_err(|e| TestCaseError::fail(e.to_string()))
+    b.compute_local_with(&opts)
+        .map_err(|e| TestCaseError::fail(e.to_string()))
 }
 
 fn one<T: serde::de::DeserializeOwned>(d: &rdask::delayed::Delayed<T>) -> Result<T, TestCaseError> {
@@ -298,7 +299,9 @@ fn the_seeds_json_pipeline_runs_on_an_embedded_cluster() -> anyhow::Result<()> {
     let bad = bag::from_sequence(vec!["{".to_string()], 1)?.map(bag::json_loads);
     let err = bad.compute(&client).unwrap_err().to_string();
     assert!(err.contains("not JSON"), "{err}");
-    let err = bag::read_text(&dir.0.join("nothing-*.txt").to_string_lossy()).unwrap_err().to_string();
+    let err = bag::read_text(&dir.0.join("nothing-*.txt").to_string_lossy())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no files match"), "{err}");
     Ok(())
 }
@@ -330,5 +333,52 @@ fn the_seeds_pipeline_runs_on_real_scheduler_and_worker_processes() -> anyhow::R
         .unwrap_err()
         .to_string();
     assert!(err.contains("does not have"), "{err}");
+    Ok(())
+}
+
+fn bag_names_example() -> Option<std::path::PathBuf> {
+    // The example binary sits next to the test's `rdask` binary's folder.
+    std::path::Path::new(rdask_bin())
+        .parent()
+        .map(|d| d.join("examples").join("bag_names"))
+        .filter(|p| p.exists())
+}
+
+#[test]
+fn the_bag_names_example_runs_embedded_and_against_real_processes() -> anyhow::Result<()> {
+    let Some(example) = bag_names_example() else {
+        cannot_run("the bag_names example is not built (cargo test builds it)");
+        return Ok(());
+    };
+    let dir = TempDir::new("bag-example");
+    let data = dir.0.to_string_lossy().into_owned();
+    let small = ["--files", "3", "--lines", "2000", "--dir", &data];
+    let out = std::process::Command::new(&example).args(small).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("results agree") && text.contains("Alice"), "{text}");
+    let (_s, addr) = scheduler();
+    let (_w, _) = worker_with(&addr, "w1", &[]);
+    wait_for_workers(&Client::connect(&addr)?, 1);
+    let out = std::process::Command::new(&example)
+        .args(small)
+        .args(["--scheduler", &addr])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("results agree"), "{text}");
+    Ok(())
+}
+
+#[test]
+fn element_wise_chains_fuse_into_one_task_per_partition() -> anyhow::Result<()> {
+    let b = bag::from_sequence(0..100i64, 4)?;
+    let chain = b.map(double).filter(is_even).map(neg);
+    assert_eq!(chain.task_count(&ComputeOptions::default())?, 4);
+    assert_eq!(chain.task_count(&ComputeOptions::default().fuse(false))?, 16);
+    // 16 partitions, split_every 4: 16 fused chains, then 4 + 1 combiners.
+    let sum = bag::from_sequence(0..100i64, 16)?.split_every(4).map(double).sum();
+    assert_eq!(sum.task_count(&ComputeOptions::default())?, 16 + 4 + 1);
+    assert_eq!(sum.compute_local()?, 9900);
     Ok(())
 }

@@ -202,6 +202,13 @@ impl<T> Bag<T> {
         self.parts.len()
     }
 
+    /// Number of tasks that computing it submits (after fusion as `opts`
+    /// says).
+    pub fn task_count(&self, opts: &ComputeOptions) -> Result<usize, Error> {
+        let refs: Vec<&Delayed<Vec<T>>> = self.parts.iter().collect();
+        crate::delayed::task_count_each(&refs, opts)
+    }
+
     /// Sets how many partials one task of a reduction tree combines (at
     /// least 2; Dask's `split_every`).
     pub fn split_every(mut self, n: usize) -> Self {

@@ -149,6 +149,12 @@ pub(crate) fn compute_each<V: DeserializeOwned>(
     nodes.iter().map(|n| futures[position[&n.key]].result()).collect()
 }
 
+/// Number of tasks that computing `outputs` together submits.
+pub(crate) fn task_count_each<V>(outputs: &[&Delayed<V>], opts: &ComputeOptions) -> Result<usize, Error> {
+    let nodes: Vec<&Arc<Node>> = outputs.iter().map(|d| &d.node).collect();
+    plan(&nodes, opts).map(|t| t.len())
+}
+
 /// [`compute_each`] on the local thread pool.
 pub(crate) fn compute_each_local<V: DeserializeOwned>(
     outputs: &[&Delayed<V>],
