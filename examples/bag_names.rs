@@ -117,7 +117,7 @@ fn sequential(glob: &str) -> Result<Vec<(Value, u64)>, Box<dyn std::error::Error
         }
     }
     let mut top: Vec<(Value, u64)> = counts.into_iter().map(|(k, n)| (Value::from(k), n)).collect();
-    top.sort_by(|a, b| b.1.cmp(&a.1));
+    top.sort_by_key(|t| std::cmp::Reverse(t.1));
     top.truncate(10);
     Ok(top)
 }
