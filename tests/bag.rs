@@ -228,7 +228,7 @@ proptest! {
     ) {
         let dir = TempDir::new("bag-text");
         let b = bag::from_sequence(lines.clone(), np).unwrap();
-        for pattern in ["out/*.txt.gz", "plain/*.txt"] {
+        for pattern in ["out/*.txt.gz", "zst/*.txt.zst", "plain/*.txt"] {
             let glob = dir.0.join(pattern).to_string_lossy().into_owned();
             let written = one(&b.to_textfiles(&glob))?;
             prop_assert_eq!(written.len(), b.npartitions());
@@ -380,5 +380,55 @@ fn element_wise_chains_fuse_into_one_task_per_partition() -> anyhow::Result<()> 
     let sum = bag::from_sequence(0..100i64, 16)?.split_every(4).map(double).sum();
     assert_eq!(sum.task_count(&ComputeOptions::default())?, 16 + 4 + 1);
     assert_eq!(sum.compute_local()?, 9900);
+    Ok(())
+}
+
+#[test]
+fn compressed_files_interoperate_with_the_gzip_and_zstd_tools() -> anyhow::Result<()> {
+    for tool in ["gzip", "zstd"] {
+        let found = std::process::Command::new(tool).arg("--version").output().is_ok();
+        if !found {
+            cannot_run(&format!("the {tool} tool is not installed"));
+            return Ok(());
+        }
+    }
+    let dir = TempDir::new("bag-tools");
+    let lines: Vec<String> = (0..500).map(|i| format!("line {i} {}", "x".repeat(i % 7))).collect();
+    for (ext, tool) in [("gz", "gzip"), ("zst", "zstd")] {
+        // Ours, unpacked by the tool.
+        let glob = dir.0.join(format!("ours-*.txt.{ext}")).to_string_lossy().into_owned();
+        let paths = bag::from_sequence(lines.clone(), 2)?
+            .to_textfiles(&glob)
+            .compute_local()?;
+        let mut unpacked = String::new();
+        for p in &paths {
+            let out = std::process::Command::new(tool).args(["-dc", p]).output()?;
+            assert!(
+                out.status.success(),
+                "{tool} -dc {p}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            unpacked.push_str(&String::from_utf8(out.stdout)?);
+        }
+        assert_eq!(unpacked, lines.iter().map(|l| format!("{l}\n")).collect::<String>());
+        // The tool's, two members / frames in one file, read by us.
+        let theirs = dir.0.join(format!("theirs.txt.{ext}"));
+        let mut packed = Vec::new();
+        for half in lines.chunks(250) {
+            let text = half.iter().map(|l| format!("{l}\n")).collect::<String>();
+            let mut child = std::process::Command::new(tool)
+                .arg("-c")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()?;
+            use std::io::Write;
+            child.stdin.take().expect("stdin").write_all(text.as_bytes())?;
+            let out = child.wait_with_output()?;
+            assert!(out.status.success());
+            packed.extend(out.stdout);
+        }
+        std::fs::write(&theirs, packed)?;
+        assert_eq!(bag::read_text(&theirs.to_string_lossy())?.compute_local()?, lines);
+    }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Text files in and out of bags: `read_text` (a partition per file, and
 //! per block of a large uncompressed file, with line-aligned boundaries)
 //! and `to_textfiles` (a file per partition), both compressed by file
-//! extension (`.gz`). The client side expands the glob and plans the
+//! extension (`.gz`, `.zst`). The client side expands the glob and plans the
 //! blocks; the worker side (the `rdask::bag::read_text` / `to_textfile`
 //! runners) opens the files, so they must be where the workers can see
 //! them (the same machine, or a shared file system).
@@ -27,15 +27,18 @@ const READ_BUFFER: usize = 256 * 1024;
 pub(crate) enum Compression {
     None,
     Gzip,
+    Zstd,
 }
 
 impl Compression {
     pub(crate) fn of(path: &str) -> Result<Compression, String> {
         if path.ends_with(".gz") {
             Ok(Compression::Gzip)
-        } else if path.ends_with(".zst") || path.ends_with(".bz2") || path.ends_with(".xz") {
+        } else if path.ends_with(".zst") {
+            Ok(Compression::Zstd)
+        } else if path.ends_with(".bz2") || path.ends_with(".xz") {
             Err(format!(
-                "{path}: only gzip (.gz) compression is built in; decompress it first"
+                "{path}: only gzip (.gz) and zstd (.zst) compression are built in; decompress it first"
             ))
         } else {
             Ok(Compression::None)
@@ -108,6 +111,10 @@ fn lines_of(path: &str, start: u64, end: Option<u64>) -> Result<Vec<String>, Tas
         Compression::Gzip => Box::new(BufReader::with_capacity(
             READ_BUFFER,
             flate2::read::MultiGzDecoder::new(BufReader::with_capacity(READ_BUFFER, file)),
+        )),
+        Compression::Zstd => Box::new(BufReader::with_capacity(
+            READ_BUFFER,
+            ZstdFrames::new(BufReader::with_capacity(READ_BUFFER, file)),
         )),
         Compression::None => {
             file.seek(SeekFrom::Start(start.saturating_sub(1)))
@@ -187,6 +194,17 @@ pub(crate) fn to_textfile(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
             let mut gz = flate2::write::GzEncoder::new(buffered, flate2::Compression::default());
             write_lines(&mut gz, &lines).and_then(|_| gz.finish()?.flush())
         }
+        Compression::Zstd => {
+            // The pure-Rust encoder compresses from a reader in one go; the
+            // partition is in memory already, and its text is as large.
+            let mut text = Vec::new();
+            let mut w = buffered;
+            write_lines(&mut text, &lines).and_then(|_| {
+                let packed = ruzstd::encoding::compress_to_vec(&text[..], ruzstd::encoding::CompressionLevel::Fastest);
+                w.write_all(&packed)?;
+                w.flush()
+            })
+        }
         Compression::None => {
             let mut w = buffered;
             write_lines(&mut w, &lines).and_then(|_| w.flush())
@@ -204,16 +222,64 @@ fn write_lines(out: &mut impl Write, lines: &[String]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Reads a whole (possibly gzipped) text file: for tests and examples.
+/// Reads a whole text file, decompressed as its extension says (`.gz`,
+/// `.zst`): for tests and examples.
 pub fn read_to_string(path: &Path) -> std::io::Result<String> {
+    let name = path.to_string_lossy();
+    let compression = Compression::of(&name).map_err(std::io::Error::other)?;
+    let file = BufReader::new(File::open(path)?);
+    let mut reader: Box<dyn Read> = match compression {
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
+        Compression::Zstd => Box::new(ZstdFrames::new(file)),
+        Compression::None => Box::new(file),
+    };
     let mut text = String::new();
-    let file = File::open(path)?;
-    if path.to_string_lossy().ends_with(".gz") {
-        flate2::read::MultiGzDecoder::new(file).read_to_string(&mut text)?;
-    } else {
-        BufReader::new(file).read_to_string(&mut text)?;
-    }
+    reader.read_to_string(&mut text)?;
     Ok(text)
+}
+
+/// Decodes every frame of a zstd stream in turn (the `zstd` tool writes
+/// several when its input was several; `ruzstd`'s decoder reads one).
+struct ZstdFrames<R: BufRead> {
+    /// The current frame's decoder; `None` at the end, or before the first
+    /// frame.
+    frame: Option<ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>>,
+    /// The source while no frame is open.
+    source: Option<R>,
+}
+
+impl<R: BufRead> ZstdFrames<R> {
+    fn new(source: R) -> Self {
+        ZstdFrames {
+            frame: None,
+            source: Some(source),
+        }
+    }
+}
+
+impl<R: BufRead> Read for ZstdFrames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if let Some(frame) = self.frame.as_mut() {
+                let n = frame.read(buf)?;
+                if n > 0 || buf.is_empty() {
+                    return Ok(n);
+                }
+                if let Some(done) = self.frame.take() {
+                    self.source = Some(done.into_inner());
+                }
+            }
+            let Some(mut source) = self.source.take() else {
+                return Ok(0);
+            };
+            if source.fill_buf()?.is_empty() {
+                return Ok(0);
+            }
+            let frame = ruzstd::decoding::StreamingDecoder::new(source)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+            self.frame = Some(frame);
+        }
+    }
 }
 
 #[cfg(test)]
