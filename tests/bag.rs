@@ -432,3 +432,62 @@ fn compressed_files_interoperate_with_the_gzip_and_zstd_tools() -> anyhow::Resul
     }
     Ok(())
 }
+
+/// Size of the on-disk input of the streaming test: several times what
+/// each worker may peak at.
+const STREAM_INPUT: usize = 96 << 20;
+/// Block size of that test's partitions.
+const STREAM_BLOCK: u64 = 2 << 20;
+
+#[test]
+fn a_bag_several_times_the_workers_peak_memory_streams_through_in_blocks() -> anyhow::Result<()> {
+    let dir = TempDir::new("bag-stream");
+    let path = dir.0.join("big.json");
+    let mut names: BTreeMap<String, u64> = BTreeMap::new();
+    {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        let (mut written, mut i) = (0usize, 0u64);
+        while written < STREAM_INPUT {
+            let name = format!("name{}", (i * 7919) % 23);
+            let line = format!(
+                "{{\"name\":\"{name}\",\"i\":{i},\"pad\":\"{}\"}}\n",
+                "p".repeat((i % 50) as usize)
+            );
+            out.write_all(line.as_bytes())?;
+            written += line.len();
+            *names.entry(name).or_default() += 1;
+            i += 1;
+        }
+    }
+    let (_s, addr) = scheduler();
+    let (w1, _) = worker_with(&addr, "w1", &["--nthreads", "1"]);
+    let (w2, _) = worker_with(&addr, "w2", &["--nthreads", "1"]);
+    let client = Client::connect(&addr)?;
+    wait_for_workers(&client, 2);
+    let b = bag::read_text_blocks(&path.to_string_lossy(), STREAM_BLOCK)?;
+    let size = std::fs::metadata(&path)?.len();
+    assert_eq!(b.npartitions() as u64, size.div_ceil(STREAM_BLOCK));
+    let got: BTreeMap<String, u64> = b
+        .map(bag::json_loads)
+        .pluck::<String>("name")
+        .frequencies()
+        .compute(&client)?
+        .into_iter()
+        .collect();
+    assert_eq!(got, names);
+    for w in [&w1, &w2] {
+        let peak = proc_memory(w.pid(), "VmHWM");
+        eprintln!(
+            "worker {} peak RSS {} MiB for {} MiB of input",
+            w.pid(),
+            peak >> 20,
+            STREAM_INPUT >> 20
+        );
+        assert!(
+            peak < STREAM_INPUT as u64 / 2,
+            "a worker peaked at {peak} bytes for {STREAM_INPUT} bytes of input"
+        );
+    }
+    Ok(())
+}
