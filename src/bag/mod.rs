@@ -16,11 +16,11 @@
 //!
 //! **Element functions.** Closures cannot cross processes, so `map`,
 //! `filter`, `flat_map`, `foldby`… take `#[rdask::task]` functions. The
-//! user writes the element function only: a built-in *partition runner*
-//! (`rdask::bag::map`, `…::filter`, …, see `runners`) takes the element
-//! function's registered name and a partition, splits the partition's
-//! msgpack array into element byte slices and calls the function's
-//! `call_encoded` on each. So any registered function works on any worker
+//! user writes the element function only: the built-in partition runner
+//! `rdask::bag::pipeline` (see `pipeline`) takes the registered names of a
+//! chain of element operations and a partition, splits the partition's
+//! msgpack array into element byte slices and passes each through the
+//! functions' `call_encoded`, one element at a time. So any registered function works on any worker
 //! without generic code on the worker side, while on the client
 //! `Bag<T>::map<F: Task<Args = (T,)>>` returns `Bag<F::Output>`: the
 //! compiler checks the element types through the chain.
@@ -36,11 +36,12 @@
 //!
 //! # Layout
 //! `mod.rs` (the `Bag` type, sources, element-wise operations, compute),
-//! `reduce` (reductions and the combining tree), `runners` (the worker side
-//! of every operation), `text` (`read_text` / `to_textfiles`, compression),
+//! `reduce` (reductions and the combining tree), `pipeline` (element-wise
+//! operations, both sides), `runners` (the worker side of the others), `text` (`read_text` / `to_textfiles`, compression),
 //! `msgpack` (splitting, comparing and reading fields of untyped msgpack).
 
 mod msgpack;
+mod pipeline;
 mod reduce;
 mod runners;
 mod text;
@@ -60,6 +61,7 @@ use crate::delayed::graph::DArg;
 use crate::delayed::{compute_each, compute_each_local, raw_call, ComputeOptions, Delayed};
 use crate::task::{encode_value, Task};
 use crate::wire::messages::Arg;
+use pipeline::{Op, PIPELINE};
 
 /// A lazy collection of `T`s in partitions (Dask's `Bag`).
 pub struct Bag<T> {
@@ -216,17 +218,16 @@ impl<T> Bag<T> {
         self
     }
 
-    fn each<U>(&self, runner: &'static str, param: &Result<DArg, Error>) -> Bag<U> {
+    /// Adds an element operation to each partition's pipeline (a new
+    /// pipeline over a partition that is not one).
+    fn then<U>(&self, op: Op) -> Bag<U> {
         let parts = self
             .parts
             .iter()
             .map(|p| {
-                let param = match param {
-                    Ok(DArg::Wire(a)) => Ok(DArg::Wire(a.clone())),
-                    Ok(_) => Err(Error::Encode("a bag parameter must be a value".into())),
-                    Err(e) => Err(Error::Encode(e.to_string())),
-                };
-                raw_call(runner, param.map(|a| vec![a, DArg::Node(p.node.clone())]))
+                let (mut ops, source) = pipeline::parts_of(&p.node).unwrap_or_else(|| (Vec::new(), p.node.clone()));
+                ops.push(op.clone());
+                raw_call(PIPELINE, value(&ops).map(|a| vec![a, DArg::Node(source)]))
             })
             .collect();
         Bag {
@@ -238,18 +239,18 @@ impl<T> Bag<T> {
 
     /// `f` of each element (Dask's `map`).
     pub fn map<F: Task<Args = (T,)>>(&self, _f: F) -> Bag<F::Output> {
-        self.each("rdask::bag::map", &value(F::NAME))
+        self.then(Op::Map(F::NAME.to_string()))
     }
 
     /// The elements for which `f` is true (Dask's `filter`).
     pub fn filter<F: Task<Args = (T,), Output = bool>>(&self, _f: F) -> Bag<T> {
-        self.each("rdask::bag::filter", &value(F::NAME))
+        self.then(Op::Filter(F::NAME.to_string()))
     }
 
     /// The elements of the lists `f` returns for each element (Dask's
     /// `map(f).flatten()`).
     pub fn flat_map<U, F: Task<Args = (T,), Output = Vec<U>>>(&self, _f: F) -> Bag<U> {
-        self.each("rdask::bag::flat_map", &value(F::NAME))
+        self.then(Op::FlatMap(F::NAME.to_string()))
     }
 
     /// `f` of each whole partition (Dask's `map_partitions`).
@@ -266,8 +267,7 @@ impl<T> Bag<T> {
     /// compiler can follow, so a wrong `U` fails when the values are
     /// decoded, and an element without the field fails its task.
     pub fn pluck<U>(&self, field: impl Into<Field>) -> Bag<U> {
-        let field = field.into();
-        self.each("rdask::bag::pluck", &Ok(DArg::Wire(Arg::Value(field.encoded()))))
+        self.then(Op::Pluck(serde_bytes::ByteBuf::from(field.into().encoded())))
     }
 
     /// The first `n` elements of the first partition (Dask's `take(n)`,

@@ -106,8 +106,9 @@ pub(crate) fn value_end(buf: &[u8], mut pos: usize) -> Result<usize, String> {
     Ok(pos)
 }
 
-/// The element slices of a msgpack array that fills `buf`.
-pub(crate) fn elements(buf: &[u8]) -> Result<Vec<&[u8]>, String> {
+/// The length of the msgpack array that starts `buf`, and where its first
+/// element starts.
+pub(crate) fn array_start(buf: &[u8]) -> Result<(usize, usize), String> {
     let mut pos = 0;
     let n = match marker(buf, &mut pos)? {
         Marker::FixArray(n) => n as usize,
@@ -115,6 +116,12 @@ pub(crate) fn elements(buf: &[u8]) -> Result<Vec<&[u8]>, String> {
         Marker::Array32 => len(buf, &mut pos, 4)?,
         other => return Err(format!("expected a msgpack array (a partition), found {other:?}")),
     };
+    Ok((n, pos))
+}
+
+/// The element slices of a msgpack array that fills `buf`.
+pub(crate) fn elements(buf: &[u8]) -> Result<Vec<&[u8]>, String> {
+    let (n, mut pos) = array_start(buf)?;
     // Each element takes at least a byte, so a corrupt count cannot
     // allocate more than the buffer's size.
     let mut out = Vec::with_capacity(n.min(buf.len()));
@@ -127,6 +134,19 @@ pub(crate) fn elements(buf: &[u8]) -> Result<Vec<&[u8]>, String> {
         return Err(format!("{} bytes after the end of a partition", buf.len() - pos));
     }
     Ok(out)
+}
+
+/// Room for an array header written once the count is known
+/// ([`finish_array`]): a partition is built in place, never copied.
+pub(crate) fn start_array() -> Vec<u8> {
+    vec![0xdd, 0, 0, 0, 0]
+}
+
+/// Writes the header of an array begun with [`start_array`] (always the
+/// 32-bit form: valid msgpack, if not the shortest, for any count).
+pub(crate) fn finish_array(mut buf: Vec<u8>, count: u32) -> Vec<u8> {
+    buf[1..5].copy_from_slice(&count.to_be_bytes());
+    buf
 }
 
 /// A msgpack array of already-encoded elements.

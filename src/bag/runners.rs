@@ -3,7 +3,8 @@
 //! parameters (an element function's registered name, a key, a count) and
 //! then a partition (a msgpack array), splits it into element byte slices
 //! (`msgpack::elements`), calls the named function's `call_encoded` on each
-//! and joins the results. So any registered function works on any worker
+//! and joins the results (the element-wise operations are one runner,
+//! `pipeline`, in their own file). So any registered function works on any worker
 //! without the worker knowing the element type; the client's `Bag<T>`
 //! checks the types when the graph is built.
 //!
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use super::msgpack::{self, array, array_owned, compare, elements, Val};
+use super::pipeline::pipeline;
 use super::text::{read_text, to_textfile};
 use crate::registry::Registry;
 use crate::task::{TaskEntry, TaskFn};
@@ -80,7 +82,7 @@ fn flatten<'a>(list: &'a [u8], runner: &str) -> Result<Vec<&'a [u8]>, TaskFailur
     Ok(all)
 }
 
-fn key_of<'a>(spec: &KeySpec, elem: &'a [u8]) -> Result<Cow<'a, [u8]>, TaskFailure> {
+pub(crate) fn key_of<'a>(spec: &KeySpec, elem: &'a [u8]) -> Result<Cow<'a, [u8]>, TaskFailure> {
     match spec {
         KeySpec::Item => Ok(Cow::Borrowed(elem)),
         KeySpec::Function(name) => function(name)?(&[elem]).map(Cow::Owned),
@@ -103,10 +105,7 @@ macro_rules! entries {
 
 entries! {
     "rdask::bag::from_values" => from_values,
-    "rdask::bag::map" => map,
-    "rdask::bag::filter" => filter,
-    "rdask::bag::flat_map" => flat_map,
-    "rdask::bag::pluck" => pluck,
+    "rdask::bag::pipeline" => pipeline,
     "rdask::bag::take" => take,
     "rdask::bag::concat" => concat,
     "rdask::bag::count" => count,
@@ -136,58 +135,6 @@ fn from_values(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
     let part = arg(args, 0, "from_values")?;
     items(part, "from_values")?;
     Ok(part.to_vec())
-}
-
-/// `(function, partition)`: the function of each element.
-fn map(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
-    let f = function(&decode::<String>(arg(args, 0, "map")?, "map's function")?)?;
-    let out = items(arg(args, 1, "map")?, "map")?
-        .into_iter()
-        .map(|e| f(&[e]))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(array_owned(&out))
-}
-
-/// `(predicate, partition)`: the elements for which it returns true.
-fn filter(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
-    let name: String = decode(arg(args, 0, "filter")?, "filter's predicate")?;
-    let f = function(&name)?;
-    let mut kept = Vec::new();
-    for e in items(arg(args, 1, "filter")?, "filter")? {
-        match &f(&[e])?[..] {
-            [0xc3] => kept.push(e),
-            [0xc2] => {}
-            other => return Err(bad(format!("filter's predicate {name} returned {other:?}, not a bool"))),
-        }
-    }
-    Ok(array(kept.into_iter()))
-}
-
-/// `(function, partition)`: the elements of the sequences it returns.
-fn flat_map(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
-    let name: String = decode(arg(args, 0, "flat_map")?, "flat_map's function")?;
-    let f = function(&name)?;
-    let mut outs = Vec::new();
-    for e in items(arg(args, 1, "flat_map")?, "flat_map")? {
-        outs.push(f(&[e])?);
-    }
-    let mut all = Vec::new();
-    for o in &outs {
-        all.extend(items(o, &name)?);
-    }
-    Ok(array(all.into_iter()))
-}
-
-/// `(field, partition)`: the field of each element (an error names an
-/// element that lacks it, as Dask's `KeyError`).
-fn pluck(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
-    let spec = KeySpec::Field(ByteBuf::from(arg(args, 0, "pluck")?.to_vec()));
-    let part = items(arg(args, 1, "pluck")?, "pluck")?;
-    let out = part
-        .into_iter()
-        .map(|e| key_of(&spec, e))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(array(out.iter().map(|c| &c[..])))
 }
 
 /// `(n, partition)`: its first `n` elements.

@@ -15,6 +15,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
+use super::msgpack::{finish_array, start_array};
 use super::runners::{arg, bad, decode, failed, items};
 use crate::client::Error;
 use crate::wire::messages::TaskFailure;
@@ -102,8 +103,9 @@ fn io_failure(path: &str, e: std::io::Error) -> TaskFailure {
     failed(format!("{path}: {e}"))
 }
 
-/// The lines (without `\n` or `\r\n`) of a block.
-fn lines_of(path: &str, start: u64, end: Option<u64>) -> Result<Vec<String>, TaskFailure> {
+/// The lines (without `\n` or `\r\n`) of a block, as a msgpack array of
+/// strings, encoded as they are read (no `String` per line).
+fn lines_of(path: &str, start: u64, end: Option<u64>) -> Result<Vec<u8>, TaskFailure> {
     let mut file = File::open(path).map_err(|e| io_failure(path, e))?;
     let compression = Compression::of(path).map_err(failed)?;
     let mut pos = start;
@@ -129,7 +131,8 @@ fn lines_of(path: &str, start: u64, end: Option<u64>) -> Result<Vec<String>, Tas
             Box::new(r)
         }
     };
-    let mut lines = Vec::new();
+    let mut body = start_array();
+    let mut count: u32 = 0;
     let mut buf = Vec::new();
     while end.is_none_or(|e| pos < e) {
         buf.clear();
@@ -144,11 +147,15 @@ fn lines_of(path: &str, start: u64, end: Option<u64>) -> Result<Vec<String>, Tas
                 buf.pop();
             }
         }
-        let line = String::from_utf8(std::mem::take(&mut buf))
-            .map_err(|_| failed(format!("{path}: line {} is not UTF-8", lines.len() + 1)))?;
-        lines.push(line);
+        let line = std::str::from_utf8(&buf)
+            .map_err(|_| failed(format!("{path}: line {} of the block is not UTF-8", count + 1)))?;
+        // Writing to a Vec cannot fail.
+        let _ = rmp::encode::write_str(&mut body, line);
+        count = count
+            .checked_add(1)
+            .ok_or_else(|| failed(format!("{path}: more than {} lines in one block", u32::MAX)))?;
     }
-    Ok(lines)
+    Ok(finish_array(body, count))
 }
 
 /// `(path, start, end or nil)`: the lines of a block, as a partition of
@@ -157,8 +164,7 @@ pub(crate) fn read_text(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
     let path: String = decode(arg(args, 0, "read_text")?, "read_text's path")?;
     let start: u64 = decode(arg(args, 1, "read_text")?, "read_text's start")?;
     let end: Option<u64> = decode(arg(args, 2, "read_text")?, "read_text's end")?;
-    let lines = lines_of(&path, start, end)?;
-    rmp_serde::to_vec_named(&lines).map_err(|e| failed(format!("{path}: {e}")))
+    lines_of(&path, start, end)
 }
 
 /// The path of partition `i` of `to_textfiles(pattern)`: its `*` replaced
@@ -298,7 +304,8 @@ mod tests {
             let blocks = plan_blocks(path.to_str().unwrap(), Some(bs)).unwrap();
             let mut got = Vec::new();
             for b in &blocks {
-                got.extend(lines_of(&b.path, b.start, b.end).unwrap());
+                let part: Vec<String> = crate::task::decode_value(&lines_of(&b.path, b.start, b.end).unwrap()).unwrap();
+                got.extend(part);
             }
             assert_eq!(got, want, "block size {bs}");
         }
