@@ -138,6 +138,10 @@ pub(crate) fn value<V: Serialize + ?Sized>(v: &V) -> Result<DArg, Error> {
         .map_err(|e| Error::Encode(e.to_string()))
 }
 
+/// The bags' `#[task]` built-ins, registered explicitly as `builtins`'
+/// are (the linker may drop an rlib's `inventory` entries).
+pub(crate) const TASKS: &[crate::task::TaskEntry] = &[crate::task::TaskEntry::of::<json_loads>()];
+
 /// Parses a line of JSON (Dask's `json.loads` in `b.map(json.loads)`).
 #[task(crate = "crate")]
 pub fn json_loads(line: String) -> Result<serde_json::Value, String> {

@@ -290,6 +290,21 @@ pub(crate) fn compare(a: &Val<'_>, b: &Val<'_>) -> Ordering {
     }
 }
 
+/// A short readable form of a value, for error messages.
+pub(crate) fn describe(v: &Val<'_>) -> String {
+    match v {
+        Val::Nil => "nil".into(),
+        Val::Bool(b) => b.to_string(),
+        Val::Int(i) => i.to_string(),
+        Val::Float(f) => f.to_string(),
+        Val::Str(s) => format!("{:?}", String::from_utf8_lossy(s)),
+        Val::Bin(b) => format!("<{} bytes>", b.len()),
+        Val::Array(items) => format!("<array of {}>", items.len()),
+        Val::Map(entries) => format!("<map of {}>", entries.len()),
+        Val::Ext(t, b) => format!("<extension {t} of {} bytes>", b.len()),
+    }
+}
+
 /// The field `key` of a value: a map entry whose key equals `key` (a
 /// struct's field by name, a JSON object's member), or for an integer key
 /// the element at that index of an array (a tuple's or `Vec`'s). `None`

@@ -89,9 +89,13 @@ pub(crate) fn key_of<'a>(spec: &KeySpec, elem: &'a [u8]) -> Result<Cow<'a, [u8]>
         KeySpec::Field(key) => {
             let v = msgpack::read(elem).map_err(bad)?;
             let k = msgpack::read(key).map_err(bad)?;
-            msgpack::field(&v, elem, &k)
-                .map(Cow::Borrowed)
-                .ok_or_else(|| failed(format!("an element has no field {k:?}")))
+            msgpack::field(&v, elem, &k).map(Cow::Borrowed).ok_or_else(|| {
+                failed(format!(
+                    "an element ({}) has no field {}",
+                    msgpack::describe(&v),
+                    msgpack::describe(&k)
+                ))
+            })
         }
     }
 }
