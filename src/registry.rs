@@ -121,7 +121,11 @@ mod tests {
         assert!(names.contains(&"rdask::builtins::shell".to_string()));
         assert!(names.windows(2).all(|w| w[0] < w[1]), "sorted");
         assert!(Registry::global().get("rdask::builtins::add").is_some());
-        for bag in ["rdask::bag::pipeline", "rdask::bag::frequencies", "rdask::bag::json_loads"] {
+        for bag in [
+            "rdask::bag::pipeline",
+            "rdask::bag::frequencies",
+            "rdask::bag::json_loads",
+        ] {
             assert!(names.iter().any(|n| n == bag), "{bag} missing");
         }
     }

@@ -127,7 +127,9 @@ proptest! {
         prop_assert_eq!(local(&b)?, xs.clone());
         prop_assert_eq!(local(&b.map(double))?, xs.iter().map(|x| x * 2).collect::<Vec<_>>());
         prop_assert_eq!(local(&b.filter(is_even))?, xs.iter().copied().filter(|x| x % 2 == 0).collect::<Vec<_>>());
+        prop_assert_eq!(local(&b.remove(is_even))?, xs.iter().copied().filter(|x| x % 2 != 0).collect::<Vec<_>>());
         prop_assert_eq!(local(&b.flat_map(repeat))?, xs.iter().flat_map(|&x| repeat(x)).collect::<Vec<_>>());
+        prop_assert_eq!(local(&b.map(repeat).flatten())?, xs.iter().flat_map(|&x| repeat(x)).collect::<Vec<_>>());
         // A chain: fused into one task per partition, same values.
         let chain = b.map(double).filter(is_even).map(neg);
         prop_assert_eq!(local(&chain)?, xs.iter().map(|x| -(x * 2)).collect::<Vec<_>>());

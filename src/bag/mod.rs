@@ -251,6 +251,11 @@ impl<T> Bag<T> {
         self.then(Op::Filter(F::NAME.to_string()))
     }
 
+    /// The elements for which `f` is false (Dask's `remove`).
+    pub fn remove<F: Task<Args = (T,), Output = bool>>(&self, _f: F) -> Bag<T> {
+        self.then(Op::Remove(F::NAME.to_string()))
+    }
+
     /// The elements of the lists `f` returns for each element (Dask's
     /// `map(f).flatten()`).
     pub fn flat_map<U, F: Task<Args = (T,), Output = Vec<U>>>(&self, _f: F) -> Bag<U> {
@@ -300,6 +305,13 @@ impl<T> Bag<T> {
     pub fn concat(&self) -> Delayed<Vec<T>> {
         let all = self.parts.iter().map(|p| p.node.clone()).collect();
         raw_call("rdask::bag::concat", Ok(vec![DArg::Nodes(all)]))
+    }
+}
+
+impl<U> Bag<Vec<U>> {
+    /// The elements of its lists, in order (Dask's `flatten`).
+    pub fn flatten(&self) -> Bag<U> {
+        self.then(Op::Flatten)
     }
 }
 

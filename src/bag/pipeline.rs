@@ -1,4 +1,5 @@
-//! Element-wise operations of bags (`map`, `filter`, `flat_map`, `pluck`)
+//! Element-wise operations of bags (`map`, `filter`, `remove`, `flat_map`,
+//! `flatten`, `pluck`)
 //! chained into one call per partition: the built-in
 //! `rdask::bag::pipeline` takes the list of operations and a partition and
 //! passes each element through all of them before the next element, so a
@@ -31,6 +32,10 @@ pub(crate) enum Op {
     FlatMap(String),
     /// The element's field (msgpack of a name or an index).
     Pluck(ByteBuf),
+    /// The element if the registered predicate returns `false`.
+    Remove(String),
+    /// The elements of the element (an array).
+    Flatten,
 }
 
 /// The operations and source partition of a pipeline call, so that one
@@ -51,6 +56,17 @@ enum Step<'a> {
     Filter(TaskFn, &'a str),
     FlatMap(TaskFn, &'a str),
     Pluck(KeySpec),
+    Remove(TaskFn, &'a str),
+    Flatten,
+}
+
+/// Whether predicate `name` says `true` of `e`.
+fn holds(f: TaskFn, name: &str, e: &[u8]) -> Result<bool, TaskFailure> {
+    match &f(&[e])?[..] {
+        [0xc3] => Ok(true),
+        [0xc2] => Ok(false),
+        other => Err(bad(format!("the predicate {name} returned {other:?}, not a bool"))),
+    }
 }
 
 /// Passes `e` through `steps`, appending what comes out to `out`.
@@ -62,11 +78,15 @@ fn run(steps: &[Step<'_>], e: &[u8], out: &mut Vec<u8>, count: &mut u64) -> Resu
     };
     match step {
         Step::Map(f) => run(rest, &f(&[e])?, out, count),
-        Step::Filter(f, name) => match &f(&[e])?[..] {
-            [0xc3] => run(rest, e, out, count),
-            [0xc2] => Ok(()),
-            other => Err(bad(format!("filter's predicate {name} returned {other:?}, not a bool"))),
-        },
+        Step::Filter(f, name) if holds(*f, name, e)? => run(rest, e, out, count),
+        Step::Remove(f, name) if !holds(*f, name, e)? => run(rest, e, out, count),
+        Step::Filter(..) | Step::Remove(..) => Ok(()),
+        Step::Flatten => {
+            for sub in items(e, "flatten")? {
+                run(rest, sub, out, count)?;
+            }
+            Ok(())
+        }
         Step::FlatMap(f, name) => {
             let produced = f(&[e])?;
             for sub in items(&produced, name)? {
@@ -91,6 +111,8 @@ pub(crate) fn pipeline(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
                 Op::Filter(n) => Step::Filter(function(n)?, n),
                 Op::FlatMap(n) => Step::FlatMap(function(n)?, n),
                 Op::Pluck(k) => Step::Pluck(KeySpec::Field(k.clone())),
+                Op::Remove(n) => Step::Remove(function(n)?, n),
+                Op::Flatten => Step::Flatten,
             })
         })
         .collect::<Result<Vec<_>, TaskFailure>>()?;
@@ -107,4 +129,28 @@ pub(crate) fn pipeline(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
     }
     let count = u32::try_from(count).map_err(|_| bad(format!("pipeline: {count} elements in one partition")))?;
     Ok(finish_array(body, count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::encode_value;
+
+    /// The operations' wire form as `docs/protocol.md` states it.
+    #[test]
+    fn operations_encode_as_the_protocol_documents() {
+        let ops = vec![
+            Op::Map("m".into()),
+            Op::Flatten,
+            Op::Pluck(ByteBuf::from(vec![0xa1, b'x'])),
+        ];
+        let expected = {
+            let mut b = vec![0x93, 0x81, 0xa3, b'M', b'a', b'p', 0xa1, b'm'];
+            b.extend([0xa7, b'F', b'l', b'a', b't', b't', b'e', b'n']);
+            b.extend([0x81, 0xa5, b'P', b'l', b'u', b'c', b'k', 0xc4, 2, 0xa1, b'x']);
+            b
+        };
+        assert_eq!(encode_value(&ops).unwrap(), expected);
+        assert_eq!(encode_value(&KeySpec::Item).unwrap(), [0xa4, b'I', b't', b'e', b'm']);
+    }
 }
