@@ -186,11 +186,22 @@ proptest! {
         if xs.is_empty() {
             prop_assert!(one(&b.max()).is_err());
             prop_assert!(one(&b.mean()).is_err());
+            prop_assert!(one(&b.var(0)).is_err());
         } else {
             prop_assert_eq!(one(&b.max())?, *xs.iter().max().unwrap());
             prop_assert_eq!(one(&b.min())?, *xs.iter().min().unwrap());
             let mean = xs.iter().sum::<i64>() as f64 / xs.len() as f64;
             prop_assert!((one(&b.mean())? - mean).abs() < 1e-9);
+            let squares: f64 = xs.iter().map(|&x| (x as f64 - mean).powi(2)).sum();
+            let var0 = squares / xs.len() as f64;
+            prop_assert!((one(&b.var(0))? - var0).abs() < 1e-9 * (1.0 + var0));
+            prop_assert!((one(&b.std(0))? - var0.sqrt()).abs() < 1e-9 * (1.0 + var0));
+            if xs.len() > 1 {
+                let var1 = squares / (xs.len() - 1) as f64;
+                prop_assert!((one(&b.var(1))? - var1).abs() < 1e-9 * (1.0 + var1));
+            } else {
+                prop_assert!(one(&b.var(1)).is_err());
+            }
         }
     }
 

@@ -52,7 +52,7 @@ use rdask_macros::task;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use reduce::{Numeric, DEFAULT_SPLIT_EVERY};
+pub use reduce::{sqrt, Numeric, DEFAULT_SPLIT_EVERY};
 pub(crate) use runners::RUNNERS;
 pub use text::read_to_string;
 
@@ -140,7 +140,10 @@ pub(crate) fn value<V: Serialize + ?Sized>(v: &V) -> Result<DArg, Error> {
 
 /// The bags' `#[task]` built-ins, registered explicitly as `builtins`'
 /// are (the linker may drop an rlib's `inventory` entries).
-pub(crate) const TASKS: &[crate::task::TaskEntry] = &[crate::task::TaskEntry::of::<json_loads>()];
+pub(crate) const TASKS: &[crate::task::TaskEntry] = &[
+    crate::task::TaskEntry::of::<json_loads>(),
+    crate::task::TaskEntry::of::<reduce::sqrt>(),
+];
 
 /// Parses a line of JSON (Dask's `json.loads` in `b.map(json.loads)`).
 #[task(crate = "crate")]

@@ -18,7 +18,13 @@ use crate::task::Task;
 /// [`Bag::split_every`] says otherwise (Dask's default for bags is 8).
 pub const DEFAULT_SPLIT_EVERY: usize = 8;
 
-/// Element types that `sum` and `mean` accept: the primitive numbers.
+/// The square root (the last step of `std`).
+#[rdask_macros::task(crate = "crate")]
+pub fn sqrt(x: f64) -> f64 {
+    x.sqrt()
+}
+
+/// Element types that `sum`, `mean`, `var` and `std` accept: the primitive numbers.
 pub trait Numeric: Serialize {}
 macro_rules! numeric {
     ($($t:ty),+) => { $(impl Numeric for $t {})+ };
@@ -194,19 +200,45 @@ impl<T> Bag<T> {
         self.reduce("rdask::bag::sum", "rdask::bag::sum", Ok(vec![]), Ok(vec![]))
     }
 
+    fn moments(&self) -> Delayed<(u64, f64, f64)> {
+        self.reduce(
+            "rdask::bag::moments",
+            "rdask::bag::moments_combine",
+            Ok(vec![]),
+            Ok(vec![]),
+        )
+    }
+
     /// The arithmetic mean (Dask's `mean`); computing it fails for an empty
     /// bag.
     pub fn mean(&self) -> Delayed<f64>
     where
         T: Numeric,
     {
-        let total: Delayed<(f64, u64)> = self.reduce(
-            "rdask::bag::sum_count",
-            "rdask::bag::sum_count_combine",
-            Ok(vec![]),
-            Ok(vec![]),
-        );
-        raw_call("rdask::bag::mean_finish", Ok(vec![DArg::Node(total.node.clone())]))
+        raw_call("rdask::bag::mean_finish", Ok(vec![DArg::Node(self.moments().node)]))
+    }
+
+    /// The variance with `ddof` degrees of freedom subtracted (Dask's
+    /// `var(ddof)`); computing it fails unless the bag has more than `ddof`
+    /// elements.
+    pub fn var(&self, ddof: u64) -> Delayed<f64>
+    where
+        T: Numeric,
+    {
+        let m = self.moments();
+        raw_call(
+            "rdask::bag::var_finish",
+            value(&ddof).map(|a| vec![a, DArg::Node(m.node)]),
+        )
+    }
+
+    /// The standard deviation (Dask's `std(ddof)`): the square root of
+    /// [`var`](Self::var).
+    pub fn std(&self, ddof: u64) -> Delayed<f64>
+    where
+        T: Numeric,
+    {
+        crate::delayed::delayed(sqrt, (self.var(ddof),))
     }
 
     /// Folds each partition with `binop` from `initial`, then the partials

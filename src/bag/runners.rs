@@ -114,9 +114,10 @@ entries! {
     "rdask::bag::concat" => concat,
     "rdask::bag::count" => count,
     "rdask::bag::sum" => sum,
-    "rdask::bag::sum_count" => sum_count,
-    "rdask::bag::sum_count_combine" => sum_count_combine,
+    "rdask::bag::moments" => moments,
+    "rdask::bag::moments_combine" => moments_combine,
     "rdask::bag::mean_finish" => mean_finish,
+    "rdask::bag::var_finish" => var_finish,
     "rdask::bag::topk" => topk,
     "rdask::bag::topk_combine" => topk_combine,
     "rdask::bag::only" => only,
@@ -200,32 +201,62 @@ fn sum(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
     }
 }
 
-fn as_f64(t: Total) -> f64 {
-    match t {
-        Total::Int(i) => i as f64,
-        Total::Float(f) => f,
+/// Count, mean and sum of squared deviations of some numbers: the
+/// partial of `mean`, `var` and `std`, merged pairwise (Chan et al.), so the
+/// tree does not lose precision as a plain sum of squares would.
+type Moments = (u64, f64, f64);
+
+fn merge((na, ma, qa): Moments, (nb, mb, qb): Moments) -> Moments {
+    if na == 0 {
+        return (nb, mb, qb);
     }
+    if nb == 0 {
+        return (na, ma, qa);
+    }
+    let n = na + nb;
+    let delta = mb - ma;
+    let mean = ma + delta * nb as f64 / n as f64;
+    (n, mean, qa + qb + delta * delta * na as f64 * nb as f64 / n as f64)
 }
 
-/// `(partition)`: `(sum as f64, count)`, the partial of `mean`.
-fn sum_count(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
-    let part = items(arg(args, 0, "sum_count")?, "sum_count")?;
-    encode(&(as_f64(total(&part)?), part.len() as u64))
+/// `(partition of numbers)`: its moments (Welford's pass).
+fn moments(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
+    let mut m: Moments = (0, 0.0, 0.0);
+    for e in items(arg(args, 0, "moments")?, "moments")? {
+        let x = match msgpack::read(e).map_err(bad)? {
+            Val::Int(i) => i as f64,
+            Val::Float(f) => f,
+            other => return Err(bad(format!("moments of a non-number {other:?}"))),
+        };
+        m = merge(m, (1, x, 0.0));
+    }
+    encode(&m)
 }
 
-/// `(list of (sum, count))`: their total.
-fn sum_count_combine(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
-    let parts: Vec<(f64, u64)> = decode(arg(args, 0, "sum_count_combine")?, "mean's partials")?;
-    encode(&parts.iter().fold((0f64, 0u64), |(s, n), (a, b)| (s + a, n + b)))
+/// `(list of moments)`: their merge.
+fn moments_combine(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
+    let parts: Vec<Moments> = decode(arg(args, 0, "moments_combine")?, "the partials of mean/var")?;
+    encode(&parts.into_iter().fold((0, 0.0, 0.0), merge))
 }
 
-/// `((sum, count))`: the mean; an error for an empty bag.
+/// `(moments)`: the mean; an error for an empty bag.
 fn mean_finish(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
-    let (s, n): (f64, u64) = decode(arg(args, 0, "mean_finish")?, "mean's total")?;
+    let (n, mean, _): Moments = decode(arg(args, 0, "mean_finish")?, "mean's moments")?;
     if n == 0 {
         return Err(failed("mean of an empty bag"));
     }
-    encode(&(s / n as f64))
+    encode(&mean)
+}
+
+/// `(ddof, moments)`: the variance with `ddof` degrees of freedom
+/// subtracted; an error unless the bag has more than `ddof` elements.
+fn var_finish(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
+    let ddof: u64 = decode(arg(args, 0, "var_finish")?, "var's ddof")?;
+    let (n, _, m2): Moments = decode(arg(args, 1, "var_finish")?, "var's moments")?;
+    if n <= ddof {
+        return Err(failed(format!("var with ddof {ddof} of a bag of {n} elements")));
+    }
+    encode(&(m2 / (n - ddof) as f64))
 }
 
 /// The `k` largest (or smallest) elements by `spec`, largest first (or
