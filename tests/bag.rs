@@ -303,11 +303,28 @@ fn the_seeds_json_pipeline_runs_on_an_embedded_cluster() -> anyhow::Result<()> {
     let b = bag::read_text(&glob)?;
     assert_eq!(b.npartitions(), 3);
     assert_eq!(b.count().compute(&client)?, names.len() as u64);
+    // A changed file is a new key, read anew (the same file, the same key).
+    let plain = dir.0.join("plain.txt");
+    std::fs::write(&plain, "a\nb\n")?;
+    let before = bag::read_text(&plain.to_string_lossy())?.count();
+    assert_eq!(before.key(), bag::read_text(&plain.to_string_lossy())?.count().key());
+    assert_eq!(before.compute(&client)?, 2);
+    std::fs::write(&plain, "a\nb\nc\n")?;
+    let after = bag::read_text(&plain.to_string_lossy())?.count();
+    assert_ne!(after.key(), before.key());
+    assert_eq!(after.compute(&client)?, 3);
     // A graph of many partitions and a deep tree on the cluster.
     let xs: Vec<i64> = (0..1000).collect();
     let many = bag::from_sequence(xs.clone(), 50)?.split_every(3);
     assert_eq!(many.map(double).sum().compute(&client)?, 999_000);
     assert_eq!(many.map(to_line).compute(&client)?.len(), 1000);
+    // A bag of no partitions computes to nothing; its reductions to their
+    // empty values.
+    let empty: Bag<i64> = Bag::from_delayed(Vec::new());
+    assert_eq!(empty.map(double).compute(&client)?, Vec::<i64>::new());
+    assert_eq!(empty.count().compute(&client)?, 0);
+    assert_eq!(empty.frequencies().compute(&client)?, Vec::<(i64, u64)>::new());
+    assert!(empty.max().compute(&client).is_err());
     // A failing element function fails the compute with its message.
     let bad = bag::from_sequence(vec!["{".to_string()], 1)?.map(bag::json_loads);
     let err = bad.compute(&client).unwrap_err().to_string();

@@ -167,8 +167,10 @@ pub fn from_sequence<T: Serialize>(items: impl IntoIterator<Item = T>, npartitio
     Ok(Bag::from_delayed(parts))
 }
 
-/// A bag of the lines of the files `pattern` matches (a glob; `.gz` files
-/// decompressed), one partition per file, in path order. Lines lose their
+/// A bag of the lines of the files `pattern` matches (a glob; `.gz` and
+/// `.zst` files decompressed), one partition per file, in path order. A
+/// call's key includes each file's size and modification time, so a
+/// changed file is read anew. Lines lose their
 /// `\n` / `\r\n` (Dask keeps them; Rust has no `str.strip` to map).
 pub fn read_text(pattern: &str) -> Result<Bag<String>, Error> {
     read_text_blocks(pattern, 0)
@@ -184,7 +186,14 @@ pub fn read_text_blocks(pattern: &str, blocksize: u64) -> Result<Bag<String>, Er
         .map(|b| {
             raw_call(
                 "rdask::bag::read_text",
-                (|| Ok(vec![value(&b.path)?, value(&b.start)?, value(&b.end)?]))(),
+                (|| {
+                    Ok(vec![
+                        value(&b.path)?,
+                        value(&b.start)?,
+                        value(&b.end)?,
+                        value(&b.version)?,
+                    ])
+                })(),
             )
         })
         .collect();

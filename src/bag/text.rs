@@ -52,6 +52,10 @@ pub(crate) struct Block {
     pub(crate) path: String,
     pub(crate) start: u64,
     pub(crate) end: Option<u64>,
+    /// The file's size and modification time (ns since the epoch, 0 if
+    /// unknown): part of the call's arguments only so that its key changes
+    /// when the file does (Dask tokenizes files the same way).
+    pub(crate) version: (u64, u128),
 }
 
 /// The blocks of the files that `pattern` matches (sorted by path): one per
@@ -73,9 +77,14 @@ pub(crate) fn plan_blocks(pattern: &str, blocksize: Option<u64>) -> Result<Vec<B
     let mut blocks = Vec::new();
     for path in files {
         let compression = Compression::of(&path).map_err(Error::Input)?;
-        let size = std::fs::metadata(&path)
-            .map_err(|e| Error::Input(format!("{path}: {e}")))?
-            .len();
+        let meta = std::fs::metadata(&path).map_err(|e| Error::Input(format!("{path}: {e}")))?;
+        let size = meta.len();
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        let version = (size, modified);
         match blocksize.filter(|&b| b > 0 && compression == Compression::None && size > b) {
             Some(b) => {
                 let mut start = 0;
@@ -85,6 +94,7 @@ pub(crate) fn plan_blocks(pattern: &str, blocksize: Option<u64>) -> Result<Vec<B
                         path: path.clone(),
                         start,
                         end: Some(end),
+                        version,
                     });
                     start = end;
                 }
@@ -93,6 +103,7 @@ pub(crate) fn plan_blocks(pattern: &str, blocksize: Option<u64>) -> Result<Vec<B
                 path,
                 start: 0,
                 end: None,
+                version,
             }),
         }
     }
@@ -158,8 +169,8 @@ fn lines_of(path: &str, start: u64, end: Option<u64>) -> Result<Vec<u8>, TaskFai
     Ok(finish_array(body, count))
 }
 
-/// `(path, start, end or nil)`: the lines of a block, as a partition of
-/// strings.
+/// `(path, start, end or nil, version)`: the lines of a block, as a
+/// partition of strings (the version only keys the call).
 pub(crate) fn read_text(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
     let path: String = decode(arg(args, 0, "read_text")?, "read_text's path")?;
     let start: u64 = decode(arg(args, 1, "read_text")?, "read_text's start")?;

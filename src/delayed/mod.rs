@@ -131,6 +131,10 @@ pub(crate) fn compute_each<V: DeserializeOwned>(
     outputs: &[&Delayed<V>],
     opts: &ComputeOptions,
 ) -> Result<Vec<V>, Error> {
+    if outputs.is_empty() {
+        // Nothing to submit (a bag of no partitions).
+        return Ok(Vec::new());
+    }
     let nodes: Vec<&Arc<Node>> = outputs.iter().map(|d| &d.node).collect();
     let tasks = plan(&nodes, opts)?;
     let mut distinct: Vec<Key> = Vec::new();
