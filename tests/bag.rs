@@ -216,7 +216,17 @@ proptest! {
                 None => groups.push((k, vec![x])),
             }
         }
-        prop_assert_eq!(local(&b.groupby(mod3))?, groups.clone());
+        // A shuffle: each group whole in one partition, elements in input
+        // order; which partition holds it is a hash.
+        for k in [1, 2, np + 1] {
+            let shuffled = b.groupby_into(mod3, k);
+            prop_assert_eq!(shuffled.npartitions(), k);
+            let mut got = local(&shuffled)?;
+            got.sort_by_key(|(g, _)| *g);
+            let mut want = groups.clone();
+            want.sort_by_key(|(g, _)| *g);
+            prop_assert_eq!(got, want);
+        }
         let sums: Vec<(i64, i64)> = groups.iter().map(|(k, v)| (*k, v.iter().sum())).collect();
         prop_assert_eq!(local(&b.foldby(mod3, add_acc, 0i64, add2))?, sums);
         let people = b.map(person);
@@ -356,6 +366,23 @@ fn the_seeds_pipeline_runs_on_real_scheduler_and_worker_processes() -> anyhow::R
         .compute(&client)?;
     assert_eq!(written.len(), 3);
     assert_eq!(bag::read_text(&out)?.compute(&client)?, names);
+    // groupby shuffles between the two workers, with a built-in key.
+    let xs: Vec<i64> = (0..300).map(|i| (i * 7) % 11).collect();
+    let shuffled = bag::from_sequence(xs.clone(), 6)?.groupby_into(rdask::builtins::inc, 4);
+    let parts = shuffled
+        .to_delayed()
+        .iter()
+        .map(|d| d.compute(&client))
+        .collect::<Result<Vec<_>, _>>()?;
+    assert!(parts.iter().filter(|p| !p.is_empty()).count() > 1, "{parts:?}");
+    // 11 keys, each once over all partitions: no group is split.
+    assert_eq!(parts.iter().map(Vec::len).sum::<usize>(), 11, "{parts:?}");
+    let mut got: Vec<(i64, Vec<i64>)> = shuffled.compute(&client)?;
+    got.sort_by_key(|(k, _)| *k);
+    let want: Vec<(i64, Vec<i64>)> = (0..11)
+        .map(|g| (g + 1, xs.iter().copied().filter(|&x| x == g).collect()))
+        .collect();
+    assert_eq!(got, want);
     // An element function the workers lack: the error says so.
     let err = bag::from_sequence(vec![1i64], 1)?
         .map(double)

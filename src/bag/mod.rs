@@ -37,13 +37,15 @@
 //! # Layout
 //! `mod.rs` (the `Bag` type, sources, element-wise operations, compute),
 //! `reduce` (reductions and the combining tree), `pipeline` (element-wise
-//! operations, both sides), `runners` (the worker side of the others), `text` (`read_text` / `to_textfiles`, compression),
+//! operations, both sides), `shuffle` (`groupby`, both sides), `runners`
+//! (the worker side of the others), `text` (`read_text` / `to_textfiles`, compression),
 //! `msgpack` (splitting, comparing and reading fields of untyped msgpack).
 
 mod msgpack;
 mod pipeline;
 mod reduce;
 mod runners;
+mod shuffle;
 mod text;
 
 use std::marker::PhantomData;

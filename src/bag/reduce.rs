@@ -327,14 +327,4 @@ impl<T> Bag<T> {
         let f = KeySpec::Field(ByteBuf::from(field.into().encoded()));
         self.foldby_spec::<K, A, B, C>(f, initial)
     }
-
-    /// The elements grouped by `key(element)` (Dask's `groupby`), in order
-    /// of first occurrence. Unlike Dask's (a shuffle between workers), the
-    /// groups are gathered by the same tree as other reductions, so the
-    /// whole result must fit in one worker; prefer `foldby`.
-    pub fn groupby<K, F: Task<Args = (T,), Output = K>>(&self, _key: F) -> Bag<(K, Vec<T>)> {
-        let p = enc(&KeySpec::Function(F::NAME.to_string())).map(|b| vec![b]);
-        let d = self.reduce("rdask::bag::groupby", "rdask::bag::groupby_combine", p, Ok(vec![]));
-        self.one_partition(d)
-    }
 }

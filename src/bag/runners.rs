@@ -21,6 +21,7 @@ use serde_bytes::ByteBuf;
 
 use super::msgpack::{self, array, array_owned, compare, elements, Val};
 use super::pipeline::pipeline;
+use super::shuffle::{groupby, pick, split};
 use super::text::{read_text, to_textfile};
 use crate::registry::Registry;
 use crate::task::{TaskEntry, TaskFn};
@@ -129,8 +130,9 @@ entries! {
     "rdask::bag::fold_combine" => fold_combine,
     "rdask::bag::foldby" => foldby,
     "rdask::bag::foldby_combine" => foldby_combine,
+    "rdask::bag::split" => split,
+    "rdask::bag::pick" => pick,
     "rdask::bag::groupby" => groupby,
-    "rdask::bag::groupby_combine" => groupby_combine,
     "rdask::bag::read_text" => read_text,
     "rdask::bag::to_textfile" => to_textfile,
 }
@@ -309,7 +311,7 @@ fn tally<'a>(into: &mut IndexMap<&'a [u8], u64>, pairs: impl Iterator<Item = (&'
     }
 }
 
-fn pairs_out<V: AsRef<[u8]>>(m: impl ExactSizeIterator<Item = (V, Vec<u8>)>) -> Vec<u8> {
+pub(crate) fn pairs_out<V: AsRef<[u8]>>(m: impl ExactSizeIterator<Item = (V, Vec<u8>)>) -> Vec<u8> {
     let pairs: Vec<Vec<u8>> = m
         .map(|(k, v)| {
             let mut p = Vec::new();
@@ -426,33 +428,6 @@ fn foldby_combine(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
         }
     }
     Ok(pairs_out(groups.into_iter()))
-}
-
-fn groups_out(groups: IndexMap<Cow<'_, [u8]>, Vec<&[u8]>>) -> Vec<u8> {
-    pairs_out(groups.into_iter().map(|(k, es)| (k, array(es.into_iter()))))
-}
-
-/// `(key, partition)`: `[key, elements]` per key, in first-seen order.
-fn groupby(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
-    let spec: KeySpec = decode(arg(args, 0, "groupby")?, "groupby's key")?;
-    let mut groups: IndexMap<Cow<'_, [u8]>, Vec<&[u8]>> = IndexMap::new();
-    for e in items(arg(args, 1, "groupby")?, "groupby")? {
-        groups.entry(key_of(&spec, e)?).or_default().push(e);
-    }
-    Ok(groups_out(groups))
-}
-
-/// `(list of group lists)`: the groups merged by key.
-fn groupby_combine(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
-    let mut groups: IndexMap<Cow<'_, [u8]>, Vec<&[u8]>> = IndexMap::new();
-    for p in flatten(arg(args, 0, "groupby_combine")?, "groupby_combine")? {
-        let (k, es) = pair(p, "groupby_combine")?;
-        groups
-            .entry(Cow::Borrowed(k))
-            .or_default()
-            .extend(items(es, "groupby_combine")?);
-    }
-    Ok(groups_out(groups))
 }
 
 #[cfg(test)]
