@@ -166,6 +166,12 @@ proptest! {
         let b = bag::from_sequence(xs.clone(), np).unwrap().split_every(se);
         prop_assert_eq!(one(&b.count())?, xs.len() as u64);
         prop_assert_eq!(one(&b.sum())?, xs.iter().sum::<i64>());
+        let small: Vec<i64> = xs.iter().map(|x| x % 4).collect();
+        let sb = bag::from_sequence(small.clone(), np).unwrap().split_every(se);
+        prop_assert_eq!(one(&sb.product())?, small.iter().product::<i64>());
+        let evens = b.map(is_even);
+        prop_assert_eq!(one(&evens.all())?, xs.iter().all(|x| x % 2 == 0));
+        prop_assert_eq!(one(&evens.any())?, xs.iter().any(|x| x % 2 == 0));
         prop_assert_eq!(local(&b.frequencies())?, first_seen_counts(&xs));
         let mut distinct = first_seen_counts(&xs).into_iter().map(|(x, _)| x).collect::<Vec<_>>();
         prop_assert_eq!(local(&b.distinct())?, distinct.clone());

@@ -200,6 +200,15 @@ impl<T> Bag<T> {
         self.reduce("rdask::bag::sum", "rdask::bag::sum", Ok(vec![]), Ok(vec![]))
     }
 
+    /// The product (Dask's `product`): exact for integers (an error if it
+    /// leaves 64 bits), `f64` once a float is in it; 1 for an empty bag.
+    pub fn product(&self) -> Delayed<T>
+    where
+        T: Numeric,
+    {
+        self.reduce("rdask::bag::product", "rdask::bag::product", Ok(vec![]), Ok(vec![]))
+    }
+
     fn moments(&self) -> Delayed<(u64, f64, f64)> {
         self.reduce(
             "rdask::bag::moments",
@@ -326,5 +335,17 @@ impl<T> Bag<T> {
     {
         let f = KeySpec::Field(ByteBuf::from(field.into().encoded()));
         self.foldby_spec::<K, A, B, C>(f, initial)
+    }
+}
+
+impl Bag<bool> {
+    /// Whether every element is true (Dask's `all`; true for an empty bag).
+    pub fn all(&self) -> Delayed<bool> {
+        self.reduce("rdask::bag::all", "rdask::bag::all", Ok(vec![]), Ok(vec![]))
+    }
+
+    /// Whether any element is true (Dask's `any`; false for an empty bag).
+    pub fn any(&self) -> Delayed<bool> {
+        self.reduce("rdask::bag::any", "rdask::bag::any", Ok(vec![]), Ok(vec![]))
     }
 }

@@ -115,6 +115,9 @@ entries! {
     "rdask::bag::concat" => concat,
     "rdask::bag::count" => count,
     "rdask::bag::sum" => sum,
+    "rdask::bag::product" => product,
+    "rdask::bag::all" => all,
+    "rdask::bag::any" => any,
     "rdask::bag::moments" => moments,
     "rdask::bag::moments_combine" => moments_combine,
     "rdask::bag::mean_finish" => mean_finish,
@@ -172,24 +175,38 @@ enum Total {
     Float(f64),
 }
 
-fn total(part: &[&[u8]]) -> Result<Total, TaskFailure> {
-    let mut t = Total::Int(0);
+/// Whether a total adds or multiplies.
+#[derive(Clone, Copy, PartialEq)]
+enum Agg {
+    Sum,
+    Product,
+}
+
+fn total(part: &[&[u8]], agg: Agg) -> Result<Total, TaskFailure> {
+    let what = if agg == Agg::Sum { "sum" } else { "product" };
+    let mut t = Total::Int(if agg == Agg::Sum { 0 } else { 1 });
+    let f = |a: f64, b: f64| if agg == Agg::Sum { a + b } else { a * b };
     for e in part {
         t = match (t, msgpack::read(e).map_err(bad)?) {
-            (Total::Int(a), Val::Int(b)) => Total::Int(a + b),
-            (Total::Int(a), Val::Float(b)) => Total::Float(a as f64 + b),
-            (Total::Float(a), Val::Int(b)) => Total::Float(a + b as f64),
-            (Total::Float(a), Val::Float(b)) => Total::Float(a + b),
-            (_, other) => return Err(bad(format!("sum of a non-number {other:?}"))),
+            (Total::Int(a), Val::Int(b)) => Total::Int(
+                if agg == Agg::Sum {
+                    a.checked_add(b)
+                } else {
+                    a.checked_mul(b)
+                }
+                .ok_or_else(|| failed(format!("the {what} overflows 128 bits")))?,
+            ),
+            (Total::Int(a), Val::Float(b)) => Total::Float(f(a as f64, b)),
+            (Total::Float(a), Val::Int(b)) => Total::Float(f(a, b as f64)),
+            (Total::Float(a), Val::Float(b)) => Total::Float(f(a, b)),
+            (_, other) => return Err(bad(format!("{what} of a non-number {other:?}"))),
         };
     }
     Ok(t)
 }
 
-/// `(partition)`: the sum of its numbers (also the combiner of `count` and
-/// `sum`: a list of partial sums is a partition of numbers).
-fn sum(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
-    match total(&items(arg(args, 0, "sum")?, "sum")?)? {
+fn total_out(t: Total, what: &str) -> Result<Vec<u8>, TaskFailure> {
+    match t {
         Total::Float(f) => encode(&f),
         Total::Int(i) => {
             if let Ok(i) = i64::try_from(i) {
@@ -197,10 +214,41 @@ fn sum(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
             } else if let Ok(u) = u64::try_from(i) {
                 encode(&u)
             } else {
-                Err(failed(format!("the sum {i} does not fit in 64 bits")))
+                Err(failed(format!("the {what} {i} does not fit in 64 bits")))
             }
         }
     }
+}
+
+/// `(partition)`: the sum of its numbers (also the combiner of `count` and
+/// `sum`: a list of partial sums is a partition of numbers).
+fn sum(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
+    total_out(total(&items(arg(args, 0, "sum")?, "sum")?, Agg::Sum)?, "sum")
+}
+
+/// `(partition)`: the product of its numbers (also its own combiner).
+fn product(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
+    total_out(
+        total(&items(arg(args, 0, "product")?, "product")?, Agg::Product)?,
+        "product",
+    )
+}
+
+fn bools(args: &[&[u8]], runner: &str) -> Result<Vec<bool>, TaskFailure> {
+    decode(
+        arg(args, 0, runner)?,
+        &format!("{runner} of a partition that is not all bools"),
+    )
+}
+
+/// `(partition of bools)`: whether all are true (also its own combiner).
+fn all(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
+    encode(&bools(args, "all")?.into_iter().all(|b| b))
+}
+
+/// `(partition of bools)`: whether any is true (also its own combiner).
+fn any(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
+    encode(&bools(args, "any")?.into_iter().any(|b| b))
 }
 
 /// Count, mean and sum of squared deviations of some numbers: the
