@@ -56,6 +56,7 @@ use serde::Serialize;
 
 pub use reduce::{sqrt, Numeric, DEFAULT_SPLIT_EVERY};
 pub(crate) use runners::RUNNERS;
+pub use shuffle::MAX_SHUFFLE_PARTITIONS;
 pub use text::read_to_string;
 
 use crate::client::{Client, Error};

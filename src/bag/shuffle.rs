@@ -19,13 +19,17 @@ use crate::delayed::{raw_call, Delayed};
 use crate::task::Task;
 use crate::wire::messages::TaskFailure;
 
+/// Most output partitions a shuffle may have: the split task allocates a
+/// bucket per output, and the graph holds a task per input and output.
+pub const MAX_SHUFFLE_PARTITIONS: usize = 1 << 16;
+
 /// `(key, k, partition)`: `k` partitions, element `e` in bucket
 /// `fnv1a64(key bytes) mod k` (equal keys encode to equal bytes).
 pub(crate) fn split(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
     let spec: KeySpec = decode(arg(args, 0, "split")?, "split's key")?;
     let k: u64 = decode(arg(args, 1, "split")?, "split's bucket count")?;
-    if k == 0 {
-        return Err(bad("split into 0 buckets"));
+    if k == 0 || k > MAX_SHUFFLE_PARTITIONS as u64 {
+        return Err(bad(format!("split into {k} buckets (1 to {MAX_SHUFFLE_PARTITIONS})")));
     }
     let mut buckets: Vec<Vec<&[u8]>> = vec![Vec::new(); k as usize];
     for e in items(arg(args, 2, "split")?, "split")? {
@@ -67,10 +71,11 @@ impl<T> Bag<T> {
     /// The elements grouped by `key(element)` through a shuffle into
     /// `npartitions` partitions (Dask's `groupby(key, npartitions=…)`):
     /// each group is whole in one partition, its elements in input order.
-    /// Which partition holds a group is a hash of its key. `foldby` moves
+    /// Which partition holds a group is a hash of its key. `npartitions` is
+    /// clamped to 1..=[`MAX_SHUFFLE_PARTITIONS`]. `foldby` moves
     /// far less data where it applies, as Dask's docs also advise.
     pub fn groupby_into<K, F: Task<Args = (T,), Output = K>>(&self, _key: F, npartitions: usize) -> Bag<(K, Vec<T>)> {
-        let k = npartitions.max(1);
+        let k = npartitions.clamp(1, MAX_SHUFFLE_PARTITIONS);
         let spec = KeySpec::Function(F::NAME.to_string());
         let splits: Vec<Delayed<Vec<Vec<T>>>> = self
             .parts
