@@ -127,6 +127,7 @@ proptest! {
         prop_assert_eq!(local(&b)?, xs.clone());
         prop_assert_eq!(local(&b.map(double))?, xs.iter().map(|x| x * 2).collect::<Vec<_>>());
         prop_assert_eq!(local(&b.filter(is_even))?, xs.iter().copied().filter(|x| x % 2 == 0).collect::<Vec<_>>());
+        prop_assert_eq!(local(&b.map_with(add2, 5i64))?, xs.iter().map(|x| x + 5).collect::<Vec<_>>());
         prop_assert_eq!(local(&b.remove(is_even))?, xs.iter().copied().filter(|x| x % 2 != 0).collect::<Vec<_>>());
         prop_assert_eq!(local(&b.flat_map(repeat))?, xs.iter().flat_map(|&x| repeat(x)).collect::<Vec<_>>());
         prop_assert_eq!(local(&b.map(repeat).flatten())?, xs.iter().flat_map(|&x| repeat(x)).collect::<Vec<_>>());

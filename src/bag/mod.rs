@@ -261,6 +261,24 @@ impl<T> Bag<T> {
         self.then(Op::Map(F::NAME.to_string()))
     }
 
+    /// `f(element, extra)` of each element (Dask's `map(f, extra)` with a
+    /// constant second argument): `extra` is encoded once, into the graph.
+    /// Fails at compute if `extra` cannot be encoded.
+    pub fn map_with<E: Serialize, F: Task<Args = (T, E)>>(&self, _f: F, extra: E) -> Bag<F::Output> {
+        match encode_value(&extra) {
+            Ok(b) => self.then(Op::MapWith(F::NAME.to_string(), serde_bytes::ByteBuf::from(b))),
+            Err(e) => Bag {
+                parts: self
+                    .parts
+                    .iter()
+                    .map(|_| raw_call(PIPELINE, Err(Error::Encode(e.to_string()))))
+                    .collect(),
+                split_every: self.split_every,
+                _type: PhantomData,
+            },
+        }
+    }
+
     /// The elements for which `f` is true (Dask's `filter`).
     pub fn filter<F: Task<Args = (T,), Output = bool>>(&self, _f: F) -> Bag<T> {
         self.then(Op::Filter(F::NAME.to_string()))

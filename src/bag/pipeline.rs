@@ -1,4 +1,4 @@
-//! Element-wise operations of bags (`map`, `filter`, `remove`, `flat_map`,
+//! Element-wise operations of bags (`map`, `map_with`, `filter`, `remove`, `flat_map`,
 //! `flatten`, `pluck`)
 //! chained into one call per partition: the built-in
 //! `rdask::bag::pipeline` takes the list of operations and a partition and
@@ -36,6 +36,9 @@ pub(crate) enum Op {
     Remove(String),
     /// The elements of the element (an array).
     Flatten,
+    /// The registered two-argument function of the element and a constant
+    /// (msgpack bytes).
+    MapWith(String, ByteBuf),
 }
 
 /// The operations and source partition of a pipeline call, so that one
@@ -58,6 +61,7 @@ enum Step<'a> {
     Pluck(KeySpec),
     Remove(TaskFn, &'a str),
     Flatten,
+    MapWith(TaskFn, &'a [u8]),
 }
 
 /// Whether predicate `name` says `true` of `e`.
@@ -78,6 +82,7 @@ fn run(steps: &[Step<'_>], e: &[u8], out: &mut Vec<u8>, count: &mut u64) -> Resu
     };
     match step {
         Step::Map(f) => run(rest, &f(&[e])?, out, count),
+        Step::MapWith(f, extra) => run(rest, &f(&[e, extra])?, out, count),
         Step::Filter(f, name) if holds(*f, name, e)? => run(rest, e, out, count),
         Step::Remove(f, name) if !holds(*f, name, e)? => run(rest, e, out, count),
         Step::Filter(..) | Step::Remove(..) => Ok(()),
@@ -113,6 +118,7 @@ pub(crate) fn pipeline(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
                 Op::Pluck(k) => Step::Pluck(KeySpec::Field(k.clone())),
                 Op::Remove(n) => Step::Remove(function(n)?, n),
                 Op::Flatten => Step::Flatten,
+                Op::MapWith(n, extra) => Step::MapWith(function(n)?, extra),
             })
         })
         .collect::<Result<Vec<_>, TaskFailure>>()?;
@@ -151,6 +157,11 @@ mod tests {
             b
         };
         assert_eq!(encode_value(&ops).unwrap(), expected);
+        let with = encode_value(&Op::MapWith("f".into(), ByteBuf::from(vec![7]))).unwrap();
+        assert_eq!(
+            with,
+            [0x81, 0xa7, b'M', b'a', b'p', b'W', b'i', b't', b'h', 0x92, 0xa1, b'f', 0xc4, 1, 7]
+        );
         assert_eq!(encode_value(&KeySpec::Item).unwrap(), [0xa4, b'I', b't', b'e', b'm']);
     }
 }
