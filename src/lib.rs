@@ -29,7 +29,8 @@
 //! - [`task`](mod@task), [`registry`], [`builtins`]: typed tasks, the functions a
 //!   binary can serve, and the `rdask` binary's own tasks.
 //! - [`delayed`]: lazy task graphs (Dask's `delayed`), computed on a
-//!   cluster in one submission or on a local thread pool.
+//!   cluster in one submission or on a local thread pool; [`bag`]: Dask's
+//!   bags on top of them.
 //! - [`cli`], [`config`], [`launch`], [`certs`], [`logging`]: the `rdask`
 //!   command line (embeddable in a user's binary), configuration files,
 //!   `rdask cluster up`, TLS certificates, log output.
@@ -48,6 +49,7 @@
 
 #[doc(hidden)]
 pub mod actors;
+pub mod bag;
 pub mod builtins;
 pub mod certs;
 pub mod cli;

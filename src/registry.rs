@@ -35,6 +35,9 @@ impl Registry {
                 r.register(*e);
             }
             r.register(crate::delayed::fuse::FUSED_ENTRY);
+            for e in crate::bag::RUNNERS.iter().chain(crate::bag::TASKS) {
+                r.register(*e);
+            }
             // The same name registered twice is the same function (a
             // built-in seen both ways), so overwriting is harmless.
             for e in inventory::iter::<TaskEntry> {
@@ -118,5 +121,12 @@ mod tests {
         assert!(names.contains(&"rdask::builtins::shell".to_string()));
         assert!(names.windows(2).all(|w| w[0] < w[1]), "sorted");
         assert!(Registry::global().get("rdask::builtins::add").is_some());
+        for bag in [
+            "rdask::bag::pipeline",
+            "rdask::bag::frequencies",
+            "rdask::bag::json_loads",
+        ] {
+            assert!(names.iter().any(|n| n == bag), "{bag} missing");
+        }
     }
 }

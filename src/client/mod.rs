@@ -91,6 +91,10 @@ pub enum Error {
     /// The cluster refused a request (e.g. scatter with no workers).
     #[error("{0}")]
     Refused(String),
+    /// A collection's input cannot be read or planned (a glob that matches
+    /// nothing, an unreadable file, an unsupported compression).
+    #[error("{0}")]
+    Input(String),
 }
 
 impl From<WireError> for Error {

@@ -99,6 +99,86 @@ pub fn try_delayed<T: Task, A: IntoDelayedArgs<T::Args>>(_task: T, args: A) -> R
     })
 }
 
+/// A lazy call of a built-in runner by name (the bags' partition runners,
+/// which are raw registry entries, not `Task` types).
+/// An argument that failed to encode is kept in the node, as [`delayed`]
+/// does, and reported by whatever computes it.
+pub(crate) fn raw_call<T>(function: &'static str, args: Result<Vec<graph::DArg>, Error>) -> Delayed<T> {
+    let node = match args {
+        Ok(args) => Node {
+            key: node_key(function, &args),
+            function,
+            args,
+            error: None,
+        },
+        Err(e) => Node {
+            key: format!("{function}-unencodable-{}", uuid::Uuid::new_v4().simple()),
+            function,
+            args: Vec::new(),
+            error: Some(e.to_string()),
+        },
+    };
+    Delayed {
+        node: Arc::new(node),
+        _type: PhantomData,
+    }
+}
+
+/// The values of several lazy results of one type, in order, computed with
+/// one submission (a result named twice is computed once).
+pub(crate) fn compute_each<V: DeserializeOwned>(
+    client: &Client,
+    outputs: &[&Delayed<V>],
+    opts: &ComputeOptions,
+) -> Result<Vec<V>, Error> {
+    if outputs.is_empty() {
+        // Nothing to submit (a bag of no partitions).
+        return Ok(Vec::new());
+    }
+    let nodes: Vec<&Arc<Node>> = outputs.iter().map(|d| &d.node).collect();
+    let tasks = plan(&nodes, opts)?;
+    let mut distinct: Vec<Key> = Vec::new();
+    let mut position = std::collections::HashMap::new();
+    for n in &nodes {
+        position.entry(n.key.clone()).or_insert_with(|| {
+            distinct.push(n.key.clone());
+            distinct.len() - 1
+        });
+    }
+    let keys = crate::client::submit::submit_graph(&client.inner.core, tasks, distinct)?;
+    let futures: Vec<Future<V>> = keys
+        .into_iter()
+        .map(|k| Future::new(k, client.inner.core.clone()))
+        .collect();
+    nodes.iter().map(|n| futures[position[&n.key]].result()).collect()
+}
+
+/// Number of tasks that computing `outputs` together submits.
+pub(crate) fn task_count_each<V>(outputs: &[&Delayed<V>], opts: &ComputeOptions) -> Result<usize, Error> {
+    let nodes: Vec<&Arc<Node>> = outputs.iter().map(|d| &d.node).collect();
+    plan(&nodes, opts).map(|t| t.len())
+}
+
+/// [`compute_each`] on the local thread pool.
+pub(crate) fn compute_each_local<V: DeserializeOwned>(
+    outputs: &[&Delayed<V>],
+    opts: &ComputeOptions,
+) -> Result<Vec<V>, Error> {
+    let nodes: Vec<&Arc<Node>> = outputs.iter().map(|d| &d.node).collect();
+    let tasks = plan(&nodes, opts)?;
+    let keys: Vec<Key> = nodes.iter().map(|n| n.key.clone()).collect();
+    let values = local::run(tasks, &keys, opts.local_threads)?;
+    keys.into_iter()
+        .map(|key| {
+            let bytes = values.get(&key).cloned().unwrap_or_default();
+            decode_value(&bytes).map_err(|e| Error::Decode {
+                key,
+                message: e.to_string(),
+            })
+        })
+        .collect()
+}
+
 /// How a graph is computed.
 #[derive(Clone, Debug)]
 pub struct ComputeOptions {
