@@ -11,7 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use actix::prelude::*;
 use bytes::Bytes;
 use tokio::sync::{oneshot, Notify};
-use tracing::{info_span, warn, Instrument};
+use tracing::warn;
 
 use crate::wire::messages::*;
 use crate::wire::transport::{self, Reader};
@@ -182,14 +182,10 @@ impl Actor for ClientActor {
                 }
             }
         };
-        ctx.spawn(
-            read.instrument(info_span!("client"))
-                .into_actor(self)
-                .map(|why, act, ctx| {
-                    act.disconnected(why);
-                    ctx.stop();
-                }),
-        );
+        ctx.spawn(read.into_actor(self).map(|why, act, ctx| {
+            act.disconnected(why);
+            ctx.stop();
+        }));
     }
 }
 

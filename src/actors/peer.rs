@@ -12,7 +12,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use bytes::Bytes;
 use tokio::net::TcpListener;
-use tracing::{debug, info_span, warn, Instrument};
+use tracing::{debug, warn};
 
 use super::store::{DataStore, Get, Report, WorkerCounters};
 use crate::wire::codec::{self, FrameLimits, ReadTimeouts, WireError};
@@ -140,11 +140,10 @@ pub async fn serve_peers(
         let timeouts = ReadTimeouts { idle: None, stall };
         async move {
             if let Err(e) = serve_peer(stream, name, store, counters, limits, &security, &timeouts).await {
-                warn!("peer connection closed: {e}");
+                warn!(%peer, "peer connection closed: {e}");
             }
             drop(permit);
         }
-        .instrument(info_span!("peer", %peer))
     })
     .await
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{info, warn};
 
 use super::scheduler::{ClientBatch, ClientJoined, ClientLeft, SchedulerActor, WorkerBatch, WorkerJoined, WorkerLeft};
 use crate::scheduler::state::{ClientId, WorkerId, WorkerRegistration};
@@ -49,7 +49,7 @@ pub(super) struct ConnectionSettings {
 /// Who is at the other end of a session.
 enum PeerKind {
     Client(ClientId),
-    Worker { id: WorkerId, name: String },
+    Worker { id: WorkerId },
 }
 
 /// Resolves when the session's writer cut the connection.
@@ -81,10 +81,9 @@ impl Actor for Session {
             ctx.stop();
             return;
         };
-        let span = match &self.peer {
-            PeerKind::Client(id) => info_span!("client", id = id.0, peer = %self.address),
-            PeerKind::Worker { name, .. } => info_span!("worker-session", name = %name),
-        };
+        // No span around the read loop: entering one at every frame cost a
+        // fifth of the task throughput (docs/benchmarks.md); the lines
+        // logged when a session ends name the client or worker instead.
         let target = match &self.peer {
             PeerKind::Client(id) => Target::Client(*id),
             PeerKind::Worker { id, .. } => Target::Worker(*id),
@@ -96,7 +95,7 @@ impl Actor for Session {
                 e = writer_failed => Err(e),
             }
         };
-        ctx.spawn(read.instrument(span).into_actor(self).map(|result, act, ctx| {
+        ctx.spawn(read.into_actor(self).map(|result, act, ctx| {
             act.ended(result);
             ctx.stop();
         }));
@@ -247,7 +246,7 @@ async fn handshake(
                 .await
                 .map_err(|_| WireError::Closed)?;
             match joined {
-                Ok(id) => Ok((PeerKind::Worker { id, name }, reader, writer_failed(&sender))),
+                Ok(id) => Ok((PeerKind::Worker { id }, reader, writer_failed(&sender))),
                 Err(why) => {
                     warn!(worker = %name, "refusing worker: {why}");
                     let _ = sender.send(ToWorker::Close { reason: why.clone() });

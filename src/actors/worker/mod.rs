@@ -250,7 +250,6 @@ impl Actor for WorkerActor {
         let me = ctx.address();
         let (limits, timeouts) = (self.limits, self.timeouts);
         let address = self.scheduler_address.clone();
-        let span = info_span!("worker", name = %self.name);
         let read = async move {
             loop {
                 match transport::read_batch_within::<ToWorker>(&mut reader, &limits, &timeouts).await {
@@ -270,16 +269,12 @@ impl Actor for WorkerActor {
                 }
             }
         };
-        ctx.spawn(
-            read.instrument(span)
-                .into_actor(self)
-                .map(|result: Result<(), String>, act, ctx| {
-                    if let Err(e) = result {
-                        error!(worker = %act.name, "{e}; shutting down");
-                    }
-                    ctx.stop();
-                }),
-        );
+        ctx.spawn(read.into_actor(self).map(|result: Result<(), String>, act, ctx| {
+            if let Err(e) = result {
+                error!(worker = %act.name, "{e}; shutting down");
+            }
+            ctx.stop();
+        }));
         ctx.run_interval(self.heartbeat, |act, _| {
             let _ = act.scheduler.send(act.state.heartbeat());
         });
