@@ -18,9 +18,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::ids::{QueueKey, TaskId};
+use super::ids::{FnId, QueueKey, TaskId};
 use super::state::SchedulerState;
 use super::types::Outbox;
+use crate::util::FxMap;
 use crate::wire::messages::{ErrorKind, TaskFailure};
 
 impl SchedulerState {
@@ -58,12 +59,12 @@ impl SchedulerState {
         why
     }
 
-    /// The bound that applies now to task `t` waiting in `no-worker` (if
-    /// any), and the setting it comes from.
-    fn no_worker_bound(&self, t: TaskId) -> (Option<Duration>, &'static str) {
+    /// The bound that applies now to tasks of function `f` waiting in
+    /// `no-worker` (if any), and the setting it comes from.
+    fn no_worker_bound(&self, f: FnId) -> (Option<Duration>, &'static str) {
         let (secs, setting) = if self.worker_ids.is_empty() {
             (self.config.empty_cluster_timeout_s, "scheduler.empty_cluster_timeout_s")
-        } else if self.only_paused_workers_have(self.slot(t).func) {
+        } else if self.only_paused_workers_have(f) {
             (
                 self.config.paused_cluster_timeout_s,
                 "scheduler.paused_cluster_timeout_s",
@@ -88,15 +89,18 @@ impl SchedulerState {
         for &qk in &self.no_worker {
             self.no_worker_since.entry(qk).or_insert(now);
         }
-        let expired: Vec<(QueueKey, Duration, &'static str)> = self
-            .no_worker_since
-            .iter()
-            .filter_map(|(&qk, &since)| {
-                let waited = now.saturating_duration_since(since);
-                let (bound, setting) = self.no_worker_bound(qk.2);
-                bound.filter(|&b| waited > b).map(|_| (qk, waited, setting))
-            })
-            .collect();
+        // One bound per function, not per task: finding paused workers
+        // scans the workers.
+        let mut bounds: FxMap<FnId, (Option<Duration>, &'static str)> = FxMap::default();
+        let mut expired: Vec<(QueueKey, Duration, &'static str)> = Vec::new();
+        for (&qk, &since) in &self.no_worker_since {
+            let waited = now.saturating_duration_since(since);
+            let f = self.slot(qk.2).func;
+            let (bound, setting) = *bounds.entry(f).or_insert_with(|| self.no_worker_bound(f));
+            if bound.is_some_and(|b| waited > b) {
+                expired.push((qk, waited, setting));
+            }
+        }
         if expired.is_empty() {
             return;
         }
