@@ -289,15 +289,20 @@ fn a_worker_that_held_three_times_its_limit_runs_new_tasks_after_releasing_it() 
     Ok(())
 }
 
-#[test]
-fn a_spill_directory_that_cannot_be_written_is_logged_at_a_bounded_rate_and_reported() -> anyhow::Result<()> {
-    let (_s, addr) = scheduler();
-    let local = TempDir::new("nospill");
-    let log = local.0.join("worker.log");
-    let (_w, w_addr) = start_logging_to(
+/// A one-thread worker with a 100 MB limit whose spill directory cannot be
+/// made: a file sits in its place, so every spill write fails (as a
+/// read-only or full disk would, but also for root, who may write to
+/// read-only directories). Its log goes to `log`. Returns the worker, its
+/// address, a client, and the spill directory.
+fn worker_that_cannot_spill(
+    addr: &str,
+    local: &TempDir,
+    log: &Path,
+) -> anyhow::Result<(Proc, String, Client, PathBuf)> {
+    let (w, w_addr) = start_logging_to(
         Command::new(rdask_bin()).args([
             "worker",
-            &addr,
+            addr,
             "--name",
             "w",
             "--nthreads",
@@ -308,15 +313,22 @@ fn a_spill_directory_that_cannot_be_written_is_logged_at_a_bounded_rate_and_repo
             local.0.to_str().expect("utf-8 temp dir"),
         ]),
         "rdask worker",
-        &log,
+        log,
     );
-    let client = Client::connect(&addr)?;
+    let client = Client::connect(addr)?;
     wait_for_workers(&client, 1);
-    // The spill directory is made at the first spill: a file in its place
-    // makes every write fail (as a read-only or full disk would, but also
-    // for root, who may write to read-only directories).
+    // The spill directory is made at the first spill.
     let spill_dir = PathBuf::from(client.worker_info(&w_addr)?.spill_directory);
     std::fs::write(&spill_dir, b"not a directory")?;
+    Ok((w, w_addr, client, spill_dir))
+}
+
+#[test]
+fn a_spill_directory_that_cannot_be_written_is_logged_at_a_bounded_rate_and_reported() -> anyhow::Result<()> {
+    let (_s, addr) = scheduler();
+    let local = TempDir::new("nospill");
+    let log = local.0.join("worker.log");
+    let (_w, w_addr, client, spill_dir) = worker_that_cannot_spill(&addr, &local, &log)?;
 
     // 120 MB of results for a 100 MB limit: past target (60 MB) they must
     // spill, and cannot.
@@ -370,25 +382,7 @@ fn work_held_up_by_a_spill_directory_that_cannot_be_written_errs_naming_it() -> 
             .args(["scheduler", "--host", "127.0.0.1", "--port", "0"]),
         "rdask scheduler listening on",
     );
-    let (_w, w_addr) = start(
-        Command::new(rdask_bin()).args([
-            "worker",
-            &addr,
-            "--name",
-            "w",
-            "--nthreads",
-            "1",
-            "--memory-limit",
-            "100MB",
-            "--local-directory",
-            local.0.to_str().expect("utf-8 temp dir"),
-        ]),
-        "rdask worker",
-    );
-    let client = Client::connect(&addr)?;
-    wait_for_workers(&client, 1);
-    let spill_dir = PathBuf::from(client.worker_info(&w_addr)?.spill_directory);
-    std::fs::write(&spill_dir, b"not a directory")?;
+    let (_w, w_addr, client, spill_dir) = worker_that_cannot_spill(&addr, &local, &local.0.join("worker.log"))?;
     // 200 MB of results for a 100 MB limit that cannot spill: the worker
     // pauses long before the last ones start.
     let blobs = (0..20)
