@@ -152,11 +152,15 @@ fn tasks_asking_for_resources_wait_for_a_worker_and_respect_its_amounts() -> any
     Ok(())
 }
 
-#[test]
-fn replicate_copies_keys_and_rebalance_spreads_bytes() -> anyhow::Result<()> {
-    let (_s, addr) = scheduler();
-    let (_w1, w1_addr) = worker(&addr, "w1", &["--nthreads", "1"]);
-    let client = Client::connect(&addr)?;
+/// Workers `w1` then `w2`, and four 1 MB results computed on `w1` before
+/// `w2` joined: returns the workers, their addresses, a client and the
+/// results.
+#[allow(clippy::type_complexity)]
+fn four_blobs_on_w1_then_w2_joins(
+    addr: &str,
+) -> anyhow::Result<((Proc, Proc), String, String, Client, Vec<rdask::Future<rdask::Blob>>)> {
+    let (w1, w1_addr) = worker(addr, "w1", &["--nthreads", "1"]);
+    let client = Client::connect(addr)?;
     wait_for_workers(&client, 1);
     let blobs = client.starmap(
         make_blob,
@@ -164,8 +168,15 @@ fn replicate_copies_keys_and_rebalance_spreads_bytes() -> anyhow::Result<()> {
         &SubmitOptions::default(),
     )?;
     client.wait(&blobs, rdask::ReturnWhen::AllCompleted, None)?;
-    let (_w2, w2_addr) = worker(&addr, "w2", &["--nthreads", "1"]);
+    let (w2, w2_addr) = worker(addr, "w2", &["--nthreads", "1"]);
     wait_for_workers(&client, 2);
+    Ok(((w1, w2), w1_addr, w2_addr, client, blobs))
+}
+
+#[test]
+fn replicate_copies_keys_and_rebalance_spreads_bytes() -> anyhow::Result<()> {
+    let (_s, addr) = scheduler();
+    let (_workers, w1_addr, w2_addr, client, blobs) = four_blobs_on_w1_then_w2_joins(&addr)?;
     assert_eq!(client.worker_info(&w2_addr)?.nkeys, 0);
 
     client.replicate(&blobs[..1], 2)?;
@@ -200,17 +211,7 @@ fn a_worker_that_received_rebalanced_keys_retires_and_hands_them_back() -> anyho
     // Found from outside: after Rebalance, RetireWorkers of the worker that
     // received the moved keys never answered.
     let (_s, addr) = scheduler();
-    let (_w1, w1_addr) = worker(&addr, "w1", &["--nthreads", "1"]);
-    let client = Client::connect(&addr)?;
-    wait_for_workers(&client, 1);
-    let blobs = client.starmap(
-        make_blob,
-        (0..4u64).map(|i| (1_000_000u64, i)),
-        &SubmitOptions::default(),
-    )?;
-    client.wait(&blobs, rdask::ReturnWhen::AllCompleted, None)?;
-    let (_w2, w2_addr) = worker(&addr, "w2", &["--nthreads", "1"]);
-    wait_for_workers(&client, 2);
+    let (_workers, w1_addr, w2_addr, client, blobs) = four_blobs_on_w1_then_w2_joins(&addr)?;
     client.rebalance(&blobs)?;
     let keys: Vec<&str> = blobs.iter().map(|b| b.key()).collect();
     let moved = client
