@@ -32,7 +32,8 @@
 //! `lib.rs` (the [`Array`] type, compute and persist), `grid` (chunk grid
 //! arithmetic), `create` (sources, `.npy` stacks), `ops` (element-wise
 //! operations, broadcasting, `map_blocks`), `reduce` (reductions as trees),
-//! `linalg` (`dot`, `transpose`), `index` (slicing, `rechunk`); the worker
+//! `linalg` (`dot`, `transpose`), `index` (slicing, `rechunk`), `zarr`
+//! (Zarr stores both ways); the worker
 //! side: `kernels` and `partial` (reductions); `chunk` (the wire form).
 
 #![warn(missing_docs)]
@@ -46,6 +47,7 @@ mod linalg;
 mod ops;
 pub mod partial;
 mod reduce;
+mod zarr;
 
 pub use chunk::Chunk;
 pub use create::{arange, from_array, from_fn, from_npy_stack, full, ones, random, zeros};
@@ -53,6 +55,7 @@ pub use grid::ChunkLens;
 pub use kernels::{BinOp, UnOp};
 pub use ndarray;
 pub use rdask::delayed::ComputeOptions;
+pub use zarr::from_zarr;
 
 use ndarray::ArrayD;
 use rdask::delayed::{compute_all, compute_all_local, delayed, persist_all, task_count_all, Delayed};
@@ -248,4 +251,6 @@ pub const TASKS: &[rdask::task::TaskEntry] = &[
     rdask::task::TaskEntry::of::<partial::reduce_block>(),
     rdask::task::TaskEntry::of::<partial::reduce_combine>(),
     rdask::task::TaskEntry::of::<partial::reduce_finalize>(),
+    rdask::task::TaskEntry::of::<zarr::read_zarr>(),
+    rdask::task::TaskEntry::of::<zarr::write_zarr>(),
 ];

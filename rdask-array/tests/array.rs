@@ -311,3 +311,24 @@ fn chains_fuse_into_one_task_per_block() -> Result<(), da::Error> {
     );
     Ok(())
 }
+
+#[test]
+fn zarr_stores_round_trip() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("x.zarr");
+    let a = ArrayD::from_shape_fn(IxDyn(&[9, 7]), |i| (i[0] * 7 + i[1]) as f64 - 20.5);
+    // Uneven blocks in the middle: rechunked to a regular grid on the way.
+    let x = da::from_array(&a, &[4, 3])?.rechunk_to(vec![vec![4, 2, 3], vec![3, 3, 1]])?;
+    let written = x.to_zarr(&path)?.compute(client())?;
+    assert_eq!(written.len(), 3 * 3);
+    assert!(path.join("zarr.json").exists());
+    let back = da::from_zarr(&path)?;
+    assert_eq!(back.chunks(), &vec![vec![4, 4, 1], vec![3, 3, 1]]);
+    assert_eq!(back.compute_local()?, a);
+    assert_eq!(
+        back.slice(&[Slice::new(5, None, 2)])?.compute(client())?,
+        a.slice(ndarray::s![5..;2, ..]).to_owned().into_dyn()
+    );
+    assert!(da::from_zarr(dir.path().join("missing.zarr")).is_err());
+    Ok(())
+}

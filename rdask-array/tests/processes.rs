@@ -56,7 +56,11 @@ fn arrays_compute_on_real_scheduler_and_worker_processes() -> Result<(), Box<dyn
     let x = da::random(&[70, 50], &[30, 20], 11)?;
     let xv = x.compute_local()?;
     let centered = (&x - &x.mean_axes(&[1], true)?)?;
-    let want = &xv - &xv.mean_axis(ndarray::Axis(1)).ok_or("empty")?.insert_axis(ndarray::Axis(1));
+    let want = &xv
+        - &xv
+            .mean_axis(ndarray::Axis(1))
+            .ok_or("empty")?
+            .insert_axis(ndarray::Axis(1));
     let got = centered.compute(&client)?;
     assert!(got.iter().zip(want.iter()).all(|(a, b)| (a - b).abs() < 1e-12));
     let std = centered.std(0.0).compute(&client)?.sum();
@@ -69,7 +73,10 @@ fn arrays_compute_on_real_scheduler_and_worker_processes() -> Result<(), Box<dyn
     let y2 = yv.view().into_dimensionality::<ndarray::Ix2>()?;
     let prod = x.matmul(&y)?.compute(&client)?;
     assert!(prod.iter().zip(x2.dot(&y2).iter()).all(|(a, b)| (a - b).abs() < 1e-9));
-    let part = x.slice(&[Slice::new(3, Some(65), 4), Slice::new(-10, None, 1)])?.t().compute(&client)?;
+    let part = x
+        .slice(&[Slice::new(3, Some(65), 4), Slice::new(-10, None, 1)])?
+        .t()
+        .compute(&client)?;
     assert_eq!(part, xv.slice(ndarray::s![3..65;4, 40..]).t().to_owned().into_dyn());
     let best = x.argmax().compute(&client)?.sum() as usize;
     assert_eq!(xv.iter().nth(best), xv.iter().copied().reduce(f64::max).as_ref());
