@@ -78,7 +78,7 @@ impl Visitor<'_> for Elements {
         f.write_str("the elements of a chunk as little-endian bytes")
     }
     fn visit_bytes<E: de::Error>(self, b: &[u8]) -> Result<Vec<f64>, E> {
-        if b.len() % ELEMENT_BYTES != 0 {
+        if !b.len().is_multiple_of(ELEMENT_BYTES) {
             return Err(E::custom(format!("{} bytes is not a whole number of f64s", b.len())));
         }
         Ok(b.chunks_exact(ELEMENT_BYTES)
