@@ -46,10 +46,27 @@ fn keep(a: ArrayD<f64>, axis: usize) -> ArrayD<f64> {
     a.insert_axis(Axis(axis))
 }
 
+/// Sums `c` over `axes`, keeping them with length 1 (ndarray's `sum_axis`
+/// adds contiguous lanes in one pass, unlike a general fold).
+fn sum_axes(c: &ArrayD<f64>, axes: &[usize]) -> ArrayD<f64> {
+    // The first axis from the block itself: no copy of the whole block.
+    let Some((&first, rest)) = axes.split_first() else {
+        return c.clone();
+    };
+    let mut out = keep(c.sum_axis(Axis(first)), first);
+    for &k in rest {
+        out = keep(out.sum_axis(Axis(k)), k);
+    }
+    out
+}
+
 /// Folds `c` over `axes`, keeping them with length 1.
 fn fold_axes(c: &ArrayD<f64>, axes: &[usize], init: f64, f: impl Fn(f64, f64) -> f64 + Copy) -> ArrayD<f64> {
-    let mut out = c.clone();
-    for &k in axes {
+    let Some((&first, rest)) = axes.split_first() else {
+        return c.clone();
+    };
+    let mut out = keep(c.fold_axis(Axis(first), init, |&acc, &x| f(acc, x)), first);
+    for &k in rest {
         out = keep(out.fold_axis(Axis(k), init, |&acc, &x| f(acc, x)), k);
     }
     out
@@ -96,15 +113,15 @@ pub fn reduce_block(
 ) -> Result<Partial, String> {
     let n: u64 = axes.iter().map(|&k| c.shape()[k] as u64).product();
     let (a, b) = match kind {
-        Reduction::Sum | Reduction::Mean => (fold_axes(&c, &axes, 0.0, |x, y| x + y), Chunk::empty().0),
+        Reduction::Sum | Reduction::Mean => (sum_axes(&c, &axes), Chunk::empty().0),
         Reduction::Min => (fold_axes(&c, &axes, f64::INFINITY, nan_min), Chunk::empty().0),
         Reduction::Max => (fold_axes(&c, &axes, f64::NEG_INFINITY, nan_max), Chunk::empty().0),
         Reduction::Var(_) | Reduction::Std(_) => {
-            let sum = fold_axes(&c, &axes, 0.0, |x, y| x + y);
+            let sum = sum_axes(&c, &axes);
             let mean = if n == 0 { sum } else { sum / n as f64 };
             let mut sq = &c.0 - &mean;
             sq.mapv_inplace(|d| d * d);
-            let m2 = fold_axes(&sq, &axes, 0.0, |x, y| x + y);
+            let m2 = sum_axes(&sq, &axes);
             (mean, m2)
         }
         Reduction::ArgMin | Reduction::ArgMax => arg_block(kind == Reduction::ArgMax, &c, &axes, &offset, &shape)?,
