@@ -179,6 +179,57 @@ pub(crate) fn compute_each_local<V: DeserializeOwned>(
         .collect()
 }
 
+/// The values of many lazy results of one type, in order, computed with
+/// one submission (shared parts run once; a result named twice is computed
+/// once): what a collection of many lazy parts (an array's chunks) needs.
+pub fn compute_all<V: DeserializeOwned>(
+    client: &Client,
+    outputs: &[&Delayed<V>],
+    opts: &ComputeOptions,
+) -> Result<Vec<V>, Error> {
+    compute_each(client, outputs, opts)
+}
+
+/// [`compute_all`] on the local thread pool.
+pub fn compute_all_local<V: DeserializeOwned>(outputs: &[&Delayed<V>], opts: &ComputeOptions) -> Result<Vec<V>, Error> {
+    compute_each_local(outputs, opts)
+}
+
+/// Submits the graph of many lazy results of one type as one message and
+/// returns their futures, in order (Dask's `persist` of a collection).
+pub fn persist_all<V>(
+    client: &Client,
+    outputs: &[&Delayed<V>],
+    opts: &ComputeOptions,
+) -> Result<Vec<Future<V>>, Error> {
+    if outputs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let nodes: Vec<&Arc<Node>> = outputs.iter().map(|d| &d.node).collect();
+    let tasks = plan(&nodes, opts)?;
+    // Each distinct key is submitted and referenced once; a result named
+    // twice gets clones of one future.
+    let mut distinct: Vec<Key> = Vec::new();
+    let mut position = std::collections::HashMap::new();
+    for n in &nodes {
+        position.entry(n.key.clone()).or_insert_with(|| {
+            distinct.push(n.key.clone());
+            distinct.len() - 1
+        });
+    }
+    let keys = crate::client::submit::submit_graph(&client.inner.core, tasks, distinct)?;
+    let futures: Vec<Future<V>> = keys
+        .into_iter()
+        .map(|k| Future::new(k, client.inner.core.clone()))
+        .collect();
+    Ok(nodes.iter().map(|n| futures[position[&n.key]].clone()).collect())
+}
+
+/// [`Delayed::task_count`] for many outputs computed together.
+pub fn task_count_all<V>(outputs: &[&Delayed<V>], opts: &ComputeOptions) -> Result<usize, Error> {
+    task_count_each(outputs, opts)
+}
+
 /// How a graph is computed.
 #[derive(Clone, Debug)]
 pub struct ComputeOptions {

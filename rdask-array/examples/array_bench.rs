@@ -1,0 +1,172 @@
+//! Benchmark (b) of issue 11: a seeded random `n × n` f64 array in
+//! `chunk × chunk` blocks → `(x - x.mean(axis=1, keepdims=True)).std()`,
+//! on a cluster of real processes (`scheduler` and 2 workers × 1 thread,
+//! this binary re-run with a subcommand, so the workers link the kernels),
+//! and the same computation in plain ndarray in this one process (one
+//! thread, block by block so the input is never whole in memory, and whole
+//! with `--whole`). Dask's side: `benches/dask_array.py`. Prints one JSON
+//! line per measurement, as `examples/bench.rs` does.
+//!
+//! `cargo run --release -p rdask-array --example array_bench [-- --n 20000 --chunk 1000]`
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdask_array as da;
+use serde_json::json;
+
+/// Longest a child may take to say where it listens.
+const STARTUP: Duration = Duration::from_secs(30);
+
+/// Longest the computation may take.
+const COMPUTE_TIMEOUT: Duration = Duration::from_secs(1800);
+
+fn arg(args: &[String], name: &str, default: usize) -> usize {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Children killed when the benchmark ends.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Starts this binary with `args` and returns the address it listens on.
+fn spawn(children: &mut Children, args: &[&str]) -> Result<String, Box<dyn std::error::Error>> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(args)
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    children.0.push(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("listening on ") {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(line);
+                }
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(STARTUP)
+        .map_err(|_| format!("{args:?} did not start"))?;
+    Ok(line.split_whitespace().last().unwrap_or_default().to_string())
+}
+
+fn loadavg1() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(f64::NAN)
+}
+
+/// The same computation in plain ndarray, one thread: the blocks made by the
+/// same kernel, row means from a first pass, then the centred values'
+/// mean and sum of squares in a second (the blocks made again, as a
+/// streaming single-process program would; `whole` keeps them instead).
+fn plain(n: usize, chunk: usize, whole: bool) -> f64 {
+    let lens = da::grid::regular(&[n, n], &[chunk, chunk]).unwrap_or_default();
+    let block = |i: usize, j: usize| da::kernels::random(vec![lens[0][i], lens[1][j]], 2015, vec![i, j]).0;
+    let nb = lens[0].len();
+    let mut kept = Vec::new();
+    let mut means = vec![0.0; n];
+    for i in 0..nb {
+        let row0 = i * chunk;
+        for j in 0..nb {
+            let b = block(i, j);
+            for (r, s) in b.sum_axis(ndarray::Axis(1)).iter().enumerate() {
+                means[row0 + r] += s / n as f64;
+            }
+            if whole {
+                kept.push(b);
+            }
+        }
+    }
+    // Centred values have mean 0 up to rounding: accumulate sum and sum of squares.
+    let (mut s, mut ss) = (0.0, 0.0);
+    for i in 0..nb {
+        for j in 0..nb {
+            let b = if whole { kept[i * nb + j].clone() } else { block(i, j) };
+            for (idx, v) in b.indexed_iter() {
+                let c = v - means[i * chunk + idx[0]];
+                s += c;
+                ss += c * c;
+            }
+        }
+    }
+    let count = (n * n) as f64;
+    (ss / count - (s / count) * (s / count)).sqrt()
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).is_some_and(|a| !a.starts_with("--")) {
+        std::process::exit(rdask::cli::main());
+    }
+    let (n, chunk) = (arg(&args, "--n", 20_000), arg(&args, "--chunk", 1_000));
+    let mut children = Children(Vec::new());
+    let addr = spawn(&mut children, &["scheduler", "--host", "127.0.0.1", "--port", "0"])?;
+    for name in ["w1", "w2"] {
+        spawn(&mut children, &["worker", &addr, "--name", name, "--nthreads", "1"])?;
+    }
+    let client = rdask::Client::connect(&addr)?;
+    client.wait_for_workers(2, STARTUP)?;
+    let load = loadavg1();
+    let t0 = Instant::now();
+    let x = da::random(&[n, n], &[chunk, chunk], 2015)?;
+    let y = (&x - &x.mean_axes(&[1], true)?)?.std(0.0);
+    let tasks = y.task_count(&da::ComputeOptions::default())?;
+    let fut = rdask::delayed::persist_all(
+        &client,
+        &y.to_delayed().iter().collect::<Vec<_>>(),
+        &da::ComputeOptions::default(),
+    )?;
+    let std = fut
+        .first()
+        .ok_or("no result")?
+        .result_timeout(Some(COMPUTE_TIMEOUT))?
+        .0
+        .sum();
+    let wall = t0.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        json!({"case": "array_center_std", "n": n, "chunk": chunk, "tasks": tasks, "workers": 2, "threads_per_worker": 1,
+               "wall_s": (wall * 1000.0).round() / 1000.0, "std": std, "loadavg1_at_start": load})
+    );
+    drop(fut);
+    drop(children);
+    if !args.iter().any(|a| a == "--skip-plain") {
+        for whole in [false, true] {
+            if whole && !args.iter().any(|a| a == "--whole") {
+                continue;
+            }
+            let load = loadavg1();
+            let t0 = Instant::now();
+            let s = plain(n, chunk, whole);
+            let wall = t0.elapsed().as_secs_f64();
+            println!(
+                "{}",
+                json!({"case": "array_center_std_ndarray", "n": n, "chunk": chunk, "whole": whole, "threads": 1,
+                       "wall_s": (wall * 1000.0).round() / 1000.0, "std": s, "loadavg1_at_start": load})
+            );
+        }
+    }
+    Ok(())
+}

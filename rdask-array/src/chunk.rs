@@ -1,0 +1,116 @@
+//! [`Chunk`]: one block of an array, an `ndarray::ArrayD<f64>` with a
+//! compact wire form. ndarray's own serde form is a msgpack list of numbers
+//! (9 bytes per `f64`, parsed one by one); a chunk travels instead as
+//! `[shape, bin]`: the shape as a list of integers, then the elements as raw
+//! little-endian bytes in logical (C) order, one msgpack `bin`. Decoding
+//! reads the bytes straight into the element vector (one copy).
+
+use std::fmt;
+
+use ndarray::{ArrayD, IxDyn};
+use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
+use serde::ser::SerializeTuple;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Bytes per element on the wire.
+const ELEMENT_BYTES: usize = std::mem::size_of::<f64>();
+
+/// One block of an array (a task's argument or result).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Chunk(pub ArrayD<f64>);
+
+impl Chunk {
+    /// The array inside.
+    pub fn into_inner(self) -> ArrayD<f64> {
+        self.0
+    }
+
+    /// An empty 1-d chunk (a placeholder where a partial has no second
+    /// array).
+    pub(crate) fn empty() -> Chunk {
+        Chunk(ArrayD::zeros(IxDyn(&[0])))
+    }
+}
+
+impl From<ArrayD<f64>> for Chunk {
+    fn from(a: ArrayD<f64>) -> Self {
+        Chunk(a)
+    }
+}
+
+impl std::ops::Deref for Chunk {
+    type Target = ArrayD<f64>;
+    fn deref(&self) -> &ArrayD<f64> {
+        &self.0
+    }
+}
+
+impl Serialize for Chunk {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let shape: Vec<u64> = self.0.shape().iter().map(|&d| d as u64).collect();
+        let mut bytes = Vec::with_capacity(self.0.len() * ELEMENT_BYTES);
+        // `iter` walks in logical order whatever the memory layout (a
+        // transposed view included).
+        match self.0.as_slice() {
+            Some(flat) => flat.iter().for_each(|x| bytes.extend_from_slice(&x.to_le_bytes())),
+            None => self.0.iter().for_each(|x| bytes.extend_from_slice(&x.to_le_bytes())),
+        }
+        let mut t = s.serialize_tuple(2)?;
+        t.serialize_element(&shape)?;
+        t.serialize_element(serde_bytes::Bytes::new(&bytes))?;
+        t.end()
+    }
+}
+
+/// Reads the `bin` of elements straight into a `Vec<f64>`.
+struct Elements;
+
+impl<'de> DeserializeSeed<'de> for Elements {
+    type Value = Vec<f64>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<f64>, D::Error> {
+        d.deserialize_bytes(self)
+    }
+}
+
+impl Visitor<'_> for Elements {
+    type Value = Vec<f64>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the elements of a chunk as little-endian bytes")
+    }
+    fn visit_bytes<E: de::Error>(self, b: &[u8]) -> Result<Vec<f64>, E> {
+        if !b.len().is_multiple_of(ELEMENT_BYTES) {
+            return Err(E::custom(format!("{} bytes is not a whole number of f64s", b.len())));
+        }
+        Ok(b.chunks_exact(ELEMENT_BYTES)
+            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect())
+    }
+    fn visit_byte_buf<E: de::Error>(self, b: Vec<u8>) -> Result<Vec<f64>, E> {
+        self.visit_bytes(&b)
+    }
+}
+
+struct ChunkVisitor;
+
+impl<'de> Visitor<'de> for ChunkVisitor {
+    type Value = Chunk;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a chunk: [shape, bytes]")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Chunk, A::Error> {
+        let shape: Vec<u64> = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(0, &self))?;
+        let data = seq
+            .next_element_seed(Elements)?
+            .ok_or_else(|| de::Error::invalid_length(1, &self))?;
+        let shape: Vec<usize> = shape.into_iter().map(|d| d as usize).collect();
+        ArrayD::from_shape_vec(IxDyn(&shape), data)
+            .map(Chunk)
+            .map_err(|e| de::Error::custom(format!("chunk of shape {shape:?}: {e}")))
+    }
+}
+
+impl<'de> Deserialize<'de> for Chunk {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Chunk, D::Error> {
+        d.deserialize_tuple(2, ChunkVisitor)
+    }
+}
