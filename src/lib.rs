@@ -74,7 +74,10 @@ pub mod wire;
 pub mod worker;
 pub mod worker_client;
 
-pub use client::{AsyncClient, Client, ClientOptions, Error, Future, ReturnWhen, SubmitOptions, WaitResult};
+pub use client::{
+    AsyncClient, Client, ClientOptions, Error, Event, Future, Item, Lock, MultiLock, Pub, Queue, ReturnWhen, Semaphore,
+    Sub, SubmitOptions, Variable, WaitResult,
+};
 pub use cluster::LocalCluster;
 pub use logging::init_logging;
 pub use rdask_macros::task;

@@ -15,6 +15,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::liveness::{check_workers, discount_stall, LivenessVerdict, WORKER_CHECK_INTERVAL};
 use super::session::{serve_connection, ConnectionSettings};
+use crate::scheduler::coordination::COORDINATION_TICK;
 use crate::scheduler::state::{
     ClientId, Outbox, Outgoing, SchedulerConfig, SchedulerState, WorkerId, WorkerRegistration,
 };
@@ -260,6 +261,10 @@ impl Actor for SchedulerActor {
                 act.flush();
             });
         }
+        ctx.run_interval(COORDINATION_TICK, |act, _| {
+            act.state.expire_coordination(Instant::now(), &mut act.outbox);
+            act.flush();
+        });
         ctx.run_interval(NO_WORKER_CHECK_INTERVAL, |act, _| {
             act.state.expire_no_worker(Instant::now(), &mut act.outbox);
             act.flush();
@@ -324,6 +329,8 @@ impl Handler<ClientBatch> for SchedulerActor {
     type Result = Result<(), String>;
     fn handle(&mut self, msg: ClientBatch, _: &mut Self::Context) -> Self::Result {
         let mut result = Ok(());
+        // Any frame, a keep-alive too, keeps the client's leases alive.
+        self.state.client_seen(msg.id, Instant::now());
         let total = msg.messages.len();
         for (i, m) in msg.messages.into_iter().enumerate() {
             let closing = matches!(m, FromClient::CloseClient);
@@ -365,6 +372,10 @@ impl Handler<ClientLeft> for SchedulerActor {
         // After `CloseClient` the client is already gone from `clients`.
         if self.clients.remove(&msg.id).is_some() {
             let id = msg.id;
+            // Its locks and leases go now: a holder that is gone cannot
+            // release them, and nothing it waited for can reach it.
+            self.state.coordination_client_gone(id, &mut self.outbox);
+            self.flush();
             if self.client_grace.is_zero() || msg.release_now {
                 self.state.remove_client(id, &mut self.outbox);
                 self.flush();
