@@ -321,3 +321,42 @@ fn a_fire_and_forget_task_runs_after_its_client_exited() -> anyhow::Result<()> {
     });
     Ok(())
 }
+
+#[test]
+fn the_python_lock_and_queue_client_of_the_protocol_doc_works() -> anyhow::Result<()> {
+    let has_msgpack = Command::new("python3")
+        .args(["-c", "import msgpack"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_msgpack {
+        cannot_run("python3 with msgpack is not installed");
+        return Ok(());
+    }
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/protocol.md"))?;
+    let section = doc
+        .split("### 11.1 A Lock and a Queue in Python")
+        .nth(1)
+        .expect("docs/protocol.md has §11.1");
+    let script = section
+        .split("```python\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("§11.1 has a python block");
+    let expected = section
+        .split("It prints:\n\n```text\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("§11.1 shows what it prints");
+    let dir = TempDir::new("python");
+    let path = dir.0.join("lock_queue.py");
+    std::fs::write(&path, script)?;
+    let (_s, addr) = scheduler();
+    let out = Command::new("python3").arg(&path).arg(&addr).output()?;
+    assert!(
+        out.status.success(),
+        "the doc's Python client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
+    Ok(())
+}
