@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use rdask::builtins::inc;
 use rdask::task::encode_value;
 use rdask::wire::messages::Arg;
-use rdask::{Client, Event, Item, Lock, Pub, Queue, Semaphore, Sub, SubmitOptions, Variable};
+use rdask::{AsyncClient, Client, Event, Item, Lock, MultiLock, Pub, Queue, Semaphore, Sub, SubmitOptions, Variable};
 
 mod common;
 use common::*;
@@ -358,5 +358,67 @@ fn the_python_lock_and_queue_client_of_the_protocol_doc_works() -> anyhow::Resul
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
+    Ok(())
+}
+
+#[test]
+fn the_async_client_shares_locks_and_queues_and_a_multilock_takes_all_or_nothing() -> anyhow::Result<()> {
+    let (_s, addr) = scheduler();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let a = AsyncClient::connect(&addr).await?;
+        let b = AsyncClient::connect(&addr).await?;
+        let both = MultiLock::new(&a, &["x", "y"]);
+        assert!(both.acquire_async(Duration::from_secs(1)).await?);
+        let y = Lock::new(&b, "y");
+        assert!(!y.acquire_async(Duration::from_millis(100)).await?, "y is taken with x");
+        // b waits for y while a releases both.
+        let (granted, released) = tokio::join!(y.acquire_async(Duration::from_secs(10)), async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            both.release_async().await
+        });
+        assert!(released?);
+        assert!(granted?);
+        // Now b holds y: the multi-lock waits for it, and gets neither.
+        assert!(!both.acquire_async(Duration::from_millis(100)).await?);
+        assert!(Lock::new(&a, "x").acquire_async(Duration::ZERO).await?, "x stayed free");
+
+        Queue::<String>::new(&a, "aq").put_async(&"hi".to_string()).await?;
+        let item = Queue::<String>::new(&b, "aq").get_async(Duration::from_secs(1)).await?;
+        assert_eq!(item.value_async(Duration::from_secs(1)).await?, "hi");
+
+        let sem = Semaphore::new(&b, "as", 2);
+        assert!(sem.acquire_async(Duration::ZERO).await?);
+        assert!(sem.acquire_async(Duration::ZERO).await?);
+        assert!(!sem.acquire_async(Duration::ZERO).await?);
+        assert_eq!(sem.held(), 2);
+        assert!(sem.release_async().await?);
+        assert!(Semaphore::new(&a, "as", 2).acquire_async(Duration::ZERO).await?);
+        assert!(
+            Semaphore::new(&a, "as", 5).acquire_async(Duration::ZERO).await.is_err(),
+            "another max_leases is refused"
+        );
+        Ok::<_, anyhow::Error>(())
+    })
+}
+
+#[test]
+fn a_wait_fails_with_a_clear_error_when_the_scheduler_dies() -> anyhow::Result<()> {
+    let (s, addr) = scheduler();
+    let client = Client::connect(&addr)?;
+    let queue = Queue::<u64>::new(&client, "never");
+    let waiting = std::thread::spawn(move || {
+        let t0 = Instant::now();
+        (queue.get(Duration::from_secs(60)).map(drop), t0.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    s.signal("KILL");
+    let (result, after) = waiting.join().expect("waiting thread");
+    eprintln!("a queue get failed {after:?} after it started, the scheduler killed at 300 ms: {result:?}");
+    assert!(matches!(result, Err(rdask::Error::Disconnected(_))), "{result:?}");
+    assert!(after < Duration::from_secs(10), "{after:?}");
     Ok(())
 }
