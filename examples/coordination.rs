@@ -35,7 +35,9 @@ fn guarded(name: String, max: u32, dir: String, hold_ms: u64, i: u64) -> Result<
     let client = rdask::worker_client()?;
     let sem = Semaphore::new(&client, &name, max);
     if !sem.acquire(ACQUIRE_TIMEOUT)? {
-        return Err(Error::Timeout(format!("task {i}: no lease of {name} in {ACQUIRE_TIMEOUT:?}")));
+        return Err(Error::Timeout(format!(
+            "task {i}: no lease of {name} in {ACQUIRE_TIMEOUT:?}"
+        )));
     }
     let mark = std::path::Path::new(&dir).join(format!("holder-{i}"));
     let seen = (|| -> std::io::Result<u32> {

@@ -152,7 +152,10 @@ fn a_stopped_holders_lease_is_taken_back_after_the_lease_timeout() -> anyhow::Re
     eprintln!("lease of a stopped holder taken back {after:.1} s after SIGSTOP (lease timeout {LEASE_TIMEOUT_S} s)");
     // Its last keep-alive came at most 5 s (CLIENT_KEEPALIVE_INTERVAL)
     // before the stop, so the lease times out 3 to 8 s after it.
-    assert!(after > LEASE_TIMEOUT_S - 5.5 && after < LEASE_TIMEOUT_S + 2.0, "{after} s");
+    assert!(
+        after > LEASE_TIMEOUT_S - 5.5 && after < LEASE_TIMEOUT_S + 2.0,
+        "{after} s"
+    );
     Ok(())
 }
 
@@ -167,7 +170,10 @@ fn a_lock_held_by_a_client_that_goes_is_released() -> anyhow::Result<()> {
     assert!(Lock::new(&other, "l").acquire(Duration::ZERO)?);
     assert!(!lock.acquire(Duration::ZERO)?);
     drop(other);
-    assert!(lock.acquire(Duration::from_secs(10))?, "not released by a closing client");
+    assert!(
+        lock.acquire(Duration::from_secs(10))?,
+        "not released by a closing client"
+    );
     assert!(lock.release()?);
     // A client process killed while holding it.
     let dir = TempDir::new("lock");
@@ -176,7 +182,10 @@ fn a_lock_held_by_a_client_that_goes_is_released() -> anyhow::Result<()> {
     assert!(!lock.acquire(Duration::ZERO)?);
     h.signal("KILL");
     let t0 = Instant::now();
-    assert!(lock.acquire(Duration::from_secs(10))?, "not released by a killed client");
+    assert!(
+        lock.acquire(Duration::from_secs(10))?,
+        "not released by a killed client"
+    );
     eprintln!("lock of a SIGKILLed client released after {:?}", t0.elapsed());
     assert!(t0.elapsed() < Duration::from_secs(5));
     Ok(())
@@ -213,10 +222,21 @@ fn a_queue_variable_event_and_topic_connect_two_clients() -> anyhow::Result<()> 
     };
     assert_eq!(f.result_timeout(Some(STARTUP))?, 42);
     let t0 = Instant::now();
-    assert!(matches!(q.get(Duration::from_millis(300)), Err(rdask::Error::Timeout(_))));
+    assert!(matches!(
+        q.get(Duration::from_millis(300)),
+        Err(rdask::Error::Timeout(_))
+    ));
     let waited = t0.elapsed();
-    assert!(waited >= Duration::from_millis(300) && waited < Duration::from_secs(3), "{waited:?}");
-    assert_eq!(Variable::<i64>::new(&consumer, "v").get(Duration::ZERO)?.value(STARTUP)?, 42);
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    assert_eq!(
+        Variable::<i64>::new(&consumer, "v")
+            .get(Duration::ZERO)?
+            .value(STARTUP)?,
+        42
+    );
     assert_eq!(sub.get(Duration::from_secs(10))?, "hello");
 
     let event = Event::new(&consumer, "go");
@@ -287,13 +307,18 @@ fn a_published_dataset_outlives_its_publisher_process() -> anyhow::Result<()> {
     let Some(bin) = example_or_skip() else { return Ok(()) };
     let (_s, addr) = scheduler();
     let (_w, _) = worker_with(&addr, "w1", &[]);
-    let status = Command::new(&bin).args(["--publish", &addr, "squares", "10"]).status()?;
+    let status = Command::new(&bin)
+        .args(["--publish", &addr, "squares", "10"])
+        .status()?;
     assert!(status.success(), "the publisher failed: {status}");
     let client = Client::connect(&addr)?;
     assert_eq!(client.list_datasets()?, ["squares"]);
     let futures = client.get_dataset::<i64>("squares")?;
     assert_eq!(client.gather(&futures)?, (1..=10).collect::<Vec<i64>>());
-    assert!(client.publish_dataset("squares", &futures).is_err(), "the name is taken");
+    assert!(
+        client.publish_dataset("squares", &futures).is_err(),
+        "the name is taken"
+    );
     client.unpublish_dataset("squares")?;
     assert!(client.list_datasets()?.is_empty());
     drop(futures);

@@ -3,7 +3,7 @@
 //! `as_completed`, and typed [`Future`]s; Dask's coordination primitives
 //! ([`Lock`], [`Semaphore`], [`MultiLock`], [`Queue`], [`Variable`],
 //! [`Event`], [`Pub`] / [`Sub`], published datasets, `fire_and_forget`),
-//! usable from clients and from tasks through [`crate::worker_client`].
+//! usable from clients and from tasks through [`crate::worker_client()`].
 //!
 //! There is one implementation: [`AsyncClient`]'s. A background actix
 //! runtime owns the connection; submissions are encoded on the caller's
@@ -36,11 +36,11 @@ pub use args::{IntoArg, IntoArgs};
 pub use async_client::AsyncClient;
 pub use blocking::{AsCompleted, Client};
 pub use coordination::{Item, COORDINATION_REPLY_GRACE};
+pub use future::Future;
 pub use locks::{Lock, MultiLock, Semaphore};
+pub use options::{ClientOptions, ReturnWhen, SubmitOptions, WaitResult};
 pub use pubsub::{Pub, Sub};
 pub use shared::{Event, Queue, Variable};
-pub use future::Future;
-pub use options::{ClientOptions, ReturnWhen, SubmitOptions, WaitResult};
 
 /// Tasks per `UpdateGraph` message when mapping over many inputs: large
 /// enough to amortize framing, small enough that the scheduler starts on the

@@ -94,7 +94,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// Items in the queue now.
     pub async fn qsize_async(&self) -> Result<u64, Error> {
         let what = format!("Queue({:?}).qsize", self.name);
-        let op = CoordOp::QueueSize { name: self.name.clone() };
+        let op = CoordOp::QueueSize {
+            name: self.name.clone(),
+        };
         match self.client.core.coordinate(&what, op, Duration::ZERO).await? {
             CoordResult::Count(n) => Ok(n),
             other => Err(unexpected(&what, &other)),
@@ -180,7 +182,9 @@ impl<T: Serialize + DeserializeOwned> Variable<T> {
     /// Unsets the variable (a future it held is released).
     pub async fn delete_async(&self) -> Result<(), Error> {
         let what = format!("Variable({:?}).delete", self.name);
-        let op = CoordOp::VariableDelete { name: self.name.clone() };
+        let op = CoordOp::VariableDelete {
+            name: self.name.clone(),
+        };
         self.client.core.coordinate(&what, op, Duration::ZERO).await.map(drop)
     }
 
@@ -213,7 +217,9 @@ impl Event {
 
     /// Sets the event: every waiter returns `true`.
     pub async fn set_async(&self) -> Result<(), Error> {
-        let op = CoordOp::EventSet { name: self.name.clone() };
+        let op = CoordOp::EventSet {
+            name: self.name.clone(),
+        };
         self.send("set", op, Duration::ZERO).await.map(drop)
     }
 
@@ -224,7 +230,9 @@ impl Event {
 
     /// Clears the event.
     pub async fn clear_async(&self) -> Result<(), Error> {
-        let op = CoordOp::EventClear { name: self.name.clone() };
+        let op = CoordOp::EventClear {
+            name: self.name.clone(),
+        };
         self.send("clear", op, Duration::ZERO).await.map(drop)
     }
 
@@ -235,7 +243,9 @@ impl Event {
 
     /// Whether the event is set.
     pub async fn is_set_async(&self) -> Result<bool, Error> {
-        let op = CoordOp::EventIsSet { name: self.name.clone() };
+        let op = CoordOp::EventIsSet {
+            name: self.name.clone(),
+        };
         match self.send("is_set", op, Duration::ZERO).await? {
             CoordResult::Bool(b) => Ok(b),
             other => Err(unexpected("Event.is_set", &other)),

@@ -19,7 +19,14 @@ pub(super) struct Topics {
 
 impl Topics {
     /// `TopicPublish`: answers how many subscribers it went to.
-    pub(super) fn publish(&mut self, fx: &mut Fx<'_>, client: ClientId, request_id: u64, topic: String, value: ByteBuf) {
+    pub(super) fn publish(
+        &mut self,
+        fx: &mut Fx<'_>,
+        client: ClientId,
+        request_id: u64,
+        topic: String,
+        value: ByteBuf,
+    ) {
         let subscribers = self.table.get(&topic).map(|s| s.iter().copied().collect::<Vec<_>>());
         let subscribers = subscribers.unwrap_or_default();
         for &c in &subscribers {

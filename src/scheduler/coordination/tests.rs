@@ -56,20 +56,35 @@ fn lock(name: &str, lease: &str, timeout_ms: u64) -> CoordOp {
 fn a_semaphore_grants_at_most_max_leases_and_hands_a_released_one_to_the_first_waiter() {
     let t0 = Instant::now();
     let mut co = Coordination::new(Duration::ZERO);
-    assert_eq!(co.handle(A, 1, sem("s", 2, "a", 0), t0), [reply(A, 1, CoordResult::Bool(true))]);
-    assert_eq!(co.handle(B, 2, sem("s", 2, "b", 0), t0), [reply(B, 2, CoordResult::Bool(true))]);
+    assert_eq!(
+        co.handle(A, 1, sem("s", 2, "a", 0), t0),
+        [reply(A, 1, CoordResult::Bool(true))]
+    );
+    assert_eq!(
+        co.handle(B, 2, sem("s", 2, "b", 0), t0),
+        [reply(B, 2, CoordResult::Bool(true))]
+    );
     // Full: without a timeout, refused at once; with one, waits.
-    assert_eq!(co.handle(C, 3, sem("s", 2, "c", 0), t0), [reply(C, 3, CoordResult::Bool(false))]);
+    assert_eq!(
+        co.handle(C, 3, sem("s", 2, "c", 0), t0),
+        [reply(C, 3, CoordResult::Bool(false))]
+    );
     assert!(co.handle(C, 4, sem("s", 2, "c2", 1000), t0).is_empty());
     assert!(co.handle(A, 5, sem("s", 2, "a2", 1000), t0).is_empty());
     assert_eq!(co.leases(), 2);
     // A release goes to the first waiter only.
     assert_eq!(
         co.handle(B, 6, release("s", "b"), t0),
-        [reply(B, 6, CoordResult::Bool(true)), reply(C, 4, CoordResult::Bool(true))]
+        [
+            reply(B, 6, CoordResult::Bool(true)),
+            reply(C, 4, CoordResult::Bool(true))
+        ]
     );
     // Releasing a lease not held says so.
-    assert_eq!(co.handle(B, 7, release("s", "b"), t0), [reply(B, 7, CoordResult::Bool(false))]);
+    assert_eq!(
+        co.handle(B, 7, release("s", "b"), t0),
+        [reply(B, 7, CoordResult::Bool(false))]
+    );
     // The other waiter times out at its deadline, not before.
     assert!(co.expire(t0 + ms(999)).is_empty());
     assert_eq!(co.expire(t0 + ms(1000)), [reply(A, 5, CoordResult::Bool(false))]);
@@ -91,7 +106,10 @@ fn a_semaphore_refuses_another_max_leases_and_a_lease_id_already_held() {
     ));
     // Once unused, the name may come back with another size.
     co.handle(A, 4, release("s", "a"), t0);
-    assert_eq!(co.handle(B, 5, sem("s", 3, "b", 0), t0), [reply(B, 5, CoordResult::Bool(true))]);
+    assert_eq!(
+        co.handle(B, 5, sem("s", 3, "b", 0), t0),
+        [reply(B, 5, CoordResult::Bool(true))]
+    );
 }
 
 #[test]
@@ -100,16 +118,37 @@ fn a_client_that_leaves_frees_its_leases_for_waiters_and_its_own_waits_are_dropp
     let mut co = Coordination::new(Duration::ZERO);
     co.handle(A, 1, lock("l", "a", 0), t0);
     assert!(co.handle(B, 2, lock("l", "b", 5000), t0).is_empty());
-    assert!(co.handle(A, 3, CoordOp::QueueGet { name: "q".into(), timeout_ms: 5000 }, t0).is_empty());
+    assert!(co
+        .handle(
+            A,
+            3,
+            CoordOp::QueueGet {
+                name: "q".into(),
+                timeout_ms: 5000
+            },
+            t0
+        )
+        .is_empty());
     assert_eq!(co.client_gone(A, t0), [reply(B, 2, CoordResult::Bool(true))]);
     // A's queue get is gone: an item put now waits for the next get.
     assert_eq!(
-        co.handle(C, 4, CoordOp::QueuePut { name: "q".into(), item: value(7) }, t0),
+        co.handle(
+            C,
+            4,
+            CoordOp::QueuePut {
+                name: "q".into(),
+                item: value(7)
+            },
+            t0
+        ),
         [reply(C, 4, CoordResult::Done)]
     );
     assert_eq!(co.queues.size("q"), 1);
     // A lock and a semaphore of one name do not meet.
-    assert_eq!(co.handle(C, 5, sem("l", 1, "c", 0), t0), [reply(C, 5, CoordResult::Bool(true))]);
+    assert_eq!(
+        co.handle(C, 5, sem("l", 1, "c", 0), t0),
+        [reply(C, 5, CoordResult::Bool(true))]
+    );
 }
 
 #[test]
@@ -124,7 +163,10 @@ fn leases_of_a_client_silent_past_the_lease_timeout_are_taken_back() {
     assert!(co.expire(t0 + ms(550)).is_empty());
     assert_eq!(co.expire(t0 + ms(601)), [reply(B, 2, CoordResult::Bool(true))]);
     // A's release afterwards says its lease was no longer held.
-    assert_eq!(co.handle(A, 3, release("s", "a"), t0 + ms(700)), [reply(A, 3, CoordResult::Bool(false))]);
+    assert_eq!(
+        co.handle(A, 3, release("s", "a"), t0 + ms(700)),
+        [reply(A, 3, CoordResult::Bool(false))]
+    );
 }
 
 #[test]
@@ -139,10 +181,35 @@ fn a_multilock_takes_all_its_locks_or_none() {
     };
     assert!(co.handle(B, 2, multi, t0).is_empty());
     // y is free, and nobody took it while B waited for x.
-    assert_eq!(co.handle(C, 3, lock("y", "c", 0), t0), [reply(C, 3, CoordResult::Bool(true))]);
-    co.handle(C, 4, CoordOp::LockRelease { name: "y".into(), lease_id: "c".into() }, t0);
-    let effects = co.handle(A, 5, CoordOp::LockRelease { name: "x".into(), lease_id: "a".into() }, t0);
-    assert_eq!(effects, [reply(A, 5, CoordResult::Bool(true)), reply(B, 2, CoordResult::Bool(true))]);
+    assert_eq!(
+        co.handle(C, 3, lock("y", "c", 0), t0),
+        [reply(C, 3, CoordResult::Bool(true))]
+    );
+    co.handle(
+        C,
+        4,
+        CoordOp::LockRelease {
+            name: "y".into(),
+            lease_id: "c".into(),
+        },
+        t0,
+    );
+    let effects = co.handle(
+        A,
+        5,
+        CoordOp::LockRelease {
+            name: "x".into(),
+            lease_id: "a".into(),
+        },
+        t0,
+    );
+    assert_eq!(
+        effects,
+        [
+            reply(A, 5, CoordResult::Bool(true)),
+            reply(B, 2, CoordResult::Bool(true))
+        ]
+    );
     assert_eq!(co.leases(), 2);
     let effects = co.handle(
         B,
@@ -161,11 +228,20 @@ fn a_multilock_takes_all_its_locks_or_none() {
 fn a_queue_is_first_in_first_out_and_hands_items_to_waiting_getters_in_order() {
     let t0 = Instant::now();
     let mut co = Coordination::new(Duration::ZERO);
-    let put = |b| CoordOp::QueuePut { name: "q".into(), item: value(b) };
-    let get = |t| CoordOp::QueueGet { name: "q".into(), timeout_ms: t };
+    let put = |b| CoordOp::QueuePut {
+        name: "q".into(),
+        item: value(b),
+    };
+    let get = |t| CoordOp::QueueGet {
+        name: "q".into(),
+        timeout_ms: t,
+    };
     co.handle(A, 1, put(1), t0);
     co.handle(A, 2, put(2), t0);
-    assert_eq!(co.handle(B, 3, CoordOp::QueueSize { name: "q".into() }, t0), [reply(B, 3, CoordResult::Count(2))]);
+    assert_eq!(
+        co.handle(B, 3, CoordOp::QueueSize { name: "q".into() }, t0),
+        [reply(B, 3, CoordResult::Count(2))]
+    );
     assert_eq!(co.handle(B, 4, get(0), t0), [reply(B, 4, CoordResult::Item(value(1)))]);
     assert_eq!(co.handle(B, 5, get(0), t0), [reply(B, 5, CoordResult::Item(value(2)))]);
     assert_eq!(co.handle(B, 6, get(0), t0), [reply(B, 6, CoordResult::TimedOut)]);
@@ -182,10 +258,26 @@ fn a_queue_is_first_in_first_out_and_hands_items_to_waiting_getters_in_order() {
 fn a_future_in_a_queue_is_held_until_a_getter_wants_it() {
     let t0 = Instant::now();
     let mut co = Coordination::new(Duration::ZERO);
-    let effects = co.handle(A, 1, CoordOp::QueuePut { name: "q".into(), item: future("k") }, t0);
+    let effects = co.handle(
+        A,
+        1,
+        CoordOp::QueuePut {
+            name: "q".into(),
+            item: future("k"),
+        },
+        t0,
+    );
     assert_eq!(effects, [Effect::Hold("k".into()), reply(A, 1, CoordResult::Done)]);
     assert_eq!(co.hold_count("k"), 1);
-    let effects = co.handle(B, 2, CoordOp::QueueGet { name: "q".into(), timeout_ms: 0 }, t0);
+    let effects = co.handle(
+        B,
+        2,
+        CoordOp::QueueGet {
+            name: "q".into(),
+            timeout_ms: 0,
+        },
+        t0,
+    );
     // The getter wants the key before the queue lets it go.
     assert_eq!(
         effects,
@@ -202,7 +294,10 @@ fn a_future_in_a_queue_is_held_until_a_getter_wants_it() {
 fn a_variable_waits_until_set_and_holds_only_its_latest_future() {
     let t0 = Instant::now();
     let mut co = Coordination::new(Duration::ZERO);
-    let get = |t| CoordOp::VariableGet { name: "v".into(), timeout_ms: t };
+    let get = |t| CoordOp::VariableGet {
+        name: "v".into(),
+        timeout_ms: t,
+    };
     let set = |item| CoordOp::VariableSet { name: "v".into(), item };
     assert_eq!(co.handle(A, 1, get(0), t0), [reply(A, 1, CoordResult::TimedOut)]);
     assert!(co.handle(A, 2, get(1000), t0).is_empty());
@@ -228,7 +323,10 @@ fn a_variable_waits_until_set_and_holds_only_its_latest_future() {
 fn an_event_wakes_every_waiter_when_set_and_waits_time_out_false() {
     let t0 = Instant::now();
     let mut co = Coordination::new(Duration::ZERO);
-    let wait = |t| CoordOp::EventWait { name: "e".into(), timeout_ms: t };
+    let wait = |t| CoordOp::EventWait {
+        name: "e".into(),
+        timeout_ms: t,
+    };
     assert!(co.handle(A, 1, wait(1000), t0).is_empty());
     assert!(co.handle(B, 2, wait(1000), t0).is_empty());
     assert!(co.handle(C, 3, wait(10), t0).is_empty());
@@ -261,9 +359,16 @@ fn a_dataset_holds_its_keys_until_unpublished_whoever_published_it() {
     let effects = co.handle(A, 1, publish(false), t0);
     assert_eq!(
         effects,
-        [Effect::Hold("k1".into()), Effect::Hold("k2".into()), reply(A, 1, CoordResult::Done)]
+        [
+            Effect::Hold("k1".into()),
+            Effect::Hold("k2".into()),
+            reply(A, 1, CoordResult::Done)
+        ]
     );
-    assert!(matches!(co.handle(A, 2, publish(false), t0)[..], [Effect::Reply(A, 2, CoordResult::Error(_))]));
+    assert!(matches!(
+        co.handle(A, 2, publish(false), t0)[..],
+        [Effect::Reply(A, 2, CoordResult::Error(_))]
+    ));
     assert!(co.client_gone(A, t0).is_empty());
     assert_eq!(
         co.handle(B, 3, CoordOp::GetDataset { name: "d".into() }, t0),
@@ -279,7 +384,11 @@ fn a_dataset_holds_its_keys_until_unpublished_whoever_published_it() {
     );
     assert_eq!(
         co.handle(B, 5, CoordOp::UnpublishDataset { name: "d".into() }, t0),
-        [Effect::Unhold("k1".into()), Effect::Unhold("k2".into()), reply(B, 5, CoordResult::Done)]
+        [
+            Effect::Unhold("k1".into()),
+            Effect::Unhold("k2".into()),
+            reply(B, 5, CoordResult::Done)
+        ]
     );
     assert!(matches!(
         co.handle(B, 6, CoordOp::GetDataset { name: "d".into() }, t0)[..],
@@ -292,7 +401,15 @@ fn fire_and_forget_holds_a_key_until_it_is_done_even_if_held_otherwise_too() {
     let t0 = Instant::now();
     let mut co = Coordination::new(Duration::ZERO);
     assert_eq!(co.fire_and_forget(&["k".into()]), [Effect::Hold("k".into())]);
-    co.handle(A, 1, CoordOp::QueuePut { name: "q".into(), item: future("k") }, t0);
+    co.handle(
+        A,
+        1,
+        CoordOp::QueuePut {
+            name: "q".into(),
+            item: future("k"),
+        },
+        t0,
+    );
     assert_eq!(co.hold_count("k"), 2);
     assert!(co.has_fired());
     assert!(co.task_done(&"k".to_string()).is_empty());

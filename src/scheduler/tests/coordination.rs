@@ -46,10 +46,20 @@ fn a_future_in_a_queue_outlives_its_client_and_reaches_the_getter_after_the_answ
     h.kill(1);
     assert_eq!(h.computes(2), ["x"]);
     h.finish(2, "x");
-    coordinate(&mut h, C2, 2, CoordOp::QueueGet { name: "q".into(), timeout_ms: 0 });
+    coordinate(
+        &mut h,
+        C2,
+        2,
+        CoordOp::QueueGet {
+            name: "q".into(),
+            timeout_ms: 0,
+        },
+    );
     let to_c2 = h.to_client(C2);
     let reply = to_c2.iter().position(|m| matches!(m, ToClient::CoordReply { .. }));
-    let news = to_c2.iter().position(|m| matches!(m, ToClient::KeyInMemory { key, .. } if key == "x"));
+    let news = to_c2
+        .iter()
+        .position(|m| matches!(m, ToClient::KeyInMemory { key, .. } if key == "x"));
     assert!(reply.is_some() && news.is_some() && reply < news, "{to_c2:?}");
     // Taken out, it is C2's alone: released when C2 releases it.
     h.release(C2, &["x"]);
@@ -73,7 +83,12 @@ fn a_fire_and_forget_task_runs_after_its_client_left_and_is_released_when_done()
     // Fire-and-forget of a key already done, or unknown, holds nothing.
     h.submit(C2, vec![spec("c", "f", &[])], &["c"]);
     h.finish(1, "c");
-    h.client(C2, FromClient::FireAndForget { keys: vec!["c".into(), "nope".into()] });
+    h.client(
+        C2,
+        FromClient::FireAndForget {
+            keys: vec!["c".into(), "nope".into()],
+        },
+    );
     h.release(C2, &["c"]);
     assert_eq!(h.state("c"), None);
 }
