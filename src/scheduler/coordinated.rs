@@ -49,8 +49,11 @@ impl SchedulerState {
     /// clients silent past the lease timeout taken back (the actor calls
     /// this every `COORDINATION_TICK`).
     pub fn expire_coordination(&mut self, now: Instant, out: &mut Outbox) {
-        self.begin();
         let effects = self.coord.expire(now);
+        if effects.is_empty() {
+            return; // the usual tick: nothing to do, nothing to finish
+        }
+        self.begin();
         self.apply_effects(effects, out);
         self.finish(out);
     }

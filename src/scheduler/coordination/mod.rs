@@ -39,6 +39,12 @@ use crate::wire::messages::{CoordItem, CoordOp, CoordResult, Key};
 /// coordination timeout.
 pub const COORDINATION_TICK: Duration = Duration::from_millis(20);
 
+/// A gap this long between two expiry checks means the scheduler did not
+/// run meanwhile (stopped, paused, busy on a huge graph): what its clients
+/// sent is unread in the sockets, so the gap does not count as their
+/// silence (as `actors::liveness` does for workers).
+pub const STALLED_CHECK_GAP: Duration = Duration::from_secs(1);
+
 /// Default lease timeout (Dask's `distributed.scheduler.locks.lease-timeout`):
 /// a semaphore lease or lock whose holder's connection has sent nothing
 /// (not even a keep-alive, which Rust clients send every 5 s) for this long
@@ -159,6 +165,8 @@ pub struct Coordination {
     /// `lease_timeout` are taken back.
     last_seen: FxMap<ClientId, Instant>,
     lease_timeout: Duration,
+    /// When [`Coordination::expire`] last ran, to tell a stalled scheduler.
+    last_check: Option<Instant>,
 }
 
 impl Coordination {
@@ -177,6 +185,7 @@ impl Coordination {
             fired: FxMap::default(),
             last_seen: FxMap::default(),
             lease_timeout,
+            last_check: None,
         }
     }
 
@@ -312,6 +321,19 @@ impl Coordination {
         self.queues.expire(fx, now);
         self.variables.expire(fx, now);
         self.events.expire(fx, now);
+        let gap = self
+            .last_check
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+        self.last_check = Some(now);
+        if gap >= STALLED_CHECK_GAP {
+            tracing::warn!(
+                "the scheduler did not run for {:.1} s; that time does not count against any lease holder",
+                gap.as_secs_f64()
+            );
+            for seen in self.last_seen.values_mut() {
+                *seen = (*seen + gap).min(now);
+            }
+        }
         if !self.lease_timeout.is_zero() {
             let timeout = self.lease_timeout;
             let silent: Vec<ClientId> = self

@@ -437,3 +437,21 @@ fn a_topic_reaches_the_clients_subscribed_at_that_moment() {
         ]
     );
 }
+
+#[test]
+fn a_stalled_scheduler_does_not_count_the_stall_as_its_clients_silence() {
+    let t0 = Instant::now();
+    let mut co = Coordination::new(ms(500));
+    co.handle(A, 1, sem("s", 1, "a", 0), t0);
+    assert!(co.expire(t0 + ms(20)).is_empty());
+    // Nothing ran for 5 s: A's keep-alives are unread, not missing.
+    assert!(co.expire(t0 + ms(5020)).is_empty());
+    assert_eq!(co.leases(), 1);
+    // Silent for the lease timeout after the stall, it loses the lease.
+    let mut now = t0 + ms(5020);
+    while now < t0 + ms(5700) {
+        now += ms(20);
+        co.expire(now);
+    }
+    assert_eq!(co.leases(), 0);
+}
