@@ -84,6 +84,15 @@ fn produce(name: String, start: u64, n: u64, ack: String, delay_ms: u64) -> Resu
     Ok(n)
 }
 
+/// Submits `inc(x)` from inside a task and puts its future on queue
+/// `name`, then returns (dropping the future: the queue keeps it alive).
+#[rdask::task]
+fn enqueue_child(name: String, x: i64) -> Result<(), Error> {
+    let client = rdask::worker_client()?;
+    let child = client.submit(inc, (x,))?;
+    Queue::<i64>::new(&client, &name).put_future(&child)
+}
+
 fn arg(args: &[String], i: usize, what: &str) -> Result<String, Error> {
     args.get(i)
         .cloned()

@@ -447,3 +447,31 @@ fn a_wait_fails_with_a_clear_error_when_the_scheduler_dies() -> anyhow::Result<(
     assert!(after < Duration::from_secs(10), "{after:?}");
     Ok(())
 }
+
+#[test]
+fn a_task_puts_a_future_of_its_child_on_a_queue_and_a_client_reads_it_after_the_task_ended() -> anyhow::Result<()> {
+    let Some(bin) = example_or_skip() else { return Ok(()) };
+    let (_s, addr) = scheduler();
+    let (_w, _) = example_worker(&bin, &addr, "w1", 2);
+    let client = Client::connect(&addr)?;
+    wait_for_workers(&client, 1);
+    let parent = client.submit_raw::<()>(
+        "coordination::enqueue_child",
+        vec![value("children"), value(41i64)],
+        &SubmitOptions::default(),
+    )?;
+    parent.result_timeout(Some(STARTUP))?;
+    drop(parent);
+    // The task and its client's future are gone; the queue held the child.
+    std::thread::sleep(Duration::from_millis(300));
+    let queue = Queue::<i64>::new(&client, "children");
+    let Item::Future(child) = queue.get(Duration::from_secs(10))? else {
+        panic!("the task put a future, not a value")
+    };
+    assert_eq!(child.result_timeout(Some(STARTUP))?, 42);
+    drop(child);
+    wait_until("the child's key is released once read and dropped", || {
+        client.scheduler_info().is_ok_and(|i| i.ntasks == 0)
+    });
+    Ok(())
+}
