@@ -96,3 +96,8 @@ pub use actors::worker::WorkerOptions;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeExamples;
+
+/// So does `docs/coordination.md`'s.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/coordination.md")]
+struct CoordinationExamples;

@@ -141,6 +141,9 @@ pub struct SchedulerActor {
     /// (cumulative, so a monitor can compute tasks per second).
     pub(crate) tasks_finished: u64,
     pub(crate) tasks_erred: u64,
+    /// The coordination expiry timer, running only while a coordination
+    /// wait or lease is pending (an idle scheduler is not woken for it).
+    coordination_tick: Option<SpawnHandle>,
 }
 
 struct WorkerConn {
@@ -164,6 +167,7 @@ impl SchedulerActor {
             stealing_interval: Duration::from_millis(options.state.work_stealing_interval_ms),
             tasks_finished: 0,
             tasks_erred: 0,
+            coordination_tick: None,
         }
     }
 
@@ -236,6 +240,25 @@ impl SchedulerActor {
         }
     }
 
+    /// Starts the coordination expiry ticks if a wait or lease is pending;
+    /// they stop themselves once nothing is.
+    fn tick_coordination_if_pending(&mut self, ctx: &mut Context<Self>) {
+        if self.coordination_tick.is_some() || !self.state.coordination_pending() {
+            return;
+        }
+        self.state.coordination_ticks_resumed(Instant::now());
+        let handle = ctx.run_interval(COORDINATION_TICK, |act, ctx| {
+            act.state.expire_coordination(Instant::now(), &mut act.outbox);
+            act.flush();
+            if !act.state.coordination_pending() {
+                if let Some(h) = act.coordination_tick.take() {
+                    ctx.cancel_future(h);
+                }
+            }
+        });
+        self.coordination_tick = Some(handle);
+    }
+
     fn remove_worker(&mut self, id: WorkerId, why: &str) {
         if let Some(w) = self.workers.remove(&id) {
             warn!(worker = %w.name, "removing worker: {why}");
@@ -261,10 +284,6 @@ impl Actor for SchedulerActor {
                 act.flush();
             });
         }
-        ctx.run_interval(COORDINATION_TICK, |act, _| {
-            act.state.expire_coordination(Instant::now(), &mut act.outbox);
-            act.flush();
-        });
         ctx.run_interval(NO_WORKER_CHECK_INTERVAL, |act, _| {
             act.state.expire_no_worker(Instant::now(), &mut act.outbox);
             act.flush();
@@ -327,7 +346,7 @@ pub struct ClientBatch {
 
 impl Handler<ClientBatch> for SchedulerActor {
     type Result = Result<(), String>;
-    fn handle(&mut self, msg: ClientBatch, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: ClientBatch, ctx: &mut Self::Context) -> Self::Result {
         let mut result = Ok(());
         // Any frame, a keep-alive too, keeps the client's leases alive.
         self.state.client_seen(msg.id, Instant::now());
@@ -352,6 +371,7 @@ impl Handler<ClientBatch> for SchedulerActor {
             }
         }
         self.flush();
+        self.tick_coordination_if_pending(ctx);
         result
     }
 }

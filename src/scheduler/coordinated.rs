@@ -58,6 +58,17 @@ impl SchedulerState {
         self.finish(out);
     }
 
+    /// Whether coordination waits or leases need
+    /// [`expire_coordination`](Self::expire_coordination) ticks.
+    pub fn coordination_pending(&self) -> bool {
+        self.coord.pending()
+    }
+
+    /// The actor starts ticking again after a pause of its ticks.
+    pub fn coordination_ticks_resumed(&mut self, now: Instant) {
+        self.coord.ticks_resumed(now);
+    }
+
     /// Client `c` sent something: its leases are alive.
     pub fn client_seen(&mut self, c: ClientId, now: Instant) {
         self.coord.client_seen(c, now);

@@ -42,6 +42,11 @@ impl Events {
         fx.reply(client, request_id, CoordResult::Done);
     }
 
+    /// Whether any wait is under way.
+    pub(super) fn pending(&self) -> bool {
+        self.table.values().any(|e| !e.waiters.is_empty())
+    }
+
     /// `EventIsSet`.
     pub(super) fn is_set(&self, name: &str) -> bool {
         self.table.get(name).is_some_and(|e| e.set)

@@ -286,7 +286,27 @@ impl Coordination {
     /// `client` sent something (a request, a keep-alive): its leases are
     /// alive.
     pub fn client_seen(&mut self, client: ClientId, now: Instant) {
-        self.last_seen.insert(client, now);
+        // Only clients that made a request are tracked: the others hold no
+        // lease, and a scheduler whose clients never coordinate pays nothing.
+        if let Some(seen) = self.last_seen.get_mut(&client) {
+            *seen = now;
+        }
+    }
+
+    /// Whether anything waits for a deadline or a lease could expire: the
+    /// scheduler ticks [`Self::expire`] only meanwhile.
+    pub fn pending(&self) -> bool {
+        self.locks.pending()
+            || self.semaphores.pending()
+            || self.queues.pending()
+            || self.variables.pending()
+            || self.events.pending()
+    }
+
+    /// The expiry ticks start again after a pause of theirs (nothing was
+    /// pending): that pause is not a stalled scheduler.
+    pub fn ticks_resumed(&mut self, now: Instant) {
+        self.last_check = Some(now);
     }
 
     /// `client`'s connection is gone: its leases are released (waiters

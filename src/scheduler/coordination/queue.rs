@@ -58,6 +58,11 @@ impl Queues {
         self.forget_if_unused(&name);
     }
 
+    /// Whether any get waits.
+    pub(super) fn pending(&self) -> bool {
+        self.table.values().any(|q| !q.getters.is_empty())
+    }
+
     /// `QueueSize`.
     pub(super) fn size(&self, name: &str) -> u64 {
         self.table.get(name).map_or(0, |q| q.items.len() as u64)

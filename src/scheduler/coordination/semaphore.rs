@@ -222,6 +222,11 @@ impl Semaphores {
         self.forget_unused(&names);
     }
 
+    /// Whether any lease is held or any acquisition waits.
+    pub(super) fn pending(&self) -> bool {
+        !self.waiting.is_empty() || !self.table.is_empty()
+    }
+
     /// Leases held, over the table.
     pub(super) fn lease_count(&self) -> usize {
         self.table.values().map(|s| s.leases.len()).sum()

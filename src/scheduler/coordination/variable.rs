@@ -56,6 +56,11 @@ impl Variables {
         }
     }
 
+    /// Whether any get waits.
+    pub(super) fn pending(&self) -> bool {
+        self.table.values().any(|v| !v.getters.is_empty())
+    }
+
     /// `VariableDelete`: unset (getters keep waiting for a new value).
     pub(super) fn delete(&mut self, fx: &mut Fx<'_>, client: ClientId, request_id: u64, name: &str) {
         if let Some(v) = self.table.get_mut(name) {
