@@ -24,7 +24,10 @@
 //! and the options of each role. The modules, by layer:
 //!
 //! - [`client`]: the user's API, blocking and async, and typed futures;
-//!   [`worker_client()`]: a client for tasks that submit tasks.
+//!   Dask's coordination primitives ([`Lock`], [`Semaphore`], [`Queue`],
+//!   [`Variable`], [`Event`], [`Pub`]/[`Sub`], published datasets,
+//!   `fire_and_forget`; `docs/coordination.md`); [`worker_client()`]: a
+//!   client for tasks that submit tasks or share those primitives.
 //! - [`cluster`]: `LocalCluster`, a scheduler and workers in this process.
 //! - [`task`](mod@task), [`registry`], [`builtins`]: typed tasks, the functions a
 //!   binary can serve, and the `rdask` binary's own tasks.
@@ -38,7 +41,8 @@
 //!   protocol (`docs/protocol.md`), for clients in other languages and
 //!   raw submissions.
 //! - Internal, hidden from these docs: `scheduler` and `worker` (the
-//!   I/O-free task state machines), `actors` (the actix actors around
+//!   I/O-free task state machines; `scheduler::coordination` keeps the
+//!   coordination primitives' state), `actors` (the actix actors around
 //!   them), `runtime` (the client's background actix system), `http` (the
 //!   `/health`, `/metrics` and `/api/v1/info` endpoint), `util`.
 //!
@@ -74,7 +78,10 @@ pub mod wire;
 pub mod worker;
 pub mod worker_client;
 
-pub use client::{AsyncClient, Client, ClientOptions, Error, Future, ReturnWhen, SubmitOptions, WaitResult};
+pub use client::{
+    AsyncClient, Client, ClientOptions, Error, Event, Future, Item, Lock, MultiLock, Pub, Queue, ReturnWhen, Semaphore,
+    Sub, SubmitOptions, Variable, WaitResult,
+};
 pub use cluster::LocalCluster;
 pub use logging::init_logging;
 pub use rdask_macros::task;
@@ -89,3 +96,8 @@ pub use actors::worker::WorkerOptions;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeExamples;
+
+/// So does `docs/coordination.md`'s.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/coordination.md")]
+struct CoordinationExamples;

@@ -79,7 +79,19 @@ pub struct SharedState {
     /// woken only when one of these completes: a thread gathering 100,000
     /// results wakes once per key it actually waits for, not once per frame.
     pub watched: HashMap<Key, u32>,
+    /// Keys a coordination answer handed over after its caller stopped
+    /// waiting: released with the client's next request.
+    pub orphaned: Vec<Key>,
+    /// Values received on each subscribed topic, oldest first (at most
+    /// [`MAX_TOPIC_BUFFER`] each).
+    pub topics: HashMap<String, std::collections::VecDeque<serde_bytes::ByteBuf>>,
+    /// `Sub` handles alive per topic; the last one dropped unsubscribes.
+    pub topic_subscribers: HashMap<String, usize>,
 }
+
+/// Most values a client keeps per subscribed topic that nobody has read;
+/// past it the oldest is dropped (topics are best effort).
+pub const MAX_TOPIC_BUFFER: usize = 100_000;
 
 impl SharedState {
     /// Registers interest in a key's completion.
@@ -221,8 +233,35 @@ impl Handler<FromScheduler> for ClientActor {
     }
 }
 
+/// Counts one more future of `key` (one the scheduler handed over).
+fn add_ref(st: &mut SharedState, key: &Key) {
+    let e = st.keys.entry(key.clone()).or_insert(KeyEntry {
+        refs: 0,
+        status: KeyStatus::Pending,
+        released: false,
+        function: String::new(),
+    });
+    e.refs += 1;
+    if e.released {
+        e.released = false;
+        e.status = KeyStatus::Pending;
+    }
+}
+
+/// Undoes [`add_ref`] for an answer nobody received; a key left without
+/// futures is released with the next request.
+fn drop_ref(st: &mut SharedState, key: Key) {
+    if let Some(e) = st.keys.get_mut(&key) {
+        e.refs -= 1;
+        if e.refs == 0 {
+            st.keys.remove(&key);
+            st.orphaned.push(key);
+        }
+    }
+}
+
 /// Applies one scheduler message to the table; true if a waiter watches
-/// the key it completed.
+/// the key it completed (or a topic value arrived).
 pub fn apply(st: &mut SharedState, msg: ToClient) -> bool {
     let completed = match &msg {
         ToClient::KeyInMemory { key, .. } | ToClient::TaskErred { key, .. } => st.watched.contains_key(key),
@@ -283,6 +322,37 @@ pub fn apply(st: &mut SharedState, msg: ToClient) -> bool {
             };
             if let Some(tx) = st.requests.remove(&id) {
                 let _ = tx.send(reply);
+            }
+        }
+        ToClient::CoordReply { request_id, result } => {
+            // The keys an answer hands over are counted as futures here,
+            // before the news of those keys that follows in the batch.
+            let keys = match &result {
+                CoordResult::Item(CoordItem::Future(k)) => std::slice::from_ref(k),
+                CoordResult::Keys(ks) => ks.as_slice(),
+                _ => &[],
+            }
+            .to_vec();
+            for k in &keys {
+                add_ref(st, k);
+            }
+            let delivered = match st.requests.remove(&request_id) {
+                Some(tx) => tx.send(ToClient::CoordReply { request_id, result }).is_ok(),
+                None => false,
+            };
+            if !delivered {
+                for k in keys {
+                    drop_ref(st, k);
+                }
+            }
+        }
+        ToClient::TopicMessage { topic, value } => {
+            if let Some(values) = st.topics.get_mut(&topic) {
+                if values.len() >= MAX_TOPIC_BUFFER {
+                    values.pop_front();
+                }
+                values.push_back(value);
+                return true;
             }
         }
         // Other variants (a newer scheduler's) are not for this client's table.

@@ -15,6 +15,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::liveness::{check_workers, discount_stall, LivenessVerdict, WORKER_CHECK_INTERVAL};
 use super::session::{serve_connection, ConnectionSettings};
+use crate::scheduler::coordination::COORDINATION_TICK;
 use crate::scheduler::state::{
     ClientId, Outbox, Outgoing, SchedulerConfig, SchedulerState, WorkerId, WorkerRegistration,
 };
@@ -140,6 +141,9 @@ pub struct SchedulerActor {
     /// (cumulative, so a monitor can compute tasks per second).
     pub(crate) tasks_finished: u64,
     pub(crate) tasks_erred: u64,
+    /// The coordination expiry timer, running only while a coordination
+    /// wait or lease is pending (an idle scheduler is not woken for it).
+    coordination_tick: Option<SpawnHandle>,
 }
 
 struct WorkerConn {
@@ -163,6 +167,7 @@ impl SchedulerActor {
             stealing_interval: Duration::from_millis(options.state.work_stealing_interval_ms),
             tasks_finished: 0,
             tasks_erred: 0,
+            coordination_tick: None,
         }
     }
 
@@ -233,6 +238,25 @@ impl SchedulerActor {
             (Some(_), None) => info!(worker = %name, "worker resumed"),
             _ => debug!(worker = %name, ?status, "worker status unchanged"),
         }
+    }
+
+    /// Starts the coordination expiry ticks if a wait or lease is pending;
+    /// they stop themselves once nothing is.
+    fn tick_coordination_if_pending(&mut self, ctx: &mut Context<Self>) {
+        if self.coordination_tick.is_some() || !self.state.coordination_pending() {
+            return;
+        }
+        self.state.coordination_ticks_resumed(Instant::now());
+        let handle = ctx.run_interval(COORDINATION_TICK, |act, ctx| {
+            act.state.expire_coordination(Instant::now(), &mut act.outbox);
+            act.flush();
+            if !act.state.coordination_pending() {
+                if let Some(h) = act.coordination_tick.take() {
+                    ctx.cancel_future(h);
+                }
+            }
+        });
+        self.coordination_tick = Some(handle);
     }
 
     fn remove_worker(&mut self, id: WorkerId, why: &str) {
@@ -322,8 +346,10 @@ pub struct ClientBatch {
 
 impl Handler<ClientBatch> for SchedulerActor {
     type Result = Result<(), String>;
-    fn handle(&mut self, msg: ClientBatch, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: ClientBatch, ctx: &mut Self::Context) -> Self::Result {
         let mut result = Ok(());
+        // Any frame, a keep-alive too, keeps the client's leases alive.
+        self.state.client_seen(msg.id, Instant::now());
         let total = msg.messages.len();
         for (i, m) in msg.messages.into_iter().enumerate() {
             let closing = matches!(m, FromClient::CloseClient);
@@ -345,6 +371,7 @@ impl Handler<ClientBatch> for SchedulerActor {
             }
         }
         self.flush();
+        self.tick_coordination_if_pending(ctx);
         result
     }
 }
@@ -365,6 +392,10 @@ impl Handler<ClientLeft> for SchedulerActor {
         // After `CloseClient` the client is already gone from `clients`.
         if self.clients.remove(&msg.id).is_some() {
             let id = msg.id;
+            // Its locks and leases go now: a holder that is gone cannot
+            // release them, and nothing it waited for can reach it.
+            self.state.coordination_client_gone(id, &mut self.outbox);
+            self.flush();
             if self.client_grace.is_zero() || msg.release_now {
                 self.state.remove_client(id, &mut self.outbox);
                 self.flush();

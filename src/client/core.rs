@@ -50,12 +50,16 @@ impl Core {
     pub(crate) fn request(&self, make: impl FnOnce(u64) -> FromClient) -> Result<oneshot::Receiver<ToClient>, Error> {
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        {
+        let orphaned = {
             let mut st = self.shared.lock();
             if let Some(why) = &st.disconnected {
                 return Err(Error::Disconnected(why.clone()));
             }
             st.requests.insert(id, tx);
+            std::mem::take(&mut st.orphaned)
+        };
+        if !orphaned.is_empty() {
+            self.send(FromClient::ReleaseKeys { keys: orphaned })?;
         }
         self.send(make(id))?;
         Ok(rx)

@@ -1,6 +1,9 @@
 //! The user's API: [`AsyncClient`] (async) and [`Client`] (blocking) with
 //! Dask's `submit`, `map`, `gather`, `scatter`, `cancel`, `wait` and
-//! `as_completed`, and typed [`Future`]s.
+//! `as_completed`, and typed [`Future`]s; Dask's coordination primitives
+//! ([`Lock`], [`Semaphore`], [`MultiLock`], [`Queue`], [`Variable`],
+//! [`Event`], [`Pub`] / [`Sub`], published datasets, `fire_and_forget`),
+//! usable from clients and from tasks through [`crate::worker_client()`].
 //!
 //! There is one implementation: [`AsyncClient`]'s. A background actix
 //! runtime owns the connection; submissions are encoded on the caller's
@@ -16,10 +19,14 @@
 mod args;
 mod async_client;
 mod blocking;
+mod coordination;
 mod core;
 mod fetch;
 mod future;
+mod locks;
 mod options;
+mod pubsub;
+mod shared;
 pub(crate) mod submit;
 
 use crate::wire::messages::{Key, TaskFailure};
@@ -28,8 +35,12 @@ use crate::wire::WireError;
 pub use args::{IntoArg, IntoArgs};
 pub use async_client::AsyncClient;
 pub use blocking::{AsCompleted, Client};
+pub use coordination::{Item, COORDINATION_REPLY_GRACE};
 pub use future::Future;
+pub use locks::{Lock, MultiLock, Semaphore};
 pub use options::{ClientOptions, ReturnWhen, SubmitOptions, WaitResult};
+pub use pubsub::{Pub, Sub};
+pub use shared::{Event, Queue, Variable};
 
 /// Tasks per `UpdateGraph` message when mapping over many inputs: large
 /// enough to amortize framing, small enough that the scheduler starts on the

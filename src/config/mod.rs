@@ -184,6 +184,9 @@ config_section! {
         /// The same while the only workers that could run it are paused (memory past their pause
         /// threshold, e.g. unable to spill); 0 = for ever.
         paused_cluster_timeout_s: f64 = scheduler_defaults().state.paused_cluster_timeout_s,
+        /// Dask's locks.lease-timeout: seconds a lock or semaphore lease survives its holder's connection
+        /// sending nothing (not even a keep-alive, sent every 5 s); 0 = only a closed connection frees it.
+        lease_timeout_s: f64 = scheduler_defaults().state.lease_timeout_s,
     }
 }
 
@@ -377,6 +380,7 @@ impl RdaskConfig {
         state.no_worker_timeout_s = s.no_worker_timeout_s;
         state.empty_cluster_timeout_s = s.empty_cluster_timeout_s;
         state.paused_cluster_timeout_s = s.paused_cluster_timeout_s;
+        state.lease_timeout_s = s.lease_timeout_s;
         SchedulerOptions {
             state,
             limits: self.wire.limits(),

@@ -22,6 +22,8 @@ impl SchedulerState {
     pub fn remove_client(&mut self, id: ClientId, out: &mut Outbox) {
         self.begin();
         self.drop_client(id);
+        let effects = self.coord.client_gone(id, std::time::Instant::now());
+        self.apply_effects(effects, out);
         self.finish(out);
     }
 
@@ -86,7 +88,11 @@ impl SchedulerState {
                     }
                 }
             }
-            FromClient::CloseClient => self.drop_client(id),
+            FromClient::CloseClient => {
+                self.drop_client(id);
+                let effects = self.coord.client_gone(id, std::time::Instant::now());
+                self.apply_effects(effects, out);
+            }
             FromClient::RetireWorkers { request_id, workers } => {
                 self.retire_workers(Some(id), request_id, &workers, out)
             }
@@ -100,6 +106,8 @@ impl SchedulerState {
                 out.messages
                     .push(Outgoing::Client(id, ToClient::DataMoves { request_id, moves }));
             }
+            FromClient::Coordinate { request_id, op } => self.coordinate(id, request_id, op, out),
+            FromClient::FireAndForget { keys } => self.fire_and_forget(keys, out),
         }
         self.finish(out);
         Ok(())

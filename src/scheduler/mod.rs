@@ -1,6 +1,8 @@
 //! The scheduler: an I/O-free task state machine ([`state`]) that the actor
 //! layer drives with events and whose outgoing messages it sends.
 
+mod coordinated;
+pub mod coordination;
 mod data_moves;
 mod graph;
 mod handlers;

@@ -49,7 +49,7 @@ impl SchedulerState {
     pub(super) fn notify(&self, t: TaskId, out: &mut Outbox, msg: impl Fn(&TaskSlot) -> ToClient) {
         let s = self.slot(t);
         for &c in &s.wanted_by {
-            out.messages.push(Outgoing::Client(c, msg(s)));
+            out.client(c, msg(s));
         }
     }
 
@@ -86,6 +86,6 @@ impl SchedulerState {
             TaskState::NoWorker => self.no_worker_message(t),
             _ => return,
         };
-        out.messages.push(Outgoing::Client(c, msg));
+        out.client(c, msg);
     }
 }

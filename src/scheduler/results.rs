@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::ids::{TaskId, WIdx};
 use super::state::SchedulerState;
-use super::types::{Outbox, Outgoing, TaskState};
+use super::types::{Outbox, TaskState};
 use crate::wire::messages::{ErrorKind, Key, Payload, TaskFailure};
 
 /// Weight of a new sample in the running averages of task durations and
@@ -68,9 +68,9 @@ impl SchedulerState {
         if let Some((&last, rest)) = s.wanted_by.split_last() {
             let msg = self.key_in_memory(s);
             for &c in rest {
-                out.messages.push(Outgoing::Client(c, msg.clone()));
+                out.client(c, msg.clone());
             }
-            out.messages.push(Outgoing::Client(last, msg));
+            out.client(last, msg);
         }
         let mut ready = std::mem::take(&mut self.scratch);
         for i in 0..self.slot(t).dependents.len() {

@@ -91,13 +91,15 @@
 //! `release` (the release rule), `transitions` (state changes),
 //! `placement`, `no_worker` (why and how long a task waits for a worker),
 //! `results`, `lost_data`, `stealing`, `data_moves`, `retirement`,
-//! `pausing` (paused workers), `notify` (outgoing messages), `invariants`.
+//! `pausing` (paused workers), `notify` (outgoing messages), `invariants`,
+//! and `coordinated` (the coordination primitives of `coordination`).
 //! The records
 //! live in `ids`, `tasks`, `workers`; the public vocabulary in `types`.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
 
+use super::coordination::{Coordination, HOLDER};
 use super::ids::{FnId, QueueKey, RankKey, TaskId, TaskRef, WIdx};
 use super::tasks::{FnInfo, TaskSlot};
 use super::workers::{ClientSlot, RetireRequest, WorkerSlot};
@@ -156,6 +158,9 @@ pub struct SchedulerState {
     /// Rebalance moves under way: task → (source, target). The source is
     /// freed when the target announces the key (`AddKeys`).
     pub(super) moving: FxMap<TaskId, (WIdx, WIdx)>,
+    /// Locks, semaphores, queues, variables, events, datasets, topics
+    /// (`coordination`, glued in by `coordinated`).
+    pub(super) coord: Coordination,
 }
 
 impl SchedulerState {
@@ -188,6 +193,7 @@ impl SchedulerState {
             bandwidth: config.default_bandwidth,
             steals: FxMap::default(),
             moving: FxMap::default(),
+            coord: Coordination::new(std::time::Duration::from_secs_f64(config.lease_timeout_s.max(0.0))),
             config,
         }
     }
@@ -202,7 +208,7 @@ impl SchedulerState {
                 .iter()
                 .map(|s| (s.name().to_string(), self.counts[s.index()]))
                 .collect(),
-            nclients: self.clients.len() as u64,
+            nclients: self.client_count() as u64,
             workers: ids
                 .into_iter()
                 .map(|(_, w)| {
@@ -246,7 +252,7 @@ impl SchedulerState {
 
     /// Connected clients.
     pub fn client_count(&self) -> usize {
-        self.clients.len()
+        self.clients.len() - usize::from(self.clients.contains_key(&HOLDER))
     }
 
     pub(super) fn slot(&self, t: TaskId) -> &TaskSlot {
@@ -323,6 +329,8 @@ impl SchedulerState {
         loop {
             if let Some(t) = self.candidates.pop() {
                 self.maybe_release(t, out);
+            } else if !out.held_done.is_empty() {
+                self.held_keys_done(out);
             } else if let Some(w) = self.dirty_workers.pop() {
                 if self.workers[w.0 as usize].is_some() {
                     self.drain(w, out);

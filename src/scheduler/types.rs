@@ -1,7 +1,7 @@
 //! The scheduler's public vocabulary: ids, task states, the outbox, its
 //! configuration and errors.
 
-use crate::wire::messages::{ToClient, ToWorker};
+use crate::wire::messages::{Key, ToClient, ToWorker};
 
 /// The scheduler's id for a client session (chosen by the actor layer).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -87,6 +87,24 @@ pub enum Outgoing {
 pub struct Outbox {
     /// The messages.
     pub messages: Vec<Outgoing>,
+    /// Keys held by a coordination primitive that reached memory or erred
+    /// in this event (the news the holder would have been sent), for
+    /// `fire_and_forget`; drained at the end of the event.
+    pub(super) held_done: Vec<Key>,
+}
+
+impl Outbox {
+    /// Task news for client `c`; for the coordination holder, which has no
+    /// connection, a finished key is noted instead.
+    pub(super) fn client(&mut self, c: ClientId, msg: ToClient) {
+        if c == super::coordination::HOLDER {
+            if let ToClient::KeyInMemory { key, .. } | ToClient::TaskErred { key, .. } = msg {
+                self.held_done.push(key);
+            }
+        } else {
+            self.messages.push(Outgoing::Client(c, msg));
+        }
+    }
 }
 
 /// Default of [`SchedulerConfig::no_worker_timeout_s`]: long enough for a
@@ -142,6 +160,11 @@ pub struct SchedulerConfig {
     /// one that does not (a spill directory that cannot be written) errs
     /// the task after it. 0 = waits for ever.
     pub paused_cluster_timeout_s: f64,
+    /// Dask's `locks.lease-timeout`: a lock or semaphore lease whose
+    /// holder's connection sent nothing (not even a keep-alive) for this
+    /// many seconds is taken back; 0 = only when the connection closes.
+    /// Must exceed the clients' keep-alive interval (5 s).
+    pub lease_timeout_s: f64,
 }
 
 impl Default for SchedulerConfig {
@@ -159,6 +182,7 @@ impl Default for SchedulerConfig {
             no_worker_timeout_s: DEFAULT_NO_WORKER_TIMEOUT_S,
             empty_cluster_timeout_s: DEFAULT_EMPTY_CLUSTER_TIMEOUT_S,
             paused_cluster_timeout_s: DEFAULT_PAUSED_CLUSTER_TIMEOUT_S,
+            lease_timeout_s: super::coordination::DEFAULT_LEASE_TIMEOUT_S,
         }
     }
 }

@@ -13,7 +13,9 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+mod coordination;
 mod to_scheduler;
+pub use coordination::{CoordItem, CoordOp, CoordResult};
 pub use to_scheduler::{decode_inbound, variant_names, FromClient, FromWorker, Inbound};
 
 /// Version of this protocol; a peer whose handshake names another is refused.
@@ -22,8 +24,10 @@ pub use to_scheduler::{decode_inbound, variant_names, FromClient, FromWorker, In
 /// [`Arg::KeyMap`]) and [`FromWorker::LongRunning`]: a version-1 peer could
 /// not decode them, so it is refused at the handshake instead. Version 3
 /// added [`FromWorker::WorkerStatus`] and [`ErrorKind::NoWorker`], for the
-/// same reason.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// same reason. Version 4 added the coordination messages
+/// ([`FromClient::Coordinate`], [`FromClient::FireAndForget`],
+/// [`ToClient::CoordReply`], [`ToClient::TopicMessage`]).
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Magic string that opens every handshake, so a stray connection (an HTTP
 /// client, a port scanner) is told apart from an old rdask at once.
@@ -373,6 +377,22 @@ pub enum ToClient {
         request_id: u64,
         /// The planned copies.
         moves: Vec<DataMove>,
+    },
+    /// Answer to [`FromClient::Coordinate`]: exactly one per request.
+    /// Since version 4.
+    CoordReply {
+        /// From the request.
+        request_id: u64,
+        /// The outcome.
+        result: CoordResult,
+    },
+    /// A value published on a topic this client subscribed to (best
+    /// effort). Since version 4.
+    TopicMessage {
+        /// The topic.
+        topic: String,
+        /// The msgpack-encoded value.
+        value: serde_bytes::ByteBuf,
     },
     /// Answer to [`FromClient::RetireWorkers`], sent once every named
     /// worker has left (or at once if none could be retired).

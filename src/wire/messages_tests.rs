@@ -177,3 +177,41 @@ fn hash_parts_tell_list_boundaries_apart() {
     assert_eq!(&*list(&["a"]).hash_part(), &[0x91, 0xa1, b'a']);
     assert_eq!(&*Arg::Key("a".into()).hash_part(), b"a");
 }
+
+#[test]
+fn coordination_examples_in_the_protocol_doc_are_exact() {
+    let acquire = [FromClient::Coordinate {
+        request_id: 1,
+        op: CoordOp::LockAcquire {
+            name: "l".into(),
+            lease_id: "a".into(),
+            timeout_ms: 1000,
+        },
+    }];
+    assert_eq!(
+        hex(&frame(&encoded(&acquire[..]))),
+        hex(&doc_hex("a `LockAcquire` frame"))
+    );
+    let granted = [ToClient::CoordReply {
+        request_id: 1,
+        result: CoordResult::Bool(true),
+    }];
+    assert_eq!(
+        hex(&frame(&encoded(&granted[..]))),
+        hex(&doc_hex("its answer, granted"))
+    );
+    let put = [FromClient::Coordinate {
+        request_id: 2,
+        op: CoordOp::QueuePut {
+            name: "q".into(),
+            item: CoordItem::Value(serde_bytes::ByteBuf::from(vec![7])),
+        },
+    }];
+    assert_eq!(
+        hex(&frame(&encoded(&put[..]))),
+        hex(&doc_hex("a `QueuePut` of the value 7"))
+    );
+    // The unit variants the document shows as bare strings.
+    assert_eq!(encoded(&CoordResult::Done), b"\xa4Done");
+    assert_eq!(encoded(&CoordOp::ListDatasets), b"\xacListDatasets");
+}

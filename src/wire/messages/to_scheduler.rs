@@ -14,7 +14,7 @@ use std::fmt;
 use serde::de::{self, DeserializeOwned, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use super::{Key, Payload, TaskFailure, TaskSpec, WorkerStatus};
+use super::{CoordOp, Key, Payload, TaskFailure, TaskSpec, WorkerStatus};
 #[cfg(doc)]
 use super::{ToClient, ToWorker};
 use crate::wire::codec::{self, Frame};
@@ -92,6 +92,22 @@ pub enum FromClient {
         /// Echoed in the answer.
         request_id: u64,
         /// The keys; empty = every key in memory.
+        keys: Vec<Key>,
+    },
+    /// A coordination request (lock, semaphore, queue, variable, event,
+    /// dataset, topic), answered with exactly one [`ToClient::CoordReply`]
+    /// of the same `request_id`. Since version 4.
+    Coordinate {
+        /// Echoed in the answer.
+        request_id: u64,
+        /// What to do.
+        op: CoordOp,
+    },
+    /// Run these keys even though no client wants them (Dask's
+    /// `fire_and_forget`): the scheduler keeps each until it is in memory
+    /// or erred, then releases it. No answer. Since version 4.
+    FireAndForget {
+        /// Keys known to the scheduler.
         keys: Vec<Key>,
     },
 }
