@@ -52,10 +52,13 @@ struct Manifest {
     counts: BTreeMap<String, u64>,
 }
 
+/// What one file holds: (text bytes, lines, count per name).
+type FileStats = (u64, u64, BTreeMap<String, u64>);
+
 /// One file: records `{"id":i,"name":…,"amount":…,"file":f}` until it
 /// holds `BAG_TEXT_BYTES / BAG_FILES` bytes of text. Returns (text bytes,
 /// lines, counts).
-fn write_file(f: usize, path: &std::path::Path) -> Result<(u64, u64, BTreeMap<String, u64>)> {
+fn write_file(f: usize, path: &std::path::Path) -> Result<FileStats> {
     let tmp = path.with_extension("tmp");
     let file = std::fs::File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
     let mut gz = flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::fast());
@@ -107,7 +110,7 @@ fn ensure_bag_files() -> Result<(Manifest, bool, f64)> {
     std::fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
     let t0 = Instant::now();
     // Two writer threads, files interleaved between them.
-    let results: Vec<Result<(u64, u64, BTreeMap<String, u64>)>> = std::thread::scope(|s| {
+    let results: Vec<Result<FileStats>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..2)
             .map(|t| {
                 s.spawn(move || {
@@ -120,7 +123,10 @@ fn ensure_bag_files() -> Result<(Manifest, bool, f64)> {
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|_| vec![Err(anyhow::anyhow!("a writer panicked"))]))
+            .flat_map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| vec![Err(anyhow::anyhow!("a writer panicked"))])
+            })
             .collect()
     });
     let mut m = Manifest {
@@ -168,7 +174,11 @@ pub(super) fn case_bag_names(ctx: &mut Ctx) -> Result<()> {
             .pluck::<Value>("name")
             .frequencies()
             .topk_by(10, 1);
-        let fut = b.to_delayed().pop().context("topk has one partition")?.persist(&ctx.client)?;
+        let fut = b
+            .to_delayed()
+            .pop()
+            .context("topk has one partition")?
+            .persist(&ctx.client)?;
         top = fut.result_timeout(Some(BAG_RUN_TIMEOUT))?;
         walls.push(secs(t0));
         cpus.push(ctx.cpu_now().2 - cpu0);
@@ -196,10 +206,16 @@ pub(super) fn case_bag_names(ctx: &mut Ctx) -> Result<()> {
             .num("gen_s", gen_s, 2)
             .int("tasks", tasks)
             .int("runs", BAG_RUNS)
-            .val("rdask_s", J::Arr(walls.iter().map(|w| J::Num(super::round(*w, 3))).collect()))
+            .val(
+                "rdask_s",
+                J::Arr(walls.iter().map(|w| J::Num(super::round(*w, 3))).collect()),
+            )
             .num("rdask_best_s", best, 3)
             .num("rdask_median_s", median(&sorted), 3)
-            .val("rdask_cpu_workers_s", J::Arr(cpus.iter().map(|c| J::Num(super::round(*c, 3))).collect()))
+            .val(
+                "rdask_cpu_workers_s",
+                J::Arr(cpus.iter().map(|c| J::Num(super::round(*c, 3))).collect()),
+            )
             .num("rdask_text_mb_per_s", m.text_bytes as f64 / best / 1e6, 1)
             .num("rdask_lines_per_s", m.lines as f64 / best, 1)
             .val(
