@@ -177,8 +177,9 @@ pub fn from_sequence<T: Serialize>(items: impl IntoIterator<Item = T>, npartitio
     Ok(Bag::from_delayed(parts))
 }
 
-/// A bag of the lines of the files `pattern` matches (a glob; `.gz` and
-/// `.zst` files decompressed), one partition per file, in path order. A
+/// A bag of the lines of the files `pattern` matches (a glob; `.gz`,
+/// `.zst`, `.bz2` and `.xz` files decompressed), one partition per file, in
+/// path order. A
 /// call's key includes each file's size and modification time, so a
 /// changed file is read anew. Lines lose their
 /// `\n` / `\r\n` (Dask keeps them; Rust has no `str.strip` to map).
@@ -421,8 +422,8 @@ impl<T: DeserializeOwned> Bag<T> {
 impl Bag<String> {
     /// Writes each partition to a text file, one element per line (Dask's
     /// `to_textfiles`): `pattern`'s `*` is replaced by the partition's
-    /// number, or without a `*` the files are `pattern/<n>.part`; a `.gz`
-    /// name is gzipped. Lazy: computing the result writes the files and
+    /// number, or without a `*` the files are `pattern/<n>.part`; a `.gz`,
+    /// `.zst`, `.bz2` or `.xz` name is compressed that way. Lazy: computing the result writes the files and
     /// gives their paths.
     pub fn to_textfiles(&self, pattern: &str) -> Delayed<Vec<String>> {
         let written: Vec<_> = self
