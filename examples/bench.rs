@@ -1,6 +1,8 @@
 //! rdask's benchmark: the cases of `../shared/bench/dask_baseline.py` with the
 //! same sizes, one JSON line per case (same `case` names and fields, with
-//! `rdask_s` where Dask says `dask_s`), plus `million_tasks`.
+//! `rdask_s` where Dask says `dask_s`), plus `million_tasks`, and the cases
+//! whose Dask side is a script in `benches/`: `delayed_graph`
+//! (`dask_delayed.py`) and `bag_names` (`dask_bag.py`, in its own file).
 //!
 //! ```text
 //! cargo run --release --example bench                      # all cases, in-process cluster
@@ -43,6 +45,9 @@ use rdask::builtins::{add, blob_len, count_letters, inc, make_blob, noop, sum};
 use rdask::delayed::{delayed, ComputeOptions, Delayed};
 use rdask::{Blob, Client, Future, LocalCluster, ReturnWhen, SubmitOptions};
 
+#[path = "bench/bag_names.rs"]
+mod bag_names;
+
 const N_LETTER_FILES: usize = 16;
 const LETTERS_PER_FILE: usize = 4_000_000;
 const P2P_BYTES: u64 = 200_000_000;
@@ -61,6 +66,7 @@ const CASES: &[(&str, CaseFn, u64)] = &[
     ("scheduler_memory", case_scheduler_memory, 360),
     ("million_tasks", case_million_tasks, 400),
     ("delayed_graph", case_delayed_graph, 300),
+    ("bag_names", bag_names::case_bag_names, 900),
 ];
 
 // ---------------------------------------------------------------- JSON

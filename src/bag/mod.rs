@@ -37,13 +37,17 @@
 //! # Layout
 //! `mod.rs` (the `Bag` type, sources, element-wise operations, compute),
 //! `reduce` (reductions and the combining tree), `pipeline` (element-wise
-//! operations, both sides), `shuffle` (`groupby`, both sides), `runners`
+//! operations, both sides), `json_pluck` (the pipeline's shortcut for
+//! `map(json_loads).pluck(name)`), `repartition` (`repartition` and `zip`,
+//! both sides), `shuffle` (`groupby`, both sides), `runners`
 //! (the worker side of the others), `text` (`read_text` / `to_textfiles`, compression),
 //! `msgpack` (splitting, comparing and reading fields of untyped msgpack).
 
+mod json_pluck;
 mod msgpack;
 mod pipeline;
 mod reduce;
+mod repartition;
 mod runners;
 mod shuffle;
 mod text;
@@ -55,13 +59,16 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use reduce::{sqrt, Numeric, DEFAULT_SPLIT_EVERY};
+pub use repartition::{zip, MAX_SPLIT};
 pub(crate) use runners::RUNNERS;
 pub use shuffle::MAX_SHUFFLE_PARTITIONS;
 pub use text::read_to_string;
 
 use crate::client::{Client, Error};
 use crate::delayed::graph::DArg;
-use crate::delayed::{compute_each, compute_each_local, raw_call, ComputeOptions, Delayed};
+use crate::delayed::{
+    compute_each, compute_each_local, persist_each, raw_call, visualize_each, ComputeOptions, Delayed,
+};
 use crate::task::{encode_value, Task};
 use crate::wire::messages::Arg;
 use pipeline::{Op, PIPELINE};
@@ -170,8 +177,9 @@ pub fn from_sequence<T: Serialize>(items: impl IntoIterator<Item = T>, npartitio
     Ok(Bag::from_delayed(parts))
 }
 
-/// A bag of the lines of the files `pattern` matches (a glob; `.gz` and
-/// `.zst` files decompressed), one partition per file, in path order. A
+/// A bag of the lines of the files `pattern` matches (a glob; `.gz`,
+/// `.zst`, `.bz2` and `.xz` files decompressed), one partition per file, in
+/// path order. A
 /// call's key includes each file's size and modification time, so a
 /// changed file is read anew. Lines lose their
 /// `\n` / `\r\n` (Dask keeps them; Rust has no `str.strip` to map).
@@ -279,6 +287,12 @@ impl<T> Bag<T> {
         }
     }
 
+    /// `f(a, b, …)` of each element `(a, b, …)` (Dask's `starmap`): the
+    /// element type is `f`'s parameters as a tuple.
+    pub fn starmap<F: Task<Args = T>>(&self, _f: F) -> Bag<F::Output> {
+        self.then(Op::StarMap(F::NAME.to_string()))
+    }
+
     /// The elements for which `f` is true (Dask's `filter`).
     pub fn filter<F: Task<Args = (T,), Output = bool>>(&self, _f: F) -> Bag<T> {
         self.then(Op::Filter(F::NAME.to_string()))
@@ -334,6 +348,14 @@ impl<T> Bag<T> {
         )
     }
 
+    /// Writes the graph of all its partitions as one Graphviz DOT file
+    /// (Dask's `visualize`); `.svg` / `.png` are rendered as
+    /// [`Delayed::visualize`] renders them.
+    pub fn visualize(&self, path: impl AsRef<std::path::Path>) -> Result<(), Error> {
+        let refs: Vec<&Delayed<Vec<T>>> = self.parts.iter().collect();
+        visualize_each(&refs, path.as_ref())
+    }
+
     /// One partition of all elements, in order (Dask's `repartition(1)`).
     pub fn concat(&self) -> Delayed<Vec<T>> {
         let all = self.parts.iter().map(|p| p.node.clone()).collect();
@@ -345,6 +367,30 @@ impl<U> Bag<Vec<U>> {
     /// The elements of its lists, in order (Dask's `flatten`).
     pub fn flatten(&self) -> Bag<U> {
         self.then(Op::Flatten)
+    }
+}
+
+impl<T: 'static> Bag<T> {
+    /// Computes every partition on the cluster (one submission) and keeps
+    /// them there (Dask's `persist`): the bag returned reads the held
+    /// partitions, which stay on the workers while it (or anything built
+    /// from it) lives.
+    pub fn persist(&self, client: &Client) -> Result<Bag<T>, Error> {
+        self.persist_with(client, &ComputeOptions::default())
+    }
+
+    /// [`persist`](Self::persist) with options.
+    pub fn persist_with(&self, client: &Client, opts: &ComputeOptions) -> Result<Bag<T>, Error> {
+        let refs: Vec<&Delayed<Vec<T>>> = self.parts.iter().collect();
+        let parts = persist_each(client, &refs, opts)?
+            .into_iter()
+            .map(|f| {
+                let held = DArg::Future(f.key.clone(), std::sync::Arc::new(f));
+                // `from_values` passes its partition on as it is.
+                raw_call("rdask::bag::from_values", Ok(vec![held]))
+            })
+            .collect();
+        Ok(Bag::from_delayed(parts).split_every(self.split_every))
     }
 }
 
@@ -376,8 +422,8 @@ impl<T: DeserializeOwned> Bag<T> {
 impl Bag<String> {
     /// Writes each partition to a text file, one element per line (Dask's
     /// `to_textfiles`): `pattern`'s `*` is replaced by the partition's
-    /// number, or without a `*` the files are `pattern/<n>.part`; a `.gz`
-    /// name is gzipped. Lazy: computing the result writes the files and
+    /// number, or without a `*` the files are `pattern/<n>.part`; a `.gz`,
+    /// `.zst`, `.bz2` or `.xz` name is compressed that way. Lazy: computing the result writes the files and
     /// gives their paths.
     pub fn to_textfiles(&self, pattern: &str) -> Delayed<Vec<String>> {
         let written: Vec<_> = self

@@ -1,5 +1,5 @@
-//! Element-wise operations of bags (`map`, `map_with`, `filter`, `remove`, `flat_map`,
-//! `flatten`, `pluck`)
+//! Element-wise operations of bags (`map`, `map_with`, `starmap`, `filter`,
+//! `remove`, `flat_map`, `flatten`, `pluck`)
 //! chained into one call per partition: the built-in
 //! `rdask::bag::pipeline` takes the list of operations and a partition and
 //! passes each element through all of them before the next element, so a
@@ -12,6 +12,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+use super::json_pluck::{self, JSON_LOADS};
 use super::msgpack::{array_start, finish_array, start_array, value_end};
 use super::runners::{arg, bad, decode, function, items, key_of, KeySpec};
 use crate::delayed::graph::{DArg, Node};
@@ -39,6 +40,8 @@ pub(crate) enum Op {
     /// The registered two-argument function of the element and a constant
     /// (msgpack bytes).
     MapWith(String, ByteBuf),
+    /// The registered function of the element's items as its arguments.
+    StarMap(String),
 }
 
 /// The operations and source partition of a pipeline call, so that one
@@ -62,6 +65,18 @@ enum Step<'a> {
     Remove(TaskFn, &'a str),
     Flatten,
     MapWith(TaskFn, &'a [u8]),
+    /// `Map(json_loads)` then `Pluck` of a member name: `json_pluck`'s
+    /// shortcut, or the two steps where it does not answer.
+    JsonPluck(TaskFn, &'a str, KeySpec),
+    StarMap(TaskFn, &'a str),
+}
+
+/// The member name a `Pluck` of a string key names.
+fn json_member(key: &[u8]) -> Option<&str> {
+    match rmp::decode::read_str_from_slice(key) {
+        Ok((name, [])) => Some(name),
+        _ => None,
+    }
 }
 
 /// Whether predicate `name` says `true` of `e`.
@@ -100,6 +115,22 @@ fn run(steps: &[Step<'_>], e: &[u8], out: &mut Vec<u8>, count: &mut u64) -> Resu
             Ok(())
         }
         Step::Pluck(spec) => run(rest, &key_of(spec, e)?, out, count),
+        Step::StarMap(f, name) => run(rest, &f(&items(e, name)?)?, out, count),
+        Step::JsonPluck(loads, name, spec) => {
+            if rest.is_empty() {
+                // The last step writes the member straight into the output.
+                if json_pluck::pluck(e, name, out) {
+                    *count += 1;
+                    return Ok(());
+                }
+            } else {
+                let mut member = Vec::new();
+                if json_pluck::pluck(e, name, &mut member) {
+                    return run(rest, &member, out, count);
+                }
+            }
+            run(rest, &key_of(spec, &loads(&[e])?)?, out, count)
+        }
     }
 }
 
@@ -108,20 +139,31 @@ fn run(steps: &[Step<'_>], e: &[u8], out: &mut Vec<u8>, count: &mut u64) -> Resu
 pub(crate) fn pipeline(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
     let ops: Vec<Op> = decode(arg(args, 0, "pipeline")?, "pipeline's operations")?;
     let part = arg(args, 1, "pipeline")?;
-    let steps = ops
-        .iter()
-        .map(|op| {
-            Ok(match op {
-                Op::Map(n) => Step::Map(function(n)?),
-                Op::Filter(n) => Step::Filter(function(n)?, n),
-                Op::FlatMap(n) => Step::FlatMap(function(n)?, n),
-                Op::Pluck(k) => Step::Pluck(KeySpec::Field(k.clone())),
-                Op::Remove(n) => Step::Remove(function(n)?, n),
-                Op::Flatten => Step::Flatten,
-                Op::MapWith(n, extra) => Step::MapWith(function(n)?, extra),
-            })
-        })
-        .collect::<Result<Vec<_>, TaskFailure>>()?;
+    let mut steps = Vec::with_capacity(ops.len());
+    let mut rest = &ops[..];
+    while let Some((op, tail)) = rest.split_first() {
+        rest = tail;
+        steps.push(match op {
+            Op::Map(n) => match (tail.first(), n == JSON_LOADS) {
+                (Some(Op::Pluck(k)), true) if json_member(k).is_some() => {
+                    rest = &tail[1..];
+                    Step::JsonPluck(
+                        function(n)?,
+                        json_member(k).unwrap_or_default(),
+                        KeySpec::Field(k.clone()),
+                    )
+                }
+                _ => Step::Map(function(n)?),
+            },
+            Op::Filter(n) => Step::Filter(function(n)?, n),
+            Op::FlatMap(n) => Step::FlatMap(function(n)?, n),
+            Op::Pluck(k) => Step::Pluck(KeySpec::Field(k.clone())),
+            Op::Remove(n) => Step::Remove(function(n)?, n),
+            Op::Flatten => Step::Flatten,
+            Op::MapWith(n, extra) => Step::MapWith(function(n)?, extra),
+            Op::StarMap(n) => Step::StarMap(function(n)?, n),
+        });
+    }
     let (n, mut pos) = array_start(part).map_err(|e| bad(format!("pipeline: {e}")))?;
     let mut body = start_array();
     let mut count = 0u64;

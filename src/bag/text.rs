@@ -1,7 +1,7 @@
 //! Text files in and out of bags: `read_text` (a partition per file, and
 //! per block of a large uncompressed file, with line-aligned boundaries)
 //! and `to_textfiles` (a file per partition), both compressed by file
-//! extension (`.gz`, `.zst`). The client side expands the glob and plans the
+//! extension (`.gz`, `.zst`, `.bz2`, `.xz`). The client side expands the glob and plans the
 //! blocks; the worker side (the `rdask::bag::read_text` / `to_textfile`
 //! runners) opens the files, so they must be where the workers can see
 //! them (the same machine, or a shared file system).
@@ -23,26 +23,47 @@ use crate::wire::messages::TaskFailure;
 /// Read buffer of the text reader (and of the gzip decoder under it).
 const READ_BUFFER: usize = 256 * 1024;
 
+/// xz preset of `to_textfiles` (as `xz -1`: a 1 MiB dictionary, so a
+/// writing task holds about 10 MiB for the encoder, where the tool's
+/// default `-6` would take about 90 MiB).
+const XZ_PRESET: u32 = 1;
+
 /// How a file is compressed, from its extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Compression {
     None,
     Gzip,
     Zstd,
+    Bzip2,
+    Xz,
 }
 
 impl Compression {
-    pub(crate) fn of(path: &str) -> Result<Compression, String> {
+    pub(crate) fn of(path: &str) -> Compression {
         if path.ends_with(".gz") {
-            Ok(Compression::Gzip)
+            Compression::Gzip
         } else if path.ends_with(".zst") {
-            Ok(Compression::Zstd)
-        } else if path.ends_with(".bz2") || path.ends_with(".xz") {
-            Err(format!(
-                "{path}: only gzip (.gz) and zstd (.zst) compression are built in; decompress it first"
-            ))
+            Compression::Zstd
+        } else if path.ends_with(".bz2") {
+            Compression::Bzip2
+        } else if path.ends_with(".xz") {
+            Compression::Xz
         } else {
-            Ok(Compression::None)
+            Compression::None
+        }
+    }
+
+    /// A reader of the decompressed bytes of `file` (every member, frame
+    /// or stream of it, as the tools write several when given several
+    /// inputs).
+    fn reader(self, file: File) -> Box<dyn Read> {
+        let file = BufReader::with_capacity(READ_BUFFER, file);
+        match self {
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
+            Compression::Zstd => Box::new(ZstdFrames::new(file)),
+            Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(file)),
+            Compression::Xz => Box::new(lzma_rust2::XzReader::new(file, true)),
+            Compression::None => Box::new(file),
         }
     }
 }
@@ -76,7 +97,7 @@ pub(crate) fn plan_blocks(pattern: &str, blocksize: Option<u64>) -> Result<Vec<B
     files.sort();
     let mut blocks = Vec::new();
     for path in files {
-        let compression = Compression::of(&path).map_err(Error::Input)?;
+        let compression = Compression::of(&path);
         let meta = std::fs::metadata(&path).map_err(|e| Error::Input(format!("{path}: {e}")))?;
         let size = meta.len();
         let modified = meta
@@ -118,17 +139,9 @@ fn io_failure(path: &str, e: std::io::Error) -> TaskFailure {
 /// strings, encoded as they are read (no `String` per line).
 fn lines_of(path: &str, start: u64, end: Option<u64>) -> Result<Vec<u8>, TaskFailure> {
     let mut file = File::open(path).map_err(|e| io_failure(path, e))?;
-    let compression = Compression::of(path).map_err(failed)?;
+    let compression = Compression::of(path);
     let mut pos = start;
     let mut reader: Box<dyn BufRead> = match compression {
-        Compression::Gzip => Box::new(BufReader::with_capacity(
-            READ_BUFFER,
-            flate2::read::MultiGzDecoder::new(BufReader::with_capacity(READ_BUFFER, file)),
-        )),
-        Compression::Zstd => Box::new(BufReader::with_capacity(
-            READ_BUFFER,
-            ZstdFrames::new(BufReader::with_capacity(READ_BUFFER, file)),
-        )),
         Compression::None => {
             file.seek(SeekFrom::Start(start.saturating_sub(1)))
                 .map_err(|e| io_failure(path, e))?;
@@ -141,6 +154,7 @@ fn lines_of(path: &str, start: u64, end: Option<u64>) -> Result<Vec<u8>, TaskFai
             }
             Box::new(r)
         }
+        packed => Box::new(BufReader::with_capacity(READ_BUFFER, packed.reader(file))),
     };
     let mut body = start_array();
     let mut count: u32 = 0;
@@ -195,7 +209,7 @@ pub(crate) fn part_path(pattern: &str, i: usize) -> String {
 /// file (compressed by its extension); returns the path.
 pub(crate) fn to_textfile(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
     let path: String = decode(arg(args, 0, "to_textfile")?, "to_textfile's path")?;
-    let compression = Compression::of(&path).map_err(failed)?;
+    let compression = Compression::of(&path);
     let lines: Vec<String> = decode(
         arg(args, 1, "to_textfile")?,
         "to_textfile's partition (must be strings)",
@@ -222,6 +236,12 @@ pub(crate) fn to_textfile(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
                 w.flush()
             })
         }
+        Compression::Bzip2 => {
+            let mut bz = bzip2::write::BzEncoder::new(buffered, bzip2::Compression::default());
+            write_lines(&mut bz, &lines).and_then(|_| bz.finish()?.flush())
+        }
+        Compression::Xz => lzma_rust2::XzWriter::new(buffered, lzma_rust2::XzOptions::with_preset(XZ_PRESET))
+            .and_then(|mut xz| write_lines(&mut xz, &lines).and_then(|_| xz.finish()?.flush())),
         Compression::None => {
             let mut w = buffered;
             write_lines(&mut w, &lines).and_then(|_| w.flush())
@@ -240,18 +260,12 @@ fn write_lines(out: &mut impl Write, lines: &[String]) -> std::io::Result<()> {
 }
 
 /// Reads a whole text file, decompressed as its extension says (`.gz`,
-/// `.zst`): for tests and examples.
+/// `.zst`, `.bz2`, `.xz`): for tests and examples.
 pub fn read_to_string(path: &Path) -> std::io::Result<String> {
     let name = path.to_string_lossy();
-    let compression = Compression::of(&name).map_err(std::io::Error::other)?;
-    let file = BufReader::new(File::open(path)?);
-    let mut reader: Box<dyn Read> = match compression {
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
-        Compression::Zstd => Box::new(ZstdFrames::new(file)),
-        Compression::None => Box::new(file),
-    };
+    let compression = Compression::of(&name);
     let mut text = String::new();
-    reader.read_to_string(&mut text)?;
+    compression.reader(File::open(path)?).read_to_string(&mut text)?;
     Ok(text)
 }
 

@@ -131,6 +131,19 @@ pub(crate) fn compute_each<V: DeserializeOwned>(
     outputs: &[&Delayed<V>],
     opts: &ComputeOptions,
 ) -> Result<Vec<V>, Error> {
+    persist_each(client, outputs, opts)?
+        .iter()
+        .map(Future::result)
+        .collect()
+}
+
+/// The futures of several lazy results of one type, in order, submitted
+/// together (a result named twice is one future).
+pub(crate) fn persist_each<V>(
+    client: &Client,
+    outputs: &[&Delayed<V>],
+    opts: &ComputeOptions,
+) -> Result<Vec<Future<V>>, Error> {
     if outputs.is_empty() {
         // Nothing to submit (a bag of no partitions).
         return Ok(Vec::new());
@@ -150,7 +163,13 @@ pub(crate) fn compute_each<V: DeserializeOwned>(
         .into_iter()
         .map(|k| Future::new(k, client.inner.core.clone()))
         .collect();
-    nodes.iter().map(|n| futures[position[&n.key]].result()).collect()
+    Ok(nodes.iter().map(|n| futures[position[&n.key]].clone()).collect())
+}
+
+/// Writes the graph of several lazy results as one Graphviz DOT file (see
+/// [`Delayed::visualize`]).
+pub(crate) fn visualize_each<V>(outputs: &[&Delayed<V>], path: &Path) -> Result<(), Error> {
+    dot::write(&Graph::collect(outputs.iter().map(|d| &d.node)), path)
 }
 
 /// Number of tasks that computing `outputs` together submits.
