@@ -71,9 +71,13 @@ fn locate(core: &Core, keys: &[Key]) -> Result<Vec<Located>, Error> {
                 failure: f.clone(),
             }),
             Some(KeyStatus::Cancelled) => Err(Error::Cancelled(k.clone())),
-            Some(_) => Err(Error::Disconnected(
-                st.disconnected.clone().unwrap_or_else(|| "result not ready".into()),
-            )),
+            Some(KeyStatus::Pending | KeyStatus::NoWorker(_)) => match &st.disconnected {
+                Some(why) => Err(Error::Disconnected(why.clone())),
+                // Finished when the caller's wait returned, lost since (its
+                // holder died) and being recomputed: no holder yet, so the
+                // resilient fetch waits for the new copy, within its bound.
+                None => Ok(Located::At(Vec::new(), 0)),
+            },
             None => Err(Error::Cancelled(k.clone())),
         })
         .collect()
