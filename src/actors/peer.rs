@@ -26,6 +26,15 @@ pub const MAX_IDLE_CONNECTIONS_PER_PEER: usize = 4;
 /// How long one request to a peer may take before the connection is
 /// abandoned (large transfers included).
 pub const PEER_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+/// Longest wait for the first byte of a peer's reply. A live peer answers
+/// from memory or its spill directory, a request being at most the
+/// fetcher's `max_fetch_bytes`; a peer cut off by the network (no FIN, no
+/// RST) would otherwise hold the fetch, and the task waiting on it, for the
+/// whole [`PEER_REQUEST_TIMEOUT`].
+pub const PEER_REPLY_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest a reply in progress may go without advancing (see
+/// [`crate::wire::codec::FRAME_PROGRESS_BYTES`]).
+pub const PEER_REPLY_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 struct PeerConn {
     reader: Reader,
@@ -40,6 +49,9 @@ pub struct PeerPool {
     next_request: Arc<AtomicU64>,
     limits: FrameLimits,
     security: Security,
+    /// Bounds on reading a reply ([`PEER_REPLY_START_TIMEOUT`],
+    /// [`PEER_REPLY_STALL_TIMEOUT`]).
+    reply_timeouts: ReadTimeouts,
 }
 
 impl PeerPool {
@@ -51,7 +63,19 @@ impl PeerPool {
             next_request: Arc::new(AtomicU64::new(1)),
             limits,
             security: Security::default(),
+            reply_timeouts: ReadTimeouts {
+                idle: Some(PEER_REPLY_START_TIMEOUT),
+                stall: Some(PEER_REPLY_STALL_TIMEOUT),
+            },
         }
+    }
+
+    /// The same pool with other bounds on reading a reply (tests use short
+    /// ones).
+    #[doc(hidden)]
+    pub fn with_reply_timeouts(mut self, timeouts: ReadTimeouts) -> Self {
+        self.reply_timeouts = timeouts;
+        self
     }
 
     /// The same pool connecting with `security` (TLS, token).
@@ -85,7 +109,16 @@ impl PeerPool {
             let (header, payloads) = codec::encode(&[msg][..])?;
             codec::write_frame(&mut conn.writer, &header, &payloads).await?;
             tokio::io::AsyncWriteExt::flush(&mut conn.writer).await?;
-            match transport::read_batch::<FromPeer>(&mut conn.reader, &self.limits).await? {
+            let reply = transport::read_batch_within::<FromPeer>(&mut conn.reader, &self.limits, &self.reply_timeouts)
+                .await
+                .map_err(|e| match e {
+                    WireError::Silent(d) => WireError::Timeout(format!("{address} sent no reply within {d:?}")),
+                    WireError::Stalled(d) => {
+                        WireError::Timeout(format!("{address}'s reply made no progress for {d:?}"))
+                    }
+                    other => other,
+                })?;
+            match reply {
                 Some(mut msgs) if msgs.len() == 1 => msgs.pop().ok_or(WireError::Closed),
                 Some(_) => Err(WireError::Malformed("expected exactly one reply".into())),
                 None => Err(WireError::Closed),
@@ -200,3 +233,7 @@ async fn serve_peer(
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "peer_tests.rs"]
+mod tests;
