@@ -30,7 +30,7 @@
 //!
 //! # Layout
 //! `lib.rs` (the [`DataFrame`] type, compute, persist, `len`, `head`),
-//! `io` (sources and sinks), `groupby` (the client side of aggregations:
+//! `io` (sources and sinks), `describe` (both sides), `groupby` (the client side of aggregations:
 //! splitting each into partial, combine and final steps, the tree);
 //! the worker side: `kernels`, `agg` (aggregation kernels); `plan` (shipped
 //! expressions); `partition` (the wire form).
@@ -38,6 +38,7 @@
 #![warn(missing_docs)]
 
 pub mod agg;
+pub mod describe;
 mod groupby;
 mod io;
 pub mod kernels;
@@ -332,4 +333,7 @@ pub const TASKS: &[rdask::task::TaskEntry] = &[
     rdask::task::TaskEntry::of::<agg::partial>(),
     rdask::task::TaskEntry::of::<agg::combine>(),
     rdask::task::TaskEntry::of::<agg::finalize>(),
+    rdask::task::TaskEntry::of::<describe::describe_partial>(),
+    rdask::task::TaskEntry::of::<describe::describe_combine>(),
+    rdask::task::TaskEntry::of::<describe::describe_finalize>(),
 ];

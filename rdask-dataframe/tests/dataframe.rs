@@ -134,10 +134,53 @@ proptest! {
         let want = polars(&df, |l| l.select([col("k"), col("g")]).unique(None, UniqueKeepStrategy::Any));
         same(&sorted(&got), &sorted(&want)).map_err(fail)?;
 
+        same(&ddf.describe().compute(client()).map_err(fail)?, &describe(&df)).map_err(fail)?;
+
         let re = ddf.repartition(to).map_err(fail)?;
         prop_assert_eq!(re.npartitions(), to);
         same(&re.compute(client()).map_err(fail)?, &df).map_err(fail)?;
     }
+}
+
+/// Past `SKETCH_POINTS` values a column's percentiles are approximate: each
+/// lies within a few tenths of a percent (in rank) of the exact one; the
+/// other statistics stay exact.
+#[test]
+fn describe_of_many_values_is_close() -> Result<(), Box<dyn std::error::Error>> {
+    let rows: Vec<(Option<i64>, u8, Option<f64>, i64)> = (0..20_000i64)
+        .map(|i| (Some(i % 4), 0, Some(((i * 7919) % 10_007) as f64 / 3.0), (i * 31) % 997))
+        .collect();
+    let df = frame(rows);
+    let got = dd::from_polars(&df, 10)?.split_every(2).describe().compute(client())?;
+    let want = describe(&df);
+    for name in ["k", "v", "w"] {
+        let (g, w) = (got.column(name)?.f64()?, want.column(name)?.f64()?);
+        let mut sorted: Vec<f64> = df
+            .column(name)?
+            .cast(&DataType::Float64)?
+            .f64()?
+            .iter()
+            .flatten()
+            .collect();
+        sorted.sort_by(f64::total_cmp);
+        for (row, stat) in ["count", "mean", "std", "min", "max"]
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ([0, 1, 2, 3, 7][i], s))
+        {
+            let (a, b) = (g.get(row).ok_or("row")?, w.get(row).ok_or("row")?);
+            assert!((a - b).abs() <= 1e-9 * (1.0 + b.abs()), "{name} {stat}: {a} vs {b}");
+        }
+        for (row, q) in [(4, 0.25), (5, 0.5), (6, 0.75)] {
+            let a = g.get(row).ok_or("row")?;
+            let (lo, hi) = (
+                common::quantile(&sorted, q - 0.005).ok_or("q")?,
+                common::quantile(&sorted, q + 0.005).ok_or("q")?,
+            );
+            assert!(lo <= a && a <= hi, "{name} {q}: {a} not in [{lo}, {hi}]");
+        }
+    }
+    Ok(())
 }
 
 /// The seed's shape: CSV files, a partition each, then a group-by mean.

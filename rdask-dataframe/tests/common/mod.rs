@@ -73,3 +73,47 @@ pub fn sorted(df: &DataFrame) -> DataFrame {
     let cols: Vec<PlSmallStr> = df.get_column_names().into_iter().cloned().collect();
     df.sort(cols, SortMultipleOptions::default()).expect("sortable columns")
 }
+
+/// pandas' linear-interpolation percentile of sorted values.
+pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let pos = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    Some(sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64))
+}
+
+/// `describe()` of the numeric columns as pandas computes it, by hand.
+pub fn describe(df: &DataFrame) -> DataFrame {
+    let mut cols = vec![Column::new(
+        "statistic".into(),
+        ["count", "mean", "std", "min", "25%", "50%", "75%", "max"],
+    )];
+    for c in df.columns() {
+        if !c.dtype().is_primitive_numeric() {
+            continue;
+        }
+        let f = c.cast(&DataType::Float64).expect("numeric casts to f64");
+        let mut v: Vec<f64> = f.f64().expect("f64").iter().flatten().collect();
+        v.sort_by(f64::total_cmp);
+        let n = v.len() as f64;
+        let mean = (n > 0.0).then(|| v.iter().sum::<f64>() / n);
+        let std = (n > 1.0).then(|| {
+            let m = v.iter().sum::<f64>() / n;
+            (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0)).sqrt()
+        });
+        let values = [
+            Some(n),
+            mean,
+            std,
+            v.first().copied(),
+            quantile(&v, 0.25),
+            quantile(&v, 0.5),
+            quantile(&v, 0.75),
+            v.last().copied(),
+        ];
+        cols.push(Column::new(c.name().clone(), values.to_vec()));
+    }
+    DataFrame::new_infer_height(cols).expect("columns of one length")
+}
