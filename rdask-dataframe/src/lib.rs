@@ -30,7 +30,7 @@
 //!
 //! # Layout
 //! `lib.rs` (the [`DataFrame`] type, compute, persist, `len`, `head`),
-//! `io` (sources and sinks), `describe` (both sides), `groupby` (the client side of aggregations:
+//! `io` (sources and sinks), `describe` and `join` (both sides), `groupby` (the client side of aggregations:
 //! splitting each into partial, combine and final steps, the tree);
 //! the worker side: `kernels`, `agg` (aggregation kernels); `plan` (shipped
 //! expressions); `partition` (the wire form).
@@ -41,12 +41,14 @@ pub mod agg;
 pub mod describe;
 mod groupby;
 mod io;
+pub mod join;
 pub mod kernels;
 mod partition;
 pub mod plan;
 
 pub use groupby::GroupBy;
 pub use io::{from_polars, read_csv, read_parquet};
+pub use join::How;
 pub use partition::Partition;
 pub use polars;
 pub use rdask::delayed::ComputeOptions;
@@ -333,6 +335,9 @@ pub const TASKS: &[rdask::task::TaskEntry] = &[
     rdask::task::TaskEntry::of::<agg::partial>(),
     rdask::task::TaskEntry::of::<agg::combine>(),
     rdask::task::TaskEntry::of::<agg::finalize>(),
+    rdask::task::TaskEntry::of::<join::hash_split>(),
+    rdask::task::TaskEntry::of::<join::pick>(),
+    rdask::task::TaskEntry::of::<join::join_parts>(),
     rdask::task::TaskEntry::of::<describe::describe_partial>(),
     rdask::task::TaskEntry::of::<describe::describe_combine>(),
     rdask::task::TaskEntry::of::<describe::describe_finalize>(),

@@ -11,7 +11,7 @@ use common::*;
 use polars::prelude::*;
 use proptest::prelude::*;
 use rdask::{Client, LocalCluster};
-use rdask_dataframe::{self as dd, Partition};
+use rdask_dataframe::{self as dd, How, Partition};
 
 /// One cluster for the whole test binary (starting one per case would
 /// dominate the run).
@@ -142,6 +142,45 @@ proptest! {
     }
 }
 
+/// A small right side for joins: `k` (0..5, some null) and `r`.
+fn right_frames() -> impl Strategy<Value = DataFrame> {
+    prop::collection::vec((prop::option::weighted(0.9, 0i64..5), -100i64..100), 0..20).prop_map(|rows| {
+        let k: Vec<Option<i64>> = rows.iter().map(|r| r.0).collect();
+        let r: Vec<i64> = rows.iter().map(|r| r.1).collect();
+        df!("k" => k, "r" => r).expect("columns of one length")
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    #[test]
+    fn joins_broadcast_and_shuffled_match_polars(
+        left in frames(),
+        right in right_frames(),
+        lparts in 1usize..5,
+        rparts in 1usize..4,
+        out in 1usize..5,
+    ) {
+        let (l, r) = (dd::from_polars(&left, lparts).map_err(fail)?, dd::from_polars(&right, rparts).map_err(fail)?);
+        for (how, jt) in [(How::Inner, JoinType::Inner), (How::Left, JoinType::Left), (How::Right, JoinType::Right), (How::Full, JoinType::Full)] {
+            let want = polars(&left, |lf| lf.join(right.clone().lazy(), [col("k")], [col("k")], JoinArgs::new(jt.clone())));
+            let got = l.merge_shuffle(&r, &["k"], &["k"], how, out).map_err(fail)?;
+            prop_assert_eq!(got.npartitions(), out);
+            same(&sorted(&got.compute(client()).map_err(fail)?), &sorted(&want)).map_err(fail)?;
+            let auto = l.merge(&r, &["k"], &["k"], how).map_err(fail)?;
+            same(&sorted(&auto.compute(client()).map_err(fail)?), &sorted(&want)).map_err(fail)?;
+            if matches!(how, How::Inner | How::Left) {
+                let got = l.merge_broadcast(&r, &["k"], &["k"], how).map_err(fail)?;
+                prop_assert_eq!(got.npartitions(), lparts);
+                same(&sorted(&got.compute(client()).map_err(fail)?), &sorted(&want)).map_err(fail)?;
+            } else {
+                prop_assert!(l.merge_broadcast(&r, &["k"], &["k"], how).is_err());
+            }
+        }
+    }
+}
+
 /// Past `SKETCH_POINTS` values a column's percentiles are approximate: each
 /// lies within a few tenths of a percent (in rank) of the exact one; the
 /// other statistics stay exact.
@@ -266,6 +305,8 @@ fn bad_input_gives_clear_errors_and_the_cluster_carries_on() -> Result<(), Box<d
     let e = dd::read_csv("/nonexistent-rdask/*.csv").unwrap_err().to_string();
     assert!(e.contains("no file matches"), "{e}");
     assert!(dd::from_polars(&df, 0).is_err());
+    let e = ddf.merge(&ddf, &["k"], &[], How::Inner).unwrap_err().to_string();
+    assert!(e.contains("as many left keys as right keys"), "{e}");
     assert!(ddf.repartition(0).is_err());
     assert!(ddf.to_csv(client(), "/tmp/no-star.csv").is_err());
     // A missing column fails on the worker with Polars' message.

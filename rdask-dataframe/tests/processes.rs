@@ -110,5 +110,26 @@ fn dataframes_compute_on_real_scheduler_and_worker_processes() -> Result<(), Box
     assert_eq!(kept.len(&client)?, want.height());
     same(&kept.compute(&client)?, &want)?;
     same(&kept.head(&client, 250)?, &want.head(Some(250)))?;
+
+    // A hash-shuffle join and a broadcast join against a small table of users.
+    let users =
+        df!("user_id" => (0..10i64).collect::<Vec<_>>(), "group" => (0..10i64).map(|i| i % 3).collect::<Vec<_>>())?;
+    let small = dd::from_polars(&users, 2)?;
+    let want = sorted(
+        &whole
+            .clone()
+            .lazy()
+            .join(
+                users.clone().lazy(),
+                [col("user_id")],
+                [col("user_id")],
+                JoinArgs::new(JoinType::Left),
+            )
+            .collect()?,
+    );
+    let shuffled = ddf.merge_shuffle(&small, &["user_id"], &["user_id"], dd::How::Left, 3)?;
+    same(&sorted(&shuffled.compute(&client)?), &want)?;
+    let broadcast = ddf.merge_broadcast(&small, &["user_id"], &["user_id"], dd::How::Left)?;
+    same(&sorted(&broadcast.compute(&client)?), &want)?;
     Ok(())
 }
