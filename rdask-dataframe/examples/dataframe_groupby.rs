@@ -69,7 +69,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (id, value) in ids.iter().zip(values.iter()).take(5) {
         println!("user_id {id:?}: mean value {value:?}");
     }
-    // The same in Polars, in this process.
+    // The same in Polars, in this process (reading the files one by one,
+    // as the cluster does).
+    let t1 = std::time::Instant::now();
     let mut whole = DataFrame::empty();
     for day in 1..=days {
         let path = dir.join(format!("2015-01-{day:02}.csv"));
@@ -88,6 +90,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .agg([col("value").mean()])
         .sort(["user_id"], Default::default())
         .collect()?;
+    let polars_took = t1.elapsed().as_secs_f64();
     let agree = means.height() == want.height()
         && means
             .column("value")?
@@ -96,7 +99,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .zip(want.column("value")?.f64()?.iter())
             .all(|(a, b)| matches!((a, b), (Some(a), Some(b)) if (a - b).abs() <= 1e-9 * a.abs().max(1.0)));
     println!(
-        "{} users over {days} files of {rows} rows in {took:.2} s; equal to Polars on one machine: {agree}",
+        "{} users over {days} files of {rows} rows in {took:.2} s (Polars in this process: {polars_took:.2} s); \
+         equal to Polars: {agree}",
         means.height()
     );
     std::fs::remove_dir_all(&dir)?;
