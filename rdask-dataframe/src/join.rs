@@ -1,0 +1,226 @@
+//! Joins (Dask's `merge`), both sides: a **broadcast** join, where the
+//! right side is stacked into one partition that every left partition is
+//! joined with (for inner and left joins), and a **hash-shuffle** join
+//! through the task graph, where each partition of both sides is cut into
+//! buckets by a hash of its key columns, and bucket `i` of every partition
+//! of both sides meets in output partition `i`. The shuffle is Dask's
+//! task-based one: a split task per input partition, a pick task per
+//! (input partition, bucket), so O(partitions²) tasks (the peer-to-peer
+//! shuffle that avoids them is not built yet: `docs/collections.md`).
+
+use polars::prelude::{col, DataType, IdxCa, IntoLazy, JoinArgs, JoinType};
+use rdask::delayed::{delayed, Delayed};
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use crate::kernels::concat_frames;
+use crate::{kernels, DataFrame, Error, Partition};
+
+/// Which rows a join keeps (Polars' `JoinType`, pandas' `how`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum How {
+    /// Rows whose keys match on both sides.
+    Inner,
+    /// Every left row, matched or not.
+    Left,
+    /// Every right row, matched or not.
+    Right,
+    /// Every row of both sides (pandas' `outer`).
+    Full,
+}
+
+/// What a join task needs to know.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JoinSpec {
+    /// Left key columns.
+    pub left_on: Vec<String>,
+    /// Right key columns, as many.
+    pub right_on: Vec<String>,
+    /// Which rows to keep.
+    pub how: How,
+}
+
+/// A 64-bit mix of a value (splitmix64's finalizer): the same on every
+/// machine, unlike Polars' seeded row hashes.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// FNV-1a of bytes.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xCBF2_9CE4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01B3)
+    })
+}
+
+/// A hash per row of the key columns, equal for equal keys whatever the
+/// process: integers (and booleans) through `Int64`, floats through their
+/// bits, everything else through its text form.
+fn row_hashes(df: &polars::prelude::DataFrame, on: &[String]) -> Result<Vec<u64>, String> {
+    const NULL_HASH: u64 = 0x6E75_6C6C;
+    let mut h = vec![0u64; df.height()];
+    for name in on {
+        let c = df.column(name).map_err(|e| e.to_string())?;
+        let dt = c.dtype();
+        let per_row: Vec<u64> = if dt.is_integer() || dt == &DataType::Boolean {
+            let c = c.cast(&DataType::Int64).map_err(|e| e.to_string())?;
+            let ca = c.i64().map_err(|e| e.to_string())?;
+            ca.iter().map(|v| v.map_or(NULL_HASH, |v| mix(v as u64))).collect()
+        } else if dt.is_float() {
+            let c = c.cast(&DataType::Float64).map_err(|e| e.to_string())?;
+            let ca = c.f64().map_err(|e| e.to_string())?;
+            // -0.0 == 0.0 must hash alike.
+            ca.iter()
+                .map(|v| v.map_or(NULL_HASH, |v| mix(if v == 0.0 { 0 } else { v.to_bits() })))
+                .collect()
+        } else {
+            let c = c.cast(&DataType::String).map_err(|e| e.to_string())?;
+            let ca = c.str().map_err(|e| e.to_string())?;
+            ca.iter().map(|v| v.map_or(NULL_HASH, |v| fnv(v.as_bytes()))).collect()
+        };
+        for (acc, x) in h.iter_mut().zip(per_row) {
+            *acc = mix(acc.rotate_left(5) ^ x);
+        }
+    }
+    Ok(h)
+}
+
+/// A partition cut into `n` buckets by the hash of its `on` columns; each
+/// bucket as Arrow IPC bytes, so a pick decodes only its own.
+#[rdask::task]
+pub fn hash_split(p: Partition, on: Vec<String>, n: usize) -> Result<Vec<ByteBuf>, String> {
+    if n == 0 {
+        return Err("hash_split into 0 buckets".into());
+    }
+    let mut rows: Vec<Vec<polars::prelude::IdxSize>> = vec![Vec::new(); n];
+    for (i, h) in row_hashes(&p, &on)?.into_iter().enumerate() {
+        rows[(h % n as u64) as usize].push(i as polars::prelude::IdxSize);
+    }
+    rows.into_iter()
+        .map(|idx| {
+            let piece = p.take(&IdxCa::from_vec("idx".into(), idx)).map_err(|e| e.to_string())?;
+            Partition(piece).to_ipc().map(ByteBuf::from)
+        })
+        .collect()
+}
+
+/// Bucket `i` of a split partition.
+#[rdask::task]
+pub fn pick(pieces: Vec<ByteBuf>, i: usize) -> Result<Partition, String> {
+    let piece = pieces.get(i).ok_or_else(|| format!("bucket {i} of {}", pieces.len()))?;
+    Partition::from_ipc(piece)
+}
+
+/// The stacked `left` pieces joined with the stacked `right` pieces.
+#[rdask::task]
+pub fn join_parts(left: Vec<Partition>, right: Vec<Partition>, spec: JoinSpec) -> Result<Partition, String> {
+    let l = concat_frames(left.into_iter().map(Partition::into_inner).collect())?;
+    let r = concat_frames(right.into_iter().map(Partition::into_inner).collect())?;
+    let how = match spec.how {
+        How::Inner => JoinType::Inner,
+        How::Left => JoinType::Left,
+        How::Right => JoinType::Right,
+        How::Full => JoinType::Full,
+    };
+    let on = |names: &[String]| names.iter().map(|n| col(n.as_str())).collect::<Vec<_>>();
+    l.lazy()
+        .join(r.lazy(), on(&spec.left_on), on(&spec.right_on), JoinArgs::new(how))
+        .collect()
+        .map(Partition)
+        .map_err(|e| e.to_string())
+}
+
+/// Checked keys of a join.
+fn spec(left_on: &[&str], right_on: &[&str], how: How) -> Result<JoinSpec, Error> {
+    if left_on.is_empty() || left_on.len() != right_on.len() {
+        return Err(Error::Invalid(format!(
+            "a join needs as many left keys as right keys, at least one: {left_on:?} and {right_on:?}"
+        )));
+    }
+    Ok(JoinSpec {
+        left_on: left_on.iter().map(|s| s.to_string()).collect(),
+        right_on: right_on.iter().map(|s| s.to_string()).collect(),
+        how,
+    })
+}
+
+impl DataFrame {
+    /// This frame joined with `right` on `left_on` = `right_on` (Dask's
+    /// `merge(left, right, left_on=…, right_on=…, how=…)`): a broadcast join
+    /// when `right` has one partition and `how` allows it, else a
+    /// hash-shuffle join into as many partitions as the larger side has.
+    /// Rows come in no particular order; columns as Polars' `join` gives
+    /// them (right-side name clashes get the suffix `_right`).
+    pub fn merge(&self, right: &DataFrame, left_on: &[&str], right_on: &[&str], how: How) -> Result<DataFrame, Error> {
+        if right.npartitions() == 1 && matches!(how, How::Inner | How::Left) {
+            self.merge_broadcast(right, left_on, right_on, how)
+        } else {
+            let n = self.npartitions().max(right.npartitions());
+            self.merge_shuffle(right, left_on, right_on, how, n)
+        }
+    }
+
+    /// A broadcast join (Dask's `merge(…, broadcast=True)`): `right` is
+    /// stacked into one partition (it should be small) and joined with every
+    /// partition of this frame, which keeps its partitions. Inner and left
+    /// joins only: other kinds would repeat unmatched right rows once per
+    /// partition.
+    pub fn merge_broadcast(
+        &self,
+        right: &DataFrame,
+        left_on: &[&str],
+        right_on: &[&str],
+        how: How,
+    ) -> Result<DataFrame, Error> {
+        if !matches!(how, How::Inner | How::Left) {
+            return Err(Error::Invalid(format!(
+                "a broadcast join keeps the left partitioning, so only Inner and Left joins; {how:?} needs merge_shuffle"
+            )));
+        }
+        let spec = spec(left_on, right_on, how)?;
+        let small = delayed(kernels::concat, (right.to_delayed(),));
+        let parts = self
+            .to_delayed()
+            .iter()
+            .map(|p| delayed(join_parts, (vec![p], vec![&small], spec.clone())))
+            .collect();
+        Ok(self.with_parts(parts))
+    }
+
+    /// A hash-shuffle join into `npartitions` partitions: both sides split
+    /// by a hash of their keys, bucket `i` of both joined in partition `i`.
+    /// Any kind of join. Key columns must have the same type on both sides
+    /// (integers of any width count as one type).
+    pub fn merge_shuffle(
+        &self,
+        right: &DataFrame,
+        left_on: &[&str],
+        right_on: &[&str],
+        how: How,
+        npartitions: usize,
+    ) -> Result<DataFrame, Error> {
+        if npartitions == 0 {
+            return Err(Error::Invalid("merge_shuffle into 0 partitions".into()));
+        }
+        let spec = spec(left_on, right_on, how)?;
+        let buckets = |df: &DataFrame, on: &[String]| -> Vec<Vec<Delayed<Partition>>> {
+            let splits: Vec<Delayed<Vec<ByteBuf>>> = df
+                .to_delayed()
+                .iter()
+                .map(|p| delayed(hash_split, (p, on.to_vec(), npartitions)))
+                .collect();
+            (0..npartitions)
+                .map(|i| splits.iter().map(|s| delayed(pick, (s, i))).collect())
+                .collect()
+        };
+        let (l, r) = (buckets(self, &spec.left_on), buckets(right, &spec.right_on));
+        let parts = l
+            .into_iter()
+            .zip(r)
+            .map(|(l, r)| delayed(join_parts, (l, r, spec.clone())))
+            .collect();
+        Ok(self.with_parts(parts))
+    }
+}
