@@ -106,6 +106,30 @@ pub enum Error {
     /// nothing, an unreadable file, an unsupported compression).
     #[error("{0}")]
     Input(String),
+    /// An actor is gone: its worker died or left (or the connection to it
+    /// broke during a call, whose outcome is then unknown). Actors are not
+    /// recreated; create a new one if the work allows.
+    #[error("actor {actor} on worker {worker} is lost: {reason}")]
+    ActorLost {
+        /// The actor's key and type.
+        actor: String,
+        /// Its worker's address.
+        worker: String,
+        /// What happened.
+        reason: String,
+    },
+    /// An actor method call failed: the method returned an error or
+    /// panicked, its arguments did not decode, or it does not exist. The
+    /// actor lives on.
+    #[error("call of {method} on actor {actor} failed: {}", failure.message)]
+    ActorCall {
+        /// The actor's key and type.
+        actor: String,
+        /// The method.
+        method: String,
+        /// Why (`UnknownFunction` for an unknown method).
+        failure: TaskFailure,
+    },
 }
 
 impl From<WireError> for Error {
