@@ -108,6 +108,7 @@ fn table_serializes_calls_and_forgets_removed_actors() {
 
 #[test]
 fn a_panicking_method_fails_the_call_and_the_actor_lives_on() {
+    #[derive(Default)]
     pub struct Fragile;
     #[rdask_macros::actor(crate = "crate")]
     impl Fragile {
