@@ -1,6 +1,7 @@
 //! An actor shared by tasks: a `Counter` that lives on one worker, bumped
 //! by 100 tasks at once and read by the client, with calls going straight
-//! to its worker. `tests/actors.rs` runs this binary as worker processes.
+//! to its worker; then `Client::run` on every worker. `tests/actors.rs`
+//! and `tests/run.rs` run this binary as worker processes.
 //!
 //! ```text
 //! actor_counter worker tcp://HOST:PORT   # a worker that can host Counter and run bump
@@ -54,6 +55,12 @@ fn bump(counter: Actor<Counter>) -> Result<i64, Error> {
     counter.increment(1).result()
 }
 
+/// This worker's process id: `Client::run` of it shows where it ran.
+#[rdask::task]
+fn worker_pid() -> u32 {
+    std::process::id()
+}
+
 fn demo(client: &Client) -> Result<(), Error> {
     client.wait_for_workers(2, Duration::from_secs(30))?;
     let counter = client.submit_actor::<Counter>((0,))?;
@@ -74,6 +81,10 @@ fn demo(client: &Client) -> Result<(), Error> {
         s.len() == 100
     });
     println!("counter: {value}");
+    // Client::run: one call on every worker, each answered by address.
+    for (worker, pid) in client.run(worker_pid, ())? {
+        println!("worker {worker} runs in process {}", pid?);
+    }
     Ok(())
 }
 

@@ -84,8 +84,8 @@ pub mod worker_client;
 
 pub use actor_api::{Actor, ActorCall, ActorRef};
 pub use client::{
-    AsyncClient, Client, ClientOptions, Error, Event, Future, Item, Lock, MultiLock, Pub, Queue, ReturnWhen, Semaphore,
-    Sub, SubmitOptions, Variable, WaitResult,
+    AsyncClient, Client, ClientOptions, Error, Event, Future, Item, Lock, MultiLock, Pub, Queue, ReturnWhen,
+    RunOptions, Semaphore, Sub, SubmitOptions, Variable, WaitResult,
 };
 pub use cluster::LocalCluster;
 pub use logging::init_logging;

@@ -26,6 +26,7 @@ mod future;
 mod locks;
 mod options;
 mod pubsub;
+mod run;
 mod shared;
 pub(crate) mod submit;
 
@@ -40,6 +41,7 @@ pub use future::Future;
 pub use locks::{Lock, MultiLock, Semaphore};
 pub use options::{ClientOptions, ReturnWhen, SubmitOptions, WaitResult};
 pub use pubsub::{Pub, Sub};
+pub use run::{RunOptions, RunResults, DEFAULT_RUN_TIMEOUT};
 pub use shared::{Event, Queue, Variable};
 
 /// Tasks per `UpdateGraph` message when mapping over many inputs: large
