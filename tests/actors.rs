@@ -252,6 +252,64 @@ fn an_actor_no_handle_holds_is_dropped_on_its_worker() -> Result<(), Error> {
     Ok(())
 }
 
+/// The Python `actor_call` of `docs/protocol.md` §7.8, with the helpers of
+/// §11, creates and calls an actor on an example worker.
+#[test]
+fn the_python_actor_call_of_the_protocol_doc_works() -> anyhow::Result<()> {
+    let Some(bin) = example() else { return Ok(()) };
+    let has_msgpack = Command::new("python3")
+        .args(["-c", "import msgpack"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_msgpack {
+        cannot_run("python3 with msgpack is not installed");
+        return Ok(());
+    }
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/protocol.md"))?;
+    let python_block = |section: &str| -> String {
+        let at = doc.split(section).nth(1).expect("docs/protocol.md has the section");
+        let block = at.split("```python\n").nth(1).and_then(|b| b.split("```").next());
+        block.expect("the section has a python block").to_string()
+    };
+    let helpers = python_block("## 11. Worked example in Python");
+    let helpers = helpers.split("def main(").next().expect("helpers before main");
+    let actor_call = python_block("### 7.8 Actors and `run`");
+    let driver = r#"
+sock = connect(sys.argv[1], "Client", "py-actor")
+recv_frame(sock)  # Welcome
+key = "Counter-py1"
+task = {"key": key, "function": "actor:actor_counter::Counter", "args": [{"Value": msgpack.packb(5)}],
+        "priority": 0, "workers": [], "allow_other_workers": False, "retries": 0}
+send_frame(sock, [{"UpdateGraph": {"tasks": [task], "wanted": [key]}}])
+worker = None
+while worker is None:
+    batch, _ = recv_frame(sock)
+    for m in batch:
+        name, body = variant(m)
+        if name == "KeyInMemory" and body["key"] == key:
+            worker = body["who_has"][0]
+print(actor_call(worker, key, "increment", 2))
+print(actor_call(worker, key, "value"))
+try:
+    actor_call(worker, key, "nope")
+except RuntimeError as e:
+    print(str(e).split(":")[0])
+"#;
+    let dir = TempDir::new("python");
+    let path = dir.0.join("actor.py");
+    std::fs::write(&path, format!("{helpers}\n{actor_call}\n{driver}"))?;
+    let (_s, addr) = scheduler();
+    let (_w, _) = example_worker(&bin, &addr, "w1", 1);
+    let out = Command::new("python3").arg(&path).arg(&addr).output()?;
+    assert!(
+        out.status.success(),
+        "the doc's Python actor call failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "7\n7\nUnknownFunction\n");
+    Ok(())
+}
+
 #[test]
 fn the_example_demo_counts_to_100() {
     let Some(bin) = example() else { return };

@@ -21,7 +21,7 @@
 //!
 //! let cluster = rdask::LocalCluster::new(2)?;
 //! let client = cluster.client()?;
-//! let counter: rdask::Actor<Counter> = client.submit_actor::<Counter, _>((0,))?;
+//! let counter: rdask::Actor<Counter> = client.submit_actor::<Counter>((0,))?;
 //! assert_eq!(counter.increment(5).result()?, 5); // a call: a future
 //! # Ok::<(), rdask::Error>(())
 //! ```

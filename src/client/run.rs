@@ -162,8 +162,8 @@ impl Client {
     /// }
     ///
     /// # let client = rdask::Client::connect("tcp://127.0.0.1:8786")?;
-    /// for (worker, pid) in client.run(pid, ())? {
-    ///     println!("{worker}: {}", pid?);
+    /// for (worker, id) in client.run(pid, ())? {
+    ///     println!("{worker}: {}", id?);
     /// }
     /// # Ok::<(), rdask::Error>(())
     /// ```
