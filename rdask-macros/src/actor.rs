@@ -252,3 +252,104 @@ pub(crate) fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<Toke
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    fn err(item: TokenStream2) -> String {
+        match expand(quote!(), item) {
+            Ok(t) => panic!("expected an error, got {t}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn expands_methods_proxy_and_registration() {
+        let out = expand(
+            quote!(crate = "crate"),
+            quote!(
+                impl Counter {
+                    pub fn new(start: i64) -> Self {
+                        Counter { n: start }
+                    }
+                    pub fn increment(&mut self, by: i64) -> i64 {
+                        self.n += by;
+                        self.n
+                    }
+                    pub fn check(&self) -> Result<i64, String> {
+                        Ok(self.n)
+                    }
+                    fn helper(&self) {}
+                    pub fn assoc() {}
+                }
+            ),
+        )
+        .unwrap()
+        .to_string();
+        assert!(out.contains("pub struct CounterProxy"));
+        assert!(out.contains("crate :: actor_api :: ActorType for Counter"));
+        assert!(out.contains("type Args = (i64 ,)"));
+        assert!(out.contains("\"increment\" =>") && out.contains("\"check\" =>"));
+        assert!(!out.contains("\"helper\" =>") && !out.contains("\"assoc\" =>"), "{out}");
+        assert!(out.contains("ActorCall < < Result < i64 , String > as crate :: task :: TaskReturn > :: Output >"));
+        assert!(out.contains("\"actor:\""));
+        assert!(out.contains("inventory :: submit"));
+    }
+
+    #[test]
+    fn rejects_what_cannot_be_an_actor() {
+        assert!(err(quote!(
+            impl Counter {
+                pub fn get(&self) -> i64 {
+                    1
+                }
+            }
+        ))
+        .contains("constructor"));
+        assert!(err(quote!(
+            impl Clone for Counter {
+                fn clone(&self) -> Self {
+                    Counter
+                }
+            }
+        ))
+        .contains("trait impl"));
+        assert!(err(quote!(
+            impl<T> Holder<T> {
+                pub fn new() -> Self {
+                    todo!()
+                }
+            }
+        ))
+        .contains("generic"));
+        assert!(err(quote!(
+            impl Counter {
+                pub fn new() -> Self {
+                    Counter
+                }
+                pub fn consume(self) {}
+            }
+        ))
+        .contains("&self"));
+        assert!(err(quote!(
+            impl Counter {
+                pub fn new() -> Self {
+                    Counter
+                }
+                pub fn name(&self, s: &str) {}
+            }
+        ))
+        .contains("owned"));
+        assert!(err(quote!(
+            impl Counter {
+                pub fn new() -> Self {
+                    Counter
+                }
+                pub async fn later(&self) {}
+            }
+        ))
+        .contains("async"));
+    }
+}

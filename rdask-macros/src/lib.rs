@@ -1,4 +1,5 @@
-//! The `#[task]` attribute of rdask.
+//! The `#[task]` and `#[actor]` attributes of rdask (`#[actor]`'s
+//! expansion is in `actor.rs`).
 //!
 //! `#[task]` turns a plain function into a unit struct of the same name that
 //! implements `rdask::task::Task` and registers itself (through `inventory`)

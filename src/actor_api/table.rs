@@ -12,8 +12,10 @@
 //! Calls arrive on the worker's peer port and run on tokio's blocking
 //! threads, never on the task pool: an actor stays callable while every
 //! task thread is busy (for instance calling that actor). Each instance is
-//! behind its own mutex, so calls on one actor are serialized (Dask runs
-//! them on one actor thread); calls on different actors run in parallel.
+//! behind its own fair (first come, first served) async mutex, taken
+//! before a blocking thread is: calls on one actor run one at a time in
+//! the order they reached it (Dask runs them on one actor thread), waiting
+//! calls hold no thread, and calls on different actors run in parallel.
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -40,7 +42,7 @@ impl<T: ActorType> ActorObject for T {
     }
 }
 
-type Cell = Arc<Mutex<Box<dyn ActorObject>>>;
+type Cell = Arc<tokio::sync::Mutex<Box<dyn ActorObject>>>;
 
 /// The actors living on one worker, by key. Cheap to clone (shared).
 #[derive(Clone, Default)]
@@ -75,7 +77,7 @@ impl ActorTable {
     /// Adds (or replaces, for a key computed again) an actor.
     pub fn insert(&self, key: Key, actor: Box<dyn ActorObject>) {
         let mut g = self.lock();
-        g.insert(key, Arc::new(Mutex::new(actor)));
+        g.insert(key, Arc::new(tokio::sync::Mutex::new(actor)));
         self.count.store(g.len() as u64, Ordering::Relaxed);
     }
 
@@ -116,8 +118,8 @@ impl ActorTable {
                 ),
             });
         };
+        let mut actor = cell.lock_owned().await;
         let run = move || {
-            let mut actor = cell.lock().unwrap_or_else(|e| e.into_inner());
             let slices: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
             let name = actor.type_name();
             catch_panic(&format!("actor {name}, method {method}"), || {
