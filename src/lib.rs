@@ -28,6 +28,9 @@
 //!   [`Variable`], [`Event`], [`Pub`]/[`Sub`], published datasets,
 //!   `fire_and_forget`; `docs/coordination.md`); [`worker_client()`]: a
 //!   client for tasks that submit tasks or share those primitives.
+//! - [`actor_api`]: actors ([`actor`](macro@actor), [`Actor`],
+//!   [`ActorCall`]): stateful objects living on one worker, called
+//!   directly on it.
 //! - [`cluster`]: `LocalCluster`, a scheduler and workers in this process.
 //! - [`task`](mod@task), [`registry`], [`builtins`]: typed tasks, the functions a
 //!   binary can serve, and the `rdask` binary's own tasks.
@@ -51,6 +54,7 @@
 
 #![warn(missing_docs)]
 
+pub mod actor_api;
 #[doc(hidden)]
 pub mod actors;
 pub mod bag;
@@ -78,13 +82,14 @@ pub mod wire;
 pub mod worker;
 pub mod worker_client;
 
+pub use actor_api::{Actor, ActorCall, ActorRef};
 pub use client::{
-    AsyncClient, Client, ClientOptions, Error, Event, Future, Item, Lock, MultiLock, Pub, Queue, ReturnWhen, Semaphore,
-    Sub, SubmitOptions, Variable, WaitResult,
+    AsyncClient, Client, ClientOptions, Error, Event, Future, Item, Lock, MultiLock, Pub, Queue, ReturnWhen,
+    RunOptions, Semaphore, Sub, SubmitOptions, Variable, WaitResult,
 };
 pub use cluster::LocalCluster;
 pub use logging::init_logging;
-pub use rdask_macros::task;
+pub use rdask_macros::{actor, task};
 pub use task::{Blob, Task};
 pub use wire::{Security, TlsFiles};
 pub use worker_client::{get_client, worker_client};

@@ -1,4 +1,5 @@
-//! The `#[task]` attribute of rdask.
+//! The `#[task]` and `#[actor]` attributes of rdask (`#[actor]`'s
+//! expansion is in `actor.rs`).
 //!
 //! `#[task]` turns a plain function into a unit struct of the same name that
 //! implements `rdask::task::Task` and registers itself (through `inventory`)
@@ -16,6 +17,8 @@
 //! (`#[task(crate = "crate")]`).
 
 #![warn(missing_docs)]
+
+mod actor;
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
@@ -49,6 +52,40 @@ const MAX_PARAMS: usize = 8;
 #[proc_macro_attribute]
 pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
     match expand(attr.into(), item.into()) {
+        Ok(tokens) => tokens.into(),
+        Err(err) => err.to_compile_error().into(),
+    }
+}
+
+/// Makes a type an rdask actor: put it on the type's `impl` block.
+///
+/// ```ignore
+/// pub struct Counter { n: i64 }
+///
+/// #[rdask::actor]
+/// impl Counter {
+///     pub fn new(start: i64) -> Counter { Counter { n: start } }
+///     pub fn increment(&mut self, by: i64) -> i64 { self.n += by; self.n }
+/// }
+///
+/// let counter = client.submit_actor::<Counter>((0,))?;
+/// assert_eq!(counter.increment(1).result()?, 1);
+/// ```
+///
+/// The block needs a constructor `fn new(...) -> Self` (or
+/// `-> Result<Self, E>`, whose `Err` fails the creation). Its `pub` methods
+/// taking `&self` or `&mut self` become the actor's methods: a generated
+/// `<Type>Proxy` (which `rdask::Actor<Type>` derefs to) has one method per
+/// actor method, taking the same parameters and returning an
+/// `rdask::ActorCall` of its output (the `Ok` type for a method returning
+/// `Result`, whose `Err` fails the call). Parameters follow `#[task]`'s
+/// rules. The type is registered as `module_path!()::Type`, and its
+/// constructor task as `actor:module_path!()::Type`.
+///
+/// Arguments: `crate = "path"` names the rdask crate (default `::rdask`).
+#[proc_macro_attribute]
+pub fn actor(attr: TokenStream, item: TokenStream) -> TokenStream {
+    match actor::expand(attr.into(), item.into()) {
         Ok(tokens) => tokens.into(),
         Err(err) => err.to_compile_error().into(),
     }

@@ -3,6 +3,8 @@
 //! dependencies and by clients gathering results.
 //!
 //! Data never passes through the scheduler: it only says who has what.
+//! Actor method calls and `Client::run` go the same direct way (the
+//! worker runs them off its task pool, see `crate::actor_api`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +17,7 @@ use tokio::net::TcpListener;
 use tracing::{debug, warn};
 
 use super::store::{DataStore, Get, Report, WorkerCounters};
+use crate::actor_api::{catch_panic, ActorTable};
 use crate::wire::codec::{self, FrameLimits, ReadTimeouts, WireError};
 use crate::wire::listener::{self, ListenerOptions};
 use crate::wire::messages::*;
@@ -97,7 +100,29 @@ impl PeerPool {
         }
     }
 
+    /// A data request: its reply must begin within the pool's start bound.
     async fn request(&self, address: &str, msg: ToPeer) -> Result<FromPeer, WireError> {
+        self.request_within(address, msg, PEER_REQUEST_TIMEOUT, self.reply_timeouts)
+            .await
+    }
+
+    /// A request whose reply waits for user code (an actor call, a run): no
+    /// bound on its start but `timeout`, the stall bound once it begins.
+    async fn user_request(&self, address: &str, msg: ToPeer, timeout: Duration) -> Result<FromPeer, WireError> {
+        let reply_timeouts = ReadTimeouts {
+            idle: None,
+            stall: self.reply_timeouts.stall,
+        };
+        self.request_within(address, msg, timeout, reply_timeouts).await
+    }
+
+    async fn request_within(
+        &self,
+        address: &str,
+        msg: ToPeer,
+        timeout: Duration,
+        reply_timeouts: ReadTimeouts,
+    ) -> Result<FromPeer, WireError> {
         let mut conn = match self.take_idle(address) {
             Some(c) => c,
             None => {
@@ -105,11 +130,11 @@ impl PeerPool {
                 PeerConn { reader, writer }
             }
         };
-        let reply = tokio::time::timeout(PEER_REQUEST_TIMEOUT, async {
+        let reply = tokio::time::timeout(timeout, async {
             let (header, payloads) = codec::encode(&[msg][..])?;
             codec::write_frame(&mut conn.writer, &header, &payloads).await?;
             tokio::io::AsyncWriteExt::flush(&mut conn.writer).await?;
-            let reply = transport::read_batch_within::<FromPeer>(&mut conn.reader, &self.limits, &self.reply_timeouts)
+            let reply = transport::read_batch_within::<FromPeer>(&mut conn.reader, &self.limits, &reply_timeouts)
                 .await
                 .map_err(|e| match e {
                     WireError::Silent(d) => WireError::Timeout(format!("{address} sent no reply within {d:?}")),
@@ -149,16 +174,96 @@ impl PeerPool {
             other => Err(WireError::Malformed(format!("unexpected reply {other:?}"))),
         }
     }
+
+    /// Calls `method` of actor `actor` on the worker at `address`; the
+    /// method's encoded result, or why it failed. `timeout` bounds the whole
+    /// call, the method's run included.
+    pub async fn actor_call(
+        &self,
+        address: &str,
+        actor: Key,
+        method: String,
+        args: Vec<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<Result<Bytes, TaskFailure>, WireError> {
+        let request_id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let args = args.into_iter().map(serde_bytes::ByteBuf::from).collect();
+        let msg = ToPeer::ActorCall {
+            request_id,
+            actor,
+            method,
+            args,
+        };
+        match self.user_request(address, msg, timeout).await? {
+            FromPeer::ActorReply {
+                request_id: r,
+                value,
+                failure,
+            } if r == request_id => Ok(one_of(value, failure)),
+            other => Err(WireError::Malformed(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// Runs registered function `function` on the worker at `address`
+    /// (`Client::run`); its encoded result, or why it failed.
+    pub async fn run_function(
+        &self,
+        address: &str,
+        function: String,
+        args: Vec<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<Result<Bytes, TaskFailure>, WireError> {
+        let request_id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let args = args.into_iter().map(serde_bytes::ByteBuf::from).collect();
+        let msg = ToPeer::RunFunction {
+            request_id,
+            function,
+            args,
+        };
+        match self.user_request(address, msg, timeout).await? {
+            FromPeer::RunResult {
+                request_id: r,
+                value,
+                failure,
+            } if r == request_id => Ok(one_of(value, failure)),
+            other => Err(WireError::Malformed(format!("unexpected reply {other:?}"))),
+        }
+    }
+}
+
+/// A reply's `value` or `failure`; a reply with neither (a peer breaking
+/// the protocol) is a failure saying so.
+fn one_of(value: Option<Payload>, failure: Option<TaskFailure>) -> Result<Bytes, TaskFailure> {
+    match (value, failure) {
+        (_, Some(f)) => Err(f),
+        (Some(v), None) => Ok(v.0),
+        (None, None) => Err(TaskFailure {
+            kind: ErrorKind::Failed,
+            message: "the worker's reply had neither a value nor a failure".into(),
+        }),
+    }
+}
+
+/// What a worker's peer port serves from: its store and counters (data,
+/// figures) and its actors.
+#[derive(Clone)]
+pub struct PeerService {
+    /// The worker's name.
+    pub name: String,
+    /// Its data store.
+    pub store: Addr<DataStore>,
+    /// Its counters.
+    pub counters: Arc<WorkerCounters>,
+    /// Its actors.
+    pub actors: ActorTable,
 }
 
 /// Serves the peer port of a worker: data requests from other workers and
-/// clients, answered from the store. A request frame that stalls for `stall`
-/// closes its connection.
+/// clients, answered from the store, actor calls and `run` requests. A
+/// request frame that stalls for `stall` closes its connection.
 pub async fn serve_peers(
     listener: TcpListener,
-    name: String,
-    store: Addr<DataStore>,
-    counters: Arc<WorkerCounters>,
+    service: PeerService,
     limits: FrameLimits,
     security: Security,
     stall: Option<Duration>,
@@ -169,10 +274,10 @@ pub async fn serve_peers(
         plain_refusal: !security.is_tls(),
     };
     listener::serve(listener, options, move |stream, peer, permit| {
-        let (store, counters, name, security) = (store.clone(), counters.clone(), name.clone(), security.clone());
+        let (service, security) = (service.clone(), security.clone());
         let timeouts = ReadTimeouts { idle: None, stall };
         async move {
-            if let Err(e) = serve_peer(stream, name, store, counters, limits, &security, &timeouts).await {
+            if let Err(e) = serve_peer(stream, service, limits, &security, &timeouts).await {
                 warn!(%peer, "peer connection closed: {e}");
             }
             drop(permit);
@@ -183,9 +288,7 @@ pub async fn serve_peers(
 
 async fn serve_peer(
     stream: tokio::net::TcpStream,
-    name: String,
-    store: Addr<DataStore>,
-    counters: Arc<WorkerCounters>,
+    service: PeerService,
     limits: FrameLimits,
     security: &Security,
     timeouts: &ReadTimeouts,
@@ -193,6 +296,12 @@ async fn serve_peer(
     let (hello, mut reader, write) = transport::accept(stream, &[Role::Peer], security).await?;
     debug!(peer = %hello.name, "peer connected");
     let sender = transport::spawn_writer::<FromPeer>(write, hello.name.clone());
+    let PeerService {
+        name,
+        store,
+        counters,
+        actors,
+    } = service;
     while let Some(requests) = transport::read_batch_within::<ToPeer>(&mut reader, &limits, timeouts).await? {
         for req in requests {
             let reply = match req {
@@ -224,7 +333,35 @@ async fn serve_peer(
                             paused: report.figures.paused,
                             spill_directory: report.spill_directory.to_string_lossy().into_owned(),
                             spill_error: report.spill_error,
+                            actors: actors.len(),
                         },
+                    }
+                }
+                ToPeer::ActorCall {
+                    request_id,
+                    actor,
+                    method,
+                    args,
+                } => {
+                    let args = args.into_iter().map(|a| a.into_vec()).collect();
+                    let (value, failure) = split(actors.call(&name, &actor, method, args).await);
+                    FromPeer::ActorReply {
+                        request_id,
+                        value,
+                        failure,
+                    }
+                }
+                ToPeer::RunFunction {
+                    request_id,
+                    function,
+                    args,
+                } => {
+                    let args = args.into_iter().map(|a| a.into_vec()).collect();
+                    let (value, failure) = split(run_function(&name, function, args).await);
+                    FromPeer::RunResult {
+                        request_id,
+                        value,
+                        failure,
                     }
                 }
             };
@@ -232,6 +369,36 @@ async fn serve_peer(
         }
     }
     Ok(())
+}
+
+fn split(r: Result<Vec<u8>, TaskFailure>) -> (Option<Payload>, Option<TaskFailure>) {
+    match r {
+        Ok(v) => (Some(Payload::new(v)), None),
+        Err(f) => (None, Some(f)),
+    }
+}
+
+/// `Client::run` on this worker: the registered function, on a blocking
+/// thread (not the task pool: it runs even while every task thread is
+/// busy, as Dask's `run` does).
+async fn run_function(worker: &str, function: String, args: Vec<Vec<u8>>) -> Result<Vec<u8>, TaskFailure> {
+    let Some(call) = crate::registry::Registry::global().get(&function) else {
+        return Err(TaskFailure {
+            kind: ErrorKind::UnknownFunction,
+            message: format!("worker {worker} has no function named {function:?}"),
+        });
+    };
+    let what = format!("function {function}");
+    let run = move || {
+        let slices: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+        catch_panic(&what, || call(&slices))
+    };
+    tokio::task::spawn_blocking(run).await.unwrap_or_else(|e| {
+        Err(TaskFailure {
+            kind: ErrorKind::Panicked,
+            message: format!("the run's thread failed: {e}"),
+        })
+    })
 }
 
 #[cfg(test)]

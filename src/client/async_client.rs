@@ -12,6 +12,7 @@ use super::core::{self, Core};
 use super::future::{cancel_keys, decode_result, retry_keys, Future};
 use super::DATA_MOVE_TIMEOUT;
 use super::{fetch, submit, ClientOptions, Error, IntoArg, IntoArgs, ReturnWhen, SubmitOptions, WaitResult};
+use crate::actor_api::{Actor, ActorRef, ActorType};
 use crate::task::Task;
 use crate::wire::messages::*;
 
@@ -141,6 +142,48 @@ impl AsyncClient {
             .map(|x| x.into_args())
             .collect::<Result<Vec<_>, _>>()?;
         submit::map(&self.core, T::NAME, args, opts)
+    }
+
+    /// Creates an actor of type `T` (a type marked `#[rdask::actor]`) on a
+    /// worker, from its constructor's arguments, and returns its handle
+    /// once it lives there (Dask's `submit(T, ..., actor=True)`). Fails
+    /// with the constructor's error, with [`Error::Refused`] when no
+    /// connected worker has the type, or after
+    /// [`ACTOR_CREATE_TIMEOUT`](crate::actor_api::ACTOR_CREATE_TIMEOUT).
+    pub async fn submit_actor<T: ActorType>(&self, args: impl IntoArgs<T::Args>) -> Result<Actor<T>, Error> {
+        self.submit_actor_with::<T>(args, &SubmitOptions::default()).await
+    }
+
+    /// [`submit_actor`](Self::submit_actor) with options (`workers` to
+    /// choose where it lives, `resources`, `priority`; `pure` and `key`
+    /// are ignored: every actor is new).
+    pub async fn submit_actor_with<T: ActorType>(
+        &self,
+        args: impl IntoArgs<T::Args>,
+        opts: &SubmitOptions,
+    ) -> Result<Actor<T>, Error> {
+        let opts = SubmitOptions {
+            key: None,
+            ..opts.clone()
+        };
+        crate::actor_api::create::<T>(self, args.into_args()?, &opts).await
+    }
+
+    /// Creates an actor of the type registered as `type_name`
+    /// (`module_path::Type`) from encoded constructor arguments: the untyped
+    /// door, for a client that does not link the type. Calls go through
+    /// [`ActorRef::call`].
+    pub async fn submit_actor_raw(
+        &self,
+        type_name: &str,
+        args: Vec<Arg>,
+        opts: &SubmitOptions,
+    ) -> Result<ActorRef, Error> {
+        let opts = SubmitOptions {
+            key: None,
+            ..opts.clone()
+        };
+        crate::actor_api::create_raw(self, type_name, args, &opts).await
     }
 
     /// Waits for all futures and returns their results in order. The first

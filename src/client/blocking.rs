@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::async_client::next_completed;
 use super::{AsyncClient, ClientOptions, Error, Future, IntoArg, IntoArgs, ReturnWhen, SubmitOptions, WaitResult};
+use crate::actor_api::{Actor, ActorRef, ActorType};
 use crate::runtime::block_on;
 use crate::task::Task;
 use crate::wire::messages::{Arg, SchedulerInfo, WhoHas, WorkerStoreInfo};
@@ -135,6 +136,42 @@ impl Client {
         A: IntoArgs<T::Args>,
     {
         self.inner.starmap(task, items, opts)
+    }
+
+    /// Creates an actor of type `T` (marked `#[rdask::actor]`) on a worker
+    /// and returns its handle once it lives there; see
+    /// [`AsyncClient::submit_actor`].
+    ///
+    /// ```no_run
+    /// # pub struct Counter { n: i64 }
+    /// # #[rdask::actor]
+    /// # impl Counter {
+    /// #     pub fn new(start: i64) -> Counter { Counter { n: start } }
+    /// #     pub fn increment(&mut self, by: i64) -> i64 { self.n += by; self.n }
+    /// # }
+    /// # let client = rdask::Client::connect("tcp://127.0.0.1:8786")?;
+    /// let counter = client.submit_actor::<Counter>((10,))?;
+    /// assert_eq!(counter.increment(1).result()?, 11);
+    /// # Ok::<(), rdask::Error>(())
+    /// ```
+    pub fn submit_actor<T: ActorType>(&self, args: impl IntoArgs<T::Args>) -> Result<Actor<T>, Error> {
+        block_on(self.inner.submit_actor::<T>(args))
+    }
+
+    /// [`submit_actor`](Self::submit_actor) with options (where it may
+    /// live: `workers`, `resources`).
+    pub fn submit_actor_with<T: ActorType>(
+        &self,
+        args: impl IntoArgs<T::Args>,
+        opts: &SubmitOptions,
+    ) -> Result<Actor<T>, Error> {
+        block_on(self.inner.submit_actor_with::<T>(args, opts))
+    }
+
+    /// Creates an actor by type name from encoded constructor arguments;
+    /// see [`AsyncClient::submit_actor_raw`].
+    pub fn submit_actor_raw(&self, type_name: &str, args: Vec<Arg>, opts: &SubmitOptions) -> Result<ActorRef, Error> {
+        block_on(self.inner.submit_actor_raw(type_name, args, opts))
     }
 
     /// Waits for all futures and returns their results in order. The first

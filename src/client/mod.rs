@@ -26,6 +26,7 @@ mod future;
 mod locks;
 mod options;
 mod pubsub;
+mod run;
 mod shared;
 pub(crate) mod submit;
 
@@ -40,6 +41,7 @@ pub use future::Future;
 pub use locks::{Lock, MultiLock, Semaphore};
 pub use options::{ClientOptions, ReturnWhen, SubmitOptions, WaitResult};
 pub use pubsub::{Pub, Sub};
+pub use run::{RunOptions, RunResults, DEFAULT_RUN_TIMEOUT};
 pub use shared::{Event, Queue, Variable};
 
 /// Tasks per `UpdateGraph` message when mapping over many inputs: large
@@ -106,6 +108,30 @@ pub enum Error {
     /// nothing, an unreadable file, an unsupported compression).
     #[error("{0}")]
     Input(String),
+    /// An actor is gone: its worker died or left (or the connection to it
+    /// broke during a call, whose outcome is then unknown). Actors are not
+    /// recreated; create a new one if the work allows.
+    #[error("actor {actor} on worker {worker} is lost: {reason}")]
+    ActorLost {
+        /// The actor's key and type.
+        actor: String,
+        /// Its worker's address.
+        worker: String,
+        /// What happened.
+        reason: String,
+    },
+    /// An actor method call failed: the method returned an error or
+    /// panicked, its arguments did not decode, or it does not exist. The
+    /// actor lives on.
+    #[error("call of {method} on actor {actor} failed: {}", failure.message)]
+    ActorCall {
+        /// The actor's key and type.
+        actor: String,
+        /// The method.
+        method: String,
+        /// Why (`UnknownFunction` for an unknown method).
+        failure: TaskFailure,
+    },
 }
 
 impl From<WireError> for Error {

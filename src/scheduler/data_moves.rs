@@ -33,6 +33,10 @@ impl SchedulerState {
             let Some(&t) = self.keys.get(key) else {
                 continue;
             };
+            // An actor is its worker's state: a copy elsewhere would be a lie.
+            if self.is_actor(t) {
+                continue;
+            }
             let s = self.slot(t);
             if s.state != TaskState::Memory || !seen.insert(t) {
                 continue;
@@ -97,6 +101,7 @@ impl SchedulerState {
                 .copied()
                 .filter(|t| selected.as_ref().is_none_or(|s| s.contains(t)))
                 .filter(|&t| self.slot(t).state == TaskState::Memory && !self.moving.contains_key(&t))
+                .filter(|&t| !self.is_actor(t))
                 .map(|t| (self.slot(t).nbytes, t))
                 .collect();
             held.sort_unstable_by_key(|&(nb, t)| (Reverse(nb), t));

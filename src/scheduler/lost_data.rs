@@ -1,10 +1,12 @@
 //! Lost data: a worker missing a dependency, and the last copy of a result
 //! going away (its dependents reset, the task recomputed).
 
+use std::sync::Arc;
+
 use super::ids::{TaskId, WIdx};
 use super::state::SchedulerState;
 use super::types::{Outbox, TaskState};
-use crate::wire::messages::ToClient;
+use crate::wire::messages::{ErrorKind, TaskFailure, ToClient, ACTOR_FUNCTION_PREFIX};
 
 impl SchedulerState {
     pub(super) fn missing_data(&mut self, reporter: WIdx, key: &str, errant: &str, out: &mut Outbox) {
@@ -70,12 +72,13 @@ impl SchedulerState {
 
     /// A task in memory lost its last copy. Its dependents that relied on
     /// it are reset; it is pushed on `affected` for recompute (or errs if
-    /// it was scattered).
+    /// it was scattered, or created an actor: `ActorLost`).
     pub(super) fn lose_data(&mut self, t: TaskId, lost_with: &str, affected: &mut Vec<TaskId>, out: &mut Outbox) {
         self.detach(t, false, out);
         self.set_state(t, TaskState::Released);
         let scattered = self.slot(t).scattered;
-        if !scattered {
+        let actor = self.is_actor(t);
+        if !scattered && !actor {
             self.notify(t, out, |s| ToClient::KeyLost { key: s.key.clone() });
         }
         for d in self.live_dependents(t) {
@@ -89,7 +92,20 @@ impl SchedulerState {
                 _ => {}
             }
         }
-        if scattered {
+        if actor {
+            let s = self.slot(t);
+            let type_name = self.fns[s.func as usize].name.trim_start_matches(ACTOR_FUNCTION_PREFIX);
+            let message = format!(
+                "actor {:?} ({type_name}) lived on worker {lost_with}, which died or left: its state is gone \
+                 and actors are not recreated (create a new one)",
+                s.key
+            );
+            let failure = TaskFailure {
+                kind: ErrorKind::ActorLost,
+                message,
+            };
+            self.mark_erred(t, Arc::new(failure), out);
+        } else if scattered {
             let s = self.slot(t);
             if !s.wanted_by.is_empty() || s.live_dependents > 0 {
                 let message = format!("data of {:?} lost with worker {}", s.key, lost_with);

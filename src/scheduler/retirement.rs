@@ -122,6 +122,8 @@ impl SchedulerState {
                 .iter()
                 .copied()
                 .filter(|&t| self.slot(t).who_has.iter().all(|&x| self.worker(x).retiring.is_some()))
+                // Actors cannot move: they are lost with the worker.
+                .filter(|&t| !self.is_actor(t))
                 .collect();
             if unique.is_empty() || staying.is_empty() {
                 // With no staying worker left (they died meanwhile), the

@@ -305,9 +305,15 @@ impl SchedulerState {
             avg_nbytes: None,
             nworkers: 0,
             queue: BTreeSet::new(),
+            actor: name.starts_with(crate::wire::messages::ACTOR_FUNCTION_PREFIX),
         });
         self.fn_ids.insert(name.to_string(), f);
         f
+    }
+
+    /// Whether task `t` created an actor (see `FnInfo::actor`).
+    pub(super) fn is_actor(&self, t: TaskId) -> bool {
+        self.fns[self.slot(t).func as usize].actor
     }
 
     pub(super) fn expected_ns(&self, f: FnId) -> u64 {

@@ -93,4 +93,8 @@ pub(super) struct FnInfo {
     pub(super) nworkers: u32,
     /// Queued root tasks of this function.
     pub(super) queue: BTreeSet<QueueKey>,
+    /// It creates actors (its name starts with `ACTOR_FUNCTION_PREFIX`):
+    /// a result of it stands for state on its worker, never moved or
+    /// recomputed.
+    pub(super) actor: bool,
 }

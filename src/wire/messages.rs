@@ -26,8 +26,18 @@ pub use to_scheduler::{decode_inbound, variant_names, FromClient, FromWorker, In
 /// added [`FromWorker::WorkerStatus`] and [`ErrorKind::NoWorker`], for the
 /// same reason. Version 4 added the coordination messages
 /// ([`FromClient::Coordinate`], [`FromClient::FireAndForget`],
-/// [`ToClient::CoordReply`], [`ToClient::TopicMessage`]).
-pub const PROTOCOL_VERSION: u32 = 4;
+/// [`ToClient::CoordReply`], [`ToClient::TopicMessage`]). Version 5 added
+/// actors ([`ToPeer::ActorCall`], [`FromPeer::ActorReply`],
+/// [`ErrorKind::ActorLost`], [`WorkerStoreInfo::actors`]) and
+/// `Client::run` ([`ToPeer::RunFunction`], [`FromPeer::RunResult`]).
+pub const PROTOCOL_VERSION: u32 = 5;
+
+/// A task whose function name starts with this creates an actor (Dask's
+/// `submit(..., actor=True)`): the rest of the name is the actor's type
+/// (`actor:my_crate::Counter`). The scheduler never recomputes such a task
+/// once its result is lost: the actor's state lived only on its worker, so
+/// the key errs with [`ErrorKind::ActorLost`] instead.
+pub const ACTOR_FUNCTION_PREFIX: &str = "actor:";
 
 /// Magic string that opens every handshake, so a stray connection (an HTTP
 /// client, a port scanner) is told apart from an old rdask at once.
@@ -231,6 +241,10 @@ pub enum ErrorKind {
     /// satisfies its restrictions, or none is connected) within the
     /// scheduler's `no_worker_timeout_s` / `empty_cluster_timeout_s`.
     NoWorker,
+    /// An actor's worker died or left: the actor (its state) is gone and
+    /// is not recreated. Also the answer to a call naming an actor its
+    /// worker does not hold. Since version 5.
+    ActorLost,
 }
 
 /// A task failure as reported to clients.
@@ -507,6 +521,30 @@ pub enum ToPeer {
         /// Echoed in the reply.
         request_id: u64,
     },
+    /// Call a method of an actor this worker holds. Calls on one actor run
+    /// one at a time, in the order they arrive. Answered with
+    /// [`FromPeer::ActorReply`]. Since version 5.
+    ActorCall {
+        /// Echoed in the reply.
+        request_id: u64,
+        /// The actor's key (the key of the task that created it).
+        actor: Key,
+        /// The method's name.
+        method: String,
+        /// The method's arguments, each msgpack-encoded on its own.
+        args: Vec<serde_bytes::ByteBuf>,
+    },
+    /// Run a registered function on this worker, outside its task pool
+    /// (Dask's `Client.run`). Answered with [`FromPeer::RunResult`].
+    /// Since version 5.
+    RunFunction {
+        /// Echoed in the reply.
+        request_id: u64,
+        /// The registered function's name.
+        function: String,
+        /// Its arguments, each msgpack-encoded on its own.
+        args: Vec<serde_bytes::ByteBuf>,
+    },
 }
 
 /// A worker's store, memory and transfer counters.
@@ -550,6 +588,9 @@ pub struct WorkerStoreInfo {
     /// while the last write failed; absent when it works.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spill_error: Option<String>,
+    /// Actors living on this worker. Since version 5.
+    #[serde(default)]
+    pub actors: u64,
 }
 
 /// Replies on a worker's peer port.
@@ -569,6 +610,29 @@ pub enum FromPeer {
         request_id: u64,
         /// The figures.
         info: WorkerStoreInfo,
+    },
+    /// Answer to [`ToPeer::ActorCall`]: exactly one of `value` and
+    /// `failure` is set. Since version 5.
+    ActorReply {
+        /// From the request.
+        request_id: u64,
+        /// The method's msgpack-encoded result.
+        value: Option<Payload>,
+        /// Why the call failed: `UnknownFunction` (no such method),
+        /// `BadArguments`, `Failed` (it returned an `Err`), `Panicked`, or
+        /// `ActorLost` (this worker holds no actor of that key).
+        failure: Option<TaskFailure>,
+    },
+    /// Answer to [`ToPeer::RunFunction`]: exactly one of `value` and
+    /// `failure` is set. Since version 5.
+    RunResult {
+        /// From the request.
+        request_id: u64,
+        /// The function's msgpack-encoded result.
+        value: Option<Payload>,
+        /// Why it failed (`UnknownFunction`, `BadArguments`, `Failed`,
+        /// `Panicked`).
+        failure: Option<TaskFailure>,
     },
 }
 

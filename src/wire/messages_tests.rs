@@ -106,6 +106,17 @@ fn long_running_example_in_the_protocol_doc_is_exact() {
 }
 
 #[test]
+fn actor_call_example_in_the_protocol_doc_is_exact() {
+    let batch = [ToPeer::ActorCall {
+        request_id: 1,
+        actor: "Counter-1".into(),
+        method: "increment".into(),
+        args: vec![serde_bytes::ByteBuf::from(vec![1u8])],
+    }];
+    assert_eq!(hex(&frame(&encoded(&batch[..]))), hex(&doc_hex("an `ActorCall` frame")));
+}
+
+#[test]
 fn worker_status_example_in_the_protocol_doc_is_exact() {
     let batch = [FromWorker::WorkerStatus {
         status: WorkerStatus::Paused,

@@ -29,6 +29,7 @@ use actix::prelude::*;
 use tracing::warn;
 
 use super::args::{load_args, JobArg};
+use crate::actor_api::ActorTable;
 use crate::task::{run_task, take_panic_backtrace, TaskFn};
 use crate::wire::messages::{Key, TaskFailure};
 use crate::wire::Security;
@@ -160,6 +161,8 @@ struct Shared {
     slot_freed: Condvar,
     /// The scheduler, for [`crate::worker_client`].
     scheduler: OnceLock<SchedulerContact>,
+    /// The worker's actors, where an actor's constructor task puts it.
+    actors: OnceLock<ActorTable>,
 }
 
 /// How a task reaches its worker's scheduler (for
@@ -307,6 +310,16 @@ pub fn task_scheduler() -> Option<SchedulerContact> {
     CONTEXT.with(|c| c.borrow().as_ref().and_then(|ctx| ctx.shared.scheduler.get().cloned()))
 }
 
+/// The actor table of the worker whose task runs on this thread, and the
+/// task's key: where an actor's constructor task puts the actor.
+pub fn task_actor_slot() -> Option<(ActorTable, Key)> {
+    CONTEXT.with(|c| {
+        let c = c.borrow();
+        let ctx = c.as_ref()?;
+        Some((ctx.shared.actors.get()?.clone(), ctx.key.clone()))
+    })
+}
+
 /// Logs a failed run at WARN, so that a worker's log shows every task
 /// that erred or panicked here and why (the client sees the message too;
 /// the operator otherwise would not), with the panic's backtrace when
@@ -424,6 +437,7 @@ impl TaskPool {
             }),
             slot_freed: Condvar::new(),
             scheduler: OnceLock::new(),
+            actors: OnceLock::new(),
         });
         for _ in 0..nthreads {
             spawn_runner(&shared)?;
@@ -435,6 +449,13 @@ impl TaskPool {
     /// [`crate::worker_client`]); the first call wins.
     pub fn with_scheduler(self, contact: SchedulerContact) -> TaskPool {
         let _ = self.shared.scheduler.set(contact);
+        self
+    }
+
+    /// Lets actor constructors on this pool put their actor in `table`
+    /// (see [`task_actor_slot`]); the first call wins.
+    pub fn with_actors(self, table: ActorTable) -> TaskPool {
+        let _ = self.shared.actors.set(table);
         self
     }
 

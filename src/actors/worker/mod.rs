@@ -15,10 +15,11 @@ use bytes::Bytes;
 use tokio::net::TcpListener;
 use tracing::{error, info, info_span, warn, Instrument};
 
-use super::peer::{serve_peers, PeerPool};
+use super::peer::{serve_peers, PeerPool, PeerService};
 use super::store::{
     ArgData, Clear, DataStore, Delete, GetArgs, PauseChanged, Put, StoreMemory, WatchPause, WorkerCounters,
 };
+use crate::actor_api::ActorTable;
 use crate::registry::Registry;
 use crate::wire::messages::*;
 use crate::wire::transport::{self, Reader, Sender};
@@ -145,6 +146,7 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
     };
     let store = DataStore::with_memory(counters.clone(), memory).start();
     let (closed_tx, closed) = tokio::sync::watch::channel(false);
+    let actors = ActorTable::default();
     let state = WorkerState::new(WorkerStateConfig {
         // A few tasks more than threads are handed to the pool, so a thread
         // finds its next task queued instead of waiting for the actor.
@@ -179,14 +181,19 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
             security: options.security.clone(),
             worker: name.clone(),
         },
+        actors: actors.clone(),
     };
     let actor = actor.start();
+    let service = PeerService {
+        name: name.clone(),
+        store: store.clone(),
+        counters: counters.clone(),
+        actors,
+    };
     actix_rt::spawn(
         serve_peers(
             listener,
-            name.clone(),
-            store.clone(),
-            counters.clone(),
+            service,
             options.limits,
             options.security.clone(),
             options.frame_stall_timeout,
@@ -225,6 +232,8 @@ pub struct WorkerActor {
     first_batch: Vec<ToWorker>,
     /// The scheduler as this worker's tasks reach it (`worker_client`).
     contact: SchedulerContact,
+    /// The actors living here (shared with the pool and the peer port).
+    actors: ActorTable,
 }
 
 impl Actor for WorkerActor {
@@ -236,7 +245,12 @@ impl Actor for WorkerActor {
             return;
         };
         match TaskPool::new(self.nthreads, &self.name, ctx.address().recipient()) {
-            Ok(pool) => self.pool = Some(pool.with_scheduler(self.contact.clone())),
+            Ok(pool) => {
+                self.pool = Some(
+                    pool.with_scheduler(self.contact.clone())
+                        .with_actors(self.actors.clone()),
+                )
+            }
             Err(e) => {
                 error!(worker = %self.name, "cannot start task threads: {e}");
                 ctx.stop();
@@ -286,6 +300,7 @@ impl Actor for WorkerActor {
         // Its results are of no use once it left the cluster: free them and
         // remove the spill directory.
         self.store.do_send(Clear);
+        self.actors.clear();
         let _ = self.closed.send(true);
     }
 }
@@ -493,6 +508,8 @@ impl WorkerActor {
                 }
                 WorkerEffect::StorePut { key, data } => self.store.do_send(Put { key, data }),
                 WorkerEffect::StoreDelete { keys } => {
+                    // An actor whose key is freed (no client holds it) goes too.
+                    self.actors.remove(&keys);
                     if !keys.is_empty() {
                         self.store.do_send(Delete { keys })
                     }

@@ -1,5 +1,6 @@
 //! Unit and property tests of the scheduler state machine, by concern.
 
+mod actors;
 mod coordination;
 mod data_moves;
 mod failures;
