@@ -93,4 +93,7 @@ pub(super) struct FnInfo {
     pub(super) nworkers: u32,
     /// Queued root tasks of this function.
     pub(super) queue: BTreeSet<QueueKey>,
+    /// Live tasks of this function by state (`TaskState::index`), for the
+    /// dashboard's progress: two increments per transition, no scan.
+    pub(super) counts: [u64; 8],
 }

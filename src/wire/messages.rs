@@ -14,8 +14,10 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 mod coordination;
+mod stream;
 mod to_scheduler;
 pub use coordination::{CoordItem, CoordOp, CoordResult};
+pub use stream::{FunctionProgress, SchedulerEvent, StreamKind, TaskStreamRecord};
 pub use to_scheduler::{decode_inbound, variant_names, FromClient, FromWorker, Inbound};
 
 /// Version of this protocol; a peer whose handshake names another is refused.
@@ -27,7 +29,7 @@ pub use to_scheduler::{decode_inbound, variant_names, FromClient, FromWorker, In
 /// same reason. Version 4 added the coordination messages
 /// ([`FromClient::Coordinate`], [`FromClient::FireAndForget`],
 /// [`ToClient::CoordReply`], [`ToClient::TopicMessage`]).
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Magic string that opens every handshake, so a stray connection (an HTTP
 /// client, a port scanner) is told apart from an old rdask at once.

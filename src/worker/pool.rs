@@ -42,6 +42,8 @@ pub struct TaskDone {
     pub result: Result<Vec<u8>, TaskFailure>,
     /// How long the function ran.
     pub duration_us: u64,
+    /// The pool thread's lane that ran it (see [`SlotCounts::free_lanes`]).
+    pub thread: u32,
 }
 
 /// Tells the worker actor that finished runs wait in [`TaskPool::take_done`]
@@ -141,6 +143,13 @@ struct SlotCounts {
     seceded: u32,
     /// Seceded threads waiting for a slot to go on: served before new jobs.
     rejoining: u32,
+    /// Lane numbers of threads that exited, reused lowest first. Each
+    /// thread holds a lane number (its `thread` in `TaskFinished`, a lane
+    /// of the dashboard's task stream) for its life, so lanes stay few
+    /// however many threads seceding tasks start and stop.
+    free_lanes: std::collections::BTreeSet<u32>,
+    /// The next lane number never used.
+    next_lane: u32,
 }
 
 /// What the threads of one pool share.
@@ -180,6 +189,21 @@ impl Shared {
             g = self.slot_freed.wait(g).unwrap_or_else(|e| e.into_inner());
         }
         g.active += 1;
+    }
+
+    /// A lane number for a starting thread.
+    fn take_lane(&self) -> u32 {
+        let mut g = self.slots();
+        if let Some(l) = g.free_lanes.pop_first() {
+            return l;
+        }
+        g.next_lane += 1;
+        g.next_lane - 1
+    }
+
+    /// Gives back the lane number of an exiting thread.
+    fn give_lane(&self, lane: u32) {
+        self.slots().free_lanes.insert(lane);
     }
 
     /// Gives the slot back after a job; returns whether this thread is
@@ -315,6 +339,7 @@ fn spawn_runner(shared: &Arc<Shared>) -> std::io::Result<()> {
 /// A task thread's loop; ends when the pool (the sender) is dropped or the
 /// thread is surplus after seceded tasks rejoined.
 fn run_jobs(shared: Arc<Shared>) {
+    let lane = shared.take_lane();
     let mut previous: Option<TaskFn> = None;
     while let Ok(job) = shared.rx.recv() {
         // Results kept back from the actor (below) must not wait behind a
@@ -351,6 +376,7 @@ fn run_jobs(shared: Arc<Shared>) {
             key: job.key,
             result,
             duration_us: elapsed.as_micros() as u64,
+            thread: lane,
         });
         // A short task with more queued behind it: keep its result back so
         // the actor is woken once per batch, not once per task. Otherwise
@@ -363,9 +389,11 @@ fn run_jobs(shared: Arc<Shared>) {
             shared.done.notify(&shared.notify);
         }
         if surplus {
+            shared.give_lane(lane);
             return;
         }
     }
+    shared.give_lane(lane);
 }
 
 impl TaskPool {

@@ -65,6 +65,7 @@ pub(super) fn finished(key: &str, nbytes: u64, duration_us: u64) -> FromWorker {
         nbytes,
         inline: None,
         duration_us,
+        thread: 0,
     }
 }
 
@@ -156,6 +157,7 @@ impl H {
                 nbytes: 8,
                 inline: None,
                 duration_us,
+                thread: 0,
             },
         );
     }

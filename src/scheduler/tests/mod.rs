@@ -2,6 +2,7 @@
 
 mod coordination;
 mod data_moves;
+mod diagnostics;
 mod failures;
 mod helpers;
 mod lifecycle;

@@ -144,6 +144,11 @@ pub enum FromWorker {
         inline: Option<Payload>,
         /// Wall time the function ran, in microseconds.
         duration_us: u64,
+        /// The worker's task thread that ran it, numbered from 0 (a lane
+        /// of the dashboard's task stream). Absent from a peer of version
+        /// 4 or earlier: 0. Since version 5.
+        #[serde(default)]
+        thread: u32,
     },
     /// A task failed.
     TaskErred {
