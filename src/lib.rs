@@ -60,6 +60,8 @@ pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod config;
+#[doc(hidden)]
+pub mod dashboard;
 pub mod delayed;
 #[doc(hidden)]
 pub mod http;

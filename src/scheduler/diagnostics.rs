@@ -145,16 +145,26 @@ impl Diagnostics {
         self.next_event += 1;
     }
 
+    /// The sequence number the next record will have.
+    pub(super) fn next_seq(&self) -> u64 {
+        self.stream_first + self.stream.len() as u64
+    }
+
     /// The stream's records from sequence number `since` on (the oldest
-    /// kept if `since` fell off the ring), at most [`MAX_RECORDS_PER_READ`];
-    /// `fn_name` names a function id.
-    pub(super) fn records<'a>(&self, since: u64, fn_name: impl Fn(FnId) -> &'a str) -> Vec<TaskStreamRecord> {
+    /// kept if `since` fell off the ring), at most `max`; `fn_name` names a
+    /// function id.
+    pub(super) fn records<'a>(
+        &self,
+        since: u64,
+        max: usize,
+        fn_name: impl Fn(FnId) -> &'a str,
+    ) -> Vec<TaskStreamRecord> {
         let skip = since.saturating_sub(self.stream_first) as usize;
         self.stream
             .iter()
             .enumerate()
             .skip(skip)
-            .take(MAX_RECORDS_PER_READ)
+            .take(max)
             .map(|(i, e)| TaskStreamRecord {
                 seq: self.stream_first + i as u64,
                 key: e.key.clone(),
@@ -182,7 +192,15 @@ impl super::SchedulerState {
     /// Task-stream records from sequence number `since` on (see
     /// [`Diagnostics`]); read at the reader's pace, off the hot path.
     pub fn task_stream(&self, since: u64) -> Vec<TaskStreamRecord> {
-        self.diag.records(since, |f| self.fns[f as usize].name.as_str())
+        self.diag
+            .records(since, MAX_RECORDS_PER_READ, |f| self.fns[f as usize].name.as_str())
+    }
+
+    /// At most the `max` newest task-stream records from `since` on (a
+    /// live view skips what it could not draw anyway).
+    pub fn task_stream_newest(&self, since: u64, max: usize) -> Vec<TaskStreamRecord> {
+        let since = since.max(self.diag.next_seq().saturating_sub(max as u64));
+        self.diag.records(since, max, |f| self.fns[f as usize].name.as_str())
     }
 
     /// Live tasks by state for each function that has any, by name.
@@ -207,6 +225,11 @@ impl super::SchedulerState {
             .collect();
         v.sort_by(|a, b| a.function.cmp(&b.function));
         v
+    }
+
+    /// The clock the records are stamped with.
+    pub fn diagnostics_clock(&self) -> Clock {
+        self.diag.clock()
     }
 
     /// Event-log lines from sequence number `since` on.

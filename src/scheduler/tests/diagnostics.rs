@@ -33,6 +33,9 @@ fn finished_tasks_become_stream_records_with_function_worker_and_thread() {
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0].key, "y");
     assert!(h.s.task_stream(2).is_empty());
+    // A live view asks for the newest only.
+    let newest = h.s.task_stream_newest(0, 1);
+    assert_eq!((newest.len(), newest[0].key.as_str()), (1, "y"));
 }
 
 #[test]
@@ -145,9 +148,10 @@ fn the_stream_keeps_only_the_last_records() {
     for _ in 0..TASK_STREAM_CAPACITY + 10 {
         d.transfer(WIdx(0), 1);
     }
-    let r = d.records(0, |_| "f");
-    assert_eq!(r.len(), crate::scheduler::diagnostics::MAX_RECORDS_PER_READ);
+    let r = d.records(0, 1000, |_| "f");
+    assert_eq!(r.len(), 1000);
     assert_eq!(r[0].seq, 10, "the oldest ten fell off the ring");
-    let tail = d.records(TASK_STREAM_CAPACITY as u64 + 5, |_| "f");
+    let tail = d.records(TASK_STREAM_CAPACITY as u64 + 5, 1000, |_| "f");
     assert_eq!(tail.len(), 5);
+    assert_eq!(d.next_seq(), TASK_STREAM_CAPACITY as u64 + 10);
 }
