@@ -80,6 +80,7 @@ pub mod wire;
 pub mod worker;
 pub mod worker_client;
 
+pub use client::progress::progress;
 pub use client::{
     AsyncClient, Client, ClientOptions, Error, Event, Future, Item, Lock, MultiLock, Pub, Queue, ReturnWhen, Semaphore,
     Sub, SubmitOptions, Variable, WaitResult,

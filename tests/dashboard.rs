@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use rdask::builtins::{fail, inc, sleep_ms};
+use rdask::wire::messages::StreamKind;
 use rdask::{Client, SubmitOptions};
 
 mod browser;
@@ -175,5 +176,63 @@ fn with_a_token_the_dashboard_needs_it() {
         .ends_with("/workers?token=s3cret"));
     // The 401 of a page load is the browser's only console complaint.
     let errors: Vec<String> = page.errors().into_iter().filter(|e| !e.contains("401")).collect();
+    assert!(errors.is_empty(), "JavaScript errors: {errors:#?}");
+}
+
+#[test]
+fn task_stream_and_performance_report_show_the_runs_of_a_graph() {
+    let dir = TempDir::new("report");
+    let (_s, address, _status) = scheduler_with_dashboard(&dir, &[]);
+    let _w1 = worker(&address, "alpha", &[]);
+    let _w2 = worker(&address, "beta", &[]);
+    let client = Client::connect(&address).expect("client connects");
+    wait_for_workers(&client, 2);
+    // Something before the report, which it must leave out.
+    client
+        .gather(&[client.submit(inc, (-1i64,)).expect("submit")])
+        .expect("ran");
+
+    let path = dir.0.join("report.html");
+    let report = client.performance_report(&path).expect("report starts");
+    let sleeps = client.map(sleep_ms, 20..40u64).expect("submit sleeps");
+    let incs = client.map(inc, 0..30i64).expect("submit incs");
+    client.gather(&sleeps).expect("sleeps ran");
+    client.gather(&incs).expect("incs ran");
+    assert_eq!(report.finish().expect("report written"), path);
+
+    // The task stream: every run, with its worker, thread and times.
+    let stream = client.get_task_stream().expect("task stream");
+    let runs: Vec<_> = stream.iter().filter(|r| r.kind == StreamKind::Compute).collect();
+    assert_eq!(runs.len(), 51, "{stream:#?}");
+    for r in &runs {
+        assert!(["alpha", "beta"].contains(&r.worker.as_str()), "{r:?}");
+        assert!(r.thread < 2, "{r:?}");
+        assert!(r.start_us <= r.stop_us, "{r:?}");
+    }
+    let sleep = runs
+        .iter()
+        .find(|r| r.key == sleeps[5].key())
+        .expect("a sleep's record");
+    assert!(sleep.function.ends_with("sleep_ms"), "{sleep:?}");
+    assert!(sleep.stop_us - sleep.start_us >= 25_000, "slept 25 ms: {sleep:?}");
+    let seqs: Vec<u64> = stream.iter().map(|r| r.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "oldest first");
+
+    // The report, offline in the browser: the 50 runs it covered.
+    let Some(browser) = Browser::launch() else {
+        common::cannot_run("chromium is not installed (Debian package chromium)");
+        return;
+    };
+    let mut page = browser.page();
+    page.navigate(&format!("file://{}", path.display()));
+    page.wait_for(
+        "the report draws its bars",
+        "document.getElementById('task-stream').dataset.bars === '50'",
+    );
+    let count = |f: &str| format!("document.querySelector('#function-stats tr[data-function$=\"{f}\"]').dataset.count");
+    assert_eq!(page.eval(&count("sleep_ms")), "20");
+    assert_eq!(page.eval(&count("inc")), "30");
+    page.screenshot(&screenshot_dir().join("report.png"));
+    let errors = page.errors();
     assert!(errors.is_empty(), "JavaScript errors: {errors:#?}");
 }

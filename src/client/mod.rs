@@ -21,10 +21,12 @@ mod async_client;
 mod blocking;
 mod coordination;
 mod core;
+mod diagnostics;
 mod fetch;
 mod future;
 mod locks;
 mod options;
+pub mod progress;
 mod pubsub;
 mod shared;
 pub(crate) mod submit;
@@ -36,6 +38,7 @@ pub use args::{IntoArg, IntoArgs};
 pub use async_client::AsyncClient;
 pub use blocking::{AsCompleted, Client};
 pub use coordination::{Item, COORDINATION_REPLY_GRACE};
+pub use diagnostics::PerformanceReport;
 pub use future::Future;
 pub use locks::{Lock, MultiLock, Semaphore};
 pub use options::{ClientOptions, ReturnWhen, SubmitOptions, WaitResult};
@@ -106,6 +109,10 @@ pub enum Error {
     /// nothing, an unreadable file, an unsupported compression).
     #[error("{0}")]
     Input(String),
+    /// A file the client was asked to write (a performance report) could
+    /// not be written; the message names it.
+    #[error("{0}")]
+    Output(String),
 }
 
 impl From<WireError> for Error {

@@ -20,6 +20,7 @@ pub mod assets;
 pub mod auth;
 pub mod cpu;
 pub mod live;
+pub mod report;
 pub mod snapshot;
 
 use actix_web::web;

@@ -196,6 +196,11 @@ impl super::SchedulerState {
             .records(since, MAX_RECORDS_PER_READ, |f| self.fns[f as usize].name.as_str())
     }
 
+    /// The sequence number the next task-stream record will get.
+    pub fn task_stream_next(&self) -> u64 {
+        self.diag.next_seq()
+    }
+
     /// At most the `max` newest task-stream records from `since` on (a
     /// live view skips what it could not draw anyway).
     pub fn task_stream_newest(&self, since: u64, max: usize) -> Vec<TaskStreamRecord> {

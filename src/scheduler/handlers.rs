@@ -108,6 +108,18 @@ impl SchedulerState {
             }
             FromClient::Coordinate { request_id, op } => self.coordinate(id, request_id, op, out),
             FromClient::FireAndForget { keys } => self.fire_and_forget(keys, out),
+            FromClient::StreamTasks { request_id, since } => {
+                let records = self.task_stream(since);
+                let next = self.task_stream_next();
+                out.messages.push(Outgoing::Client(
+                    id,
+                    ToClient::StreamTasksReply {
+                        request_id,
+                        records,
+                        next,
+                    },
+                ));
+            }
         }
         self.finish(out);
         Ok(())

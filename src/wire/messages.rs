@@ -407,6 +407,16 @@ pub enum ToClient {
         /// (unknown name, no other worker to take its data).
         error: Option<String>,
     },
+    /// Answer to [`FromClient::StreamTasks`]. Since version 5.
+    StreamTasksReply {
+        /// From the request.
+        request_id: u64,
+        /// The records from the asked sequence number on, oldest first.
+        records: Vec<TaskStreamRecord>,
+        /// The sequence number the next record will get (where a reader
+        /// that wants only what happens from now on starts).
+        next: u64,
+    },
 }
 
 /// One copy planned by a replicate or rebalance.

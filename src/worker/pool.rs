@@ -42,7 +42,8 @@ pub struct TaskDone {
     pub result: Result<Vec<u8>, TaskFailure>,
     /// How long the function ran.
     pub duration_us: u64,
-    /// The pool thread's lane that ran it (see [`SlotCounts::free_lanes`]).
+    /// The lane number of the pool thread that ran it: each thread holds
+    /// one for its life, reused lowest first once a thread exits.
     pub thread: u32,
 }
 

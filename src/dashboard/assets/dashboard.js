@@ -72,7 +72,9 @@
   }
 
   // Draws the task stream between t0 and t1 (µs); returns the bars drawn.
-  function drawStream(canvas, recs, workers, t0, t1) {
+  // The axis counts seconds back from t1 ("now"), or with fromStart
+  // seconds on from t0 (a report).
+  function drawStream(canvas, recs, workers, t0, t1, fromStart) {
     const { lanes, index } = lanesOf(recs, workers);
     const dpr = window.devicePixelRatio || 1;
     const cssW = canvas.clientWidth || 1200;
@@ -103,10 +105,12 @@
     // The time axis: seconds before t1.
     ctx.fillStyle = "#888";
     const y = lanes.length * LANE_PX + 16;
+    const digits = span < 1e6 ? 3 : span < 10e6 ? 1 : 0;
     for (let k = 0; k <= 4; k++) {
       const x = labelW + (k / 4) * plotW;
-      const s = ((t1 - t0) * (1 - k / 4)) / 1e6;
-      ctx.fillText(k === 4 ? "now" : "-" + s.toFixed(s < 10 ? 1 : 0) + " s", Math.min(x, cssW - 24), y);
+      const s = (span * (fromStart ? k / 4 : 1 - k / 4)) / 1e6;
+      const text = fromStart ? "+" + s.toFixed(digits) + " s" : k === 4 ? "now" : "-" + s.toFixed(digits) + " s";
+      ctx.fillText(text, Math.min(x, cssW - 36), y);
     }
     canvas.dataset.bars = String(n);
     canvas.dataset.lanes = String(lanes.length);
@@ -292,7 +296,7 @@
     const t0 = recs.reduce((a, r) => Math.min(a, r.start_us), Infinity);
     const t1 = recs.reduce((a, r) => Math.max(a, r.stop_us), -Infinity);
     const draw = () => {
-      if (recs.length) drawStream($("task-stream"), recs, [], t0, t1);
+      if (recs.length) drawStream($("task-stream"), recs, [], t0, t1, true);
     };
     draw();
     drawLegend($("stream-legend"), recs);
@@ -315,6 +319,9 @@
     const span = recs.length ? ((t1 - t0) / 1e6).toFixed(3) : "0";
     $("summary").textContent = recs.length + " tasks and transfers over " + span + " s, " +
       new Set(recs.map((r) => r.worker)).size + " workers";
+    if (rep.generated_unix_s) {
+      $("generated").textContent = "generated " + new Date(rep.generated_unix_s * 1000).toLocaleString();
+    }
     window.addEventListener("resize", draw);
   }
 
