@@ -108,6 +108,7 @@ fn cycle(s: &mut SchedulerState, out: &mut Outbox, update: FromClient, release: 
             nbytes: 1,
             inline: Some(Payload(Bytes::from_static(b"\x01"))),
             duration_us: 2,
+            thread: 0,
         };
         s.handle_worker_message(w, msg, out).expect("TaskFinished");
         drain(out, &mut work, &mut counts);

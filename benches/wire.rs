@@ -44,6 +44,7 @@ fn task_finished() -> Vec<FromWorker> {
                 nbytes: value.len() as u64,
                 inline: Some(Payload(Bytes::from(value))),
                 duration_us: 3,
+                thread: 0,
             }
         })
         .collect()

@@ -133,6 +133,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Some(address) => rdask::Client::connect(address)?,
         None => {
             cluster = rdask::LocalCluster::new(args.workers)?;
+            if let Some(link) = cluster.dashboard_link() {
+                println!("dashboard: {link}");
+            }
             cluster.client()?
         }
     };

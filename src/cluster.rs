@@ -12,6 +12,7 @@ use actix_rt::Arbiter;
 use crate::actors::scheduler::{start_scheduler, GetInfo, SchedulerHandle, SchedulerOptions};
 use crate::actors::worker::{start_worker, Shutdown, WorkerHandle, WorkerOptions};
 use crate::client::{AsyncClient, Client, ClientOptions, Error};
+use crate::dashboard::DashboardAccess;
 use crate::runtime::{block_on, Runtime};
 use crate::wire::messages::SchedulerInfo;
 use crate::wire::Security;
@@ -24,9 +25,21 @@ pub struct LocalClusterBuilder {
     scheduler: SchedulerOptions,
     worker: WorkerOptions,
     client_security: Security,
+    dashboard_address: Option<String>,
 }
 
+/// Where a [`LocalCluster`] serves its dashboard unless told otherwise
+/// (Dask's port); a port in use falls back to any free one, as Dask does.
+pub const DEFAULT_DASHBOARD_ADDRESS: &str = "127.0.0.1:8787";
+
 impl LocalClusterBuilder {
+    /// Serves the dashboard (and `/health`, `/metrics`) on `address`,
+    /// `host:port` (port 0: any free port); `None`: no dashboard. Default
+    /// [`DEFAULT_DASHBOARD_ADDRESS`], or any free port when that is taken.
+    pub fn dashboard_address(mut self, address: Option<&str>) -> Self {
+        self.dashboard_address = address.map(str::to_string);
+        self
+    }
     /// Secures the whole cluster with `security` (TLS, token): the
     /// scheduler, every worker, and the clients from [`LocalCluster::client`]
     /// all use it. Set it after `scheduler_options`/`worker_options`, which
@@ -95,6 +108,7 @@ impl LocalClusterBuilder {
 /// ```
 pub struct LocalCluster {
     scheduler: SchedulerHandle,
+    dashboard_link: Option<String>,
     workers: Vec<WorkerHandle>,
     arbiters: Vec<Arbiter>,
     worker_template: WorkerOptions,
@@ -126,12 +140,14 @@ impl LocalCluster {
             scheduler: SchedulerOptions::default(),
             worker: WorkerOptions::default(),
             client_security: Security::default(),
+            dashboard_address: Some(DEFAULT_DASHBOARD_ADDRESS.to_string()),
         }
     }
 
     async fn launch(b: LocalClusterBuilder) -> Result<LocalCluster, Error> {
         let runtime = Runtime::new("rdask-cluster").map_err(|e| Error::Wire(e.to_string()))?;
         let options = b.scheduler.clone();
+        let dashboard = b.dashboard_address.clone();
         let (scheduler, arbiter) = runtime
             .run(async move {
                 let arbiter = Arbiter::new();
@@ -139,7 +155,13 @@ impl LocalCluster {
                 arbiter.spawn(async move {
                     let r = async {
                         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-                        start_scheduler(listener, options)
+                        let access = DashboardAccess::new(options.security.token());
+                        let handle = start_scheduler(listener, options)?;
+                        let link = match dashboard {
+                            Some(address) => Some(start_dashboard(&address, handle.clone(), access).await?),
+                            None => None,
+                        };
+                        Ok::<_, std::io::Error>((handle, link))
                     }
                     .await;
                     let _ = tx.send(r);
@@ -149,11 +171,12 @@ impl LocalCluster {
             })
             .await
             .ok_or_else(|| Error::Wire("cluster runtime stopped".into()))?;
-        let scheduler = scheduler
+        let (scheduler, dashboard_link) = scheduler
             .and_then(|r| r)
             .map_err(|e| Error::Wire(format!("cannot start the scheduler: {e}")))?;
         let mut cluster = LocalCluster {
             scheduler,
+            dashboard_link,
             workers: Vec::new(),
             arbiters: vec![arbiter],
             worker_template: b.worker,
@@ -222,6 +245,13 @@ impl LocalCluster {
         &self.scheduler.address
     }
 
+    /// The dashboard's address, `http://127.0.0.1:PORT/status` (Dask's
+    /// `dashboard_link`); None if built without one. With a cluster token,
+    /// add `?token=TOKEN` to open it.
+    pub fn dashboard_link(&self) -> Option<&str> {
+        self.dashboard_link.as_deref()
+    }
+
     /// The workers' names and peer addresses.
     pub fn workers(&self) -> Vec<(String, String)> {
         self.workers
@@ -264,6 +294,27 @@ impl LocalCluster {
         }
         false
     }
+}
+
+/// Starts the scheduler's HTTP endpoint and dashboard on `address`, or on
+/// any free port of its host if that port is taken; returns the status
+/// page's address.
+async fn start_dashboard(address: &str, handle: SchedulerHandle, access: DashboardAccess) -> std::io::Result<String> {
+    let listener = match tokio::net::TcpListener::bind(address).await {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
+            tokio::net::TcpListener::bind((host, 0)).await?
+        }
+        Err(e) => {
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!("dashboard address {address}: {e}"),
+            ))
+        }
+    };
+    let base = crate::http::start_scheduler_http(listener, handle, access)?;
+    Ok(format!("{base}/status"))
 }
 
 impl Drop for LocalCluster {

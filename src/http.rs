@@ -45,7 +45,7 @@ const SHUTDOWN_TIMEOUT_S: u64 = 1;
 /// `Content-Type` of plain-text answers.
 const TEXT: &str = "text/plain; charset=utf-8";
 /// Paths the endpoint serves, for the 404 text.
-const NOT_FOUND: &str = "not found; try /health, /metrics or /api/v1/info\n";
+const NOT_FOUND: &str = "not found; try /health, /metrics or /api/v1/info (and /status on a scheduler)\n";
 
 fn text(status: actix_web::http::StatusCode, body: impl Into<String>) -> HttpResponse {
     HttpResponse::build(status).content_type(TEXT).body(body.into())
@@ -69,7 +69,7 @@ fn unavailable(what: &str) -> HttpResponse {
 
 /// The resource at `path`: GET and HEAD go to `handler` (actix-http sends
 /// no body for HEAD), any other method is answered 405.
-fn endpoint<F, Args>(path: &str, handler: F) -> Resource
+pub(crate) fn endpoint<F, Args>(path: &str, handler: F) -> Resource
 where
     F: actix_web::Handler<Args>,
     Args: actix_web::FromRequest + 'static,
@@ -198,7 +198,7 @@ impl Handler<Ping> for WorkerActor {
 }
 
 /// Times a [`Ping`] round trip; None if the actor is gone or too slow.
-async fn mailbox_latency<A>(actor: &Addr<A>) -> Option<Duration>
+pub(crate) async fn mailbox_latency<A>(actor: &Addr<A>) -> Option<Duration>
 where
     A: Actor<Context = Context<A>> + Handler<Ping>,
 {
@@ -372,16 +372,28 @@ async fn scheduler_metrics(handle: web::Data<SchedulerHandle>) -> HttpResponse {
     m.response()
 }
 
-/// Starts the scheduler's HTTP endpoint on `listener` (a server thread of
-/// the current actix system); returns its `http://host:port` address.
-pub fn start_scheduler_http(listener: TcpListener, handle: SchedulerHandle) -> std::io::Result<String> {
+/// Starts the scheduler's HTTP endpoint and dashboard on `listener` (a
+/// server thread of the current actix system); returns its
+/// `http://host:port` address. `access` guards the dashboard.
+pub fn start_scheduler_http(
+    listener: TcpListener,
+    handle: SchedulerHandle,
+    access: crate::dashboard::DashboardAccess,
+) -> std::io::Result<String> {
+    let dashboard = web::Data::new(crate::dashboard::DashboardState {
+        scheduler: handle.clone(),
+        access,
+        live: Default::default(),
+    });
     let handle = web::Data::new(handle);
     let address = serve(listener, move || {
+        let dashboard = dashboard.clone();
         App::new()
             .app_data(handle.clone())
             .service(endpoint("/health", health))
             .service(endpoint("/metrics", scheduler_metrics))
             .service(endpoint("/api/v1/info", scheduler_info))
+            .configure(move |cfg| crate::dashboard::configure(cfg, dashboard))
             .default_service(web::to(not_found))
     })?;
     info!("scheduler HTTP endpoint on {address}");

@@ -64,6 +64,8 @@ pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod config;
+#[doc(hidden)]
+pub mod dashboard;
 pub mod delayed;
 #[doc(hidden)]
 pub mod http;
@@ -83,6 +85,7 @@ pub mod worker;
 pub mod worker_client;
 
 pub use actor_api::{Actor, ActorCall, ActorRef};
+pub use client::progress::progress;
 pub use client::{
     AsyncClient, Client, ClientOptions, Error, Event, Future, Item, Lock, MultiLock, Pub, Queue, ReturnWhen,
     RunOptions, Semaphore, Sub, SubmitOptions, Variable, WaitResult,

@@ -657,6 +657,7 @@ fn sample_frames() -> Vec<Vec<u8>> {
             nbytes: 3,
             inline: Some(Payload::new(vec![1u8, 2, 3])),
             duration_us: 5,
+            thread: 0,
         },
     ]));
     push(enc(&vec![ToWorker::AcquireReplicas {

@@ -311,13 +311,15 @@ pub fn apply(st: &mut SharedState, msg: ToClient) -> bool {
         | ToClient::ScatterDone { .. }
         | ToClient::InfoReply { .. }
         | ToClient::DataMoves { .. }
-        | ToClient::RetireWorkersDone { .. }) => {
+        | ToClient::RetireWorkersDone { .. }
+        | ToClient::StreamTasksReply { .. }) => {
             let id = match &reply {
                 ToClient::WhoHasReply { request_id, .. }
                 | ToClient::ScatterDone { request_id, .. }
                 | ToClient::InfoReply { request_id, .. }
                 | ToClient::DataMoves { request_id, .. }
-                | ToClient::RetireWorkersDone { request_id, .. } => *request_id,
+                | ToClient::RetireWorkersDone { request_id, .. }
+                | ToClient::StreamTasksReply { request_id, .. } => *request_id,
                 _ => return completed,
             };
             if let Some(tx) = st.requests.remove(&id) {

@@ -153,6 +153,19 @@ struct WorkerConn {
 }
 
 impl SchedulerActor {
+    /// The state machine, for the dashboard's reads.
+    pub(crate) fn state(&self) -> &SchedulerState {
+        &self.state
+    }
+
+    /// Each connected worker's name and the time since it was last heard.
+    pub(crate) fn last_seen(&self) -> Vec<(String, Duration)> {
+        self.workers
+            .values()
+            .map(|w| (w.name.clone(), w.last_seen.elapsed()))
+            .collect()
+    }
+
     /// A scheduler with no peers yet.
     pub fn new(options: &SchedulerOptions) -> Self {
         SchedulerActor {

@@ -70,6 +70,7 @@ pub(super) fn run_scheduler(config: &RdaskConfig) -> i32 {
             return 2;
         }
     };
+    let access = crate::dashboard::DashboardAccess::new(options.security.token());
     let host = config.scheduler.host.clone();
     let port = config.scheduler.port;
     let http_port = config.scheduler.http_port;
@@ -94,8 +95,11 @@ pub(super) fn run_scheduler(config: &RdaskConfig) -> i32 {
             let Some(listener) = bind_http(&host, p).await else {
                 return 1;
             };
-            match crate::http::start_scheduler_http(listener, handle.clone()) {
-                Ok(address) => println!("rdask http endpoint on {address}"),
+            match crate::http::start_scheduler_http(listener, handle.clone(), access) {
+                Ok(address) => {
+                    println!("rdask http endpoint on {address}");
+                    println!("rdask dashboard at {address}/status");
+                }
                 Err(e) => {
                     error!("cannot start the HTTP endpoint: {e}");
                     return 1;

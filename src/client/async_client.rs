@@ -398,7 +398,7 @@ impl AsyncClient {
     }
 }
 
-fn unexpected(what: &str, reply: &ToClient) -> Error {
+pub(super) fn unexpected(what: &str, reply: &ToClient) -> Error {
     Error::Wire(format!("unexpected answer to {what}: {reply:?}"))
 }
 

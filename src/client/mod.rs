@@ -21,10 +21,12 @@ mod async_client;
 mod blocking;
 mod coordination;
 mod core;
+mod diagnostics;
 mod fetch;
 mod future;
 mod locks;
 mod options;
+pub mod progress;
 mod pubsub;
 mod run;
 mod shared;
@@ -37,6 +39,7 @@ pub use args::{IntoArg, IntoArgs};
 pub use async_client::AsyncClient;
 pub use blocking::{AsCompleted, Client};
 pub use coordination::{Item, COORDINATION_REPLY_GRACE};
+pub use diagnostics::PerformanceReport;
 pub use future::Future;
 pub use locks::{Lock, MultiLock, Semaphore};
 pub use options::{ClientOptions, ReturnWhen, SubmitOptions, WaitResult};
@@ -132,6 +135,10 @@ pub enum Error {
         /// Why (`UnknownFunction` for an unknown method).
         failure: TaskFailure,
     },
+    /// A file the client was asked to write (a performance report) could
+    /// not be written; the message names it.
+    #[error("{0}")]
+    Output(String),
 }
 
 impl From<WireError> for Error {

@@ -204,6 +204,7 @@ impl SchedulerState {
             TaskId(self.tasks.len() as u32 - 1)
         };
         self.counts[TaskState::Released.index()] += 1;
+        self.fns[func as usize].counts[TaskState::Released.index()] += 1;
         self.keys.insert(key, t);
         t
     }

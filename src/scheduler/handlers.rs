@@ -108,6 +108,18 @@ impl SchedulerState {
             }
             FromClient::Coordinate { request_id, op } => self.coordinate(id, request_id, op, out),
             FromClient::FireAndForget { keys } => self.fire_and_forget(keys, out),
+            FromClient::StreamTasks { request_id, since } => {
+                let records = self.task_stream(since);
+                let next = self.task_stream_next();
+                out.messages.push(Outgoing::Client(
+                    id,
+                    ToClient::StreamTasksReply {
+                        request_id,
+                        records,
+                        next,
+                    },
+                ));
+            }
         }
         self.finish(out);
         Ok(())
@@ -130,7 +142,8 @@ impl SchedulerState {
                 nbytes,
                 inline,
                 duration_us,
-            } => self.task_finished(w, key, nbytes, inline, duration_us, out),
+                thread,
+            } => self.task_finished(w, key, nbytes, inline, (duration_us, thread), out),
             FromWorker::TaskErred { key, failure } => self.task_erred(w, &key, failure, out),
             FromWorker::AddKeys { keys } => {
                 for (key, _nbytes) in keys {
@@ -173,6 +186,7 @@ impl SchedulerState {
             FromWorker::StealResponse { key, stolen } => self.steal_response(w, &key, stolen, out),
             FromWorker::WorkerStatus { status, reason } => self.worker_status(w, status, reason, out),
             FromWorker::TransferStats { bytes, duration_us } => {
+                self.diag.transfer(w, duration_us);
                 if bytes > 0 && duration_us > 0 {
                     let sample = bytes as f64 / (duration_us as f64 / 1e6);
                     self.bandwidth += BANDWIDTH_SAMPLE_WEIGHT * (sample - self.bandwidth);

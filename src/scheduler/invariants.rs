@@ -47,6 +47,7 @@ impl SchedulerState {
 
     fn check_tasks(&self) -> Result<(), String> {
         let mut counts = [0u64; 8];
+        let mut fn_counts = vec![[0u64; 8]; self.fns.len()];
         let mut live = 0;
         let free: FxSet<TaskId> = self.free_tasks.iter().copied().collect();
         ensure!(free.len() == self.free_tasks.len(), "a slot is free twice");
@@ -59,6 +60,7 @@ impl SchedulerState {
             ensure!(!free.contains(&t), "{:?} is live but on the free list", s.key);
             live += 1;
             counts[s.state.index()] += 1;
+            fn_counts[s.func as usize][s.state.index()] += 1;
             let k = &s.key;
             ensure!(self.keys.get(k) == Some(&t), "{k:?} not indexed by its key");
 
@@ -183,6 +185,9 @@ impl SchedulerState {
             self.keys.len()
         );
         ensure!(counts == self.counts, "state counts {:?} != {counts:?}", self.counts);
+        for (f, c) in self.fns.iter().zip(&fn_counts) {
+            ensure!(&f.counts == c, "{}: state counts {:?} != {c:?}", f.name, f.counts);
+        }
         for (c, cs) in &self.clients {
             for &t in &cs.wanted {
                 ensure!(self.live_task(t), "{c:?} wants a forgotten task");

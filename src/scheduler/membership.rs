@@ -67,6 +67,14 @@ impl SchedulerState {
         self.ranked.insert(rank);
         self.update_rank(w);
         self.worker_ids.insert(id, w);
+        self.diag.name_worker(w, &reg.name);
+        self.diag.event(
+            "worker-joined",
+            format!(
+                "worker {} joined from {} ({} threads)",
+                reg.name, reg.address, reg.nthreads
+            ),
+        );
         self.worker_names.insert(reg.name, w);
         self.worker_addrs.insert(reg.address, w);
         out.messages.push(Outgoing::Worker(
@@ -136,6 +144,15 @@ impl SchedulerState {
             self.worker_addrs.remove(&ws.address);
         }
         let gone_fns = self.drop_functions(&ws.fn_mask);
+        self.diag.event(
+            "worker-left",
+            format!(
+                "worker {} left ({} tasks processing, {} results held)",
+                ws.name,
+                ws.processing.len(),
+                ws.has_what.len()
+            ),
+        );
 
         let mut affected = Vec::new();
         // Tasks that were running there.
@@ -166,6 +183,7 @@ impl SchedulerState {
                     self.config.allowed_failures + 1,
                     names.unwrap_or_default()
                 );
+                self.diag.event("killed-worker", message.clone());
                 self.mark_erred(
                     t,
                     Arc::new(TaskFailure {

@@ -4,6 +4,7 @@
 mod coordinated;
 pub mod coordination;
 mod data_moves;
+pub mod diagnostics;
 mod graph;
 mod handlers;
 mod ids;

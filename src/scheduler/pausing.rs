@@ -58,6 +58,12 @@ impl SchedulerState {
         if ws.retiring.is_some() {
             return; // already offers nothing
         }
+        let text = format!(
+            "worker {} paused{}",
+            ws.name,
+            reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+        );
+        self.diag.event("worker-paused", text);
         let fn_mask = std::mem::take(&mut self.worker_mut(w).fn_mask);
         let gone = self.drop_functions(&fn_mask);
         self.worker_mut(w).paused = Some(Pause {
@@ -73,6 +79,8 @@ impl SchedulerState {
         let Some(pause) = self.worker_mut(w).paused.take() else {
             return;
         };
+        let text = format!("worker {} resumed", self.worker(w).name);
+        self.diag.event("worker-resumed", text);
         for (f, &has) in pause.fn_mask.iter().enumerate() {
             if has {
                 self.fns[f].nworkers += 1;

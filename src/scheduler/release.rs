@@ -69,6 +69,7 @@ impl SchedulerState {
         debug_assert!(!s.state.is_active() && s.live_dependents == 0 && s.wanted_by.is_empty());
         let key = std::mem::take(&mut s.key);
         let old = s.state;
+        let f = s.func as usize;
         s.state = TaskState::Forgotten;
         s.gen = s.gen.wrapping_add(1);
         let deps = std::mem::take(&mut s.dependencies);
@@ -80,6 +81,7 @@ impl SchedulerState {
         s.failure = None;
         s.extra = None;
         self.counts[old.index()] -= 1;
+        self.fns[f].counts[old.index()] -= 1;
         self.keys.remove(&key);
         self.free_tasks.push(t);
         for d in deps {

@@ -20,7 +20,7 @@ impl SchedulerState {
         key: Key,
         nbytes: u64,
         inline: Option<Payload>,
-        duration_us: u64,
+        (duration_us, thread): (u64, u32),
         out: &mut Outbox,
     ) {
         let Some(&t) = self.keys.get(&key) else {
@@ -30,6 +30,7 @@ impl SchedulerState {
         let s = self.slot(t);
         if s.state == TaskState::Processing && s.processing_on == Some(w) {
             let f = s.func;
+            self.diag.task_ran(&key, f, w, thread, duration_us);
             self.detach(t, false, out);
             let d = duration_us as f64 * 1e3;
             let info = &mut self.fns[f as usize];
@@ -112,9 +113,22 @@ impl SchedulerState {
         self.detach(t, false, out);
         if self.slot(t).retries > 0 {
             self.slot_mut(t).retries -= 1;
+            let left = self.slot(t).retries;
+            self.diag.event(
+                "retry",
+                format!(
+                    "task {key} failed on {} ({left} retries left): {}",
+                    self.worker(w).name,
+                    failure.message
+                ),
+            );
             self.set_state(t, TaskState::Released);
             self.wake(t, out);
         } else {
+            self.diag.event(
+                "task-erred",
+                format!("task {key} failed on {}: {}", self.worker(w).name, failure.message),
+            );
             self.mark_erred(t, Arc::new(failure), out);
         }
     }

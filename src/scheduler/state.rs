@@ -100,6 +100,7 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use super::coordination::{Coordination, HOLDER};
+use super::diagnostics::Diagnostics;
 use super::ids::{FnId, QueueKey, RankKey, TaskId, TaskRef, WIdx};
 use super::tasks::{FnInfo, TaskSlot};
 use super::workers::{ClientSlot, RetireRequest, WorkerSlot};
@@ -120,6 +121,8 @@ pub struct SchedulerState {
     pub(super) keys: FxMap<Key, TaskId>,
     pub(super) counts: [u64; 8],
     pub(super) fns: Vec<FnInfo>,
+    /// The task stream and the event log (bounded rings).
+    pub(super) diag: Diagnostics,
     pub(super) fn_ids: FxMap<String, FnId>,
     /// Functions whose queue is not empty.
     pub(super) queued_fns: BTreeSet<FnId>,
@@ -172,6 +175,7 @@ impl SchedulerState {
             keys: FxMap::default(),
             counts: [0; 8],
             fns: Vec::new(),
+            diag: Diagnostics::default(),
             fn_ids: FxMap::default(),
             queued_fns: BTreeSet::new(),
             no_worker: BTreeSet::new(),
@@ -306,6 +310,7 @@ impl SchedulerState {
             nworkers: 0,
             queue: BTreeSet::new(),
             actor: name.starts_with(crate::wire::messages::ACTOR_FUNCTION_PREFIX),
+            counts: [0; 8],
         });
         self.fn_ids.insert(name.to_string(), f);
         f

@@ -97,4 +97,7 @@ pub(super) struct FnInfo {
     /// a result of it stands for state on its worker, never moved or
     /// recomputed.
     pub(super) actor: bool,
+    /// Live tasks of this function by state (`TaskState::index`), for the
+    /// dashboard's progress: two increments per transition, no scan.
+    pub(super) counts: [u64; 8],
 }

@@ -19,6 +19,9 @@ impl SchedulerState {
         }
         self.counts[old.index()] -= 1;
         self.counts[new.index()] += 1;
+        let f = self.slot(t).func as usize;
+        self.fns[f].counts[old.index()] -= 1;
+        self.fns[f].counts[new.index()] += 1;
         self.slot_mut(t).state = new;
         if old.is_active() != new.is_active() {
             for i in 0..self.slot(t).dependencies.len() {

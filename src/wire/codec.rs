@@ -410,6 +410,7 @@ mod tests {
             nbytes: 1,
             inline: Some(Payload(Bytes::from_static(b"x"))),
             duration_us: 0,
+            thread: 0,
         }];
         let (header, _) = encode(&msgs).unwrap();
         let err = decode::<Vec<FromWorker>>(Frame {

@@ -14,8 +14,10 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 mod coordination;
+mod stream;
 mod to_scheduler;
 pub use coordination::{CoordItem, CoordOp, CoordResult};
+pub use stream::{FunctionProgress, SchedulerEvent, StreamKind, TaskStreamRecord};
 pub use to_scheduler::{decode_inbound, variant_names, FromClient, FromWorker, Inbound};
 
 /// Version of this protocol; a peer whose handshake names another is refused.
@@ -418,6 +420,16 @@ pub enum ToClient {
         /// `None` on success, else why not every worker could be retired
         /// (unknown name, no other worker to take its data).
         error: Option<String>,
+    },
+    /// Answer to [`FromClient::StreamTasks`]. Since version 5.
+    StreamTasksReply {
+        /// From the request.
+        request_id: u64,
+        /// The records from the asked sequence number on, oldest first.
+        records: Vec<TaskStreamRecord>,
+        /// The sequence number the next record will get (where a reader
+        /// that wants only what happens from now on starts).
+        next: u64,
     },
 }
 

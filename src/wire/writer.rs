@@ -117,6 +117,10 @@ impl WireMessage for ToClient {
                     .map(|w| w.key.len() as u64 + 64 + strings_len(&w.workers))
                     .sum(),
                 ToClient::InfoReply { info, .. } => 1024 + info.workers.len() as u64 * 512,
+                ToClient::StreamTasksReply { records, .. } => records
+                    .iter()
+                    .map(|r| 64 + (r.key.len() + r.function.len() + r.worker.len()) as u64)
+                    .sum(),
                 _ => 0,
             }
     }

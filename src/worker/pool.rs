@@ -43,6 +43,9 @@ pub struct TaskDone {
     pub result: Result<Vec<u8>, TaskFailure>,
     /// How long the function ran.
     pub duration_us: u64,
+    /// The lane number of the pool thread that ran it: each thread holds
+    /// one for its life, reused lowest first once a thread exits.
+    pub thread: u32,
 }
 
 /// Tells the worker actor that finished runs wait in [`TaskPool::take_done`]
@@ -148,6 +151,13 @@ struct SlotCounts {
     /// task was the largest per-task cost a paired benchmark found
     /// (docs/benchmarks.md).
     waiting: u32,
+    /// Lane numbers of threads that exited, reused lowest first. Each
+    /// thread holds a lane number (its `thread` in `TaskFinished`, a lane
+    /// of the dashboard's task stream) for its life, so lanes stay few
+    /// however many threads seceding tasks start and stop.
+    free_lanes: std::collections::BTreeSet<u32>,
+    /// The next lane number never used.
+    next_lane: u32,
 }
 
 /// What the threads of one pool share.
@@ -204,6 +214,21 @@ impl Shared {
             g = self.wait_for_slot(g);
         }
         g.active += 1;
+    }
+
+    /// A lane number for a starting thread.
+    fn take_lane(&self) -> u32 {
+        let mut g = self.slots();
+        if let Some(l) = g.free_lanes.pop_first() {
+            return l;
+        }
+        g.next_lane += 1;
+        g.next_lane - 1
+    }
+
+    /// Gives back the lane number of an exiting thread.
+    fn give_lane(&self, lane: u32) {
+        self.slots().free_lanes.insert(lane);
     }
 
     /// Gives the slot back after a job; returns whether this thread is
@@ -349,6 +374,7 @@ fn spawn_runner(shared: &Arc<Shared>) -> std::io::Result<()> {
 /// A task thread's loop; ends when the pool (the sender) is dropped or the
 /// thread is surplus after seceded tasks rejoined.
 fn run_jobs(shared: Arc<Shared>) {
+    let lane = shared.take_lane();
     let mut previous: Option<TaskFn> = None;
     while let Ok(mut job) = shared.rx.recv() {
         // Results kept back from the actor (below) must not wait behind a
@@ -396,6 +422,7 @@ fn run_jobs(shared: Arc<Shared>) {
             key: job.key,
             result,
             duration_us: elapsed.as_micros() as u64,
+            thread: lane,
         });
         // A short task with more queued behind it: keep its result back so
         // the actor is woken once per batch, not once per task. Otherwise
@@ -408,9 +435,11 @@ fn run_jobs(shared: Arc<Shared>) {
             shared.done.notify(&shared.notify);
         }
         if surplus {
+            shared.give_lane(lane);
             return;
         }
     }
+    shared.give_lane(lane);
 }
 
 impl TaskPool {

@@ -332,7 +332,7 @@ impl Handler<ResultsReady> for WorkerActor {
         }
         for d in done {
             self.state
-                .task_finished(&d.key, d.result.map(Bytes::from), d.duration_us, &mut effects);
+                .task_finished(&d.key, d.result.map(Bytes::from), d.duration_us, d.thread, &mut effects);
         }
         self.apply(effects, ctx);
     }
@@ -422,7 +422,7 @@ impl Handler<ArgsReady> for WorkerActor {
                 };
                 warn!(worker = %self.name, "task {} ({}) failed: {}", msg.key, msg.function, failure.message);
                 let mut effects = std::mem::take(&mut self.effects);
-                self.state.task_finished(&msg.key, Err(failure), 0, &mut effects);
+                self.state.task_finished(&msg.key, Err(failure), 0, 0, &mut effects);
                 self.apply(effects, ctx);
             }
         }
@@ -522,7 +522,7 @@ impl WorkerActor {
                         };
                         warn!(worker = %self.name, "task {key} ({function}) failed: {}", failure.message);
                         let mut more = Vec::new();
-                        self.state.task_finished(&key, Err(failure), 0, &mut more);
+                        self.state.task_finished(&key, Err(failure), 0, 0, &mut more);
                         effects.extend(more);
                         continue;
                     };

@@ -66,6 +66,7 @@ pub(super) fn finished(key: &str, nbytes: u64, duration_us: u64) -> FromWorker {
         nbytes,
         inline: None,
         duration_us,
+        thread: 0,
     }
 }
 
@@ -157,6 +158,7 @@ impl H {
                 nbytes: 8,
                 inline: None,
                 duration_us,
+                thread: 0,
             },
         );
     }

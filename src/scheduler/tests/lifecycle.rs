@@ -92,6 +92,7 @@ fn submit_compute_memory_release_forget() {
             nbytes: 3,
             inline: Some(Payload::new(vec![1, 2, 3])),
             duration_us: 5,
+            thread: 0,
         },
     );
     // x is no longer needed: freed and kept released (y could need it).
@@ -321,6 +322,7 @@ fn bench_throughput() {
                             nbytes: 8,
                             inline: Some(Payload::new(vec![0u8; 8])),
                             duration_us: 100,
+                            thread: 0,
                         },
                         &mut out,
                     )

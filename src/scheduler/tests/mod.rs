@@ -3,6 +3,7 @@
 mod actors;
 mod coordination;
 mod data_moves;
+mod diagnostics;
 mod failures;
 mod helpers;
 mod lifecycle;

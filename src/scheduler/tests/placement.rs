@@ -137,6 +137,7 @@ fn placement_prefers_data_locality_and_low_occupancy() {
             nbytes: 100_000_000,
             inline: None,
             duration_us: 10,
+            thread: 0,
         },
     );
     h.take();

@@ -190,6 +190,7 @@ impl Sim {
                 nbytes: 8,
                 inline: None,
                 duration_us,
+                thread: 0,
             },
         );
     }

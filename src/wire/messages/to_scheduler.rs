@@ -110,6 +110,17 @@ pub enum FromClient {
         /// Keys known to the scheduler.
         keys: Vec<Key>,
     },
+    /// Ask for the task stream's records (Dask's `get_task_stream`),
+    /// answered with [`ToClient::StreamTasksReply`]. Since version 5.
+    StreamTasks {
+        /// Echoed in the answer.
+        request_id: u64,
+        /// The first sequence number wanted (0: the oldest kept); the
+        /// answer holds at most `MAX_RECORDS_PER_READ` (20,000) records, so
+        /// a reader asks again from the last one's `seq` + 1 until an
+        /// answer is empty.
+        since: u64,
+    },
 }
 
 /// Messages a worker sends the scheduler on its connection: Dask's worker
@@ -148,6 +159,11 @@ pub enum FromWorker {
         inline: Option<Payload>,
         /// Wall time the function ran, in microseconds.
         duration_us: u64,
+        /// The worker's task thread that ran it, numbered from 0 (a lane
+        /// of the dashboard's task stream). Absent from a peer of version
+        /// 4 or earlier: 0. Since version 5.
+        #[serde(default)]
+        thread: u32,
     },
     /// A task failed.
     TaskErred {

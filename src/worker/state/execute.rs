@@ -15,12 +15,14 @@ const RESOURCE_EPSILON: f64 = 1e-9;
 
 impl WorkerState {
     /// A task run finished on the pool: Ok(serialized result) or
-    /// Err(failure). duration_us = measured run time.
+    /// Err(failure). duration_us = measured run time; `thread` = the pool
+    /// thread's lane that ran it.
     pub fn task_finished(
         &mut self,
         key: &str,
         result: Result<Bytes, TaskFailure>,
         duration_us: u64,
+        thread: u32,
         out: &mut Vec<WorkerEffect>,
     ) {
         let Some(e) = self.tasks.get_mut(key) else {
@@ -57,6 +59,7 @@ impl WorkerState {
                                 nbytes,
                                 inline,
                                 duration_us,
+                                thread,
                             }));
                         }
                     }
@@ -100,6 +103,7 @@ impl WorkerState {
                     key,
                     inline: None,
                     duration_us: 0,
+                    thread: 0,
                 }));
             }
             WorkerTaskState::Waiting | WorkerTaskState::Ready | WorkerTaskState::Executing => {}

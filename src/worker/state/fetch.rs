@@ -114,6 +114,7 @@ impl WorkerState {
                 nbytes,
                 inline,
                 duration_us: 0,
+                thread: 0,
             }));
         } else {
             self.add_keys.push((key.clone(), nbytes));

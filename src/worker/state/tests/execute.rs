@@ -87,6 +87,7 @@ fn root_task_runs_and_reports_inline_only_when_small() {
                 nbytes: 5,
                 inline: Some(Payload(b("small"))),
                 duration_us: 7,
+                thread: 0,
             }),
         ]
     );
@@ -103,6 +104,7 @@ fn root_task_runs_and_reports_inline_only_when_small() {
             nbytes: 17,
             inline: None,
             duration_us: 7,
+            thread: 0,
         }]
     );
     assert_eq!(
@@ -174,7 +176,8 @@ fn duplicate_compute_task() {
             key: "a".into(),
             nbytes: 1,
             inline: None,
-            duration_us: 0
+            duration_us: 0,
+            thread: 0,
         }]
     );
 }

@@ -57,7 +57,7 @@ fn send(ws: &mut WorkerState, msg: ToWorker) -> Vec<WorkerEffect> {
 
 fn finish(ws: &mut WorkerState, key: &str, r: Result<Bytes, TaskFailure>) -> Vec<WorkerEffect> {
     let mut out = Vec::new();
-    ws.task_finished(key, r, 7, &mut out);
+    ws.task_finished(key, r, 7, 0, &mut out);
     ws.check_invariants();
     out
 }

@@ -133,7 +133,7 @@ fn store_data_puts_and_wakes_waiters() {
 fn stale_and_foreign_input_is_ignored() {
     let mut ws = WorkerState::new(cfg(1));
     let mut out = Vec::new();
-    ws.task_finished("nope", Ok(b("x")), 1, &mut out);
+    ws.task_finished("nope", Ok(b("x")), 1, 0, &mut out);
     ws.fetch_finished("tcp://x", vec![("nope".into(), Some(b("x")))], &mut out);
     ws.fetch_failed("tcp://x", keys(&["nope"]), &mut out);
     ws.handle_scheduler(ToWorker::FreeKeys { keys: keys(&["nope"]) }, &mut out)

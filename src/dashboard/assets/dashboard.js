@@ -1,0 +1,332 @@
+// The rdask dashboard's script: follows the scheduler's live update stream
+// (Server-sent events from /api/v1/dashboard/live) and draws the status,
+// workers and events pages with plain canvas and HTML. The same drawing
+// renders a standalone performance report when the page defines
+// window.RDASK_REPORT (Client::performance_report). docs/dashboard.md.
+"use strict";
+(function () {
+  // The task stream shows at most this much recent time, µs, and at least
+  // MIN_WINDOW_US (less while the page has seen only a short run).
+  const WINDOW_US = 120e6;
+  const MIN_WINDOW_US = 10e6;
+  // Most task-stream records kept in the page (oldest dropped first).
+  const MAX_RECORDS = 20000;
+  // Most event-log lines kept in the page.
+  const MAX_EVENTS = 1000;
+  const LANE_PX = 14;
+
+  const records = [];
+  let events = [];
+  let latest = null;
+  let sortKey = "name";
+  let sortUp = true;
+  const token = new URLSearchParams(location.search).get("token");
+
+  function withToken(url) {
+    if (!token) return url;
+    return url + (url.indexOf("?") >= 0 ? "&" : "?") + "token=" + encodeURIComponent(token);
+  }
+
+  function $(id) { return document.getElementById(id); }
+
+  function el(tag, attrs, text) {
+    const e = document.createElement(tag);
+    for (const k in attrs || {}) e.setAttribute(k, attrs[k]);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  function pageName() {
+    const p = location.pathname.replace(/\/+$/, "").split("/").pop();
+    return ["status", "workers", "events"].indexOf(p) >= 0 ? p : "status";
+  }
+
+  // A stable colour per function name; transfers are red.
+  function colour(name) {
+    if (name === "transfer") return "#d22";
+    // FNV-1a, then hues spread by the golden angle.
+    let h = 2166136261;
+    for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619) >>> 0;
+    return "hsl(" + Math.round((h % 64) * 137.508) % 360 + ", 60%, " + (40 + (h >>> 8) % 3 * 8) + "%)";
+  }
+
+  function bytes(n) {
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    return (i === 0 ? n : n.toFixed(1)) + " " + units[i];
+  }
+
+  // Lanes: one per worker thread, ordered by worker name then thread.
+  function lanesOf(recs, workers) {
+    const set = new Map();
+    for (const w of workers || []) {
+      for (let t = 0; t < w.nthreads; t++) set.set(w.name + "\u0000" + t, [w.name, t]);
+    }
+    for (const r of recs) set.set(r.worker + "\u0000" + r.thread, [r.worker, r.thread]);
+    const lanes = Array.from(set.values());
+    lanes.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] - b[1]));
+    const index = new Map();
+    lanes.forEach((l, i) => index.set(l[0] + "\u0000" + l[1], i));
+    return { lanes, index };
+  }
+
+  // Draws the task stream between t0 and t1 (µs); returns the bars drawn.
+  // The axis counts seconds back from t1 ("now"), or with fromStart
+  // seconds on from t0 (a report).
+  function drawStream(canvas, recs, workers, t0, t1, fromStart) {
+    const { lanes, index } = lanesOf(recs, workers);
+    const dpr = window.devicePixelRatio || 1;
+    const cssW = canvas.clientWidth || 1200;
+    const cssH = Math.max(60, lanes.length * LANE_PX + 24);
+    canvas.style.height = cssH + "px";
+    canvas.width = Math.round(cssW * dpr);
+    canvas.height = Math.round(cssH * dpr);
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, cssW, cssH);
+    const labelW = 110;
+    const plotW = cssW - labelW - 4;
+    const span = Math.max(1, t1 - t0);
+    ctx.font = "10px sans-serif";
+    ctx.fillStyle = "#666";
+    lanes.forEach((l, i) => ctx.fillText(l[0].slice(0, 14) + " #" + l[1], 2, i * LANE_PX + 11));
+    let n = 0;
+    for (const r of recs) {
+      if (r.stop_us < t0 || r.start_us > t1) continue;
+      const lane = index.get(r.worker + "\u0000" + r.thread);
+      const x0 = labelW + ((Math.max(r.start_us, t0) - t0) / span) * plotW;
+      const x1 = labelW + ((Math.min(r.stop_us, t1) - t0) / span) * plotW;
+      ctx.fillStyle = colour(r.kind === "transfer" ? "transfer" : r.function);
+      const h = r.kind === "transfer" ? 4 : LANE_PX - 3;
+      ctx.fillRect(x0, lane * LANE_PX + 1, Math.max(1, x1 - x0), h);
+      n++;
+    }
+    // The time axis: seconds before t1.
+    ctx.fillStyle = "#888";
+    const y = lanes.length * LANE_PX + 16;
+    const digits = span < 1e6 ? 3 : span < 10e6 ? 1 : 0;
+    for (let k = 0; k <= 4; k++) {
+      const x = labelW + (k / 4) * plotW;
+      const s = (span * (fromStart ? k / 4 : 1 - k / 4)) / 1e6;
+      const text = fromStart ? "+" + s.toFixed(digits) + " s" : k === 4 ? "now" : "-" + s.toFixed(digits) + " s";
+      ctx.fillText(text, Math.min(x, cssW - 36), y);
+    }
+    canvas.dataset.bars = String(n);
+    canvas.dataset.lanes = String(lanes.length);
+    return n;
+  }
+
+  function drawLegend(div, recs) {
+    const names = Array.from(new Set(recs.map((r) => (r.kind === "transfer" ? "transfer" : r.function)))).sort();
+    div.replaceChildren(...names.map((n) => {
+      const s = el("span");
+      const i = el("i");
+      i.style.background = colour(n);
+      s.append(i, document.createTextNode(n));
+      return s;
+    }));
+  }
+
+  function segment(cls, part, total) {
+    const s = el("span", { class: cls });
+    s.style.width = (total > 0 ? (100 * part) / total : 0) + "%";
+    return s;
+  }
+
+  function renderProgress(div, progress) {
+    div.replaceChildren(...progress.map((p) => {
+      const waiting = p.released + p.waiting + p.no_worker + p.queued;
+      const total = waiting + p.processing + p.memory + p.erred;
+      const row = el("div", {
+        class: "row progress-row", "data-function": p.function,
+        "data-memory": p.memory, "data-erred": p.erred, "data-total": total,
+      });
+      const bar = el("div", { class: "bar" });
+      bar.append(segment("s-memory", p.memory, total), segment("s-processing", p.processing, total),
+        segment("s-waiting", waiting, total), segment("s-erred", p.erred, total));
+      const fig = p.memory + " / " + total + (p.erred ? " (" + p.erred + " erred)" : "");
+      row.append(el("span", { class: "label" }, p.function), bar, el("span", { class: "figure" }, fig));
+      return row;
+    }));
+    if (progress.length === 0) div.replaceChildren(el("p", {}, "no tasks"));
+  }
+
+  function renderPerWorker(div, workers, value, limit, figure, cls) {
+    div.replaceChildren(...workers.map((w) => {
+      const row = el("div", { class: "row", "data-worker": w.name, "data-value": value(w) });
+      const bar = el("div", { class: "bar" });
+      const max = limit(w);
+      bar.append(segment(max > 0 && value(w) > max ? "s-over" : cls, Math.min(value(w), max), max));
+      row.append(el("span", { class: "label" }, w.name), bar, el("span", { class: "figure" }, figure(w)));
+      return row;
+    }));
+  }
+
+  function renderScheduler(table, s) {
+    const rows = [
+      ["workers", s.workers.length],
+      ["threads", s.workers.reduce((a, w) => a + w.nthreads, 0)],
+      ["clients", s.nclients],
+      ["tasks finished", s.tasks_finished],
+      ["tasks by state", Object.entries(s.tasks_by_state).filter((e) => e[1] > 0).map((e) => e[0] + " " + e[1]).join(", ") || "none"],
+      ["CPU", s.cpu_percent == null ? "…" : s.cpu_percent.toFixed(0) + " % of a core"],
+      ["event-loop latency", s.mailbox_latency_seconds == null ? "no answer" : (s.mailbox_latency_seconds * 1e3).toFixed(2) + " ms"],
+      ["resident memory", bytes(s.rss_bytes)],
+    ];
+    table.replaceChildren(...rows.map((r) => {
+      const tr = el("tr");
+      tr.append(el("td", {}, r[0]), el("td", {}, String(r[1])));
+      return tr;
+    }));
+  }
+
+  function renderWorkers(tbody, workers) {
+    const sorted = workers.slice().sort((a, b) => {
+      const x = a[sortKey], y = b[sortKey];
+      const c = x < y ? -1 : x > y ? 1 : 0;
+      return sortUp ? c : -c;
+    });
+    tbody.replaceChildren(...sorted.map((w) => {
+      const tr = el("tr", { "data-worker": w.name });
+      const cells = [
+        [w.name], [w.address], [w.nthreads, 1], [bytes(w.nbytes), 1],
+        [w.memory_limit ? bytes(w.memory_limit) : "none", 1], [w.nkeys, 1], [w.processing, 1],
+        [w.status], [(w.last_seen_ms / 1000).toFixed(1) + " s ago", 1],
+      ];
+      for (const c of cells) tr.append(el("td", c[1] ? { class: "num" } : {}, String(c[0])));
+      return tr;
+    }));
+    for (const th of document.querySelectorAll("#workers-table th")) {
+      th.classList.toggle("sorted", th.dataset.key === sortKey);
+      th.classList.toggle("up", th.dataset.key === sortKey && !sortUp);
+    }
+  }
+
+  function renderEvents(tbody) {
+    tbody.replaceChildren(...events.slice().reverse().map((e) => {
+      const tr = el("tr", { "data-kind": e.kind });
+      tr.append(el("td", {}, new Date(e.time_us / 1000).toLocaleTimeString()), el("td", {}, e.kind),
+        el("td", {}, e.text));
+      return tr;
+    }));
+  }
+
+  function render() {
+    const s = latest;
+    if (!s) return;
+    const threads = s.workers.reduce((a, w) => a + w.nthreads, 0);
+    const total = Object.values(s.tasks_by_state).reduce((a, b) => a + b, 0);
+    const summary = $("summary");
+    summary.textContent = s.workers.length + " workers, " + threads + " threads, " + total + " tasks";
+    summary.dataset.workers = String(s.workers.length);
+    const page = pageName();
+    if (page === "status") {
+      const oldest = records.length ? records[0].start_us : s.now_us;
+      const span = Math.min(WINDOW_US, Math.max(MIN_WINDOW_US, (s.now_us - oldest) * 1.05));
+      $("window-s").textContent = (span / 1e6).toFixed(0);
+      drawStream($("task-stream"), records, s.workers, s.now_us - span, s.now_us);
+      drawLegend($("stream-legend"), records);
+      renderProgress($("progress"), s.progress);
+      renderPerWorker($("memory"), s.workers, (w) => w.nbytes,
+        (w) => w.memory_limit || Math.max(1, ...s.workers.map((x) => x.nbytes)),
+        (w) => bytes(w.nbytes) + (w.memory_limit ? " / " + bytes(w.memory_limit) : ""), "s-used");
+      renderPerWorker($("processing"), s.workers, (w) => w.processing,
+        () => Math.max(1, ...s.workers.map((x) => x.processing)), (w) => String(w.processing), "s-processing");
+      renderScheduler($("scheduler"), s);
+    } else if (page === "workers") {
+      renderWorkers(document.querySelector("#workers-table tbody"), s.workers);
+    } else {
+      renderEvents(document.querySelector("#events-table tbody"));
+    }
+  }
+
+  function apply(s) {
+    for (const r of s.stream) records.push(r);
+    const cutoff = s.now_us - WINDOW_US;
+    let drop = 0;
+    while (drop < records.length && (records[drop].stop_us < cutoff || records.length - drop > MAX_RECORDS)) drop++;
+    if (drop) records.splice(0, drop);
+    events = events.concat(s.events);
+    if (events.length > MAX_EVENTS) events = events.slice(events.length - MAX_EVENTS);
+    latest = s;
+    render();
+  }
+
+  function setConnection(ok, text) {
+    const c = $("connection");
+    c.className = ok ? "ok" : "trouble";
+    c.textContent = text;
+  }
+
+  function connect() {
+    const source = new EventSource(withToken("/api/v1/dashboard/live"));
+    source.onopen = () => setConnection(true, "live");
+    source.onmessage = (m) => {
+      setConnection(true, "live");
+      apply(JSON.parse(m.data));
+    };
+    source.addEventListener("trouble", (m) => setConnection(false, m.data));
+    // EventSource reconnects by itself; say so meanwhile.
+    source.onerror = () => setConnection(false, "reconnecting…");
+  }
+
+  function startDashboard() {
+    const page = pageName();
+    $(page + "-page").hidden = false;
+    for (const a of document.querySelectorAll("nav a")) {
+      a.classList.toggle("active", a.dataset.page === page);
+      a.href = withToken(a.getAttribute("href"));
+    }
+    for (const th of document.querySelectorAll("#workers-table th")) {
+      th.addEventListener("click", () => {
+        if (sortKey === th.dataset.key) sortUp = !sortUp;
+        else { sortKey = th.dataset.key; sortUp = !th.dataset.num; }
+        render();
+      });
+    }
+    window.addEventListener("resize", render);
+    connect();
+  }
+
+  // The performance report: the whole run's task stream and a table of
+  // the functions' statistics, from the data embedded in the file.
+  function startReport(rep) {
+    const recs = rep.records;
+    const t0 = recs.reduce((a, r) => Math.min(a, r.start_us), Infinity);
+    const t1 = recs.reduce((a, r) => Math.max(a, r.stop_us), -Infinity);
+    const draw = () => {
+      if (recs.length) drawStream($("task-stream"), recs, [], t0, t1, true);
+    };
+    draw();
+    drawLegend($("stream-legend"), recs);
+    const stats = new Map();
+    for (const r of recs) {
+      const name = r.kind === "transfer" ? "transfer" : r.function;
+      const s = stats.get(name) || { n: 0, total: 0, max: 0 };
+      const d = r.stop_us - r.start_us;
+      s.n++; s.total += d; s.max = Math.max(s.max, d);
+      stats.set(name, s);
+    }
+    const tbody = document.querySelector("#function-stats tbody");
+    tbody.replaceChildren(...Array.from(stats.entries()).sort().map(([name, s]) => {
+      const tr = el("tr", { "data-function": name, "data-count": s.n });
+      const cells = [name, s.n, (s.total / 1e6).toFixed(3) + " s", (s.total / s.n / 1e3).toFixed(3) + " ms",
+        (s.max / 1e3).toFixed(3) + " ms"];
+      cells.forEach((c, i) => tr.append(el("td", i ? { class: "num" } : {}, String(c))));
+      return tr;
+    }));
+    const span = recs.length ? ((t1 - t0) / 1e6).toFixed(3) : "0";
+    $("summary").textContent = recs.length + " tasks and transfers over " + span + " s, " +
+      new Set(recs.map((r) => r.worker)).size + " workers";
+    if (rep.generated_unix_s) {
+      $("generated").textContent = "generated " + new Date(rep.generated_unix_s * 1000).toLocaleString();
+    }
+    window.addEventListener("resize", draw);
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    if (window.RDASK_REPORT) startReport(window.RDASK_REPORT);
+    else startDashboard();
+  });
+})();

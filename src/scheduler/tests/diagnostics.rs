@@ -1,0 +1,157 @@
+//! The diagnostics the scheduler records: task-stream records, per-function
+//! progress, the event log, and the ring's bound.
+
+use super::helpers::*;
+use crate::scheduler::diagnostics::{Diagnostics, TASK_STREAM_CAPACITY};
+use crate::wire::messages::StreamKind;
+
+#[test]
+fn finished_tasks_become_stream_records_with_function_worker_and_thread() {
+    let mut h = H::new();
+    h.worker(1, "a", &["inc", "dec"]);
+    h.submit(C1, vec![spec("x", "inc", &[]), spec("y", "dec", &["x"])], &["y"]);
+    h.worker_sends(
+        1,
+        FromWorker::TaskFinished {
+            key: "x".into(),
+            nbytes: 8,
+            inline: None,
+            duration_us: 1500,
+            thread: 3,
+        },
+    );
+    h.finish(1, "y");
+    let records = h.s.task_stream(0);
+    assert_eq!(records.len(), 2);
+    let x = &records[0];
+    assert_eq!((x.seq, x.key.as_str(), x.function.as_str()), (0, "x", "inc"));
+    assert_eq!((x.worker.as_str(), x.thread, x.kind), ("a", 3, StreamKind::Compute));
+    assert_eq!(x.stop_us - x.start_us, 1500);
+    assert_eq!(records[1].function, "dec");
+    // Reading from a sequence number skips what was read.
+    let rest = h.s.task_stream(1);
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].key, "y");
+    assert!(h.s.task_stream(2).is_empty());
+    // A live view asks for the newest only.
+    let newest = h.s.task_stream_newest(0, 1);
+    assert_eq!((newest.len(), newest[0].key.as_str()), (1, "y"));
+}
+
+#[test]
+fn stale_reports_are_not_recorded() {
+    let mut h = H::new();
+    h.worker(1, "a", &["inc"]);
+    h.finish(1, "unknown");
+    assert!(h.s.task_stream(0).is_empty());
+}
+
+#[test]
+fn transfers_are_recorded_on_the_fetching_worker() {
+    let mut h = H::new();
+    h.worker(1, "a", &["inc"]);
+    h.worker_sends(
+        1,
+        FromWorker::TransferStats {
+            bytes: 1 << 20,
+            duration_us: 900,
+        },
+    );
+    let r = h.s.task_stream(0);
+    assert_eq!(r.len(), 1);
+    assert_eq!(
+        (r[0].kind, r[0].function.as_str(), r[0].worker.as_str()),
+        (StreamKind::Transfer, "transfer", "a")
+    );
+    assert_eq!(r[0].stop_us - r[0].start_us, 900);
+}
+
+#[test]
+fn progress_counts_tasks_by_function_and_state() {
+    let mut h = H::new();
+    h.submit(
+        C1,
+        vec![spec("x", "inc", &[]), spec("y", "inc", &["x"]), spec("z", "dec", &[])],
+        &["y", "z"],
+    );
+    // No worker yet: the roots wait for one.
+    let p = h.s.function_progress();
+    assert_eq!(
+        p.iter().map(|f| f.function.as_str()).collect::<Vec<_>>(),
+        ["dec", "inc"]
+    );
+    assert_eq!((p[1].no_worker + p[1].queued, p[1].waiting), (1, 1));
+    h.worker(1, "a", &["inc", "dec"]);
+    h.finish(1, "x");
+    h.finish(1, "y");
+    h.worker_sends(
+        1,
+        FromWorker::TaskErred {
+            key: "z".into(),
+            failure: failure("boom"),
+        },
+    );
+    let p = h.s.function_progress();
+    assert_eq!((p[0].function.as_str(), p[0].erred), ("dec", 1));
+    // x is forgotten once y, its only dependent, is in memory.
+    assert_eq!((p[1].function.as_str(), p[1].memory, p[1].processing), ("inc", 1, 0));
+    // Forgotten tasks leave the counts; a function with none left is not listed.
+    h.release(C1, &["y", "z"]);
+    assert!(h.s.function_progress().is_empty());
+}
+
+#[test]
+fn event_log_records_membership_failures_and_retries() {
+    let mut h = H::new();
+    h.worker(1, "a", &["inc"]);
+    let mut x = spec("x", "inc", &[]);
+    x.retries = 1;
+    h.submit(C1, vec![x], &["x"]);
+    for _ in 0..2 {
+        h.worker_sends(
+            1,
+            FromWorker::TaskErred {
+                key: "x".into(),
+                failure: failure("boom"),
+            },
+        );
+    }
+    h.kill(1);
+    let kinds: Vec<String> = h.s.events(0).into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["worker-joined", "retry", "task-erred", "worker-left"]);
+    let events = h.s.events(0);
+    assert!(events[1].text.contains("boom"), "{:?}", events[1]);
+    assert_eq!(h.s.events(3).len(), 1);
+}
+
+#[test]
+fn killed_worker_is_logged() {
+    let mut h = H::with(SchedulerConfig {
+        allowed_failures: 0,
+        ..Default::default()
+    });
+    h.submit(C1, vec![spec("x", "inc", &[])], &["x"]);
+    h.worker(1, "a", &["inc"]);
+    h.kill(1);
+    assert_eq!(h.state("x"), Some(TaskState::Erred));
+    let e = h.s.events(0);
+    assert!(
+        e.iter().any(|e| e.kind == "killed-worker" && e.text.contains("a")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn the_stream_keeps_only_the_last_records() {
+    let mut d = Diagnostics::default();
+    d.name_worker(WIdx(0), "a");
+    for _ in 0..TASK_STREAM_CAPACITY + 10 {
+        d.transfer(WIdx(0), 1);
+    }
+    let r = d.records(0, 1000, |_| "f");
+    assert_eq!(r.len(), 1000);
+    assert_eq!(r[0].seq, 10, "the oldest ten fell off the ring");
+    let tail = d.records(TASK_STREAM_CAPACITY as u64 + 5, 1000, |_| "f");
+    assert_eq!(tail.len(), 5);
+    assert_eq!(d.next_seq(), TASK_STREAM_CAPACITY as u64 + 10);
+}

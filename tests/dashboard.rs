@@ -1,0 +1,238 @@
+//! The dashboard as a person sees it: a scheduler and two workers as real
+//! processes run a graph while a real headless Chromium (Debian's
+//! `chromium`, driven over the DevTools protocol, tests/browser) shows the
+//! status, workers and events pages. The test checks what the pages show
+//! (worker count, progress reaching the total, task-stream bars, the
+//! workers' table, the event log), that the browser reports no JavaScript
+//! error, and saves a screenshot of each page into docs/dashboard/.
+//! Under CI a missing chromium fails the test (`common::cannot_run`).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use rdask::builtins::{fail, inc, sleep_ms};
+use rdask::wire::messages::StreamKind;
+use rdask::{Client, SubmitOptions};
+
+mod browser;
+mod common;
+
+use browser::Browser;
+use common::{rdask_bin, start_logged, wait_for_workers, TempDir};
+
+/// Where the screenshots go (shown by docs/dashboard.md).
+fn screenshot_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/dashboard")
+}
+
+/// `rdask scheduler` with its HTTP port; returns it, its address and the
+/// dashboard's status page address.
+fn scheduler_with_dashboard(dir: &TempDir, extra: &[&str]) -> (common::Proc, String, String) {
+    let (p, addrs) = start_logged(
+        Command::new(rdask_bin())
+            .args(["scheduler", "--host", "127.0.0.1", "--port", "0", "--http-port", "0"])
+            .args(extra),
+        &["rdask scheduler listening on", "rdask dashboard at"],
+        &dir.0.join("scheduler.log"),
+    );
+    (p, addrs[0].clone(), addrs[1].clone())
+}
+
+fn worker(scheduler: &str, name: &str, extra: &[&str]) -> common::Proc {
+    common::worker_with(scheduler, name, &[&["--nthreads", "2"], extra].concat()).0
+}
+
+#[test]
+fn the_dashboard_shows_a_running_cluster_in_a_real_browser() {
+    let Some(browser) = Browser::launch() else {
+        common::cannot_run("chromium is not installed (Debian package chromium)");
+        return;
+    };
+    let dir = TempDir::new("status");
+    let (_s, address, status) = scheduler_with_dashboard(&dir, &[]);
+    let _w1 = worker(&address, "alpha", &[]);
+    let _w2 = worker(&address, "beta", &[]);
+    let client = Client::connect(&address).expect("client connects");
+    wait_for_workers(&client, 2);
+
+    let mut page = browser.page();
+    page.navigate(&status);
+    page.wait_for(
+        "the page shows two workers",
+        "document.getElementById('summary').dataset.workers === '2'",
+    );
+    assert_eq!(page.eval("document.querySelectorAll('#processing .row').length"), 2);
+
+    // A graph: 40 sleeps of 40-79 ms on 4 threads (about 0.6 s), and
+    // an inc of each.
+    let sleeps = client.map(sleep_ms, 40..80u64).expect("submit sleeps");
+    let incs: Vec<_> = (0..40i64)
+        .map(|i| client.submit(inc, (i,)).expect("submit inc"))
+        .collect();
+    // And a task that fails twice, retried once: the event log says so.
+    let failing = client
+        .submit_with(
+            fail,
+            ("on purpose".to_string(),),
+            &SubmitOptions {
+                retries: 1,
+                ..Default::default()
+            },
+        )
+        .expect("submit fail");
+    let progress_total = |f: &str| {
+        format!(
+            "(() => {{ const r = document.querySelector('.progress-row[data-function$=\"{f}\"]'); \
+             return r && r.dataset.memory === r.dataset.total && r.dataset.total === '40'; }})()"
+        )
+    };
+    page.wait_for("sleep_ms progress reaches 40 of 40", &progress_total("sleep_ms"));
+    page.wait_for("inc progress reaches 40 of 40", &progress_total("inc"));
+    client.gather(&sleeps).expect("sleeps ran");
+    client.gather(&incs).expect("incs ran");
+    assert!(failing.result().is_err(), "fail fails");
+    page.wait_for(
+        "the failing task shows as erred",
+        "(() => { const r = document.querySelector('.progress-row[data-function$=\"fail\"]'); \
+         return r && r.dataset.erred === '1'; })()",
+    );
+    let bars = page.wait_for(
+        "the task stream draws a bar per task",
+        "Number(document.getElementById('task-stream').dataset.bars) >= 80 && \
+         Number(document.getElementById('task-stream').dataset.bars)",
+    );
+    assert!(bars.as_u64().unwrap_or(0) >= 80, "{bars}");
+    // A lane per worker thread: 2 workers of 2 threads.
+    assert_eq!(page.eval("document.getElementById('task-stream').dataset.lanes"), "4");
+    page.screenshot(&screenshot_dir().join("status.png"));
+
+    // The workers page: a row per worker, sortable.
+    let workers_url = status.replace("/status", "/workers");
+    page.navigate(&workers_url);
+    page.wait_for(
+        "the workers table has both workers",
+        "document.querySelectorAll('#workers-table tbody tr').length === 2",
+    );
+    let first = "document.querySelector('#workers-table tbody tr').dataset.worker";
+    assert_eq!(page.eval(first), "alpha");
+    page.eval("document.querySelector('#workers-table th[data-key=name]').click()");
+    page.wait_for(
+        "sorting by name descending puts beta first",
+        &format!("{first} === 'beta'"),
+    );
+    page.screenshot(&screenshot_dir().join("workers.png"));
+
+    // The events page: both workers joined.
+    page.navigate(&status.replace("/status", "/events"));
+    page.wait_for(
+        "the event log shows both workers joining",
+        "document.querySelectorAll('#events-table tr[data-kind=worker-joined]').length === 2",
+    );
+    for kind in ["retry", "task-erred"] {
+        page.wait_for(
+            &format!("the event log shows a {kind} event"),
+            &format!("document.querySelectorAll('#events-table tr[data-kind={kind}]').length === 1"),
+        );
+    }
+    page.screenshot(&screenshot_dir().join("events.png"));
+
+    let errors = page.errors();
+    assert!(errors.is_empty(), "JavaScript errors: {errors:#?}");
+}
+
+#[test]
+fn with_a_token_the_dashboard_needs_it() {
+    let Some(browser) = Browser::launch() else {
+        common::cannot_run("chromium is not installed (Debian package chromium)");
+        return;
+    };
+    let dir = TempDir::new("token");
+    let (_s, address, status) = scheduler_with_dashboard(&dir, &["--token", "s3cret"]);
+    let _w = common::worker_with(&address, "alpha", &["--token", "s3cret"]).0;
+    let mut page = browser.page();
+    page.navigate(&status);
+    let body = page.eval("document.body.innerText");
+    assert!(
+        body.as_str().unwrap_or("").contains("needs the cluster's token"),
+        "{body}"
+    );
+    page.navigate(&format!("{status}?token=wrong"));
+    assert!(page
+        .eval("document.body.innerText")
+        .as_str()
+        .unwrap_or("")
+        .contains("needs the cluster's token"));
+    page.navigate(&format!("{status}?token=s3cret"));
+    page.wait_for(
+        "the page, given the token, shows the worker live",
+        "document.getElementById('summary').dataset.workers === '1' && \
+         document.getElementById('connection').textContent === 'live'",
+    );
+    // Its links carry the token on.
+    assert!(page
+        .eval("document.querySelector('nav a[data-page=workers]').href")
+        .as_str()
+        .unwrap_or("")
+        .ends_with("/workers?token=s3cret"));
+    // The 401 of a page load is the browser's only console complaint.
+    let errors: Vec<String> = page.errors().into_iter().filter(|e| !e.contains("401")).collect();
+    assert!(errors.is_empty(), "JavaScript errors: {errors:#?}");
+}
+
+#[test]
+fn task_stream_and_performance_report_show_the_runs_of_a_graph() {
+    let dir = TempDir::new("report");
+    let (_s, address, _status) = scheduler_with_dashboard(&dir, &[]);
+    let _w1 = worker(&address, "alpha", &[]);
+    let _w2 = worker(&address, "beta", &[]);
+    let client = Client::connect(&address).expect("client connects");
+    wait_for_workers(&client, 2);
+    // Something before the report, which it must leave out.
+    client
+        .gather(&[client.submit(inc, (-1i64,)).expect("submit")])
+        .expect("ran");
+
+    let path = dir.0.join("report.html");
+    let report = client.performance_report(&path).expect("report starts");
+    let sleeps = client.map(sleep_ms, 20..40u64).expect("submit sleeps");
+    let incs = client.map(inc, 0..30i64).expect("submit incs");
+    client.gather(&sleeps).expect("sleeps ran");
+    client.gather(&incs).expect("incs ran");
+    assert_eq!(report.finish().expect("report written"), path);
+
+    // The task stream: every run, with its worker, thread and times.
+    let stream = client.get_task_stream().expect("task stream");
+    let runs: Vec<_> = stream.iter().filter(|r| r.kind == StreamKind::Compute).collect();
+    assert_eq!(runs.len(), 51, "{stream:#?}");
+    for r in &runs {
+        assert!(["alpha", "beta"].contains(&r.worker.as_str()), "{r:?}");
+        assert!(r.thread < 2, "{r:?}");
+        assert!(r.start_us <= r.stop_us, "{r:?}");
+    }
+    let sleep = runs
+        .iter()
+        .find(|r| r.key == sleeps[5].key())
+        .expect("a sleep's record");
+    assert!(sleep.function.ends_with("sleep_ms"), "{sleep:?}");
+    assert!(sleep.stop_us - sleep.start_us >= 25_000, "slept 25 ms: {sleep:?}");
+    let seqs: Vec<u64> = stream.iter().map(|r| r.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "oldest first");
+
+    // The report, offline in the browser: the 50 runs it covered.
+    let Some(browser) = Browser::launch() else {
+        common::cannot_run("chromium is not installed (Debian package chromium)");
+        return;
+    };
+    let mut page = browser.page();
+    page.navigate(&format!("file://{}", path.display()));
+    page.wait_for(
+        "the report draws its bars",
+        "document.getElementById('task-stream').dataset.bars === '50'",
+    );
+    let count = |f: &str| format!("document.querySelector('#function-stats tr[data-function$=\"{f}\"]').dataset.count");
+    assert_eq!(page.eval(&count("sleep_ms")), "20");
+    assert_eq!(page.eval(&count("inc")), "30");
+    page.screenshot(&screenshot_dir().join("report.png"));
+    let errors = page.errors();
+    assert!(errors.is_empty(), "JavaScript errors: {errors:#?}");
+}
