@@ -1112,7 +1112,7 @@ fn start_viewer(viewer: Viewer, status: &str) -> Result<()> {
             c
         }
         Viewer::Browser => {
-            let profile = std::env::temp_dir().join(format!("rdask-bench-chromium-{}", std::process::id()));
+            let profile = browser_profile();
             let mut c = Command::new("chromium");
             c.args([
                 "--headless=new",
@@ -1137,6 +1137,11 @@ fn start_viewer(viewer: Viewer, status: &str) -> Result<()> {
     // Give it time to connect and receive its first updates.
     std::thread::sleep(Duration::from_secs(2));
     Ok(())
+}
+
+/// The headless chromium's profile directory (removed at the end of the run).
+fn browser_profile() -> PathBuf {
+    std::env::temp_dir().join(format!("rdask-bench-chromium-{}", std::process::id()))
 }
 
 /// A TCP port free right now on 127.0.0.1.
@@ -1288,6 +1293,7 @@ fn run(processes: bool, viewer: Viewer, only: &[String]) -> Result<()> {
     drop(client);
     drop(cluster);
     kill_children();
+    let _ = std::fs::remove_dir_all(browser_profile());
     print_line(&Rec::new("total").num("wall_s", secs(total), 2).to_json());
     Ok(())
 }
