@@ -9,7 +9,15 @@
 //! cargo run --release --example bench -- --processes       # scheduler + 2 workers as `rdask` processes
 //! cargo run --release --example bench -- noop_throughput chain   # only these cases
 //! python3 ../shared/bench/compare.py --rdask "cargo run --release --example bench -- --processes"
+//! cargo run --release --example bench -- --processes --dashboard noop_throughput   # with the dashboard open
 //! ```
+//!
+//! `--dashboard` keeps the scheduler's dashboard open during the run: the
+//! scheduler serves HTTP and a viewer follows the status page's live update
+//! stream (`curl -N .../api/v1/dashboard/live`: the scheduler's side of an
+//! open page, without a browser's rendering competing for the CPU);
+//! `--dashboard-browser` opens the status page in headless `chromium`
+//! instead (the whole cost, the page's drawing included).
 //!
 //! Cluster: 2 workers with 1 task thread each. By default a `LocalCluster`
 //! in this process (scheduler, workers and client share one address space,
@@ -1072,15 +1080,84 @@ fn run_case(ctx: &mut Ctx, name: &str, f: CaseFn, budget: u64) {
 
 fn usage() -> String {
     let names: Vec<&str> = CASES.iter().map(|c| c.0).collect();
-    format!("usage: bench [--processes] [case ...]\ncases: {}", names.join(" "))
+    format!(
+        "usage: bench [--processes] [--dashboard | --dashboard-browser] [case ...]\ncases: {}",
+        names.join(" ")
+    )
+}
+
+/// Who watches the dashboard during the run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Viewer {
+    None,
+    /// `curl -N` on the live update stream.
+    Stream,
+    /// Headless chromium on the status page.
+    Browser,
+}
+
+/// Starts the viewer of the status page at `status` (killed with the
+/// cluster), and waits until it is receiving updates.
+fn start_viewer(viewer: Viewer, status: &str) -> Result<()> {
+    let mut cmd = match viewer {
+        Viewer::None => return Ok(()),
+        Viewer::Stream => {
+            let mut c = Command::new("curl");
+            c.args([
+                "-sN",
+                "-o",
+                "/dev/null",
+                &status.replace("/status", "/api/v1/dashboard/live"),
+            ]);
+            c
+        }
+        Viewer::Browser => {
+            let profile = browser_profile();
+            let mut c = Command::new("chromium");
+            c.args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--window-size=1400,1000",
+                &format!("--user-data-dir={}", profile.display()),
+                "--remote-debugging-port=0",
+                status,
+            ]);
+            c
+        }
+    };
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start the dashboard viewer (curl or chromium)")?;
+    CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).push(child);
+    // Give it time to connect and receive its first updates.
+    std::thread::sleep(Duration::from_secs(2));
+    Ok(())
+}
+
+/// The headless chromium's profile directory (removed at the end of the run).
+fn browser_profile() -> PathBuf {
+    std::env::temp_dir().join(format!("rdask-bench-chromium-{}", std::process::id()))
+}
+
+/// A TCP port free right now on 127.0.0.1.
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 fn main() {
     let mut processes = false;
+    let mut viewer = Viewer::None;
     let mut only = Vec::new();
     for a in std::env::args().skip(1) {
         match a.as_str() {
             "--processes" => processes = true,
+            "--dashboard" => viewer = Viewer::Stream,
+            "--dashboard-browser" => viewer = Viewer::Browser,
             "-h" | "--help" => {
                 println!("{}", usage());
                 return;
@@ -1099,14 +1176,14 @@ fn main() {
     let _guard = ChildGuard;
     install_signal_handler();
     start_watchdog();
-    if let Err(e) = run(processes, &only) {
+    if let Err(e) = run(processes, viewer, &only) {
         print_line(&Rec::new("startup").str("error", format!("{e:#}")).to_json());
         kill_children();
         std::process::exit(1);
     }
 }
 
-fn run(processes: bool, only: &[String]) -> Result<()> {
+fn run(processes: bool, viewer: Viewer, only: &[String]) -> Result<()> {
     print_line(
         &Rec::new("env")
             .str("rdask", env!("CARGO_PKG_VERSION"))
@@ -1116,6 +1193,14 @@ fn run(processes: bool, only: &[String]) -> Result<()> {
             )
             .num("mem_gib", mem_gib(), 1)
             .str("mode", if processes { "processes" } else { "in-process" })
+            .str(
+                "dashboard",
+                match viewer {
+                    Viewer::None => "closed",
+                    Viewer::Stream => "open (live stream followed)",
+                    Viewer::Browser => "open in headless chromium",
+                },
+            )
             .str("profile", if cfg!(debug_assertions) { "debug" } else { "release" })
             .to_json(),
     );
@@ -1125,7 +1210,13 @@ fn run(processes: bool, only: &[String]) -> Result<()> {
     let t0 = Instant::now();
     let mut cluster: Option<LocalCluster> = None;
     let (client, sched_pid, worker_pids) = if let Some(bin) = &bin {
-        let (spid, addr) = spawn_listening(bin, &["scheduler", "--host", "127.0.0.1", "--port", "0"])?;
+        let http_port = free_port()?.to_string();
+        let mut args = vec!["scheduler", "--host", "127.0.0.1", "--port", "0"];
+        if viewer != Viewer::None {
+            args.extend(["--http-port", &http_port]);
+        }
+        let (spid, addr) = spawn_listening(bin, &args)?;
+        start_viewer(viewer, &format!("http://127.0.0.1:{http_port}/status"))?;
         let mut wpids = Vec::new();
         for i in 1..=2 {
             let name = format!("w{i}");
@@ -1136,6 +1227,9 @@ fn run(processes: bool, only: &[String]) -> Result<()> {
         (client, Some(spid), wpids)
     } else {
         let c = LocalCluster::builder().workers(2).threads_per_worker(1).build()?;
+        if let Some(link) = c.dashboard_link() {
+            start_viewer(viewer, link)?;
+        }
         let client = c.client()?;
         cluster = Some(c);
         (client, None, Vec::new())
@@ -1199,6 +1293,7 @@ fn run(processes: bool, only: &[String]) -> Result<()> {
     drop(client);
     drop(cluster);
     kill_children();
+    let _ = std::fs::remove_dir_all(browser_profile());
     print_line(&Rec::new("total").num("wall_s", secs(total), 2).to_json());
     Ok(())
 }

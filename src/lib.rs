@@ -47,7 +47,9 @@
 //!   I/O-free task state machines; `scheduler::coordination` keeps the
 //!   coordination primitives' state), `actors` (the actix actors around
 //!   them), `runtime` (the client's background actix system), `http` (the
-//!   `/health`, `/metrics` and `/api/v1/info` endpoint), `util`.
+//!   `/health`, `/metrics` and `/api/v1/info` endpoint), `dashboard` (the
+//!   scheduler's web dashboard and the performance report on that
+//!   endpoint, `docs/dashboard.md`), `util`.
 //!
 //! Logs are `tracing` events; a binary that does not install its own
 //! subscriber calls [`init_logging`] (the `rdask` command line does).
@@ -109,3 +111,8 @@ struct ReadmeExamples;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/coordination.md")]
 struct CoordinationExamples;
+
+/// And `docs/dashboard.md`'s.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/dashboard.md")]
+struct DashboardExamples;

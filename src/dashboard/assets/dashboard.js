@@ -105,7 +105,7 @@
     // The time axis: seconds before t1.
     ctx.fillStyle = "#888";
     const y = lanes.length * LANE_PX + 16;
-    const digits = span < 1e6 ? 3 : span < 10e6 ? 1 : 0;
+    const digits = span < 1e6 ? 3 : span <= 20e6 ? 1 : 0;
     for (let k = 0; k <= 4; k++) {
       const x = labelW + (k / 4) * plotW;
       const s = (span * (fromStart ? k / 4 : 1 - k / 4)) / 1e6;
