@@ -4,7 +4,8 @@
 //! status, workers and events pages. The test checks what the pages show
 //! (worker count, progress reaching the total, task-stream bars, the
 //! workers' table, the event log), that the browser reports no JavaScript
-//! error, and saves a screenshot of each page into docs/dashboard/.
+//! error, and saves a screenshot of each page (into docs/dashboard/ with
+//! `RDASK_UPDATE_SCREENSHOTS=1`).
 //! Under CI a missing chromium fails the test (`common::cannot_run`).
 
 use std::path::PathBuf;
@@ -20,9 +21,17 @@ mod common;
 use browser::Browser;
 use common::{rdask_bin, start_logged, wait_for_workers, TempDir};
 
-/// Where the screenshots go (shown by docs/dashboard.md).
+/// Where the screenshots go: the build's temporary directory, so that a
+/// test run leaves the work tree as it was; with
+/// `RDASK_UPDATE_SCREENSHOTS=1`, docs/dashboard/ (the ones the docs show).
 fn screenshot_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/dashboard")
+    let dir = if std::env::var_os("RDASK_UPDATE_SCREENSHOTS").is_some() {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/dashboard")
+    } else {
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots")
+    };
+    std::fs::create_dir_all(&dir).expect("screenshot directory");
+    dir
 }
 
 /// `rdask scheduler` with its HTTP port; returns it, its address and the
