@@ -160,9 +160,7 @@ impl ActorRef {
             }),
         }
     }
-}
 
-impl ActorRef {
     /// [`call`](Self::call) with arguments already msgpack-encoded, one
     /// buffer each (a client that does not link the actor's type).
     pub fn call_encoded<R: DeserializeOwned + Send + 'static>(&self, method: &str, args: Vec<Vec<u8>>) -> ActorCall<R> {
