@@ -29,6 +29,11 @@ pub const MAX_IDLE_CONNECTIONS_PER_PEER: usize = 4;
 /// How long one request to a peer may take before the connection is
 /// abandoned (large transfers included).
 pub const PEER_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+/// Most requests one pool has in flight to one peer address (one
+/// connection each); more wait their turn, within their own timeout.
+/// Without it, thousands of actor calls made at once opened as many
+/// connections at once, and the peer's accept queue reset some of them.
+pub const MAX_CONCURRENT_REQUESTS_PER_PEER: usize = 32;
 
 struct PeerConn {
     reader: Reader,
@@ -40,6 +45,8 @@ struct PeerConn {
 pub struct PeerPool {
     name: Arc<str>,
     idle: Arc<Mutex<HashMap<String, Vec<PeerConn>>>>,
+    /// Per address: permits for requests in flight.
+    in_flight: Arc<Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>>,
     next_request: Arc<AtomicU64>,
     limits: FrameLimits,
     security: Security,
@@ -51,6 +58,7 @@ impl PeerPool {
         PeerPool {
             name: name.into(),
             idle: Arc::default(),
+            in_flight: Arc::default(),
             next_request: Arc::new(AtomicU64::new(1)),
             limits,
             security: Security::default(),
@@ -80,7 +88,19 @@ impl PeerPool {
         self.request_within(address, msg, PEER_REQUEST_TIMEOUT).await
     }
 
+    fn permits(&self, address: &str) -> Arc<tokio::sync::Semaphore> {
+        let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(address.to_string())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_REQUESTS_PER_PEER)))
+            .clone()
+    }
+
     async fn request_within(&self, address: &str, msg: ToPeer, timeout: Duration) -> Result<FromPeer, WireError> {
+        let permits = self.permits(address);
+        let _permit = tokio::time::timeout(timeout, permits.acquire_owned())
+            .await
+            .map_err(|_| WireError::Timeout(format!("a turn to send a request to {address}")))?
+            .map_err(|_| WireError::Closed)?;
         let mut conn = match self.take_idle(address) {
             Some(c) => c,
             None => {
