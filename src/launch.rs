@@ -341,6 +341,9 @@ fn start_all(spec: &ClusterSpec, options: &LaunchOptions, state: &mut ClusterSta
                 let port = if p == 0 { 0 } else { p.saturating_add(i as u16) };
                 args.extend(["--http-port".into(), port.to_string()]);
             }
+            if g.nanny {
+                args.push("--nanny".into());
+            }
             args.extend(spec.security.worker_flags());
             let log = log_path(spec, &g.host, &local_dir, &name);
             let pid = spawn_detached(&g.host, ssh, &binary, &args, &log)?;

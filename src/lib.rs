@@ -38,8 +38,8 @@
 //!   cluster in one submission or on a local thread pool; [`bag`]: Dask's
 //!   bags on top of them.
 //! - [`cli`], [`config`], [`launch`], [`certs`], [`logging`]: the `rdask`
-//!   command line (embeddable in a user's binary), configuration files,
-//!   `rdask cluster up`, TLS certificates, log output.
+//!   command line (embeddable in a user's binary) and the worker's nanny,
+//!   configuration files, `rdask cluster up`, TLS certificates, log output.
 //! - [`wire`]: frames, handshake, TLS and the message enums of the
 //!   protocol (`docs/protocol.md`), for clients in other languages and
 //!   raw submissions.

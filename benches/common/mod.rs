@@ -40,6 +40,7 @@ pub fn add_workers(s: &mut rdask::scheduler::state::SchedulerState, nworkers: us
                 memory_limit: 0,
                 functions: vec![FUNCTION.to_string()],
                 resources: Vec::new(),
+                restarted: None,
             },
             &mut out,
         )

@@ -34,6 +34,15 @@ pub const PEER_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 /// Without it, thousands of actor calls made at once opened as many
 /// connections at once, and the peer's accept queue reset some of them.
 pub const MAX_CONCURRENT_REQUESTS_PER_PEER: usize = 32;
+/// Longest wait for the first byte of a peer's reply. A live peer answers
+/// from memory or its spill directory, a request being at most the
+/// fetcher's `max_fetch_bytes`; a peer cut off by the network (no FIN, no
+/// RST) would otherwise hold the fetch, and the task waiting on it, for the
+/// whole [`PEER_REQUEST_TIMEOUT`].
+pub const PEER_REPLY_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest a reply in progress may go without advancing (see
+/// [`crate::wire::codec::FRAME_PROGRESS_BYTES`]).
+pub const PEER_REPLY_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 struct PeerConn {
     reader: Reader,
@@ -50,6 +59,9 @@ pub struct PeerPool {
     next_request: Arc<AtomicU64>,
     limits: FrameLimits,
     security: Security,
+    /// Bounds on reading a reply ([`PEER_REPLY_START_TIMEOUT`],
+    /// [`PEER_REPLY_STALL_TIMEOUT`]).
+    reply_timeouts: ReadTimeouts,
 }
 
 impl PeerPool {
@@ -62,7 +74,19 @@ impl PeerPool {
             next_request: Arc::new(AtomicU64::new(1)),
             limits,
             security: Security::default(),
+            reply_timeouts: ReadTimeouts {
+                idle: Some(PEER_REPLY_START_TIMEOUT),
+                stall: Some(PEER_REPLY_STALL_TIMEOUT),
+            },
         }
+    }
+
+    /// The same pool with other bounds on reading a reply (tests use short
+    /// ones).
+    #[doc(hidden)]
+    pub fn with_reply_timeouts(mut self, timeouts: ReadTimeouts) -> Self {
+        self.reply_timeouts = timeouts;
+        self
     }
 
     /// The same pool connecting with `security` (TLS, token).
@@ -85,7 +109,19 @@ impl PeerPool {
     }
 
     async fn request(&self, address: &str, msg: ToPeer) -> Result<FromPeer, WireError> {
-        self.request_within(address, msg, PEER_REQUEST_TIMEOUT).await
+        self.request_within(address, msg, PEER_REQUEST_TIMEOUT, self.reply_timeouts)
+            .await
+    }
+
+    /// How an actor call's or a run's reply is read: it starts only when
+    /// the user's code returns, which may take longer than
+    /// [`PEER_REPLY_START_TIMEOUT`], so only the call's own timeout bounds
+    /// that wait; a reply that stalls once begun still fails.
+    fn call_reply_timeouts(&self) -> ReadTimeouts {
+        ReadTimeouts {
+            idle: None,
+            stall: self.reply_timeouts.stall,
+        }
     }
 
     fn permits(&self, address: &str) -> Arc<tokio::sync::Semaphore> {
@@ -95,7 +131,13 @@ impl PeerPool {
             .clone()
     }
 
-    async fn request_within(&self, address: &str, msg: ToPeer, timeout: Duration) -> Result<FromPeer, WireError> {
+    async fn request_within(
+        &self,
+        address: &str,
+        msg: ToPeer,
+        timeout: Duration,
+        reply_timeouts: ReadTimeouts,
+    ) -> Result<FromPeer, WireError> {
         let permits = self.permits(address);
         let _permit = tokio::time::timeout(timeout, permits.acquire_owned())
             .await
@@ -112,7 +154,16 @@ impl PeerPool {
             let (header, payloads) = codec::encode(&[msg][..])?;
             codec::write_frame(&mut conn.writer, &header, &payloads).await?;
             tokio::io::AsyncWriteExt::flush(&mut conn.writer).await?;
-            match transport::read_batch::<FromPeer>(&mut conn.reader, &self.limits).await? {
+            let reply = transport::read_batch_within::<FromPeer>(&mut conn.reader, &self.limits, &reply_timeouts)
+                .await
+                .map_err(|e| match e {
+                    WireError::Silent(d) => WireError::Timeout(format!("{address} sent no reply within {d:?}")),
+                    WireError::Stalled(d) => {
+                        WireError::Timeout(format!("{address}'s reply made no progress for {d:?}"))
+                    }
+                    other => other,
+                })?;
+            match reply {
                 Some(mut msgs) if msgs.len() == 1 => msgs.pop().ok_or(WireError::Closed),
                 Some(_) => Err(WireError::Malformed("expected exactly one reply".into())),
                 None => Err(WireError::Closed),
@@ -163,7 +214,10 @@ impl PeerPool {
             method,
             args,
         };
-        match self.request_within(address, msg, timeout).await? {
+        match self
+            .request_within(address, msg, timeout, self.call_reply_timeouts())
+            .await?
+        {
             FromPeer::ActorReply {
                 request_id: r,
                 value,
@@ -189,7 +243,10 @@ impl PeerPool {
             function,
             args,
         };
-        match self.request_within(address, msg, timeout).await? {
+        match self
+            .request_within(address, msg, timeout, self.call_reply_timeouts())
+            .await?
+        {
             FromPeer::RunResult {
                 request_id: r,
                 value,
@@ -369,3 +426,6 @@ async fn run_function(worker: &str, function: String, args: Vec<Vec<u8>>) -> Res
         })
     })
 }
+#[cfg(test)]
+#[path = "peer_tests.rs"]
+mod tests;

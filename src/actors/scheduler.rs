@@ -430,6 +430,7 @@ impl Handler<WorkerJoined> for SchedulerActor {
         let name = msg.registration.name.clone();
         let address = msg.registration.address.clone();
         let nthreads = msg.registration.nthreads;
+        let restarted = msg.registration.restarted.clone();
         self.workers.insert(
             id,
             WorkerConn {
@@ -444,6 +445,9 @@ impl Handler<WorkerJoined> for SchedulerActor {
             return Err(e.to_string());
         }
         info!(worker = %name, %address, nthreads, "worker registered");
+        if let Some(why) = restarted {
+            warn!(worker = %name, "worker restarted by its nanny: {why}");
+        }
         self.flush();
         Ok(id)
     }

@@ -288,6 +288,7 @@ async fn read_registration(
                 memory_limit,
                 functions,
                 resources,
+                restarted,
             }) => Ok(WorkerRegistration {
                 name,
                 address,
@@ -295,6 +296,7 @@ async fn read_registration(
                 memory_limit,
                 functions,
                 resources,
+                restarted,
             }),
             _ => Err(WireError::Malformed(
                 "a worker's first message must be RegisterWorker".into(),

@@ -13,6 +13,7 @@ use crate::client::{Client, SubmitOptions};
 use crate::config::{self, FlagValue, RdaskConfig};
 
 mod cluster;
+mod nanny;
 mod serve;
 
 use cluster::run_cluster;
@@ -135,6 +136,10 @@ pub enum Command {
         /// [config: worker.connect_timeout_s, default 30].
         #[arg(long)]
         connect_timeout: Option<f64>,
+        /// Run the worker under a nanny that restarts it when it crashes or passes
+        /// worker.memory_terminate of its memory limit [config: worker.nanny].
+        #[arg(long)]
+        nanny: bool,
         /// TLS and token.
         #[command(flatten)]
         security: SecurityArgs,
@@ -309,10 +314,14 @@ pub fn run(cli: Cli) -> i32 {
             listen_port,
             http_port,
             connect_timeout,
+            nanny,
             security,
         } => {
             let mut flags = Vec::new();
             security.push_flags("worker", &mut flags);
+            if nanny {
+                flags.push(FlagValue::new("worker", "nanny", "--nanny", true));
+            }
             if let Some(t) = connect_timeout {
                 flags.push(FlagValue::new("worker", "connect_timeout_s", "--connect-timeout", t));
             }
@@ -347,6 +356,13 @@ pub fn run(cli: Cli) -> i32 {
                 flags.push(FlagValue::new("worker", "http_port", "--http-port", i64::from(p)));
             }
             match load_config(config_file, flags) {
+                // The nanny's child sees the same settings and runs the worker.
+                Ok(config) if config.worker.nanny && std::env::var_os(nanny::CHILD_ENV).is_none() => {
+                    let args: Vec<std::ffi::OsString> =
+                        std::env::args_os().skip(1).filter(|a| a != "--nanny").collect();
+                    let w = &config.worker;
+                    nanny::supervise(args, w.memory_limit.resolve(w.nthreads), w.memory_terminate)
+                }
                 Ok(config) => run_worker(&config, scheduler, name),
                 Err(code) => code,
             }

@@ -14,14 +14,14 @@ use crate::config::RdaskConfig;
 /// prints its address: a signal sent as soon as the address is known would
 /// otherwise meet the default action and kill the process without its
 /// clean shutdown.
-struct ShutdownSignals {
+pub(super) struct ShutdownSignals {
     #[cfg(unix)]
     signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
 }
 
 impl ShutdownSignals {
     /// Installs the listeners; must run inside the tokio runtime.
-    fn install() -> Self {
+    pub(super) fn install() -> Self {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
@@ -36,7 +36,7 @@ impl ShutdownSignals {
     }
 
     /// Waits for the next signal; returns which, for the log.
-    async fn recv(&mut self) -> &'static str {
+    pub(super) async fn recv(&mut self) -> &'static str {
         #[cfg(unix)]
         if let Some((interrupt, terminate)) = &mut self.signals {
             return tokio::select! {
@@ -115,6 +115,7 @@ pub(super) fn run_scheduler(config: &RdaskConfig) -> i32 {
 pub(super) fn run_worker(config: &RdaskConfig, scheduler: Option<String>, name: Option<String>) -> i32 {
     let scheduler = scheduler.unwrap_or_else(|| config.scheduler_address());
     let mut options = config.worker_options(&scheduler, name);
+    options.restarted = std::env::var(super::nanny::RESTART_REASON_ENV).ok();
     options.security = match config.worker_security() {
         Ok(s) => s,
         Err(e) => {

@@ -230,6 +230,12 @@ config_section! {
         /// Seconds without anything (not even a keep-alive) from the scheduler after which the worker
         /// exits non-zero; 0 = never.
         scheduler_silence_timeout_s: f64 = secs_or_zero(worker_defaults().scheduler_silence_timeout),
+        /// Run the worker under a nanny, a supervising process that restarts it when it crashes or
+        /// passes memory_terminate (Dask's --nanny; `rdask cluster up` turns it on).
+        nanny: bool = false,
+        /// Fraction of memory_limit of process memory past which the nanny kills and restarts the
+        /// worker (Dask's worker.memory.terminate; 0: never; only with nanny).
+        memory_terminate: f64 = crate::worker::memory::DEFAULT_MEMORY_TERMINATE,
     }
 }
 
@@ -473,6 +479,7 @@ impl RdaskConfig {
             frame_stall_timeout: self.wire.frame_stall_timeout(),
             // Loaded by [`Self::worker_security`]: reading files can fail.
             security: Security::default(),
+            restarted: None,
         }
     }
 

@@ -83,6 +83,10 @@ pub struct WorkerGroup {
     /// Binary to run, e.g. a user's own `#[task]` binary embedding
     /// `rdask::cli::main`; default: this executable.
     pub binary: Option<PathBuf>,
+    /// Run each worker under a nanny (`rdask worker --nanny`), which
+    /// restarts it when it crashes or passes its memory's terminate
+    /// fraction; on by default, as in Dask.
+    pub nanny: bool,
 }
 
 impl Default for WorkerGroup {
@@ -98,6 +102,7 @@ impl Default for WorkerGroup {
             listen_host: None,
             http_port: None,
             binary: None,
+            nanny: true,
         }
     }
 }

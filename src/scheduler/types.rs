@@ -202,6 +202,8 @@ pub struct WorkerRegistration {
     pub functions: Vec<String>,
     /// Abstract resources it offers.
     pub resources: Vec<(String, f64)>,
+    /// Why its nanny restarted it (logged), if it did.
+    pub restarted: Option<String>,
 }
 
 /// Events the scheduler refuses. The state is unchanged when one is returned.

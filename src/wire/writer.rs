@@ -238,7 +238,8 @@ impl WriterShared {
 
 /// Handle for queueing messages on a connection's writer.
 pub struct Sender<M> {
-    tx: mpsc::UnboundedSender<M>,
+    /// Each message with its `approx_bytes`, computed once on send.
+    tx: mpsc::UnboundedSender<(M, u64)>,
     shared: Arc<WriterShared>,
     max_unsent: u64,
 }
@@ -273,7 +274,7 @@ impl<M: WireMessage> Sender<M> {
             return Err(WireError::NotReading(why));
         }
         self.shared.peak.fetch_max(before + size, Ordering::Relaxed);
-        self.tx.send(msg).map_err(|_| WireError::Closed)
+        self.tx.send((msg, size)).map_err(|_| WireError::Closed)
     }
 
     /// Whether the connection has failed or closed.
@@ -343,13 +344,13 @@ pub fn spawn_writer_with<M: WireMessage>(write: WriteHalf, label: String, option
 
 async fn writer_loop<M: WireMessage>(
     write: WriteHalf,
-    mut rx: mpsc::UnboundedReceiver<M>,
+    mut rx: mpsc::UnboundedReceiver<(M, u64)>,
     shared: &WriterShared,
     keepalive: Option<Duration>,
 ) -> Result<(), WireError> {
     let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, write);
     let mut batch: Vec<M> = Vec::new();
-    let mut carry: Option<M> = None;
+    let mut carry: Option<(M, u64)> = None;
     loop {
         if shared.state() != OPEN && rx.is_empty() && carry.is_none() {
             break;
@@ -370,17 +371,16 @@ async fn writer_loop<M: WireMessage>(
                 }
             },
         };
-        let mut bytes = first.approx_bytes();
+        let (first, mut bytes) = first;
         batch.push(first);
         // A large message goes in a frame of its own and small ones fill a
         // frame only up to BATCH_BYTES, so no frame is much larger than its
         // largest message, which its sender sized for the peer's limits.
         while bytes < ALONE_BYTES && batch.len() < MAX_MESSAGES_PER_FRAME {
             match rx.try_recv() {
-                Ok(m) => {
-                    let b = m.approx_bytes();
+                Ok((m, b)) => {
                     if b >= ALONE_BYTES || bytes + b > BATCH_BYTES {
-                        carry = Some(m);
+                        carry = Some((m, b));
                         break;
                     }
                     bytes += b;

@@ -36,6 +36,9 @@ pub const DEFAULT_MEMORY_SPILL: f64 = 0.7;
 /// Default fraction of the memory limit of process memory past which the
 /// worker starts no new tasks (Dask's 0.8).
 pub const DEFAULT_MEMORY_PAUSE: f64 = 0.8;
+/// Fraction of the memory limit of process memory past which a worker's
+/// nanny kills and restarts it (Dask's `distributed.worker.memory.terminate`).
+pub const DEFAULT_MEMORY_TERMINATE: f64 = 0.95;
 /// Default interval between measurements of process memory, milliseconds
 /// (Dask's `monitor-interval`, 100 ms).
 pub const DEFAULT_MEMORY_MONITOR_INTERVAL_MS: u64 = 100;

@@ -142,6 +142,12 @@ struct SlotCounts {
     seceded: u32,
     /// Seceded threads waiting for a slot to go on: served before new jobs.
     rejoining: u32,
+    /// Threads blocked on `slot_freed` (new jobs and rejoining ones): the
+    /// condition variable is signalled only when one waits, since std's
+    /// `notify_all` is a futex system call even with no waiter, and one per
+    /// task was the largest per-task cost a paired benchmark found
+    /// (docs/benchmarks.md).
+    waiting: u32,
 }
 
 /// What the threads of one pool share.
@@ -176,11 +182,26 @@ impl Shared {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Blocks on `slot_freed`, counted in `waiting`.
+    fn wait_for_slot<'a>(&self, mut g: MutexGuard<'a, SlotCounts>) -> MutexGuard<'a, SlotCounts> {
+        g.waiting += 1;
+        let mut g = self.slot_freed.wait(g).unwrap_or_else(|e| e.into_inner());
+        g.waiting -= 1;
+        g
+    }
+
+    /// Wakes the threads waiting for a slot, if any (see `waiting`).
+    fn wake_slot_waiters(&self, g: &SlotCounts) {
+        if g.waiting > 0 {
+            self.slot_freed.notify_all();
+        }
+    }
+
     /// Waits for a slot to run a new job (seceded threads going on first).
     fn take_slot(&self) {
         let mut g = self.slots();
         while g.active + g.rejoining >= self.nthreads {
-            g = self.slot_freed.wait(g).unwrap_or_else(|e| e.into_inner());
+            g = self.wait_for_slot(g);
         }
         g.active += 1;
     }
@@ -190,7 +211,7 @@ impl Shared {
     fn give_slot(&self) -> bool {
         let mut g = self.slots();
         g.active -= 1;
-        self.slot_freed.notify_all();
+        self.wake_slot_waiters(&g);
         if g.threads > self.nthreads + g.seceded {
             g.threads -= 1;
             return true;
@@ -238,7 +259,7 @@ pub fn seceded<R>(wait: impl FnOnce() -> R) -> R {
         let mut g = shared.slots();
         g.active -= 1;
         g.seceded += 1;
-        shared.slot_freed.notify_all();
+        shared.wake_slot_waiters(&g);
         // Keep `nthreads` threads that are not seceded, so an idle one is
         // there to take the slot just given back.
         let spawn = g.threads - g.seceded < shared.nthreads;
@@ -270,7 +291,7 @@ impl Drop for Rejoin {
             let mut g = shared.slots();
             g.rejoining += 1;
             while g.active >= shared.nthreads {
-                g = shared.slot_freed.wait(g).unwrap_or_else(|e| e.into_inner());
+                g = shared.wait_for_slot(g);
             }
             g.rejoining -= 1;
             g.seceded -= 1;
@@ -329,7 +350,7 @@ fn spawn_runner(shared: &Arc<Shared>) -> std::io::Result<()> {
 /// thread is surplus after seceded tasks rejoined.
 fn run_jobs(shared: Arc<Shared>) {
     let mut previous: Option<TaskFn> = None;
-    while let Ok(job) = shared.rx.recv() {
+    while let Ok(mut job) = shared.rx.recv() {
         // Results kept back from the actor (below) must not wait behind a
         // task of another function, which may be long.
         if previous.is_some_and(|p| !std::ptr::fn_addr_eq(p, job.call)) {
@@ -337,10 +358,17 @@ fn run_jobs(shared: Arc<Shared>) {
         }
         previous = Some(job.call);
         shared.take_slot();
+        // The key moves into the context and back out after the run (no
+        // copy per task); the thread's `Arc` is cloned once, not per task.
         CONTEXT.with(|c| {
-            *c.borrow_mut() = Some(TaskContext {
-                shared: shared.clone(),
-                key: job.key.clone(),
+            let mut c = c.borrow_mut();
+            let shared = match c.take() {
+                Some(previous) => previous.shared,
+                None => shared.clone(),
+            };
+            *c = Some(TaskContext {
+                shared,
+                key: std::mem::take(&mut job.key),
                 seceded: false,
                 reported: false,
             })
@@ -355,7 +383,11 @@ fn run_jobs(shared: Arc<Shared>) {
             elapsed = start.elapsed();
             result
         });
-        CONTEXT.with(|c| c.borrow_mut().take());
+        CONTEXT.with(|c| {
+            if let Some(ctx) = c.borrow_mut().as_mut() {
+                job.key = std::mem::take(&mut ctx.key);
+            }
+        });
         if let Err(failure) = &result {
             log_failure(&shared.name, &job.key, &job.function, failure);
         }
@@ -512,7 +544,7 @@ mod secede_tests {
             assert_eq!(panicked.result.as_ref().map_err(|f| f.kind), Err(ErrorKind::Panicked));
             assert!(done.iter().any(|d| d.key == "after" && d.result.is_ok()));
             let g = pool.shared.slots();
-            assert_eq!((g.active, g.seceded, g.rejoining), (0, 0, 0));
+            assert_eq!((g.active, g.seceded, g.rejoining, g.waiting), (0, 0, 0, 0));
         });
     }
 }

@@ -97,6 +97,7 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
         memory_limit: options.memory_limit,
         functions: registry.names(),
         resources: options.resources.clone(),
+        restarted: options.restarted.clone(),
     })?;
     let first = tokio::time::timeout(transport::HANDSHAKE_TIMEOUT, async {
         loop {

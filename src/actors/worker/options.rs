@@ -52,6 +52,9 @@ pub struct WorkerOptions {
     /// TLS and token settings, for the scheduler connection, the peer port
     /// and fetches from peers (default: plain TCP).
     pub security: Security,
+    /// Why this worker's predecessor was restarted, when a nanny started it
+    /// again (sent to the scheduler, which logs it).
+    pub restarted: Option<String>,
     /// How long to keep trying to reach the scheduler at start while nothing
     /// listens there (a worker may start before its scheduler).
     pub connect_timeout: Duration,
@@ -83,6 +86,7 @@ impl Default for WorkerOptions {
             inline_limit: DEFAULT_INLINE_LIMIT,
             max_concurrent_fetches: DEFAULT_MAX_CONCURRENT_FETCHES,
             security: Security::default(),
+            restarted: None,
             connect_timeout: transport::DEFAULT_CONNECT_TIMEOUT,
             scheduler_silence_timeout: Some(DEFAULT_SCHEDULER_SILENCE_TIMEOUT),
             frame_stall_timeout: Some(crate::actors::scheduler::DEFAULT_FRAME_STALL_TIMEOUT),

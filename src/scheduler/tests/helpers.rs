@@ -41,6 +41,7 @@ pub(super) fn reg(name: &str, functions: &[&str]) -> WorkerRegistration {
         memory_limit: 0,
         functions: functions.iter().map(|f| f.to_string()).collect(),
         resources: Vec::new(),
+        restarted: None,
     }
 }
 

@@ -22,6 +22,7 @@ fn names_and_refused_events() {
                 memory_limit: 0,
                 functions: vec![],
                 resources: vec![],
+                restarted: None,
             },
             &mut o,
         )

@@ -132,6 +132,10 @@ pub enum FromWorker {
         functions: Vec<String>,
         /// Abstract resources it offers, e.g. `("GPU", 2.0)`.
         resources: Vec<(String, f64)>,
+        /// Why its predecessor of the same name was restarted, when its
+        /// nanny started it again; absent or nil otherwise (since version 5).
+        #[serde(default)]
+        restarted: Option<String>,
     },
     /// A task finished and its result is in the worker's memory.
     TaskFinished {
