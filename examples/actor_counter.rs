@@ -6,6 +6,7 @@
 //! ```text
 //! actor_counter worker tcp://HOST:PORT   # a worker that can host Counter and run bump
 //! actor_counter                          # the demo, on a local cluster of 2 workers
+//! actor_counter --calls N                # time N calls, one at a time and all at once
 //! ```
 
 use std::time::Duration;
@@ -88,16 +89,60 @@ fn demo(client: &Client) -> Result<(), Error> {
     Ok(())
 }
 
+/// Times `n` calls from the client: one after the other (the round trip),
+/// then all sent at once (the actor's throughput, calls serialized).
+fn time_calls(client: &Client, n: i64) -> Result<(), Error> {
+    let counter = client.submit_actor::<Counter>((0,))?;
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        counter.increment(1).result()?;
+    }
+    let one_by_one = start.elapsed();
+    let start = std::time::Instant::now();
+    let calls: Vec<_> = (0..n).map(|_| counter.increment(1)).collect();
+    for c in calls {
+        c.result()?;
+    }
+    let at_once = start.elapsed();
+    assert_eq!(counter.value().result()?, 2 * n);
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
+    println!(
+        "{n} calls one by one: {:.0} µs per call; {n} at once: {:.0} µs per call",
+        per(one_by_one),
+        per(at_once)
+    );
+    Ok(())
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
     // `actor_counter worker tcp://...` (and the other rdask subcommands)
     // make this binary a worker that can host the actor and run `bump`.
-    if std::env::args().nth(1).is_some() {
+    if args.first().is_some_and(|a| !a.starts_with('-')) {
         std::process::exit(rdask::cli::main());
     }
     rdask::init_logging();
+    let calls = match args.as_slice() {
+        [] => None,
+        [flag, n] if flag == "--calls" => match n.parse::<i64>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                eprintln!("error: --calls takes a positive number, not {n:?}");
+                std::process::exit(2);
+            }
+        },
+        other => {
+            eprintln!("error: unknown arguments {other:?} (see the header of examples/actor_counter.rs)");
+            std::process::exit(2);
+        }
+    };
     let run = || -> Result<(), Error> {
         let cluster = LocalCluster::new(2)?;
-        demo(&cluster.client()?)
+        let client = cluster.client()?;
+        match calls {
+            Some(n) => time_calls(&client, n),
+            None => demo(&client),
+        }
     };
     if let Err(e) = run() {
         eprintln!("error: {e}");

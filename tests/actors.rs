@@ -142,6 +142,24 @@ fn sigkilled_actor_worker_gives_actor_lost_to_a_waiting_caller() -> Result<(), E
     Ok(())
 }
 
+/// Thousands of calls made at once all succeed: the client keeps at most
+/// `MAX_CONCURRENT_REQUESTS_PER_PEER` connections to the worker and queues
+/// the rest (before, the worker's accept queue reset some connections and
+/// the calls failed as if the actor were lost).
+#[test]
+fn five_thousand_calls_at_once_all_succeed() -> Result<(), Error> {
+    let Some(bin) = example() else { return Ok(()) };
+    let (client, _s, _w1, _w2) = cluster(&bin, 1);
+    let counter = client.submit_actor_raw(COUNTER, vec![value(0i64)], &SubmitOptions::default())?;
+    let calls: Vec<_> = (0..5000)
+        .map(|_| counter.call_encoded::<i64>("increment", vec![enc(1i64)]))
+        .collect();
+    let mut seen = calls.into_iter().map(|c| c.result()).collect::<Result<Vec<i64>, _>>()?;
+    seen.sort();
+    assert_eq!(seen, (1..=5000).collect::<Vec<i64>>());
+    Ok(())
+}
+
 /// A worker that freezes (SIGSTOP) keeps its connections open: the caller
 /// learns from the scheduler, once it removed the silent worker, that the
 /// actor is gone (the liveness check), instead of waiting on the call.

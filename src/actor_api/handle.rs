@@ -17,7 +17,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::{ActorProxy, ActorType, ACTOR_CALL_TIMEOUT, ACTOR_LIVENESS_CHECK_INTERVAL};
+use super::{ActorProxy, ActorType, ACTOR_CALL_TIMEOUT, ACTOR_LIVENESS_CHECK_INTERVAL, ACTOR_LOST_CONFIRM_TIMEOUT};
 use crate::client::{AsyncClient, Error, Future};
 use crate::wire::messages::{ErrorKind, Key};
 use crate::wire::WireError;
@@ -160,9 +160,7 @@ impl ActorRef {
             }),
         }
     }
-}
 
-impl ActorRef {
     /// [`call`](Self::call) with arguments already msgpack-encoded, one
     /// buffer each (a client that does not link the actor's type).
     pub fn call_encoded<R: DeserializeOwned + Send + 'static>(&self, method: &str, args: Vec<Vec<u8>>) -> ActorCall<R> {
@@ -177,15 +175,10 @@ async fn call(client: AsyncClient, a: ActorAddress, method: String, args: Vec<Ve
     let request = peers.actor_call(&a.worker, a.key.clone(), method.clone(), args, ACTOR_CALL_TIMEOUT);
     let request = std::pin::pin!(request);
     let watch = std::pin::pin!(still_held(&client, &a));
-    let lost = |reason: String| Error::ActorLost {
-        actor: format!("{} ({})", a.key, a.type_name),
-        worker: a.worker.clone(),
-        reason,
-    };
     match futures_util::future::select(request, watch).await {
         futures_util::future::Either::Left((reply, _)) => match reply {
             Ok(Ok(bytes)) => Ok(bytes),
-            Ok(Err(failure)) if failure.kind == ErrorKind::ActorLost => Err(lost(failure.message)),
+            Ok(Err(failure)) if failure.kind == ErrorKind::ActorLost => Err(lost(&a, failure.message)),
             Ok(Err(failure)) => Err(Error::ActorCall {
                 actor: format!("{} ({})", a.key, a.type_name),
                 method,
@@ -195,15 +188,57 @@ async fn call(client: AsyncClient, a: ActorAddress, method: String, args: Vec<Ve
                 "{what}: method {method} of actor {} did not answer within {ACTOR_CALL_TIMEOUT:?}",
                 a.key
             ))),
-            // The connection broke (the worker died, or is unreachable):
-            // whether the call ran is unknown, and the actor is not usable.
-            Err(e) => Err(lost(format!(
-                "the connection to its worker failed during the call: {e}"
-            ))),
+            Err(e) => Err(connection_failed(&client, &a, &method, e).await),
         },
-        futures_util::future::Either::Right((reason, _)) => Err(lost(reason)),
+        futures_util::future::Either::Right((reason, _)) => Err(lost(&a, reason)),
     }
 }
+
+fn lost(a: &ActorAddress, reason: String) -> Error {
+    Error::ActorLost {
+        actor: format!("{} ({})", a.key, a.type_name),
+        worker: a.worker.clone(),
+        reason,
+    }
+}
+
+/// The connection to the actor's worker broke (or could not be made):
+/// the actor is lost if the scheduler stops listing it on that worker
+/// within [`ACTOR_LOST_CONFIRM_TIMEOUT`] (a dead worker's connection to
+/// the scheduler closes too, so it learns at once); otherwise the worker
+/// lives and only this connection failed. Either way, whether the call
+/// ran is unknown: calls are not retried.
+async fn connection_failed(client: &AsyncClient, a: &ActorAddress, method: &str, e: WireError) -> Error {
+    let deadline = std::time::Instant::now() + ACTOR_LOST_CONFIRM_TIMEOUT;
+    loop {
+        match client.who_has(&[a.key.as_str()]).await {
+            Ok(who) if who.first().is_some_and(|w| w.workers.contains(&a.worker)) => {}
+            Ok(_) => {
+                return lost(
+                    a,
+                    format!("the connection to its worker failed during the call ({e}), and the scheduler no longer lists it there"),
+                )
+            }
+            Err(s) => {
+                return lost(
+                    a,
+                    format!("the connection to its worker failed during the call ({e}), and the scheduler cannot be asked: {s}"),
+                )
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            return Error::Wire(format!(
+                "call of {method} on actor {} ({}): the connection to worker {} failed ({e}), but the scheduler \
+                 still lists the actor there after {ACTOR_LOST_CONFIRM_TIMEOUT:?}; whether the call ran is unknown",
+                a.key, a.type_name, a.worker
+            ));
+        }
+        client.core.runtime.sleep(CONFIRM_POLL).await;
+    }
+}
+
+/// How often [`connection_failed`] asks the scheduler.
+const CONFIRM_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Completes (with why) once the scheduler no longer lists the actor's key
 /// on its worker; checked every [`ACTOR_LIVENESS_CHECK_INTERVAL`].

@@ -60,6 +60,12 @@ pub const ACTOR_CALL_TIMEOUT: Duration = Duration::from_secs(3600);
 /// [`ACTOR_CALL_TIMEOUT`].
 pub const ACTOR_LIVENESS_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
+/// When the connection to an actor's worker fails during a call, how long
+/// the caller waits for the scheduler to confirm the worker is gone (then
+/// `ActorLost`) before reporting only the connection's failure: a dead
+/// worker is confirmed at once, a live one never.
+pub const ACTOR_LOST_CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Longest `submit_actor` waits for the actor to be created (a worker
 /// that can host it to join, the constructor to run).
 pub const ACTOR_CREATE_TIMEOUT: Duration = Duration::from_secs(120);

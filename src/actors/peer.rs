@@ -29,6 +29,11 @@ pub const MAX_IDLE_CONNECTIONS_PER_PEER: usize = 4;
 /// How long one request to a peer may take before the connection is
 /// abandoned (large transfers included).
 pub const PEER_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+/// Most requests one pool has in flight to one peer address (one
+/// connection each); more wait their turn, within their own timeout.
+/// Without it, thousands of actor calls made at once opened as many
+/// connections at once, and the peer's accept queue reset some of them.
+pub const MAX_CONCURRENT_REQUESTS_PER_PEER: usize = 32;
 /// Longest wait for the first byte of a peer's reply. A live peer answers
 /// from memory or its spill directory, a request being at most the
 /// fetcher's `max_fetch_bytes`; a peer cut off by the network (no FIN, no
@@ -49,6 +54,8 @@ struct PeerConn {
 pub struct PeerPool {
     name: Arc<str>,
     idle: Arc<Mutex<HashMap<String, Vec<PeerConn>>>>,
+    /// Per address: permits for requests in flight.
+    in_flight: Arc<Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>>,
     next_request: Arc<AtomicU64>,
     limits: FrameLimits,
     security: Security,
@@ -63,6 +70,7 @@ impl PeerPool {
         PeerPool {
             name: name.into(),
             idle: Arc::default(),
+            in_flight: Arc::default(),
             next_request: Arc::new(AtomicU64::new(1)),
             limits,
             security: Security::default(),
@@ -100,20 +108,27 @@ impl PeerPool {
         }
     }
 
-    /// A data request: its reply must begin within the pool's start bound.
     async fn request(&self, address: &str, msg: ToPeer) -> Result<FromPeer, WireError> {
         self.request_within(address, msg, PEER_REQUEST_TIMEOUT, self.reply_timeouts)
             .await
     }
 
-    /// A request whose reply waits for user code (an actor call, a run): no
-    /// bound on its start but `timeout`, the stall bound once it begins.
-    async fn user_request(&self, address: &str, msg: ToPeer, timeout: Duration) -> Result<FromPeer, WireError> {
-        let reply_timeouts = ReadTimeouts {
+    /// How an actor call's or a run's reply is read: it starts only when
+    /// the user's code returns, which may take longer than
+    /// [`PEER_REPLY_START_TIMEOUT`], so only the call's own timeout bounds
+    /// that wait; a reply that stalls once begun still fails.
+    fn call_reply_timeouts(&self) -> ReadTimeouts {
+        ReadTimeouts {
             idle: None,
             stall: self.reply_timeouts.stall,
-        };
-        self.request_within(address, msg, timeout, reply_timeouts).await
+        }
+    }
+
+    fn permits(&self, address: &str) -> Arc<tokio::sync::Semaphore> {
+        let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(address.to_string())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_REQUESTS_PER_PEER)))
+            .clone()
     }
 
     async fn request_within(
@@ -123,6 +138,11 @@ impl PeerPool {
         timeout: Duration,
         reply_timeouts: ReadTimeouts,
     ) -> Result<FromPeer, WireError> {
+        let permits = self.permits(address);
+        let _permit = tokio::time::timeout(timeout, permits.acquire_owned())
+            .await
+            .map_err(|_| WireError::Timeout(format!("a turn to send a request to {address}")))?
+            .map_err(|_| WireError::Closed)?;
         let mut conn = match self.take_idle(address) {
             Some(c) => c,
             None => {
@@ -194,7 +214,10 @@ impl PeerPool {
             method,
             args,
         };
-        match self.user_request(address, msg, timeout).await? {
+        match self
+            .request_within(address, msg, timeout, self.call_reply_timeouts())
+            .await?
+        {
             FromPeer::ActorReply {
                 request_id: r,
                 value,
@@ -220,7 +243,10 @@ impl PeerPool {
             function,
             args,
         };
-        match self.user_request(address, msg, timeout).await? {
+        match self
+            .request_within(address, msg, timeout, self.call_reply_timeouts())
+            .await?
+        {
             FromPeer::RunResult {
                 request_id: r,
                 value,
@@ -400,7 +426,6 @@ async fn run_function(worker: &str, function: String, args: Vec<Vec<u8>>) -> Res
         })
     })
 }
-
 #[cfg(test)]
 #[path = "peer_tests.rs"]
 mod tests;
