@@ -312,14 +312,16 @@ pub fn apply(st: &mut SharedState, msg: ToClient) -> bool {
         | ToClient::InfoReply { .. }
         | ToClient::DataMoves { .. }
         | ToClient::RetireWorkersDone { .. }
-        | ToClient::StreamTasksReply { .. }) => {
+        | ToClient::StreamTasksReply { .. }
+        | ToClient::RestartDone { .. }) => {
             let id = match &reply {
                 ToClient::WhoHasReply { request_id, .. }
                 | ToClient::ScatterDone { request_id, .. }
                 | ToClient::InfoReply { request_id, .. }
                 | ToClient::DataMoves { request_id, .. }
                 | ToClient::RetireWorkersDone { request_id, .. }
-                | ToClient::StreamTasksReply { request_id, .. } => *request_id,
+                | ToClient::StreamTasksReply { request_id, .. }
+                | ToClient::RestartDone { request_id, .. } => *request_id,
                 _ => return completed,
             };
             if let Some(tx) = st.requests.remove(&id) {

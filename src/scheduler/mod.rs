@@ -17,6 +17,7 @@ mod pausing;
 mod placement;
 mod release;
 mod results;
+pub mod restart;
 mod retirement;
 pub mod state;
 mod stealing;
