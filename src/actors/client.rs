@@ -288,6 +288,12 @@ pub fn apply(st: &mut SharedState, msg: ToClient) -> bool {
         ToClient::TaskErred { key, failure } => {
             if let Some(e) = st.keys.get_mut(&key) {
                 if e.status != KeyStatus::Cancelled {
+                    // `Cancelled` from the scheduler (a `Client::restart`):
+                    // it no longer wants the key for us, as after a
+                    // `ReleaseKeys`, so submitting it again wants it anew.
+                    if failure.kind == crate::wire::messages::ErrorKind::Cancelled {
+                        e.released = true;
+                    }
                     e.status = KeyStatus::Error(failure);
                 }
             }

@@ -192,15 +192,18 @@ impl SchedulerActor {
                 Outgoing::Worker(id, msg) => {
                     // A Close from the state machine: the worker retired and
                     // the state already forgot it; so does the actor.
-                    let closing = matches!(msg, ToWorker::Close { .. });
+                    let closing = match &msg {
+                        ToWorker::Close { reason } => Some(reason.clone()),
+                        _ => None,
+                    };
                     if let Some(w) = self.workers.get(&id) {
                         if let Err(e) = w.sender.send(msg) {
                             debug!(worker = %w.name, "cannot send: {e}");
                         }
                     }
-                    if closing {
+                    if let Some(reason) = closing {
                         if let Some(w) = self.workers.remove(&id) {
-                            info!(worker = %w.name, "worker retired");
+                            info!(worker = %w.name, "worker closed: {reason}");
                             w.sender.close();
                         }
                     }

@@ -78,6 +78,11 @@ impl SchedulerState {
             return;
         }
         self.forget_all_tasks(out);
+        // Released now rather than at the end of the event, so that the
+        // workers closed below leave nothing to reschedule.
+        while let Some(t) = self.candidates.pop() {
+            self.maybe_release(t, out);
+        }
         let mut old = FxSet::default();
         let mut expected = 0;
         let mut closed = Vec::new();
@@ -94,6 +99,9 @@ impl SchedulerState {
                 closed.push(ws.name.clone());
                 let reason = format!("{RESTART_REASON}, and this worker has no nanny to restart it");
                 self.send_worker(out, w, ToWorker::Close { reason });
+                // A `Close` from the state machine means the worker is
+                // already forgotten (the actor then drops its connection).
+                self.remove_worker_idx(w, out);
             }
         }
         self.diag.event(
