@@ -72,14 +72,19 @@ fn restart_restarts_nanny_workers_fails_every_future_and_runs_new_tasks() -> any
         assert_restart_error(f.result_timeout(Some(FAIL_BOUND)));
     }
     assert_restart_error(long.result_timeout(Some(FAIL_BOUND)));
-    assert!(started.elapsed() < FAIL_BOUND + took, "the old futures failed within the bound");
+    assert!(
+        started.elapsed() < FAIL_BOUND + took,
+        "the old futures failed within the bound"
+    );
 
     // Two fresh processes at new addresses are registered.
     let after = addresses(&client);
     assert_eq!(after.len(), 2, "{after:?}");
     assert!(after.iter().all(|a| !before.contains(a)), "{before:?} {after:?}");
     let text = wait_for_file(&log, "the scheduler logs why the workers restarted", |t| {
-        t.matches("restarted by its nanny: restart requested by a client").count() >= 2
+        t.matches("restarted by its nanny: restart requested by a client")
+            .count()
+            >= 2
     });
     assert!(!text.contains("giving up"), "{text}");
 
@@ -87,7 +92,9 @@ fn restart_restarts_nanny_workers_fails_every_future_and_runs_new_tasks() -> any
     let again = client.submit_with(inc, (1i64,), &SubmitOptions::impure())?;
     assert_eq!(again.result_timeout(Some(Duration::from_secs(30)))?, 2);
     assert_eq!(
-        other.submit(inc, (10i64,))?.result_timeout(Some(Duration::from_secs(30)))?,
+        other
+            .submit(inc, (10i64,))?
+            .result_timeout(Some(Duration::from_secs(30)))?,
         11
     );
     eprintln!("restart of 2 nanny workers took {took:?}");
@@ -114,7 +121,9 @@ fn a_worker_without_a_nanny_is_closed_and_the_error_names_it() -> anyhow::Result
             .is_ok_and(|i| i.workers.len() == 1 && i.workers[0].name == "kept")
     });
     assert_eq!(
-        client.submit(inc, (1i64,))?.result_timeout(Some(Duration::from_secs(30)))?,
+        client
+            .submit(inc, (1i64,))?
+            .result_timeout(Some(Duration::from_secs(30)))?,
         2
     );
     Ok(())
@@ -138,7 +147,9 @@ fn workers_that_do_not_come_back_in_time_make_the_restart_err() -> anyhow::Resul
     // Continued, the nanny restarts its worker, which serves tasks.
     wait_for_workers(&client, 1);
     assert_eq!(
-        client.submit(inc, (1i64,))?.result_timeout(Some(Duration::from_secs(30)))?,
+        client
+            .submit(inc, (1i64,))?
+            .result_timeout(Some(Duration::from_secs(30)))?,
         2
     );
     eprintln!("timed-out restart answered after {waited:?}");

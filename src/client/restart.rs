@@ -12,8 +12,8 @@ use super::{AsyncClient, Client, Error};
 use crate::runtime::block_on;
 use crate::wire::messages::{FromClient, ToClient};
 
-/// How long [`Client::restart`] waits by default for the workers to come
-/// back (Dask's `restart(timeout=...)` default is 120 s; rdask workers
+/// A timeout for [`Client::restart`] when the caller has none of its own:
+/// how long to wait for the workers to come back (Dask's `restart(timeout=...)` default is 120 s; rdask workers
 /// start in well under a second, so less).
 pub const DEFAULT_RESTART_TIMEOUT: Duration = Duration::from_secs(60);
 

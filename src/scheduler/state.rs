@@ -101,8 +101,8 @@ use std::time::Instant;
 
 use super::coordination::{Coordination, HOLDER};
 use super::diagnostics::Diagnostics;
-use super::restart::RestartRequest;
 use super::ids::{FnId, QueueKey, RankKey, TaskId, TaskRef, WIdx};
+use super::restart::RestartRequest;
 use super::tasks::{FnInfo, TaskSlot};
 use super::workers::{ClientSlot, RetireRequest, WorkerSlot};
 use crate::util::FxMap;
