@@ -190,10 +190,11 @@ impl SchedulerActor {
         for out in self.outbox.messages.drain(..) {
             match out {
                 Outgoing::Worker(id, msg) => {
-                    // A Close from the state machine: the worker retired and
-                    // the state already forgot it; so does the actor.
+                    // A Close (or RestartWorker) from the state machine: the
+                    // worker retired (or is restarting) and the state already
+                    // forgot it; so does the actor.
                     let closing = match &msg {
-                        ToWorker::Close { reason } => Some(reason.clone()),
+                        ToWorker::Close { reason } | ToWorker::RestartWorker { reason } => Some(reason.clone()),
                         _ => None,
                     };
                     if let Some(w) = self.workers.get(&id) {

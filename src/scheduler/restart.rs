@@ -13,7 +13,8 @@
 //!
 //! Workers that registered with `nanny` are sent `RestartWorker`; the
 //! others cannot be restarted and are sent `Close` (Dask does the same),
-//! and the answer names them. A scheduler whose workers live in its own
+//! and the answer names them. Both are forgotten at once, as a retired
+//! worker is after its `Close`. A scheduler whose workers live in its own
 //! process (`SchedulerConfig::in_process_workers`, a `LocalCluster`)
 //! refuses instead, forgetting nothing: closing them would leave it with
 //! no workers and no way to get them back.
@@ -99,10 +100,11 @@ impl SchedulerState {
                 closed.push(ws.name.clone());
                 let reason = format!("{RESTART_REASON}, and this worker has no nanny to restart it");
                 self.send_worker(out, w, ToWorker::Close { reason });
-                // A `Close` from the state machine means the worker is
-                // already forgotten (the actor then drops its connection).
-                self.remove_worker_idx(w, out);
             }
+            // Forgotten at once, as after a `Close` (the actor then drops
+            // its connection): its name is free for the fresh process even
+            // if the old one's connection has not ended yet.
+            self.remove_worker_idx(w, out);
         }
         self.diag.event(
             "restart",

@@ -90,6 +90,7 @@ fn restart_forgets_every_task_errs_every_future_and_restarts_the_nanny_workers()
         .collect();
     assert_eq!(restarted, [1, 2]);
     assert!(h.s.keys.is_empty(), "every task forgotten");
+    assert_eq!(h.s.worker_count(), 0, "the old workers are forgotten at once");
     assert!(answers(&h, C1).is_empty(), "no answer before the workers are back");
 
     // The old processes go, the new ones register under the same names.
@@ -115,7 +116,7 @@ fn a_worker_without_a_nanny_is_closed_and_named() {
     nanny_worker(&mut h, 1, "a");
     h.worker(2, "plain", &["inc"]);
     restart(&mut h, C1, 10_000);
-    assert_eq!(h.s.worker_count(), 1, "the closed worker is forgotten at once");
+    assert_eq!(h.s.worker_count(), 0, "both are forgotten at once");
     assert!(h.out.iter().any(|m| matches!(
         m,
         Outgoing::Worker(WorkerId(2), ToWorker::Close { reason }) if reason.contains("no nanny")
