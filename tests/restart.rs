@@ -3,13 +3,14 @@
 //! error (a result in memory and a long task running alike), and new tasks
 //! run afterwards; a worker without a nanny is closed and named; workers
 //! that do not come back in time make the restart err with how many did;
-//! a `LocalCluster` refuses and keeps its workers and tasks.
+//! a `LocalCluster` refuses and keeps its workers and tasks. The async twin
+//! (`AsyncClient::restart`) restarts the same cluster a second time.
 
 use std::time::{Duration, Instant};
 
 use rdask::builtins::{inc, sleep_ms};
 use rdask::wire::messages::ErrorKind;
-use rdask::{Client, Error, LocalCluster, SubmitOptions};
+use rdask::{AsyncClient, Client, Error, LocalCluster, SubmitOptions};
 
 mod common;
 use common::*;
@@ -98,6 +99,17 @@ fn restart_restarts_nanny_workers_fails_every_future_and_runs_new_tasks() -> any
         11
     );
     eprintln!("restart of 2 nanny workers took {took:?}");
+
+    // The async twin restarts them again; the futures of the first round
+    // after the restart fail in turn.
+    let mut names = rdask::runtime::block_on(async {
+        let ac = AsyncClient::connect(&addr).await?;
+        ac.restart(Duration::from_secs(30)).await
+    })?;
+    names.sort();
+    assert_eq!(names, ["n1", "n2"]);
+    assert_restart_error(again.result_timeout(Some(FAIL_BOUND)));
+    wait_for_workers(&client, 2);
     Ok(())
 }
 
