@@ -146,7 +146,10 @@ impl LocalCluster {
 
     async fn launch(b: LocalClusterBuilder) -> Result<LocalCluster, Error> {
         let runtime = Runtime::new("rdask-cluster").map_err(|e| Error::Wire(e.to_string()))?;
-        let options = b.scheduler.clone();
+        let mut options = b.scheduler.clone();
+        // Its workers live in this process without a nanny: a restart is
+        // refused rather than closing them (`docs/coordination.md`).
+        options.state.in_process_workers = true;
         let dashboard = b.dashboard_address.clone();
         let (scheduler, arbiter) = runtime
             .run(async move {

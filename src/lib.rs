@@ -26,7 +26,8 @@
 //! - [`client`]: the user's API, blocking and async, and typed futures;
 //!   Dask's coordination primitives ([`Lock`], [`Semaphore`], [`Queue`],
 //!   [`Variable`], [`Event`], [`Pub`]/[`Sub`], published datasets,
-//!   `fire_and_forget`; `docs/coordination.md`); [`worker_client()`]: a
+//!   `fire_and_forget`; `docs/coordination.md`), `restart` (forget every
+//!   task, restart every worker through its nanny); [`worker_client()`]: a
 //!   client for tasks that submit tasks or share those primitives.
 //! - [`actor_api`]: actors ([`actor`](macro@actor), [`Actor`],
 //!   [`ActorCall`]): stateful objects living on one worker, called
@@ -45,7 +46,8 @@
 //!   raw submissions.
 //! - Internal, hidden from these docs: `scheduler` and `worker` (the
 //!   I/O-free task state machines; `scheduler::coordination` keeps the
-//!   coordination primitives' state), `actors` (the actix actors around
+//!   coordination primitives' state, `scheduler::restart` a cluster
+//!   restart's), `actors` (the actix actors around
 //!   them), `runtime` (the client's background actix system), `http` (the
 //!   `/health`, `/metrics` and `/api/v1/info` endpoint), `dashboard` (the
 //!   scheduler's web dashboard and the performance report on that

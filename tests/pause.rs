@@ -212,6 +212,7 @@ fn tasks_waiting_on_a_worker_paused_past_the_timeout_run_elsewhere() {
         functions: vec!["rdask::builtins::sleep_ms".into()],
         resources: Vec::new(),
         restarted: None,
+        nanny: false,
     }];
     w.write_all(&raw::frame(&raw::encode(&register))).expect("register");
     read_until(&mut w, "Registered", |m| {

@@ -41,6 +41,7 @@ pub fn add_workers(s: &mut rdask::scheduler::state::SchedulerState, nworkers: us
                 functions: vec![FUNCTION.to_string()],
                 resources: Vec::new(),
                 restarted: None,
+                nanny: false,
             },
             &mut out,
         )

@@ -288,6 +288,12 @@ pub fn apply(st: &mut SharedState, msg: ToClient) -> bool {
         ToClient::TaskErred { key, failure } => {
             if let Some(e) = st.keys.get_mut(&key) {
                 if e.status != KeyStatus::Cancelled {
+                    // `Cancelled` from the scheduler (a `Client::restart`):
+                    // it no longer wants the key for us, as after a
+                    // `ReleaseKeys`, so submitting it again wants it anew.
+                    if failure.kind == crate::wire::messages::ErrorKind::Cancelled {
+                        e.released = true;
+                    }
                     e.status = KeyStatus::Error(failure);
                 }
             }
@@ -312,14 +318,16 @@ pub fn apply(st: &mut SharedState, msg: ToClient) -> bool {
         | ToClient::InfoReply { .. }
         | ToClient::DataMoves { .. }
         | ToClient::RetireWorkersDone { .. }
-        | ToClient::StreamTasksReply { .. }) => {
+        | ToClient::StreamTasksReply { .. }
+        | ToClient::RestartDone { .. }) => {
             let id = match &reply {
                 ToClient::WhoHasReply { request_id, .. }
                 | ToClient::ScatterDone { request_id, .. }
                 | ToClient::InfoReply { request_id, .. }
                 | ToClient::DataMoves { request_id, .. }
                 | ToClient::RetireWorkersDone { request_id, .. }
-                | ToClient::StreamTasksReply { request_id, .. } => *request_id,
+                | ToClient::StreamTasksReply { request_id, .. }
+                | ToClient::RestartDone { request_id, .. } => *request_id,
                 _ => return completed,
             };
             if let Some(tx) = st.requests.remove(&id) {

@@ -122,7 +122,9 @@ pub const DEFAULT_PAUSED_WORKER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default cap on connections in their handshake.
 pub const DEFAULT_MAX_PENDING_HANDSHAKES: usize = 1024;
 /// How often the scheduler errs tasks that waited too long for a worker
-/// (`SchedulerState::expire_no_worker`): the precision of those bounds.
+/// (`SchedulerState::expire_no_worker`), and answers restarts whose
+/// workers did not come back in time (`SchedulerState::expire_restarts`):
+/// the precision of those bounds.
 const NO_WORKER_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The scheduler: owns the state machine and a writer per peer.
@@ -188,17 +190,21 @@ impl SchedulerActor {
         for out in self.outbox.messages.drain(..) {
             match out {
                 Outgoing::Worker(id, msg) => {
-                    // A Close from the state machine: the worker retired and
-                    // the state already forgot it; so does the actor.
-                    let closing = matches!(msg, ToWorker::Close { .. });
+                    // A Close (or RestartWorker) from the state machine: the
+                    // worker retired (or is restarting) and the state already
+                    // forgot it; so does the actor.
+                    let closing = match &msg {
+                        ToWorker::Close { reason } | ToWorker::RestartWorker { reason } => Some(reason.clone()),
+                        _ => None,
+                    };
                     if let Some(w) = self.workers.get(&id) {
                         if let Err(e) = w.sender.send(msg) {
                             debug!(worker = %w.name, "cannot send: {e}");
                         }
                     }
-                    if closing {
+                    if let Some(reason) = closing {
                         if let Some(w) = self.workers.remove(&id) {
-                            info!(worker = %w.name, "worker retired");
+                            info!(worker = %w.name, "worker closed: {reason}");
                             w.sender.close();
                         }
                     }
@@ -299,6 +305,9 @@ impl Actor for SchedulerActor {
         }
         ctx.run_interval(NO_WORKER_CHECK_INTERVAL, |act, _| {
             act.state.expire_no_worker(Instant::now(), &mut act.outbox);
+            if act.state.restart_pending() {
+                act.state.expire_restarts(Instant::now(), &mut act.outbox);
+            }
             act.flush();
         });
         let mut previous_check = Instant::now();

@@ -289,6 +289,7 @@ async fn read_registration(
                 functions,
                 resources,
                 restarted,
+                nanny,
             }) => Ok(WorkerRegistration {
                 name,
                 address,
@@ -297,6 +298,7 @@ async fn read_registration(
                 functions,
                 resources,
                 restarted,
+                nanny,
             }),
             _ => Err(WireError::Malformed(
                 "a worker's first message must be RegisterWorker".into(),

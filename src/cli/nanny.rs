@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
 
 use super::serve::ShutdownSignals;
+use crate::actors::worker::RESTART_EXIT_CODE;
+use crate::scheduler::restart::RESTART_REASON;
 
 /// How often the nanny measures its worker's memory.
 pub const NANNY_POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -82,12 +84,16 @@ impl RestartPolicy {
     ///
     /// Exit codes are the worker's own decisions and are passed on: 0
     /// (retired or stopped by a signal), 1 (lost or never reached its
-    /// scheduler, or failed to start), 2 (bad settings). Anything else
+    /// scheduler, or failed to start), 2 (bad settings).
+    /// [`RESTART_EXIT_CODE`] (a client's `restart`) restarts at once and is
+    /// not counted toward the limit. Anything else
     /// (a panic's 101, a signal, the memory threshold) is a crash and
     /// restarts, at most [`MAX_RESTARTS_IN_WINDOW`] times in [`RESTART_WINDOW`].
     pub fn decide(&mut self, end: &WorkerEnd, now: Instant) -> Decision {
         let reason = match end {
             WorkerEnd::Exited(code @ 0..=2) => return Decision::Exit(*code),
+            // Asked for, not a crash: restarted, never counted.
+            WorkerEnd::Exited(RESTART_EXIT_CODE) => return Decision::Restart(RESTART_REASON.to_string()),
             WorkerEnd::Exited(code) => format!("the worker exited with code {code}"),
             WorkerEnd::Killed(signal) => format!("the worker was killed by signal {signal}"),
             WorkerEnd::OverMemory { rss, threshold } => format!(

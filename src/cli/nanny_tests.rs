@@ -52,3 +52,20 @@ fn the_threshold_needs_a_limit_and_a_fraction() {
     assert_eq!(terminate_threshold(0, 0.95), None);
     assert_eq!(terminate_threshold(1000, 0.0), None);
 }
+
+#[test]
+fn a_requested_restart_restarts_at_once_and_never_counts_toward_the_limit() {
+    let mut p = RestartPolicy::default();
+    let now = Instant::now();
+    for _ in 0..MAX_RESTARTS_IN_WINDOW * 3 {
+        assert_eq!(
+            p.decide(&WorkerEnd::Exited(RESTART_EXIT_CODE), now),
+            Decision::Restart("restart requested by a client".into())
+        );
+    }
+    // The crash budget is untouched.
+    for _ in 0..MAX_RESTARTS_IN_WINDOW {
+        assert!(matches!(p.decide(&WorkerEnd::Killed(9), now), Decision::Restart(_)));
+    }
+    assert!(matches!(p.decide(&WorkerEnd::Killed(9), now), Decision::GiveUp(_)));
+}

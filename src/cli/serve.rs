@@ -120,6 +120,7 @@ pub(super) fn run_worker(config: &RdaskConfig, scheduler: Option<String>, name: 
     let scheduler = scheduler.unwrap_or_else(|| config.scheduler_address());
     let mut options = config.worker_options(&scheduler, name);
     options.restarted = std::env::var(super::nanny::RESTART_REASON_ENV).ok();
+    options.nanny = std::env::var_os(super::nanny::CHILD_ENV).is_some();
     options.security = match config.worker_security() {
         Ok(s) => s,
         Err(e) => {

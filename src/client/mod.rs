@@ -28,6 +28,7 @@ mod locks;
 mod options;
 pub mod progress;
 mod pubsub;
+mod restart;
 mod run;
 mod shared;
 pub(crate) mod submit;
@@ -44,6 +45,7 @@ pub use future::Future;
 pub use locks::{Lock, MultiLock, Semaphore};
 pub use options::{ClientOptions, ReturnWhen, SubmitOptions, WaitResult};
 pub use pubsub::{Pub, Sub};
+pub use restart::{DEFAULT_RESTART_TIMEOUT, RESTART_REPLY_GRACE};
 pub use run::{RunOptions, RunResults, DEFAULT_RUN_TIMEOUT};
 pub use shared::{Event, Queue, Variable};
 

@@ -480,6 +480,7 @@ impl RdaskConfig {
             // Loaded by [`Self::worker_security`]: reading files can fail.
             security: Security::default(),
             restarted: None,
+            nanny: false,
         }
     }
 

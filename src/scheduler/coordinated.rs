@@ -108,6 +108,19 @@ impl SchedulerState {
                 Effect::Want(c, key) => {
                     if let Some(&t) = self.keys.get(&key) {
                         self.want(c, t, out);
+                    } else {
+                        // Its task was forgotten while the primitive held it
+                        // (a `Client::restart`): the future fails at once
+                        // instead of waiting for a task that will never run.
+                        let failure = crate::wire::messages::TaskFailure {
+                            kind: crate::wire::messages::ErrorKind::Cancelled,
+                            message: format!(
+                                "key {key:?} is no longer known to the scheduler: {}",
+                                super::restart::RESTART_MESSAGE
+                            ),
+                        };
+                        out.messages
+                            .push(Outgoing::Client(c, ToClient::TaskErred { key, failure }));
                     }
                 }
                 Effect::Topic(c, topic, value) => out

@@ -108,6 +108,13 @@ impl SchedulerState {
             }
             FromClient::Coordinate { request_id, op } => self.coordinate(id, request_id, op, out),
             FromClient::FireAndForget { keys } => self.fire_and_forget(keys, out),
+            FromClient::RestartCluster { request_id, timeout_ms } => self.restart_cluster(
+                id,
+                request_id,
+                std::time::Duration::from_millis(timeout_ms),
+                std::time::Instant::now(),
+                out,
+            ),
             FromClient::StreamTasks { request_id, since } => {
                 let records = self.task_stream(since);
                 let next = self.task_stream_next();

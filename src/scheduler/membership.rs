@@ -63,6 +63,7 @@ impl SchedulerState {
             reports_started: false,
             retiring: None,
             paused: None,
+            nanny: reg.nanny,
         })));
         self.ranked.insert(rank);
         self.update_rank(w);
@@ -87,6 +88,7 @@ impl SchedulerState {
 
         self.place_no_worker_tasks_on(w, out);
         self.dirty_workers.push(w);
+        self.check_restarts(std::time::Instant::now(), out);
         self.finish(out);
         Ok(())
     }

@@ -16,6 +16,7 @@ mod notify;
 mod pausing;
 mod placement;
 mod release;
+pub mod restart;
 mod results;
 mod retirement;
 pub mod state;

@@ -91,7 +91,7 @@
 //! `release` (the release rule), `transitions` (state changes),
 //! `placement`, `no_worker` (why and how long a task waits for a worker),
 //! `results`, `lost_data`, `stealing`, `data_moves`, `retirement`,
-//! `pausing` (paused workers), `notify` (outgoing messages), `invariants`,
+//! `pausing` (paused workers), `restart` (`Client::restart`), `notify` (outgoing messages), `invariants`,
 //! and `coordinated` (the coordination primitives of `coordination`).
 //! The records
 //! live in `ids`, `tasks`, `workers`; the public vocabulary in `types`.
@@ -102,6 +102,7 @@ use std::time::Instant;
 use super::coordination::{Coordination, HOLDER};
 use super::diagnostics::Diagnostics;
 use super::ids::{FnId, QueueKey, RankKey, TaskId, TaskRef, WIdx};
+use super::restart::RestartRequest;
 use super::tasks::{FnInfo, TaskSlot};
 use super::workers::{ClientSlot, RetireRequest, WorkerSlot};
 use crate::util::FxMap;
@@ -164,6 +165,8 @@ pub struct SchedulerState {
     /// Locks, semaphores, queues, variables, events, datasets, topics
     /// (`coordination`, glued in by `coordinated`).
     pub(super) coord: Coordination,
+    /// Restarts (`Client::restart`) waiting for their workers to return.
+    pub(super) restarts: Vec<RestartRequest>,
 }
 
 impl SchedulerState {
@@ -198,6 +201,7 @@ impl SchedulerState {
             steals: FxMap::default(),
             moving: FxMap::default(),
             coord: Coordination::new(std::time::Duration::from_secs_f64(config.lease_timeout_s.max(0.0))),
+            restarts: Vec::new(),
             config,
         }
     }

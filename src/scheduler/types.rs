@@ -165,6 +165,10 @@ pub struct SchedulerConfig {
     /// many seconds is taken back; 0 = only when the connection closes.
     /// Must exceed the clients' keep-alive interval (5 s).
     pub lease_timeout_s: f64,
+    /// Set by `LocalCluster`: the workers live in the scheduler's own
+    /// process, without a nanny, so `Client::restart` is refused (it
+    /// would only close them) instead of leaving the cluster empty.
+    pub in_process_workers: bool,
 }
 
 impl Default for SchedulerConfig {
@@ -183,6 +187,7 @@ impl Default for SchedulerConfig {
             empty_cluster_timeout_s: DEFAULT_EMPTY_CLUSTER_TIMEOUT_S,
             paused_cluster_timeout_s: DEFAULT_PAUSED_CLUSTER_TIMEOUT_S,
             lease_timeout_s: super::coordination::DEFAULT_LEASE_TIMEOUT_S,
+            in_process_workers: false,
         }
     }
 }
@@ -204,6 +209,8 @@ pub struct WorkerRegistration {
     pub resources: Vec<(String, f64)>,
     /// Why its nanny restarted it (logged), if it did.
     pub restarted: Option<String>,
+    /// Whether it runs under a nanny (a restart restarts it, else closes it).
+    pub nanny: bool,
 }
 
 /// Events the scheduler refuses. The state is unchanged when one is returned.

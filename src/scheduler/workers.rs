@@ -49,6 +49,9 @@ pub(super) struct WorkerSlot {
     /// Set while it is paused (`WorkerStatus`): it offers no function
     /// meanwhile. Never set together with `retiring`.
     pub(super) paused: Option<Pause>,
+    /// Whether it runs under a nanny, so that a restart restarts it
+    /// (`RegisterWorker.nanny`).
+    pub(super) nanny: bool,
 }
 
 impl WorkerSlot {

@@ -31,7 +31,9 @@ pub use to_scheduler::{decode_inbound, variant_names, FromClient, FromWorker, In
 /// [`ToClient::CoordReply`], [`ToClient::TopicMessage`]). Version 5 added
 /// actors ([`ToPeer::ActorCall`], [`FromPeer::ActorReply`],
 /// [`ErrorKind::ActorLost`], [`WorkerStoreInfo::actors`]) and
-/// `Client::run` ([`ToPeer::RunFunction`], [`FromPeer::RunResult`]).
+/// `Client::run` ([`ToPeer::RunFunction`], [`FromPeer::RunResult`]), and
+/// `Client::restart` ([`FromClient::RestartCluster`],
+/// [`ToClient::RestartDone`], [`ToWorker::RestartWorker`]).
 pub const PROTOCOL_VERSION: u32 = 5;
 
 /// A task whose function name starts with this creates an actor (Dask's
@@ -431,6 +433,21 @@ pub enum ToClient {
         /// that wants only what happens from now on starts).
         next: u64,
     },
+    /// Answer to [`FromClient::RestartCluster`]: every task was forgotten
+    /// and as many workers as were restartable registered again, or the
+    /// timeout passed first. Since version 5.
+    RestartDone {
+        /// From the request.
+        request_id: u64,
+        /// Names of the workers registered after the restart.
+        workers: Vec<String>,
+        /// Names of the workers that had no nanny: told to close, not
+        /// restarted (Dask does the same).
+        closed: Vec<String>,
+        /// `None` on success, else why not (timeout, workers without a
+        /// nanny, a cluster whose workers live in the scheduler's process).
+        error: Option<String>,
+    },
 }
 
 /// One copy planned by a replicate or rebalance.
@@ -513,6 +530,13 @@ pub enum ToWorker {
     },
     /// Shut down.
     Close {
+        /// Why, for the log.
+        reason: String,
+    },
+    /// Exit so that the nanny starts this worker again at once (a client's
+    /// `restart`); sent only to a worker that registered with `nanny`.
+    /// Since version 5.
+    RestartWorker {
         /// Why, for the log.
         reason: String,
     },

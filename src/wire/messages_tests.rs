@@ -226,3 +226,44 @@ fn coordination_examples_in_the_protocol_doc_are_exact() {
     assert_eq!(encoded(&CoordResult::Done), b"\xa4Done");
     assert_eq!(encoded(&CoordOp::ListDatasets), b"\xacListDatasets");
 }
+
+#[test]
+fn a_registration_without_nanny_reads_as_no_nanny() {
+    #[derive(Serialize)]
+    enum Old {
+        RegisterWorker {
+            name: String,
+            address: String,
+            nthreads: u32,
+            memory_limit: u64,
+            functions: Vec<String>,
+            resources: Vec<(String, f64)>,
+        },
+    }
+    let old = Old::RegisterWorker {
+        name: "w".into(),
+        address: "tcp://h:1".into(),
+        nthreads: 1,
+        memory_limit: 0,
+        functions: Vec::new(),
+        resources: Vec::new(),
+    };
+    let read: FromWorker = rmp_serde::from_slice(&encoded(&old)).expect("decodes");
+    assert!(
+        matches!(
+            read,
+            FromWorker::RegisterWorker {
+                nanny: false,
+                restarted: None,
+                ..
+            }
+        ),
+        "{read:?}"
+    );
+    let restart = FromClient::RestartCluster {
+        request_id: 3,
+        timeout_ms: 2000,
+    };
+    let back: FromClient = rmp_serde::from_slice(&encoded(&restart)).expect("decodes");
+    assert_eq!(back, restart);
+}

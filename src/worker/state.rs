@@ -282,6 +282,7 @@ impl WorkerState {
             }
             ToWorker::Registered { .. } => return Err(WorkerStateError::Unexpected("Registered")),
             ToWorker::Close { .. } => return Err(WorkerStateError::Unexpected("Close")),
+            ToWorker::RestartWorker { .. } => return Err(WorkerStateError::Unexpected("RestartWorker")),
         }
         self.ensure_executing(out);
         self.ensure_fetching(out);

@@ -98,6 +98,7 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
         functions: registry.names(),
         resources: options.resources.clone(),
         restarted: options.restarted.clone(),
+        nanny: options.nanny,
     })?;
     let first = tokio::time::timeout(transport::HANDSHAKE_TIMEOUT, async {
         loop {
@@ -157,6 +158,7 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
     .with_resources(options.resources.clone());
     let actor = WorkerActor {
         name: name.clone(),
+        nanny: options.nanny,
         state,
         scheduler: sender,
         store: store.clone(),
@@ -213,6 +215,9 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
 /// The worker actor.
 pub struct WorkerActor {
     name: String,
+    /// Whether a nanny runs this worker's process (`RestartWorker` then
+    /// exits the process with [`RESTART_EXIT_CODE`]).
+    nanny: bool,
     state: WorkerState,
     scheduler: Sender<FromWorker>,
     store: Addr<DataStore>,
@@ -452,6 +457,13 @@ impl Handler<Retire> for WorkerActor {
     }
 }
 
+/// The exit code of a worker process that its nanny must start again at
+/// once because a client restarted the cluster (`ToWorker::RestartWorker`),
+/// not because it crashed: the nanny's `RestartPolicy` does not count it
+/// toward its restart limit. Not 0, 1 or 2 (the worker's own decisions to
+/// stop) nor 101 (a panic).
+pub const RESTART_EXIT_CODE: i32 = 3;
+
 /// Stop the worker.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -477,6 +489,20 @@ impl WorkerActor {
             match m {
                 ToWorker::Close { reason } => {
                     info!(worker = %self.name, "the scheduler asked this worker to close: {reason}");
+                    ctx.stop();
+                    return;
+                }
+                ToWorker::RestartWorker { reason } if self.nanny => {
+                    // Dask's nanny kills its worker process on restart: the
+                    // whole process goes (its memory, its running task
+                    // threads, which cannot be interrupted), and the nanny
+                    // starts a fresh one at once, not counting it as a crash.
+                    info!(worker = %self.name, "the scheduler asked this worker to restart: {reason}; exiting for the nanny to start it again");
+                    std::process::exit(RESTART_EXIT_CODE);
+                }
+                ToWorker::RestartWorker { reason } => {
+                    // No nanny to start it again: it closes, as Dask's.
+                    info!(worker = %self.name, "the scheduler asked this worker to restart ({reason}), but it has no nanny: closing");
                     ctx.stop();
                     return;
                 }

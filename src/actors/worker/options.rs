@@ -55,6 +55,11 @@ pub struct WorkerOptions {
     /// Why this worker's predecessor was restarted, when a nanny started it
     /// again (sent to the scheduler, which logs it).
     pub restarted: Option<String>,
+    /// Whether a nanny runs this worker (`rdask worker --nanny`): told so,
+    /// the scheduler restarts it on `Client::restart` (the worker exits
+    /// with `RESTART_EXIT_CODE` and its nanny starts it again) instead of
+    /// closing it.
+    pub nanny: bool,
     /// How long to keep trying to reach the scheduler at start while nothing
     /// listens there (a worker may start before its scheduler).
     pub connect_timeout: Duration,
@@ -87,6 +92,7 @@ impl Default for WorkerOptions {
             max_concurrent_fetches: DEFAULT_MAX_CONCURRENT_FETCHES,
             security: Security::default(),
             restarted: None,
+            nanny: false,
             connect_timeout: transport::DEFAULT_CONNECT_TIMEOUT,
             scheduler_silence_timeout: Some(DEFAULT_SCHEDULER_SILENCE_TIMEOUT),
             frame_stall_timeout: Some(crate::actors::scheduler::DEFAULT_FRAME_STALL_TIMEOUT),

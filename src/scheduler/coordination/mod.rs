@@ -375,6 +375,15 @@ impl Coordination {
         effects
     }
 
+    /// The cluster was restarted and every task forgotten: the keys held
+    /// for queue items, variables, datasets and fire-and-forget are no
+    /// longer held (their tasks are gone). The items themselves stay; a
+    /// future later handed out of one fails at once with the restart error.
+    pub fn forget_futures(&mut self) {
+        self.held.clear();
+        self.fired.clear();
+    }
+
     /// Leases held now, over every lock and semaphore (for tests and info).
     pub fn leases(&self) -> usize {
         self.locks.lease_count() + self.semaphores.lease_count()

@@ -42,6 +42,7 @@ pub(super) fn reg(name: &str, functions: &[&str]) -> WorkerRegistration {
         functions: functions.iter().map(|f| f.to_string()).collect(),
         resources: Vec::new(),
         restarted: None,
+        nanny: false,
     }
 }
 

@@ -23,6 +23,7 @@ fn names_and_refused_events() {
                 functions: vec![],
                 resources: vec![],
                 restarted: None,
+                nanny: false,
             },
             &mut o,
         )

@@ -11,6 +11,7 @@ mod lost_data;
 mod no_worker;
 mod pausing;
 mod placement;
+mod restart;
 mod retirement;
 mod sim;
 mod stealing;

@@ -124,7 +124,7 @@ impl Sim {
                 self.send(id, FromWorker::StealResponse { key, stolen });
             }
             // The simulation does not retire workers.
-            ToWorker::Close { .. } | ToWorker::AcquireReplicas { .. } => {}
+            ToWorker::Close { .. } | ToWorker::RestartWorker { .. } | ToWorker::AcquireReplicas { .. } => {}
         }
         true
     }

@@ -121,6 +121,15 @@ pub enum FromClient {
         /// answer is empty.
         since: u64,
     },
+    /// Restart the cluster (Dask's `client.restart()`): forget every task
+    /// of every client and restart every worker through its nanny.
+    /// Answered with [`ToClient::RestartDone`]. Since version 5.
+    RestartCluster {
+        /// Echoed in the answer.
+        request_id: u64,
+        /// How long to wait for the workers to register again, ms.
+        timeout_ms: u64,
+    },
 }
 
 /// Messages a worker sends the scheduler on its connection: Dask's worker
@@ -147,6 +156,10 @@ pub enum FromWorker {
         /// nanny started it again; absent or nil otherwise (since version 5).
         #[serde(default)]
         restarted: Option<String>,
+        /// Whether it runs under a nanny (`rdask worker --nanny`), so that
+        /// `RestartWorker` restarts it; absent = false (since version 5).
+        #[serde(default)]
+        nanny: bool,
     },
     /// A task finished and its result is in the worker's memory.
     TaskFinished {
