@@ -421,6 +421,9 @@ impl Handler<ClientLeft> for SchedulerActor {
             if self.client_grace.is_zero() || msg.release_now {
                 self.state.remove_client(id, &mut self.outbox);
                 self.flush();
+                // A client's results (inline ones are held here) may be
+                // many small allocations that glibc would otherwise keep.
+                crate::util::release_free_memory();
                 return;
             }
             info!(
@@ -431,6 +434,7 @@ impl Handler<ClientLeft> for SchedulerActor {
                 info!(client = id.0, "grace period over; releasing the vanished client's keys");
                 act.state.remove_client(id, &mut act.outbox);
                 act.flush();
+                crate::util::release_free_memory();
             });
         }
     }
