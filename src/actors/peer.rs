@@ -206,25 +206,14 @@ impl PeerPool {
         args: Vec<Vec<u8>>,
         timeout: Duration,
     ) -> Result<Result<Bytes, TaskFailure>, WireError> {
-        let request_id = self.next_request.fetch_add(1, Ordering::Relaxed);
         let args = args.into_iter().map(serde_bytes::ByteBuf::from).collect();
-        let msg = ToPeer::ActorCall {
+        self.user_code(address, timeout, |request_id| ToPeer::ActorCall {
             request_id,
             actor,
             method,
             args,
-        };
-        match self
-            .request_within(address, msg, timeout, self.call_reply_timeouts())
-            .await?
-        {
-            FromPeer::ActorReply {
-                request_id: r,
-                value,
-                failure,
-            } if r == request_id => Ok(one_of(value, failure)),
-            other => Err(WireError::Malformed(format!("unexpected reply {other:?}"))),
-        }
+        })
+        .await
     }
 
     /// Runs registered function `function` on the worker at `address`
@@ -236,22 +225,42 @@ impl PeerPool {
         args: Vec<Vec<u8>>,
         timeout: Duration,
     ) -> Result<Result<Bytes, TaskFailure>, WireError> {
-        let request_id = self.next_request.fetch_add(1, Ordering::Relaxed);
         let args = args.into_iter().map(serde_bytes::ByteBuf::from).collect();
-        let msg = ToPeer::RunFunction {
+        self.user_code(address, timeout, |request_id| ToPeer::RunFunction {
             request_id,
             function,
             args,
-        };
+        })
+        .await
+    }
+
+    /// One request that runs user code on the peer (an actor call, a run),
+    /// read with [`Self::call_reply_timeouts`]; its answer must be the
+    /// matching `ActorReply` (to an `ActorCall`) or `RunResult` (to a
+    /// `RunFunction`).
+    async fn user_code(
+        &self,
+        address: &str,
+        timeout: Duration,
+        request: impl FnOnce(u64) -> ToPeer,
+    ) -> Result<Result<Bytes, TaskFailure>, WireError> {
+        let request_id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let msg = request(request_id);
+        let is_actor_call = matches!(msg, ToPeer::ActorCall { .. });
         match self
             .request_within(address, msg, timeout, self.call_reply_timeouts())
             .await?
         {
+            FromPeer::ActorReply {
+                request_id: r,
+                value,
+                failure,
+            } if r == request_id && is_actor_call => Ok(one_of(value, failure)),
             FromPeer::RunResult {
                 request_id: r,
                 value,
                 failure,
-            } if r == request_id => Ok(one_of(value, failure)),
+            } if r == request_id && !is_actor_call => Ok(one_of(value, failure)),
             other => Err(WireError::Malformed(format!("unexpected reply {other:?}"))),
         }
     }
