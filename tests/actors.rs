@@ -5,7 +5,6 @@
 //! link the example's type; and the typed API on a `LocalCluster` with an
 //! actor defined here.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -26,22 +25,7 @@ const BUMP: &str = "actor_counter::bump";
 const LOST_WITHIN: Duration = Duration::from_secs(10);
 
 fn example() -> Option<String> {
-    let found = std::path::Path::new(rdask_bin())
-        .parent()
-        .map(|d| d.join("examples").join("actor_counter"))
-        .filter(|p| p.exists())
-        .map(|p: PathBuf| p.to_string_lossy().into_owned());
-    if found.is_none() {
-        cannot_run("the actor_counter example is not built (cargo test builds it)");
-    }
-    found
-}
-
-fn example_worker(bin: &str, scheduler: &str, name: &str, nthreads: u32) -> (Proc, String) {
-    start(
-        Command::new(bin).args(["worker", scheduler, "--name", name, "--nthreads", &nthreads.to_string()]),
-        "rdask worker",
-    )
+    example_bin("actor_counter")
 }
 
 fn value(v: impl serde::Serialize) -> Arg {

@@ -5,7 +5,6 @@
 //! docs/coordination.md.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -17,28 +16,8 @@ use rdask::{AsyncClient, Client, Event, Item, Lock, MultiLock, Pub, Queue, Semap
 mod common;
 use common::*;
 
-/// The `coordination` example binary, next to the test's `rdask` binary
-/// (`cargo test` builds examples).
-fn example() -> Option<PathBuf> {
-    std::path::Path::new(rdask_bin())
-        .parent()
-        .map(|d| d.join("examples").join("coordination"))
-        .filter(|p| p.exists())
-}
-
 fn example_or_skip() -> Option<String> {
-    let found = example().map(|p| p.to_string_lossy().into_owned());
-    if found.is_none() {
-        cannot_run("the coordination example is not built (cargo test builds it)");
-    }
-    found
-}
-
-fn example_worker(bin: &str, scheduler: &str, name: &str, nthreads: u32) -> (Proc, String) {
-    start(
-        Command::new(bin).args(["worker", scheduler, "--name", name, "--nthreads", &nthreads.to_string()]),
-        "rdask worker",
-    )
+    example_bin("coordination")
 }
 
 /// A holder program of the example (`--hold-lock` and the like), started

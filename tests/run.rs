@@ -4,7 +4,6 @@
 //! errors by worker address, a dead or slow worker an error of its own.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rdask::builtins::{fail, inc, sleep_ms};
@@ -15,22 +14,7 @@ mod common;
 use common::*;
 
 fn example() -> Option<String> {
-    let found = std::path::Path::new(rdask_bin())
-        .parent()
-        .map(|d| d.join("examples").join("actor_counter"))
-        .filter(|p| p.exists())
-        .map(|p| p.to_string_lossy().into_owned());
-    if found.is_none() {
-        cannot_run("the actor_counter example is not built (cargo test builds it)");
-    }
-    found
-}
-
-fn example_worker(bin: &str, scheduler: &str, name: &str) -> (Proc, String) {
-    start(
-        Command::new(bin).args(["worker", scheduler, "--name", name]),
-        "rdask worker",
-    )
+    example_bin("actor_counter")
 }
 
 fn address_of(client: &Client, name: &str) -> String {
@@ -53,8 +37,8 @@ fn on(workers: &[&str]) -> RunOptions {
 fn run_on_every_worker_and_on_chosen_ones() -> Result<(), Error> {
     let Some(bin) = example() else { return Ok(()) };
     let (_s, addr) = scheduler();
-    let (w1, _) = example_worker(&bin, &addr, "w1");
-    let (w2, _) = example_worker(&bin, &addr, "w2");
+    let (w1, _) = example_worker(&bin, &addr, "w1", 1);
+    let (w2, _) = example_worker(&bin, &addr, "w2", 1);
     let client = Client::connect(&addr)?;
     wait_for_workers(&client, 2);
     // A function of no arguments, by name: each worker process answers.

@@ -311,3 +311,27 @@ pub fn cannot_run(why: &str) {
     assert!(!in_ci(), "cannot run under CI: {why}");
     eprintln!("SKIPPED: {why}");
 }
+
+/// The example program `name`, built next to the test's `rdask` binary
+/// (`cargo test` builds examples); `None`, after [`cannot_run`], when it
+/// is not there.
+pub fn example_bin(name: &str) -> Option<String> {
+    let found = std::path::Path::new(rdask_bin())
+        .parent()
+        .map(|d| d.join("examples").join(name))
+        .filter(|p| p.exists())
+        .map(|p| p.to_string_lossy().into_owned());
+    if found.is_none() {
+        cannot_run(&format!("the {name} example is not built (cargo test builds it)"));
+    }
+    found
+}
+
+/// `BIN worker SCHEDULER --name NAME --nthreads N`: a worker from an
+/// example binary that serves the example's own tasks.
+pub fn example_worker(bin: &str, scheduler: &str, name: &str, nthreads: u32) -> (Proc, String) {
+    start(
+        Command::new(bin).args(["worker", scheduler, "--name", name, "--nthreads", &nthreads.to_string()]),
+        "rdask worker",
+    )
+}
