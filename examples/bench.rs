@@ -997,6 +997,12 @@ fn case_delayed_graph(ctx: &mut Ctx) -> Result<()> {
         // neither a user's compute nor Dask's side does.
         let tasks = root.task_count(&opts)?;
         ensure!(r == expect, "delayed sum {r}, expected {expect}");
+        // RDASK_CAPTURE_GRAPH=FILE keeps the fused graph with its measured
+        // durations, for `rdask simulate --shape replay --graph FILE`.
+        if let (true, Some(path)) = (fuse, std::env::var_os("RDASK_CAPTURE_GRAPH")) {
+            let graph = rdask::simulate::shapes::capture(&root.task_specs(&opts)?, &c.get_task_stream()?, 8);
+            rdask::simulate::shapes::write_graph(Path::new(&path), &graph)?;
+        }
         drop(fut);
         ctx.settle(Duration::from_secs(60))?;
         rec = rec

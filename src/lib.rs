@@ -41,6 +41,8 @@
 //! - [`cli`], [`config`], [`launch`], [`certs`], [`logging`]: the `rdask`
 //!   command line (embeddable in a user's binary) and the worker's nanny,
 //!   configuration files, `rdask cluster up`, TLS certificates, log output.
+//! - [`simulate`]: `rdask simulate`, the real scheduler state machine
+//!   driven by simulated workers on a virtual clock (`docs/scale.md`).
 //! - [`wire`]: frames, handshake, TLS and the message enums of the
 //!   protocol (`docs/protocol.md`), for clients in other languages and
 //!   raw submissions.
@@ -80,6 +82,7 @@ pub mod registry;
 pub mod runtime;
 #[doc(hidden)]
 pub mod scheduler;
+pub mod simulate;
 pub mod task;
 #[doc(hidden)]
 pub mod util;

@@ -15,6 +15,7 @@ use crate::config::{self, FlagValue, RdaskConfig};
 mod cluster;
 mod nanny;
 mod serve;
+mod simulate;
 
 use cluster::run_cluster;
 use serve::{run_scheduler, run_worker};
@@ -191,6 +192,9 @@ pub enum Command {
         #[command(subcommand)]
         action: ClusterAction,
     },
+    /// Run the real scheduler against simulated workers on a virtual clock
+    /// (docs/scale.md); a JSON line per run.
+    Simulate(simulate::SimulateArgs),
 }
 
 /// `rdask config ...`.
@@ -459,6 +463,7 @@ pub fn run(cli: Cli) -> i32 {
             }
         },
         Command::Cluster { action } => run_cluster(config_file, action),
+        Command::Simulate(args) => simulate::run_simulate(&args),
         Command::Certs {
             action: CertsAction::New { dir, hosts },
         } => match crate::certs::new_certs(&dir, &hosts) {

@@ -303,6 +303,13 @@ impl<T> Delayed<T> {
         plan(&[&self.node], opts).map(|t| t.len())
     }
 
+    /// The tasks that computing it submits, dependencies first, exactly as
+    /// sent (to capture a graph for `rdask simulate`:
+    /// [`crate::simulate::shapes::capture`]).
+    pub fn task_specs(&self, opts: &ComputeOptions) -> Result<Vec<TaskSpec>, Error> {
+        plan(&[&self.node], opts)
+    }
+
     /// Submits its graph (one message) and returns the future of its result;
     /// the graph's other results are released as soon as they are used.
     pub fn persist(&self, client: &Client) -> Result<Future<T>, Error> {
