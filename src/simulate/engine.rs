@@ -104,9 +104,10 @@ fn index(key: &str) -> Option<u32> {
 
 impl<'a> Engine<'a> {
     pub(super) fn new(cfg: &'a SimConfig, tasks: &'a [SimTask]) -> Result<Self, SimError> {
-        let mut config = SchedulerConfig::default();
-        config.default_bandwidth = cfg.bandwidth_bytes_per_s;
-        let mut state = SchedulerState::new(config);
+        let mut state = SchedulerState::new(SchedulerConfig {
+            default_bandwidth: cfg.bandwidth_bytes_per_s,
+            ..SchedulerConfig::default()
+        });
         let mut out = Outbox::default();
         state.add_client(CLIENT, &mut out);
         let mut engine = Engine {
