@@ -11,14 +11,16 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use tokio::net::TcpListener;
-use tracing::{debug, info, info_span, warn, Instrument};
+use tracing::{debug, error, info, info_span, warn, Instrument};
 
+use super::journal::{JournalContents, JournalFile};
 use super::liveness::{check_workers, discount_stall, LivenessVerdict, WORKER_CHECK_INTERVAL};
 use super::session::{serve_connection, ConnectionSettings};
 use crate::scheduler::coordination::COORDINATION_TICK;
 use crate::scheduler::state::{
     ClientId, Outbox, Outgoing, SchedulerConfig, SchedulerState, WorkerId, WorkerRegistration,
 };
+use crate::scheduler::JournalImage;
 use crate::wire::listener::{self, ListenerOptions};
 use crate::wire::messages::*;
 use crate::wire::transport::{self, Sender, WriterOptions};
@@ -72,7 +74,28 @@ pub struct SchedulerOptions {
     /// is taken as lost: its connection is closed and its keys are kept for
     /// `client_grace`. `None`: no limit.
     pub client_silence_timeout: Option<Duration>,
+    /// The journal file (`rdask scheduler --journal FILE`): graph
+    /// submissions, results, releases and client wants are appended to it,
+    /// and a scheduler started on an existing journal rebuilds its state
+    /// from it (docs/resilience.md, "Scheduler restart"). `None`: no
+    /// journal; a restart loses all work, as Dask's.
+    pub journal: Option<std::path::PathBuf>,
+    /// Appended journal entries reach the disk (`fdatasync`) at most this
+    /// long after they are written; zero: after every entry.
+    pub journal_fsync_interval: Duration,
+    /// How often the journal is compacted (the live state written as a
+    /// snapshot in place of its history) once it grew by
+    /// [`JOURNAL_COMPACT_MIN_BYTES`].
+    pub journal_compact_interval: Duration,
 }
+
+/// Default of [`SchedulerOptions::journal_fsync_interval`].
+pub const DEFAULT_JOURNAL_FSYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// Default of [`SchedulerOptions::journal_compact_interval`].
+pub const DEFAULT_JOURNAL_COMPACT_INTERVAL: Duration = Duration::from_secs(60);
+/// A journal that grew by less than this since its last compaction is not
+/// compacted (rewriting the state would cost more than it saves).
+pub const JOURNAL_COMPACT_MIN_BYTES: u64 = 4 * 1024 * 1024;
 
 impl Default for SchedulerOptions {
     fn default() -> Self {
@@ -90,6 +113,9 @@ impl Default for SchedulerOptions {
             keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
             frame_stall_timeout: Some(DEFAULT_FRAME_STALL_TIMEOUT),
             client_silence_timeout: Some(DEFAULT_CLIENT_SILENCE_TIMEOUT),
+            journal: None,
+            journal_fsync_interval: DEFAULT_JOURNAL_FSYNC_INTERVAL,
+            journal_compact_interval: DEFAULT_JOURNAL_COMPACT_INTERVAL,
         }
     }
 }
@@ -146,6 +172,21 @@ pub struct SchedulerActor {
     /// The coordination expiry timer, running only while a coordination
     /// wait or lease is pending (an idle scheduler is not woken for it).
     coordination_tick: Option<SpawnHandle>,
+    /// The journal, when the scheduler keeps one.
+    journal: Option<JournalFile>,
+    journal_fsync_interval: Duration,
+    journal_compact_interval: Duration,
+}
+
+/// The first id this scheduler gives a client or worker session: the start
+/// time in seconds, shifted so that a restarted scheduler's ids never meet
+/// its predecessor's (a reconnecting client names its previous session by
+/// id) unless it started within the same second after a million sessions.
+fn first_session_id() -> u64 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    (secs << 20).max(1)
 }
 
 struct WorkerConn {
@@ -174,7 +215,7 @@ impl SchedulerActor {
             state: SchedulerState::new(options.state.clone()),
             clients: HashMap::new(),
             workers: HashMap::new(),
-            next_id: 1,
+            next_id: first_session_id(),
             outbox: Outbox::default(),
             worker_timeout: options.worker_timeout,
             paused_worker_timeout: options.paused_worker_timeout,
@@ -183,10 +224,98 @@ impl SchedulerActor {
             tasks_finished: 0,
             tasks_erred: 0,
             coordination_tick: None,
+            journal: None,
+            journal_fsync_interval: options.journal_fsync_interval,
+            journal_compact_interval: options.journal_compact_interval,
         }
     }
 
+    /// A scheduler keeping `journal`, whose `contents` (read from it at
+    /// start) it rebuilds its state from.
+    fn with_journal(mut self, journal: JournalFile, contents: JournalContents) -> Self {
+        let image = JournalImage::from_records(contents.records);
+        self.state.enable_journal();
+        if !image.is_empty() {
+            info!(
+                journal = %journal.path().display(),
+                "restarting from the journal: {} tasks, {} results in memory on {} workers, {} client sessions;                  waiting up to {} s for those workers to register again",
+                image.tasks.len(),
+                image.memory.len(),
+                image.memory.values().map(|(w, _)| w).collect::<std::collections::BTreeSet<_>>().len(),
+                image.wants.len(),
+                self.state.config_journal_worker_wait_s()
+            );
+            self.next_id = self.next_id.max(image.max_session_id + 1);
+            self.state.begin_recovery(image, Instant::now());
+        }
+        self.journal = Some(journal);
+        self.compact_journal();
+        self
+    }
+
+    /// Appends the journal records of the events handled since the last
+    /// call. A journal that cannot be written is given up with an error
+    /// line (the scheduler runs on without one).
+    fn write_journal(&mut self) {
+        let Some(journal) = self.journal.as_mut() else {
+            return;
+        };
+        let records = self.state.take_journal_records();
+        let result = journal
+            .append(&records)
+            .and_then(|()| journal.sync_if_due(self.journal_fsync_interval));
+        if let Err(e) = result {
+            error!("{e}; the scheduler runs on WITHOUT a journal: a restart will lose all work");
+            self.journal = None;
+            self.state.disable_journal();
+        }
+    }
+
+    /// Writes the live state as the journal's snapshot in place of its
+    /// history.
+    fn compact_journal(&mut self) {
+        let Some(journal) = self.journal.as_mut() else {
+            return;
+        };
+        // The snapshot holds the effect of every record not written yet.
+        self.state.take_journal_records();
+        let snapshot = self.state.journal_snapshot();
+        let started = Instant::now();
+        match journal.compact(&snapshot) {
+            Ok(()) => debug!(
+                "journal compacted: {} records in {:.1} ms",
+                snapshot.len(),
+                started.elapsed().as_secs_f64() * 1e3
+            ),
+            Err(e) => {
+                error!("{e}; the scheduler runs on WITHOUT a journal: a restart will lose all work");
+                self.journal = None;
+                self.state.disable_journal();
+            }
+        }
+    }
+
+    /// Loads the journal's state once its workers are back (or the wait
+    /// is over), and drops journaled client sessions not resumed in time.
+    fn check_recovery(&mut self) {
+        if let Some(report) = self.state.check_recovery(Instant::now(), &mut self.outbox) {
+            info!(
+                "restored {} tasks from the journal: {} results kept on the workers that came back, {} to                  recompute if still needed, {} keys workers held that it did not know (freed)",
+                report.tasks, report.kept, report.missing, report.unknown_claims
+            );
+            if !report.absent_workers.is_empty() {
+                warn!(
+                    "workers that held journaled results did not come back in time: {}",
+                    report.absent_workers.join(", ")
+                );
+            }
+            self.compact_journal();
+        }
+        self.flush();
+    }
+
     fn flush(&mut self) {
+        self.write_journal();
         for out in self.outbox.messages.drain(..) {
             match out {
                 Outgoing::Worker(id, msg) => {
@@ -303,7 +432,21 @@ impl Actor for SchedulerActor {
                 act.flush();
             });
         }
+        if self.journal.is_some() && !self.journal_compact_interval.is_zero() {
+            ctx.run_interval(self.journal_compact_interval, |act, _| {
+                if act
+                    .journal
+                    .as_ref()
+                    .is_some_and(|j| j.appended >= JOURNAL_COMPACT_MIN_BYTES)
+                {
+                    act.compact_journal();
+                }
+            });
+        }
         ctx.run_interval(NO_WORKER_CHECK_INTERVAL, |act, _| {
+            if act.journal.is_some() {
+                act.check_recovery();
+            }
             act.state.expire_no_worker(Instant::now(), &mut act.outbox);
             if act.state.restart_pending() {
                 act.state.expire_restarts(Instant::now(), &mut act.outbox);
@@ -475,6 +618,9 @@ impl Handler<WorkerJoined> for SchedulerActor {
             warn!(worker = %name, "worker restarted by its nanny: {why}");
         }
         self.flush();
+        if self.state.recovering() {
+            self.check_recovery();
+        }
         Ok(id)
     }
 }
@@ -564,7 +710,12 @@ pub struct SchedulerHandle {
 pub fn start_scheduler(listener: TcpListener, options: SchedulerOptions) -> std::io::Result<SchedulerHandle> {
     let local = listener.local_addr()?;
     let address = format!("{}://{local}", options.security.scheme());
-    let actor = SchedulerActor::new(&options).start();
+    let mut actor = SchedulerActor::new(&options);
+    if let Some(path) = &options.journal {
+        let (journal, contents) = JournalFile::open(path).map_err(|e| std::io::Error::other(e.to_string()))?;
+        actor = actor.with_journal(journal, contents);
+    }
+    let actor = actor.start();
     let span = info_span!("scheduler", %address);
     let handle = SchedulerHandle {
         address: address.clone(),

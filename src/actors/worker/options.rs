@@ -70,6 +70,11 @@ pub struct WorkerOptions {
     /// A frame on the peer port that does not advance for this long closes
     /// its connection; `None`: no limit.
     pub frame_stall_timeout: Option<Duration>,
+    /// After losing the scheduler (a restart, a cut connection), how long
+    /// the worker keeps its results and keeps trying to register again
+    /// (announcing them) before it stops; zero: it stops at once (and
+    /// `rdask worker` exits with status 1), as before version 6.
+    pub reconnect_timeout: Duration,
 }
 
 impl Default for WorkerOptions {
@@ -96,6 +101,7 @@ impl Default for WorkerOptions {
             connect_timeout: transport::DEFAULT_CONNECT_TIMEOUT,
             scheduler_silence_timeout: Some(DEFAULT_SCHEDULER_SILENCE_TIMEOUT),
             frame_stall_timeout: Some(crate::actors::scheduler::DEFAULT_FRAME_STALL_TIMEOUT),
+            reconnect_timeout: DEFAULT_RECONNECT_TIMEOUT,
         }
     }
 }
@@ -106,6 +112,11 @@ impl Default for WorkerOptions {
 /// a huge graph, and a scheduler paused briefly should not lose its workers,
 /// so the default is generous (Dask's workers wait 60 s, `death-timeout`).
 pub const DEFAULT_SCHEDULER_SILENCE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Default of [`WorkerOptions::reconnect_timeout`]: as long as the
+/// scheduler silence a worker tolerates, time for a supervisor to start a
+/// new scheduler.
+pub const DEFAULT_RECONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Default size up to which a result travels inline with its completion.
 pub const DEFAULT_INLINE_LIMIT: u64 = 64 * 1024;
