@@ -128,7 +128,7 @@ fn a_restarted_scheduler_keeps_the_results_its_workers_still_hold() {
     let held: &[&str] = if h1 == h2 { &[] } else { &["a2"] };
     msgs.extend(register_with(&mut s, 12, other, held));
     let report = s.check_recovery(now, &mut o).expect("loaded once both are back");
-    msgs.extend(o.messages.drain(..));
+    msgs.append(&mut o.messages);
     assert_eq!(report.tasks, 3);
     assert_eq!(report.kept, if h1 == h2 { 1 } else { 2 });
     s.check_invariants().expect("invariants");
