@@ -11,142 +11,23 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use tokio::net::TcpListener;
-use tracing::{debug, error, info, info_span, warn, Instrument};
+use tracing::{debug, info, info_span, warn, Instrument};
 
-use super::journal::{JournalContents, JournalFile};
+use super::journal::JournalFile;
 use super::liveness::{check_workers, discount_stall, LivenessVerdict, WORKER_CHECK_INTERVAL};
 use super::session::{serve_connection, ConnectionSettings};
 use crate::scheduler::coordination::COORDINATION_TICK;
-use crate::scheduler::state::{
-    ClientId, Outbox, Outgoing, SchedulerConfig, SchedulerState, WorkerId, WorkerRegistration,
-};
-use crate::scheduler::JournalImage;
+use crate::scheduler::state::{ClientId, Outbox, Outgoing, SchedulerState, WorkerId, WorkerRegistration};
 use crate::wire::listener::{self, ListenerOptions};
+
+mod journal;
+mod options;
 use crate::wire::messages::*;
-use crate::wire::transport::{self, Sender, WriterOptions};
-use crate::wire::{FrameLimits, ReadTimeouts, Security, WireError};
+use crate::wire::transport::{Sender, WriterOptions};
+use crate::wire::{ReadTimeouts, WireError};
+use journal::first_session_id;
+pub use options::*;
 
-/// Settings of a scheduler process.
-#[derive(Clone, Debug)]
-pub struct SchedulerOptions {
-    /// State machine settings.
-    pub state: SchedulerConfig,
-    /// Limits on frames read from peers.
-    pub limits: FrameLimits,
-    /// A worker silent for this long is removed as dead.
-    pub worker_timeout: Duration,
-    /// A worker paused (memory past its pause threshold) for this long is
-    /// asked to give up the tasks it has not started, which go to running
-    /// workers or, if none can run them, wait in `no-worker` with their
-    /// clients told why.
-    pub paused_worker_timeout: Duration,
-    /// Most connections still in their handshake at once; more are closed at
-    /// accept, so a flood of silent connections cannot exhaust the scheduler.
-    pub max_pending_handshakes: usize,
-    /// How long a new connection has to complete its handshake (and a
-    /// worker its registration) before it is closed; capped by
-    /// [`transport::HANDSHAKE_TIMEOUT`].
-    pub handshake_timeout: Duration,
-    /// A client whose connection drops without `CloseClient` keeps its keys
-    /// this long (a client on a flaky network, or one restarting), then
-    /// they are released as if it had closed.
-    pub client_grace: Duration,
-    /// TLS and token settings of the scheduler port (default: plain TCP).
-    pub security: Security,
-    /// Most open connections (clients, workers, handshakes); the newest
-    /// past it are refused with a handshake reply saying so. Lowered at
-    /// start to fit the open-files limit, which is first raised to its hard
-    /// limit.
-    pub max_connections: usize,
-    /// Bytes queued for one client or worker and not yet sent, past which
-    /// the connection is cut as not reading.
-    pub max_unsent_bytes_per_connection: u64,
-    /// The scheduler sends an empty batch to a client or worker it has sent
-    /// nothing else for this long, so that they can tell a quiet scheduler
-    /// from a silent (stopped, cut off) one.
-    pub keepalive_interval: Duration,
-    /// A frame from a client or worker that does not advance by
-    /// [`crate::wire::codec::FRAME_PROGRESS_BYTES`] (or end) within this
-    /// long closes the connection; `None`: no limit.
-    pub frame_stall_timeout: Option<Duration>,
-    /// A client that sends nothing (Rust clients send a keep-alive every
-    /// [`crate::client::CLIENT_KEEPALIVE_INTERVAL`] when idle) for this long
-    /// is taken as lost: its connection is closed and its keys are kept for
-    /// `client_grace`. `None`: no limit.
-    pub client_silence_timeout: Option<Duration>,
-    /// The journal file (`rdask scheduler --journal FILE`): graph
-    /// submissions, results, releases and client wants are appended to it,
-    /// and a scheduler started on an existing journal rebuilds its state
-    /// from it (docs/resilience.md, "Scheduler restart"). `None`: no
-    /// journal; a restart loses all work, as Dask's.
-    pub journal: Option<std::path::PathBuf>,
-    /// Appended journal entries reach the disk (`fdatasync`) at most this
-    /// long after they are written; zero: after every entry.
-    pub journal_fsync_interval: Duration,
-    /// How often the journal is compacted (the live state written as a
-    /// snapshot in place of its history) once it grew by
-    /// [`JOURNAL_COMPACT_MIN_BYTES`].
-    pub journal_compact_interval: Duration,
-}
-
-/// Default of [`SchedulerOptions::journal_fsync_interval`].
-pub const DEFAULT_JOURNAL_FSYNC_INTERVAL: Duration = Duration::from_secs(1);
-/// Default of [`SchedulerOptions::journal_compact_interval`].
-pub const DEFAULT_JOURNAL_COMPACT_INTERVAL: Duration = Duration::from_secs(60);
-/// A journal that grew by less than this since its last compaction is not
-/// compacted (rewriting the state would cost more than it saves).
-pub const JOURNAL_COMPACT_MIN_BYTES: u64 = 4 * 1024 * 1024;
-
-impl Default for SchedulerOptions {
-    fn default() -> Self {
-        SchedulerOptions {
-            state: SchedulerConfig::default(),
-            limits: FrameLimits::default(),
-            worker_timeout: DEFAULT_WORKER_TIMEOUT,
-            paused_worker_timeout: DEFAULT_PAUSED_WORKER_TIMEOUT,
-            max_pending_handshakes: DEFAULT_MAX_PENDING_HANDSHAKES,
-            handshake_timeout: transport::HANDSHAKE_TIMEOUT,
-            client_grace: DEFAULT_CLIENT_GRACE,
-            security: Security::default(),
-            max_connections: listener::DEFAULT_MAX_CONNECTIONS,
-            max_unsent_bytes_per_connection: DEFAULT_MAX_UNSENT_BYTES_PER_CONNECTION,
-            keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
-            frame_stall_timeout: Some(DEFAULT_FRAME_STALL_TIMEOUT),
-            client_silence_timeout: Some(DEFAULT_CLIENT_SILENCE_TIMEOUT),
-            journal: None,
-            journal_fsync_interval: DEFAULT_JOURNAL_FSYNC_INTERVAL,
-            journal_compact_interval: DEFAULT_JOURNAL_COMPACT_INTERVAL,
-        }
-    }
-}
-
-/// Default of [`SchedulerOptions::client_silence_timeout`]: twelve missed
-/// keep-alives, as the clients' and workers' own tolerance of a silent
-/// scheduler.
-pub const DEFAULT_CLIENT_SILENCE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Default grace period of a vanished client: long enough to ride out a
-/// brief network hiccup, short enough that an abandoned client's results do
-/// not hold worker memory for long.
-pub const DEFAULT_CLIENT_GRACE: Duration = Duration::from_secs(5);
-
-/// Default budget of unsent bytes per client or worker connection: far
-/// above what a reading peer lets queue up, small enough that a peer that
-/// stops reading cannot take the scheduler's memory.
-pub const DEFAULT_MAX_UNSENT_BYTES_PER_CONNECTION: u64 = 256 * 1024 * 1024;
-/// Default interval of the scheduler's keep-alive to clients and workers.
-pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
-/// Default time a frame in progress may go without advancing.
-pub const DEFAULT_FRAME_STALL_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A worker that sent nothing (not even a heartbeat) for this long is dead.
-pub const DEFAULT_WORKER_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default time a worker may stay paused before its waiting tasks are
-/// moved elsewhere: as long as the worker timeout, so that a worker whose
-/// memory falls again soon (a spill catching up) keeps its queue.
-pub const DEFAULT_PAUSED_WORKER_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default cap on connections in their handshake.
-pub const DEFAULT_MAX_PENDING_HANDSHAKES: usize = 1024;
 /// How often the scheduler errs tasks that waited too long for a worker
 /// (`SchedulerState::expire_no_worker`), and answers restarts whose
 /// workers did not come back in time (`SchedulerState::expire_restarts`):
@@ -176,17 +57,6 @@ pub struct SchedulerActor {
     journal: Option<JournalFile>,
     journal_fsync_interval: Duration,
     journal_compact_interval: Duration,
-}
-
-/// The first id this scheduler gives a client or worker session: the start
-/// time in seconds, shifted so that a restarted scheduler's ids never meet
-/// its predecessor's (a reconnecting client names its previous session by
-/// id) unless it started within the same second after a million sessions.
-fn first_session_id() -> u64 {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    (secs << 20).max(1)
 }
 
 struct WorkerConn {
@@ -228,90 +98,6 @@ impl SchedulerActor {
             journal_fsync_interval: options.journal_fsync_interval,
             journal_compact_interval: options.journal_compact_interval,
         }
-    }
-
-    /// A scheduler keeping `journal`, whose `contents` (read from it at
-    /// start) it rebuilds its state from.
-    fn with_journal(mut self, journal: JournalFile, contents: JournalContents) -> Self {
-        let image = JournalImage::from_records(contents.records);
-        self.state.enable_journal();
-        if !image.is_empty() {
-            info!(
-                journal = %journal.path().display(),
-                "restarting from the journal: {} tasks, {} results in memory on {} workers, {} client sessions;                  waiting up to {} s for those workers to register again",
-                image.tasks.len(),
-                image.memory.len(),
-                image.memory.values().map(|(w, _)| w).collect::<std::collections::BTreeSet<_>>().len(),
-                image.wants.len(),
-                self.state.config_journal_worker_wait_s()
-            );
-            self.next_id = self.next_id.max(image.max_session_id + 1);
-            self.state.begin_recovery(image, Instant::now());
-        }
-        self.journal = Some(journal);
-        self.compact_journal();
-        self
-    }
-
-    /// Appends the journal records of the events handled since the last
-    /// call. A journal that cannot be written is given up with an error
-    /// line (the scheduler runs on without one).
-    fn write_journal(&mut self) {
-        let Some(journal) = self.journal.as_mut() else {
-            return;
-        };
-        let records = self.state.take_journal_records();
-        let result = journal
-            .append(&records)
-            .and_then(|()| journal.sync_if_due(self.journal_fsync_interval));
-        if let Err(e) = result {
-            error!("{e}; the scheduler runs on WITHOUT a journal: a restart will lose all work");
-            self.journal = None;
-            self.state.disable_journal();
-        }
-    }
-
-    /// Writes the live state as the journal's snapshot in place of its
-    /// history.
-    fn compact_journal(&mut self) {
-        let Some(journal) = self.journal.as_mut() else {
-            return;
-        };
-        // The snapshot holds the effect of every record not written yet.
-        self.state.take_journal_records();
-        let snapshot = self.state.journal_snapshot();
-        let started = Instant::now();
-        match journal.compact(&snapshot) {
-            Ok(()) => debug!(
-                "journal compacted: {} records in {:.1} ms",
-                snapshot.len(),
-                started.elapsed().as_secs_f64() * 1e3
-            ),
-            Err(e) => {
-                error!("{e}; the scheduler runs on WITHOUT a journal: a restart will lose all work");
-                self.journal = None;
-                self.state.disable_journal();
-            }
-        }
-    }
-
-    /// Loads the journal's state once its workers are back (or the wait
-    /// is over), and drops journaled client sessions not resumed in time.
-    fn check_recovery(&mut self) {
-        if let Some(report) = self.state.check_recovery(Instant::now(), &mut self.outbox) {
-            info!(
-                "restored {} tasks from the journal: {} results kept on the workers that came back, {} to                  recompute if still needed, {} keys workers held that it did not know (freed)",
-                report.tasks, report.kept, report.missing, report.unknown_claims
-            );
-            if !report.absent_workers.is_empty() {
-                warn!(
-                    "workers that held journaled results did not come back in time: {}",
-                    report.absent_workers.join(", ")
-                );
-            }
-            self.compact_journal();
-        }
-        self.flush();
     }
 
     fn flush(&mut self) {
