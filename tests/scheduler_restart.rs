@@ -179,3 +179,40 @@ fn without_a_journal_a_restart_errs_the_clients_futures_clearly() {
     let info = client.worker_info(&waddr).expect("worker info");
     eprintln!("the worker holds {} keys after the restart", info.nkeys);
 }
+
+#[test]
+fn a_worker_and_a_client_that_cannot_reconnect_give_up_after_their_bound_saying_why() {
+    let dir = TempDir::new("give-up");
+    let port = free_port();
+    let addr = format!("tcp://127.0.0.1:{port}");
+    let s = scheduler_on(port, None, &dir.0.join("scheduler.log"));
+    let wlog = dir.0.join("worker.log");
+    let (mut w, _) = start_logging_to(
+        Command::new(rdask_bin())
+            .args(["worker", &addr, "--name", "w0", "--nthreads", "1"])
+            .env("RDASK_WORKER__RECONNECT_TIMEOUT_S", "2"),
+        "rdask worker",
+        &wlog,
+    );
+    let options = rdask::ClientOptions {
+        reconnect_timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let client = Client::connect_with(&addr, options).expect("client connects");
+    wait_for_workers(&client, 1);
+    let long = client.submit(sleep_ms, (60_000u64,)).expect("submit");
+    s.signal("KILL");
+    drop(s);
+    let t0 = Instant::now();
+    match long.result() {
+        Err(Error::Disconnected(why)) => assert!(why.contains("could not reconnect within 2s"), "{why}"),
+        other => panic!("expected Disconnected, got {other:?}"),
+    }
+    eprintln!("the client gave up {:?} after the kill", t0.elapsed());
+    assert_eq!(w.wait_exit(), Some(1), "a worker that gives up exits with status 1");
+    let text = std::fs::read_to_string(&wlog).unwrap_or_default();
+    assert!(
+        text.contains("could not register with the scheduler again within 2s"),
+        "the worker logged:\n{text}"
+    );
+}
