@@ -243,7 +243,8 @@ config_section! {
         /// Seconds to keep trying to reach the scheduler at start while nothing listens there.
         connect_timeout_s: f64 = worker_defaults().connect_timeout.as_secs_f64(),
         /// Seconds without anything (not even a keep-alive) from the scheduler after which the worker
-        /// exits non-zero; 0 = never.
+        /// takes it as lost (then tries to register again for reconnect_timeout_s, and exits non-zero if it
+        /// cannot); 0 = never.
         scheduler_silence_timeout_s: f64 = secs_or_zero(worker_defaults().scheduler_silence_timeout),
         /// Seconds a worker that lost its scheduler keeps its results and keeps trying to register again
         /// (announcing them) before it exits with status 1; 0 = exit at once.

@@ -63,9 +63,10 @@ pub struct WorkerOptions {
     /// How long to keep trying to reach the scheduler at start while nothing
     /// listens there (a worker may start before its scheduler).
     pub connect_timeout: Duration,
-    /// The worker shuts down (and `rdask worker` exits non-zero) when
-    /// nothing, not even a keep-alive, arrived from the scheduler for this
-    /// long; `None`: never.
+    /// The worker takes the scheduler as lost when nothing, not even a
+    /// keep-alive, arrived from it for this long (it then tries to register
+    /// again for `reconnect_timeout`, and shuts down, `rdask worker`
+    /// exiting non-zero, if it cannot); `None`: never.
     pub scheduler_silence_timeout: Option<Duration>,
     /// A frame on the peer port that does not advance for this long closes
     /// its connection; `None`: no limit.

@@ -71,6 +71,9 @@ impl WorkerActor {
     }
 
     fn scheduler_lost(&mut self, why: String, ctx: &mut Context<Self>) {
+        if ctx.state() != ActorState::Running {
+            return; // closing already (told to by the scheduler, or a signal)
+        }
         if self.reconnect_timeout.is_zero() {
             error!(worker = %self.name, "{why}; shutting down");
             ctx.stop();
