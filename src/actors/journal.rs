@@ -52,7 +52,9 @@ pub enum JournalError {
         source: std::io::Error,
     },
     /// The file is not a journal.
-    #[error("journal {0}: not an rdask journal (it does not start with \"RDASKJ1\"); move it away or name another file")]
+    #[error(
+        "journal {0}: not an rdask journal (it does not start with \"RDASKJ1\"); move it away or name another file"
+    )]
     NotAJournal(PathBuf),
     /// A record could not be encoded.
     #[error("journal: cannot encode a record: {0}")]
