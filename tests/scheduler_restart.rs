@@ -216,3 +216,46 @@ fn a_worker_and_a_client_that_cannot_reconnect_give_up_after_their_bound_saying_
         "the worker logged:\n{text}"
     );
 }
+
+#[test]
+fn a_client_cut_off_by_the_same_scheduler_reconnects_and_its_futures_resume() {
+    // The scheduler closes a client silent for 1 s (its keep-alive comes
+    // every 5 s), so a client waiting for a 4 s task is cut off several
+    // times; each time it reconnects within the grace period and its new
+    // session takes over the old one's keys.
+    let dir = TempDir::new("cut-client");
+    let cfg = dir.0.join("rdask.toml");
+    std::fs::write(&cfg, "[scheduler]\nclient_silence_timeout_s = 1\n").expect("config");
+    let port = free_port();
+    let addr = format!("tcp://127.0.0.1:{port}");
+    let log = dir.0.join("scheduler.log");
+    let _s = start_logged(
+        Command::new(rdask_bin()).arg("--config").arg(&cfg).args([
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ]),
+        &["rdask scheduler listening on"],
+        &log,
+    )
+    .0;
+    let (_w, _) = worker_with(&addr, "w0", &["--nthreads", "1"]);
+    let client = Client::connect(&addr).expect("client connects");
+    wait_for_workers(&client, 1);
+    let slow = client.submit(sleep_ms, (4_000u64,)).expect("submit");
+    let value = slow
+        .result_timeout(Some(STARTUP))
+        .expect("the future resumes on the new session");
+    assert_eq!(value, 4_000);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let cuts = text.matches("client connection closed").count();
+    eprintln!("the client was cut off {cuts} times while it waited");
+    assert!(cuts >= 1, "the scheduler never cut the client off:\n{text}");
+    // Its key is wanted by the live session only: released, it is forgotten.
+    drop(slow);
+    wait_until("the scheduler forgets the released key", || {
+        client.scheduler_info().expect("info").ntasks == 0
+    });
+}
