@@ -3,7 +3,9 @@
 //! the same journal, it resumes the client's future, and the results the
 //! workers held are not computed again (counted by the workers). Without a
 //! journal the client's futures err clearly instead. Also a torn journal
-//! tail, dropped with a log line.
+//! tail, dropped with a log line; a worker and a client that cannot
+//! reconnect giving up after their bound; and a client cut off by a
+//! scheduler that lives on, resuming its future on a new session.
 
 use std::io::Write as _;
 use std::path::Path;
