@@ -161,7 +161,9 @@ fn a_stopped_scheduler_fails_waiting_calls_and_stops_workers() {
     let dir = TempDir::new("silent");
     let cfg = config(
         &dir,
-        "[scheduler]\nkeepalive_interval_s = 0.2\n[worker]\nscheduler_silence_timeout_s = 2\n",
+        // Reconnection off: this is about telling a silent scheduler (with
+        // it on, they would then try to reconnect; tests/scheduler_restart.rs).
+        "[scheduler]\nkeepalive_interval_s = 0.2\n[worker]\nscheduler_silence_timeout_s = 2\nreconnect_timeout_s = 0\n",
     );
     let (sched, addr, _log) = scheduler_logged(&dir, &cfg, &[]);
     let wlog = dir.0.join("worker.log");
@@ -175,6 +177,7 @@ fn a_stopped_scheduler_fails_waiting_calls_and_stops_workers() {
     );
     let options = ClientOptions {
         scheduler_silence_timeout: Some(Duration::from_secs(2)),
+        reconnect_timeout: Duration::ZERO,
         ..ClientOptions::default()
     };
     let client = Client::connect_with(&addr, options).expect("client connects");

@@ -412,7 +412,12 @@ fn the_async_client_shares_locks_and_queues_and_a_multilock_takes_all_or_nothing
 #[test]
 fn a_wait_fails_with_a_clear_error_when_the_scheduler_dies() -> anyhow::Result<()> {
     let (s, addr) = scheduler();
-    let client = Client::connect(&addr)?;
+    // Not reconnecting (the default reconnects for 30 s first).
+    let options = rdask::ClientOptions {
+        reconnect_timeout: Duration::ZERO,
+        ..Default::default()
+    };
+    let client = Client::connect_with(&addr, options)?;
     let queue = Queue::<u64>::new(&client, "never");
     let waiting = std::thread::spawn(move || {
         let t0 = Instant::now();

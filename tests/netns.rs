@@ -137,10 +137,15 @@ fn a_worker_cut_off_from_the_network_is_lost_and_cannot_corrupt_state_when_it_re
         Command::new(rdask).args(["worker", &addr, "--name", "w2", "--listen-host", &host_ip]),
         "rdask worker",
     );
+    // Without reconnection: this test checks that a removed worker does
+    // not carry on with state the scheduler dropped. (With it, the default,
+    // the worker registers again, announcing what it holds, and the
+    // scheduler keeps or frees each key: tests/scheduler_restart.rs.)
     let (mut cut, _) = start(
         Command::new("ip")
             .args(["netns", "exec", &netns.ns, rdask, "worker", &addr, "--name", "cut"])
-            .args(["--listen-host", &ns_ip]),
+            .args(["--listen-host", &ns_ip])
+            .env("RDASK_WORKER__RECONNECT_TIMEOUT_S", "0"),
         "rdask worker",
     );
     let client = Client::connect(&addr).expect("client connects");

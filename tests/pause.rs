@@ -213,6 +213,7 @@ fn tasks_waiting_on_a_worker_paused_past_the_timeout_run_elsewhere() {
         resources: Vec::new(),
         restarted: None,
         nanny: false,
+        keys: Vec::new(),
     }];
     w.write_all(&raw::frame(&raw::encode(&register))).expect("register");
     read_until(&mut w, "Registered", |m| {

@@ -507,12 +507,25 @@ fn sigterm_retires_a_worker_gracefully() {
     assert_settles(&client);
 }
 
+/// With reconnection turned off (`worker.reconnect_timeout_s = 0`,
+/// `ClientOptions::reconnect_timeout` zero), a dead scheduler ends workers
+/// and futures at once, as before version 6. With it on (the default),
+/// see tests/scheduler_restart.rs.
 #[test]
 fn when_the_scheduler_dies_workers_exit_nonzero_and_futures_error() {
     let cfg = config("scheduler-dies", "");
     let (mut s, addr) = scheduler_with(&cfg);
-    let (mut w, _) = worker(&addr, "orphan");
-    let client = Client::connect(&addr).expect("client connects");
+    let (mut w, _) = start(
+        Command::new(rdask_bin())
+            .args(["worker", &addr, "--nthreads", "1", "--name", "orphan"])
+            .env("RDASK_WORKER__RECONNECT_TIMEOUT_S", "0"),
+        "rdask worker",
+    );
+    let options = rdask::ClientOptions {
+        reconnect_timeout: Duration::ZERO,
+        ..Default::default()
+    };
+    let client = Client::connect_with(&addr, options).expect("client connects");
     wait_until("worker registered", || nworkers(&client) == 1);
     let long = client.submit(sleep_ms, (60_000u64,)).expect("submit");
     s.signal("KILL");

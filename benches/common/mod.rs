@@ -42,6 +42,7 @@ pub fn add_workers(s: &mut rdask::scheduler::state::SchedulerState, nworkers: us
                 resources: Vec::new(),
                 restarted: None,
                 nanny: false,
+                keys: Vec::new(),
             },
             &mut out,
         )

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use tokio::sync::{oneshot, Notify};
 use tracing::warn;
 
+use crate::client::link::{reconnect as reconnect_link, Reconnect};
 use crate::wire::messages::*;
 use crate::wire::transport::{self, Reader};
 use crate::wire::{FrameLimits, ReadTimeouts, WireError};
@@ -140,6 +141,8 @@ pub struct ClientActor {
     /// The scheduler's address, for messages.
     address: String,
     timeouts: ReadTimeouts,
+    /// How to connect again after losing the scheduler; `None`: never.
+    reconnect: Option<Reconnect>,
 }
 
 impl ClientActor {
@@ -151,7 +154,16 @@ impl ClientActor {
             limits,
             address: String::new(),
             timeouts: ReadTimeouts::default(),
+            reconnect: None,
         }
+    }
+
+    /// The same actor, connecting again when the connection is lost (for
+    /// `reconnect.timeout`, if not zero) instead of failing every waiting
+    /// call at once; see `client::link`.
+    pub(crate) fn reconnecting(mut self, reconnect: Reconnect) -> Self {
+        self.reconnect = Some(reconnect).filter(|r| !r.timeout.is_zero());
+        self
     }
 
     /// The same actor, failing every waiting call with `scheduler at
@@ -175,22 +187,36 @@ impl Actor for ClientActor {
         let me = ctx.address();
         let (limits, timeouts) = (self.limits, self.timeouts);
         let address = self.address.clone();
+        let (shared, reconnect) = (self.shared.clone(), self.reconnect.clone());
         let read = async move {
             loop {
-                match transport::read_batch_within::<ToClient>(&mut reader, &limits, &timeouts).await {
-                    Ok(Some(messages)) => {
-                        if messages.is_empty() {
-                            continue; // a keep-alive
+                let why = loop {
+                    match transport::read_batch_within::<ToClient>(&mut reader, &limits, &timeouts).await {
+                        Ok(Some(messages)) => {
+                            if messages.is_empty() {
+                                continue; // a keep-alive
+                            }
+                            if me.send(FromScheduler(messages)).await.is_err() {
+                                return "client actor stopped".to_string();
+                            }
                         }
-                        if me.send(FromScheduler(messages)).await.is_err() {
-                            return "client actor stopped".to_string();
+                        Ok(None) => break "the scheduler closed the connection".to_string(),
+                        Err(WireError::Silent(after)) => {
+                            break format!("scheduler at {address} silent for {} s", after.as_secs_f64())
                         }
+                        Err(e) => break format!("lost the connection to the scheduler: {e}"),
                     }
-                    Ok(None) => return "the scheduler closed the connection".to_string(),
-                    Err(WireError::Silent(after)) => {
-                        return format!("scheduler at {address} silent for {} s", after.as_secs_f64())
-                    }
-                    Err(e) => return format!("lost the connection to the scheduler: {e}"),
+                };
+                let Some(r) = &reconnect else {
+                    return why;
+                };
+                // Answers to requests in flight went with the connection:
+                // those calls fail (Disconnected); futures wait on.
+                shared.lock().requests.clear();
+                warn!("{why}; reconnecting (for up to {:?})", r.timeout);
+                match reconnect_link(r, &shared, why).await {
+                    Ok(again) => reader = again,
+                    Err(why) => return why,
                 }
             }
         };

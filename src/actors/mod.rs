@@ -2,6 +2,7 @@
 //! to sockets, threads and each other.
 
 pub mod client;
+pub mod journal;
 pub mod liveness;
 pub mod peer;
 pub mod scheduler;

@@ -290,6 +290,7 @@ async fn read_registration(
                 resources,
                 restarted,
                 nanny,
+                keys,
             }) => Ok(WorkerRegistration {
                 name,
                 address,
@@ -299,6 +300,7 @@ async fn read_registration(
                 resources,
                 restarted,
                 nanny,
+                keys,
             }),
             _ => Err(WireError::Malformed(
                 "a worker's first message must be RegisterWorker".into(),

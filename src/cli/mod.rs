@@ -100,6 +100,10 @@ pub enum Command {
         /// Port of the HTTP endpoint (/health, /metrics, /api/v1/info); 0: any free port [config: scheduler.http_port].
         #[arg(long)]
         http_port: Option<u16>,
+        /// Journal file: the scheduler appends its work to it and, started again on the same file, rebuilds
+        /// its state from it, so a restart loses no work [config: scheduler.journal].
+        #[arg(long, value_name = "FILE")]
+        journal: Option<PathBuf>,
         /// TLS and token.
         #[command(flatten)]
         security: SecurityArgs,
@@ -278,10 +282,19 @@ pub fn run(cli: Cli) -> i32 {
             worker_timeout,
             no_worker_timeout,
             http_port,
+            journal,
             security,
         } => {
             let mut flags = Vec::new();
             security.push_flags("scheduler", &mut flags);
+            if let Some(j) = journal {
+                flags.push(FlagValue::new(
+                    "scheduler",
+                    "journal",
+                    "--journal",
+                    j.to_string_lossy().into_owned(),
+                ));
+            }
             if let Some(h) = host {
                 flags.push(FlagValue::new("scheduler", "host", "--host", h));
             }

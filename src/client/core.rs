@@ -8,17 +8,17 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use super::link::{dial, Dial, Reconnect, SchedulerLink};
 use super::{ClientOptions, Error, ReturnWhen, WaitResult};
 use crate::actors::client::{ClientActor, KeyStatus, Shared, SharedState};
 use crate::actors::peer::PeerPool;
 use crate::runtime::Runtime;
 use crate::wire::messages::*;
-use crate::wire::transport::{self, Sender};
 use crate::wire::{FrameLimits, WireError};
 
 pub(crate) struct Core {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) sender: Sender<FromClient>,
+    pub(crate) sender: Arc<SchedulerLink>,
     pub(crate) peers: PeerPool,
     next_request: AtomicU64,
     pub(crate) address: String,
@@ -232,42 +232,38 @@ pub(crate) async fn connect(address: String, options: ClientOptions) -> Result<A
     let runtime = Runtime::new("rdask-client").map_err(|e| Error::Wire(e.to_string()))?;
     let shared = Arc::new(Shared::default());
     let sh = shared.clone();
-    let addr = address.clone();
-    let n = name.clone();
-    let sec = security.clone();
-    let (connect_timeout, silence) = (options.connect_timeout, options.scheduler_silence_timeout);
-    let sender = runtime
+    let d = Dial {
+        address: address.clone(),
+        name: name.clone(),
+        security: security.clone(),
+        limits,
+    };
+    let (connect_timeout, silence, reconnect_timeout) = (
+        options.connect_timeout,
+        options.scheduler_silence_timeout,
+        options.reconnect_timeout,
+    );
+    let link = runtime
         .run(async move {
-            let (mut reader, write) =
-                transport::connect_retrying(&addr, Role::Client, &n, &sec, connect_timeout).await?;
-            let first = tokio::time::timeout(
-                transport::HANDSHAKE_TIMEOUT,
-                transport::read_batch::<ToClient>(&mut reader, &limits),
-            )
-            .await
-            .map_err(|_| WireError::Timeout("the scheduler sent no welcome".into()))??;
-            match first {
-                Some(msgs) => {
-                    let mut st = sh.lock();
-                    for m in msgs {
-                        crate::actors::client::apply(&mut st, m);
-                    }
-                }
-                None => return Err(WireError::Closed),
-            }
-            let writer = transport::WriterOptions {
-                keepalive: Some(super::CLIENT_KEEPALIVE_INTERVAL),
-                ..Default::default()
+            let (reader, sender) = dial(&d, &sh, connect_timeout).await?;
+            let link = Arc::new(SchedulerLink::new(sender));
+            let reconnect = Reconnect {
+                dial: d.clone(),
+                link: link.clone(),
+                timeout: reconnect_timeout,
             };
-            let sender = transport::spawn_writer_with::<FromClient>(write, format!("scheduler {addr}"), writer);
-            actix::Actor::start(ClientActor::new(sh, reader, limits).watching(&addr, silence));
-            Ok::<_, WireError>(sender)
+            actix::Actor::start(
+                ClientActor::new(sh, reader, limits)
+                    .watching(&d.address, silence)
+                    .reconnecting(reconnect),
+            );
+            Ok::<_, WireError>(link)
         })
         .await
         .ok_or_else(|| Error::Wire("client runtime stopped".into()))??;
     Ok(Arc::new(Core {
         shared,
-        sender,
+        sender: link,
         peers: PeerPool::new(&name, limits).with_security(security),
         next_request: AtomicU64::new(1),
         address,

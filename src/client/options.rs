@@ -29,7 +29,18 @@ pub struct ClientOptions {
     /// nothing (not even a keep-alive) arrived from the scheduler for this
     /// long; `None`: wait forever (`client.scheduler_silence_timeout_s`).
     pub scheduler_silence_timeout: Option<Duration>,
+    /// After losing the scheduler connection, how long to keep trying to
+    /// connect again (with back-off) before every waiting call fails with
+    /// `Error::Disconnected`; zero: fail at once (`client.reconnect_timeout_s`).
+    /// Reconnected, the client re-declares the keys it holds futures for
+    /// (`ReconnectClient`): a scheduler restarted from its journal resumes
+    /// them, one without a journal errs each with `the scheduler restarted
+    /// without a journal; work lost`.
+    pub reconnect_timeout: Duration,
 }
+
+/// Default of [`ClientOptions::reconnect_timeout`]: Dask's connect timeout.
+pub const DEFAULT_CLIENT_RECONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for ClientOptions {
     fn default() -> Self {
@@ -39,6 +50,7 @@ impl Default for ClientOptions {
             limits: FrameLimits::default(),
             connect_timeout: transport::DEFAULT_CONNECT_TIMEOUT,
             scheduler_silence_timeout: Some(crate::actors::worker::DEFAULT_SCHEDULER_SILENCE_TIMEOUT),
+            reconnect_timeout: DEFAULT_CLIENT_RECONNECT_TIMEOUT,
         }
     }
 }

@@ -187,6 +187,21 @@ config_section! {
         /// Dask's locks.lease-timeout: seconds a lock or semaphore lease survives its holder's connection
         /// sending nothing (not even a keep-alive, sent every 5 s); 0 = only a closed connection frees it.
         lease_timeout_s: f64 = scheduler_defaults().state.lease_timeout_s,
+        /// Journal file: graph submissions, results, releases and client wants are appended to it, and a
+        /// scheduler started on an existing journal rebuilds its state from it (docs/resilience.md);
+        /// unset: no journal (a restart loses all work).
+        journal: Option<PathBuf> = None,
+        /// Seconds within which appended journal entries reach the disk (fdatasync); 0 = after every entry.
+        journal_fsync_interval_s: f64 = scheduler_defaults().journal_fsync_interval.as_secs_f64(),
+        /// Seconds between journal compactions (the live state written in place of the history, once the
+        /// journal grew by 4 MiB); 0 = never.
+        journal_compact_interval_s: f64 = scheduler_defaults().journal_compact_interval.as_secs_f64(),
+        /// Restarting from a journal: seconds to wait for the workers that held results to register again
+        /// before loading it anyway (their results are then recomputed if needed).
+        journal_worker_wait_s: f64 = scheduler_defaults().state.journal_worker_wait_s,
+        /// Restarting from a journal: seconds a journaled client session keeps its keys waiting for its
+        /// client to reconnect.
+        journal_client_wait_s: f64 = scheduler_defaults().state.journal_client_wait_s,
     }
 }
 
@@ -228,8 +243,12 @@ config_section! {
         /// Seconds to keep trying to reach the scheduler at start while nothing listens there.
         connect_timeout_s: f64 = worker_defaults().connect_timeout.as_secs_f64(),
         /// Seconds without anything (not even a keep-alive) from the scheduler after which the worker
-        /// exits non-zero; 0 = never.
+        /// takes it as lost (then tries to register again for reconnect_timeout_s, and exits non-zero if it
+        /// cannot); 0 = never.
         scheduler_silence_timeout_s: f64 = secs_or_zero(worker_defaults().scheduler_silence_timeout),
+        /// Seconds a worker that lost its scheduler keeps its results and keeps trying to register again
+        /// (announcing them) before it exits with status 1; 0 = exit at once.
+        reconnect_timeout_s: f64 = worker_defaults().reconnect_timeout.as_secs_f64(),
         /// Run the worker under a nanny, a supervising process that restarts it when it crashes or
         /// passes memory_terminate (Dask's --nanny; `rdask cluster up` turns it on).
         nanny: bool = false,
@@ -251,6 +270,10 @@ config_section! {
         /// Seconds without anything (not even a keep-alive) from the scheduler after which every waiting
         /// call fails with "scheduler at ADDR silent for N s"; 0 = never.
         scheduler_silence_timeout_s: f64 = secs_or_zero(ClientOptions::default().scheduler_silence_timeout),
+        /// Seconds a client that lost the scheduler keeps trying to connect again (its futures then resume
+        /// with a journaled scheduler, or err clearly without one) before its waiting calls fail; 0 = fail
+        /// at once.
+        reconnect_timeout_s: f64 = ClientOptions::default().reconnect_timeout.as_secs_f64(),
         /// Tasks per graph update when mapping over many inputs.
         map_chunk: usize = crate::client::MAP_CHUNK,
         /// Most bytes asked of one worker in one request when gathering.
@@ -387,6 +410,8 @@ impl RdaskConfig {
         state.empty_cluster_timeout_s = s.empty_cluster_timeout_s;
         state.paused_cluster_timeout_s = s.paused_cluster_timeout_s;
         state.lease_timeout_s = s.lease_timeout_s;
+        state.journal_worker_wait_s = s.journal_worker_wait_s;
+        state.journal_client_wait_s = s.journal_client_wait_s;
         SchedulerOptions {
             state,
             limits: self.wire.limits(),
@@ -404,6 +429,9 @@ impl RdaskConfig {
             // Reading the certificate files can fail, so it is not done
             // here: [`Self::scheduler_security`] loads `[security]`.
             security: Security::default(),
+            journal: s.journal.clone(),
+            journal_fsync_interval: Duration::from_secs_f64(s.journal_fsync_interval_s.max(0.0)),
+            journal_compact_interval: Duration::from_secs_f64(s.journal_compact_interval_s.max(0.0)),
         }
     }
 
@@ -451,6 +479,7 @@ impl RdaskConfig {
         Ok(ClientOptions {
             connect_timeout: Duration::from_secs_f64(self.client.connect_timeout_s.max(0.0)),
             scheduler_silence_timeout: zero_is_never(self.client.scheduler_silence_timeout_s),
+            reconnect_timeout: Duration::from_secs_f64(self.client.reconnect_timeout_s.max(0.0)),
             ..ClientOptions::with_security(self.client_security()?)
         })
     }
@@ -477,6 +506,7 @@ impl RdaskConfig {
             connect_timeout: Duration::from_secs_f64(w.connect_timeout_s.max(0.0)),
             scheduler_silence_timeout: zero_is_never(w.scheduler_silence_timeout_s),
             frame_stall_timeout: self.wire.frame_stall_timeout(),
+            reconnect_timeout: Duration::from_secs_f64(w.reconnect_timeout_s.max(0.0)),
             // Loaded by [`Self::worker_security`]: reading files can fail.
             security: Security::default(),
             restarted: None,

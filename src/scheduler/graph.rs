@@ -13,6 +13,39 @@ use crate::wire::messages::{Arg, ErrorKind, Key, Payload, TaskFailure, TaskSpec,
 
 impl SchedulerState {
     pub(super) fn update_graph(&mut self, c: ClientId, tasks: Vec<TaskSpec>, wanted: Vec<Key>, out: &mut Outbox) {
+        if let Some(j) = self.journal.as_mut() {
+            j.push(super::journal::JournalRecord::Submit { tasks: tasks.clone() });
+        }
+        let (created, order) = self.intake(tasks, out);
+        // 6. Schedule, dependencies first.
+        for &t in &order {
+            self.wake(t, out);
+        }
+        // 7. Wanted keys.
+        for key in wanted {
+            match self.keys.get(&key) {
+                Some(&t) => self.want(c, t, out),
+                None => out.messages.push(Outgoing::Client(
+                    c,
+                    ToClient::TaskErred {
+                        failure: TaskFailure {
+                            kind: ErrorKind::DataLost,
+                            message: format!("key {key:?} is not known to the scheduler"),
+                        },
+                        key,
+                    },
+                )),
+            }
+        }
+        // 8. New tasks nobody needs go away at `finish`.
+        self.candidates.extend(created);
+    }
+
+    /// Steps 1 to 5 of `update_graph`: creates the tasks of keys not known
+    /// yet, linked to their dependencies, in `released`; errs those whose
+    /// dependencies are unknown or cyclic. Returns the tasks created and
+    /// those of them in topological order (the cyclic ones left out).
+    pub(super) fn intake(&mut self, tasks: Vec<TaskSpec>, out: &mut Outbox) -> (Vec<TaskId>, Vec<TaskId>) {
         // 1. Create the new tasks (an existing key is kept as is).
         let mut created: Vec<TaskId> = Vec::new();
         for spec in tasks {
@@ -134,28 +167,7 @@ impl SchedulerState {
                 self.slot_mut(t).sequence = seq;
             }
         }
-        // 6. Schedule, dependencies first.
-        for &t in &order {
-            self.wake(t, out);
-        }
-        // 7. Wanted keys.
-        for key in wanted {
-            match self.keys.get(&key) {
-                Some(&t) => self.want(c, t, out),
-                None => out.messages.push(Outgoing::Client(
-                    c,
-                    ToClient::TaskErred {
-                        failure: TaskFailure {
-                            kind: ErrorKind::DataLost,
-                            message: format!("key {key:?} is not known to the scheduler"),
-                        },
-                        key,
-                    },
-                )),
-            }
-        }
-        // 8. New tasks nobody needs go away at `finish`.
-        self.candidates.extend(created);
+        (created, order)
     }
 
     pub(super) fn alloc_task(&mut self, spec: TaskSpec, scattered: bool, func: FnId) -> TaskId {

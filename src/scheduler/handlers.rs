@@ -115,6 +115,10 @@ impl SchedulerState {
                 std::time::Instant::now(),
                 out,
             ),
+            FromClient::ReconnectClient {
+                previous_client_id,
+                keys,
+            } => self.reconnect_client(id, ClientId(previous_client_id), keys, out),
             FromClient::StreamTasks { request_id, since } => {
                 let records = self.task_stream(since);
                 let next = self.task_stream_next();

@@ -16,7 +16,7 @@ impl SchedulerState {
     pub fn add_worker(
         &mut self,
         id: WorkerId,
-        reg: WorkerRegistration,
+        mut reg: WorkerRegistration,
         out: &mut Outbox,
     ) -> Result<(), SchedulerError> {
         if self.worker_names.contains_key(&reg.name) {
@@ -28,6 +28,7 @@ impl SchedulerState {
             self.remove_worker(id, out);
         }
         self.begin();
+        let held = std::mem::take(&mut reg.keys);
         let mut fn_mask = Vec::new();
         for f in &reg.functions {
             let f = self.intern_fn(f);
@@ -86,6 +87,7 @@ impl SchedulerState {
             },
         ));
 
+        self.worker_holds(w, held, out);
         self.place_no_worker_tasks_on(w, out);
         self.dirty_workers.push(w);
         self.check_restarts(std::time::Instant::now(), out);
@@ -135,6 +137,7 @@ impl SchedulerState {
             .take()
             .expect("worker id maps to a live slot");
         self.worker_ids.remove(&ws.id);
+        self.recovery_worker_gone(w);
         self.ranked.remove(&ws.rank);
         if ws.roomy {
             self.nroomy -= 1;

@@ -9,12 +9,15 @@ mod graph;
 mod handlers;
 mod ids;
 mod invariants;
+pub mod journal;
 mod lost_data;
 mod membership;
 mod no_worker;
 mod notify;
 mod pausing;
 mod placement;
+mod reconnect;
+pub mod recovery;
 mod release;
 pub mod restart;
 mod results;
@@ -29,7 +32,10 @@ mod workers;
 #[cfg(test)]
 mod tests;
 
+pub use journal::{JournalImage, JournalRecord};
 pub use pausing::PausedMoves;
+pub use reconnect::LOST_WITHOUT_JOURNAL;
+pub use recovery::RecoveryReport;
 pub use state::{
     ClientId, Outbox, Outgoing, SchedulerConfig, SchedulerError, SchedulerState, TaskState, WorkerId,
     WorkerRegistration,

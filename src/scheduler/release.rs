@@ -14,6 +14,7 @@ impl SchedulerState {
             return;
         }
         self.slot_mut(t).wanted_by.push(c);
+        self.journal_want(c, t, true);
         if self.slot(t).state == TaskState::Released {
             // Its data was released earlier (e.g. an intermediate result):
             // compute it again.
@@ -27,6 +28,7 @@ impl SchedulerState {
         if let Some(client) = self.clients.get_mut(&c) {
             if client.wanted.remove(&t) {
                 self.slot_mut(t).wanted_by.retain(|&x| x != c);
+                self.journal_want(c, t, false);
                 self.candidates.push(t);
             }
         }
@@ -34,6 +36,9 @@ impl SchedulerState {
 
     pub(super) fn drop_client(&mut self, c: ClientId) {
         if let Some(client) = self.clients.remove(&c) {
+            if c != super::coordination::HOLDER {
+                self.journal_push(|| super::journal::JournalRecord::ClientGone { client: c.0 });
+            }
             for t in client.wanted {
                 self.slot_mut(t).wanted_by.retain(|&x| x != c);
                 self.candidates.push(t);
@@ -69,6 +74,10 @@ impl SchedulerState {
         debug_assert!(!s.state.is_active() && s.live_dependents == 0 && s.wanted_by.is_empty());
         let key = std::mem::take(&mut s.key);
         let old = s.state;
+        if let Some(j) = self.journal.as_mut() {
+            j.push(super::journal::JournalRecord::Forgotten { key: key.clone() });
+        }
+        let s = self.slot_mut(t);
         let f = s.func as usize;
         s.state = TaskState::Forgotten;
         s.gen = s.gen.wrapping_add(1);

@@ -65,6 +65,10 @@ impl SchedulerState {
         let ws = self.worker_mut(w);
         ws.has_what.insert(t);
         ws.known_nbytes += nbytes;
+        if self.journal.is_some() {
+            let (key, worker) = (self.slot(t).key.clone(), self.worker(w).name.clone());
+            self.journal_push(|| super::journal::JournalRecord::Finished { key, worker, nbytes });
+        }
         let s = self.slot(t);
         if let Some((&last, rest)) = s.wanted_by.split_last() {
             let msg = self.key_in_memory(s);

@@ -92,6 +92,7 @@
 //! `placement`, `no_worker` (why and how long a task waits for a worker),
 //! `results`, `lost_data`, `stealing`, `data_moves`, `retirement`,
 //! `pausing` (paused workers), `restart` (`Client::restart`), `notify` (outgoing messages), `invariants`,
+//! `reconnect` (peers coming back), `journal` and `recovery` (restarting from a journal),
 //! and `coordinated` (the coordination primitives of `coordination`).
 //! The records
 //! live in `ids`, `tasks`, `workers`; the public vocabulary in `types`.
@@ -167,6 +168,14 @@ pub struct SchedulerState {
     pub(super) coord: Coordination,
     /// Restarts (`Client::restart`) waiting for their workers to return.
     pub(super) restarts: Vec<RestartRequest>,
+    /// Journal records of the events since the actor last took them;
+    /// `None`: no journal (`journal`).
+    pub(super) journal: Option<Vec<super::journal::JournalRecord>>,
+    /// A restart from the journal waiting for its workers (`recovery`).
+    pub(super) recovery: Option<Box<super::recovery::Recovery>>,
+    /// Client sessions restored from the journal, dropped at the instant
+    /// unless they reconnected (`recovery`).
+    pub(super) journal_clients: Option<(Instant, Vec<ClientId>)>,
 }
 
 impl SchedulerState {
@@ -202,6 +211,9 @@ impl SchedulerState {
             moving: FxMap::default(),
             coord: Coordination::new(std::time::Duration::from_secs_f64(config.lease_timeout_s.max(0.0))),
             restarts: Vec::new(),
+            journal: None,
+            recovery: None,
+            journal_clients: None,
             config,
         }
     }

@@ -23,6 +23,10 @@ impl SchedulerState {
         self.fns[f].counts[old.index()] -= 1;
         self.fns[f].counts[new.index()] += 1;
         self.slot_mut(t).state = new;
+        if old == TaskState::Memory && self.journal.is_some() {
+            let key = self.slot(t).key.clone();
+            self.journal_push(|| super::journal::JournalRecord::Released { key });
+        }
         if old.is_active() != new.is_active() {
             for i in 0..self.slot(t).dependencies.len() {
                 let d = self.slot(t).dependencies[i];

@@ -116,6 +116,14 @@ pub const DEFAULT_EMPTY_CLUSTER_TIMEOUT_S: f64 = 300.0;
 /// Default of [`SchedulerConfig::paused_cluster_timeout_s`].
 pub const DEFAULT_PAUSED_CLUSTER_TIMEOUT_S: f64 = 120.0;
 
+/// Default of [`SchedulerConfig::journal_worker_wait_s`]: workers retry
+/// with a back-off of at most a second, so those still alive are back
+/// within a few seconds of the scheduler.
+pub const DEFAULT_JOURNAL_WORKER_WAIT_S: f64 = 30.0;
+/// Default of [`SchedulerConfig::journal_client_wait_s`]: longer than the
+/// clients' default reconnect timeout (60 s).
+pub const DEFAULT_JOURNAL_CLIENT_WAIT_S: f64 = 90.0;
+
 /// Scheduler tuning.
 #[derive(Clone, Debug)]
 pub struct SchedulerConfig {
@@ -169,6 +177,15 @@ pub struct SchedulerConfig {
     /// process, without a nanny, so `Client::restart` is refused (it
     /// would only close them) instead of leaving the cluster empty.
     pub in_process_workers: bool,
+    /// Restarting from a journal: how long to wait, seconds, for the
+    /// workers the journal lists as holding results to register again
+    /// before loading it anyway (their results are then recomputed if
+    /// needed).
+    pub journal_worker_wait_s: f64,
+    /// Restarting from a journal: how long a journaled client session
+    /// keeps its keys, seconds, waiting for its client to reconnect
+    /// (`ReconnectClient`) before they are released as if it had closed.
+    pub journal_client_wait_s: f64,
 }
 
 impl Default for SchedulerConfig {
@@ -188,6 +205,8 @@ impl Default for SchedulerConfig {
             paused_cluster_timeout_s: DEFAULT_PAUSED_CLUSTER_TIMEOUT_S,
             lease_timeout_s: super::coordination::DEFAULT_LEASE_TIMEOUT_S,
             in_process_workers: false,
+            journal_worker_wait_s: DEFAULT_JOURNAL_WORKER_WAIT_S,
+            journal_client_wait_s: DEFAULT_JOURNAL_CLIENT_WAIT_S,
         }
     }
 }
@@ -211,6 +230,9 @@ pub struct WorkerRegistration {
     pub restarted: Option<String>,
     /// Whether it runs under a nanny (a restart restarts it, else closes it).
     pub nanny: bool,
+    /// Keys (and sizes) it already holds: a worker registering again after
+    /// losing its scheduler.
+    pub keys: Vec<(Key, u64)>,
 }
 
 /// Events the scheduler refuses. The state is unchanged when one is returned.

@@ -33,8 +33,10 @@ pub use to_scheduler::{decode_inbound, variant_names, FromClient, FromWorker, In
 /// [`ErrorKind::ActorLost`], [`WorkerStoreInfo::actors`]) and
 /// `Client::run` ([`ToPeer::RunFunction`], [`FromPeer::RunResult`]), and
 /// `Client::restart` ([`FromClient::RestartCluster`],
-/// [`ToClient::RestartDone`], [`ToWorker::RestartWorker`]).
-pub const PROTOCOL_VERSION: u32 = 5;
+/// [`ToClient::RestartDone`], [`ToWorker::RestartWorker`]). Version 6
+/// added reconnection after a scheduler restart (`keys` of
+/// [`FromWorker::RegisterWorker`], [`FromClient::ReconnectClient`]).
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// A task whose function name starts with this creates an actor (Dask's
 /// `submit(..., actor=True)`): the rest of the name is the actor's type

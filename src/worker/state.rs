@@ -232,6 +232,17 @@ impl WorkerState {
         self.flush(out);
     }
 
+    /// After registering again with a scheduler: tells it the worker is
+    /// paused, if it is (a new registration starts `Running`).
+    pub fn announce_status(&mut self, out: &mut Vec<WorkerEffect>) {
+        if self.paused {
+            out.push(WorkerEffect::Send(FromWorker::WorkerStatus {
+                status: WorkerStatus::Paused,
+                reason: self.pause_reason.clone(),
+            }));
+        }
+    }
+
     /// The abstract resources this worker declared: a task asking for
     /// resources is handed to a thread only while that much of each is
     /// free, so a worker with `GPU=2` runs at most two `GPU=1` tasks at

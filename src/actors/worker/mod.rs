@@ -22,7 +22,7 @@ use super::store::{
 use crate::actor_api::ActorTable;
 use crate::registry::Registry;
 use crate::wire::messages::*;
-use crate::wire::transport::{self, Reader, Sender};
+use crate::wire::transport::{Reader, Sender};
 use crate::wire::{FrameLimits, ReadTimeouts, WireError};
 use crate::worker::args::{job_args, JobArg};
 use crate::worker::memory::MemoryThresholds;
@@ -30,7 +30,10 @@ use crate::worker::pool::{Job, ResultsReady, SchedulerContact, TaskPool};
 use crate::worker::state::{WorkerEffect, WorkerState, WorkerStateConfig};
 
 mod options;
+mod reconnect;
+mod register;
 pub use options::*;
+use register::{register, Identity, Registered};
 
 /// Errors starting or running a worker.
 #[derive(Debug, thiserror::Error)]
@@ -81,47 +84,30 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
     let address = format!("{}://{}", options.security.scheme(), listener.local_addr()?);
     let name = options.name.clone().unwrap_or_else(|| address.clone());
     let registry = Registry::global();
-    let (mut reader, write) = transport::connect_retrying(
-        &options.scheduler,
-        Role::Worker,
-        &name,
-        &options.security,
-        options.connect_timeout,
-    )
-    .await?;
-    let sender = transport::spawn_writer::<FromWorker>(write, format!("scheduler {}", options.scheduler));
-    sender.send(FromWorker::RegisterWorker {
+    let identity = Identity {
+        scheduler: options.scheduler.clone(),
         name: name.clone(),
         address: address.clone(),
         nthreads: options.nthreads,
         memory_limit: options.memory_limit,
         functions: registry.names(),
         resources: options.resources.clone(),
-        restarted: options.restarted.clone(),
         nanny: options.nanny,
-    })?;
-    let first = tokio::time::timeout(transport::HANDSHAKE_TIMEOUT, async {
-        loop {
-            match transport::read_batch::<ToWorker>(&mut reader, &options.limits).await {
-                // A keep-alive may come first when the scheduler is busy.
-                Ok(Some(msgs)) if msgs.is_empty() => continue,
-                other => return other,
-            }
-        }
-    })
-    .await
-    .map_err(|_| WireError::Timeout("the scheduler did not answer the registration".into()))??;
-    let (heartbeat_ms, rest) = match first {
-        Some(msgs) => {
-            let mut it = msgs.into_iter();
-            match it.next() {
-                Some(ToWorker::Registered { heartbeat_ms, .. }) => (heartbeat_ms, it.collect::<Vec<_>>()),
-                Some(ToWorker::Close { reason }) => return Err(WorkerError::Refused(reason)),
-                _ => return Err(WorkerError::Refused("unexpected answer to registration".into())),
-            }
-        }
-        None => return Err(WorkerError::Refused("the scheduler closed the connection".into())),
+        security: options.security.clone(),
+        limits: options.limits,
     };
+    let Registered {
+        reader,
+        sender,
+        heartbeat_ms,
+        rest,
+    } = register(
+        &identity,
+        options.restarted.clone(),
+        Vec::new(),
+        options.connect_timeout,
+    )
+    .await?;
     info!(worker = %name, %address, scheduler = %options.scheduler, "registered with the scheduler");
 
     if options.memory_limit > 0 {
@@ -184,6 +170,8 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
             worker: name.clone(),
         },
         actors: actors.clone(),
+        identity,
+        reconnect_timeout: options.reconnect_timeout,
     };
     let actor = actor.start();
     let service = PeerService {
@@ -239,13 +227,18 @@ pub struct WorkerActor {
     contact: SchedulerContact,
     /// The actors living here (shared with the pool and the peer port).
     actors: ActorTable,
+    /// What it registers with (again, after losing the scheduler).
+    identity: Identity,
+    /// How long to keep trying to register again after losing the
+    /// scheduler; zero: stop at once.
+    reconnect_timeout: Duration,
 }
 
 impl Actor for WorkerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let Some(mut reader) = self.reader.take() else {
+        let Some(reader) = self.reader.take() else {
             ctx.stop();
             return;
         };
@@ -267,34 +260,7 @@ impl Actor for WorkerActor {
             self.handle_batch(first, ctx);
         }
         self.store.do_send(WatchPause(ctx.address().recipient()));
-        let me = ctx.address();
-        let (limits, timeouts) = (self.limits, self.timeouts);
-        let address = self.scheduler_address.clone();
-        let read = async move {
-            loop {
-                match transport::read_batch_within::<ToWorker>(&mut reader, &limits, &timeouts).await {
-                    Ok(Some(messages)) => {
-                        if messages.is_empty() {
-                            continue; // a keep-alive
-                        }
-                        if me.send(FromScheduler(messages)).await.is_err() {
-                            return Ok(());
-                        }
-                    }
-                    Ok(None) => return Err("the scheduler closed the connection".to_string()),
-                    Err(WireError::Silent(after)) => {
-                        return Err(format!("scheduler at {address} silent for {} s", after.as_secs_f64()))
-                    }
-                    Err(e) => return Err(format!("lost the connection to the scheduler: {e}")),
-                }
-            }
-        };
-        ctx.spawn(read.into_actor(self).map(|result: Result<(), String>, act, ctx| {
-            if let Err(e) = result {
-                error!(worker = %act.name, "{e}; shutting down");
-            }
-            ctx.stop();
-        }));
+        self.read_scheduler(reader, ctx);
         ctx.run_interval(self.heartbeat, |act, _| {
             let _ = act.scheduler.send(act.state.heartbeat());
         });

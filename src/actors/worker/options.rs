@@ -63,13 +63,19 @@ pub struct WorkerOptions {
     /// How long to keep trying to reach the scheduler at start while nothing
     /// listens there (a worker may start before its scheduler).
     pub connect_timeout: Duration,
-    /// The worker shuts down (and `rdask worker` exits non-zero) when
-    /// nothing, not even a keep-alive, arrived from the scheduler for this
-    /// long; `None`: never.
+    /// The worker takes the scheduler as lost when nothing, not even a
+    /// keep-alive, arrived from it for this long (it then tries to register
+    /// again for `reconnect_timeout`, and shuts down, `rdask worker`
+    /// exiting non-zero, if it cannot); `None`: never.
     pub scheduler_silence_timeout: Option<Duration>,
     /// A frame on the peer port that does not advance for this long closes
     /// its connection; `None`: no limit.
     pub frame_stall_timeout: Option<Duration>,
+    /// After losing the scheduler (a restart, a cut connection), how long
+    /// the worker keeps its results and keeps trying to register again
+    /// (announcing them) before it stops; zero: it stops at once (and
+    /// `rdask worker` exits with status 1), as before version 6.
+    pub reconnect_timeout: Duration,
 }
 
 impl Default for WorkerOptions {
@@ -96,6 +102,7 @@ impl Default for WorkerOptions {
             connect_timeout: transport::DEFAULT_CONNECT_TIMEOUT,
             scheduler_silence_timeout: Some(DEFAULT_SCHEDULER_SILENCE_TIMEOUT),
             frame_stall_timeout: Some(crate::actors::scheduler::DEFAULT_FRAME_STALL_TIMEOUT),
+            reconnect_timeout: DEFAULT_RECONNECT_TIMEOUT,
         }
     }
 }
@@ -106,6 +113,11 @@ impl Default for WorkerOptions {
 /// a huge graph, and a scheduler paused briefly should not lose its workers,
 /// so the default is generous (Dask's workers wait 60 s, `death-timeout`).
 pub const DEFAULT_SCHEDULER_SILENCE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Default of [`WorkerOptions::reconnect_timeout`]: as long as the
+/// scheduler silence a worker tolerates, time for a supervisor to start a
+/// new scheduler.
+pub const DEFAULT_RECONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Default size up to which a result travels inline with its completion.
 pub const DEFAULT_INLINE_LIMIT: u64 = 64 * 1024;

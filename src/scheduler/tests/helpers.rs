@@ -43,6 +43,7 @@ pub(super) fn reg(name: &str, functions: &[&str]) -> WorkerRegistration {
         resources: Vec::new(),
         restarted: None,
         nanny: false,
+        keys: Vec::new(),
     }
 }
 

@@ -24,6 +24,7 @@ fn names_and_refused_events() {
                 resources: vec![],
                 restarted: None,
                 nanny: false,
+                keys: vec![],
             },
             &mut o,
         )

@@ -6,6 +6,7 @@ mod data_moves;
 mod diagnostics;
 mod failures;
 mod helpers;
+mod journal;
 mod lifecycle;
 mod lost_data;
 mod no_worker;

@@ -130,6 +130,21 @@ pub enum FromClient {
         /// How long to wait for the workers to register again, ms.
         timeout_ms: u64,
     },
+    /// Sent first by a client that lost its scheduler connection and
+    /// connected again: it still holds futures for `keys`, wanted under
+    /// its previous session `previous_client_id` (the `client_id` of that
+    /// session's `Welcome`). The scheduler hands that session's wants
+    /// over to this one (a scheduler that restarted from its journal knows
+    /// them from there) and reports each key's state as it would after
+    /// `UpdateGraph`; a key it cannot resume errs with `DataLost` (a
+    /// scheduler that restarted without a journal: `the scheduler restarted
+    /// without a journal; work lost`). No other answer. Since version 6.
+    ReconnectClient {
+        /// The `client_id` of the session that was lost.
+        previous_client_id: u64,
+        /// Every key the client still holds futures for.
+        keys: Vec<Key>,
+    },
 }
 
 /// Messages a worker sends the scheduler on its connection: Dask's worker
@@ -160,6 +175,13 @@ pub enum FromWorker {
         /// `RestartWorker` restarts it; absent = false (since version 5).
         #[serde(default)]
         nanny: bool,
+        /// Keys and sizes the worker holds in memory when it registers
+        /// again after losing its scheduler (empty on a first
+        /// registration). The scheduler keeps those it knows in memory
+        /// and answers `FreeKeys` for the others. Absent = empty (since
+        /// version 6).
+        #[serde(default)]
+        keys: Vec<(Key, u64)>,
     },
     /// A task finished and its result is in the worker's memory.
     TaskFinished {

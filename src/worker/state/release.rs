@@ -1,7 +1,7 @@
 //! Forgetting keys: `FreeKeys`, and the cascade to dependencies nobody
 //! needs any more (the lifetime rule in the parent module's docs).
 
-use super::{WorkerState, WorkerTaskState};
+use super::{WorkerEffect, WorkerState, WorkerTaskState};
 use crate::wire::messages::Key;
 
 impl WorkerState {
@@ -89,5 +89,37 @@ impl WorkerState {
                 WorkerTaskState::Executing | WorkerTaskState::Cancelled => {}
             }
         }
+    }
+}
+
+impl WorkerState {
+    /// The scheduler connection was lost and the worker will register
+    /// again: results in memory are kept (they are announced in the new
+    /// registration, [`Self::held_keys`]); everything else is dropped, as
+    /// the scheduler that answers will assign its tasks afresh. A task on a
+    /// thread or a fetch under way cannot be recalled: it waits in
+    /// `cancelled` for its outcome, which is then discarded.
+    pub fn scheduler_lost(&mut self, out: &mut Vec<WorkerEffect>) {
+        let mut lost: Vec<Key> = self
+            .tasks
+            .iter()
+            .filter(|(_, e)| e.state != WorkerTaskState::Memory)
+            .map(|(k, _)| k.clone())
+            .collect();
+        lost.sort();
+        self.free_keys(lost);
+        self.flush(out);
+    }
+
+    /// Keys in memory and their sizes, for a registration.
+    pub fn held_keys(&self) -> Vec<(Key, u64)> {
+        let mut keys: Vec<(Key, u64)> = self
+            .tasks
+            .iter()
+            .filter(|(_, e)| e.state == WorkerTaskState::Memory)
+            .map(|(k, e)| (k.clone(), e.nbytes))
+            .collect();
+        keys.sort();
+        keys
     }
 }

@@ -190,3 +190,25 @@ fn nothing_leaks_after_freeing_everything() {
     assert!(ws.ready.is_empty() && ws.fetch_queue.by_worker.is_empty());
     assert!(ws.in_flight.is_empty());
 }
+
+#[test]
+fn losing_the_scheduler_keeps_results_and_drops_everything_else() {
+    let mut ws = WorkerState::new(cfg(1));
+    send(&mut ws, compute("a", &[], 0, 0));
+    finish(&mut ws, "a", Ok(b("va")));
+    // b runs; c waits for a thread; d waits for a dependency from a peer.
+    send(&mut ws, compute("b", &[], 0, 1));
+    send(&mut ws, compute("c", &[("a", &[])], 0, 2));
+    send(&mut ws, compute("d", &[("x", &["tcp://peer:1"])], 0, 3));
+    let mut out = Vec::new();
+    ws.scheduler_lost(&mut out);
+    ws.check_invariants();
+    assert_eq!(ws.held_keys(), vec![("a".to_string(), 2)]);
+    assert_eq!(ws.task_state("b"), Some(Cancelled), "a thread cannot be recalled");
+    assert_eq!(ws.task_state("c"), None);
+    assert_eq!(ws.task_state("d"), None);
+    // The run that was under way ends; its result is not kept or sent.
+    let out = finish(&mut ws, "b", Ok(b("vb")));
+    assert!(sent(&out).is_empty(), "{out:?}");
+    assert_eq!(ws.held_keys(), vec![("a".to_string(), 2)]);
+}

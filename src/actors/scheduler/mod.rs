@@ -13,114 +13,21 @@ use actix::prelude::*;
 use tokio::net::TcpListener;
 use tracing::{debug, info, info_span, warn, Instrument};
 
+use super::journal::JournalFile;
 use super::liveness::{check_workers, discount_stall, LivenessVerdict, WORKER_CHECK_INTERVAL};
 use super::session::{serve_connection, ConnectionSettings};
 use crate::scheduler::coordination::COORDINATION_TICK;
-use crate::scheduler::state::{
-    ClientId, Outbox, Outgoing, SchedulerConfig, SchedulerState, WorkerId, WorkerRegistration,
-};
+use crate::scheduler::state::{ClientId, Outbox, Outgoing, SchedulerState, WorkerId, WorkerRegistration};
 use crate::wire::listener::{self, ListenerOptions};
+
+mod journal;
+mod options;
 use crate::wire::messages::*;
-use crate::wire::transport::{self, Sender, WriterOptions};
-use crate::wire::{FrameLimits, ReadTimeouts, Security, WireError};
+use crate::wire::transport::{Sender, WriterOptions};
+use crate::wire::{ReadTimeouts, WireError};
+use journal::first_session_id;
+pub use options::*;
 
-/// Settings of a scheduler process.
-#[derive(Clone, Debug)]
-pub struct SchedulerOptions {
-    /// State machine settings.
-    pub state: SchedulerConfig,
-    /// Limits on frames read from peers.
-    pub limits: FrameLimits,
-    /// A worker silent for this long is removed as dead.
-    pub worker_timeout: Duration,
-    /// A worker paused (memory past its pause threshold) for this long is
-    /// asked to give up the tasks it has not started, which go to running
-    /// workers or, if none can run them, wait in `no-worker` with their
-    /// clients told why.
-    pub paused_worker_timeout: Duration,
-    /// Most connections still in their handshake at once; more are closed at
-    /// accept, so a flood of silent connections cannot exhaust the scheduler.
-    pub max_pending_handshakes: usize,
-    /// How long a new connection has to complete its handshake (and a
-    /// worker its registration) before it is closed; capped by
-    /// [`transport::HANDSHAKE_TIMEOUT`].
-    pub handshake_timeout: Duration,
-    /// A client whose connection drops without `CloseClient` keeps its keys
-    /// this long (a client on a flaky network, or one restarting), then
-    /// they are released as if it had closed.
-    pub client_grace: Duration,
-    /// TLS and token settings of the scheduler port (default: plain TCP).
-    pub security: Security,
-    /// Most open connections (clients, workers, handshakes); the newest
-    /// past it are refused with a handshake reply saying so. Lowered at
-    /// start to fit the open-files limit, which is first raised to its hard
-    /// limit.
-    pub max_connections: usize,
-    /// Bytes queued for one client or worker and not yet sent, past which
-    /// the connection is cut as not reading.
-    pub max_unsent_bytes_per_connection: u64,
-    /// The scheduler sends an empty batch to a client or worker it has sent
-    /// nothing else for this long, so that they can tell a quiet scheduler
-    /// from a silent (stopped, cut off) one.
-    pub keepalive_interval: Duration,
-    /// A frame from a client or worker that does not advance by
-    /// [`crate::wire::codec::FRAME_PROGRESS_BYTES`] (or end) within this
-    /// long closes the connection; `None`: no limit.
-    pub frame_stall_timeout: Option<Duration>,
-    /// A client that sends nothing (Rust clients send a keep-alive every
-    /// [`crate::client::CLIENT_KEEPALIVE_INTERVAL`] when idle) for this long
-    /// is taken as lost: its connection is closed and its keys are kept for
-    /// `client_grace`. `None`: no limit.
-    pub client_silence_timeout: Option<Duration>,
-}
-
-impl Default for SchedulerOptions {
-    fn default() -> Self {
-        SchedulerOptions {
-            state: SchedulerConfig::default(),
-            limits: FrameLimits::default(),
-            worker_timeout: DEFAULT_WORKER_TIMEOUT,
-            paused_worker_timeout: DEFAULT_PAUSED_WORKER_TIMEOUT,
-            max_pending_handshakes: DEFAULT_MAX_PENDING_HANDSHAKES,
-            handshake_timeout: transport::HANDSHAKE_TIMEOUT,
-            client_grace: DEFAULT_CLIENT_GRACE,
-            security: Security::default(),
-            max_connections: listener::DEFAULT_MAX_CONNECTIONS,
-            max_unsent_bytes_per_connection: DEFAULT_MAX_UNSENT_BYTES_PER_CONNECTION,
-            keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
-            frame_stall_timeout: Some(DEFAULT_FRAME_STALL_TIMEOUT),
-            client_silence_timeout: Some(DEFAULT_CLIENT_SILENCE_TIMEOUT),
-        }
-    }
-}
-
-/// Default of [`SchedulerOptions::client_silence_timeout`]: twelve missed
-/// keep-alives, as the clients' and workers' own tolerance of a silent
-/// scheduler.
-pub const DEFAULT_CLIENT_SILENCE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Default grace period of a vanished client: long enough to ride out a
-/// brief network hiccup, short enough that an abandoned client's results do
-/// not hold worker memory for long.
-pub const DEFAULT_CLIENT_GRACE: Duration = Duration::from_secs(5);
-
-/// Default budget of unsent bytes per client or worker connection: far
-/// above what a reading peer lets queue up, small enough that a peer that
-/// stops reading cannot take the scheduler's memory.
-pub const DEFAULT_MAX_UNSENT_BYTES_PER_CONNECTION: u64 = 256 * 1024 * 1024;
-/// Default interval of the scheduler's keep-alive to clients and workers.
-pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
-/// Default time a frame in progress may go without advancing.
-pub const DEFAULT_FRAME_STALL_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A worker that sent nothing (not even a heartbeat) for this long is dead.
-pub const DEFAULT_WORKER_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default time a worker may stay paused before its waiting tasks are
-/// moved elsewhere: as long as the worker timeout, so that a worker whose
-/// memory falls again soon (a spill catching up) keeps its queue.
-pub const DEFAULT_PAUSED_WORKER_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default cap on connections in their handshake.
-pub const DEFAULT_MAX_PENDING_HANDSHAKES: usize = 1024;
 /// How often the scheduler errs tasks that waited too long for a worker
 /// (`SchedulerState::expire_no_worker`), and answers restarts whose
 /// workers did not come back in time (`SchedulerState::expire_restarts`):
@@ -146,6 +53,10 @@ pub struct SchedulerActor {
     /// The coordination expiry timer, running only while a coordination
     /// wait or lease is pending (an idle scheduler is not woken for it).
     coordination_tick: Option<SpawnHandle>,
+    /// The journal, when the scheduler keeps one.
+    journal: Option<JournalFile>,
+    journal_fsync_interval: Duration,
+    journal_compact_interval: Duration,
 }
 
 struct WorkerConn {
@@ -174,7 +85,7 @@ impl SchedulerActor {
             state: SchedulerState::new(options.state.clone()),
             clients: HashMap::new(),
             workers: HashMap::new(),
-            next_id: 1,
+            next_id: first_session_id(),
             outbox: Outbox::default(),
             worker_timeout: options.worker_timeout,
             paused_worker_timeout: options.paused_worker_timeout,
@@ -183,10 +94,14 @@ impl SchedulerActor {
             tasks_finished: 0,
             tasks_erred: 0,
             coordination_tick: None,
+            journal: None,
+            journal_fsync_interval: options.journal_fsync_interval,
+            journal_compact_interval: options.journal_compact_interval,
         }
     }
 
     fn flush(&mut self) {
+        self.write_journal();
         for out in self.outbox.messages.drain(..) {
             match out {
                 Outgoing::Worker(id, msg) => {
@@ -303,7 +218,21 @@ impl Actor for SchedulerActor {
                 act.flush();
             });
         }
+        if self.journal.is_some() && !self.journal_compact_interval.is_zero() {
+            ctx.run_interval(self.journal_compact_interval, |act, _| {
+                if act
+                    .journal
+                    .as_ref()
+                    .is_some_and(|j| j.appended >= JOURNAL_COMPACT_MIN_BYTES)
+                {
+                    act.compact_journal();
+                }
+            });
+        }
         ctx.run_interval(NO_WORKER_CHECK_INTERVAL, |act, _| {
+            if act.journal.is_some() {
+                act.check_recovery();
+            }
             act.state.expire_no_worker(Instant::now(), &mut act.outbox);
             if act.state.restart_pending() {
                 act.state.expire_restarts(Instant::now(), &mut act.outbox);
@@ -475,6 +404,9 @@ impl Handler<WorkerJoined> for SchedulerActor {
             warn!(worker = %name, "worker restarted by its nanny: {why}");
         }
         self.flush();
+        if self.state.recovering() {
+            self.check_recovery();
+        }
         Ok(id)
     }
 }
@@ -564,7 +496,12 @@ pub struct SchedulerHandle {
 pub fn start_scheduler(listener: TcpListener, options: SchedulerOptions) -> std::io::Result<SchedulerHandle> {
     let local = listener.local_addr()?;
     let address = format!("{}://{local}", options.security.scheme());
-    let actor = SchedulerActor::new(&options).start();
+    let mut actor = SchedulerActor::new(&options);
+    if let Some(path) = &options.journal {
+        let (journal, contents) = JournalFile::open(path).map_err(|e| std::io::Error::other(e.to_string()))?;
+        actor = actor.with_journal(journal, contents);
+    }
+    let actor = actor.start();
     let span = info_span!("scheduler", %address);
     let handle = SchedulerHandle {
         address: address.clone(),
