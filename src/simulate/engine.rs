@@ -138,6 +138,7 @@ impl<'a> Engine<'a> {
                 resources: Vec::new(),
                 restarted: None,
                 nanny: false,
+                keys: Vec::new(),
             };
             engine
                 .state
