@@ -186,6 +186,9 @@ pub fn run_graph(cfg: &SimConfig, tasks: &[SimTask]) -> Result<SimReport, SimErr
     }
     let threads = u64::from(cfg.workers) * u64::from(cfg.threads_per_worker);
     let (critical, work) = shapes::lower_bounds(tasks, threads);
+    // What an earlier run in this process freed goes back to the system
+    // first, or it would sit in the peak this run measures.
+    crate::util::release_free_memory();
     reset_peak_rss();
     let rss_before = peak_rss_bytes();
     let started = Instant::now();
