@@ -74,6 +74,7 @@ pub mod delayed;
 #[doc(hidden)]
 pub mod http;
 pub mod launch;
+pub mod log_ring;
 pub mod logging;
 pub mod registry;
 #[doc(hidden)]
@@ -89,7 +90,7 @@ pub mod worker;
 pub mod worker_client;
 
 pub use actor_api::{Actor, ActorCall, ActorRef};
-pub use client::progress::progress;
+pub use client::progress::{progress, FuturesOf};
 pub use client::{
     AsyncClient, Client, ClientOptions, Error, Event, Future, Item, Lock, MultiLock, Pub, Queue, ReturnWhen,
     RunOptions, Semaphore, Sub, SubmitOptions, Variable, WaitResult,

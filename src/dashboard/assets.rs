@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::cpu::CpuMeter;
 use super::live::snapshot;
-use super::snapshot::GetSnapshot;
+use super::snapshot::{GetSnapshot, GetWorkerLogs};
 use super::DashboardState;
 
 /// The page shell; the script fills it according to its path.
@@ -86,6 +86,21 @@ pub async fn one_snapshot(req: HttpRequest, state: web::Data<DashboardState>) ->
     match snapshot(&state.scheduler, ask, &mut CpuMeter::default()).await {
         Some(s) => HttpResponse::Ok().json(s),
         None => HttpResponse::ServiceUnavailable()
+            .content_type("text/plain; charset=utf-8")
+            .body("the scheduler actor did not answer\n"),
+    }
+}
+
+/// `/api/v1/dashboard/logs`: each worker's last log lines (at most
+/// `WORKER_LOG_CAPACITY`), as JSON, for the logs page.
+pub async fn worker_logs(req: HttpRequest, state: web::Data<DashboardState>) -> HttpResponse {
+    if let Some(denied) = state.access.check(&req) {
+        return denied;
+    }
+    let ask = state.scheduler.actor.send(GetWorkerLogs);
+    match tokio::time::timeout(crate::http::ACTOR_TIMEOUT, ask).await {
+        Ok(Ok(logs)) => HttpResponse::Ok().json(logs),
+        _ => HttpResponse::ServiceUnavailable()
             .content_type("text/plain; charset=utf-8")
             .body("the scheduler actor did not answer\n"),
     }

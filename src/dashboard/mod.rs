@@ -49,5 +49,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<DashboardState>)
         .service(crate::http::endpoint("/static/dashboard.css", assets::style))
         .service(crate::http::endpoint("/favicon.ico", assets::no_icon))
         .service(crate::http::endpoint("/api/v1/dashboard", assets::one_snapshot))
-        .service(crate::http::endpoint("/api/v1/dashboard/live", live::live));
+        .service(crate::http::endpoint("/api/v1/dashboard/live", live::live))
+        .service(crate::http::endpoint("/api/v1/dashboard/logs", assets::worker_logs));
 }

@@ -10,6 +10,7 @@ use actix::prelude::*;
 use serde::Serialize;
 
 use crate::actors::scheduler::SchedulerActor;
+use crate::scheduler::worker_load::{LoadFigures, WorkerLog};
 use crate::wire::messages::{FunctionProgress, SchedulerEvent, TaskStreamRecord, WorkerStatus};
 
 /// Most task-stream records one update carries: the newest, when more
@@ -48,6 +49,10 @@ pub struct WorkerRow {
     pub status: &'static str,
     /// Milliseconds since the scheduler last heard from it.
     pub last_seen_ms: u64,
+    /// Spilled bytes, process memory, CPU and bandwidth from its
+    /// heartbeats.
+    #[serde(flatten)]
+    pub load: LoadFigures,
 }
 
 /// One dashboard update.
@@ -80,6 +85,19 @@ pub struct Snapshot {
     pub mailbox_latency_seconds: Option<f64>,
 }
 
+/// Asks the scheduler for each worker's last log lines and its own event
+/// log (the logs page; read at the page's pace).
+#[derive(Message, Clone, Copy, Debug, Default)]
+#[rtype(result = "Vec<WorkerLog>")]
+pub struct GetWorkerLogs;
+
+impl Handler<GetWorkerLogs> for SchedulerActor {
+    type Result = MessageResult<GetWorkerLogs>;
+    fn handle(&mut self, _: GetWorkerLogs, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.state().worker_logs())
+    }
+}
+
 impl Handler<GetSnapshot> for SchedulerActor {
     type Result = MessageResult<GetSnapshot>;
     fn handle(&mut self, msg: GetSnapshot, _: &mut Self::Context) -> Self::Result {
@@ -90,10 +108,12 @@ impl Handler<GetSnapshot> for SchedulerActor {
             .into_iter()
             .map(|(n, d)| (n, d.as_millis() as u64))
             .collect();
+        let loads: BTreeMap<String, LoadFigures> = state.worker_loads().into_iter().collect();
         let workers = info
             .workers
             .into_iter()
             .map(|w| WorkerRow {
+                load: loads.get(&w.address).copied().unwrap_or_default(),
                 last_seen_ms: seen.get(&w.name).copied().unwrap_or(0),
                 name: w.name,
                 address: w.address,

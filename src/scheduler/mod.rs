@@ -24,6 +24,7 @@ mod stealing;
 mod tasks;
 mod transitions;
 mod types;
+pub mod worker_load;
 mod workers;
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ mod coordination;
 mod stream;
 mod to_scheduler;
 pub use coordination::{CoordItem, CoordOp, CoordResult};
-pub use stream::{FunctionProgress, SchedulerEvent, StreamKind, TaskStreamRecord};
+pub use stream::{FunctionProgress, SchedulerEvent, SpillEvent, StreamKind, TaskStreamRecord};
 pub use to_scheduler::{decode_inbound, variant_names, FromClient, FromWorker, Inbound};
 
 /// Version of this protocol; a peer whose handshake names another is refused.
@@ -34,7 +34,7 @@ pub use to_scheduler::{decode_inbound, variant_names, FromClient, FromWorker, In
 /// `Client::run` ([`ToPeer::RunFunction`], [`FromPeer::RunResult`]), and
 /// `Client::restart` ([`FromClient::RestartCluster`],
 /// [`ToClient::RestartDone`], [`ToWorker::RestartWorker`]).
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// A task whose function name starts with this creates an actor (Dask's
 /// `submit(..., actor=True)`): the rest of the name is the actor's type

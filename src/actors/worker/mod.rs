@@ -29,7 +29,9 @@ use crate::worker::memory::MemoryThresholds;
 use crate::worker::pool::{Job, ResultsReady, SchedulerContact, TaskPool};
 use crate::worker::state::{WorkerEffect, WorkerState, WorkerStateConfig};
 
+mod heartbeat;
 mod options;
+pub use heartbeat::MAX_LOG_LINES_PER_HEARTBEAT;
 pub use options::*;
 
 /// Errors starting or running a worker.
@@ -178,6 +180,7 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
         heartbeat: Duration::from_millis(heartbeat_ms.max(10)),
         closed: closed_tx,
         first_batch: rest,
+        beat: Default::default(),
         contact: SchedulerContact {
             address: options.scheduler.clone(),
             security: options.security.clone(),
@@ -235,6 +238,8 @@ pub struct WorkerActor {
     heartbeat: Duration,
     closed: tokio::sync::watch::Sender<bool>,
     first_batch: Vec<ToWorker>,
+    /// What heartbeats carry over (CPU sample, log position).
+    beat: heartbeat::HeartbeatCursor,
     /// The scheduler as this worker's tasks reach it (`worker_client`).
     contact: SchedulerContact,
     /// The actors living here (shared with the pool and the peer port).
@@ -295,9 +300,7 @@ impl Actor for WorkerActor {
             }
             ctx.stop();
         }));
-        ctx.run_interval(self.heartbeat, |act, _| {
-            let _ = act.scheduler.send(act.state.heartbeat());
-        });
+        ctx.run_interval(self.heartbeat, heartbeat::beat);
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
