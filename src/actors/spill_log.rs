@@ -14,9 +14,13 @@ use crate::wire::messages::SpillEvent;
 /// on the page anyway).
 pub const MAX_SPILL_EVENTS_PER_HEARTBEAT: usize = 200;
 
+/// One recorded write or read: when it ended, whether it was a read,
+/// bytes, how long it took.
+type Recorded = (Instant, bool, u64, Duration);
+
 /// Events recorded since the last [`SpillLog::take`].
 #[derive(Clone, Debug, Default)]
-pub struct SpillLog(Arc<Mutex<VecDeque<(Instant, bool, u64, Duration)>>>);
+pub struct SpillLog(Arc<Mutex<VecDeque<Recorded>>>);
 
 impl SpillLog {
     /// Records a write (`unspill` false) or read of `bytes` that ended now

@@ -305,6 +305,18 @@ pub struct WorkerSummary {
     /// Whether it is paused (from its last [`FromWorker::WorkerStatus`]).
     #[serde(default)]
     pub status: WorkerStatus,
+    /// Bytes of results spilled to disk, from its last heartbeat (since
+    /// version 6, as the fields below; 0 when absent).
+    #[serde(default)]
+    pub spilled_bytes: u64,
+    /// Resident memory of its process, bytes, from its last heartbeat (0:
+    /// unknown).
+    #[serde(default)]
+    pub rss_bytes: u64,
+    /// CPU use of its process between its last two heartbeats, whole
+    /// percent of one core.
+    #[serde(default)]
+    pub cpu_percent: u32,
 }
 
 /// Scheduler counters, for `Client::scheduler_info` and tests.
