@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use rdask::builtins::{fail, inc, make_blob, sleep_ms};
+use rdask::builtins::{add, fail, inc, make_blob, sleep_ms};
 use rdask::wire::messages::StreamKind;
 use rdask::{Client, SubmitOptions};
 
@@ -197,6 +197,34 @@ fn the_dashboard_shows_a_running_cluster_in_a_real_browser() {
         "workers table of 1,000 rows built in {} ms",
         page.eval("document.querySelector('#workers-table tbody').dataset.renderMs")
     );
+
+    // The graph page: every task the scheduler knows, in layers: two
+    // adds over the incs make three layers and four dependencies.
+    let pair = client.submit(add, (&incs[0], &incs[1])).expect("submit add");
+    let total = client.submit(add, (&pair, &incs[2])).expect("submit add");
+    assert_eq!(total.result().expect("added"), (0 + 1) + (1 + 1) + (2 + 1));
+    let ntasks = client.scheduler_info().expect("info").ntasks;
+    page.navigate(&status.replace("/status", "/graph"));
+    page.wait_for(
+        "the graph page draws every task",
+        &format!("document.getElementById('task-graph').dataset.nodes === '{ntasks}'"),
+    );
+    let graph_json = page.eval(
+        "(() => { const x = new XMLHttpRequest(); x.open('GET', '/api/v1/dashboard/graph', false); \
+         x.send(); const g = JSON.parse(x.responseText); \
+         return JSON.stringify(g.edges.map(([a, b]) => [g.nodes[a].key, g.nodes[b].key])); })()",
+    );
+    assert_eq!(
+        page.eval("document.getElementById('task-graph').dataset.edges"),
+        "4",
+        "{graph_json}"
+    );
+    assert_eq!(page.eval("document.getElementById('task-graph').dataset.layers"), "3");
+    assert_eq!(
+        page.eval("JSON.parse(document.getElementById('task-graph').dataset.states).erred"),
+        1
+    );
+    page.screenshot(&screenshot_dir().join("graph.png"));
 
     // The events page: both workers joined.
     page.navigate(&status.replace("/status", "/events"));

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::cpu::CpuMeter;
 use super::live::snapshot;
-use super::snapshot::{GetSnapshot, GetWorkerLogs};
+use super::snapshot::{GetSnapshot, GetTaskGraph, GetWorkerLogs};
 use super::DashboardState;
 
 /// The page shell; the script fills it according to its path.
@@ -30,7 +30,7 @@ pub async fn root(req: HttpRequest) -> HttpResponse {
         .finish()
 }
 
-/// `/status`, `/workers`, `/events`.
+/// `/status`, `/workers`, `/graph`, `/events`.
 pub async fn page(req: HttpRequest, state: web::Data<DashboardState>) -> HttpResponse {
     if let Some(denied) = state.access.check(&req) {
         return denied;
@@ -100,6 +100,21 @@ pub async fn worker_logs(req: HttpRequest, state: web::Data<DashboardState>) -> 
     let ask = state.scheduler.actor.send(GetWorkerLogs);
     match tokio::time::timeout(crate::http::ACTOR_TIMEOUT, ask).await {
         Ok(Ok(logs)) => HttpResponse::Ok().json(logs),
+        _ => HttpResponse::ServiceUnavailable()
+            .content_type("text/plain; charset=utf-8")
+            .body("the scheduler actor did not answer\n"),
+    }
+}
+
+/// `/api/v1/dashboard/graph`: the task graph as JSON (nodes with their
+/// state, edges), or only its size past `MAX_GRAPH_TASKS`.
+pub async fn task_graph(req: HttpRequest, state: web::Data<DashboardState>) -> HttpResponse {
+    if let Some(denied) = state.access.check(&req) {
+        return denied;
+    }
+    let ask = state.scheduler.actor.send(GetTaskGraph);
+    match tokio::time::timeout(crate::http::ACTOR_TIMEOUT, ask).await {
+        Ok(Ok(graph)) => HttpResponse::Ok().json(graph),
         _ => HttpResponse::ServiceUnavailable()
             .content_type("text/plain; charset=utf-8")
             .body("the scheduler actor did not answer\n"),

@@ -10,6 +10,7 @@ use actix::prelude::*;
 use serde::Serialize;
 
 use crate::actors::scheduler::SchedulerActor;
+use crate::scheduler::task_graph::{TaskGraphView, MAX_GRAPH_TASKS};
 use crate::scheduler::worker_load::{LoadFigures, WorkerLog};
 use crate::wire::messages::{FunctionProgress, SchedulerEvent, TaskStreamRecord, WorkerStatus};
 
@@ -95,6 +96,19 @@ impl Handler<GetWorkerLogs> for SchedulerActor {
     type Result = MessageResult<GetWorkerLogs>;
     fn handle(&mut self, _: GetWorkerLogs, _: &mut Self::Context) -> Self::Result {
         MessageResult(self.state().worker_logs())
+    }
+}
+
+/// Asks the scheduler for its task graph (at most `MAX_GRAPH_TASKS`
+/// tasks; beyond, only the count), for the graph page.
+#[derive(Message, Clone, Copy, Debug, Default)]
+#[rtype(result = "TaskGraphView")]
+pub struct GetTaskGraph;
+
+impl Handler<GetTaskGraph> for SchedulerActor {
+    type Result = MessageResult<GetTaskGraph>;
+    fn handle(&mut self, _: GetTaskGraph, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.state().task_graph(MAX_GRAPH_TASKS))
     }
 }
 

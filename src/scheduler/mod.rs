@@ -21,6 +21,7 @@ mod results;
 mod retirement;
 pub mod state;
 mod stealing;
+pub mod task_graph;
 mod tasks;
 mod transitions;
 mod types;

@@ -19,6 +19,13 @@
   const MAX_WORKER_BARS = 50;
   // How often the events page asks for the workers' log lines, ms.
   const LOGS_INTERVAL_MS = 2000;
+  // How often the graph page asks for the task graph, ms.
+  const GRAPH_INTERVAL_MS = 2000;
+  // The graph's colours by task state (the progress bars' colours).
+  const STATE_COLOURS = {
+    released: "#fff", waiting: "#ccc", "no-worker": "#e83", queued: "#aaa",
+    processing: "#8c8", memory: "#4a4", erred: "#d33",
+  };
   // Kinds of bars that are not a function's run, with their colours.
   const SPECIAL = { transfer: "#d22", spill: "#e80", unspill: "#93c" };
 
@@ -45,7 +52,7 @@
 
   function pageName() {
     const p = location.pathname.replace(/\/+$/, "").split("/").pop();
-    return ["status", "workers", "events"].indexOf(p) >= 0 ? p : "status";
+    return ["status", "workers", "graph", "events"].indexOf(p) >= 0 ? p : "status";
   }
 
   // A stable colour per function name; transfers red, spills orange,
@@ -300,6 +307,108 @@
       .finally(() => setTimeout(pollLogs, LOGS_INTERVAL_MS));
   }
 
+  // Layers of the graph: a task's layer is the longest chain of
+  // dependencies below it (0 for a task with none).
+  function graphLayers(g) {
+    const n = g.nodes.length;
+    const out = Array.from({ length: n }, () => []);
+    const indeg = new Array(n).fill(0);
+    for (const [a, b] of g.edges) { out[a].push(b); indeg[b]++; }
+    const depth = new Array(n).fill(0);
+    const queue = [];
+    for (let i = 0; i < n; i++) if (indeg[i] === 0) queue.push(i);
+    for (let q = 0; q < queue.length; q++) {
+      const i = queue[q];
+      for (const j of out[i]) {
+        depth[j] = Math.max(depth[j], depth[i] + 1);
+        if (--indeg[j] === 0) queue.push(j);
+      }
+    }
+    return depth;
+  }
+
+  // Draws the graph in layers, left to right, a column per layer, tasks
+  // of one function together in a column.
+  function drawGraph(canvas, g) {
+    const depth = graphLayers(g);
+    const nLayers = g.nodes.length ? Math.max(...depth) + 1 : 0;
+    const columns = Array.from({ length: nLayers }, () => []);
+    g.nodes.forEach((node, i) => columns[depth[i]].push(i));
+    const cmp = (a, b) => {
+      const x = g.nodes[a], y = g.nodes[b];
+      return x.function < y.function ? -1 : x.function > y.function ? 1 : x.key < y.key ? -1 : x.key > y.key ? 1 : 0;
+    };
+    for (const c of columns) c.sort(cmp);
+    const tallest = Math.max(1, ...columns.map((c) => c.length));
+    const dpr = window.devicePixelRatio || 1;
+    const cssW = canvas.clientWidth || 1200;
+    const cssH = Math.min(800, Math.max(120, tallest * 10 + 20));
+    canvas.style.height = cssH + "px";
+    canvas.width = Math.round(cssW * dpr);
+    canvas.height = Math.round(cssH * dpr);
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, cssW, cssH);
+    const dx = (cssW - 20) / Math.max(1, nLayers);
+    const dy = (cssH - 20) / tallest;
+    const r = Math.max(1.5, Math.min(6, Math.min(dx, dy) / 3));
+    const pos = new Array(g.nodes.length);
+    columns.forEach((c, layer) => c.forEach((i, row) => {
+      pos[i] = [10 + dx * (layer + 0.5), 10 + dy * (row + 0.5)];
+    }));
+    ctx.strokeStyle = "rgba(120, 120, 120, 0.35)";
+    ctx.lineWidth = 0.7;
+    ctx.beginPath();
+    for (const [a, b] of g.edges) {
+      ctx.moveTo(pos[a][0], pos[a][1]);
+      ctx.lineTo(pos[b][0], pos[b][1]);
+    }
+    ctx.stroke();
+    const states = {};
+    ctx.strokeStyle = "#888";
+    g.nodes.forEach((node, i) => {
+      states[node.state] = (states[node.state] || 0) + 1;
+      ctx.fillStyle = STATE_COLOURS[node.state] || "#000";
+      ctx.beginPath();
+      ctx.arc(pos[i][0], pos[i][1], r, 0, 2 * Math.PI);
+      ctx.fill();
+      if (node.state === "released") ctx.stroke();
+    });
+    canvas.dataset.nodes = String(g.nodes.length);
+    canvas.dataset.edges = String(g.edges.length);
+    canvas.dataset.layers = String(nLayers);
+    canvas.dataset.states = JSON.stringify(states);
+    return nLayers;
+  }
+
+  let graph = null;
+
+  function renderGraph(g) {
+    graph = g;
+    $("graph-max").textContent = String(g.max_tasks);
+    const canvas = $("task-graph");
+    canvas.hidden = g.too_large;
+    canvas.dataset.tooLarge = String(g.too_large);
+    if (g.too_large) {
+      $("graph-summary").textContent = g.ntasks + " tasks, more than " + g.max_tasks +
+        ": the graph is not drawn; the tasks per function and state instead:";
+      if (latest) renderProgress($("graph-functions"), latest.progress);
+    } else {
+      const layers = drawGraph(canvas, g);
+      $("graph-summary").textContent = g.nodes.length + " tasks, " + g.edges.length + " dependencies, " +
+        layers + " layers";
+      $("graph-functions").replaceChildren();
+    }
+  }
+
+  function pollGraph() {
+    fetch(withToken("/api/v1/dashboard/graph"))
+      .then((r) => (r.ok ? r.json() : Promise.reject(new Error(r.status + " " + r.statusText))))
+      .then(renderGraph)
+      .catch((e) => { $("graph-summary").textContent = "cannot read the task graph: " + e.message; })
+      .finally(() => setTimeout(pollGraph, GRAPH_INTERVAL_MS));
+  }
+
   function render() {
     const s = latest;
     if (!s) return;
@@ -320,6 +429,8 @@
       renderPerWorker($("processing"), s.workers, (w) => w.processing,
         () => Math.max(1, ...s.workers.map((x) => x.processing)), (w) => String(w.processing), "s-processing");
       renderScheduler($("scheduler"), s);
+    } else if (page === "graph") {
+      if (graph && graph.too_large) renderProgress($("graph-functions"), s.progress);
     } else if (page === "workers") {
       renderWorkers(document.querySelector("#workers-table tbody"), s.workers);
     } else {
@@ -375,6 +486,19 @@
     }
     window.addEventListener("resize", render);
     if (page === "events") pollLogs();
+    if (page === "graph") {
+      const legend = $("graph-legend");
+      legend.replaceChildren(...Object.keys(STATE_COLOURS).map((name) => {
+        const s = el("span");
+        const i = el("i");
+        i.style.background = STATE_COLOURS[name];
+        i.style.border = "1px solid #888";
+        s.append(i, document.createTextNode(name));
+        return s;
+      }));
+      window.addEventListener("resize", () => { if (graph && !graph.too_large) drawGraph($("task-graph"), graph); });
+      pollGraph();
+    }
     // For tests and for looking at a saved update (/api/v1/dashboard):
     // stop following the scheduler and show this one.
     window.rdaskShow = (s) => {

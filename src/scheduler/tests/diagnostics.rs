@@ -155,3 +155,38 @@ fn the_stream_keeps_only_the_last_records() {
     assert_eq!(tail.len(), 5);
     assert_eq!(d.next_seq(), TASK_STREAM_CAPACITY as u64 + 10);
 }
+
+#[test]
+fn the_task_graph_has_nodes_by_state_and_edges_up_to_its_bound() {
+    let mut h = H::new();
+    h.worker(1, "a", &["inc", "dec"]);
+    h.submit(
+        C1,
+        vec![
+            spec("x", "inc", &[]),
+            spec("y", "dec", &["x"]),
+            spec("z", "dec", &["x", "y"]),
+        ],
+        &["z"],
+    );
+    h.finish(1, "x");
+    let g = h.s.task_graph(10);
+    assert!(!g.too_large);
+    assert_eq!(g.ntasks, 3);
+    let node = |k: &str| g.nodes.iter().position(|n| n.key == k).expect("node");
+    assert_eq!(g.nodes[node("x")].state, "memory");
+    assert_eq!(g.nodes[node("x")].function, "inc");
+    let mut edges = g.edges.clone();
+    edges.sort();
+    let mut want = vec![
+        (node("x") as u32, node("y") as u32),
+        (node("x") as u32, node("z") as u32),
+        (node("y") as u32, node("z") as u32),
+    ];
+    want.sort();
+    assert_eq!(edges, want);
+    // Past the bound: the size only.
+    let small = h.s.task_graph(2);
+    assert!(small.too_large);
+    assert_eq!((small.ntasks, small.nodes.len(), small.edges.len()), (3, 0, 0));
+}
