@@ -91,13 +91,28 @@ pub async fn one_snapshot(req: HttpRequest, state: web::Data<DashboardState>) ->
     }
 }
 
-/// `/api/v1/dashboard/logs`: each worker's last log lines (at most
-/// `WORKER_LOG_CAPACITY`), as JSON, for the logs page.
+/// Query of `/api/v1/dashboard/logs`.
+#[derive(Deserialize)]
+pub struct LogsQuery {
+    #[serde(default)]
+    worker: Option<String>,
+}
+
+/// `/api/v1/dashboard/logs[?worker=NAME]`: workers' last log lines as JSON
+/// (`WorkerLogs`: the first `LOG_PAGE_MAX_WORKERS` by name, or the one
+/// named), for the events page.
 pub async fn worker_logs(req: HttpRequest, state: web::Data<DashboardState>) -> HttpResponse {
     if let Some(denied) = state.access.check(&req) {
         return denied;
     }
-    let ask = state.scheduler.actor.send(GetWorkerLogs);
+    let Ok(q) = web::Query::<LogsQuery>::from_query(req.query_string()) else {
+        return HttpResponse::BadRequest()
+            .content_type("text/plain; charset=utf-8")
+            .body("worker must be a worker's name\n");
+    };
+    let ask = state.scheduler.actor.send(GetWorkerLogs {
+        worker: q.into_inner().worker,
+    });
     match tokio::time::timeout(crate::http::ACTOR_TIMEOUT, ask).await {
         Ok(Ok(logs)) => HttpResponse::Ok().json(logs),
         _ => HttpResponse::ServiceUnavailable()

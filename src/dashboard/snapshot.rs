@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::actors::scheduler::SchedulerActor;
 use crate::scheduler::task_graph::{TaskGraphView, MAX_GRAPH_TASKS};
-use crate::scheduler::worker_load::{LoadFigures, WorkerLog};
+use crate::scheduler::worker_load::{LoadFigures, WorkerLogs};
 use crate::wire::messages::{FunctionProgress, SchedulerEvent, TaskStreamRecord, WorkerStatus};
 
 /// Most task-stream records one update carries: the newest, when more
@@ -86,16 +86,19 @@ pub struct Snapshot {
     pub mailbox_latency_seconds: Option<f64>,
 }
 
-/// Asks the scheduler for each worker's last log lines and its own event
-/// log (the logs page; read at the page's pace).
-#[derive(Message, Clone, Copy, Debug, Default)]
-#[rtype(result = "Vec<WorkerLog>")]
-pub struct GetWorkerLogs;
+/// Asks the scheduler for workers' last log lines (the events page; read
+/// at the page's pace): the one named, or the first ones by name.
+#[derive(Message, Clone, Debug, Default)]
+#[rtype(result = "WorkerLogs")]
+pub struct GetWorkerLogs {
+    /// Only this worker (by name).
+    pub worker: Option<String>,
+}
 
 impl Handler<GetWorkerLogs> for SchedulerActor {
     type Result = MessageResult<GetWorkerLogs>;
-    fn handle(&mut self, _: GetWorkerLogs, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.state().worker_logs())
+    fn handle(&mut self, msg: GetWorkerLogs, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.state().worker_logs(msg.worker.as_deref()))
     }
 }
 

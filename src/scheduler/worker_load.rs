@@ -12,6 +12,13 @@ use crate::wire::messages::SpillEvent;
 
 /// Log lines kept per worker (the newest).
 pub const WORKER_LOG_CAPACITY: usize = 200;
+/// Most workers one read of the logs returns (the first by name), so the
+/// logs page of a large cluster stays a modest copy; one worker can be
+/// asked for by name.
+pub const LOG_PAGE_MAX_WORKERS: usize = 100;
+/// Lines per worker one read of all the logs returns (the newest; one
+/// worker asked for by name gets all that are kept).
+pub const LOG_PAGE_LINES_PER_WORKER: usize = 50;
 
 /// A worker's load as its last heartbeats tell it.
 #[derive(Debug, Default)]
@@ -73,7 +80,17 @@ impl WorkerLoad {
     }
 }
 
-/// A worker's last log lines, as the dashboard's logs page shows them.
+/// Workers' last log lines, as the dashboard's logs page shows them.
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkerLogs {
+    /// Some workers' lines, by name.
+    pub workers: Vec<WorkerLog>,
+    /// Connected workers left out (past [`LOG_PAGE_MAX_WORKERS`], or not
+    /// the one asked for).
+    pub more_workers: u64,
+}
+
+/// A worker's last log lines.
 #[derive(Clone, Debug, Serialize)]
 pub struct WorkerLog {
     /// The worker's name.
@@ -102,18 +119,40 @@ impl super::SchedulerState {
             .collect()
     }
 
-    /// Each connected worker's last log lines, by name.
-    pub fn worker_logs(&self) -> Vec<WorkerLog> {
-        let mut v: Vec<WorkerLog> = self
+    /// Workers' last log lines: the one named `only` (all its kept
+    /// lines), or the first [`LOG_PAGE_MAX_WORKERS`] by name (their last
+    /// [`LOG_PAGE_LINES_PER_WORKER`] lines each).
+    pub fn worker_logs(&self, only: Option<&str>) -> WorkerLogs {
+        let mut slots: Vec<_> = self
             .workers
             .iter()
             .flatten()
+            .filter(|ws| only.is_none_or(|n| ws.name == n))
+            .collect();
+        slots.sort_by(|a, b| a.name.cmp(&b.name));
+        let total = self.workers.iter().flatten().count();
+        let lines = if only.is_some() {
+            WORKER_LOG_CAPACITY
+        } else {
+            LOG_PAGE_LINES_PER_WORKER
+        };
+        let workers: Vec<WorkerLog> = slots
+            .into_iter()
+            .take(LOG_PAGE_MAX_WORKERS)
             .map(|ws| WorkerLog {
                 worker: ws.name.clone(),
-                lines: ws.load.log.iter().cloned().collect(),
+                lines: ws
+                    .load
+                    .log
+                    .iter()
+                    .skip(ws.load.log.len().saturating_sub(lines))
+                    .cloned()
+                    .collect(),
             })
             .collect();
-        v.sort_by(|a, b| a.worker.cmp(&b.worker));
-        v
+        WorkerLogs {
+            more_workers: (total - workers.len()) as u64,
+            workers,
+        }
     }
 }

@@ -290,13 +290,17 @@
   }
 
   // The workers' last log lines, one block per worker.
-  function renderLogs(div, logs) {
+  function renderLogs(div, answer) {
+    const logs = answer.workers;
+    const more = answer.more_workers > 0
+      ? [el("p", { class: "more" }, answer.more_workers + " more workers; /api/v1/dashboard/logs?worker=NAME has one's lines")]
+      : [];
     div.replaceChildren(...logs.map((l) => {
       const d = el("details", { "data-worker": l.worker, "data-lines": l.lines.length, open: "" });
       d.append(el("summary", {}, l.worker + " (" + l.lines.length + " lines)"), el("pre", {}, l.lines.join("\n")));
       return d;
-    }));
-    if (logs.length === 0) div.replaceChildren(el("p", {}, "no workers"));
+    }), ...more);
+    if (logs.length === 0) div.replaceChildren(el("p", {}, "no workers"), ...more);
   }
 
   function pollLogs() {
