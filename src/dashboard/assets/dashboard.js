@@ -217,9 +217,10 @@
       }
       bar.title = "managed " + bytes(m.managed) + ", unmanaged " + bytes(m.unmanaged) + ", spilled " + bytes(m.spilled) +
         (w.memory_limit ? ", limit " + bytes(w.memory_limit) : ", no limit");
-      const fig = bytes(m.managed + m.unmanaged) + (w.memory_limit ? " / " + bytes(w.memory_limit) : "") +
-        (m.spilled ? " +" + bytes(m.spilled) + " disk" : "");
-      row.append(el("span", { class: "label" }, w.name), bar, el("span", { class: "figure" }, fig));
+      const fig = el("span", { class: "figure" }, bytes(m.managed + m.unmanaged) +
+        (w.memory_limit ? " / " + bytes(w.memory_limit) : ""));
+      if (m.spilled) fig.append(el("small", {}, "+ " + bytes(m.spilled) + " on disk"));
+      row.append(el("span", { class: "label" }, w.name), bar, fig);
       return row;
     }), ...more);
   }
