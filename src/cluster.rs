@@ -159,9 +159,10 @@ impl LocalCluster {
                     let r = async {
                         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
                         let access = DashboardAccess::new(options.security.token());
+                        let http_tls = options.security.http_server_config();
                         let handle = start_scheduler(listener, options)?;
                         let link = match dashboard {
-                            Some(address) => Some(start_dashboard(&address, handle.clone(), access).await?),
+                            Some(address) => Some(start_dashboard(&address, handle.clone(), access, http_tls).await?),
                             None => None,
                         };
                         Ok::<_, std::io::Error>((handle, link))
@@ -302,7 +303,12 @@ impl LocalCluster {
 /// Starts the scheduler's HTTP endpoint and dashboard on `address`, or on
 /// any free port of its host if that port is taken; returns the status
 /// page's address.
-async fn start_dashboard(address: &str, handle: SchedulerHandle, access: DashboardAccess) -> std::io::Result<String> {
+async fn start_dashboard(
+    address: &str,
+    handle: SchedulerHandle,
+    access: DashboardAccess,
+    tls: Option<rustls::ServerConfig>,
+) -> std::io::Result<String> {
     let listener = match tokio::net::TcpListener::bind(address).await {
         Ok(l) => l,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
@@ -316,7 +322,7 @@ async fn start_dashboard(address: &str, handle: SchedulerHandle, access: Dashboa
             ))
         }
     };
-    let base = crate::http::start_scheduler_http(listener, handle, access)?;
+    let base = crate::http::start_scheduler_http(listener, handle, access, tls)?;
     Ok(format!("{base}/status"))
 }
 

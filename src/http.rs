@@ -98,8 +98,10 @@ async fn not_found() -> HttpResponse {
 }
 
 /// Starts an actix-web server for `app` on `listener`, on its own server
-/// thread of the current actix system; returns its `http://host:port`.
-fn serve<F, A>(listener: TcpListener, app: F) -> std::io::Result<String>
+/// thread of the current actix system, speaking HTTPS with `tls` (the
+/// cluster's certificate) or plain HTTP without; returns its
+/// `https://host:port` or `http://host:port`.
+fn serve<F, A>(listener: TcpListener, tls: Option<rustls::ServerConfig>, app: F) -> std::io::Result<String>
 where
     F: Fn() -> App<A> + Send + Clone + 'static,
     A: actix_web::dev::ServiceFactory<
@@ -111,7 +113,8 @@ where
         > + 'static,
 {
     let listener = listener.into_std()?;
-    let address = format!("http://{}", listener.local_addr()?);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let address = format!("{scheme}://{}", listener.local_addr()?);
     let server = HttpServer::new(app)
         .workers(1)
         .max_connections(MAX_OPEN_CONNECTIONS)
@@ -119,9 +122,12 @@ where
         .keep_alive(KeepAlive::Disabled)
         .shutdown_timeout(SHUTDOWN_TIMEOUT_S)
         // The process's own signal handling decides how it stops.
-        .disable_signals()
-        .listen(listener)?
-        .run();
+        .disable_signals();
+    let server = match tls {
+        Some(config) => server.listen_rustls_0_23(listener, config)?,
+        None => server.listen(listener)?,
+    }
+    .run();
     actix_rt::spawn(server);
     Ok(address)
 }
@@ -374,11 +380,14 @@ async fn scheduler_metrics(handle: web::Data<SchedulerHandle>) -> HttpResponse {
 
 /// Starts the scheduler's HTTP endpoint and dashboard on `listener` (a
 /// server thread of the current actix system); returns its
-/// `http://host:port` address. `access` guards the dashboard.
+/// `http://host:port` address (`https://` with `tls`: see
+/// [`Security::http_server_config`](crate::Security::http_server_config)).
+/// `access` guards the dashboard.
 pub fn start_scheduler_http(
     listener: TcpListener,
     handle: SchedulerHandle,
     access: crate::dashboard::DashboardAccess,
+    tls: Option<rustls::ServerConfig>,
 ) -> std::io::Result<String> {
     let dashboard = web::Data::new(crate::dashboard::DashboardState {
         scheduler: handle.clone(),
@@ -386,7 +395,7 @@ pub fn start_scheduler_http(
         live: Default::default(),
     });
     let handle = web::Data::new(handle);
-    let address = serve(listener, move || {
+    let address = serve(listener, tls, move || {
         let dashboard = dashboard.clone();
         App::new()
             .app_data(handle.clone())
@@ -523,11 +532,16 @@ async fn worker_metrics(handle: web::Data<WorkerHandle>) -> HttpResponse {
 }
 
 /// Starts a worker's HTTP endpoint on `listener` (a server thread of the
-/// current actix system); returns its `http://host:port` address.
-pub fn start_worker_http(listener: TcpListener, handle: WorkerHandle) -> std::io::Result<String> {
+/// current actix system); returns its `http://host:port` address
+/// (`https://` with `tls`).
+pub fn start_worker_http(
+    listener: TcpListener,
+    handle: WorkerHandle,
+    tls: Option<rustls::ServerConfig>,
+) -> std::io::Result<String> {
     let name = handle.name.clone();
     let handle = web::Data::new(handle);
-    let address = serve(listener, move || {
+    let address = serve(listener, tls, move || {
         App::new()
             .app_data(handle.clone())
             .service(endpoint("/health", health))

@@ -38,9 +38,11 @@
 //! - [`delayed`]: lazy task graphs (Dask's `delayed`), computed on a
 //!   cluster in one submission or on a local thread pool; [`bag`]: Dask's
 //!   bags on top of them.
-//! - [`cli`], [`config`], [`launch`], [`certs`], [`logging`]: the `rdask`
-//!   command line (embeddable in a user's binary) and the worker's nanny,
-//!   configuration files, `rdask cluster up`, TLS certificates, log output.
+//! - [`cli`], [`config`], [`launch`], [`certs`], [`logging`],
+//!   [`log_ring`]: the `rdask` command line (embeddable in a user's
+//!   binary; `rdask top` in `cli::top`) and the worker's nanny,
+//!   configuration files, `rdask cluster up`, TLS certificates, log output
+//!   and the last log lines a worker sends to the dashboard.
 //! - [`simulate`]: `rdask simulate`, the real scheduler state machine
 //!   driven by simulated workers on a virtual clock (`docs/scale.md`).
 //! - [`wire`]: frames, handshake, TLS and the message enums of the
@@ -53,7 +55,9 @@
 //!   them), `runtime` (the client's background actix system), `http` (the
 //!   `/health`, `/metrics` and `/api/v1/info` endpoint), `dashboard` (the
 //!   scheduler's web dashboard and the performance report on that
-//!   endpoint, `docs/dashboard.md`), `util`.
+//!   endpoint, `docs/dashboard.md`; the scheduler's side of it in
+//!   `scheduler::diagnostics`, `scheduler::worker_load` and
+//!   `scheduler::task_graph`), `util`.
 //!
 //! Logs are `tracing` events; a binary that does not install its own
 //! subscriber calls [`init_logging`] (the `rdask` command line does).
@@ -76,6 +80,7 @@ pub mod delayed;
 #[doc(hidden)]
 pub mod http;
 pub mod launch;
+pub mod log_ring;
 pub mod logging;
 pub mod registry;
 #[doc(hidden)]
@@ -92,7 +97,7 @@ pub mod worker;
 pub mod worker_client;
 
 pub use actor_api::{Actor, ActorCall, ActorRef};
-pub use client::progress::progress;
+pub use client::progress::{progress, FuturesOf};
 pub use client::{
     AsyncClient, Client, ClientOptions, Error, Event, Future, Item, Lock, MultiLock, Pub, Queue, ReturnWhen,
     RunOptions, Semaphore, Sub, SubmitOptions, Variable, WaitResult,

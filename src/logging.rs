@@ -14,7 +14,8 @@ pub const REPEATED_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// request a client sends (the client gets its 4xx answer).
 pub const DEFAULT_LOG_FILTER: &str = "info,actix_server=warn,actix_http=off";
 
-/// Sends `tracing` events to stderr, filtered by `RUST_LOG` (default
+/// Sends `tracing` events to stderr (and to this process's
+/// [`log_ring`](crate::log_ring)), filtered by `RUST_LOG` (default
 /// [`DEFAULT_LOG_FILTER`]). ANSI colours are used only when stderr is a
 /// terminal and `NO_COLOR` is unset, so logs redirected to a file, a pipe or
 /// a service manager's journal carry no escape codes. Does nothing if a
@@ -24,10 +25,18 @@ pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colour)
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    // The same filtered events go to stderr and to the in-memory ring a
+    // worker sends to the scheduler (`log_ring`).
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(colour),
+        )
+        .with(crate::log_ring::RingLayer)
         .try_init();
 }
 

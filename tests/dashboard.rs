@@ -3,7 +3,8 @@
 //! `chromium`, driven over the DevTools protocol, tests/browser) shows the
 //! status, workers and events pages. The test checks what the pages show
 //! (worker count, progress reaching the total, task-stream bars, the
-//! workers' table, the event log), that the browser reports no JavaScript
+//! workers' table, at 1,000 workers too, the event log and the workers'
+//! logs, memory and spills), that the browser reports no JavaScript
 //! error, and saves a screenshot of each page (into docs/dashboard/ with
 //! `RDASK_UPDATE_SCREENSHOTS=1`).
 //! Under CI a missing chromium fails the test (`common::cannot_run`).
@@ -11,7 +12,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use rdask::builtins::{fail, inc, sleep_ms};
+use rdask::builtins::{add, fail, inc, make_blob, sleep_ms};
 use rdask::wire::messages::StreamKind;
 use rdask::{Client, SubmitOptions};
 
@@ -60,7 +61,8 @@ fn the_dashboard_shows_a_running_cluster_in_a_real_browser() {
     let dir = TempDir::new("status");
     let (_s, address, status) = scheduler_with_dashboard(&dir, &[]);
     let _w1 = worker(&address, "alpha", &[]);
-    let _w2 = worker(&address, "beta", &[]);
+    // beta spills: its results past 60 % of 200 MB go to disk.
+    let _w2 = worker(&address, "beta", &["--memory-limit", "200MB"]);
     let client = Client::connect(&address).expect("client connects");
     wait_for_workers(&client, 2);
 
@@ -113,6 +115,43 @@ fn the_dashboard_shows_a_running_cluster_in_a_real_browser() {
     assert!(bars.as_u64().unwrap_or(0) >= 80, "{bars}");
     // A lane per worker thread: 2 workers of 2 threads.
     assert_eq!(page.eval("document.getElementById('task-stream').dataset.lanes"), "4");
+
+    // Memory: 10 results of 20 MB on beta, more than it keeps in memory,
+    // then the oldest read back: spills and a read show in the task
+    // stream, and beta's memory bar has results in memory, unmanaged
+    // memory and spilled bytes.
+    let on_beta = SubmitOptions {
+        workers: vec!["beta".to_string()],
+        pure: false,
+        ..Default::default()
+    };
+    let blobs: Vec<_> = (0..10u64)
+        .map(|seed| {
+            client
+                .submit_with(make_blob, (20_000_000u64, seed), &on_beta)
+                .expect("submit blob")
+        })
+        .collect();
+    client
+        .wait(&blobs, rdask::ReturnWhen::AllCompleted, None)
+        .expect("blobs made");
+    page.wait_for(
+        "the task stream shows beta's spills",
+        "Number(document.getElementById('task-stream').dataset.spillBars) > 0",
+    );
+    client.gather(&blobs[..1]).expect("the oldest blob read back");
+    page.wait_for(
+        "the task stream shows the spilled blob read back",
+        "Number(document.getElementById('task-stream').dataset.unspillBars) > 0",
+    );
+    let beta_memory = "document.querySelector('#memory .memory-row[data-worker=beta]').dataset";
+    page.wait_for(
+        "beta's memory bar shows results in memory, unmanaged memory and spilled bytes",
+        &format!(
+            "(() => {{ const d = {beta_memory}; return Number(d.managed) > 0 && Number(d.unmanaged) > 0 && \
+             Number(d.spilled) >= 20000000; }})()"
+        ),
+    );
     page.screenshot(&screenshot_dir().join("status.png"));
 
     // The workers page: a row per worker, sortable.
@@ -129,7 +168,64 @@ fn the_dashboard_shows_a_running_cluster_in_a_real_browser() {
         "sorting by name descending puts beta first",
         &format!("{first} === 'beta'"),
     );
+    // The load columns come from the heartbeats: beta's spilled bytes and
+    // its process memory.
+    let beta_cell =
+        |i: usize| format!("document.querySelector('#workers-table tr[data-worker=beta]').children[{i}].textContent");
+    page.wait_for(
+        "beta's row shows spilled bytes",
+        &format!("{} !== '0 B' && {} !== '0 B'", beta_cell(7), beta_cell(4)),
+    );
     page.screenshot(&screenshot_dir().join("workers.png"));
+
+    // At 1,000 workers (a saved update with made-up rows, not 1,000
+    // processes): every row is there, and sorting by CPU works.
+    page.eval(&thousand_workers_update());
+    page.wait_for(
+        "the table has 1,000 rows",
+        "document.querySelectorAll('#workers-table tbody tr').length === 1000",
+    );
+    page.eval("document.querySelector('#workers-table th[data-key=cpu_percent]').click()");
+    let first_cpu = "document.querySelector('#workers-table tbody tr').children[3].textContent";
+    page.wait_for(
+        "sorting by CPU puts the busiest first",
+        &format!("{first_cpu} === '399 %'"),
+    );
+    page.eval("document.querySelector('#workers-table th[data-key=cpu_percent]').click()");
+    page.wait_for("and again the idlest first", &format!("{first_cpu} === '0 %'"));
+    eprintln!(
+        "workers table of 1,000 rows built in {} ms",
+        page.eval("document.querySelector('#workers-table tbody').dataset.renderMs")
+    );
+
+    // The graph page: every task the scheduler knows, in layers: two
+    // adds over the incs make three layers and four dependencies.
+    let pair = client.submit(add, (&incs[0], &incs[1])).expect("submit add");
+    let total = client.submit(add, (&pair, &incs[2])).expect("submit add");
+    // inc(0) + inc(1), plus inc(2).
+    assert_eq!(total.result().expect("added"), 6);
+    let ntasks = client.scheduler_info().expect("info").ntasks;
+    page.navigate(&status.replace("/status", "/graph"));
+    page.wait_for(
+        "the graph page draws every task",
+        &format!("document.getElementById('task-graph').dataset.nodes === '{ntasks}'"),
+    );
+    let graph_json = page.eval(
+        "(() => { const x = new XMLHttpRequest(); x.open('GET', '/api/v1/dashboard/graph', false); \
+         x.send(); const g = JSON.parse(x.responseText); \
+         return JSON.stringify(g.edges.map(([a, b]) => [g.nodes[a].key, g.nodes[b].key])); })()",
+    );
+    assert_eq!(
+        page.eval("document.getElementById('task-graph').dataset.edges"),
+        "4",
+        "{graph_json}"
+    );
+    assert_eq!(page.eval("document.getElementById('task-graph').dataset.layers"), "3");
+    assert_eq!(
+        page.eval("JSON.parse(document.getElementById('task-graph').dataset.states).erred"),
+        1
+    );
+    page.screenshot(&screenshot_dir().join("graph.png"));
 
     // The events page: both workers joined.
     page.navigate(&status.replace("/status", "/events"));
@@ -143,7 +239,18 @@ fn the_dashboard_shows_a_running_cluster_in_a_real_browser() {
             &format!("document.querySelectorAll('#events-table tr[data-kind={kind}]').length === 1"),
         );
     }
+    // The workers' logs: each worker's process log, through the scheduler.
+    for name in ["alpha", "beta"] {
+        page.wait_for(
+            &format!("{name}'s log lines are shown"),
+            &format!(
+                "(() => {{ const d = document.querySelector('#worker-logs details[data-worker={name}]'); \
+                 return d !== null && d.textContent.includes('registered with the scheduler'); }})()"
+            ),
+        );
+    }
     page.screenshot(&screenshot_dir().join("events.png"));
+    drop(blobs);
 
     let errors = page.errors();
     assert!(errors.is_empty(), "JavaScript errors: {errors:#?}");
@@ -244,4 +351,17 @@ fn task_stream_and_performance_report_show_the_runs_of_a_graph() {
     page.screenshot(&screenshot_dir().join("report.png"));
     let errors = page.errors();
     assert!(errors.is_empty(), "JavaScript errors: {errors:#?}");
+}
+
+/// A script showing a saved update of 1,000 made-up workers on the page
+/// (`window.rdaskShow`): worker `i` uses `i * 37 % 400` percent CPU.
+fn thousand_workers_update() -> String {
+    "window.rdaskShow({ now_us: Date.now() * 1000, tasks_by_state: {}, nclients: 0, tasks_finished: 0, \
+     progress: [], stream: [], events: [], rss_bytes: 0, cpu_percent: null, mailbox_latency_seconds: null, \
+     workers: Array.from({ length: 1000 }, (_, i) => ({ name: 'w' + String(i).padStart(4, '0'), \
+       address: 'tcp://10.0.' + (i >> 8) + '.' + (i & 255) + ':4000', nthreads: 4, memory_limit: 8e9, \
+       nbytes: i * 1e6, nkeys: i, processing: i % 7, status: 'running', last_seen_ms: i % 1000, \
+       spilled_bytes: (i * 7919) % 1000 * 1e5, rss_bytes: 1e9 + i * 1e6, cpu_percent: (i * 37) % 400, \
+       bandwidth: i * 1e4 })) })"
+        .to_string()
 }

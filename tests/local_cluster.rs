@@ -473,6 +473,13 @@ fn bad_bytes_close_only_the_offending_connection() -> anyhow::Result<()> {
         nbytes: 0,
         executing: 0,
         ready: 0,
+        spilled_bytes: 0,
+        rss_bytes: 0,
+        cpu_percent: 0.0,
+        bytes_fetched: 0,
+        bytes_served: 0,
+        spills: Vec::new(),
+        log: Vec::new(),
     }];
     s.write_all(&frame(&rmp_serde_named(&msg)))?;
     read_to_end(s);

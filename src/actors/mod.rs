@@ -7,5 +7,6 @@ pub mod liveness;
 pub mod peer;
 pub mod scheduler;
 mod session;
+pub mod spill_log;
 pub mod store;
 pub mod worker;

@@ -22,7 +22,8 @@ use actix::prelude::*;
 use bytes::Bytes;
 use tracing::{info, warn};
 
-use crate::wire::messages::Key;
+use super::spill_log::SpillLog;
+use crate::wire::messages::{Key, SpillEvent};
 use crate::worker::memory::{
     Lookup, MemoryFigures, MemoryThresholds, PauseChange, SpillBuffer, SpillOp, DEFAULT_MEMORY_MONITOR_INTERVAL_MS,
 };
@@ -121,6 +122,9 @@ pub struct DataStore {
     /// Told of each pause and resume (the worker actor, which tells the
     /// scheduler).
     pause_watcher: Option<Recipient<PauseChanged>>,
+    /// Spill writes and reads since the last heartbeat (the dashboard's
+    /// task stream).
+    spills: SpillLog,
 }
 
 impl DataStore {
@@ -143,6 +147,7 @@ impl DataStore {
             retry_scheduled: false,
             told_reason: None,
             pause_watcher: None,
+            spills: SpillLog::default(),
         }
     }
 
@@ -164,6 +169,7 @@ impl DataStore {
             match op {
                 SpillOp::Write { key, file, name, data } => {
                     let dir = self.dir.0.clone();
+                    let (started, bytes) = (Instant::now(), data.len() as u64);
                     let write = tokio::task::spawn_blocking(move || {
                         std::fs::create_dir_all(&dir)?;
                         std::fs::write(dir.join(name), &data)
@@ -180,6 +186,7 @@ impl DataStore {
                             match &result {
                                 Err(e) => act.spill_failed(&key, e, ctx),
                                 Ok(()) => {
+                                    act.spills.record(false, bytes, started.elapsed());
                                     if act.spill_error.take().is_some() {
                                         info!(worker = %act.memory.worker, "spilling to {} works again", act.dir.0.display());
                                         act.tell_pause(false);
@@ -390,8 +397,10 @@ impl Handler<Get> for DataStore {
         }
         let counters = self.counters.clone();
         let worker = self.memory.worker.clone();
+        let spills = self.spills.clone();
         Box::pin(async move {
             if !reads.is_empty() {
+                let started = Instant::now();
                 let read = tokio::task::spawn_blocking(move || {
                     reads
                         .into_iter()
@@ -400,6 +409,12 @@ impl Handler<Get> for DataStore {
                 });
                 match read.await {
                     Ok(loaded) => {
+                        let bytes = loaded
+                            .iter()
+                            .filter_map(|(_, r)| r.as_ref().ok())
+                            .map(|d| d.len() as u64)
+                            .sum();
+                        spills.record(true, bytes, started.elapsed());
                         for (i, r) in loaded {
                             match r {
                                 Ok(data) => out[i].1 = Some(Bytes::from(data)),
@@ -490,6 +505,20 @@ impl Handler<Report> for DataStore {
             spill_directory: self.dir.0.clone(),
             spill_error: self.spill_error.clone(),
         })
+    }
+}
+
+/// What the worker's heartbeat needs: a [`Report`] and the spill events
+/// since the previous one (which it forgets).
+#[derive(Message)]
+#[rtype(result = "(StoreReport, Vec<SpillEvent>)")]
+pub struct ForHeartbeat;
+
+impl Handler<ForHeartbeat> for DataStore {
+    type Result = MessageResult<ForHeartbeat>;
+    fn handle(&mut self, _: ForHeartbeat, ctx: &mut Self::Context) -> Self::Result {
+        let MessageResult(report) = <Self as Handler<Report>>::handle(self, Report, ctx);
+        MessageResult((report, self.spills.take()))
     }
 }
 

@@ -370,6 +370,18 @@ impl<U> Bag<Vec<U>> {
     }
 }
 
+impl<T> crate::client::progress::FuturesOf for Bag<T> {
+    /// The futures of its partitions when it was persisted (or of the
+    /// persisted bag it was built from).
+    fn futures_of(&self) -> Result<Vec<crate::client::progress::Followed>, Error> {
+        let held = crate::delayed::held_futures(self.parts.iter().map(|p| &p.node));
+        if held.is_empty() {
+            return Err(crate::client::progress::nothing_to_follow("bag"));
+        }
+        Ok(held)
+    }
+}
+
 impl<T: 'static> Bag<T> {
     /// Computes every partition on the cluster (one submission) and keeps
     /// them there (Dask's `persist`): the bag returned reads the held

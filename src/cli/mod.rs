@@ -16,6 +16,7 @@ mod cluster;
 mod nanny;
 mod serve;
 mod simulate;
+pub mod top;
 
 use cluster::run_cluster;
 use serve::{run_scheduler, run_worker};
@@ -153,6 +154,26 @@ pub enum Command {
     Info {
         /// Scheduler address.
         scheduler: String,
+        /// Seconds to keep trying to reach the scheduler while nothing listens there
+        /// [config: client.connect_timeout_s, default 30].
+        #[arg(long)]
+        connect_timeout: Option<f64>,
+        /// TLS and token.
+        #[command(flatten)]
+        security: SecurityArgs,
+    },
+    /// A compact live view of the cluster (workers, tasks per state,
+    /// memory), refreshed in place; plain blocks when stdout is not a
+    /// terminal. Ctrl-C ends it.
+    Top {
+        /// Scheduler address.
+        scheduler: String,
+        /// Seconds between refreshes (at least 0.1).
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
+        /// Stop after this many refreshes (default: until Ctrl-C).
+        #[arg(long)]
+        count: Option<u64>,
         /// Seconds to keep trying to reach the scheduler while nothing listens there
         /// [config: client.connect_timeout_s, default 30].
         #[arg(long)]
@@ -430,6 +451,28 @@ pub fn run(cli: Cli) -> i32 {
                 1
             }
         },
+        Command::Top {
+            scheduler,
+            interval,
+            count,
+            connect_timeout,
+            security,
+        } => {
+            let interval = match std::time::Duration::try_from_secs_f64(interval) {
+                Ok(d) if !d.is_zero() => d,
+                _ => {
+                    eprintln!("error: --interval must be a positive number of seconds, not {interval}");
+                    return 2;
+                }
+            };
+            match connect_client(config_file, &scheduler, connect_timeout, security) {
+                Ok(client) => top::run(&client, &scheduler, interval, count),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    1
+                }
+            }
+        }
         Command::Shell {
             scheduler,
             command,

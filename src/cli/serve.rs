@@ -71,6 +71,7 @@ pub(super) fn run_scheduler(config: &RdaskConfig) -> i32 {
         }
     };
     let access = crate::dashboard::DashboardAccess::new(options.security.token());
+    let http_tls = options.security.http_server_config();
     let host = config.scheduler.host.clone();
     let port = config.scheduler.port;
     let http_port = config.scheduler.http_port;
@@ -95,7 +96,7 @@ pub(super) fn run_scheduler(config: &RdaskConfig) -> i32 {
             let Some(listener) = bind_http(&host, p).await else {
                 return 1;
             };
-            match crate::http::start_scheduler_http(listener, handle.clone(), access) {
+            match crate::http::start_scheduler_http(listener, handle.clone(), access, http_tls) {
                 Ok(address) => {
                     println!("rdask http endpoint on {address}");
                     println!("rdask dashboard at {address}/status");
@@ -135,6 +136,7 @@ pub(super) fn run_worker(config: &RdaskConfig, scheduler: Option<String>, name: 
         }
     }
     let http_port = config.worker.http_port;
+    let http_tls = options.security.http_server_config();
     actix_rt::System::new().block_on(async move {
         let host = options.listen_host.clone();
         let handle = match start_worker(options).await {
@@ -150,7 +152,7 @@ pub(super) fn run_worker(config: &RdaskConfig, scheduler: Option<String>, name: 
             let Some(listener) = bind_http(&host, p).await else {
                 return 1;
             };
-            match crate::http::start_worker_http(listener, handle.clone()) {
+            match crate::http::start_worker_http(listener, handle.clone(), http_tls) {
                 Ok(address) => println!("rdask http endpoint on {address}"),
                 Err(e) => {
                     error!("cannot start the HTTP endpoint: {e}");

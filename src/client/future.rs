@@ -81,6 +81,34 @@ impl<T> Drop for Future<T> {
     }
 }
 
+/// Dask's status of `key` as `core`'s client knows it (see
+/// [`Future::status`]).
+pub(crate) fn key_status(core: &Core, key: &str) -> &'static str {
+    let st = core.shared.lock();
+    match st.keys.get(key).map(|e| &e.status) {
+        Some(KeyStatus::Finished { .. }) => "finished",
+        Some(KeyStatus::Error(_)) => "error",
+        Some(KeyStatus::Cancelled) => "cancelled",
+        _ if st.disconnected.is_some() => "lost",
+        Some(KeyStatus::NoWorker(_)) => "no-worker",
+        _ => "pending",
+    }
+}
+
+/// A future of any result type, as a lazy graph holds it: it keeps the
+/// key alive and can be followed by `progress`.
+#[doc(hidden)]
+pub trait HeldFuture: Send + Sync {
+    /// What `progress` follows for it.
+    fn followed(&self) -> super::progress::Followed;
+}
+
+impl<T> HeldFuture for Future<T> {
+    fn followed(&self) -> super::progress::Followed {
+        super::progress::Followed::new(self.key.clone(), self.core.clone())
+    }
+}
+
 /// Counts one more future for each key (the caller builds them with
 /// [`Future::new`]); `function` is what computes them, for messages.
 pub(crate) fn add_refs(core: &Core, keys: &[Key], function: &str) {
@@ -120,15 +148,7 @@ impl<T> Future<T> {
     /// (the connection is gone), or `no-worker`: no connected worker can
     /// run it; [`no_worker_reason`](Self::no_worker_reason) says why.
     pub fn status(&self) -> &'static str {
-        let st = self.core.shared.lock();
-        match st.keys.get(&self.key).map(|e| &e.status) {
-            Some(KeyStatus::Finished { .. }) => "finished",
-            Some(KeyStatus::Error(_)) => "error",
-            Some(KeyStatus::Cancelled) => "cancelled",
-            _ if st.disconnected.is_some() => "lost",
-            Some(KeyStatus::NoWorker(_)) => "no-worker",
-            _ => "pending",
-        }
+        key_status(&self.core, &self.key)
     }
 
     /// While the status is `no-worker`: why no worker can run it and how to

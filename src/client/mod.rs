@@ -42,7 +42,10 @@ pub use async_client::AsyncClient;
 pub use blocking::{AsCompleted, Client};
 pub use coordination::{Item, COORDINATION_REPLY_GRACE};
 pub use diagnostics::PerformanceReport;
+pub(crate) use future::key_status;
 pub use future::Future;
+#[doc(hidden)]
+pub use future::HeldFuture;
 pub use locks::{Lock, MultiLock, Semaphore};
 pub use options::{ClientOptions, ReturnWhen, SubmitOptions, WaitResult, DEFAULT_CLIENT_RECONNECT_TIMEOUT};
 pub use pubsub::{Pub, Sub};

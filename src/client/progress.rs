@@ -2,15 +2,21 @@
 //! terminal (Dask's `progress`), drawn with `indicatif` on stdout, or plain
 //! lines when stdout is not a terminal (a log, CI). Returns when every
 //! future is done; while some wait for a worker that can run them, the
-//! bar says so, so a wait that cannot end is never silent.
+//! bar says so, so a wait that cannot end is never silent. It follows
+//! futures, and lazy results and collections through the futures their
+//! graphs hold ([`FuturesOf`], Dask's `futures_of`): a persisted bag, a
+//! `Delayed` built on persisted parts.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{Error, Future};
+use super::core::Core;
+use super::{key_status, Error, Future};
+use crate::wire::messages::Key;
 
 /// How often the bars are brought up to date.
 pub const PROGRESS_REFRESH: Duration = Duration::from_millis(100);
@@ -37,8 +43,77 @@ pub fn key_function(key: &str) -> &str {
     key.rsplit_once('-').map_or(key, |(f, _)| f)
 }
 
+/// One future [`progress`] follows, of any result type.
+#[derive(Clone)]
+pub struct Followed {
+    key: Key,
+    core: Arc<Core>,
+}
+
+impl Followed {
+    pub(crate) fn new(key: Key, core: Arc<Core>) -> Self {
+        Followed { key, core }
+    }
+
+    /// Its key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Its status, as [`Future::status`] says.
+    pub fn status(&self) -> &'static str {
+        key_status(&self.core, &self.key)
+    }
+}
+
+impl std::fmt::Debug for Followed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Followed({})", self.key)
+    }
+}
+
+/// What [`progress`] can follow: futures, and lazy results or collections
+/// through the futures their graphs hold (Dask's `futures_of`).
+pub trait FuturesOf {
+    /// The futures, each key once. Errs ([`Error::Input`]) for a lazy
+    /// result or collection none of whose graph is on the cluster yet
+    /// (persist it first), since there would be nothing to follow.
+    fn futures_of(&self) -> Result<Vec<Followed>, Error>;
+}
+
+impl<T> FuturesOf for Future<T> {
+    fn futures_of(&self) -> Result<Vec<Followed>, Error> {
+        Ok(vec![Followed::new(self.key.clone(), self.core.clone())])
+    }
+}
+
+impl<T> FuturesOf for [Future<T>] {
+    fn futures_of(&self) -> Result<Vec<Followed>, Error> {
+        let mut seen = std::collections::HashSet::new();
+        Ok(self
+            .iter()
+            .filter(|f| seen.insert(f.key.as_str()))
+            .map(|f| Followed::new(f.key.clone(), f.core.clone()))
+            .collect())
+    }
+}
+
+impl<T> FuturesOf for Vec<Future<T>> {
+    fn futures_of(&self) -> Result<Vec<Followed>, Error> {
+        self.as_slice().futures_of()
+    }
+}
+
+/// The error of a lazy graph that holds no future.
+pub(crate) fn nothing_to_follow(what: &str) -> Error {
+    Error::Input(format!(
+        "progress: nothing of this {what} is on the cluster yet, so there is nothing to follow; \
+         persist it first (`persist(&client)`) and pass what that returns"
+    ))
+}
+
 /// Counts by function, keyed by name.
-fn count<T>(futures: &[Future<T>]) -> BTreeMap<String, FunctionCount> {
+fn count(futures: &[Followed]) -> BTreeMap<String, FunctionCount> {
     let mut by_fn: BTreeMap<String, FunctionCount> = BTreeMap::new();
     for f in futures {
         let c = by_fn.entry(key_function(f.key()).to_string()).or_default();
@@ -64,14 +139,17 @@ fn line(name: &str, c: &FunctionCount) -> String {
     s
 }
 
-/// Shows the progress of `futures` until every one is done (finished,
-/// erred or cancelled); returns the final counts by function. Errs if the
-/// connection to the scheduler is lost meanwhile.
-pub fn progress<T>(futures: &[Future<T>]) -> Result<BTreeMap<String, FunctionCount>, Error> {
+/// Shows the progress of `what` (futures, a persisted collection, a lazy
+/// result built on persisted parts: see [`FuturesOf`]) until every future
+/// is done (finished, erred or cancelled); returns the final counts by
+/// function. Errs if the connection to the scheduler is lost meanwhile, or
+/// at once if `what` holds no future.
+pub fn progress<P: FuturesOf + ?Sized>(what: &P) -> Result<BTreeMap<String, FunctionCount>, Error> {
+    let futures = what.futures_of()?;
     if std::io::stdout().is_terminal() {
-        show(futures, Output::Bars)
+        show(&futures, Output::Bars)
     } else {
-        show(futures, Output::Lines(&mut std::io::stdout()))
+        show(&futures, Output::Lines(&mut std::io::stdout()))
     }
 }
 
@@ -83,7 +161,7 @@ pub(crate) enum Output<'a> {
     Lines(&'a mut dyn Write),
 }
 
-pub(crate) fn show<T>(futures: &[Future<T>], mut output: Output<'_>) -> Result<BTreeMap<String, FunctionCount>, Error> {
+pub(crate) fn show(futures: &[Followed], mut output: Output<'_>) -> Result<BTreeMap<String, FunctionCount>, Error> {
     let bars = MultiProgress::with_draw_target(match output {
         Output::Bars => ProgressDrawTarget::stdout(),
         Output::Lines(_) => ProgressDrawTarget::hidden(),
@@ -152,13 +230,13 @@ mod tests {
         let sleeps = client.map(sleep_ms, 100..130u64).expect("submit");
         let failing = client.submit(fail, ("no".to_string(),)).expect("submit");
         let mut out = Vec::new();
-        let counts = show(&sleeps, Output::Lines(&mut out)).expect("progress");
+        let counts = show(&sleeps.futures_of().expect("futures"), Output::Lines(&mut out)).expect("progress");
         let c = counts["sleep_ms"];
         assert_eq!((c.total, c.finished, c.erred), (30, 30, 0));
         let text = String::from_utf8(out).expect("utf-8");
         assert!(text.lines().count() >= 2, "a first and a final line: {text}");
         assert_eq!(text.lines().last(), Some("sleep_ms: 30/30"), "{text}");
-        let counts = show(&[failing], Output::Lines(&mut Vec::new())).expect("progress");
+        let counts = show(&failing.futures_of().expect("futures"), Output::Lines(&mut Vec::new())).expect("progress");
         assert_eq!(counts["fail"].erred, 1);
     }
 

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::cpu::CpuMeter;
 use super::live::snapshot;
-use super::snapshot::GetSnapshot;
+use super::snapshot::{GetSnapshot, GetTaskGraph, GetWorkerLogs};
 use super::DashboardState;
 
 /// The page shell; the script fills it according to its path.
@@ -30,7 +30,7 @@ pub async fn root(req: HttpRequest) -> HttpResponse {
         .finish()
 }
 
-/// `/status`, `/workers`, `/events`.
+/// `/status`, `/workers`, `/graph`, `/events`.
 pub async fn page(req: HttpRequest, state: web::Data<DashboardState>) -> HttpResponse {
     if let Some(denied) = state.access.check(&req) {
         return denied;
@@ -86,6 +86,51 @@ pub async fn one_snapshot(req: HttpRequest, state: web::Data<DashboardState>) ->
     match snapshot(&state.scheduler, ask, &mut CpuMeter::default()).await {
         Some(s) => HttpResponse::Ok().json(s),
         None => HttpResponse::ServiceUnavailable()
+            .content_type("text/plain; charset=utf-8")
+            .body("the scheduler actor did not answer\n"),
+    }
+}
+
+/// Query of `/api/v1/dashboard/logs`.
+#[derive(Deserialize)]
+pub struct LogsQuery {
+    #[serde(default)]
+    worker: Option<String>,
+}
+
+/// `/api/v1/dashboard/logs[?worker=NAME]`: workers' last log lines as JSON
+/// (`WorkerLogs`: the first `LOG_PAGE_MAX_WORKERS` by name, or the one
+/// named), for the events page.
+pub async fn worker_logs(req: HttpRequest, state: web::Data<DashboardState>) -> HttpResponse {
+    if let Some(denied) = state.access.check(&req) {
+        return denied;
+    }
+    let Ok(q) = web::Query::<LogsQuery>::from_query(req.query_string()) else {
+        return HttpResponse::BadRequest()
+            .content_type("text/plain; charset=utf-8")
+            .body("worker must be a worker's name\n");
+    };
+    let ask = state.scheduler.actor.send(GetWorkerLogs {
+        worker: q.into_inner().worker,
+    });
+    match tokio::time::timeout(crate::http::ACTOR_TIMEOUT, ask).await {
+        Ok(Ok(logs)) => HttpResponse::Ok().json(logs),
+        _ => HttpResponse::ServiceUnavailable()
+            .content_type("text/plain; charset=utf-8")
+            .body("the scheduler actor did not answer\n"),
+    }
+}
+
+/// `/api/v1/dashboard/graph`: the task graph as JSON (nodes with their
+/// state, edges), or only its size past `MAX_GRAPH_TASKS`.
+pub async fn task_graph(req: HttpRequest, state: web::Data<DashboardState>) -> HttpResponse {
+    if let Some(denied) = state.access.check(&req) {
+        return denied;
+    }
+    let ask = state.scheduler.actor.send(GetTaskGraph);
+    match tokio::time::timeout(crate::http::ACTOR_TIMEOUT, ask).await {
+        Ok(Ok(graph)) => HttpResponse::Ok().json(graph),
+        _ => HttpResponse::ServiceUnavailable()
             .content_type("text/plain; charset=utf-8")
             .body("the scheduler actor did not answer\n"),
     }

@@ -1,7 +1,8 @@
 //! The scheduler's web dashboard (Dask's, on the scheduler's HTTP port):
 //! a status page (task stream, progress per function, memory and tasks
-//! per worker, the scheduler's own load), a workers page and an event
-//! log, updated live over Server-sent events. The pages' HTML, script and
+//! per worker, the scheduler's own load), a workers page, a task graph
+//! page and an event log with the workers' logs, updated live over
+//! Server-sent events. The pages' HTML, script and
 //! style are embedded in the binary (no build step, no files to install),
 //! drawn with plain canvas and HTML, no charting library.
 //!
@@ -44,10 +45,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<DashboardState>)
         .service(crate::http::endpoint("/", assets::root))
         .service(crate::http::endpoint("/status", assets::page))
         .service(crate::http::endpoint("/workers", assets::page))
+        .service(crate::http::endpoint("/graph", assets::page))
         .service(crate::http::endpoint("/events", assets::page))
         .service(crate::http::endpoint("/static/dashboard.js", assets::script))
         .service(crate::http::endpoint("/static/dashboard.css", assets::style))
         .service(crate::http::endpoint("/favicon.ico", assets::no_icon))
         .service(crate::http::endpoint("/api/v1/dashboard", assets::one_snapshot))
-        .service(crate::http::endpoint("/api/v1/dashboard/live", live::live));
+        .service(crate::http::endpoint("/api/v1/dashboard/live", live::live))
+        .service(crate::http::endpoint("/api/v1/dashboard/logs", assets::worker_logs))
+        .service(crate::http::endpoint("/api/v1/dashboard/graph", assets::task_graph));
 }

@@ -10,6 +10,8 @@ use actix::prelude::*;
 use serde::Serialize;
 
 use crate::actors::scheduler::SchedulerActor;
+use crate::scheduler::task_graph::{TaskGraphView, MAX_GRAPH_TASKS};
+use crate::scheduler::worker_load::{LoadFigures, WorkerLogs};
 use crate::wire::messages::{FunctionProgress, SchedulerEvent, TaskStreamRecord, WorkerStatus};
 
 /// Most task-stream records one update carries: the newest, when more
@@ -48,6 +50,10 @@ pub struct WorkerRow {
     pub status: &'static str,
     /// Milliseconds since the scheduler last heard from it.
     pub last_seen_ms: u64,
+    /// Spilled bytes, process memory, CPU and bandwidth from its
+    /// heartbeats.
+    #[serde(flatten)]
+    pub load: LoadFigures,
 }
 
 /// One dashboard update.
@@ -80,6 +86,35 @@ pub struct Snapshot {
     pub mailbox_latency_seconds: Option<f64>,
 }
 
+/// Asks the scheduler for workers' last log lines (the events page; read
+/// at the page's pace): the one named, or the first ones by name.
+#[derive(Message, Clone, Debug, Default)]
+#[rtype(result = "WorkerLogs")]
+pub struct GetWorkerLogs {
+    /// Only this worker (by name).
+    pub worker: Option<String>,
+}
+
+impl Handler<GetWorkerLogs> for SchedulerActor {
+    type Result = MessageResult<GetWorkerLogs>;
+    fn handle(&mut self, msg: GetWorkerLogs, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.state().worker_logs(msg.worker.as_deref()))
+    }
+}
+
+/// Asks the scheduler for its task graph (at most `MAX_GRAPH_TASKS`
+/// tasks; beyond, only the count), for the graph page.
+#[derive(Message, Clone, Copy, Debug, Default)]
+#[rtype(result = "TaskGraphView")]
+pub struct GetTaskGraph;
+
+impl Handler<GetTaskGraph> for SchedulerActor {
+    type Result = MessageResult<GetTaskGraph>;
+    fn handle(&mut self, _: GetTaskGraph, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.state().task_graph(MAX_GRAPH_TASKS))
+    }
+}
+
 impl Handler<GetSnapshot> for SchedulerActor {
     type Result = MessageResult<GetSnapshot>;
     fn handle(&mut self, msg: GetSnapshot, _: &mut Self::Context) -> Self::Result {
@@ -90,10 +125,12 @@ impl Handler<GetSnapshot> for SchedulerActor {
             .into_iter()
             .map(|(n, d)| (n, d.as_millis() as u64))
             .collect();
+        let loads: BTreeMap<String, LoadFigures> = state.worker_loads().into_iter().collect();
         let workers = info
             .workers
             .into_iter()
             .map(|w| WorkerRow {
+                load: loads.get(&w.address).copied().unwrap_or_default(),
                 last_seen_ms: seen.get(&w.name).copied().unwrap_or(0),
                 name: w.name,
                 address: w.address,

@@ -38,7 +38,7 @@ pub enum DArg {
     /// A map of lazy results (each map key encoded on its own).
     NodeMap(Vec<(ByteBuf, Arc<Node>)>),
     /// A future's key, with the future kept alive until the graph is gone.
-    Future(Key, Arc<dyn std::any::Any + Send + Sync>),
+    Future(Key, Arc<dyn crate::client::HeldFuture>),
 }
 
 impl DArg {

@@ -43,6 +43,7 @@ use serde::de::DeserializeOwned;
 pub use args::{IntoDelayedArg, IntoDelayedArgs};
 use graph::{node_key, Graph, Node};
 
+use crate::client::progress::{nothing_to_follow, Followed, FuturesOf};
 use crate::client::{Client, Error, Future};
 use crate::task::{decode_value, Task};
 use crate::wire::messages::{Key, TaskSpec};
@@ -284,6 +285,35 @@ fn plan(outputs: &[&Arc<Node>], opts: &ComputeOptions) -> Result<Vec<TaskSpec>, 
     }
     let keys: HashSet<&str> = outputs.iter().map(|n| n.key.as_str()).collect();
     Ok(fuse::to_specs(&graph, &keys, opts.fuse))
+}
+
+/// The futures the graphs of `outputs` hold (persisted parts, futures
+/// passed as arguments), each key once: what [`progress`](crate::progress)
+/// follows for a lazy result or collection.
+pub(crate) fn held_futures<'a>(outputs: impl IntoIterator<Item = &'a Arc<Node>>) -> Vec<Followed> {
+    let graph = Graph::collect(outputs);
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut out = Vec::new();
+    for n in &graph.nodes {
+        for a in &n.args {
+            if let graph::DArg::Future(key, held) = a {
+                if seen.insert(key.as_str()) {
+                    out.push(held.followed());
+                }
+            }
+        }
+    }
+    out
+}
+
+impl<T> FuturesOf for Delayed<T> {
+    fn futures_of(&self) -> Result<Vec<Followed>, Error> {
+        let held = held_futures([&self.node]);
+        if held.is_empty() {
+            return Err(nothing_to_follow("lazy result"));
+        }
+        Ok(held)
+    }
 }
 
 impl<T> Delayed<T> {

@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::ids::{FnId, WIdx};
 use super::types::TaskState;
-use crate::wire::messages::{FunctionProgress, Key, SchedulerEvent, StreamKind, TaskStreamRecord};
+use crate::wire::messages::{FunctionProgress, Key, SchedulerEvent, SpillEvent, StreamKind, TaskStreamRecord};
 
 /// Task-stream records kept (Dask keeps 100,000 too): about 100 bytes
 /// each with a short key, so about 10 MB at most.
@@ -48,8 +48,9 @@ impl Clock {
 #[derive(Debug)]
 struct Entry {
     key: Key,
-    /// None: a transfer.
+    /// None: a transfer or spill (`kind` says which).
     func: Option<FnId>,
+    kind: StreamKind,
     worker: WIdx,
     thread: u32,
     start_us: u64,
@@ -111,6 +112,7 @@ impl Diagnostics {
         self.push(Entry {
             key: key.to_string(),
             func: Some(func),
+            kind: StreamKind::Compute,
             worker: w,
             thread,
             start_us: stop_us.saturating_sub(duration_us),
@@ -124,9 +126,29 @@ impl Diagnostics {
         self.push(Entry {
             key: Key::new(),
             func: None,
+            kind: StreamKind::Transfer,
             worker: w,
             thread: 0,
             start_us: stop_us.saturating_sub(duration_us),
+            stop_us,
+        });
+    }
+
+    /// `w` wrote (or read back) spilled results, as its heartbeat
+    /// received at `now_us` reports; on the worker's first lane.
+    pub(super) fn spill(&mut self, w: WIdx, s: &SpillEvent, now_us: u64) {
+        let stop_us = now_us.saturating_sub(s.ago_us);
+        self.push(Entry {
+            key: Key::new(),
+            func: None,
+            kind: if s.unspill {
+                StreamKind::Unspill
+            } else {
+                StreamKind::Spill
+            },
+            worker: w,
+            thread: 0,
+            start_us: stop_us.saturating_sub(s.duration_us),
             stop_us,
         });
     }
@@ -168,16 +190,18 @@ impl Diagnostics {
             .map(|(i, e)| TaskStreamRecord {
                 seq: self.stream_first + i as u64,
                 key: e.key.clone(),
-                function: e.func.map_or("transfer", &fn_name).to_string(),
+                function: match (e.func, e.kind) {
+                    (Some(f), _) => fn_name(f),
+                    (None, StreamKind::Spill) => "spill",
+                    (None, StreamKind::Unspill) => "unspill",
+                    (None, _) => "transfer",
+                }
+                .to_string(),
                 worker: self.worker_names.get(e.worker.0 as usize).cloned().unwrap_or_default(),
                 thread: e.thread,
                 start_us: e.start_us,
                 stop_us: e.stop_us,
-                kind: if e.func.is_some() {
-                    StreamKind::Compute
-                } else {
-                    StreamKind::Transfer
-                },
+                kind: e.kind,
             })
             .collect()
     }

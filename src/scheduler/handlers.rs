@@ -3,6 +3,7 @@
 
 use super::state::SchedulerState;
 use super::types::{ClientId, Outbox, Outgoing, SchedulerError, TaskState, WorkerId};
+use super::worker_load::HeartbeatLoad;
 use crate::wire::messages::{FromClient, FromWorker, ToClient, WhoHas};
 
 /// Weight of a new transfer in the running bandwidth average: transfers
@@ -162,8 +163,27 @@ impl SchedulerState {
                 }
             }
             FromWorker::MissingData { key, errant_worker } => self.missing_data(w, &key, &errant_worker, out),
-            FromWorker::Heartbeat { nkeys, nbytes, .. } => {
+            FromWorker::Heartbeat {
+                nkeys,
+                nbytes,
+                spilled_bytes,
+                rss_bytes,
+                cpu_percent,
+                bytes_fetched,
+                bytes_served,
+                spills,
+                log,
+                ..
+            } => {
                 self.worker_mut(w).heartbeat = Some((nkeys, nbytes));
+                let load = HeartbeatLoad {
+                    spilled_bytes,
+                    rss_bytes,
+                    cpu_percent,
+                    bytes_moved: bytes_fetched.saturating_add(bytes_served),
+                    log,
+                };
+                self.heartbeat_load(w, load, &spills);
             }
             FromWorker::TasksStarted { keys } => {
                 self.worker_mut(w).reports_started = true;

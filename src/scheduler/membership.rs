@@ -65,6 +65,7 @@ impl SchedulerState {
             retiring: None,
             paused: None,
             nanny: reg.nanny,
+            load: Default::default(),
         })));
         self.ranked.insert(rank);
         self.update_rank(w);

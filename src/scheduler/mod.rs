@@ -24,9 +24,11 @@ mod results;
 mod retirement;
 pub mod state;
 mod stealing;
+pub mod task_graph;
 mod tasks;
 mod transitions;
 mod types;
+pub mod worker_load;
 mod workers;
 
 #[cfg(test)]

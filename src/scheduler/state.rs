@@ -252,6 +252,9 @@ impl SchedulerState {
                         } else {
                             WorkerStatus::Running
                         },
+                        spilled_bytes: ws.load.figures.spilled_bytes,
+                        rss_bytes: ws.load.figures.rss_bytes,
+                        cpu_percent: ws.load.figures.cpu_percent.round() as u32,
                     }
                 })
                 .collect(),

@@ -52,6 +52,8 @@ pub(super) struct WorkerSlot {
     /// Whether it runs under a nanny, so that a restart restarts it
     /// (`RegisterWorker.nanny`).
     pub(super) nanny: bool,
+    /// What its heartbeats say beyond counts (for the dashboard).
+    pub(super) load: super::worker_load::WorkerLoad,
 }
 
 impl WorkerSlot {

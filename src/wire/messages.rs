@@ -17,7 +17,7 @@ mod coordination;
 mod stream;
 mod to_scheduler;
 pub use coordination::{CoordItem, CoordOp, CoordResult};
-pub use stream::{FunctionProgress, SchedulerEvent, StreamKind, TaskStreamRecord};
+pub use stream::{FunctionProgress, SchedulerEvent, SpillEvent, StreamKind, TaskStreamRecord};
 pub use to_scheduler::{decode_inbound, variant_names, FromClient, FromWorker, Inbound};
 
 /// Version of this protocol; a peer whose handshake names another is refused.
@@ -35,7 +35,8 @@ pub use to_scheduler::{decode_inbound, variant_names, FromClient, FromWorker, In
 /// `Client::restart` ([`FromClient::RestartCluster`],
 /// [`ToClient::RestartDone`], [`ToWorker::RestartWorker`]). Version 6
 /// added reconnection after a scheduler restart (`keys` of
-/// [`FromWorker::RegisterWorker`], [`FromClient::ReconnectClient`]).
+/// [`FromWorker::RegisterWorker`], [`FromClient::ReconnectClient`]) and the dashboard's load figures
+/// (`Heartbeat`'s new fields, spill records in the task stream).
 pub const PROTOCOL_VERSION: u32 = 6;
 
 /// A task whose function name starts with this creates an actor (Dask's
@@ -307,6 +308,18 @@ pub struct WorkerSummary {
     /// Whether it is paused (from its last [`FromWorker::WorkerStatus`]).
     #[serde(default)]
     pub status: WorkerStatus,
+    /// Bytes of results spilled to disk, from its last heartbeat (since
+    /// version 6, as the fields below; 0 when absent).
+    #[serde(default)]
+    pub spilled_bytes: u64,
+    /// Resident memory of its process, bytes, from its last heartbeat (0:
+    /// unknown).
+    #[serde(default)]
+    pub rss_bytes: u64,
+    /// CPU use of its process between its last two heartbeats, whole
+    /// percent of one core.
+    #[serde(default)]
+    pub cpu_percent: u32,
 }
 
 /// Scheduler counters, for `Client::scheduler_info` and tests.

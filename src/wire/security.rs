@@ -102,6 +102,9 @@ impl TlsFiles {
 struct TlsConfigs {
     client: Arc<ClientConfig>,
     server: Arc<ServerConfig>,
+    /// The HTTP port's server side: the same certificate, a client
+    /// certificate optional (browsers have none).
+    http: Arc<ServerConfig>,
 }
 
 /// How a process secures its connections: TLS (client and server sides,
@@ -208,6 +211,21 @@ impl Security {
             .with_single_cert(chain.clone(), key.clone_key())
             .map_err(config_err)?;
 
+        // The HTTP port (dashboard, metrics) serves HTTPS with the same
+        // certificate; a browser presents no client certificate, so one is
+        // optional there (checked against the CA when given) and the
+        // dashboard is guarded by the token instead.
+        let http_client_verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| SecurityError::Config(e.to_string()))?;
+        let http = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(config_err)?
+            .with_client_cert_verifier(http_client_verifier)
+            .with_single_cert(chain.clone(), key.clone_key())
+            .map_err(config_err)?;
+
         let server_verifier = WebPkiServerVerifier::builder_with_provider(roots, provider())
             .build()
             .map_err(|e| SecurityError::Config(e.to_string()))?;
@@ -222,6 +240,7 @@ impl Security {
             tls: Some(Arc::new(TlsConfigs {
                 client: Arc::new(client),
                 server: Arc::new(server),
+                http: Arc::new(http),
             })),
             token: None,
         })
@@ -234,6 +253,14 @@ impl Security {
         let token: String = token.into();
         self.token = (!token.is_empty()).then(|| token.into());
         self
+    }
+
+    /// With TLS, the server side of the HTTP port (dashboard, `/metrics`):
+    /// HTTPS with this process's certificate, a client certificate
+    /// optional (a browser has none; the dashboard's token guards it).
+    /// None without TLS (plain HTTP).
+    pub fn http_server_config(&self) -> Option<ServerConfig> {
+        self.tls.as_ref().map(|t| (*t.http).clone())
     }
 
     /// Whether connections use TLS.

@@ -308,6 +308,15 @@ impl WorkerState {
             nbytes: self.mem_bytes,
             executing: self.running as u64,
             ready: self.ready_count as u64,
+            // The worker actor fills in what the store and the process
+            // know; the state machine knows only its tasks.
+            spilled_bytes: 0,
+            rss_bytes: 0,
+            cpu_percent: 0.0,
+            bytes_fetched: 0,
+            bytes_served: 0,
+            spills: Vec::new(),
+            log: Vec::new(),
         }
     }
 

@@ -29,9 +29,11 @@ use crate::worker::memory::MemoryThresholds;
 use crate::worker::pool::{Job, ResultsReady, SchedulerContact, TaskPool};
 use crate::worker::state::{WorkerEffect, WorkerState, WorkerStateConfig};
 
+mod heartbeat;
 mod options;
 mod reconnect;
 mod register;
+pub use heartbeat::MAX_LOG_LINES_PER_HEARTBEAT;
 pub use options::*;
 use register::{register, Identity, Registered};
 
@@ -164,6 +166,7 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
         heartbeat: Duration::from_millis(heartbeat_ms.max(10)),
         closed: closed_tx,
         first_batch: rest,
+        beat: Default::default(),
         contact: SchedulerContact {
             address: options.scheduler.clone(),
             security: options.security.clone(),
@@ -223,6 +226,8 @@ pub struct WorkerActor {
     heartbeat: Duration,
     closed: tokio::sync::watch::Sender<bool>,
     first_batch: Vec<ToWorker>,
+    /// What heartbeats carry over (CPU sample, log position).
+    beat: heartbeat::HeartbeatCursor,
     /// The scheduler as this worker's tasks reach it (`worker_client`).
     contact: SchedulerContact,
     /// The actors living here (shared with the pool and the peer port).
@@ -261,9 +266,7 @@ impl Actor for WorkerActor {
         }
         self.store.do_send(WatchPause(ctx.address().recipient()));
         self.read_scheduler(reader, ctx);
-        ctx.run_interval(self.heartbeat, |act, _| {
-            let _ = act.scheduler.send(act.state.heartbeat());
-        });
+        ctx.run_interval(self.heartbeat, heartbeat::beat);
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {

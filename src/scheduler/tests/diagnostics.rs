@@ -3,7 +3,8 @@
 
 use super::helpers::*;
 use crate::scheduler::diagnostics::{Diagnostics, TASK_STREAM_CAPACITY};
-use crate::wire::messages::StreamKind;
+use crate::scheduler::worker_load::{LOG_PAGE_LINES_PER_WORKER, WORKER_LOG_CAPACITY};
+use crate::wire::messages::{SpillEvent, StreamKind};
 
 #[test]
 fn finished_tasks_become_stream_records_with_function_worker_and_thread() {
@@ -154,4 +155,95 @@ fn the_stream_keeps_only_the_last_records() {
     let tail = d.records(TASK_STREAM_CAPACITY as u64 + 5, 1000, |_| "f");
     assert_eq!(tail.len(), 5);
     assert_eq!(d.next_seq(), TASK_STREAM_CAPACITY as u64 + 10);
+}
+
+#[test]
+fn the_task_graph_has_nodes_by_state_and_edges_up_to_its_bound() {
+    let mut h = H::new();
+    h.worker(1, "a", &["inc", "dec"]);
+    h.submit(
+        C1,
+        vec![
+            spec("x", "inc", &[]),
+            spec("y", "dec", &["x"]),
+            spec("z", "dec", &["x", "y"]),
+        ],
+        &["z"],
+    );
+    h.finish(1, "x");
+    let g = h.s.task_graph(10);
+    assert!(!g.too_large);
+    assert_eq!(g.ntasks, 3);
+    let node = |k: &str| g.nodes.iter().position(|n| n.key == k).expect("node");
+    assert_eq!(g.nodes[node("x")].state, "memory");
+    assert_eq!(g.nodes[node("x")].function, "inc");
+    let mut edges = g.edges.clone();
+    edges.sort();
+    let mut want = vec![
+        (node("x") as u32, node("y") as u32),
+        (node("x") as u32, node("z") as u32),
+        (node("y") as u32, node("z") as u32),
+    ];
+    want.sort();
+    assert_eq!(edges, want);
+    // Past the bound: the size only.
+    let small = h.s.task_graph(2);
+    assert!(small.too_large);
+    assert_eq!((small.ntasks, small.nodes.len(), small.edges.len()), (3, 0, 0));
+}
+
+fn heartbeat(spilled_bytes: u64, bytes_moved: u64, spills: Vec<SpillEvent>, log: Vec<String>) -> FromWorker {
+    FromWorker::Heartbeat {
+        nkeys: 1,
+        nbytes: 100,
+        executing: 0,
+        ready: 0,
+        spilled_bytes,
+        rss_bytes: 5_000,
+        cpu_percent: 42.0,
+        bytes_fetched: bytes_moved,
+        bytes_served: 0,
+        spills,
+        log,
+    }
+}
+
+#[test]
+fn heartbeats_give_load_figures_spill_records_and_bounded_logs() {
+    let mut h = H::new();
+    h.worker(1, "a", &["inc"]);
+    let spill = |unspill| SpillEvent {
+        unspill,
+        bytes: 1 << 20,
+        duration_us: 700,
+        ago_us: 2_000,
+    };
+    let lines: Vec<String> = (0..250).map(|i| format!("line {i}")).collect();
+    h.worker_sends(1, heartbeat(300, 0, vec![spill(false), spill(true)], lines));
+    let r = h.s.task_stream(0);
+    assert_eq!(r.len(), 2);
+    assert_eq!((r[0].kind, r[0].function.as_str()), (StreamKind::Spill, "spill"));
+    assert_eq!((r[1].kind, r[1].function.as_str()), (StreamKind::Unspill, "unspill"));
+    assert_eq!(r[0].stop_us - r[0].start_us, 700);
+    let loads = h.s.worker_loads();
+    assert_eq!(loads.len(), 1);
+    assert_eq!((loads[0].1.spilled_bytes, loads[0].1.rss_bytes), (300, 5_000));
+    assert_eq!(loads[0].1.cpu_percent, 42.0);
+    assert_eq!(loads[0].1.bandwidth, 0.0, "one heartbeat: no rate yet");
+    let info = h.s.info();
+    assert_eq!((info.workers[0].spilled_bytes, info.workers[0].cpu_percent), (300, 42));
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    h.worker_sends(1, heartbeat(300, 1_000_000, Vec::new(), Vec::new()));
+    assert!(h.s.worker_loads()[0].1.bandwidth > 0.0);
+    // The scheduler keeps the newest WORKER_LOG_CAPACITY lines; a read of
+    // all workers gets fewer per worker, one asked by name all of them.
+    let all = h.s.worker_logs(None);
+    assert_eq!((all.workers.len(), all.more_workers), (1, 0));
+    assert_eq!(all.workers[0].lines.len(), LOG_PAGE_LINES_PER_WORKER);
+    assert_eq!(all.workers[0].lines.last().map(String::as_str), Some("line 249"));
+    let one = h.s.worker_logs(Some("a"));
+    assert_eq!(one.workers[0].lines.len(), WORKER_LOG_CAPACITY);
+    assert_eq!(one.workers[0].lines[0], format!("line {}", 250 - WORKER_LOG_CAPACITY));
+    let none = h.s.worker_logs(Some("nobody"));
+    assert_eq!((none.workers.len(), none.more_workers), (0, 1));
 }

@@ -1,6 +1,6 @@
 //! The diagnostics the scheduler records for the dashboard and for
 //! `Client::get_task_stream`: task-stream records, per-function progress
-//! and the event log (`docs/dashboard.md`, `docs/protocol.md` §6.10–6.12).
+//! and the event log (`docs/dashboard.md`, `docs/protocol.md` §6.10, §6.11).
 //! Plain serde structs, as on the wire.
 
 use serde::{Deserialize, Serialize};
@@ -16,6 +16,26 @@ pub enum StreamKind {
     /// A worker fetched data from a peer (only fetches large enough for the
     /// worker to report, `FromWorker::TransferStats`; `key` is empty).
     Transfer,
+    /// A worker wrote results to disk to free memory (`key` is empty;
+    /// reported in `Heartbeat.spills`; since version 6).
+    Spill,
+    /// A worker read spilled results back from disk (`key` is empty; since
+    /// version 6).
+    Unspill,
+}
+
+/// A spill-directory write or read a worker reports in its heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpillEvent {
+    /// Whether values were read back (`true`) or written out (`false`).
+    pub unspill: bool,
+    /// Bytes written or read.
+    pub bytes: u64,
+    /// How long it took, µs.
+    pub duration_us: u64,
+    /// How long before the heartbeat was sent it ended, µs (the scheduler
+    /// places it on its own clock with this, so no clock skew matters).
+    pub ago_us: u64,
 }
 
 /// One bar of the task stream: a task run, or a transfer, on a worker.

@@ -14,7 +14,7 @@ use std::fmt;
 use serde::de::{self, DeserializeOwned, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use super::{CoordOp, Key, Payload, TaskFailure, TaskSpec, WorkerStatus};
+use super::{CoordOp, Key, Payload, SpillEvent, TaskFailure, TaskSpec, WorkerStatus};
 #[cfg(doc)]
 use super::{ToClient, ToWorker};
 use crate::wire::codec::{self, Frame};
@@ -269,6 +269,31 @@ pub enum FromWorker {
         executing: u64,
         /// Tasks ready and waiting for a thread.
         ready: u64,
+        /// Bytes of results spilled to disk only (since version 6, as the
+        /// fields below; a reader takes 0 or empty when absent).
+        #[serde(default)]
+        spilled_bytes: u64,
+        /// Resident memory of the worker process, bytes (0: unknown).
+        #[serde(default)]
+        rss_bytes: u64,
+        /// CPU use of the worker process since its previous heartbeat,
+        /// percent of one core (0 for the first, or unknown).
+        #[serde(default)]
+        cpu_percent: f64,
+        /// Bytes received from peers since the worker started.
+        #[serde(default)]
+        bytes_fetched: u64,
+        /// Bytes served to peers and clients since the worker started.
+        #[serde(default)]
+        bytes_served: u64,
+        /// Spill writes and reads since the previous heartbeat, at most
+        /// `MAX_SPILL_EVENTS_PER_HEARTBEAT` (the newest).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        spills: Vec<SpillEvent>,
+        /// Log lines of the worker's process since the previous heartbeat,
+        /// at most `MAX_LOG_LINES_PER_HEARTBEAT` (the newest).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        log: Vec<String>,
     },
     /// The worker paused (its memory passed its pause threshold: it starts
     /// no new task) or resumed. Sent on each change; a worker starts

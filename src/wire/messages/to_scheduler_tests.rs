@@ -28,6 +28,13 @@ fn heartbeat() -> FromWorker {
         nbytes: 0,
         executing: 0,
         ready: 0,
+        spilled_bytes: 0,
+        rss_bytes: 0,
+        cpu_percent: 0.0,
+        bytes_fetched: 0,
+        bytes_served: 0,
+        spills: Vec::new(),
+        log: Vec::new(),
     }
 }
 

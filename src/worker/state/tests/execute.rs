@@ -113,7 +113,14 @@ fn root_task_runs_and_reports_inline_only_when_small() {
             nkeys: 2,
             nbytes: 22,
             executing: 0,
-            ready: 0
+            ready: 0,
+            spilled_bytes: 0,
+            rss_bytes: 0,
+            cpu_percent: 0.0,
+            bytes_fetched: 0,
+            bytes_served: 0,
+            spills: Vec::new(),
+            log: Vec::new(),
         }
     );
 }
