@@ -92,10 +92,14 @@ pub enum LaunchError {
     },
 }
 
+mod adaptive;
 mod remote;
+mod scale;
 mod spec;
 
+pub use adaptive::*;
 use remote::*;
+pub use scale::*;
 pub use spec::*;
 
 fn group_prefix(g: &WorkerGroup, index: usize) -> String {

@@ -34,7 +34,7 @@ pub use to_scheduler::{decode_inbound, variant_names, FromClient, FromWorker, In
 /// `Client::run` ([`ToPeer::RunFunction`], [`FromPeer::RunResult`]), and
 /// `Client::restart` ([`FromClient::RestartCluster`],
 /// [`ToClient::RestartDone`], [`ToWorker::RestartWorker`]).
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// A task whose function name starts with this creates an actor (Dask's
 /// `submit(..., actor=True)`): the rest of the name is the actor's type
@@ -447,6 +447,18 @@ pub enum ToClient {
         /// `None` on success, else why not (timeout, workers without a
         /// nanny, a cluster whose workers live in the scheduler's process).
         error: Option<String>,
+    },    /// Answer to [`FromClient::AdaptiveTarget`]. Since version 6.
+    AdaptiveTargetReply {
+        /// From the request.
+        request_id: u64,
+        /// Workers wanted, within the request's `[minimum, maximum]`.
+        target: u32,
+        /// When `target` is below the number of workers: names of idle
+        /// workers that may leave (least data first; the data they hold
+        /// fits in the memory limits of those that stay).
+        to_close: Vec<String>,
+        /// Names of the workers connected now (retiring ones excluded).
+        workers: Vec<String>,
     },
 }
 
