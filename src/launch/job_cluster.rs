@@ -140,7 +140,10 @@ impl<B: ScaleBackend + 'static> JobCluster<B> {
     }
 
     fn manual(&mut self) -> Result<&mut B, LaunchError> {
-        if let Some(Scaling::Adaptive(h)) = self.scaling.take() {
+        if matches!(self.scaling, Some(Scaling::Adaptive(_))) {
+            let Some(Scaling::Adaptive(h)) = self.scaling.take() else {
+                unreachable!("matched above");
+            };
             let backend = h.stop().map(Adaptive::into_backend).ok_or_else(|| LaunchError::Command {
                 what: "stopping adaptive scaling".into(),
                 message: "its thread panicked; the backend is lost".into(),

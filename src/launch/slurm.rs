@@ -297,9 +297,17 @@ impl ScaleBackend for SlurmJobs {
             .filter(|j| names.contains(&j.name))
             .map(|j| j.job_id.clone())
             .collect();
-        self.spec.cancel(&ids)?;
+        // Stopped means gone from the queue, as a stopped process is gone.
+        let left = self.spec.cancel_and_wait(&ids, JOB_CANCEL_TIMEOUT)?;
         self.jobs.retain(|j| !names.contains(&j.name));
-        Ok(())
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(LaunchError::Command {
+                what: format!("{} {}", self.spec.scancel, ids.join(" ")),
+                message: format!("jobs {left:?} still queued after {JOB_CANCEL_TIMEOUT:?}"),
+            })
+        }
     }
 }
 
