@@ -71,7 +71,10 @@ fn wait_workers(client: &Client, n: usize) {
         if have == n {
             return;
         }
-        assert!(Instant::now() < deadline, "{have} workers, not {n}, after {QUEUE_BOUND:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{have} workers, not {n}, after {QUEUE_BOUND:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -234,7 +237,10 @@ fn worker_jobs_end_when_the_scheduler_goes_away() {
     wait_workers(&cluster.client(), 2);
     // SIGKILL: the scheduler cancels nothing; the workers see it go.
     let pid = cluster.scheduler_pid();
-    let status = Command::new("kill").args(["-KILL", &pid.to_string()]).status().expect("kill");
+    let status = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill");
     assert!(status.success());
     wait_gone(&ids, "after the scheduler was killed");
 }

@@ -59,7 +59,12 @@ impl AsyncClient {
 
 impl Client {
     /// See [`AsyncClient::adaptive_target`].
-    pub fn adaptive_target(&self, target_duration: Duration, minimum: u32, maximum: u32) -> Result<AdaptiveTarget, Error> {
+    pub fn adaptive_target(
+        &self,
+        target_duration: Duration,
+        minimum: u32,
+        maximum: u32,
+    ) -> Result<AdaptiveTarget, Error> {
         block_on(self.inner.adaptive_target(target_duration, minimum, maximum))
     }
 }

@@ -61,10 +61,12 @@ impl SlurmCluster {
     pub fn job_script(&self) -> Result<String, LaunchError> {
         let spec = match &self.scaling {
             Some(Scaling::Manual(b)) => b.spec().clone(),
-            _ => return Err(LaunchError::Command {
-                what: "job_script".into(),
-                message: "not while adapting".into(),
-            }),
+            _ => {
+                return Err(LaunchError::Command {
+                    what: "job_script".into(),
+                    message: "not while adapting".into(),
+                })
+            }
         };
         spec.job_script(&self.address, &format!("{}-N", spec.job_name))
     }
@@ -144,10 +146,13 @@ impl<B: ScaleBackend + 'static> JobCluster<B> {
             let Some(Scaling::Adaptive(h)) = self.scaling.take() else {
                 unreachable!("matched above");
             };
-            let backend = h.stop().map(Adaptive::into_backend).ok_or_else(|| LaunchError::Command {
-                what: "stopping adaptive scaling".into(),
-                message: "its thread panicked; the backend is lost".into(),
-            })?;
+            let backend = h
+                .stop()
+                .map(Adaptive::into_backend)
+                .ok_or_else(|| LaunchError::Command {
+                    what: "stopping adaptive scaling".into(),
+                    message: "its thread panicked; the backend is lost".into(),
+                })?;
             self.scaling = Some(Scaling::Manual(backend));
         }
         match &mut self.scaling {

@@ -167,7 +167,10 @@ impl SlurmSpec {
                 what: format!("writing {}", path.display()),
                 source,
             })?;
-        let out = slurm_command(&self.sbatch, &["--parsable".into(), path.to_string_lossy().into_owned()])?;
+        let out = slurm_command(
+            &self.sbatch,
+            &["--parsable".into(), path.to_string_lossy().into_owned()],
+        )?;
         // `--parsable` prints `id` or `id;cluster`.
         let id = out.trim().split(';').next().unwrap_or("").to_string();
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {

@@ -70,7 +70,10 @@ fn a_slurm_section_is_read_and_checked() {
     assert!(!sl.worker.nanny);
     std::fs::write(&path, "[slurm]\njobs = 0\n").expect("write");
     let e = ClusterSpec::from_file(&path).expect_err("jobs = 0");
-    assert!(e.to_string().contains("[slurm]: jobs and cores must be at least 1"), "{e}");
+    assert!(
+        e.to_string().contains("[slurm]: jobs and cores must be at least 1"),
+        "{e}"
+    );
     std::fs::write(&path, "[slurm]\nqueu = \"x\"\n").expect("write");
     let e = ClusterSpec::from_file(&path).expect_err("typo");
     assert!(e.to_string().contains("queu"), "{e}");

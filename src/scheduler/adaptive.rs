@@ -52,8 +52,12 @@ impl SchedulerState {
             .iter()
             .flat_map(|&f| self.fns[f as usize].queue.iter())
             .chain(self.no_worker.iter());
-        let nqueued: usize =
-            self.queued_fns.iter().map(|&f| self.fns[f as usize].queue.len()).sum::<usize>() + self.no_worker.len();
+        let nqueued: usize = self
+            .queued_fns
+            .iter()
+            .map(|&f| self.fns[f as usize].queue.len())
+            .sum::<usize>()
+            + self.no_worker.len();
         let mut queued_ns: f64 = queued_keys
             .take(ADAPTIVE_QUEUED_SAMPLE)
             .map(|&(_, _, t)| self.expected_ns(self.slot(t).func) as f64)

@@ -447,7 +447,8 @@ pub enum ToClient {
         /// `None` on success, else why not (timeout, workers without a
         /// nanny, a cluster whose workers live in the scheduler's process).
         error: Option<String>,
-    },    /// Answer to [`FromClient::AdaptiveTarget`]. Since version 6.
+    },
+    /// Answer to [`FromClient::AdaptiveTarget`]. Since version 6.
     AdaptiveTargetReply {
         /// From the request.
         request_id: u64,

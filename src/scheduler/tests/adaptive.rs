@@ -13,7 +13,11 @@ fn processing_on(h: &H, key: &str) -> Option<String> {
 /// Keys processing on worker `id`.
 fn keys_on(h: &H, id: u64) -> Vec<String> {
     let w = h.s.worker_ids[&WorkerId(id)];
-    h.s.worker(w).processing.keys().map(|&t| h.s.slot(t).key.clone()).collect()
+    h.s.worker(w)
+        .processing
+        .keys()
+        .map(|&t| h.s.slot(t).key.clone())
+        .collect()
 }
 
 fn many(n: usize) -> Vec<TaskSpec> {
