@@ -244,3 +244,40 @@ fn worker_jobs_end_when_the_scheduler_goes_away() {
     assert!(status.success());
     wait_gone(&ids, "after the scheduler was killed");
 }
+
+#[test]
+fn slurm_cluster_adapts_to_a_burst_and_back() {
+    use rdask::builtins::sleep_ms;
+    use rdask::SubmitOptions;
+    if !slurm_here() {
+        return;
+    }
+    let dir = TempDir::new("adapt");
+    let mut spec = library_spec(rdask_bin(), &dir.0, "rdask-ci-adapt");
+    spec.worker.nanny = false;
+    let mut cluster = SlurmCluster::new(spec).expect("scheduler starts");
+    let client = cluster.client();
+    cluster
+        .adapt_with(1, 3, |a| a.interval(Duration::from_millis(200)).wait_count(2))
+        .expect("adapt");
+    wait_workers(&client, 1);
+    let futures = client
+        .map_with(sleep_ms, vec![200u64; 90], &SubmitOptions::impure())
+        .expect("submit");
+    let deadline = Instant::now() + QUEUE_BOUND;
+    let mut most = 0;
+    while !futures.iter().all(|f| f.done()) {
+        assert!(Instant::now() < deadline, "burst not done");
+        most = most.max(client.scheduler_info().expect("info").workers.len());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(client.gather(&futures).expect("results"), vec![200u64; 90]);
+    assert_eq!(most, 3, "adapt(1, 3) reaches 3 worker jobs");
+    wait_workers(&client, 1);
+    // One job left in the queue: the retired ones ended.
+    cluster.scale(1).expect("back to manual");
+    let ids = cluster.job_ids();
+    assert_eq!(ids.len(), 1);
+    cluster.close().expect("close");
+    assert!(queued(&ids).is_empty());
+}
