@@ -2,9 +2,10 @@
 //! `k8s-openapi` types: the scheduler as a Deployment of one replica plus a
 //! Service, the workers as a Deployment whose replicas are the worker
 //! count. `rdask-kube manifest` prints them as YAML for GitOps users
-//! (`kubectl apply -f -`). See `docs/deploy.md`: no API server runs where
-//! this crate is built, so the objects are tested against the
-//! `k8s-openapi` types only, and there is no scaling backend yet.
+//! (`kubectl apply -f -`). [`KubeWorkers`] scales the workers Deployment
+//! for rdask's adaptive loop. See `docs/deploy.md`: no API server runs
+//! where this crate is built, so the objects are tested against the
+//! `k8s-openapi` types and the backend against a fake API only.
 
 use std::collections::BTreeMap;
 
@@ -293,3 +294,6 @@ pub fn parse_bytes(s: &str) -> Result<u64, KubeError> {
         .map(|b| b.as_u64())
         .map_err(|e| KubeError::Invalid(format!("memory {s:?}: {e}")))
 }
+
+mod scale;
+pub use scale::{KubeWorkers, LEAVING_COST, PENDING_PREFIX, POD_DELETION_COST};
