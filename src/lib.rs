@@ -40,7 +40,10 @@
 //!   bags on top of them.
 //! - [`cli`], [`config`], [`launch`], [`certs`], [`logging`]: the `rdask`
 //!   command line (embeddable in a user's binary) and the worker's nanny,
-//!   configuration files, `rdask cluster up`, TLS certificates, log output.
+//!   configuration files, `rdask cluster up`, TLS certificates, log output;
+//!   [`launch`] also has adaptive scaling ([`launch::Adaptive`], Dask's)
+//!   and its backends: local or ssh processes and SLURM jobs
+//!   ([`launch::SlurmCluster`]; `docs/deploy.md`).
 //! - [`wire`]: frames, handshake, TLS and the message enums of the
 //!   protocol (`docs/protocol.md`), for clients in other languages and
 //!   raw submissions.
