@@ -92,10 +92,18 @@ pub enum LaunchError {
     },
 }
 
+mod adaptive;
+mod job_cluster;
 mod remote;
+mod scale;
+mod slurm;
 mod spec;
 
+pub use adaptive::*;
+pub use job_cluster::*;
 use remote::*;
+pub use scale::*;
+pub use slurm::*;
 pub use spec::*;
 
 fn group_prefix(g: &WorkerGroup, index: usize) -> String {
@@ -133,6 +141,10 @@ pub struct ClusterState {
     /// cluster file had one: keep the state file as private as that file).
     #[serde(default)]
     pub security: ClusterSecurity,
+    /// The `[slurm]` settings and the worker jobs submitted, so `down`
+    /// cancels them.
+    #[serde(default)]
+    pub slurm: Option<(SlurmSpec, Vec<SlurmJob>)>,
 }
 
 impl ClusterState {
@@ -237,6 +249,7 @@ pub fn up(spec: &ClusterSpec, options: &LaunchOptions) -> Result<ClusterState, L
         processes: Vec::new(),
         ssh: spec.ssh.clone(),
         security: spec.security.clone(),
+        slurm: None,
     };
     let mut options = options.clone();
     if let Some(security) = spec.security.client_security()? {
@@ -357,6 +370,9 @@ fn start_all(spec: &ClusterSpec, options: &LaunchOptions, state: &mut ClusterSta
             total += 1;
         }
     }
+    if let Some(sl) = &spec.slurm {
+        total += submit_jobs(sl, state)?;
+    }
     wait_for_workers(state, total, deadline, &options.client)
 }
 
@@ -452,6 +468,9 @@ fn wait_for_workers(
                 });
             }
         }
+        if Instant::now() >= deadline && missing.is_empty() {
+            return Err(jobs_late(state, registered.len(), total));
+        }
         if Instant::now() >= deadline {
             let p = missing[0];
             return Err(LaunchError::Startup {
@@ -479,6 +498,9 @@ pub struct ClusterStatus {
     pub processes: Vec<(ProcessRecord, bool)>,
     /// The scheduler's figures, or why they could not be had.
     pub info: Result<SchedulerInfo, String>,
+    /// Each recorded SLURM job and its queue state (`None`: no longer
+    /// queued), or why `squeue` failed.
+    pub jobs: Result<Vec<(SlurmJob, Option<String>)>, String>,
 }
 
 /// Reads the state file, checks the processes and asks the scheduler.
@@ -498,7 +520,13 @@ pub fn status(options: &LaunchOptions) -> Result<ClusterStatus, LaunchError> {
         client.security = security;
     }
     let info = scheduler_info_with(&state.scheduler_address, &client).map_err(|e| e.to_string());
-    Ok(ClusterStatus { state, processes, info })
+    let jobs = job_states(&state).map_err(|e| e.to_string());
+    Ok(ClusterStatus {
+        state,
+        processes,
+        info,
+        jobs,
+    })
 }
 
 fn by_host(processes: &[ProcessRecord]) -> BTreeMap<String, Vec<ProcessRecord>> {
@@ -512,7 +540,7 @@ fn by_host(processes: &[ProcessRecord]) -> BTreeMap<String, Vec<ProcessRecord>> 
 /// SIGTERM to the workers, then the scheduler (so workers do not see it go
 /// first and log errors), each waited for; SIGKILL after the timeout.
 fn stop_processes(state: &ClusterState, timeout: Duration) -> Vec<String> {
-    let mut problems = Vec::new();
+    let mut problems = cancel_jobs(state, timeout);
     for role in ["worker", "scheduler"] {
         let group: Vec<ProcessRecord> = state.processes.iter().filter(|p| p.role == role).cloned().collect();
         let hosts = by_host(&group);
@@ -561,21 +589,4 @@ pub fn down(options: &LaunchOptions) -> Result<Vec<String>, LaunchError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ssh_targets_parse() {
-        let t = SshTarget::parse("me@box:2222");
-        assert_eq!((t.destination.as_str(), t.host.as_str()), ("me@box", "box"));
-        assert_eq!(t.port.as_deref(), Some("2222"));
-        let t = SshTarget::parse("box");
-        assert_eq!((t.destination.as_str(), t.host.as_str(), t.port), ("box", "box", None));
-    }
-
-    #[test]
-    fn quoting_survives_quotes() {
-        assert_eq!(sh_quote("it's"), r"'it'\''s'");
-        assert_eq!(with_host("tcp://0.0.0.0:8786", "node1"), "tcp://node1:8786");
-    }
-}
+mod tests;

@@ -42,7 +42,10 @@
 //!   [`log_ring`]: the `rdask` command line (embeddable in a user's
 //!   binary; `rdask top` in `cli::top`) and the worker's nanny,
 //!   configuration files, `rdask cluster up`, TLS certificates, log output
-//!   and the last log lines a worker sends to the dashboard.
+//!   and the last log lines a worker sends to the dashboard;
+//!   [`launch`] also has adaptive scaling ([`launch::Adaptive`], Dask's)
+//!   and its backends: local or ssh processes and SLURM jobs
+//!   ([`launch::SlurmCluster`]; `docs/deploy.md`).
 //! - [`simulate`]: `rdask simulate`, the real scheduler state machine
 //!   driven by simulated workers on a virtual clock (`docs/scale.md`).
 //! - [`wire`]: frames, handshake, TLS and the message enums of the

@@ -345,7 +345,8 @@ pub fn apply(st: &mut SharedState, msg: ToClient) -> bool {
         | ToClient::DataMoves { .. }
         | ToClient::RetireWorkersDone { .. }
         | ToClient::StreamTasksReply { .. }
-        | ToClient::RestartDone { .. }) => {
+        | ToClient::RestartDone { .. }
+        | ToClient::AdaptiveTargetReply { .. }) => {
             let id = match &reply {
                 ToClient::WhoHasReply { request_id, .. }
                 | ToClient::ScatterDone { request_id, .. }
@@ -353,7 +354,8 @@ pub fn apply(st: &mut SharedState, msg: ToClient) -> bool {
                 | ToClient::DataMoves { request_id, .. }
                 | ToClient::RetireWorkersDone { request_id, .. }
                 | ToClient::StreamTasksReply { request_id, .. }
-                | ToClient::RestartDone { request_id, .. } => *request_id,
+                | ToClient::RestartDone { request_id, .. }
+                | ToClient::AdaptiveTargetReply { request_id, .. } => *request_id,
                 _ => return completed,
             };
             if let Some(tx) = st.requests.remove(&id) {

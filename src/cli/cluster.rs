@@ -45,6 +45,11 @@ pub(super) fn run_cluster(config_file: Option<PathBuf>, action: ClusterAction) -
                             p.log.display()
                         );
                     }
+                    if let Some((_, jobs)) = &state.slurm {
+                        for j in jobs {
+                            println!("  worker {} slurm job {}", j.name, j.job_id);
+                        }
+                    }
                     println!("state: {}", options.state_file.display());
                     0
                 }
@@ -65,6 +70,21 @@ pub(super) fn run_cluster(config_file: Option<PathBuf>, action: ClusterAction) -
                     let what = if *up { "running" } else { "NOT RUNNING" };
                     println!("  {} {} on {} pid {} {what}", p.role, p.name, p.host, p.pid);
                 }
+                let jobs_ok = match &st.jobs {
+                    Ok(jobs) if jobs.is_empty() => true,
+                    Ok(jobs) => {
+                        println!("slurm jobs:");
+                        for (j, queued) in jobs {
+                            let what = queued.as_deref().unwrap_or("NOT QUEUED");
+                            println!("  {} job {} {what}", j.name, j.job_id);
+                        }
+                        jobs.iter().all(|(_, q)| q.is_some())
+                    }
+                    Err(e) => {
+                        println!("slurm jobs unknown: {e}");
+                        false
+                    }
+                };
                 match &st.info {
                     Ok(info) => {
                         println!("workers: {}", info.workers.len());
@@ -78,7 +98,7 @@ pub(super) fn run_cluster(config_file: Option<PathBuf>, action: ClusterAction) -
                     }
                     Err(e) => println!("scheduler unreachable: {e}"),
                 }
-                let healthy = st.info.is_ok() && st.processes.iter().all(|(_, up)| *up);
+                let healthy = st.info.is_ok() && jobs_ok && st.processes.iter().all(|(_, up)| *up);
                 if healthy {
                     0
                 } else {

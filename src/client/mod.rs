@@ -16,6 +16,7 @@
 //! Nothing the caller awaits needs a particular executor: timers and sockets
 //! live on the client's own runtime thread.
 
+mod adaptive;
 mod args;
 mod async_client;
 mod blocking;
@@ -37,6 +38,7 @@ pub(crate) mod submit;
 use crate::wire::messages::{Key, TaskFailure};
 use crate::wire::WireError;
 
+pub use adaptive::AdaptiveTarget;
 pub use args::{IntoArg, IntoArgs};
 pub use async_client::AsyncClient;
 pub use blocking::{AsCompleted, Client};

@@ -122,6 +122,8 @@ pub struct ClusterSpec {
     pub ssh: SshSpec,
     /// TLS and token settings for every process the file starts.
     pub security: ClusterSecurity,
+    /// Worker jobs on SLURM (`[slurm]`), besides any `[[workers]]`.
+    pub slurm: Option<SlurmSpec>,
 }
 
 /// `[security]` of a cluster file: passed as flags to the scheduler and
@@ -214,6 +216,11 @@ impl ClusterSpec {
                 return Err(spec_err(format!(
                     "[[workers]] group {i}: count and nthreads must be at least 1"
                 )));
+            }
+        }
+        if let Some(sl) = &spec.slurm {
+            if sl.jobs == 0 || sl.cores == 0 {
+                return Err(spec_err("[slurm]: jobs and cores must be at least 1".into()));
             }
         }
         let mut names = std::collections::HashSet::new();

@@ -120,6 +120,23 @@ impl SchedulerState {
                 previous_client_id,
                 keys,
             } => self.reconnect_client(id, ClientId(previous_client_id), keys, out),
+            FromClient::AdaptiveTarget {
+                request_id,
+                target_duration_s,
+                minimum,
+                maximum,
+            } => {
+                let a = self.adaptive_target(target_duration_s, minimum, maximum);
+                out.messages.push(Outgoing::Client(
+                    id,
+                    ToClient::AdaptiveTargetReply {
+                        request_id,
+                        target: a.target,
+                        to_close: a.to_close,
+                        workers: a.workers,
+                    },
+                ));
+            }
             FromClient::StreamTasks { request_id, since } => {
                 let records = self.task_stream(since);
                 let next = self.task_stream_next();

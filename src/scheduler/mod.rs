@@ -1,6 +1,7 @@
 //! The scheduler: an I/O-free task state machine ([`state`]) that the actor
 //! layer drives with events and whose outgoing messages it sends.
 
+pub mod adaptive;
 mod coordinated;
 pub mod coordination;
 mod data_moves;

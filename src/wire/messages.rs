@@ -35,8 +35,9 @@ pub use to_scheduler::{decode_inbound, variant_names, FromClient, FromWorker, In
 /// `Client::restart` ([`FromClient::RestartCluster`],
 /// [`ToClient::RestartDone`], [`ToWorker::RestartWorker`]). Version 6
 /// added reconnection after a scheduler restart (`keys` of
-/// [`FromWorker::RegisterWorker`], [`FromClient::ReconnectClient`]) and the dashboard's load figures
-/// (`Heartbeat`'s new fields, spill records in the task stream).
+/// [`FromWorker::RegisterWorker`], [`FromClient::ReconnectClient`]) the dashboard's load figures
+/// (`Heartbeat`'s new fields, spill records in the task stream) and
+/// adaptive scaling ([`FromClient::AdaptiveTarget`]).
 pub const PROTOCOL_VERSION: u32 = 6;
 
 /// A task whose function name starts with this creates an actor (Dask's
@@ -462,6 +463,19 @@ pub enum ToClient {
         /// `None` on success, else why not (timeout, workers without a
         /// nanny, a cluster whose workers live in the scheduler's process).
         error: Option<String>,
+    },
+    /// Answer to [`FromClient::AdaptiveTarget`]. Since version 6.
+    AdaptiveTargetReply {
+        /// From the request.
+        request_id: u64,
+        /// Workers wanted, within the request's `[minimum, maximum]`.
+        target: u32,
+        /// When `target` is below the number of workers: names of idle
+        /// workers that may leave (least data first; the data they hold
+        /// fits in the memory limits of those that stay).
+        to_close: Vec<String>,
+        /// Names of the workers connected now (retiring ones excluded).
+        workers: Vec<String>,
     },
 }
 

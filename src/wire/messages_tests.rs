@@ -267,3 +267,23 @@ fn a_registration_without_nanny_reads_as_no_nanny() {
     let back: FromClient = rmp_serde::from_slice(&encoded(&restart)).expect("decodes");
     assert_eq!(back, restart);
 }
+
+#[test]
+fn adaptive_messages_round_trip() {
+    let ask = FromClient::AdaptiveTarget {
+        request_id: 4,
+        target_duration_s: 5.0,
+        minimum: 1,
+        maximum: 8,
+    };
+    let back: FromClient = rmp_serde::from_slice(&encoded(&ask)).expect("decodes");
+    assert_eq!(back, ask);
+    let reply = ToClient::AdaptiveTargetReply {
+        request_id: 4,
+        target: 2,
+        to_close: vec!["w-3".into()],
+        workers: vec!["w-0".into(), "w-3".into()],
+    };
+    let back: ToClient = rmp_serde::from_slice(&encoded(&reply)).expect("decodes");
+    assert_eq!(back, reply);
+}

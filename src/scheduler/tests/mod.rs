@@ -1,6 +1,7 @@
 //! Unit and property tests of the scheduler state machine, by concern.
 
 mod actors;
+mod adaptive;
 mod coordination;
 mod data_moves;
 mod diagnostics;

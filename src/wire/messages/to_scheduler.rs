@@ -145,6 +145,19 @@ pub enum FromClient {
         /// Every key the client still holds futures for.
         keys: Vec<Key>,
     },
+    /// Ask how many workers the work in hand needs (Dask's
+    /// `adaptive_target`), and which idle workers could leave. Answered
+    /// with [`ToClient::AdaptiveTargetReply`]. Since version 6.
+    AdaptiveTarget {
+        /// Echoed in the answer.
+        request_id: u64,
+        /// Seconds the work in hand should take (Dask's `target_duration`).
+        target_duration_s: f64,
+        /// Fewest workers to ask for.
+        minimum: u32,
+        /// Most workers to ask for.
+        maximum: u32,
+    },
 }
 
 /// Messages a worker sends the scheduler on its connection: Dask's worker
