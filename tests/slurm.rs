@@ -231,7 +231,14 @@ fn worker_jobs_end_when_the_scheduler_goes_away() {
         return;
     };
     let dir = TempDir::new("gone");
-    let mut cluster = SlurmCluster::new(library_spec(&bin, &dir.0, "rdask-ci-gone")).expect("scheduler starts");
+    // A worker that loses its scheduler keeps trying to reach it for
+    // worker.reconnect_timeout_s (60 s by default, Dask's death timeout),
+    // then exits and its job ends; 5 s here keeps the test short.
+    let spec = SlurmSpec {
+        job_script_prologue: vec!["export RDASK_WORKER__RECONNECT_TIMEOUT_S=5".into()],
+        ..library_spec(&bin, &dir.0, "rdask-ci-gone")
+    };
+    let mut cluster = SlurmCluster::new(spec).expect("scheduler starts");
     cluster.scale(2).expect("scale(2)");
     let ids = cluster.job_ids();
     wait_workers(&cluster.client(), 2);
