@@ -210,6 +210,7 @@ impl SchedulerState {
         }
         self.functions_gone(gone_fns, out);
         self.wake_affected(affected, out);
+        self.shuffle_worker_removed(ws.id, out);
         // Retirements waiting for this worker (to leave, or to take data).
         let mut done = Vec::new();
         for (i, r) in self.retire_requests.iter_mut().enumerate() {

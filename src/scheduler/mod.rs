@@ -19,6 +19,7 @@ mod release;
 pub mod restart;
 mod results;
 mod retirement;
+mod shuffle;
 pub mod state;
 mod stealing;
 mod tasks;

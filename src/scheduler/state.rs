@@ -167,6 +167,8 @@ pub struct SchedulerState {
     pub(super) coord: Coordination,
     /// Restarts (`Client::restart`) waiting for their workers to return.
     pub(super) restarts: Vec<RestartRequest>,
+    /// Peer-to-peer shuffles' current runs (`scheduler::shuffle`).
+    pub(super) shuffles: crate::shuffle::ShuffleRuns<WorkerId>,
 }
 
 impl SchedulerState {
@@ -202,6 +204,7 @@ impl SchedulerState {
             moving: FxMap::default(),
             coord: Coordination::new(std::time::Duration::from_secs_f64(config.lease_timeout_s.max(0.0))),
             restarts: Vec::new(),
+            shuffles: Default::default(),
             config,
         }
     }

@@ -145,6 +145,8 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
         monitor_interval: options.memory_monitor_interval,
         worker: name.clone(),
     };
+    let shuffles =
+        crate::shuffle::ShuffleReceiver::new(memory.spill_directory.join("shuffle"), options.shuffle_buffer_bytes);
     let store = DataStore::with_memory(counters.clone(), memory).start();
     let (closed_tx, closed) = tokio::sync::watch::channel(false);
     let actors = ActorTable::default();
@@ -184,6 +186,7 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
             worker: name.clone(),
         },
         actors: actors.clone(),
+        shuffles: shuffles.clone(),
     };
     let actor = actor.start();
     let service = PeerService {
@@ -191,6 +194,7 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
         store: store.clone(),
         counters: counters.clone(),
         actors,
+        shuffles,
     };
     actix_rt::spawn(
         serve_peers(
@@ -239,6 +243,9 @@ pub struct WorkerActor {
     contact: SchedulerContact,
     /// The actors living here (shared with the pool and the peer port).
     actors: ActorTable,
+    /// Shards of p2p shuffles received here (shared with the pool's unpack
+    /// tasks and the peer port).
+    shuffles: crate::shuffle::ShuffleReceiver,
 }
 
 impl Actor for WorkerActor {
@@ -253,7 +260,8 @@ impl Actor for WorkerActor {
             Ok(pool) => {
                 self.pool = Some(
                     pool.with_scheduler(self.contact.clone())
-                        .with_actors(self.actors.clone()),
+                        .with_actors(self.actors.clone())
+                        .with_shuffles(self.shuffles.clone()),
                 )
             }
             Err(e) => {
