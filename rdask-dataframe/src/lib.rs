@@ -32,8 +32,10 @@
 //! `lib.rs` (the [`DataFrame`] type, compute, persist, `len`, `head`),
 //! `io` (sources and sinks), `describe` and `join` (both sides), `groupby` (the client side of aggregations:
 //! splitting each into partial, combine and final steps, the tree);
-//! the worker side: `kernels`, `agg` (aggregation kernels); `plan` (shipped
-//! expressions); `partition` (the wire form).
+//! `sort` (`sort_values`, `set_index`: divisions, then a shuffle);
+//! the worker side: `kernels`, `agg` (aggregation kernels), `shuffle`
+//! (split and unpack functions for rdask's peer-to-peer shuffle, Arrow IPC
+//! shards); `plan` (shipped expressions); `partition` (the wire form).
 
 #![warn(missing_docs)]
 
@@ -45,6 +47,8 @@ pub mod join;
 pub mod kernels;
 mod partition;
 pub mod plan;
+pub mod shuffle;
+mod sort;
 
 pub use groupby::GroupBy;
 pub use io::{from_polars, read_csv, read_parquet};
@@ -52,6 +56,7 @@ pub use join::How;
 pub use partition::Partition;
 pub use polars;
 pub use rdask::delayed::ComputeOptions;
+pub use sort::SAMPLES_PER_PARTITION;
 
 use plan::{Dsl, Op};
 use polars::prelude::Expr;
@@ -335,8 +340,10 @@ pub const TASKS: &[rdask::task::TaskEntry] = &[
     rdask::task::TaskEntry::of::<agg::partial>(),
     rdask::task::TaskEntry::of::<agg::combine>(),
     rdask::task::TaskEntry::of::<agg::finalize>(),
-    rdask::task::TaskEntry::of::<join::hash_split>(),
-    rdask::task::TaskEntry::of::<join::pick>(),
+    rdask::task::TaskEntry::of::<shuffle::split_hash>(),
+    rdask::task::TaskEntry::of::<shuffle::split_range>(),
+    rdask::task::TaskEntry::of::<shuffle::unpack_concat>(),
+    rdask::task::TaskEntry::of::<shuffle::sample_quantiles>(),
     rdask::task::TaskEntry::of::<join::join_parts>(),
     rdask::task::TaskEntry::of::<describe::describe_partial>(),
     rdask::task::TaskEntry::of::<describe::describe_combine>(),

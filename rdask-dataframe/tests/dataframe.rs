@@ -316,3 +316,59 @@ fn bad_input_gives_clear_errors_and_the_cluster_carries_on() -> Result<(), Box<d
     assert_eq!(ddf.len(client())?, 10);
     Ok(())
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// `sort_values` / `set_index` through the p2p shuffle equal Polars'
+    /// stable sort of the whole frame, row for row (nulls first), on the
+    /// cluster and on the local thread pool; every partition is sorted and
+    /// lies between its divisions.
+    #[test]
+    fn sort_values_and_set_index_match_polars(df in frames(), parts in 1usize..6) {
+        let ddf = dd::from_polars(&df, parts).map_err(fail)?;
+        for column in ["k", "v", "g", "w"] {
+            let want = df
+                .sort([column], SortMultipleOptions::default().with_maintain_order(true))
+                .map_err(fail)?;
+            let got = ddf.sort_values(client(), column).map_err(fail)?;
+            prop_assert_eq!(got.npartitions(), parts);
+            same(&got.compute(client()).map_err(fail)?, &want).map_err(fail)?;
+            let local = ddf.sort_values_local(column).map_err(fail)?;
+            same(&local.compute_local().map_err(fail)?, &want).map_err(fail)?;
+            let (indexed, divisions) = ddf.set_index(client(), column).map_err(fail)?;
+            prop_assert!(divisions.len() < parts);
+            let each = rdask::delayed::compute_all(
+                client(),
+                &indexed.to_delayed().iter().collect::<Vec<_>>(),
+                &Default::default(),
+            )
+            .map_err(fail)?;
+            let mut stacked: Option<DataFrame> = None;
+            for p in each {
+                let p = p.into_inner();
+                stacked = Some(match stacked {
+                    None => p,
+                    Some(mut s) => {
+                        s.vstack_mut(&p).map_err(fail)?;
+                        s
+                    }
+                });
+            }
+            same(&stacked.unwrap_or_default(), &want).map_err(fail)?;
+        }
+    }
+}
+
+/// The p2p shuffle's bad input: a column that does not exist fails the
+/// computation with Polars' message naming it, and the cluster goes on.
+#[test]
+fn sort_on_a_missing_column_fails_clearly() -> Result<(), Box<dyn std::error::Error>> {
+    let df = df!("a" => [3i64, 1, 2])?;
+    let ddf = dd::from_polars(&df, 2)?;
+    let err = ddf.sort_values(client(), "nope").unwrap_err().to_string();
+    assert!(err.contains("nope"), "{err}");
+    let got = ddf.sort_values(client(), "a")?.compute(client())?;
+    assert_eq!(got.column("a")?.i64()?.to_vec(), vec![Some(1), Some(2), Some(3)]);
+    Ok(())
+}
