@@ -34,7 +34,7 @@
 //! The tasks have fixed keys (`shuffle-transfer-<id>-<i>`,
 //! `shuffle-barrier-<id>`, `shuffle-unpack-<id>-<j>`, `id` a hash of the
 //! inputs and the functions) by which the scheduler finds them, and are
-//! never fused with their neighbours. Wire formats: `docs/protocol.md` §11.
+//! never fused with their neighbours. Wire formats: `docs/protocol.md` §10, "Peer-to-peer shuffles".
 
 pub mod buffer;
 pub mod runs;

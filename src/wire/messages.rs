@@ -582,7 +582,7 @@ pub enum ToPeer {
         args: Vec<serde_bytes::ByteBuf>,
     },
     /// Shards of one input partition of a peer-to-peer shuffle, for the
-    /// output partitions this worker owns (`docs/protocol.md` §11).
+    /// output partitions this worker owns (`docs/protocol.md` §7.5; §10, "Peer-to-peer shuffles").
     /// Answered with [`FromPeer::ShuffleAck`] once stored (in memory or in
     /// the spill directory). Since version 6.
     ShuffleSend {
