@@ -30,7 +30,7 @@
 //!
 //! # Layout
 //! `lib.rs` (the [`DataFrame`] type, compute, persist, `len`, `head`),
-//! `io` (sources and sinks), `describe` and `join` (both sides), `groupby` (the client side of aggregations:
+//! `io` (sources and sinks), `csv_blocks` (`read_csv_blocks`, both sides), `describe` and `join` (both sides), `groupby` (the client side of aggregations:
 //! splitting each into partial, combine and final steps, the tree);
 //! `sort` (`sort_values`, `set_index`: divisions, then a shuffle);
 //! the worker side: `kernels`, `agg` (aggregation kernels), `shuffle`
@@ -40,6 +40,7 @@
 #![warn(missing_docs)]
 
 pub mod agg;
+mod csv_blocks;
 pub mod describe;
 mod groupby;
 mod io;
@@ -50,6 +51,7 @@ pub mod plan;
 pub mod shuffle;
 mod sort;
 
+pub use csv_blocks::{read_csv_blocks, SCHEMA_INFER_ROWS};
 pub use groupby::GroupBy;
 pub use io::{from_polars, read_csv, read_parquet};
 pub use join::How;
@@ -326,6 +328,7 @@ impl DataFrame {
 pub const TASKS: &[rdask::task::TaskEntry] = &[
     rdask::task::TaskEntry::of::<kernels::from_partition>(),
     rdask::task::TaskEntry::of::<kernels::read_csv_file>(),
+    rdask::task::TaskEntry::of::<csv_blocks::read_csv_block>(),
     rdask::task::TaskEntry::of::<kernels::read_parquet_rows>(),
     rdask::task::TaskEntry::of::<kernels::write_parquet>(),
     rdask::task::TaskEntry::of::<kernels::write_csv>(),

@@ -372,3 +372,32 @@ fn sort_on_a_missing_column_fails_clearly() -> Result<(), Box<dyn std::error::Er
     assert_eq!(got.column("a")?.i64()?.to_vec(), vec![Some(1), Some(2), Some(3)]);
     Ok(())
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+
+    /// `read_csv_blocks` of one file gives Polars' read of the whole file,
+    /// row for row, whatever the block size (blocks inside the header,
+    /// cutting lines, past the end).
+    #[test]
+    fn csv_blocks_match_one_read_of_the_file(df in frames(), step in 1u64..40) {
+        let dir = tempfile::tempdir().map_err(fail)?;
+        let path = dir.path().join("big.csv");
+        let mut out = df.clone();
+        CsvWriter::new(std::fs::File::create(&path).map_err(fail)?).finish(&mut out).map_err(fail)?;
+        let p = path.display().to_string();
+        let want = CsvReadOptions::default()
+            .with_has_header(true)
+            .try_into_reader_with_file_path(Some(path.clone()))
+            .and_then(|r| r.finish())
+            .map_err(fail)?;
+        let size = std::fs::metadata(&path).map_err(fail)?.len();
+        for blocksize in [step, step * 7 + 3, size.max(1), size + 10] {
+            let ddf = dd::read_csv_blocks(&p, blocksize).map_err(fail)?;
+            prop_assert_eq!(ddf.npartitions() as u64, size.div_ceil(blocksize).max(1));
+            same(&ddf.compute_local().map_err(fail)?, &want).map_err(fail)?;
+        }
+        let got = dd::read_csv_blocks(&p, step * 13 + 5).map_err(fail)?.compute(client()).map_err(fail)?;
+        same(&got, &want).map_err(fail)?;
+    }
+}
