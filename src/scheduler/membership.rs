@@ -208,9 +208,11 @@ impl SchedulerState {
                 self.lose_data(t, &ws.name, &mut affected, out);
             }
         }
+        // Shuffles it owned outputs of restart; their tasks join `affected`
+        // (woken once: a transfer re-placed above is not sent twice).
+        self.shuffle_worker_removed(ws.id, &mut affected, out);
         self.functions_gone(gone_fns, out);
         self.wake_affected(affected, out);
-        self.shuffle_worker_removed(ws.id, out);
         // Retirements waiting for this worker (to leave, or to take data).
         let mut done = Vec::new();
         for (i, r) in self.retire_requests.iter_mut().enumerate() {

@@ -63,8 +63,10 @@ impl SchedulerState {
     }
 
     /// Worker `id` left (called by `remove_worker_idx` after its tasks and
-    /// data were handled): every shuffle it owned outputs of restarts.
-    pub(super) fn shuffle_worker_removed(&mut self, id: WorkerId, out: &mut Outbox) {
+    /// data were handled, before the tasks released are woken): every
+    /// shuffle it owned outputs of restarts. The tasks reset are pushed on
+    /// `affected`, for the caller to wake.
+    pub(super) fn shuffle_worker_removed(&mut self, id: WorkerId, affected: &mut Vec<TaskId>, out: &mut Outbox) {
         if self.shuffles.is_empty() {
             return;
         }
@@ -76,20 +78,16 @@ impl SchedulerState {
                     spec.shuffle_id, spec.run_id
                 ),
             );
-            let mut affected = Vec::new();
-            let mut reset = |state: &mut SchedulerState, key: String, affected: &mut Vec<TaskId>| {
-                if let Some(&t) = state.keys.get(&key) {
-                    state.shuffle_reset(t, affected, out);
-                }
-            };
-            reset(self, barrier_key(&spec.shuffle_id), &mut affected);
-            for i in 0..spec.ninputs {
-                reset(self, transfer_key(&spec.shuffle_id, i), &mut affected);
-            }
             // Unpack tasks in memory are complete (their run's barrier
-            // passed); running ones were reset with the barrier. Their
+            // passed); running ones are reset with the barrier. Their
             // restrictions are renewed when the new run is created.
-            self.wake_affected(affected, out);
+            let keys = std::iter::once(barrier_key(&spec.shuffle_id))
+                .chain((0..spec.ninputs).map(|i| transfer_key(&spec.shuffle_id, i)));
+            for key in keys {
+                if let Some(&t) = self.keys.get(&key) {
+                    self.shuffle_reset(t, affected, out);
+                }
+            }
         }
     }
 
