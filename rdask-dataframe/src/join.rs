@@ -164,6 +164,23 @@ impl DataFrame {
         Ok(self.with_parts(parts))
     }
 
+    /// The rows moved into `npartitions` partitions by a hash of their `on`
+    /// columns through the peer-to-peer shuffle (Dask's `df.shuffle(on)`):
+    /// rows with equal keys end in one partition, in input order.
+    pub fn shuffle(&self, on: &[&str], npartitions: usize) -> Result<DataFrame, Error> {
+        let n = u32::try_from(npartitions)
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| Error::Invalid(format!("shuffle into {npartitions} partitions")))?;
+        if on.is_empty() {
+            return Err(Error::Invalid("shuffle on no column".into()));
+        }
+        let on: Vec<String> = on.iter().map(|c| c.to_string()).collect();
+        let parts = rdask::shuffle::p2p(&self.to_delayed(), split_hash, &on, unpack_concat, &None::<String>, n)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        Ok(self.with_parts(parts))
+    }
+
     /// A hash-shuffle join into `npartitions` partitions: both sides
     /// shuffled peer to peer by a hash of their keys, output `i` of both
     /// joined in partition `i`. Any kind of join. Key columns must have the

@@ -401,3 +401,26 @@ proptest! {
         same(&got, &want).map_err(fail)?;
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+
+    /// `shuffle(on)`: the same rows (sorted, equal to the input sorted),
+    /// every key in one partition only.
+    #[test]
+    fn shuffle_on_keys_keeps_rows_and_groups_keys(df in frames(), parts in 1usize..5, out in 1usize..5) {
+        let ddf = dd::from_polars(&df, parts).map_err(fail)?.shuffle(&["k", "g"], out).map_err(fail)?;
+        prop_assert_eq!(ddf.npartitions(), out);
+        let each = rdask::delayed::compute_all(client(), &ddf.to_delayed().iter().collect::<Vec<_>>(), &Default::default())
+            .map_err(fail)?;
+        let mut seen: std::collections::HashMap<String, usize> = Default::default();
+        for (i, p) in each.iter().enumerate() {
+            for row in 0..p.height() {
+                let key = format!("{:?}/{:?}", p.column("k").map_err(fail)?.get(row).map_err(fail)?, p.column("g").map_err(fail)?.get(row).map_err(fail)?);
+                prop_assert_eq!(*seen.entry(key).or_insert(i), i);
+            }
+        }
+        same(&sorted(&ddf.compute(client()).map_err(fail)?), &sorted(&df)).map_err(fail)?;
+        prop_assert!(dd::from_polars(&df, parts).map_err(fail)?.shuffle(&[], 2).is_err());
+    }
+}
