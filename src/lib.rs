@@ -37,7 +37,9 @@
 //!   binary can serve, and the `rdask` binary's own tasks.
 //! - [`delayed`]: lazy task graphs (Dask's `delayed`), computed on a
 //!   cluster in one submission or on a local thread pool; [`bag`]: Dask's
-//!   bags on top of them.
+//!   bags on top of them; [`shuffle`]: the peer-to-peer shuffle the
+//!   collections use (its scheduler side in `shuffle::runs`, glued in
+//!   `scheduler::shuffle`).
 //! - [`cli`], [`config`], [`launch`], [`certs`], [`logging`],
 //!   [`log_ring`]: the `rdask` command line (embeddable in a user's
 //!   binary; `rdask top` in `cli::top`) and the worker's nanny,
@@ -90,6 +92,7 @@ pub mod registry;
 pub mod runtime;
 #[doc(hidden)]
 pub mod scheduler;
+pub mod shuffle;
 pub mod simulate;
 pub mod task;
 #[doc(hidden)]

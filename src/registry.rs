@@ -35,7 +35,11 @@ impl Registry {
                 r.register(*e);
             }
             r.register(crate::delayed::fuse::FUSED_ENTRY);
-            for e in crate::bag::RUNNERS.iter().chain(crate::bag::TASKS) {
+            for e in crate::bag::RUNNERS
+                .iter()
+                .chain(crate::bag::TASKS)
+                .chain(crate::shuffle::RUNNERS)
+            {
                 r.register(*e);
             }
             // The same name registered twice is the same function (a

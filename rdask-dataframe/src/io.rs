@@ -31,7 +31,7 @@ pub fn from_polars(df: &polars::prelude::DataFrame, npartitions: usize) -> Resul
 
 /// The files `pattern` matches, sorted (glob syntax; a plain path matches
 /// itself). None is an error.
-fn expand(pattern: &str) -> Result<Vec<String>, Error> {
+pub(crate) fn expand(pattern: &str) -> Result<Vec<String>, Error> {
     let paths = glob::glob(pattern).map_err(|e| Error::Invalid(format!("pattern {pattern:?}: {e}")))?;
     let mut files = Vec::new();
     for p in paths {

@@ -1,19 +1,20 @@
 //! Joins (Dask's `merge`), both sides: a **broadcast** join, where the
 //! right side is stacked into one partition that every left partition is
-//! joined with (for inner and left joins), and a **hash-shuffle** join
-//! through the task graph, where each partition of both sides is cut into
-//! buckets by a hash of its key columns, and bucket `i` of every partition
-//! of both sides meets in output partition `i`. The shuffle is Dask's
-//! task-based one: a split task per input partition, a pick task per
-//! (input partition, bucket), so O(partitions²) tasks (the peer-to-peer
-//! shuffle that avoids them is not built yet: `docs/collections.md`).
+//! joined with (for inner and left joins), and a **hash-shuffle** join,
+//! where both sides go through rdask's peer-to-peer shuffle
+//! (`rdask::shuffle`, split by a hash of their key columns:
+//! `shuffle::split_hash`) into the same number of outputs, and output `i`
+//! of both meets in join task `i`. Owners of outputs are chosen the same way
+//! for both shuffles, so both inputs of a join task are on one worker.
+//! O(partitions) tasks, where the task-based shuffle this replaced had
+//! O(partitions²).
 
-use polars::prelude::{col, DataType, IdxCa, IntoLazy, JoinArgs, JoinType};
+use polars::prelude::{col, DataType, IntoLazy, JoinArgs, JoinType};
 use rdask::delayed::{delayed, Delayed};
 use serde::{Deserialize, Serialize};
-use serde_bytes::ByteBuf;
 
 use crate::kernels::concat_frames;
+use crate::shuffle::{split_hash, unpack_concat};
 use crate::{kernels, DataFrame, Error, Partition};
 
 /// Which rows a join keeps (Polars' `JoinType`, pandas' `how`).
@@ -58,7 +59,7 @@ fn fnv(bytes: &[u8]) -> u64 {
 /// A hash per row of the key columns, equal for equal keys whatever the
 /// process: integers (and booleans) through `Int64`, floats through their
 /// bits, everything else through its text form.
-fn row_hashes(df: &polars::prelude::DataFrame, on: &[String]) -> Result<Vec<u64>, String> {
+pub(crate) fn row_hashes(df: &polars::prelude::DataFrame, on: &[String]) -> Result<Vec<u64>, String> {
     const NULL_HASH: u64 = 0x6E75_6C6C;
     let mut h = vec![0u64; df.height()];
     for name in on {
@@ -85,32 +86,6 @@ fn row_hashes(df: &polars::prelude::DataFrame, on: &[String]) -> Result<Vec<u64>
         }
     }
     Ok(h)
-}
-
-/// A partition cut into `n` buckets by the hash of its `on` columns; each
-/// bucket as Arrow IPC bytes, so a pick decodes only its own.
-#[rdask::task]
-pub fn hash_split(p: Partition, on: Vec<String>, n: usize) -> Result<Vec<ByteBuf>, String> {
-    if n == 0 {
-        return Err("hash_split into 0 buckets".into());
-    }
-    let mut rows: Vec<Vec<polars::prelude::IdxSize>> = vec![Vec::new(); n];
-    for (i, h) in row_hashes(&p, &on)?.into_iter().enumerate() {
-        rows[(h % n as u64) as usize].push(i as polars::prelude::IdxSize);
-    }
-    rows.into_iter()
-        .map(|idx| {
-            let piece = p.take(&IdxCa::from_vec("idx".into(), idx)).map_err(|e| e.to_string())?;
-            Partition(piece).to_ipc().map(ByteBuf::from)
-        })
-        .collect()
-}
-
-/// Bucket `i` of a split partition.
-#[rdask::task]
-pub fn pick(pieces: Vec<ByteBuf>, i: usize) -> Result<Partition, String> {
-    let piece = pieces.get(i).ok_or_else(|| format!("bucket {i} of {}", pieces.len()))?;
-    Partition::from_ipc(piece)
 }
 
 /// The stacked `left` pieces joined with the stacked `right` pieces.
@@ -189,10 +164,27 @@ impl DataFrame {
         Ok(self.with_parts(parts))
     }
 
-    /// A hash-shuffle join into `npartitions` partitions: both sides split
-    /// by a hash of their keys, bucket `i` of both joined in partition `i`.
-    /// Any kind of join. Key columns must have the same type on both sides
-    /// (integers of any width count as one type).
+    /// The rows moved into `npartitions` partitions by a hash of their `on`
+    /// columns through the peer-to-peer shuffle (Dask's `df.shuffle(on)`):
+    /// rows with equal keys end in one partition, in input order.
+    pub fn shuffle(&self, on: &[&str], npartitions: usize) -> Result<DataFrame, Error> {
+        let n = u32::try_from(npartitions)
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| Error::Invalid(format!("shuffle into {npartitions} partitions")))?;
+        if on.is_empty() {
+            return Err(Error::Invalid("shuffle on no column".into()));
+        }
+        let on: Vec<String> = on.iter().map(|c| c.to_string()).collect();
+        let parts = rdask::shuffle::p2p(&self.to_delayed(), split_hash, &on, unpack_concat, &None::<String>, n)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        Ok(self.with_parts(parts))
+    }
+
+    /// A hash-shuffle join into `npartitions` partitions: both sides
+    /// shuffled peer to peer by a hash of their keys, output `i` of both
+    /// joined in partition `i`. Any kind of join. Key columns must have the
+    /// same type on both sides (integers of any width count as one type).
     pub fn merge_shuffle(
         &self,
         right: &DataFrame,
@@ -201,25 +193,20 @@ impl DataFrame {
         how: How,
         npartitions: usize,
     ) -> Result<DataFrame, Error> {
-        if npartitions == 0 {
-            return Err(Error::Invalid("merge_shuffle into 0 partitions".into()));
-        }
+        let n = u32::try_from(npartitions)
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| Error::Invalid(format!("merge_shuffle into {npartitions} partitions")))?;
         let spec = spec(left_on, right_on, how)?;
-        let buckets = |df: &DataFrame, on: &[String]| -> Vec<Vec<Delayed<Partition>>> {
-            let splits: Vec<Delayed<Vec<ByteBuf>>> = df
-                .to_delayed()
-                .iter()
-                .map(|p| delayed(hash_split, (p, on.to_vec(), npartitions)))
-                .collect();
-            (0..npartitions)
-                .map(|i| splits.iter().map(|s| delayed(pick, (s, i))).collect())
-                .collect()
+        let side = |df: &DataFrame, on: &Vec<String>| -> Result<Vec<Delayed<Partition>>, Error> {
+            rdask::shuffle::p2p(&df.to_delayed(), split_hash, on, unpack_concat, &None::<String>, n)
+                .map_err(|e| Error::Invalid(e.to_string()))
         };
-        let (l, r) = (buckets(self, &spec.left_on), buckets(right, &spec.right_on));
+        let (l, r) = (side(self, &spec.left_on)?, side(right, &spec.right_on)?);
         let parts = l
-            .into_iter()
-            .zip(r)
-            .map(|(l, r)| delayed(join_parts, (l, r, spec.clone())))
+            .iter()
+            .zip(&r)
+            .map(|(l, r)| delayed(join_parts, (vec![l], vec![r], spec.clone())))
             .collect();
         Ok(self.with_parts(parts))
     }

@@ -30,14 +30,17 @@
 //!
 //! # Layout
 //! `lib.rs` (the [`DataFrame`] type, compute, persist, `len`, `head`),
-//! `io` (sources and sinks), `describe` and `join` (both sides), `groupby` (the client side of aggregations:
+//! `io` (sources and sinks), `csv_blocks` (`read_csv_blocks`, both sides), `describe` and `join` (both sides), `groupby` (the client side of aggregations:
 //! splitting each into partial, combine and final steps, the tree);
-//! the worker side: `kernels`, `agg` (aggregation kernels); `plan` (shipped
-//! expressions); `partition` (the wire form).
+//! `sort` (`sort_values`, `set_index`: divisions, then a shuffle);
+//! the worker side: `kernels`, `agg` (aggregation kernels), `shuffle`
+//! (split and unpack functions for rdask's peer-to-peer shuffle, Arrow IPC
+//! shards); `plan` (shipped expressions); `partition` (the wire form).
 
 #![warn(missing_docs)]
 
 pub mod agg;
+mod csv_blocks;
 pub mod describe;
 mod groupby;
 mod io;
@@ -45,13 +48,17 @@ pub mod join;
 pub mod kernels;
 mod partition;
 pub mod plan;
+pub mod shuffle;
+mod sort;
 
+pub use csv_blocks::{read_csv_blocks, SCHEMA_INFER_ROWS};
 pub use groupby::GroupBy;
 pub use io::{from_polars, read_csv, read_parquet};
 pub use join::How;
 pub use partition::Partition;
 pub use polars;
 pub use rdask::delayed::ComputeOptions;
+pub use sort::SAMPLES_PER_PARTITION;
 
 use plan::{Dsl, Op};
 use polars::prelude::Expr;
@@ -321,6 +328,7 @@ impl DataFrame {
 pub const TASKS: &[rdask::task::TaskEntry] = &[
     rdask::task::TaskEntry::of::<kernels::from_partition>(),
     rdask::task::TaskEntry::of::<kernels::read_csv_file>(),
+    rdask::task::TaskEntry::of::<csv_blocks::read_csv_block>(),
     rdask::task::TaskEntry::of::<kernels::read_parquet_rows>(),
     rdask::task::TaskEntry::of::<kernels::write_parquet>(),
     rdask::task::TaskEntry::of::<kernels::write_csv>(),
@@ -335,8 +343,10 @@ pub const TASKS: &[rdask::task::TaskEntry] = &[
     rdask::task::TaskEntry::of::<agg::partial>(),
     rdask::task::TaskEntry::of::<agg::combine>(),
     rdask::task::TaskEntry::of::<agg::finalize>(),
-    rdask::task::TaskEntry::of::<join::hash_split>(),
-    rdask::task::TaskEntry::of::<join::pick>(),
+    rdask::task::TaskEntry::of::<shuffle::split_hash>(),
+    rdask::task::TaskEntry::of::<shuffle::split_range>(),
+    rdask::task::TaskEntry::of::<shuffle::unpack_concat>(),
+    rdask::task::TaskEntry::of::<shuffle::sample_quantiles>(),
     rdask::task::TaskEntry::of::<join::join_parts>(),
     rdask::task::TaskEntry::of::<describe::describe_partial>(),
     rdask::task::TaskEntry::of::<describe::describe_combine>(),

@@ -316,3 +316,111 @@ fn bad_input_gives_clear_errors_and_the_cluster_carries_on() -> Result<(), Box<d
     assert_eq!(ddf.len(client())?, 10);
     Ok(())
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// `sort_values` / `set_index` through the p2p shuffle equal Polars'
+    /// stable sort of the whole frame, row for row (nulls first), on the
+    /// cluster and on the local thread pool; every partition is sorted and
+    /// lies between its divisions.
+    #[test]
+    fn sort_values_and_set_index_match_polars(df in frames(), parts in 1usize..6) {
+        let ddf = dd::from_polars(&df, parts).map_err(fail)?;
+        for column in ["k", "v", "g", "w"] {
+            let want = df
+                .sort([column], SortMultipleOptions::default().with_maintain_order(true))
+                .map_err(fail)?;
+            let got = ddf.sort_values(client(), column).map_err(fail)?;
+            prop_assert_eq!(got.npartitions(), parts);
+            same(&got.compute(client()).map_err(fail)?, &want).map_err(fail)?;
+            let local = ddf.sort_values_local(column).map_err(fail)?;
+            same(&local.compute_local().map_err(fail)?, &want).map_err(fail)?;
+            let (indexed, divisions) = ddf.set_index(client(), column).map_err(fail)?;
+            prop_assert!(divisions.len() < parts);
+            let each = rdask::delayed::compute_all(
+                client(),
+                &indexed.to_delayed().iter().collect::<Vec<_>>(),
+                &Default::default(),
+            )
+            .map_err(fail)?;
+            let mut stacked: Option<DataFrame> = None;
+            for p in each {
+                let p = p.into_inner();
+                stacked = Some(match stacked {
+                    None => p,
+                    Some(mut s) => {
+                        s.vstack_mut(&p).map_err(fail)?;
+                        s
+                    }
+                });
+            }
+            same(&stacked.unwrap_or_default(), &want).map_err(fail)?;
+        }
+    }
+}
+
+/// The p2p shuffle's bad input: a column that does not exist fails the
+/// computation with Polars' message naming it, and the cluster goes on.
+#[test]
+fn sort_on_a_missing_column_fails_clearly() -> Result<(), Box<dyn std::error::Error>> {
+    let df = df!("a" => [3i64, 1, 2])?;
+    let ddf = dd::from_polars(&df, 2)?;
+    let err = ddf.sort_values(client(), "nope").unwrap_err().to_string();
+    assert!(err.contains("nope"), "{err}");
+    let got = ddf.sort_values(client(), "a")?.compute(client())?;
+    assert_eq!(got.column("a")?.i64()?.to_vec(), vec![Some(1), Some(2), Some(3)]);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+
+    /// `read_csv_blocks` of one file gives Polars' read of the whole file,
+    /// row for row, whatever the block size (blocks inside the header,
+    /// cutting lines, past the end).
+    #[test]
+    fn csv_blocks_match_one_read_of_the_file(df in frames(), step in 1u64..40) {
+        let dir = tempfile::tempdir().map_err(fail)?;
+        let path = dir.path().join("big.csv");
+        let mut out = df.clone();
+        CsvWriter::new(std::fs::File::create(&path).map_err(fail)?).finish(&mut out).map_err(fail)?;
+        let p = path.display().to_string();
+        let want = CsvReadOptions::default()
+            .with_has_header(true)
+            .try_into_reader_with_file_path(Some(path.clone()))
+            .and_then(|r| r.finish())
+            .map_err(fail)?;
+        let size = std::fs::metadata(&path).map_err(fail)?.len();
+        for blocksize in [step, step * 7 + 3, size.max(1), size + 10] {
+            let ddf = dd::read_csv_blocks(&p, blocksize).map_err(fail)?;
+            prop_assert_eq!(ddf.npartitions() as u64, size.div_ceil(blocksize).max(1));
+            same(&ddf.compute_local().map_err(fail)?, &want).map_err(fail)?;
+        }
+        let got = dd::read_csv_blocks(&p, step * 13 + 5).map_err(fail)?.compute(client()).map_err(fail)?;
+        same(&got, &want).map_err(fail)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+
+    /// `shuffle(on)`: the same rows (sorted, equal to the input sorted),
+    /// every key in one partition only.
+    #[test]
+    fn shuffle_on_keys_keeps_rows_and_groups_keys(df in frames(), parts in 1usize..5, out in 1usize..5) {
+        let ddf = dd::from_polars(&df, parts).map_err(fail)?.shuffle(&["k", "g"], out).map_err(fail)?;
+        prop_assert_eq!(ddf.npartitions(), out);
+        let each = rdask::delayed::compute_all(client(), &ddf.to_delayed().iter().collect::<Vec<_>>(), &Default::default())
+            .map_err(fail)?;
+        let mut seen: std::collections::HashMap<String, usize> = Default::default();
+        for (i, p) in each.iter().enumerate() {
+            for row in 0..p.height() {
+                let key = format!("{:?}/{:?}", p.column("k").map_err(fail)?.get(row).map_err(fail)?, p.column("g").map_err(fail)?.get(row).map_err(fail)?);
+                prop_assert_eq!(*seen.entry(key).or_insert(i), i);
+            }
+        }
+        same(&sorted(&ddf.compute(client()).map_err(fail)?), &sorted(&df)).map_err(fail)?;
+        prop_assert!(dd::from_polars(&df, parts).map_err(fail)?.shuffle(&[], 2).is_err());
+    }
+}

@@ -133,3 +133,67 @@ fn dataframes_compute_on_real_scheduler_and_worker_processes() -> Result<(), Box
     same(&sorted(&broadcast.compute(&client)?), &want)?;
     Ok(())
 }
+
+/// A p2p shuffle (`sort_values`) on real processes whose receivers keep at
+/// most 64 KiB of shards in memory (the rest goes to their spill
+/// directories), with one of the two workers SIGKILLed while the
+/// shuffle's transfers run: the scheduler restarts the shuffle under a new
+/// run on the surviving worker, and the result is exactly Polars' sort.
+#[test]
+fn p2p_shuffle_survives_a_worker_killed_mid_shuffle() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("rdask.toml");
+    std::fs::write(&config, "[worker]\nshuffle_buffer_bytes = 65536\n")?;
+    let config = config.display().to_string();
+    let (_s, addr) = start(&["scheduler", "--host", "127.0.0.1", "--port", "0"]);
+    let (_w1, _) = start(&["--config", &config, "worker", &addr, "--name", "w1", "--nthreads", "1"]);
+    let (mut w2, _) = start(&["--config", &config, "worker", &addr, "--name", "w2", "--nthreads", "1"]);
+    let client = Client::connect(&addr)?;
+    client.wait_for_workers(2, STARTUP)?;
+
+    let n = 240_000i64;
+    let df = df!(
+        "x" => (0..n).map(|i| (i * 7_919 + 13) % 100_003).collect::<Vec<_>>(),
+        "y" => (0..n).map(|i| if i % 11 == 0 { None } else { Some(i as f64 / 3.0) }).collect::<Vec<_>>()
+    )?;
+    let want = df.sort(["x"], SortMultipleOptions::default().with_maintain_order(true))?;
+    let ddf = dd::from_polars(&df, 24)?;
+    let sorted = ddf.sort_values(&client, "x")?;
+    let unpack0 = sorted.to_delayed()[0].key().to_string();
+    let id = unpack0
+        .strip_prefix(rdask::shuffle::UNPACK_PREFIX)
+        .and_then(|rest| rest.rsplit_once('-'))
+        .map(|(id, _)| id.to_string())
+        .ok_or("the outputs are a shuffle's unpack tasks")?;
+    let transfers: Vec<String> = (0..24).map(|i| rdask::shuffle::transfer_key(&id, i)).collect();
+    let barrier = rdask::shuffle::barrier_key(&id);
+
+    let running = {
+        let (sorted, client) = (sorted.clone(), client.clone());
+        std::thread::spawn(move || sorted.compute(&client).map_err(|e| e.to_string()))
+    };
+    // Kill w2 once some transfers are done and the barrier is not.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "no transfer finished in time");
+        let keys: Vec<&str> = transfers.iter().map(String::as_str).chain([barrier.as_str()]).collect();
+        if let Ok(held) = client.who_has(&keys) {
+            let done = held
+                .iter()
+                .filter(|h| h.key != barrier && !h.workers.is_empty())
+                .count();
+            let barrier_done = held.iter().any(|h| h.key == barrier && !h.workers.is_empty());
+            assert!(!barrier_done, "the shuffle ended before the kill: make it larger");
+            if done >= 3 {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    w2.0.kill()?; // SIGKILL
+    let _ = w2.0.wait();
+
+    let got = running.join().map_err(|_| "the computing thread panicked")??;
+    same(&got, &want)?;
+    Ok(())
+}

@@ -216,6 +216,30 @@ impl PeerPool {
         .await
     }
 
+    /// Sends shards of a p2p shuffle to the worker at `address`
+    /// (`ToPeer::ShuffleSend`); `Some(why)` if it refused them.
+    pub async fn shuffle_send(
+        &self,
+        address: &str,
+        shuffle_id: String,
+        run_id: u64,
+        input: u32,
+        shards: Vec<(u32, Payload)>,
+    ) -> Result<Option<String>, WireError> {
+        let request_id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let msg = ToPeer::ShuffleSend {
+            request_id,
+            shuffle_id,
+            run_id,
+            input,
+            shards,
+        };
+        match self.request(address, msg).await? {
+            FromPeer::ShuffleAck { request_id: r, error } if r == request_id => Ok(error),
+            other => Err(WireError::Malformed(format!("unexpected reply {other:?}"))),
+        }
+    }
+
     /// Runs registered function `function` on the worker at `address`
     /// (`Client::run`); its encoded result, or why it failed.
     pub async fn run_function(
@@ -291,6 +315,8 @@ pub struct PeerService {
     pub counters: Arc<WorkerCounters>,
     /// Its actors.
     pub actors: ActorTable,
+    /// Shards of p2p shuffles it receives.
+    pub shuffles: crate::shuffle::ShuffleReceiver,
 }
 
 /// Serves the peer port of a worker: data requests from other workers and
@@ -336,6 +362,7 @@ async fn serve_peer(
         store,
         counters,
         actors,
+        shuffles,
     } = service;
     while let Some(requests) = transport::read_batch_within::<ToPeer>(&mut reader, &limits, timeouts).await? {
         for req in requests {
@@ -398,6 +425,27 @@ async fn serve_peer(
                         value,
                         failure,
                     }
+                }
+                ToPeer::ShuffleSend {
+                    request_id,
+                    shuffle_id,
+                    run_id,
+                    input,
+                    shards,
+                } => {
+                    let shards = shards.into_iter().map(|(j, p)| (j, Vec::from(p.0))).collect();
+                    let shuffles = shuffles.clone();
+                    // Off the async thread: the buffer may write to disk.
+                    let stored = tokio::task::spawn_blocking(move || {
+                        shuffles.with(|b| b.receive(&shuffle_id, run_id, input, shards))
+                    })
+                    .await;
+                    let error = match stored {
+                        Ok(Ok(())) => None,
+                        Ok(Err(e)) => Some(e.to_string()),
+                        Err(e) => Some(format!("storing the shards failed: {e}")),
+                    };
+                    FromPeer::ShuffleAck { request_id, error }
                 }
             };
             sender.send(reply)?;

@@ -225,6 +225,9 @@ config_section! {
         memory_pause: f64 = worker_defaults().memory_pause,
         /// How often the worker measures its process memory, milliseconds.
         memory_monitor_interval_ms: u64 = worker_defaults().memory_monitor_interval.as_millis() as u64,
+        /// Bytes of peer-to-peer shuffle shards the worker keeps in memory; past it they go to
+        /// local_directory.
+        shuffle_buffer_bytes: u64 = worker_defaults().shuffle_buffer_bytes,
         /// Abstract resources offered, e.g. { GPU = 2, MEM = 10e9 }.
         resources: BTreeMap<String, f64> = worker_defaults().resources.into_iter().collect(),
         /// Directory for the worker's files; unset: a temporary directory.
@@ -496,6 +499,7 @@ impl RdaskConfig {
             memory_spill: w.memory_spill,
             memory_pause: w.memory_pause,
             memory_monitor_interval: Duration::from_millis(w.memory_monitor_interval_ms.max(1)),
+            shuffle_buffer_bytes: w.shuffle_buffer_bytes,
             resources: w.resources.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             local_directory: w.local_directory.clone(),
             listen_host: w.listen_host.clone(),

@@ -78,7 +78,11 @@ pub(crate) fn to_specs(graph: &Graph, outputs: &HashSet<&str>, fuse: bool) -> Ve
     if fuse {
         for p in parent.iter().flatten() {
             let key = &graph.nodes[*p].key;
-            if dependents[*p] == 1 && !outputs.contains(key.as_str()) {
+            // The p2p shuffle's tasks keep their own keys (the scheduler
+            // finds them by key): never folded into a dependent. (An input
+            // folded into a transfer keeps the transfer's key.)
+            let shuffle = crate::shuffle::is_shuffle_function(graph.nodes[*p].function);
+            if dependents[*p] == 1 && !outputs.contains(key.as_str()) && !shuffle {
                 folds[*p] = true;
             }
         }

@@ -125,6 +125,20 @@ pub(crate) fn raw_call<T>(function: &'static str, args: Result<Vec<graph::DArg>,
     }
 }
 
+/// A lazy call of a built-in runner under a fixed key (the p2p shuffle's
+/// tasks, which the scheduler finds by key; `crate::shuffle`).
+pub(crate) fn keyed_call<T>(key: Key, function: &'static str, args: Vec<graph::DArg>) -> Delayed<T> {
+    Delayed {
+        node: Arc::new(Node {
+            key,
+            function,
+            args,
+            error: None,
+        }),
+        _type: PhantomData,
+    }
+}
+
 /// The values of several lazy results of one type, in order, computed with
 /// one submission (a result named twice is computed once).
 pub(crate) fn compute_each<V: DeserializeOwned>(

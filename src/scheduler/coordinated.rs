@@ -26,6 +26,15 @@ impl SchedulerState {
             ));
             return;
         }
+        if let CoordOp::ShuffleGetOrCreate {
+            shuffle_id,
+            ninputs,
+            npartitions,
+        } = op
+        {
+            self.shuffle_get_or_create(c, request_id, (shuffle_id, ninputs, npartitions), out);
+            return;
+        }
         let effects = self.coord.handle(c, request_id, op, Instant::now());
         self.apply_effects(effects, out);
     }

@@ -212,6 +212,9 @@ impl SchedulerState {
                 self.lose_data(t, &ws.name, &mut affected, out);
             }
         }
+        // Shuffles it owned outputs of restart; their tasks join `affected`
+        // (woken once: a transfer re-placed above is not sent twice).
+        self.shuffle_worker_removed(ws.id, &mut affected, out);
         self.functions_gone(gone_fns, out);
         self.wake_affected(affected, out);
         // Retirements waiting for this worker (to leave, or to take data).

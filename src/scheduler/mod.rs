@@ -23,6 +23,7 @@ mod release;
 pub mod restart;
 mod results;
 mod retirement;
+mod shuffle;
 pub mod state;
 mod stealing;
 pub mod task_graph;

@@ -179,6 +179,8 @@ pub struct SchedulerState {
     /// Client sessions restored from the journal, dropped at the instant
     /// unless they reconnected (`recovery`).
     pub(super) journal_clients: Option<(Instant, Vec<ClientId>)>,
+    /// Peer-to-peer shuffles' current runs (`scheduler::shuffle`).
+    pub(super) shuffles: crate::shuffle::ShuffleRuns<WorkerId>,
 }
 
 impl SchedulerState {
@@ -218,6 +220,7 @@ impl SchedulerState {
             journal: None,
             recovery: None,
             journal_clients: None,
+            shuffles: Default::default(),
             config,
         }
     }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 mod coordination;
 mod stream;
 mod to_scheduler;
-pub use coordination::{CoordItem, CoordOp, CoordResult};
+pub use coordination::{CoordItem, CoordOp, CoordResult, ShuffleRunSpec};
 pub use stream::{FunctionProgress, SchedulerEvent, SpillEvent, StreamKind, TaskStreamRecord};
 pub use to_scheduler::{decode_inbound, variant_names, FromClient, FromWorker, Inbound};
 
@@ -35,9 +35,10 @@ pub use to_scheduler::{decode_inbound, variant_names, FromClient, FromWorker, In
 /// `Client::restart` ([`FromClient::RestartCluster`],
 /// [`ToClient::RestartDone`], [`ToWorker::RestartWorker`]). Version 6
 /// added reconnection after a scheduler restart (`keys` of
-/// [`FromWorker::RegisterWorker`], [`FromClient::ReconnectClient`]) the dashboard's load figures
-/// (`Heartbeat`'s new fields, spill records in the task stream) and
-/// adaptive scaling ([`FromClient::AdaptiveTarget`]).
+/// [`FromWorker::RegisterWorker`], [`FromClient::ReconnectClient`]), the
+/// dashboard's load figures (`Heartbeat`'s new fields, spill records in the
+/// task stream), adaptive scaling ([`FromClient::AdaptiveTarget`]) and peer-to-peer
+/// shuffles ([`CoordOp::ShuffleGetOrCreate`], [`ToPeer::ShuffleSend`]).
 pub const PROTOCOL_VERSION: u32 = 6;
 
 /// A task whose function name starts with this creates an actor (Dask's
@@ -610,6 +611,24 @@ pub enum ToPeer {
         /// Its arguments, each msgpack-encoded on its own.
         args: Vec<serde_bytes::ByteBuf>,
     },
+    /// Shards of one input partition of a peer-to-peer shuffle, for the
+    /// output partitions this worker owns (`docs/protocol.md` §7.5; §10, "Peer-to-peer shuffles").
+    /// Answered with [`FromPeer::ShuffleAck`] once stored (in memory or in
+    /// the spill directory). Since version 6.
+    ShuffleSend {
+        /// Echoed in the reply.
+        request_id: u64,
+        /// The shuffle.
+        shuffle_id: String,
+        /// The run the sender was given; shards of a run older than one this
+        /// worker has seen are refused.
+        run_id: u64,
+        /// Index of the input partition they come from (a shard sent again
+        /// for the same input and output replaces the first).
+        input: u32,
+        /// `(output partition, shard bytes)`, each shard its own payload.
+        shards: Vec<(u32, Payload)>,
+    },
 }
 
 /// A worker's store, memory and transfer counters.
@@ -698,6 +717,14 @@ pub enum FromPeer {
         /// Why it failed (`UnknownFunction`, `BadArguments`, `Failed`,
         /// `Panicked`).
         failure: Option<TaskFailure>,
+    },
+    /// Answer to [`ToPeer::ShuffleSend`]. Since version 6.
+    ShuffleAck {
+        /// From the request.
+        request_id: u64,
+        /// Why the shards were refused (a stale run, a full disk); absent
+        /// when stored.
+        error: Option<String>,
     },
 }
 

@@ -173,6 +173,8 @@ struct Shared {
     scheduler: OnceLock<SchedulerContact>,
     /// The worker's actors, where an actor's constructor task puts it.
     actors: OnceLock<ActorTable>,
+    /// The worker's p2p shuffle buffer, where unpack tasks take shards.
+    shuffles: OnceLock<crate::shuffle::ShuffleReceiver>,
 }
 
 /// How a task reaches its worker's scheduler (for
@@ -335,6 +337,11 @@ pub fn task_scheduler() -> Option<SchedulerContact> {
     CONTEXT.with(|c| c.borrow().as_ref().and_then(|ctx| ctx.shared.scheduler.get().cloned()))
 }
 
+/// The p2p shuffle buffer of the worker whose task runs on this thread.
+pub fn task_shuffle_receiver() -> Option<crate::shuffle::ShuffleReceiver> {
+    CONTEXT.with(|c| c.borrow().as_ref().and_then(|ctx| ctx.shared.shuffles.get().cloned()))
+}
+
 /// The actor table of the worker whose task runs on this thread, and the
 /// task's key: where an actor's constructor task puts the actor.
 pub fn task_actor_slot() -> Option<(ActorTable, Key)> {
@@ -467,6 +474,7 @@ impl TaskPool {
             slot_freed: Condvar::new(),
             scheduler: OnceLock::new(),
             actors: OnceLock::new(),
+            shuffles: OnceLock::new(),
         });
         for _ in 0..nthreads {
             spawn_runner(&shared)?;
@@ -485,6 +493,13 @@ impl TaskPool {
     /// (see [`task_actor_slot`]); the first call wins.
     pub fn with_actors(self, table: ActorTable) -> TaskPool {
         let _ = self.shared.actors.set(table);
+        self
+    }
+
+    /// Lets unpack tasks on this pool take shards from `receiver` (see
+    /// [`task_shuffle_receiver`]); the first call wins.
+    pub fn with_shuffles(self, receiver: crate::shuffle::ShuffleReceiver) -> TaskPool {
+        let _ = self.shared.shuffles.set(receiver);
         self
     }
 

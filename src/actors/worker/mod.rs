@@ -133,6 +133,8 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
         monitor_interval: options.memory_monitor_interval,
         worker: name.clone(),
     };
+    let shuffles =
+        crate::shuffle::ShuffleReceiver::new(memory.spill_directory.join("shuffle"), options.shuffle_buffer_bytes);
     let store = DataStore::with_memory(counters.clone(), memory).start();
     let (closed_tx, closed) = tokio::sync::watch::channel(false);
     let actors = ActorTable::default();
@@ -175,6 +177,7 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
         actors: actors.clone(),
         identity,
         reconnect_timeout: options.reconnect_timeout,
+        shuffles: shuffles.clone(),
     };
     let actor = actor.start();
     let service = PeerService {
@@ -182,6 +185,7 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
         store: store.clone(),
         counters: counters.clone(),
         actors,
+        shuffles,
     };
     actix_rt::spawn(
         serve_peers(
@@ -237,6 +241,9 @@ pub struct WorkerActor {
     /// How long to keep trying to register again after losing the
     /// scheduler; zero: stop at once.
     reconnect_timeout: Duration,
+    /// Shards of p2p shuffles received here (shared with the pool's unpack
+    /// tasks and the peer port).
+    shuffles: crate::shuffle::ShuffleReceiver,
 }
 
 impl Actor for WorkerActor {
@@ -251,7 +258,8 @@ impl Actor for WorkerActor {
             Ok(pool) => {
                 self.pool = Some(
                     pool.with_scheduler(self.contact.clone())
-                        .with_actors(self.actors.clone()),
+                        .with_actors(self.actors.clone())
+                        .with_shuffles(self.shuffles.clone()),
                 )
             }
             Err(e) => {

@@ -33,6 +33,9 @@ pub struct WorkerOptions {
     pub memory_pause: f64,
     /// How often process memory is measured (with a memory limit).
     pub memory_monitor_interval: Duration,
+    /// Bytes of peer-to-peer shuffle shards kept in memory; past it they
+    /// go to the spill directory (`crate::shuffle::buffer`).
+    pub shuffle_buffer_bytes: u64,
     /// Abstract resources offered, e.g. `("GPU", 1.0)`.
     pub resources: Vec<(String, f64)>,
     /// Directory for files the worker writes (spilled data); a temporary
@@ -89,6 +92,7 @@ impl Default for WorkerOptions {
             memory_spill: DEFAULT_MEMORY_SPILL,
             memory_pause: DEFAULT_MEMORY_PAUSE,
             memory_monitor_interval: Duration::from_millis(DEFAULT_MEMORY_MONITOR_INTERVAL_MS),
+            shuffle_buffer_bytes: crate::shuffle::DEFAULT_SHUFFLE_BUFFER_BYTES,
             resources: Vec::new(),
             local_directory: None,
             listen_host: "127.0.0.1".into(),

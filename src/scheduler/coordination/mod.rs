@@ -249,6 +249,13 @@ impl Coordination {
             CoordOp::TopicPublish { topic, value } => self.topics.publish(fx, c, r, topic, value),
             CoordOp::TopicSubscribe { topic } => self.topics.subscribe(fx, c, r, topic),
             CoordOp::TopicUnsubscribe { topic } => self.topics.unsubscribe(fx, c, r, &topic),
+            // Answered by the task state (`scheduler::shuffle`), which
+            // takes it before it gets here.
+            CoordOp::ShuffleGetOrCreate { shuffle_id, .. } => fx.reply(
+                c,
+                r,
+                CoordResult::Error(format!("shuffle {shuffle_id}: not a coordination primitive")),
+            ),
         }
         effects
     }

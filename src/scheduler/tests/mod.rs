@@ -15,5 +15,6 @@ mod pausing;
 mod placement;
 mod restart;
 mod retirement;
+mod shuffle;
 mod sim;
 mod stealing;

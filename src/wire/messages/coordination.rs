@@ -196,6 +196,35 @@ pub enum CoordOp {
         /// The topic.
         topic: String,
     },
+    /// The current run of peer-to-peer shuffle `shuffle_id`, created if it
+    /// has none (its output partitions' owners chosen from the running
+    /// workers, and each output task `shuffle-unpack-<shuffle_id>-<j>`
+    /// restricted to its owner). Sent by the shuffle's transfer tasks.
+    /// Answer: `ShuffleRun`, or `Error` (no worker, or counts that differ
+    /// from the run's). Since version 6.
+    ShuffleGetOrCreate {
+        /// The shuffle's id (hex digits, no `-`).
+        shuffle_id: String,
+        /// Number of input partitions (transfer tasks).
+        ninputs: u32,
+        /// Number of output partitions (unpack tasks), at least 1.
+        npartitions: u32,
+    },
+}
+
+/// One run of a peer-to-peer shuffle: the answer to
+/// [`CoordOp::ShuffleGetOrCreate`]. Since version 6.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShuffleRunSpec {
+    /// The shuffle.
+    pub shuffle_id: String,
+    /// Scheduler-wide increasing; a restarted shuffle gets a new one, and
+    /// receivers refuse shards of older runs.
+    pub run_id: u64,
+    /// Number of input partitions.
+    pub ninputs: u32,
+    /// Owner (peer address) of each output partition, by index.
+    pub owners: Vec<String>,
 }
 
 /// The answer to one [`CoordOp`].
@@ -219,4 +248,6 @@ pub enum CoordResult {
     TimedOut,
     /// The request is refused, and why.
     Error(String),
+    /// The answer to `ShuffleGetOrCreate`. Since version 6.
+    ShuffleRun(ShuffleRunSpec),
 }

@@ -1,0 +1,214 @@
+//! Benchmarks (a) and (c) of issue 11, on a cluster of real processes
+//! (`scheduler` and 2 workers × 1 thread: this binary re-run with a
+//! subcommand, so the workers link the kernels), and the same queries in
+//! Polars in this one process. Dask's side: `benches/dask_dataframe.py`.
+//! Prints one JSON line per measurement, as `examples/bench.rs` does.
+//!
+//! - (a) `read_csv` of `--files` CSV files of `--mb` MB each (columns
+//!   `user_id`, `value`, `key`) → `groupby(user_id).value.mean()`.
+//! - (c) a shuffle: the same files → `set_index("key")` (`key` a random
+//!   float), then each output partition's length, so every row moves
+//!   between workers and nothing comes back but counts.
+//!
+//! The files are written once into `--dir` (default
+//! `$TMPDIR/rdask-df-bench`) and reused while their count and size match.
+//!
+//! `cargo run --release -p rdask-dataframe --example dataframe_bench [-- --files 20 --mb 50]`
+
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use polars::prelude::*;
+use rdask_dataframe as dd;
+use serde_json::json;
+
+/// Longest a child may take to say where it listens.
+const STARTUP: Duration = Duration::from_secs(30);
+
+/// Distinct `user_id`s.
+const USERS: u64 = 100_000;
+
+fn arg(args: &[String], name: &str, default: usize) -> usize {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Children killed when the benchmark ends.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Starts this binary with `args` and returns the address it listens on.
+fn spawn(children: &mut Children, args: &[&str]) -> Result<String, Box<dyn std::error::Error>> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(args)
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    children.0.push(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("listening on ") {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(line);
+                }
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(STARTUP)
+        .map_err(|_| format!("{args:?} did not start"))?;
+    Ok(line.split_whitespace().last().unwrap_or_default().to_string())
+}
+
+fn loadavg1() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(f64::NAN)
+}
+
+/// splitmix64: the files' contents are the same on every run.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// Writes `files` CSV files of about `mb` MB each, unless they are there.
+fn write_files(dir: &std::path::Path, files: usize, mb: usize) -> Result<(), Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(dir)?;
+    let stamp = dir.join(format!("done-{files}x{mb}"));
+    if stamp.exists() {
+        return Ok(());
+    }
+    for f in 0..files {
+        let path = dir.join(format!("2015-01-{:02}.csv", f + 1));
+        let mut w = BufWriter::new(std::fs::File::create(&path)?);
+        writeln!(w, "user_id,value,key")?;
+        let mut written = 0usize;
+        let mut i = (f as u64) << 40;
+        while written < mb * 1_000_000 {
+            let (a, b, c) = (mix(i), mix(i ^ 0xA5A5), mix(i ^ 0x5A5A));
+            let line = format!(
+                "{},{:.6},{:.9}\n",
+                a % USERS,
+                (b % 1_000_000) as f64 / 1000.0,
+                (c >> 11) as f64 / (1u64 << 53) as f64
+            );
+            w.write_all(line.as_bytes())?;
+            written += line.len();
+            i += 1;
+        }
+        w.flush()?;
+    }
+    std::fs::write(stamp, b"")?;
+    Ok(())
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).is_some_and(|a| !a.starts_with("--")) {
+        std::process::exit(rdask::cli::main());
+    }
+    let (files, mb) = (arg(&args, "--files", 20), arg(&args, "--mb", 50));
+    let dir = args
+        .iter()
+        .position(|a| a == "--dir")
+        .and_then(|i| args.get(i + 1))
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("rdask-df-bench"));
+    let t0 = Instant::now();
+    write_files(&dir, files, mb)?;
+    eprintln!("files ready in {:.1} s", t0.elapsed().as_secs_f64());
+    let pattern = dir.join("2015-*-*.csv").display().to_string();
+
+    let mut children = Children(Vec::new());
+    let addr = spawn(&mut children, &["scheduler", "--host", "127.0.0.1", "--port", "0"])?;
+    for name in ["w1", "w2"] {
+        spawn(&mut children, &["worker", &addr, "--name", name, "--nthreads", "1"])?;
+    }
+    let client = rdask::Client::connect(&addr)?;
+    client.wait_for_workers(2, STARTUP)?;
+
+    // (a) read_csv → groupby(user_id).value.mean()
+    let load = loadavg1();
+    let t0 = Instant::now();
+    let means = dd::read_csv(&pattern)?
+        .groupby(&["user_id"])
+        .agg(&[col("value").mean()])?
+        .compute(&client)?;
+    let wall = t0.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        json!({"case": "dataframe_groupby_mean", "files": files, "mb_per_file": mb, "groups": means.height(),
+               "workers": 2, "threads_per_worker": 1, "wall_s": round(wall), "loadavg1_at_start": load})
+    );
+
+    // (c) set_index on a random column: a full shuffle.
+    let load = loadavg1();
+    let t0 = Instant::now();
+    let (sorted, divisions) = dd::read_csv(&pattern)?.set_index(&client, "key")?;
+    let rows = sorted.len(&client)?;
+    let wall = t0.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        json!({"case": "dataframe_set_index_shuffle", "files": files, "mb_per_file": mb, "rows": rows,
+               "partitions": sorted.npartitions(), "divisions": divisions.len(),
+               "workers": 2, "threads_per_worker": 1, "wall_s": round(wall), "loadavg1_at_start": load})
+    );
+    drop(children);
+
+    // The same in Polars, this process (Polars' own thread pool).
+    let load = loadavg1();
+    let t0 = Instant::now();
+    let paths: Vec<PlRefPath> = glob::glob(&pattern)?
+        .map(|p| p.map(|p| PlRefPath::new(p.display().to_string())))
+        .collect::<Result<_, _>>()?;
+    let scan = || {
+        LazyCsvReader::new_paths(paths.clone().into())
+            .with_has_header(true)
+            .finish()
+    };
+    let want = scan()?
+        .group_by([col("user_id")])
+        .agg([col("value").mean()])
+        .collect()?;
+    let wall = t0.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        json!({"case": "dataframe_groupby_mean_polars", "files": files, "mb_per_file": mb, "groups": want.height(),
+               "wall_s": round(wall), "loadavg1_at_start": load})
+    );
+    let load = loadavg1();
+    let t0 = Instant::now();
+    let sorted = scan()?.sort(["key"], Default::default()).collect()?;
+    let wall = t0.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        json!({"case": "dataframe_sort_polars", "files": files, "mb_per_file": mb, "rows": sorted.height(),
+               "wall_s": round(wall), "loadavg1_at_start": load})
+    );
+    Ok(())
+}
