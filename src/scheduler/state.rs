@@ -154,7 +154,7 @@ pub struct SchedulerState {
     pub(super) retire_requests: Vec<RetireRequest>,
     /// The work-stealing pass's thieves and victims, kept between passes
     /// (see `balance_inner`).
-    pub(super) steal_scratch: (Vec<(WIdx, usize)>, Vec<(u64, WIdx)>),
+    pub(super) steal_scratch: super::stealing::StealScratch,
     /// Worker-to-worker bandwidth, bytes/s: `default_bandwidth` until
     /// workers report transfers (`TransferStats`), then their running
     /// average.
@@ -211,7 +211,7 @@ impl SchedulerState {
             dirty_workers: Vec::new(),
             scratch: Vec::new(),
             retire_requests: Vec::new(),
-            steal_scratch: (Vec::new(), Vec::new()),
+            steal_scratch: Default::default(),
             bandwidth: config.default_bandwidth,
             steals: FxMap::default(),
             moving: FxMap::default(),

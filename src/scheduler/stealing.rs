@@ -16,6 +16,15 @@ pub(super) const STEAL_COMPUTE_OVER_TRANSFER: f64 = 2.0;
 /// cheap however unbalanced the cluster.
 pub(super) const MAX_STEALS_PER_BALANCE: usize = 1024;
 
+/// The work-stealing pass's lists, kept between passes (see
+/// `balance_inner`): thieves with their free slots, victims with their
+/// occupancy per thread.
+#[derive(Debug, Default)]
+pub(super) struct StealScratch {
+    thieves: Vec<(WIdx, usize)>,
+    victims: Vec<(u64, WIdx)>,
+}
+
 impl SchedulerState {
     /// Work stealing, called periodically by the actor: for each worker
     /// with an idle thread (the thief), asks a worker with tasks waiting
@@ -38,11 +47,14 @@ impl SchedulerState {
         // kept between passes, as growing them anew each time was a fifth of
         // the scheduler's time at 1,000 workers (`rdask simulate`: glibc
         // consolidating its free lists on every large allocation).
-        let (mut thieves, mut victims) = std::mem::take(&mut self.steal_scratch);
+        let StealScratch {
+            mut thieves,
+            mut victims,
+        } = std::mem::take(&mut self.steal_scratch);
         thieves.clear();
         victims.clear();
         self.balance_with(&mut thieves, &mut victims, out);
-        self.steal_scratch = (thieves, victims);
+        self.steal_scratch = StealScratch { thieves, victims };
     }
 
     fn balance_with(&mut self, thieves: &mut Vec<(WIdx, usize)>, victims: &mut Vec<(u64, WIdx)>, out: &mut Outbox) {
