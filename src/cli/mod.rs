@@ -519,7 +519,10 @@ pub fn run(cli: Cli) -> i32 {
             }
         },
         Command::Cluster { action } => run_cluster(config_file, action),
-        Command::Simulate(args) => simulate::run_simulate(&args),
+        Command::Simulate(args) => match load_config(config_file, Vec::new()) {
+            Ok(config) => simulate::run_simulate(&args, &config.scheduler_options().state),
+            Err(code) => code,
+        },
         Command::Certs {
             action: CertsAction::New { dir, hosts },
         } => match crate::certs::new_certs(&dir, &hosts) {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::scheduler::SchedulerConfig;
 use crate::simulate::{self, Costs, Shape, SimConfig};
 
 /// Flags of `rdask simulate`.
@@ -95,8 +96,10 @@ fn kills(a: &SimulateArgs) -> Result<Vec<(f64, u32)>, String> {
         .collect()
 }
 
-/// Runs every combination; returns the exit code (0, or 2 when a run failed).
-pub fn run_simulate(a: &SimulateArgs) -> i32 {
+/// Runs every combination with the scheduler tuned by `scheduler` (the
+/// config file's `[scheduler]` section); returns the exit code (0, or 2
+/// when a run failed).
+pub fn run_simulate(a: &SimulateArgs, scheduler: &SchedulerConfig) -> i32 {
     let (shape, kills) = match (shape(a), kills(a)) {
         (Ok(s), Ok(k)) => (s, k),
         (Err(e), _) | (_, Err(e)) => {
@@ -124,6 +127,7 @@ pub fn run_simulate(a: &SimulateArgs) -> i32 {
                 stealing_interval_s: a.stealing_interval_ms / 1e3,
                 release_results: !a.keep_results,
                 kills: kills.clone(),
+                scheduler: scheduler.clone(),
                 ..SimConfig::default()
             };
             match simulate::run(&cfg) {

@@ -172,6 +172,12 @@ config_section! {
         /// Dask's worker-saturation: root tasks with large results or long or unmeasured durations go
         /// to a worker only while it processes fewer than ceil(nthreads x this); inf = no cap.
         worker_saturation: f64 = scheduler_defaults().state.worker_saturation,
+        /// Consecutive root tasks of one light function that go to the same worker together (Dask's
+        /// co-assignment), so siblings a reduction combines need not move; 1 = one at a time.
+        root_run_length: u32 = scheduler_defaults().state.root_run_length,
+        /// Seconds a fetch of a task's inputs from peers is counted to cost besides bytes / bandwidth
+        /// (a request's round trip), when choosing where the task runs.
+        fetch_latency_s: f64 = scheduler_defaults().state.fetch_latency_s,
         /// Milliseconds between work-stealing rounds (idle workers take queued tasks from busy ones);
         /// 0 = no stealing.
         work_stealing_interval_ms: u64 = scheduler_defaults().state.work_stealing_interval_ms,
@@ -408,6 +414,8 @@ impl RdaskConfig {
         state.min_tasks_per_thread = s.min_tasks_per_thread;
         state.max_tasks_per_thread = s.max_tasks_per_thread;
         state.worker_saturation = s.worker_saturation;
+        state.root_run_length = s.root_run_length;
+        state.fetch_latency_s = s.fetch_latency_s;
         state.work_stealing_interval_ms = s.work_stealing_interval_ms;
         state.no_worker_timeout_s = s.no_worker_timeout_s;
         state.empty_cluster_timeout_s = s.empty_cluster_timeout_s;

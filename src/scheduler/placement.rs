@@ -66,17 +66,62 @@ impl SchedulerState {
         }
     }
 
-    /// Estimated start time of `t` on `w`, seconds.
+    /// Estimated start time of `t` on `w`, seconds: its missing inputs'
+    /// fetch (a round trip, `fetch_latency_s`, plus bytes ÷ bandwidth)
+    /// and the work queued ahead of it.
     pub(super) fn start_time(&self, t: TaskId, w: WIdx) -> f64 {
         let ws = self.worker(w);
         let mut bytes = 0u64;
+        let mut missing = false;
         for &d in &self.slot(t).dependencies {
             let ds = self.slot(d);
             if !ds.who_has.contains(&w) {
                 bytes += ds.nbytes;
+                missing = true;
             }
         }
-        bytes as f64 / self.bandwidth + ws.occupancy_ns as f64 / ws.nthreads.max(1) as f64 / 1e9
+        let fetch = if missing {
+            self.config.fetch_latency_s + bytes as f64 / self.bandwidth
+        } else {
+            0.0
+        };
+        fetch + ws.occupancy_ns as f64 / ws.nthreads.max(1) as f64 / 1e9
+    }
+
+    /// How many consecutive root tasks of light function `f` go to one
+    /// worker: `root_run_length`, cut to about `queue_target_s` of work
+    /// (a run may overshoot a worker's room by that much), a power of two
+    /// so that runs stay aligned with the usual fan-ins.
+    fn run_length(&self, f: FnId) -> u64 {
+        let cap = self.config.root_run_length.max(1) as u64;
+        let by_work = match self.fns[f as usize].avg_ns {
+            Some(ns) if ns > 0.0 => (self.config.queue_target_s * 1e9 / ns) as u64,
+            _ => 1,
+        };
+        let n = cap.min(by_work).max(1);
+        1 << (63 - n.leading_zeros())
+    }
+
+    /// The worker taking `f`'s current run of root tasks, if that run goes
+    /// on (only for light functions, whose many short tasks are worth
+    /// keeping together: `SchedulerConfig::root_run_length`).
+    fn run_worker(&self, f: FnId) -> Option<WIdx> {
+        let info = &self.fns[f as usize];
+        let w = info.run_worker?;
+        let live = self.workers.get(w.0 as usize).is_some_and(|x| x.is_some());
+        let mid_run = info.roots_taken % self.run_length(f) != 0;
+        (mid_run && live && self.is_light(f)).then_some(w)
+    }
+
+    /// Counts a root task of `f` going to `w` (before `t` changes state:
+    /// the count starts again when `f` has nothing queued or processing).
+    fn note_root(&mut self, f: FnId, w: WIdx) {
+        let info = &mut self.fns[f as usize];
+        if info.counts[TaskState::Queued.index()] == 0 && info.counts[TaskState::Processing.index()] == 0 {
+            info.roots_taken = 0;
+        }
+        info.roots_taken += 1;
+        info.run_worker = Some(w);
     }
 
     pub(super) fn best_worker(&self, t: TaskId, candidates: &[WIdx]) -> Option<WIdx> {
@@ -136,7 +181,16 @@ impl SchedulerState {
             restricted = true;
         }
         if s.dependencies.is_empty() && !restricted && resources.is_empty() {
-            // Root task: only onto a worker with room, else queue.
+            // Root task: only onto a worker with room, else queue; the
+            // current run's worker first while it has room.
+            if let Some(w) = self.run_worker(f) {
+                let ws = self.worker(w);
+                if ws.roomy && ws.has_fn(f) && self.root_fits(ws, f) && !s.freed_on().contains(&w) {
+                    self.note_root(f, w);
+                    self.assign(t, w, out);
+                    return;
+                }
+            }
             if self.nroomy > 0 {
                 let mut fallback = None;
                 let found = self.ranked.iter().map(|r| r.3).find(|&w| {
@@ -151,6 +205,7 @@ impl SchedulerState {
                     true
                 });
                 if let Some(w) = found.or(fallback) {
+                    self.note_root(f, w);
                     self.assign(t, w, out);
                     return;
                 }
@@ -221,7 +276,10 @@ impl SchedulerState {
         self.send_worker(out, w, msg);
     }
 
-    /// Pulls queued root tasks onto `w` while it has room, best first.
+    /// Pulls queued root tasks onto `w` while it has room, best first;
+    /// a light function's task comes with the next ones of its queue, up
+    /// to a run of `root_run_length`, so that neighbours stay together
+    /// even when the workers free their slots one at a time.
     pub(super) fn drain(&mut self, w: WIdx, out: &mut Outbox) {
         while !self.queued_fns.is_empty() && self.worker(w).roomy {
             let ws = self.worker(w);
@@ -234,8 +292,20 @@ impl SchedulerState {
             let Some((_, _, t)) = best else {
                 break;
             };
+            self.note_root(self.slot(t).func, w);
             self.detach(t, false, out);
             self.assign(t, w, out);
+            let f = self.slot(t).func;
+            while let Some(next) = self.run_worker(f).filter(|&x| x == w).and_then(|_| self.next_queued(f)) {
+                self.note_root(f, w);
+                self.detach(next, false, out);
+                self.assign(next, w, out);
+            }
         }
+    }
+
+    /// The first queued root task of `f`, if any.
+    fn next_queued(&self, f: FnId) -> Option<TaskId> {
+        self.fns[f as usize].queue.first().map(|&(_, _, t)| t)
     }
 }

@@ -337,6 +337,8 @@ impl SchedulerState {
             queue: BTreeSet::new(),
             actor: name.starts_with(crate::wire::messages::ACTOR_FUNCTION_PREFIX),
             counts: [0; 8],
+            roots_taken: 0,
+            run_worker: None,
         });
         self.fn_ids.insert(name.to_string(), f);
         f

@@ -100,4 +100,11 @@ pub(super) struct FnInfo {
     /// Live tasks of this function by state (`TaskState::index`), for the
     /// dashboard's progress: two increments per transition, no scan.
     pub(super) counts: [u64; 8],
+    /// Root tasks of this function placed since it last had none queued
+    /// or processing: runs (`SchedulerConfig::root_run_length`) end at
+    /// multiples of the run length in this count, so a run boundary falls
+    /// between the sibling groups of any fan-in dividing it.
+    pub(super) roots_taken: u64,
+    /// The worker that took this function's last root task.
+    pub(super) run_worker: Option<WIdx>,
 }

@@ -124,6 +124,17 @@ pub const DEFAULT_JOURNAL_WORKER_WAIT_S: f64 = 30.0;
 /// clients' default reconnect timeout (60 s).
 pub const DEFAULT_JOURNAL_CLIENT_WAIT_S: f64 = 90.0;
 
+/// Default of [`SchedulerConfig::root_run_length`]: a multiple of the
+/// usual fan-ins of tree reductions (Dask's `split_every` of 8 for bags,
+/// 32 for dataframes), so runs rarely split a group of siblings. In the
+/// simulator (`rdask simulate --shape tree`, 52,574 tasks of 10 µs on two
+/// workers) it cut the inputs moved between workers from 21,852 to 406
+/// (fan-in 8) and from 24,342 to 820 (fan-in 32), makespan unchanged.
+pub const DEFAULT_ROOT_RUN_LENGTH: u32 = 64;
+/// Default of [`SchedulerConfig::fetch_latency_s`]: a peer request's round
+/// trip on a loaded host (loopback measures 0.1-0.3 ms).
+pub const DEFAULT_FETCH_LATENCY_S: f64 = 0.001;
+
 /// Scheduler tuning.
 #[derive(Clone, Debug)]
 pub struct SchedulerConfig {
@@ -150,6 +161,18 @@ pub struct SchedulerConfig {
     /// tasks. Functions measured short with small results pipeline deeper
     /// (`queue_target_s`). `inf` disables the cap.
     pub worker_saturation: f64,
+    /// Consecutive root tasks of one light function (in priority order)
+    /// that go to the same worker together, Dask's former co-assignment:
+    /// the siblings a reduction combines are then computed in one place
+    /// instead of alternating between workers and being moved to meet.
+    /// A worker taking a run may exceed its room by `root_run_length - 1`
+    /// tasks. 1 = one task at a time.
+    pub root_run_length: u32,
+    /// What fetching a task's missing inputs from peers is counted to cost
+    /// on top of their bytes ÷ bandwidth, seconds: a request's round trip.
+    /// Without it a task whose inputs are small goes to whichever worker
+    /// is a little less busy, and its inputs move for nothing.
+    pub fetch_latency_s: f64,
     /// How often the actor calls [`super::SchedulerState::balance`] (work
     /// stealing), ms; 0 = never.
     pub work_stealing_interval_ms: u64,
@@ -199,6 +222,8 @@ impl Default for SchedulerConfig {
             min_tasks_per_thread: 2,
             max_tasks_per_thread: 512,
             worker_saturation: 1.1,
+            root_run_length: DEFAULT_ROOT_RUN_LENGTH,
+            fetch_latency_s: DEFAULT_FETCH_LATENCY_S,
             work_stealing_interval_ms: 100,
             no_worker_timeout_s: DEFAULT_NO_WORKER_TIMEOUT_S,
             empty_cluster_timeout_s: DEFAULT_EMPTY_CLUSTER_TIMEOUT_S,

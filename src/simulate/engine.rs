@@ -106,7 +106,7 @@ impl<'a> Engine<'a> {
     pub(super) fn new(cfg: &'a SimConfig, tasks: &'a [SimTask]) -> Result<Self, SimError> {
         let mut state = SchedulerState::new(SchedulerConfig {
             default_bandwidth: cfg.bandwidth_bytes_per_s,
-            ..SchedulerConfig::default()
+            ..cfg.scheduler.clone()
         });
         let mut out = Outbox::default();
         state.add_client(CLIENT, &mut out);

@@ -27,6 +27,7 @@ mod worker;
 
 use std::time::Instant;
 
+use crate::scheduler::SchedulerConfig;
 use serde::Serialize;
 
 pub use engine::SIM_FUNCTION;
@@ -83,6 +84,9 @@ pub struct SimConfig {
     pub kills: Vec<(f64, u32)>,
     /// A run handling more events than this stops with [`SimError::Stuck`].
     pub max_events: u64,
+    /// The scheduler's tuning (its `default_bandwidth` is replaced by
+    /// `bandwidth_bytes_per_s`).
+    pub scheduler: SchedulerConfig,
 }
 
 impl Default for SimConfig {
@@ -105,6 +109,7 @@ impl Default for SimConfig {
             release_results: true,
             kills: Vec::new(),
             max_events: DEFAULT_MAX_EVENTS,
+            scheduler: SchedulerConfig::default(),
         }
     }
 }

@@ -179,3 +179,32 @@ fn a_captured_graph_keeps_edges_in_the_list_and_measured_durations() {
     assert!((g[1].duration_s - 0.003).abs() < 1e-12, "unseen tasks count the mean");
     assert!(g.iter().all(|t| t.nbytes == 16));
 }
+
+#[test]
+fn root_runs_keep_a_reductions_siblings_on_one_worker() {
+    // 10 µs leaves summed by eights on two workers: one root task at a
+    // time alternates neighbours between the workers, so about half of
+    // the sums' inputs move; runs of root tasks keep them in place.
+    let with_runs = |len: u32| {
+        let mut c = cfg(Shape::Tree { fanin: 8 }, 8_000, 2);
+        c.costs.mean_duration_s = 1e-5;
+        c.scheduler.root_run_length = len;
+        run(&c).expect("runs")
+    };
+    let single = with_runs(1);
+    let runs = with_runs(crate::scheduler::SchedulerConfig::default().root_run_length);
+    assert_eq!(runs.executed, runs.tasks);
+    assert!(single.transfers > 2_000, "one at a time moves many inputs: {single:?}");
+    assert!(
+        runs.transfers * 10 < single.transfers,
+        "runs: {} inputs moved, one at a time: {}",
+        runs.transfers,
+        single.transfers
+    );
+    assert!(
+        runs.makespan_s <= single.makespan_s * 1.05,
+        "runs cost makespan: {} s against {} s",
+        runs.makespan_s,
+        single.makespan_s
+    );
+}

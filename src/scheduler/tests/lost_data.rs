@@ -5,7 +5,12 @@ use super::helpers::*;
 
 #[test]
 fn worker_death_reschedules_and_recomputes() {
-    let mut h = H::new();
+    // No fetch latency counted: z is to go to the idle worker however
+    // short the tasks are measured, so that the death below strands it.
+    let mut h = H::with(SchedulerConfig {
+        fetch_latency_s: 0.0,
+        ..Default::default()
+    });
     h.worker(1, "a", &["inc"]);
     h.worker(2, "b", &["inc"]);
     h.submit(

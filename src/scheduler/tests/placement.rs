@@ -6,8 +6,10 @@ use super::helpers::*;
 #[test]
 fn queued_when_saturated_then_drained() {
     // Pinned, so that the figures below do not move with the default.
+    // One task at a time (no runs: `root_runs_keep_neighbours_together`).
     let mut h = H::with(SchedulerConfig {
         default_task_duration_s: 0.0005,
+        root_run_length: 1,
         ..Default::default()
     });
     h.worker(1, "a", &["inc"]); // 1 thread
