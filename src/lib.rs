@@ -92,6 +92,8 @@ pub mod registry;
 pub mod runtime;
 #[doc(hidden)]
 pub mod scheduler;
+#[cfg(target_os = "linux")]
+pub mod shm;
 pub mod shuffle;
 pub mod simulate;
 pub mod task;
