@@ -697,10 +697,11 @@ fn case_p2p_transfer(ctx: &mut Ctx) -> Result<()> {
     }
     base.sort_by(f64::total_cmp);
     let base_s = median(&base);
+    // (all bytes fetched, of which through shared memory)
     let fetched0 = ctx
         .client
         .worker_info(&b.address)
-        .map(|i| i.bytes_fetched_from_peers)
+        .map(|i| (i.bytes_fetched_from_peers, i.bytes_fetched_shared_memory))
         .ok();
     let mut reps = Vec::new();
     for rep in 0..5u64 {
@@ -723,7 +724,7 @@ fn case_p2p_transfer(ctx: &mut Ctx) -> Result<()> {
     let fetched1 = ctx
         .client
         .worker_info(&b.address)
-        .map(|i| i.bytes_fetched_from_peers)
+        .map(|i| (i.bytes_fetched_from_peers, i.bytes_fetched_shared_memory))
         .ok();
     let mut sorted = reps.clone();
     sorted.sort_by(f64::total_cmp);
@@ -742,7 +743,11 @@ fn case_p2p_transfer(ctx: &mut Ctx) -> Result<()> {
         .str("worker_a_name", a.name.clone())
         .str("worker_b_name", b.name.clone());
     if let (Some(f0), Some(f1)) = (fetched0, fetched1) {
-        rec = rec.int("b_fetched_from_peers_bytes", f1.saturating_sub(f0));
+        rec = rec
+            .int("b_fetched_from_peers_bytes", f1.0.saturating_sub(f0.0))
+            // Nonzero when the workers moved the blob through shared memory
+            // (off with RDASK_WORKER__SHARED_MEMORY_TRANSFERS=false).
+            .int("b_fetched_shared_memory_bytes", f1.1.saturating_sub(f0.1));
     }
     ctx.emit(rec, true);
     Ok(())
