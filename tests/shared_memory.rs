@@ -147,3 +147,20 @@ fn when_the_shared_memory_socket_is_unreachable_the_fetch_falls_back_to_tcp_and_
         "B's log does not say it fell back to TCP:\n{log}"
     );
 }
+
+#[test]
+fn a_value_fetched_through_shared_memory_is_counted_and_spilled_like_any_other() {
+    let dir = TempDir::new("shm-spill");
+    // B may keep 40 MB of results in memory: the 64 MB blob it maps goes to
+    // its spill directory, and tasks on B then read it from there.
+    let env_b = [
+        ("RDASK_WORKER__MEMORY_LIMIT", "400000000"),
+        ("RDASK_WORKER__MEMORY_TARGET", "0.1"),
+    ];
+    let c = cluster(&dir.0, &[], &env_b);
+    let shared = move_blob(&c.client, &c.a, &c.b, 11);
+    assert!(shared >= N, "B fetched only {shared} bytes through shared memory");
+    let info = c.client.worker_info(&c.b).expect("b's info");
+    assert!(info.spilled_bytes >= N, "B spilled {} bytes", info.spilled_bytes);
+    assert!(info.nbytes < N, "B still holds {} bytes in memory", info.nbytes);
+}
