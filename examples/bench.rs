@@ -697,10 +697,11 @@ fn case_p2p_transfer(ctx: &mut Ctx) -> Result<()> {
     }
     base.sort_by(f64::total_cmp);
     let base_s = median(&base);
+    // (all bytes fetched, of which through shared memory)
     let fetched0 = ctx
         .client
         .worker_info(&b.address)
-        .map(|i| i.bytes_fetched_from_peers)
+        .map(|i| (i.bytes_fetched_from_peers, i.bytes_fetched_shared_memory))
         .ok();
     let mut reps = Vec::new();
     for rep in 0..5u64 {
@@ -723,7 +724,7 @@ fn case_p2p_transfer(ctx: &mut Ctx) -> Result<()> {
     let fetched1 = ctx
         .client
         .worker_info(&b.address)
-        .map(|i| i.bytes_fetched_from_peers)
+        .map(|i| (i.bytes_fetched_from_peers, i.bytes_fetched_shared_memory))
         .ok();
     let mut sorted = reps.clone();
     sorted.sort_by(f64::total_cmp);
@@ -741,8 +742,34 @@ fn case_p2p_transfer(ctx: &mut Ctx) -> Result<()> {
         .num("mb_per_s_best", mb / (best - base_s).max(1e-9), 1)
         .str("worker_a_name", a.name.clone())
         .str("worker_b_name", b.name.clone());
+    // The fetches alone, as B timed them (its transfer reports, in the
+    // scheduler's task stream): the reps above also hold the task's decode
+    // of its 200 MB argument and the submit round trip.
+    let mut fetches: Vec<f64> = ctx
+        .client
+        .get_task_stream()?
+        .into_iter()
+        .filter(|r| r.kind == rdask::wire::messages::StreamKind::Transfer && r.worker == b.name)
+        .map(|r| r.stop_us.saturating_sub(r.start_us) as f64 / 1e6)
+        .collect();
+    let fetches = fetches.split_off(fetches.len().saturating_sub(reps.len()));
+    if fetches.len() == reps.len() {
+        let mut sorted = fetches.clone();
+        sorted.sort_by(f64::total_cmp);
+        rec = rec
+            .val(
+                "fetch_s",
+                J::Arr(fetches.iter().map(|x| J::Num(round(*x, 4))).collect()),
+            )
+            .num("fetch_mb_per_s_median", mb / median(&sorted).max(1e-9), 1)
+            .num("fetch_mb_per_s_best", mb / sorted[0].max(1e-9), 1);
+    }
     if let (Some(f0), Some(f1)) = (fetched0, fetched1) {
-        rec = rec.int("b_fetched_from_peers_bytes", f1.saturating_sub(f0));
+        rec = rec
+            .int("b_fetched_from_peers_bytes", f1.0.saturating_sub(f0.0))
+            // Nonzero when the workers moved the blob through shared memory
+            // (off with RDASK_WORKER__SHARED_MEMORY_TRANSFERS=false).
+            .int("b_fetched_shared_memory_bytes", f1.1.saturating_sub(f0.1));
     }
     ctx.emit(rec, true);
     Ok(())

@@ -107,6 +107,13 @@ pub fn make_blob(n: u64, seed: u64) -> Blob {
     Blob(bytes)
 }
 
+/// Returns the CRC-32 of `b`'s bytes: checks that a moved value arrived
+/// exactly, without moving it back.
+#[task(crate = "crate")]
+pub fn blob_crc32(b: Blob) -> u32 {
+    crc32fast::hash(&b)
+}
+
 /// Returns the length of `b`.
 #[task(crate = "crate")]
 pub fn blob_len(b: Blob) -> u64 {

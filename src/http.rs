@@ -421,6 +421,8 @@ struct WorkerInfoJson<'a> {
     tasks_executed: u64,
     bytes_fetched: u64,
     bytes_served: u64,
+    bytes_fetched_shared_memory: u64,
+    bytes_served_shared_memory: u64,
     rss_bytes: u64,
     spilled_keys: u64,
     spilled_bytes: u64,
@@ -460,6 +462,8 @@ async fn worker_info(handle: web::Data<WorkerHandle>) -> HttpResponse {
         tasks_executed: c.tasks_executed.load(Ordering::Relaxed),
         bytes_fetched: c.bytes_fetched.load(Ordering::Relaxed),
         bytes_served: c.bytes_served.load(Ordering::Relaxed),
+        bytes_fetched_shared_memory: c.bytes_fetched_shared_memory.load(Ordering::Relaxed),
+        bytes_served_shared_memory: c.bytes_served_shared_memory.load(Ordering::Relaxed),
         rss_bytes: report.rss_bytes,
         spilled_keys: memory.spilled_keys,
         spilled_bytes: memory.spilled_bytes,
@@ -501,6 +505,16 @@ async fn worker_metrics(handle: web::Data<WorkerHandle>) -> HttpResponse {
         "rdask_worker_served_bytes",
         "Bytes served to peers and clients",
         c.bytes_served.load(Ordering::Relaxed),
+    );
+    m.counter(
+        "rdask_worker_fetched_shared_memory_bytes",
+        "Of the bytes received from peers, those that came through shared memory (peers on this host)",
+        c.bytes_fetched_shared_memory.load(Ordering::Relaxed),
+    );
+    m.counter(
+        "rdask_worker_served_shared_memory_bytes",
+        "Of the bytes served to peers, those served through shared memory",
+        c.bytes_served_shared_memory.load(Ordering::Relaxed),
     );
     m.gauge(
         "rdask_worker_rss_bytes",

@@ -62,7 +62,8 @@
 //!   scheduler's web dashboard and the performance report on that
 //!   endpoint, `docs/dashboard.md`; the scheduler's side of it in
 //!   `scheduler::diagnostics`, `scheduler::worker_load` and
-//!   `scheduler::task_graph`), `util`.
+//!   `scheduler::task_graph`), `shm` (shared-memory transfers between
+//!   workers on one host, Linux; `docs/architecture.md`), `util`.
 //!
 //! Logs are `tracing` events; a binary that does not install its own
 //! subscriber calls [`init_logging`] (the `rdask` command line does).
@@ -92,6 +93,9 @@ pub mod registry;
 pub mod runtime;
 #[doc(hidden)]
 pub mod scheduler;
+#[cfg(target_os = "linux")]
+#[doc(hidden)]
+pub mod shm;
 pub mod shuffle;
 pub mod simulate;
 pub mod task;

@@ -177,6 +177,9 @@ fn scheduler_and_worker_serve_health_metrics_and_info() {
     let (status, _, metrics) = get(&worker_http, "/metrics");
     assert_eq!(status, 200);
     assert_eq!(value(&metrics, "rdask_worker_tasks_executed_total"), 50.0);
+    // One worker: nothing moved between workers, through shared memory or not.
+    assert_eq!(value(&metrics, "rdask_worker_fetched_shared_memory_bytes_total"), 0.0);
+    assert_eq!(value(&metrics, "rdask_worker_served_shared_memory_bytes_total"), 0.0);
     assert_eq!(value(&metrics, "rdask_worker_store_keys"), 50.0);
     assert!(value(&metrics, "rdask_worker_store_bytes") > 0.0);
     assert!(value(&metrics, "rdask_worker_rss_bytes") > 0.0);

@@ -14,7 +14,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use bytes::Bytes;
 use tokio::net::TcpListener;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::store::{DataStore, Get, Report, WorkerCounters};
 use crate::actor_api::{catch_panic, ActorTable};
@@ -62,6 +62,10 @@ pub struct PeerPool {
     /// Bounds on reading a reply ([`PEER_REPLY_START_TIMEOUT`],
     /// [`PEER_REPLY_STALL_TIMEOUT`]).
     reply_timeouts: ReadTimeouts,
+    /// Fetching from peers on this host through shared memory (workers
+    /// with `shared_memory_transfers` on).
+    #[cfg(target_os = "linux")]
+    shm: Option<crate::shm::ShmFetcher>,
 }
 
 impl PeerPool {
@@ -78,7 +82,17 @@ impl PeerPool {
                 idle: Some(PEER_REPLY_START_TIMEOUT),
                 stall: Some(PEER_REPLY_STALL_TIMEOUT),
             },
+            #[cfg(target_os = "linux")]
+            shm: None,
         }
+    }
+
+    /// The same pool fetching from peers on this host through shared
+    /// memory when they offer it ([`crate::shm`]).
+    #[cfg(target_os = "linux")]
+    pub fn with_shm(mut self, shm: crate::shm::ShmFetcher) -> Self {
+        self.shm = Some(shm);
+        self
     }
 
     /// The same pool with other bounds on reading a reply (tests use short
@@ -176,13 +190,83 @@ impl PeerPool {
     }
 
     /// Fetches keys from the worker at `address`; `None` for keys it lacks.
+    /// Through shared memory when the peer is on this host and offers it,
+    /// else (or if that fails, with a log line) by TCP.
     pub async fn get_data(&self, address: &str, keys: Vec<Key>) -> Result<Vec<(Key, Option<Bytes>)>, WireError> {
+        #[cfg(target_os = "linux")]
+        if let Some(shm) = &self.shm {
+            if let Some(data) = self.get_data_shared(shm, address, &keys).await {
+                return Ok(data);
+            }
+        }
         let request_id = self.next_request.fetch_add(1, Ordering::Relaxed);
         match self.request(address, ToPeer::GetData { request_id, keys }).await? {
             FromPeer::Data { request_id: r, data } if r == request_id => {
                 Ok(data.into_iter().map(|(k, v)| (k, v.map(|p| p.0))).collect())
             }
             other => Err(WireError::Malformed(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// [`Self::get_data`] through shared memory; `None` when the peer is
+    /// reached by TCP (another host, shared memory off there, or a failure
+    /// now, logged).
+    #[cfg(target_os = "linux")]
+    async fn get_data_shared(
+        &self,
+        shm: &crate::shm::ShmFetcher,
+        address: &str,
+        keys: &[Key],
+    ) -> Option<Vec<(Key, Option<Bytes>)>> {
+        use crate::shm::client::Route;
+        let route = match shm.route(address) {
+            Some(route) => route,
+            None => {
+                let request_id = self.next_request.fetch_add(1, Ordering::Relaxed);
+                match self.request(address, ToPeer::ShmLocate { request_id }).await {
+                    Ok(FromPeer::ShmLocation {
+                        request_id: r,
+                        host,
+                        socket,
+                    }) if r == request_id => {
+                        let route = shm.learned(address, &host, socket);
+                        match &route {
+                            Route::Shared(path) => {
+                                info!(peer = %address, socket = %path, "fetching from this peer through shared memory")
+                            }
+                            Route::Tcp(_) => {
+                                debug!(peer = %address, %host, "fetching from this peer by TCP (another host, or shared memory off there)")
+                            }
+                        }
+                        route
+                    }
+                    Ok(other) => {
+                        warn!(peer = %address, "unexpected answer to ShmLocate ({other:?}); fetching from it by TCP");
+                        shm.use_tcp(address);
+                        return None;
+                    }
+                    Err(e) => {
+                        // The TCP fetch that follows reports a dead peer.
+                        debug!(peer = %address, "ShmLocate failed: {e}");
+                        return None;
+                    }
+                }
+            }
+        };
+        let Route::Shared(socket) = route else {
+            return None;
+        };
+        match shm.get_data(&socket, keys.to_vec()).await {
+            Ok(data) => Some(data),
+            Err(e) => {
+                warn!(
+                    peer = %address,
+                    "shared-memory fetch through {socket} failed ({e}); fetching from this peer by TCP for the next {} s",
+                    crate::shm::SHM_ROUTE_RETRY.as_secs()
+                );
+                shm.use_tcp(address);
+                None
+            }
         }
     }
 
@@ -317,6 +401,11 @@ pub struct PeerService {
     pub actors: ActorTable,
     /// Shards of p2p shuffles it receives.
     pub shuffles: crate::shuffle::ShuffleReceiver,
+    /// Its host id ([`crate::shm::host_id`]; empty if unknown), told to
+    /// fetchers with its shared-memory socket.
+    pub host: String,
+    /// Path of its shared-memory socket, if it serves one.
+    pub shm_socket: Option<String>,
 }
 
 /// Serves the peer port of a worker: data requests from other workers and
@@ -363,6 +452,8 @@ async fn serve_peer(
         counters,
         actors,
         shuffles,
+        host,
+        shm_socket,
     } = service;
     while let Some(requests) = transport::read_batch_within::<ToPeer>(&mut reader, &limits, timeouts).await? {
         for req in requests {
@@ -396,8 +487,20 @@ async fn serve_peer(
                             spill_directory: report.spill_directory.to_string_lossy().into_owned(),
                             spill_error: report.spill_error,
                             actors: actors.len(),
+                            bytes_fetched_shared_memory: counters.bytes_fetched_shared_memory.load(Ordering::Relaxed),
+                            bytes_served_shared_memory: counters.bytes_served_shared_memory.load(Ordering::Relaxed),
                         },
                     }
+                }
+                ToPeer::ShmLocate { request_id } => FromPeer::ShmLocation {
+                    request_id,
+                    host: host.clone(),
+                    socket: shm_socket.clone(),
+                },
+                ToPeer::ShmGetData { .. } => {
+                    return Err(WireError::Malformed(
+                        "ShmGetData is served only on a worker's shared-memory socket, not its TCP peer port".into(),
+                    ))
                 }
                 ToPeer::ActorCall {
                     request_id,

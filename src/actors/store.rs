@@ -53,6 +53,10 @@ pub struct WorkerCounters {
     pub bytes_fetched: AtomicU64,
     /// Bytes served to peers and clients.
     pub bytes_served: AtomicU64,
+    /// Of `bytes_fetched`, bytes received through shared memory.
+    pub bytes_fetched_shared_memory: AtomicU64,
+    /// Of `bytes_served`, bytes served through shared memory.
+    pub bytes_served_shared_memory: AtomicU64,
 }
 
 /// How a store manages memory.

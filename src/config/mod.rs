@@ -264,6 +264,10 @@ config_section! {
         /// Fraction of memory_limit of process memory past which the nanny kills and restarts the
         /// worker (Dask's worker.memory.terminate; 0: never; only with nanny).
         memory_terminate: f64 = crate::worker::memory::DEFAULT_MEMORY_TERMINATE,
+        /// Fetch from workers on the same host through shared memory (a sealed memory file passed over a
+        /// Unix socket in a directory under local_directory) instead of loopback TCP, and serve such
+        /// fetches; any failure falls back to TCP with a log line. Linux only; false = TCP only.
+        shared_memory_transfers: bool = worker_defaults().shared_memory_transfers,
     }
 }
 
@@ -519,6 +523,7 @@ impl RdaskConfig {
             scheduler_silence_timeout: zero_is_never(w.scheduler_silence_timeout_s),
             frame_stall_timeout: self.wire.frame_stall_timeout(),
             reconnect_timeout: Duration::from_secs_f64(w.reconnect_timeout_s.max(0.0)),
+            shared_memory_transfers: w.shared_memory_transfers,
             // Loaded by [`Self::worker_security`]: reading files can fail.
             security: Security::default(),
             restarted: None,

@@ -349,16 +349,22 @@ impl Progress {
 
 use bytes::BufMut;
 
-/// Writes one frame. Large payloads go to the socket straight from their
-/// buffers; pair with a `BufWriter` so small frames cost one syscall.
-pub async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, header: &[u8], payloads: &[Bytes]) -> io::Result<()> {
+/// The lengths that open a frame (header length, payload count, payload
+/// lengths), written before the header.
+pub fn frame_prefix(header: &[u8], payloads: &[Bytes]) -> Vec<u8> {
     let mut prefix = Vec::with_capacity(8 + payloads.len() * 8);
     prefix.extend_from_slice(&(header.len() as u32).to_be_bytes());
     prefix.extend_from_slice(&(payloads.len() as u32).to_be_bytes());
     for p in payloads {
         prefix.extend_from_slice(&(p.len() as u64).to_be_bytes());
     }
-    writer.write_all(&prefix).await?;
+    prefix
+}
+
+/// Writes one frame. Large payloads go to the socket straight from their
+/// buffers; pair with a `BufWriter` so small frames cost one syscall.
+pub async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, header: &[u8], payloads: &[Bytes]) -> io::Result<()> {
+    writer.write_all(&frame_prefix(header, payloads)).await?;
     writer.write_all(header).await?;
     for p in payloads {
         writer.write_all(p).await?;

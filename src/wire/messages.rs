@@ -39,7 +39,10 @@ pub use to_scheduler::{decode_inbound, variant_names, FromClient, FromWorker, In
 /// dashboard's load figures (`Heartbeat`'s new fields, spill records in the
 /// task stream), adaptive scaling ([`FromClient::AdaptiveTarget`]) and peer-to-peer
 /// shuffles ([`CoordOp::ShuffleGetOrCreate`], [`ToPeer::ShuffleSend`]).
-pub const PROTOCOL_VERSION: u32 = 6;
+/// Version 7 added shared-memory transfers between workers on one host
+/// ([`ToPeer::ShmLocate`], [`ToPeer::ShmGetData`], [`FromPeer::ShmLocation`],
+/// [`FromPeer::ShmData`]).
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// A task whose function name starts with this creates an actor (Dask's
 /// `submit(..., actor=True)`): the rest of the name is the actor's type
@@ -629,6 +632,21 @@ pub enum ToPeer {
         /// `(output partition, shard bytes)`, each shard its own payload.
         shards: Vec<(u32, Payload)>,
     },
+    /// Where this worker serves shared-memory fetches, if it does.
+    /// Answered with [`FromPeer::ShmLocation`]. Since version 7.
+    ShmLocate {
+        /// Echoed in the reply.
+        request_id: u64,
+    },
+    /// [`ToPeer::GetData`] on a worker's shared-memory socket (a Unix
+    /// socket, never its TCP peer port): answered with [`FromPeer::ShmData`],
+    /// large values passed as file descriptors. Since version 7.
+    ShmGetData {
+        /// Echoed in the reply.
+        request_id: u64,
+        /// The keys.
+        keys: Vec<Key>,
+    },
 }
 
 /// A worker's store, memory and transfer counters.
@@ -675,6 +693,14 @@ pub struct WorkerStoreInfo {
     /// Actors living on this worker. Since version 5.
     #[serde(default)]
     pub actors: u64,
+    /// Of `bytes_fetched_from_peers`, the bytes that came through shared
+    /// memory (peers on the same host). Since version 7.
+    #[serde(default)]
+    pub bytes_fetched_shared_memory: u64,
+    /// Of `bytes_served_to_peers`, the bytes served through shared memory.
+    /// Since version 7.
+    #[serde(default)]
+    pub bytes_served_shared_memory: u64,
 }
 
 /// Replies on a worker's peer port.
@@ -725,6 +751,31 @@ pub enum FromPeer {
         /// Why the shards were refused (a stale run, a full disk); absent
         /// when stored.
         error: Option<String>,
+    },
+    /// Answer to [`ToPeer::ShmLocate`]. Since version 7.
+    ShmLocation {
+        /// From the request.
+        request_id: u64,
+        /// The worker's host: `<hostname>/<boot id>`; empty if unknown. A
+        /// fetcher uses the socket only when this equals its own.
+        host: String,
+        /// Path of the worker's shared-memory socket; absent when the
+        /// worker does not serve shared-memory fetches.
+        socket: Option<String>,
+    },
+    /// Answer to [`ToPeer::ShmGetData`], sent on the shared-memory socket
+    /// with file descriptors attached (`SCM_RIGHTS`) to the frame's first
+    /// bytes. Each requested key is in exactly one of `data` and `shared`.
+    /// Since version 7.
+    ShmData {
+        /// From the request.
+        request_id: u64,
+        /// Values sent in the frame, as on the TCP peer port (small ones);
+        /// `None` where the worker does not hold the key.
+        data: Vec<(Key, Option<Payload>)>,
+        /// `(key, length)` of values passed as sealed memory files: the
+        /// i-th entry's bytes are the whole of the i-th descriptor.
+        shared: Vec<(Key, u64)>,
     },
 }
 

@@ -33,6 +33,7 @@ mod heartbeat;
 mod options;
 mod reconnect;
 mod register;
+mod shared;
 pub use heartbeat::MAX_LOG_LINES_PER_HEARTBEAT;
 pub use options::*;
 use register::{register, Identity, Registered};
@@ -136,6 +137,8 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
     let shuffles =
         crate::shuffle::ShuffleReceiver::new(memory.spill_directory.join("shuffle"), options.shuffle_buffer_bytes);
     let store = DataStore::with_memory(counters.clone(), memory).start();
+    let peers = PeerPool::new(&name, options.limits).with_security(options.security.clone());
+    let shared = shared::start(&name, &options, &base, &store, &counters, peers);
     let (closed_tx, closed) = tokio::sync::watch::channel(false);
     let actors = ActorTable::default();
     let state = WorkerState::new(WorkerStateConfig {
@@ -154,7 +157,7 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
         store: store.clone(),
         pool: None,
         nthreads: options.nthreads,
-        peers: PeerPool::new(&name, options.limits).with_security(options.security.clone()),
+        peers: shared.peers,
         counters: counters.clone(),
         registry,
         effects: Vec::new(),
@@ -186,6 +189,8 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
         counters: counters.clone(),
         actors,
         shuffles,
+        host: shared.host,
+        shm_socket: shared.socket,
     };
     actix_rt::spawn(
         serve_peers(

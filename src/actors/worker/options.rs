@@ -79,6 +79,11 @@ pub struct WorkerOptions {
     /// (announcing them) before it stops; zero: it stops at once (and
     /// `rdask worker` exits with status 1), as before version 6.
     pub reconnect_timeout: Duration,
+    /// Fetch from workers on the same host through shared memory (a
+    /// sealed memory file passed over a Unix socket) instead of loopback
+    /// TCP, and serve such fetches (Linux only; `crate::shm`). Off: TCP
+    /// only.
+    pub shared_memory_transfers: bool,
 }
 
 impl Default for WorkerOptions {
@@ -107,6 +112,7 @@ impl Default for WorkerOptions {
             scheduler_silence_timeout: Some(DEFAULT_SCHEDULER_SILENCE_TIMEOUT),
             frame_stall_timeout: Some(crate::actors::scheduler::DEFAULT_FRAME_STALL_TIMEOUT),
             reconnect_timeout: DEFAULT_RECONNECT_TIMEOUT,
+            shared_memory_transfers: true,
         }
     }
 }

@@ -1,0 +1,59 @@
+//! Values as memory files: a sealed `memfd` holding one value's bytes
+//! (sending side), and a read-only mapping of one kept as the stored value
+//! (receiving side).
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::OwnedFd;
+
+use bytes::Bytes;
+use rustix::fs::{fcntl_add_seals, fcntl_get_seals, memfd_create, MemfdFlags, SealFlags};
+
+use super::{io, ShmError};
+
+/// Seals a shared value carries: it can neither change nor shrink (a
+/// shrunk file would make reading the mapping raise SIGBUS), nor be
+/// unsealed.
+fn required_seals() -> SealFlags {
+    SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL
+}
+
+/// A memory file holding `data`, sealed against any change. This is the
+/// one copy of a shared-memory transfer.
+pub fn share(data: &[u8]) -> Result<OwnedFd, ShmError> {
+    let fd = memfd_create("rdask-value", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+        .map_err(|e| io("memfd_create")(e.into()))?;
+    let mut file = File::from(fd);
+    file.write_all(data).map_err(io("writing a memory file"))?;
+    fcntl_add_seals(&file, required_seals()).map_err(|e| io("sealing a memory file")(e.into()))?;
+    Ok(file.into())
+}
+
+/// The bytes of memory file `fd`, announced as `len` bytes long, mapped
+/// read-only (pages populated now, so the task reading them takes no page
+/// faults). Refuses a file that is not sealed against writing and shrinking,
+/// or whose size is not `len`.
+pub fn map(fd: OwnedFd, len: u64) -> Result<Bytes, ShmError> {
+    let file = File::from(fd);
+    let seals = fcntl_get_seals(&file).map_err(|e| io("reading a memory file's seals")(e.into()))?;
+    if !seals.contains(SealFlags::WRITE | SealFlags::SHRINK) {
+        return Err(ShmError::Protocol(format!(
+            "a shared value is not sealed against writing and shrinking (seals {seals:?})"
+        )));
+    }
+    let size = file.metadata().map_err(io("reading a memory file's size"))?.len();
+    if size != len || len == 0 {
+        return Err(ShmError::Protocol(format!(
+            "a shared value announced as {len} bytes is a file of {size} bytes"
+        )));
+    }
+    let len = usize::try_from(len).map_err(|_| ShmError::Protocol(format!("a value of {len} bytes")))?;
+    // SAFETY: the mapping is read-only and the file is sealed against
+    // writing and shrinking (checked above, and the seals cannot be
+    // removed), so its bytes cannot change or vanish while mapped; this is
+    // what makes handing them out as an immutable `Bytes` sound.
+    let mapping =
+        unsafe { memmap2::MmapOptions::new().len(len).populate().map(&file) }.map_err(io("mapping a memory file"))?;
+    // The mapping holds the memory; the descriptor closes here.
+    Ok(Bytes::from_owner(mapping))
+}

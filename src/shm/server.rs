@@ -1,0 +1,224 @@
+//! The serving side of shared-memory transfers: a worker's Unix socket,
+//! answering [`ToPeer::ShmGetData`] from its store with large values as
+//! sealed memory files.
+
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Addr;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{UnixListener, UnixStream};
+use tracing::warn;
+
+use super::{
+    fds, io, unix, ShmError, MAX_FDS_PER_REPLY, MAX_SHM_CONNECTIONS, MAX_SOCKET_PATH_BYTES, SHM_MIN_VALUE_BYTES,
+};
+use crate::actors::store::{DataStore, Get, WorkerCounters};
+use crate::wire::codec::{self, FrameLimits, ReadTimeouts, WireError};
+use crate::wire::messages::{FromPeer, Key, Payload, ToPeer};
+
+/// A worker's bound shared-memory socket; its private directory is removed
+/// when this (or the serving task owning it) is dropped.
+pub struct ShmSocket {
+    listener: UnixListener,
+    dir: SocketDir,
+    path: String,
+}
+
+impl ShmSocket {
+    /// The socket's path, as told to fetchers.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+/// Removes the socket's directory when dropped.
+struct SocketDir(PathBuf);
+
+impl Drop for SocketDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                warn!("cannot remove shared-memory socket directory {}: {e}", self.0.display());
+            }
+        }
+    }
+}
+
+/// Binds a shared-memory socket in a new directory under `base` that only
+/// this user may enter (mode 0700: other users cannot connect).
+pub fn bind(base: &Path) -> Result<ShmSocket, ShmError> {
+    // 64 random bits are plenty to keep workers apart, and short: the
+    // whole path must fit a Unix socket address.
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let dir = base.join(format!("rdask-shm-{}", &id[..16]));
+    let path = dir.join("peer.sock");
+    let text = path
+        .to_str()
+        .ok_or_else(|| ShmError::Unavailable(format!("socket path {} is not UTF-8", path.display())))?
+        .to_string();
+    if text.len() > MAX_SOCKET_PATH_BYTES {
+        return Err(ShmError::Unavailable(format!(
+            "socket path {text} is longer than {MAX_SOCKET_PATH_BYTES} bytes (set a shorter worker.local_directory)"
+        )));
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(io("creating the shared-memory socket directory"))?;
+    let dir = SocketDir(dir);
+    let listener = UnixListener::bind(&path).map_err(io("binding the shared-memory socket"))?;
+    Ok(ShmSocket {
+        listener,
+        dir,
+        path: text,
+    })
+}
+
+/// Serves `socket` until the worker's runtime stops: one task per
+/// connection (at most [`MAX_SHM_CONNECTIONS`]), each answering requests
+/// one after another. A request frame that stalls for `stall` closes its
+/// connection.
+pub async fn serve(
+    socket: ShmSocket,
+    store: Addr<DataStore>,
+    counters: Arc<WorkerCounters>,
+    limits: FrameLimits,
+    stall: Option<Duration>,
+) {
+    let ShmSocket { listener, dir, path } = socket;
+    let _dir = dir;
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_SHM_CONNECTIONS));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                warn!("shared-memory socket {path}: accept failed: {e}");
+                // Out of descriptors, say: give the others time to close.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            warn!("shared-memory socket {path}: {MAX_SHM_CONNECTIONS} connections open, refusing one (it falls back to TCP)");
+            continue;
+        };
+        if let Err(e) = same_user(&stream) {
+            warn!("shared-memory socket {path}: refused a connection: {e}");
+            continue;
+        }
+        let (store, counters) = (store.clone(), counters.clone());
+        let timeouts = ReadTimeouts { idle: None, stall };
+        tokio::spawn(async move {
+            if let Err(e) = serve_connection(stream, store, counters, limits, timeouts).await {
+                warn!("shared-memory connection closed: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Only processes of this user may fetch (the directory's mode already
+/// keeps others out; this holds even if the directory is moved).
+fn same_user(stream: &UnixStream) -> Result<(), ShmError> {
+    let cred = rustix::net::sockopt::socket_peercred(stream).map_err(|e| io("reading peer credentials")(e.into()))?;
+    let me = rustix::process::getuid();
+    if cred.uid != me {
+        return Err(ShmError::Protocol(format!(
+            "process {:?} of uid {} is not of this worker's user ({})",
+            cred.pid,
+            cred.uid.as_raw(),
+            me.as_raw()
+        )));
+    }
+    Ok(())
+}
+
+async fn serve_connection(
+    mut stream: UnixStream,
+    store: Addr<DataStore>,
+    counters: Arc<WorkerCounters>,
+    limits: FrameLimits,
+    timeouts: ReadTimeouts,
+) -> Result<(), ShmError> {
+    while let Some(frame) = codec::read_frame_within(&mut stream, &limits, &timeouts).await? {
+        let requests: Vec<ToPeer> = codec::decode(frame)?;
+        for request in requests {
+            let ToPeer::ShmGetData { request_id, keys } = request else {
+                return Err(ShmError::Protocol(format!(
+                    "only ShmGetData is served on the shared-memory socket, not {request:?}"
+                )));
+            };
+            let values = store
+                .send(Get { keys, for_peer: true })
+                .await
+                .map_err(|_| WireError::Closed)?;
+            let (data, shared, fds) = share_values(values).await;
+            let shared_bytes: u64 = shared.iter().map(|(_, n)| n).sum();
+            let reply = FromPeer::ShmData {
+                request_id,
+                data,
+                shared,
+            };
+            let (header, payloads) = codec::encode(&[reply][..])?;
+            let mut head = codec::frame_prefix(&header, &payloads);
+            head.extend_from_slice(&header);
+            unix::send_with_fds(&mut stream, &head, &fds).await?;
+            for p in &payloads {
+                stream.write_all(p).await.map_err(io("sending a reply"))?;
+            }
+            stream.flush().await.map_err(io("sending a reply"))?;
+            counters
+                .bytes_served_shared_memory
+                .fetch_add(shared_bytes, Ordering::Relaxed);
+        }
+    }
+    Ok(())
+}
+
+type Inline = Vec<(Key, Option<Payload>)>;
+
+/// Splits the store's answer: values of at least [`SHM_MIN_VALUE_BYTES`]
+/// (up to [`MAX_FDS_PER_REPLY`] of them) copied into memory files, the rest
+/// inline. If memory files cannot be made (no memory for them), every
+/// value goes inline, with a log line.
+async fn share_values(values: Vec<(Key, Option<bytes::Bytes>)>) -> (Inline, Vec<(Key, u64)>, Vec<OwnedFd>) {
+    let mut inline = Vec::with_capacity(values.len());
+    let mut large = Vec::new();
+    for (key, value) in values {
+        match value {
+            Some(v) if v.len() >= SHM_MIN_VALUE_BYTES && large.len() < MAX_FDS_PER_REPLY => large.push((key, v)),
+            v => inline.push((key, v.map(Payload))),
+        }
+    }
+    if large.is_empty() {
+        return (inline, Vec::new(), Vec::new());
+    }
+    // Copying into memory files is a memcpy of the whole value: off the
+    // async threads.
+    let made = tokio::task::spawn_blocking(move || {
+        let fds: Result<Vec<OwnedFd>, ShmError> = large.iter().map(|(_, v)| fds::share(v)).collect();
+        (large, fds)
+    })
+    .await;
+    match made {
+        Ok((large, Ok(fds))) => {
+            let shared = large.into_iter().map(|(k, v)| (k, v.len() as u64)).collect();
+            (inline, shared, fds)
+        }
+        Ok((large, Err(e))) => {
+            warn!("cannot share values through memory files ({e}); sending them in the reply");
+            inline.extend(large.into_iter().map(|(k, v)| (k, Some(Payload(v)))));
+            (inline, Vec::new(), Vec::new())
+        }
+        Err(e) => {
+            warn!("sharing values failed ({e}); they are answered as not held");
+            (inline, Vec::new(), Vec::new())
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Tests of the shared-memory pieces without workers: memory files,
+//! descriptors over a socket pair, binding, and route learning. The whole
+//! path between real worker processes is tested in
+//! `tests/shared_memory.rs`.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use tokio::io::AsyncReadExt;
+
+use super::client::Route;
+use super::*;
+use crate::actors::store::WorkerCounters;
+use crate::wire::codec::FrameLimits;
+
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+#[test]
+fn a_shared_value_maps_back_to_the_same_bytes() {
+    let data = pattern(1_000_003);
+    let fd = fds::share(&data).expect("share");
+    let mapped = fds::map(fd, data.len() as u64).expect("map");
+    assert_eq!(&mapped[..], &data[..]);
+}
+
+#[test]
+fn an_unsealed_file_is_refused() {
+    let fd = rustix::fs::memfd_create("test", rustix::fs::MemfdFlags::CLOEXEC).expect("memfd");
+    let mut file = std::fs::File::from(fd);
+    file.write_all(&pattern(4096)).expect("write");
+    let err = fds::map(file.into(), 4096).expect_err("unsealed");
+    assert!(err.to_string().contains("not sealed"), "{err}");
+}
+
+#[test]
+fn a_file_of_another_length_than_announced_is_refused() {
+    let fd = fds::share(&pattern(10_000)).expect("share");
+    let err = fds::map(fd, 10_001).expect_err("wrong length");
+    assert!(err.to_string().contains("announced as 10001 bytes"), "{err}");
+}
+
+#[test]
+fn the_host_id_is_the_host_name_and_boot_id() {
+    let id = host_id().expect("Linux has both");
+    let (host, boot) = id.split_once('/').expect("host/boot");
+    assert!(!host.is_empty());
+    assert_eq!(boot.len(), 36, "a boot id is a UUID: {boot}");
+    assert_eq!(host_id(), Some(id), "stable");
+}
+
+#[tokio::test]
+async fn descriptors_arrive_with_the_first_bytes_of_a_long_message() {
+    let (mut a, b) = tokio::net::UnixStream::pair().expect("pair");
+    let message = pattern(3 * FIRST_READ_BYTES + 17);
+    let values = [pattern(100), pattern(200)];
+    let files: Vec<_> = values.iter().map(|v| fds::share(v).expect("share")).collect();
+    let send = {
+        let message = message.clone();
+        tokio::spawn(async move { unix::send_with_fds(&mut a, &message, &files).await.map(|_| a) })
+    };
+    let mut first = vec![0u8; FIRST_READ_BYTES];
+    let (n, received) = unix::recv_with_fds(&b, &mut first).await.expect("recv");
+    assert!(n > 0);
+    assert_eq!(received.len(), 2);
+    let mut rest = Vec::new();
+    let mut b = b;
+    let _a = send.await.expect("join").expect("send");
+    let mut got = first[..n].to_vec();
+    let want = message.len() - n;
+    rest.resize(want, 0);
+    b.read_exact(&mut rest).await.expect("rest");
+    got.extend_from_slice(&rest);
+    assert_eq!(got, message);
+    for (fd, value) in received.into_iter().zip(&values) {
+        assert_eq!(&fds::map(fd, value.len() as u64).expect("map")[..], &value[..]);
+    }
+}
+
+#[test]
+fn a_socket_path_too_long_for_a_unix_address_is_refused_clearly() {
+    let base = std::env::temp_dir().join("x".repeat(MAX_SOCKET_PATH_BYTES));
+    let err = bind(&base).err().expect("too long");
+    assert!(err.to_string().contains("longer than"), "{err}");
+    assert!(!base.exists(), "nothing is created");
+}
+
+#[test]
+fn only_a_peer_on_this_host_with_a_socket_is_reached_through_shared_memory() {
+    let fetcher = ShmFetcher::new("h/1", Arc::new(WorkerCounters::default()), FrameLimits::default());
+    assert_eq!(fetcher.route("tcp://p:1"), None, "unknown until asked");
+    let shared = fetcher.learned("tcp://p:1", "h/1", Some("/s".into()));
+    assert_eq!(shared, Route::Shared("/s".into()));
+    assert_eq!(fetcher.route("tcp://p:1"), Some(shared));
+    for (host, socket) in [("h/2", Some("/s")), ("h/1", None), ("", Some("/s"))] {
+        let route = fetcher.learned("tcp://q:1", host, socket.map(String::from));
+        assert!(matches!(route, Route::Tcp(_)), "{host:?} {socket:?}: {route:?}");
+    }
+    fetcher.use_tcp("tcp://p:1");
+    assert!(matches!(fetcher.route("tcp://p:1"), Some(Route::Tcp(_))));
+}

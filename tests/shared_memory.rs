@@ -1,0 +1,166 @@
+//! Shared-memory transfers between workers on one host (issue 15), with
+//! real processes: `rdask scheduler` and two `rdask worker`s on this
+//! machine. A task on worker B consumes a 64 MB result held by worker A;
+//! the bytes must arrive exactly, through shared memory when both offer it
+//! (counted in B's `bytes_fetched_shared_memory`, and logged), and by TCP
+//! when either has `worker.shared_memory_transfers = false` or the shared
+//! path fails.
+#![cfg(target_os = "linux")]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use rdask::builtins::{blob_crc32, blob_len, make_blob};
+use rdask::{Client, SubmitOptions};
+
+mod common;
+use common::*;
+
+/// Size of the moved result.
+const N: u64 = 64 * 1024 * 1024;
+
+/// `rdask worker` named `name`, its log in `log`, with `env` set.
+fn worker(scheduler: &str, name: &str, log: &Path, env: &[(&str, &str)]) -> (Proc, String) {
+    let mut cmd = Command::new(rdask_bin());
+    cmd.args(["worker", scheduler, "--nthreads", "1", "--name", name])
+        .env("RUST_LOG", "info");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    start_logging_to(&mut cmd, "rdask worker", log)
+}
+
+/// Makes a 64 MB blob on `a`, has `b` compute its length and CRC-32, and
+/// checks both against `a`'s own CRC-32 of it (computed where it lives).
+/// Returns the bytes `b` fetched through shared memory during the run.
+fn move_blob(client: &Client, a: &str, b: &str, seed: u64) -> u64 {
+    let on_a = SubmitOptions::impure().workers([a]);
+    let on_b = SubmitOptions::impure().workers([b]);
+    let before = client.worker_info(b).expect("b's info");
+    let blob = client.submit_with(make_blob, (N, seed), &on_a).expect("submit");
+    let crc_at_a: u32 = client
+        .submit_with(blob_crc32, (&blob,), &on_a)
+        .expect("submit")
+        .result_timeout(Some(Duration::from_secs(120)))
+        .expect("crc on a");
+    let len_at_b: u64 = client
+        .submit_with(blob_len, (&blob,), &on_b)
+        .expect("submit")
+        .result_timeout(Some(Duration::from_secs(120)))
+        .expect("len on b");
+    let crc_at_b: u32 = client
+        .submit_with(blob_crc32, (&blob,), &on_b)
+        .expect("submit")
+        .result_timeout(Some(Duration::from_secs(120)))
+        .expect("crc on b");
+    assert_eq!(len_at_b, N);
+    assert_eq!(crc_at_b, crc_at_a, "the blob changed on its way from A to B");
+    let after = client.worker_info(b).expect("b's info");
+    assert!(
+        after.bytes_fetched_from_peers - before.bytes_fetched_from_peers >= N,
+        "B fetched {} bytes",
+        after.bytes_fetched_from_peers - before.bytes_fetched_from_peers
+    );
+    after.bytes_fetched_shared_memory - before.bytes_fetched_shared_memory
+}
+
+/// The addresses of two workers `a` and `b`, and a client, on a new
+/// scheduler; each worker's log in `dir`.
+struct Cluster {
+    _procs: Vec<Proc>,
+    client: Client,
+    a: String,
+    b: String,
+}
+
+fn cluster(dir: &Path, env_a: &[(&str, &str)], env_b: &[(&str, &str)]) -> Cluster {
+    let (s, addr) = scheduler();
+    let (wa, a) = worker(&addr, "a", &dir.join("a.log"), env_a);
+    let (wb, b) = worker(&addr, "b", &dir.join("b.log"), env_b);
+    let client = Client::connect(&addr).expect("client");
+    wait_for_workers(&client, 2);
+    Cluster {
+        _procs: vec![s, wa, wb],
+        client,
+        a,
+        b,
+    }
+}
+
+#[test]
+fn a_64_mb_result_moves_between_workers_on_one_host_through_shared_memory() {
+    let dir = TempDir::new("shm-on");
+    let c = cluster(&dir.0, &[], &[]);
+    let shared = move_blob(&c.client, &c.a, &c.b, 7);
+    assert!(shared >= N, "B fetched only {shared} bytes through shared memory");
+    let served = c.client.worker_info(&c.a).expect("a's info").bytes_served_shared_memory;
+    assert!(served >= N, "A served only {served} bytes through shared memory");
+    let log = std::fs::read_to_string(dir.0.join("b.log")).unwrap_or_default();
+    assert!(
+        log.contains("fetching from this peer through shared memory"),
+        "B's log does not say it used shared memory:\n{log}"
+    );
+    // Again, over the connection kept from the first fetch.
+    let again = move_blob(&c.client, &c.a, &c.b, 8);
+    assert!(again >= N, "second fetch: {again} bytes through shared memory");
+}
+
+#[test]
+fn with_shared_memory_off_on_either_side_results_move_by_tcp() {
+    let off = [("RDASK_WORKER__SHARED_MEMORY_TRANSFERS", "false")];
+    for (env_a, env_b, which) in [(&off[..], &[][..], "a"), (&[][..], &off[..], "b")] {
+        let dir = TempDir::new(&format!("shm-off-{which}"));
+        let c = cluster(&dir.0, env_a, env_b);
+        let shared = move_blob(&c.client, &c.a, &c.b, 9);
+        assert_eq!(shared, 0, "shared memory used although off on {which}");
+        let log = std::fs::read_to_string(dir.0.join(format!("{which}.log"))).unwrap_or_default();
+        assert!(
+            log.contains("shared-memory transfers off: worker.shared_memory_transfers = false"),
+            "{which}'s log does not say shared memory is off:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn when_the_shared_memory_socket_is_unreachable_the_fetch_falls_back_to_tcp_and_says_so() {
+    let dir = TempDir::new("shm-gone");
+    let local_a = dir.0.join("a-local");
+    std::fs::create_dir_all(&local_a).expect("mkdir");
+    let local = local_a.to_str().expect("utf-8").to_string();
+    let c = cluster(&dir.0, &[("RDASK_WORKER__LOCAL_DIRECTORY", &local)], &[]);
+    // As for a peer in another mount namespace: its socket's path does not
+    // exist here.
+    let mut removed = 0;
+    for entry in std::fs::read_dir(&local_a).expect("read dir").flatten() {
+        if entry.file_name().to_string_lossy().starts_with("rdask-shm-") {
+            std::fs::remove_dir_all(entry.path()).expect("remove socket dir");
+            removed += 1;
+        }
+    }
+    assert_eq!(removed, 1, "A's shared-memory socket directory not found in {local}");
+    let shared = move_blob(&c.client, &c.a, &c.b, 10);
+    assert_eq!(shared, 0);
+    let log = std::fs::read_to_string(dir.0.join("b.log")).unwrap_or_default();
+    assert!(
+        log.contains("shared-memory fetch through") && log.contains("fetching from this peer by TCP"),
+        "B's log does not say it fell back to TCP:\n{log}"
+    );
+}
+
+#[test]
+fn a_value_fetched_through_shared_memory_is_counted_and_spilled_like_any_other() {
+    let dir = TempDir::new("shm-spill");
+    // B may keep 40 MB of results in memory: the 64 MB blob it maps goes to
+    // its spill directory, and tasks on B then read it from there.
+    let env_b = [
+        ("RDASK_WORKER__MEMORY_LIMIT", "400000000"),
+        ("RDASK_WORKER__MEMORY_TARGET", "0.1"),
+    ];
+    let c = cluster(&dir.0, &[], &env_b);
+    let shared = move_blob(&c.client, &c.a, &c.b, 11);
+    assert!(shared >= N, "B fetched only {shared} bytes through shared memory");
+    let info = c.client.worker_info(&c.b).expect("b's info");
+    assert!(info.spilled_bytes >= N, "B spilled {} bytes", info.spilled_bytes);
+    assert!(info.nbytes < N, "B still holds {} bytes in memory", info.nbytes);
+}
