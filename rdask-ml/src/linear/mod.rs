@@ -1,0 +1,1 @@
+//! Linear models (placeholder while k-means builds).
