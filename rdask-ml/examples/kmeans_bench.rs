@@ -129,5 +129,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                "rdask_s": (secs * 1000.0).round() / 1000.0,
                "rdask_per_iter_s": (per_iter * 10000.0).round() / 10000.0, "load": load})
     );
+    // Where the time may go: bytes the workers fetched from each other
+    // (per-block tasks should run where their block is).
+    for w in client.scheduler_info()?.workers {
+        let info = client.worker_info(&w.address)?;
+        println!(
+            "{}",
+            json!({"worker": info.name, "tasks_executed": info.tasks_executed,
+                   "bytes_fetched_from_peers": info.bytes_fetched_from_peers, "nbytes": info.nbytes})
+        );
+    }
     Ok(())
 }
