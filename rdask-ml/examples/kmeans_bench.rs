@@ -1,0 +1,143 @@
+//! rdask's side of the k-means benchmark of issue 17 (Dask's side:
+//! `benches/dask_ml_kmeans.py`, the same sizes): `KMeans(n_clusters=8)` on
+//! N × 10 uniform random points in blocks of CHUNK rows, persisted before
+//! timing, on a scheduler and W workers × 1 thread started as processes
+//! (this binary re-run with a subcommand, so the workers link the
+//! kernels). Prints one JSON line per measurement, as `examples/bench.rs`:
+//! `kmeans` (k-means|| with 5 rounds + ITERS Lloyd iterations, tol 0) and
+//! `kmeans_lloyd` (ITERS Lloyd iterations from given centres, and the time
+//! per iteration).
+//!
+//! `cargo run --release -p rdask-ml --example kmeans_bench [-- --n 10000000 --chunk 500000 --iters 10 --workers 2]`
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdask_array as da;
+use rdask_ml::cluster::{Init, KMeans};
+use serde_json::json;
+
+/// Longest a child may take to say where it listens.
+const STARTUP: Duration = Duration::from_secs(30);
+
+/// k-means|| rounds, fixed on both sides (dask-ml's `init_max_iter`).
+const INIT_ROUNDS: usize = 5;
+
+fn arg(args: &[String], name: &str, default: usize) -> usize {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Children killed when the benchmark ends.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Starts this binary with `args` and returns the address it listens on.
+fn spawn(children: &mut Children, args: &[&str]) -> Result<String, Box<dyn std::error::Error>> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(args)
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    children.0.push(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("listening on ") {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(line);
+                }
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(STARTUP)
+        .map_err(|_| format!("{args:?} did not start"))?;
+    Ok(line.split_whitespace().last().unwrap_or_default().to_string())
+}
+
+fn loadavg1() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(f64::NAN)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).is_some_and(|a| !a.starts_with("--")) {
+        std::process::exit(rdask::cli::main());
+    }
+    let n = arg(&args, "--n", 10_000_000);
+    let chunk = arg(&args, "--chunk", 500_000);
+    let iters = arg(&args, "--iters", 10);
+    let workers = arg(&args, "--workers", 2);
+    let (k, d) = (8, 10);
+    let mut children = Children(Vec::new());
+    let addr = spawn(&mut children, &["scheduler", "--host", "127.0.0.1", "--port", "0"])?;
+    for i in 0..workers {
+        let name = format!("w{i}");
+        spawn(&mut children, &["worker", &addr, "--name", &name, "--nthreads", "1"])?;
+    }
+    let client = rdask::Client::connect(&addr)?;
+    client.wait_for_workers(workers, STARTUP)?;
+    let x = da::random(&[n, d], &[chunk, d], 0)?.persist(&client)?;
+
+    let load = loadavg1();
+    let t0 = Instant::now();
+    let mut km = KMeans::new(k);
+    km.init_max_iter = Some(INIT_ROUNDS);
+    km.max_iter = iters;
+    km.tol = 0.0;
+    km.fit(&client, &x)?;
+    let full = t0.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        json!({"case": "kmeans", "n": n, "d": d, "k": k, "chunk": chunk, "iters": iters,
+               "init_rounds": INIT_ROUNDS, "workers": workers, "n_iter": km.n_iter_()?,
+               "inertia": km.inertia_()?, "rdask_s": (full * 1000.0).round() / 1000.0, "load": load})
+    );
+
+    let load = loadavg1();
+    let t0 = Instant::now();
+    let mut lloyd = KMeans::new(k);
+    lloyd.init = Init::Centers(km.cluster_centers_()?.clone());
+    lloyd.max_iter = iters;
+    lloyd.tol = 0.0;
+    lloyd.fit(&client, &x)?;
+    let secs = t0.elapsed().as_secs_f64();
+    let per_iter = secs / lloyd.n_iter_()? as f64;
+    println!(
+        "{}",
+        json!({"case": "kmeans_lloyd", "n": n, "iters": lloyd.n_iter_()?, "workers": workers,
+               "rdask_s": (secs * 1000.0).round() / 1000.0,
+               "rdask_per_iter_s": (per_iter * 10000.0).round() / 10000.0, "load": load})
+    );
+    // Where the time may go: bytes the workers fetched from each other
+    // (per-block tasks should run where their block is).
+    for w in client.scheduler_info()?.workers {
+        let info = client.worker_info(&w.address)?;
+        println!(
+            "{}",
+            json!({"worker": info.name, "tasks_executed": info.tasks_executed,
+                   "bytes_fetched_from_peers": info.bytes_fetched_from_peers, "nbytes": info.nbytes})
+        );
+    }
+    Ok(())
+}
