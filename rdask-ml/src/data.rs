@@ -4,7 +4,7 @@
 //! is one 80 MB msgpack `bin`, not ten million msgpack numbers.
 //!
 //! linfa 0.8 is built on ndarray 0.16 while rdask-array uses 0.17: the
-//! conversions to linfa's types ([`Dataset::to_linfa`]) go through the flat
+//! conversions to linfa's types ([`Dataset::to_linfa`]) go through a flat
 //! `Vec<f64>` in row-major order (one copy).
 
 use rdask_array::ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, Ix1, Ix2};
@@ -78,11 +78,15 @@ impl Dataset {
     }
 
     /// The same data as linfa's ndarray 0.16 arrays, through a flat `Vec`.
+    /// The matrix is column-major (Fortran order, as scikit-learn hands its
+    /// coordinate descent): linfa's elastic net walks it one feature column
+    /// at a time, which is then contiguous.
     pub fn to_linfa(&self) -> (ndarray16::Array2<f64>, ndarray16::Array1<f64>) {
+        use ndarray16::ShapeBuilder;
         let x = self.x();
-        let flat: Vec<f64> = x.iter().copied().collect();
-        let xs = ndarray16::Array2::from_shape_vec((x.nrows(), x.ncols()), flat)
-            .expect("a row-major copy has the shape it came from");
+        let flat: Vec<f64> = x.t().iter().copied().collect();
+        let xs = ndarray16::Array2::from_shape_vec((x.nrows(), x.ncols()).f(), flat)
+            .expect("a column-major copy has the shape it came from");
         (xs, ndarray16::Array1::from_vec(self.y().to_vec()))
     }
 }
