@@ -56,6 +56,7 @@ fn load1() -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    rdask::init_logging();
     let mut workers = Vec::new();
     let mut rows = DEFAULT_ROWS;
     let mut args = std::env::args().skip(1);

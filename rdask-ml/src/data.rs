@@ -5,7 +5,7 @@
 //!
 //! linfa 0.8 is built on ndarray 0.16 while rdask-array uses 0.17: the
 //! conversions to linfa's types ([`Dataset::to_linfa`]) go through a flat
-//! `Vec<f64>` in row-major order (one copy).
+//! `Vec<f64>`, the matrix in column-major order (one copy).
 
 use rdask_array::ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, Ix1, Ix2};
 use rdask_array::Chunk;

@@ -79,7 +79,7 @@ fn searches_and_post_fit_run_on_real_scheduler_and_worker_processes() -> Result<
     assert_eq!(found.cv_results.split_test_scores, local.cv_results.split_test_scores);
     assert_eq!(found.best_params, local.best_params);
     assert_eq!(found.ledger.scattered_keys.len(), 1);
-    // Both workers took part.
+    // The data is held on the cluster under its one key.
     let who = client.who_has(&[found.ledger.scattered_keys[0].as_str()])?;
     assert_eq!(who.len(), 1);
 

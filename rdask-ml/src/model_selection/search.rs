@@ -159,7 +159,7 @@ fn run_search(
         estimator.check(p)?;
     }
     let mut sub = Submitter::new(client);
-    let data_f = sub.scatter(data.clone())?;
+    let data_f = sub.scatter(data.clone(), opts.timeout)?;
     let folds = (0..opts.cv.n_splits)
         .map(|k| {
             let args = vec![key(&data_f), value(&opts.cv)?, value(&k)?, value(&opts.preprocess)?];
