@@ -1,0 +1,132 @@
+//! How the searches talk to the cluster: every scatter and submission goes
+//! through a [`Submitter`], which keeps a [`Ledger`] of what was sent, so
+//! that "the training data is scattered once and passed by key" is a fact
+//! a test can check rather than a promise.
+
+use std::time::Duration;
+
+use rdask::client::{Future, SubmitOptions};
+use rdask::task::encode_value;
+use rdask::wire::messages::Arg;
+use rdask::Client;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::tasks;
+use crate::Error;
+
+/// What a search sent to the cluster.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ledger {
+    /// Keys of the values scattered (the training data: one key).
+    pub scattered_keys: Vec<String>,
+    /// Tasks submitted (besides the one per scatter that confirms the
+    /// value is stored: see `Submitter::scatter`).
+    pub tasks: usize,
+    /// Bytes of argument values sent inline with those tasks (the
+    /// hyperparameters, fold numbers and options; never the data).
+    pub inline_arg_bytes: usize,
+    /// The largest single inline argument, in bytes.
+    pub largest_inline_arg: usize,
+    /// Per submitted task, in order, its own key.
+    pub task_keys: Vec<String>,
+    /// Per submitted task, in order, the keys its arguments name.
+    pub arg_keys: Vec<Vec<String>>,
+}
+
+/// A client and the ledger of what went through it.
+pub(crate) struct Submitter<'a> {
+    client: &'a Client,
+    pub(crate) ledger: Ledger,
+}
+
+impl<'a> Submitter<'a> {
+    pub(crate) fn new(client: &'a Client) -> Submitter<'a> {
+        Submitter {
+            client,
+            ledger: Ledger::default(),
+        }
+    }
+
+    /// Scatters one value to every worker (Dask's `client.scatter(x,
+    /// broadcast=True)`: sent once by the client, copied between workers),
+    /// after waiting, at most `timeout`, until the first holder has stored it.
+    ///
+    /// Why the wait: the scheduler records a scattered value as held as
+    /// soon as it sends it to the worker, so a task placed on another
+    /// worker can ask the holder for it before the holder has read it (a
+    /// large value takes a while), be told it is missing, and the scheduler
+    /// then fails every task that needs it ("data lost"). A task restricted
+    /// to the holder arrives on the same connection after the data, so once
+    /// it has run the data is there.
+    pub(crate) fn scatter<T: Serialize>(&mut self, value: T, timeout: Duration) -> Result<Future<T>, Error> {
+        let f = self
+            .client
+            .scatter(vec![value])?
+            .pop()
+            .ok_or_else(|| Error::Input("scatter returned no future".into()))?;
+        self.ledger.scattered_keys.push(f.key().to_string());
+        let holders = self
+            .client
+            .who_has(&[f.key()])?
+            .pop()
+            .map(|w| w.workers)
+            .unwrap_or_default();
+        let opts = SubmitOptions::default().workers(holders);
+        let stored: Future<bool> = self.client.submit_raw(
+            <tasks::stored as rdask::Task>::NAME,
+            vec![Arg::Key(f.key().to_string())],
+            &opts,
+        )?;
+        self.client
+            .gather_timeout(std::slice::from_ref(&stored), Some(timeout))?;
+        // A copy on every worker (Dask's `scatter(..., broadcast=True)`):
+        // otherwise every fold is prepared next to the one copy, and every
+        // fit follows its fold there, leaving the other workers idle.
+        let n_workers = self.client.scheduler_info()?.workers.len();
+        if n_workers > 1 {
+            self.client.replicate(std::slice::from_ref(&f), n_workers as u32)?;
+        }
+        Ok(f)
+    }
+
+    /// Submits `function` (a registered task's name) with `args`.
+    pub(crate) fn submit<O>(&mut self, function: &str, args: Vec<Arg>) -> Result<Future<O>, Error> {
+        self.ledger.tasks += 1;
+        let mut keys = Vec::new();
+        for a in &args {
+            match a {
+                Arg::Value(b) => {
+                    self.ledger.inline_arg_bytes += b.len();
+                    self.ledger.largest_inline_arg = self.ledger.largest_inline_arg.max(b.len());
+                }
+                other => keys.extend(other.keys().cloned()),
+            }
+        }
+        self.ledger.arg_keys.push(keys);
+        let f: Future<O> = self.client.submit_raw(function, args, &Default::default())?;
+        self.ledger.task_keys.push(f.key().to_string());
+        Ok(f)
+    }
+
+    /// Gathers `futures`, waiting at most `timeout`.
+    pub(crate) fn gather<T: DeserializeOwned>(
+        &self,
+        futures: &[Future<T>],
+        timeout: Duration,
+    ) -> Result<Vec<T>, Error> {
+        Ok(self.client.gather_timeout(futures, Some(timeout))?)
+    }
+}
+
+/// An inline argument.
+pub(crate) fn value<T: Serialize + ?Sized>(v: &T) -> Result<Arg, Error> {
+    encode_value(v)
+        .map(Arg::Value)
+        .map_err(|e| Error::Input(format!("cannot encode an argument: {e}")))
+}
+
+/// An argument passed by key.
+pub(crate) fn key<T>(f: &Future<T>) -> Arg {
+    Arg::Key(f.key().to_string())
+}

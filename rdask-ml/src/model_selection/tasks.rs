@@ -1,0 +1,104 @@
+//! The worker side of the searches: the `#[rdask::task]` functions each
+//! graph node calls, registered as `rdask_ml::model_selection::tasks::<name>`
+//! (a worker runs them once its binary links this crate, e.g. the
+//! `rdask-ml` binary). The training data and each prepared fold arrive by
+//! key; only hyperparameters and fold numbers travel inline.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::estimator::{sgd, Estimator, FittedPipeline};
+use super::params::Params;
+use super::preprocess::{FoldData, Preprocess};
+use super::sgd::{PartialFit, SgdClassifier};
+use super::split::{Holdout, KFold};
+use crate::{Dataset, Error};
+
+/// Whether a scattered value is stored where this runs (it always is, once
+/// this runs: see `Submitter::scatter`). Skips the value without decoding
+/// it.
+#[rdask::task]
+pub fn stored(_value: serde::de::IgnoredAny) -> bool {
+    true
+}
+
+/// Fold `fold` of `data` under `cv`, with `pre` fitted on its train part:
+/// computed once per fold, shared by every candidate.
+#[rdask::task]
+pub fn prepare_fold(data: Dataset, cv: KFold, fold: usize, pre: Preprocess) -> Result<FoldData, Error> {
+    let (train, test) = cv.split(data.n_samples(), fold)?;
+    Ok(FoldData::prepare(&data, &train, &test, pre))
+}
+
+/// The holdout split of `data` with `pre` fitted on its train part (the
+/// incremental searches' one split).
+#[rdask::task]
+pub fn prepare_holdout(data: Dataset, split: Holdout, pre: Preprocess) -> Result<FoldData, Error> {
+    let (train, test) = split.split(data.n_samples())?;
+    Ok(FoldData::prepare(&data, &train, &test, pre))
+}
+
+/// One (candidate, fold) result: scikit-learn's `split<i>_test_score` and
+/// the fit time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FoldScore {
+    /// The score on the fold's test rows.
+    pub test_score: f64,
+    /// Seconds spent fitting.
+    pub fit_time_s: f64,
+    /// Seconds spent scoring.
+    pub score_time_s: f64,
+}
+
+/// Fits `estimator` with `params` on the fold's train rows and scores it
+/// on its test rows.
+#[rdask::task]
+pub fn fit_score(fold: FoldData, estimator: Estimator, params: Params) -> Result<FoldScore, Error> {
+    let t0 = Instant::now();
+    let model = estimator.fit(&params, &fold.train)?;
+    let t1 = Instant::now();
+    let test_score = model.score(fold.test.x(), fold.test.y());
+    Ok(FoldScore {
+        test_score,
+        fit_time_s: (t1 - t0).as_secs_f64(),
+        score_time_s: t1.elapsed().as_secs_f64(),
+    })
+}
+
+/// The best candidate refitted, with its preprocessing, on all of `data`.
+#[rdask::task]
+pub fn refit(data: Dataset, estimator: Estimator, params: Params, pre: Preprocess) -> Result<FittedPipeline, Error> {
+    FittedPipeline::fit(estimator, &params, pre, &data)
+}
+
+/// An incrementally trained candidate after some passes, and its score on
+/// the holdout rows then.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trained {
+    /// The model so far.
+    pub model: SgdClassifier,
+    /// Its holdout score.
+    pub score: f64,
+}
+
+/// A new [`SgdClassifier`] with `params` trained for `passes` passes.
+#[rdask::task]
+pub fn sgd_start(fold: FoldData, params: Params, passes: u32) -> Result<Trained, Error> {
+    train_more(&fold, sgd(&params)?, passes)
+}
+
+/// `prev`'s model trained for `passes` more passes (it comes by key from
+/// the worker that trained it so far).
+#[rdask::task]
+pub fn sgd_continue(fold: FoldData, prev: Trained, passes: u32) -> Result<Trained, Error> {
+    train_more(&fold, prev.model, passes)
+}
+
+fn train_more(fold: &FoldData, mut model: SgdClassifier, passes: u32) -> Result<Trained, Error> {
+    for _ in 0..passes {
+        model.partial_fit(fold.train.x(), fold.train.y())?;
+    }
+    let score = model.score(fold.test.x(), fold.test.y());
+    Ok(Trained { model, score })
+}

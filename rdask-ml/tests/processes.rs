@@ -1,0 +1,109 @@
+//! The searches and post-fit on real processes: a scheduler and two
+//! 1-thread workers, each the `rdask-ml` binary (the `rdask` command line
+//! with this crate's tasks linked in), reached over TCP.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rdask::Client;
+use rdask_array as da;
+use rdask_ml::model_selection::{
+    Estimator, GridSearchCV, IncrementalOptions, KFold, ParamGrid, Preprocess, SearchOptions, SuccessiveHalvingSearchCV,
+};
+use rdask_ml::postfit::ParallelPostFit;
+use rdask_ml::Dataset;
+
+/// Longest a process may take to say where it listens, or workers to join.
+const STARTUP: Duration = Duration::from_secs(30);
+
+/// A child process killed when the test ends.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `rdask-ml ARGS` and returns it with the address it prints.
+fn start(args: &[&str]) -> (Proc, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rdask-ml"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("rdask-ml starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("listening on ") {
+                let _ = tx.send(line.rsplit(' ').next().unwrap_or_default().to_string());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(STARTUP).expect("process printed its address");
+    (Proc(child), addr)
+}
+
+#[test]
+fn searches_and_post_fit_run_on_real_scheduler_and_worker_processes() -> Result<(), Box<dyn std::error::Error>> {
+    let (_s, addr) = start(&["scheduler", "--host", "127.0.0.1", "--port", "0"]);
+    let (_w1, _) = start(&["worker", &addr, "--name", "w1", "--nthreads", "1"]);
+    let (_w2, _) = start(&["worker", &addr, "--name", "w2", "--nthreads", "1"]);
+    let client = Client::connect(&addr)?;
+    client.wait_for_workers(2, STARTUP)?;
+
+    let (x, y) = common::regression(400, 4, 17);
+    let data = Dataset::new(x.clone(), y)?;
+    let grid = ParamGrid::new()
+        .param("alpha", &[0.01, 0.3, 2.0])
+        .param("l1_ratio", &[0.0, 1.0]);
+    let opts = SearchOptions {
+        cv: KFold::new(3),
+        preprocess: Preprocess::StandardScaler,
+        ..Default::default()
+    };
+    let found = GridSearchCV::new(Estimator::ElasticNet, grid.clone())
+        .options(opts.clone())
+        .fit(&client, &data)?;
+    // The same search on the embedded cluster gives the same table.
+    let cluster = rdask::LocalCluster::new(1)?;
+    let local = GridSearchCV::new(Estimator::ElasticNet, grid)
+        .options(opts)
+        .fit(&cluster.client()?, &data)?;
+    assert_eq!(found.cv_results.split_test_scores, local.cv_results.split_test_scores);
+    assert_eq!(found.best_params, local.best_params);
+    assert_eq!(found.ledger.scattered_keys.len(), 1);
+    // The data is held on the cluster under its one key.
+    let who = client.who_has(&[found.ledger.scattered_keys[0].as_str()])?;
+    assert_eq!(who.len(), 1);
+
+    // The refitted model predicts per block on the workers.
+    let model = found.best_estimator.expect("refit");
+    let want = model.predict(x.view())?;
+    let arr = da::from_array(&x, &[90, 4])?;
+    let got = ParallelPostFit::new(model).predict(&client, &arr)?.compute(&client)?;
+    assert_eq!(got.as_slice(), want.as_slice());
+
+    // Successive halving with models kept on the workers between rounds.
+    let labels = common::classification(300, 3, 2);
+    let candidates = ParamGrid::new()
+        .param("eta0", &[1e-6, 0.05])
+        .param("alpha", &[1e-4, 5.0])
+        .candidates()?;
+    let halving = SuccessiveHalvingSearchCV::new(candidates, 1)
+        .options(IncrementalOptions {
+            max_iter: 4,
+            aggressiveness: 2,
+            ..Default::default()
+        })
+        .fit(&client, &labels)?;
+    assert_eq!(halving.partial_fit_calls.iter().filter(|&&c| c == 4).count(), 1);
+    assert_eq!(halving.partial_fit_calls[halving.best_index], 4);
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! Grid and randomized searches on the embedded LocalCluster, against the
+//! same loop done on one machine with linfa called directly.
+
+mod common;
+
+use linfa::prelude::{Fit, Predict};
+use linfa_elasticnet::ElasticNet;
+use rdask::LocalCluster;
+use rdask_ml::model_selection::{
+    Distribution, Estimator, GridSearchCV, KFold, ParamDistributions, ParamGrid, Params, Preprocess,
+    RandomizedSearchCV, SearchOptions,
+};
+use rdask_ml::{Dataset, Error};
+
+fn grid() -> ParamGrid {
+    ParamGrid::new()
+        .param("alpha", &[0.001, 0.05, 0.5, 3.0])
+        .param("l1_ratio", &[0.0, 0.5, 1.0])
+}
+
+/// Fold scores of one candidate computed here: the same folds, the scaler
+/// written out in the test, linfa's own fit and predict, R² in the test.
+fn local_scores(x: &ndarray17::Array2<f64>, y: &ndarray17::Array1<f64>, cv: KFold, p: &Params) -> Vec<f64> {
+    (0..cv.n_splits)
+        .map(|k| {
+            let (tr, te) = cv.split(y.len(), k).unwrap();
+            let xtr = x.select(ndarray17::Axis(0), &tr);
+            let xte = x.select(ndarray17::Axis(0), &te);
+            let ytr: Vec<f64> = tr.iter().map(|&i| y[i]).collect();
+            let yte: Vec<f64> = te.iter().map(|&i| y[i]).collect();
+            let model = ElasticNet::params()
+                .penalty(p["alpha"])
+                .l1_ratio(p["l1_ratio"])
+                .fit(&linfa::Dataset::new(
+                    common::to16(&common::scale_like_sklearn(&xtr, &xtr)),
+                    ndarray16::Array1::from_vec(ytr),
+                ))
+                .unwrap();
+            let pred = model.predict(&common::to16(&common::scale_like_sklearn(&xtr, &xte)));
+            common::r2(&yte, pred.as_slice().unwrap())
+        })
+        .collect()
+}
+
+use rdask_array::ndarray as ndarray17;
+
+#[test]
+fn grid_search_matches_a_local_linfa_loop_and_refits() -> Result<(), Box<dyn std::error::Error>> {
+    let (x, y) = common::regression(203, 5, 42);
+    let data = Dataset::new(x.clone(), y.clone())?;
+    let cv = KFold::new(4);
+    let cluster = LocalCluster::new(2)?;
+    let client = cluster.client()?;
+    let found = GridSearchCV::new(Estimator::ElasticNet, grid())
+        .options(SearchOptions {
+            cv,
+            preprocess: Preprocess::StandardScaler,
+            ..Default::default()
+        })
+        .fit(&client, &data)?;
+
+    let candidates = grid().candidates()?;
+    assert_eq!(found.cv_results.params, candidates);
+    let mut best = (f64::NEG_INFINITY, 0);
+    for (i, p) in candidates.iter().enumerate() {
+        let want = local_scores(&x, &y, cv, p);
+        let got = &found.cv_results.split_test_scores[i];
+        for (a, b) in got.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-9, "candidate {p:?}: {got:?} vs {want:?}");
+        }
+        let mean = want.iter().sum::<f64>() / want.len() as f64;
+        if mean > best.0 {
+            best = (mean, i);
+        }
+    }
+    assert_eq!(found.best_index, best.1);
+    assert_eq!(found.best_params, candidates[best.1]);
+    assert!((found.best_score - best.0).abs() < 1e-9);
+    assert_eq!(found.cv_results.rank_test_score[best.1], 1);
+    // Distinct ranks here: each candidate's rank is 1 + how many beat it.
+    let means = &found.cv_results.mean_test_score;
+    for (i, r) in found.cv_results.rank_test_score.iter().enumerate() {
+        assert_eq!(*r, 1 + means.iter().filter(|&&m| m > means[i]).count());
+    }
+
+    // Refit: the scaler and linfa's model on all rows.
+    let refit = found.best_estimator.expect("refit by default");
+    let xs = common::scale_like_sklearn(&x, &x);
+    let p = &found.best_params;
+    let model = ElasticNet::params()
+        .penalty(p["alpha"])
+        .l1_ratio(p["l1_ratio"])
+        .fit(&linfa::Dataset::new(
+            common::to16(&xs),
+            ndarray16::Array1::from_vec(y.to_vec()),
+        ))?;
+    let want = model.predict(&common::to16(&xs));
+    let got = refit.predict(x.view())?;
+    assert!(got.iter().zip(want.iter()).all(|(a, b)| (a - b).abs() < 1e-9));
+    Ok(())
+}
+
+#[test]
+fn data_is_scattered_once_and_every_task_reads_it_by_key() -> Result<(), Box<dyn std::error::Error>> {
+    let (x, y) = common::regression(1_000, 8, 7);
+    let data = Dataset::new(x, y)?;
+    let data_bytes = 1_000 * 9 * 8;
+    let cluster = LocalCluster::new(2)?;
+    let client = cluster.client()?;
+    let found = GridSearchCV::new(Estimator::ElasticNet, grid())
+        .options(SearchOptions {
+            preprocess: Preprocess::StandardScaler,
+            ..Default::default()
+        })
+        .fit(&client, &data)?;
+    let ledger = &found.ledger;
+    let n_candidates = 12;
+    // One scatter; 5 fold tasks + 12 x 5 fit tasks + 1 refit.
+    assert_eq!(ledger.scattered_keys.len(), 1);
+    let data_key = &ledger.scattered_keys[0];
+    assert_eq!(ledger.tasks, 5 + n_candidates * 5 + 1);
+    let reads_data = ledger.arg_keys.iter().filter(|k| k.contains(data_key)).count();
+    assert_eq!(reads_data, 5 + 1, "only the fold tasks and the refit read the data");
+    // Every fit task names exactly one key: its fold's.
+    let fold_keys = &ledger.task_keys[..5];
+    assert!(ledger.arg_keys[..5].iter().all(|k| k == std::slice::from_ref(data_key)));
+    for k in &ledger.arg_keys[5..5 + n_candidates * 5] {
+        assert_eq!(k.len(), 1);
+        assert!(fold_keys.contains(&k[0]));
+    }
+    // What travels inline is hyperparameters: a few dozen bytes a task.
+    assert!(ledger.largest_inline_arg < 100, "{}", ledger.largest_inline_arg);
+    assert!(
+        ledger.inline_arg_bytes * 20 < data_bytes,
+        "{} inline bytes",
+        ledger.inline_arg_bytes
+    );
+    // The data is on the cluster under that one key.
+    assert_eq!(client.who_has(&[data_key.as_str()])?.len(), 1);
+    Ok(())
+}
+
+#[test]
+fn randomized_search_draws_the_seeded_candidates() -> Result<(), Box<dyn std::error::Error>> {
+    let (x, y) = common::regression(150, 3, 3);
+    let data = Dataset::new(x.clone(), y.clone())?;
+    let dist = ParamDistributions::new()
+        .param("alpha", Distribution::LogUniform { low: 1e-3, high: 1.0 })
+        .param("l1_ratio", Distribution::Uniform { low: 0.0, high: 1.0 });
+    let cluster = LocalCluster::new(1)?;
+    let client = cluster.client()?;
+    let cv = KFold {
+        n_splits: 3,
+        shuffle_seed: Some(5),
+    };
+    let found = RandomizedSearchCV::new(Estimator::ElasticNet, dist.clone(), 6, 11)
+        .options(SearchOptions {
+            cv,
+            preprocess: Preprocess::StandardScaler,
+            refit: false,
+            ..Default::default()
+        })
+        .fit(&client, &data)?;
+    assert_eq!(found.cv_results.params, dist.sample(6, 11)?);
+    assert!(found.best_estimator.is_none());
+    for (i, p) in found.cv_results.params.iter().enumerate() {
+        let want = local_scores(&x, &y, cv, p);
+        let got = &found.cv_results.split_test_scores[i];
+        assert!(
+            got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-9),
+            "{got:?} vs {want:?}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn bad_input_gives_clear_errors_and_the_cluster_carries_on() -> Result<(), Box<dyn std::error::Error>> {
+    let (x, y) = common::regression(20, 2, 1);
+    let data = Dataset::new(x, y)?;
+    let cluster = LocalCluster::new(1)?;
+    let client = cluster.client()?;
+    let unknown = GridSearchCV::new(Estimator::ElasticNet, ParamGrid::new().param("alpah", &[1.0]))
+        .fit(&client, &data)
+        .unwrap_err();
+    assert!(
+        matches!(&unknown, Error::UnknownParam { name, .. } if name == "alpah"),
+        "{unknown}"
+    );
+    assert!(unknown.to_string().contains("alpha, l1_ratio"), "{unknown}");
+
+    let empty = GridSearchCV::new(Estimator::ElasticNet, ParamGrid::new())
+        .fit(&client, &data)
+        .unwrap_err();
+    assert!(empty.to_string().contains("grid is empty"), "{empty}");
+
+    let too_many = GridSearchCV::new(Estimator::ElasticNet, grid())
+        .options(SearchOptions {
+            cv: KFold::new(21),
+            ..Default::default()
+        })
+        .fit(&client, &data)
+        .unwrap_err();
+    assert!(
+        too_many
+            .to_string()
+            .contains("n_splits = 21 greater than the number of samples: 20"),
+        "{too_many}"
+    );
+
+    let bad_value = GridSearchCV::new(Estimator::ElasticNet, ParamGrid::new().param("l1_ratio", &[2.0]))
+        .fit(&client, &data)
+        .unwrap_err();
+    assert!(bad_value.to_string().contains("ElasticNet"), "{bad_value}");
+
+    let mismatch = Dataset::new(
+        rdask_array::ndarray::Array2::zeros((3, 2)),
+        rdask_array::ndarray::Array1::zeros(2),
+    );
+    assert!(mismatch.unwrap_err().to_string().contains("3 rows but y has 2"));
+
+    // Nothing was submitted for those; a good search still runs.
+    let ok = GridSearchCV::new(Estimator::ElasticNet, ParamGrid::new().param("alpha", &[0.1]))
+        .options(SearchOptions {
+            cv: KFold::new(2),
+            ..Default::default()
+        })
+        .fit(&client, &data)?;
+    assert_eq!(ok.cv_results.params.len(), 1);
+    Ok(())
+}
