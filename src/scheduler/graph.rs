@@ -277,6 +277,7 @@ impl SchedulerState {
             }
         }
         let f = self.intern_fn("");
+        let mut waiting = Vec::new();
         for (key, nbytes, i) in stored {
             let w = allowed[i].1;
             let t = match self.keys.get(&key) {
@@ -297,18 +298,13 @@ impl SchedulerState {
                 ),
             };
             self.enter_memory(t, w, nbytes, None, out);
+            waiting.push((w, t));
         }
         for (key, _) in data {
             if let Some(&t) = self.keys.get(&key) {
                 self.want(c, t, out);
             }
         }
-        out.messages.push(Outgoing::Client(
-            c,
-            ToClient::ScatterDone {
-                request_id,
-                error: None,
-            },
-        ));
+        self.await_scatter(c, request_id, waiting, out);
     }
 }

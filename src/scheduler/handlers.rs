@@ -23,6 +23,7 @@ impl SchedulerState {
     pub fn remove_client(&mut self, id: ClientId, out: &mut Outbox) {
         self.begin();
         self.drop_client(id);
+        self.scatter_client_gone(id);
         let effects = self.coord.client_gone(id, std::time::Instant::now());
         self.apply_effects(effects, out);
         self.finish(out);
@@ -176,7 +177,11 @@ impl SchedulerState {
             FromWorker::TaskErred { key, failure } => self.task_erred(w, &key, failure, out),
             FromWorker::AddKeys { keys } => {
                 for (key, _nbytes) in keys {
+                    let t = self.keys.get(&key).copied();
                     self.add_key(w, key, out);
+                    if let Some(t) = t {
+                        self.scatter_stored(w, t, out);
+                    }
                 }
             }
             FromWorker::MissingData { key, errant_worker } => self.missing_data(w, &key, &errant_worker, out),

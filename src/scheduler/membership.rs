@@ -139,6 +139,7 @@ impl SchedulerState {
             .expect("worker id maps to a live slot");
         self.worker_ids.remove(&ws.id);
         self.recovery_worker_gone(w);
+        self.scatter_worker_gone(w, out);
         self.ranked.remove(&ws.rank);
         if ws.roomy {
             self.nroomy -= 1;

@@ -143,6 +143,8 @@ pub struct SchedulerState {
     pub(super) clients: FxMap<ClientId, ClientSlot>,
     pub(super) next_sequence: u64,
     pub(super) scatter_rr: usize,
+    /// Scatters answered once their holders confirm (`scatter_acks`).
+    pub(super) pending_scatters: Vec<super::scatter_acks::PendingScatter>,
     pub(super) epoch: u64,
     /// Tasks to check against the release rule at the end of the event.
     pub(super) candidates: Vec<TaskId>,
@@ -206,6 +208,7 @@ impl SchedulerState {
             clients: FxMap::default(),
             next_sequence: 0,
             scatter_rr: 0,
+            pending_scatters: Vec::new(),
             epoch: 0,
             candidates: Vec::new(),
             dirty_workers: Vec::new(),

@@ -10,6 +10,10 @@ use crate::wire::messages::Key;
 
 impl WorkerState {
     pub(super) fn store_data(&mut self, key: Key, data: Bytes, out: &mut Vec<WorkerEffect>) {
+        // Confirmed with `AddKeys`: the scheduler answers the scatter once
+        // the data is here (scheduler/scatter_acks.rs).
+        let nbytes = data.len() as u64;
+        self.add_keys.push((key.clone(), nbytes));
         if let Some(e) = self.tasks.get_mut(&key) {
             e.held = true;
             self.put_in_memory(&key, data, out);

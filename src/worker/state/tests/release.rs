@@ -122,7 +122,13 @@ fn store_data_puts_and_wakes_waiters() {
         }
     );
     assert_eq!(executes(&out), keys(&["t"]));
-    assert!(sent(&out).is_empty());
+    // Confirmed to the scheduler, which answers the scatter only then.
+    assert_eq!(
+        sent(&out),
+        vec![FromWorker::AddKeys {
+            keys: vec![("d".into(), 3)]
+        }]
+    );
     // The outstanding fetch's answer is stale now and ignored.
     let out = fetched(&mut ws, "tcp://p", &[("d", Some("old"))]);
     assert!(out.is_empty());
