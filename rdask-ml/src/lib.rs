@@ -32,11 +32,11 @@
 
 #![warn(missing_docs)]
 
+pub mod cluster;
 mod data;
+pub mod linear;
 pub mod model_selection;
 pub mod postfit;
-pub mod cluster;
-pub mod linear;
 
 pub use data::Dataset;
 

@@ -69,6 +69,10 @@ pub const CLIENT_KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::
 /// gathers are split so each reply stays well under the frame limit.
 pub const MAX_FETCH_BYTES: u64 = 256 * 1024 * 1024;
 
+/// How long [`Client::scatter`] waits for the scheduler's answer, which
+/// comes once the receiving workers confirm they stored the data.
+pub const SCATTER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// How long [`Client::replicate`] and [`Client::rebalance`] wait for the
 /// copies they asked for before giving up with an error.
 pub const DATA_MOVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);

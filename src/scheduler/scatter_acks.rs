@@ -27,7 +27,13 @@ pub(super) struct PendingScatter {
 impl SchedulerState {
     /// Answers the scatter now if nothing is to be confirmed, else once
     /// every pair in `waiting` is.
-    pub(super) fn await_scatter(&mut self, client: ClientId, request_id: u64, waiting: Vec<(WIdx, TaskId)>, out: &mut Outbox) {
+    pub(super) fn await_scatter(
+        &mut self,
+        client: ClientId,
+        request_id: u64,
+        waiting: Vec<(WIdx, TaskId)>,
+        out: &mut Outbox,
+    ) {
         if waiting.is_empty() {
             scatter_done(client, request_id, out);
         } else {

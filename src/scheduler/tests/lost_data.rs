@@ -154,14 +154,30 @@ fn scatter_and_data_lost() {
     // Answered only once both holders confirm (their AddKeys): until then
     // a peer's fetch could overtake the StoreData.
     let done = |h: &H| {
-        h.to_client(C1)
-            .iter()
-            .any(|m| matches!(m, ToClient::ScatterDone { request_id: 8, error: None }))
+        h.to_client(C1).iter().any(|m| {
+            matches!(
+                m,
+                ToClient::ScatterDone {
+                    request_id: 8,
+                    error: None
+                }
+            )
+        })
     };
     assert!(!done(&h), "answered before any holder confirmed");
-    h.worker_sends(1, FromWorker::AddKeys { keys: vec![("s1".into(), 1)] });
+    h.worker_sends(
+        1,
+        FromWorker::AddKeys {
+            keys: vec![("s1".into(), 1)],
+        },
+    );
     assert!(!done(&h), "answered before b confirmed");
-    h.worker_sends(2, FromWorker::AddKeys { keys: vec![("s2".into(), 2)] });
+    h.worker_sends(
+        2,
+        FromWorker::AddKeys {
+            keys: vec![("s2".into(), 2)],
+        },
+    );
     assert!(done(&h), "not answered once both confirmed");
     assert_eq!(h.state("s1"), Some(TaskState::Memory));
     h.take();
