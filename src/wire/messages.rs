@@ -39,7 +39,10 @@ pub use to_scheduler::{decode_inbound, variant_names, FromClient, FromWorker, In
 /// dashboard's load figures (`Heartbeat`'s new fields, spill records in the
 /// task stream), adaptive scaling ([`FromClient::AdaptiveTarget`]) and peer-to-peer
 /// shuffles ([`CoordOp::ShuffleGetOrCreate`], [`ToPeer::ShuffleSend`]).
-pub const PROTOCOL_VERSION: u32 = 6;
+/// Version 7 added run ids (`run_id` of [`ToWorker::ComputeTask`],
+/// [`FromWorker::TaskFinished`] and [`FromWorker::TaskErred`]), so a stale
+/// completion is told from the current one exactly.
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// A task whose function name starts with this creates an actor (Dask's
 /// `submit(..., actor=True)`): the rest of the name is the actor's type
@@ -533,6 +536,12 @@ pub enum ToWorker {
         /// Absent = none.
         #[serde(default)]
         resources: Vec<(String, f64)>,
+        /// This assignment's run id: unique per scheduler, never 0. The
+        /// worker echoes the latest run id it was sent for the key in
+        /// `TaskFinished` / `TaskErred`, so the scheduler tells a stale
+        /// completion (of a run since stolen, released or rescheduled)
+        /// from the current one. Since version 7.
+        run_id: u64,
     },
     /// Give up this task if it has not started (work stealing): answered
     /// with [`FromWorker::StealResponse`].
