@@ -69,7 +69,7 @@ pub struct KeyEntry {
 #[derive(Default)]
 pub struct SharedState {
     /// Keys with live futures.
-    pub keys: HashMap<Key, KeyEntry>,
+    pub keys: crate::util::FxMap<Key, KeyEntry>,
     /// Outstanding requests by id.
     pub requests: HashMap<u64, oneshot::Sender<ToClient>>,
     /// Set when the scheduler connection is gone, with why.

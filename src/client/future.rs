@@ -74,9 +74,14 @@ impl<T> Drop for Future<T> {
         };
         drop(st);
         if release {
-            let _ = self.core.sender.send(FromClient::ReleaseKeys {
-                keys: vec![std::mem::take(&mut self.key)],
-            });
+            // Batched: the first release waiting schedules one flush on the
+            // client's I/O thread; those dropped meanwhile join it.
+            if let Ok(true) = self.core.sender.queue_release(std::mem::take(&mut self.key)) {
+                let link = self.core.sender.clone();
+                self.core.runtime.spawn(async move {
+                    let _ = link.flush_releases();
+                });
+            }
         }
     }
 }
