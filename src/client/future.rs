@@ -117,13 +117,14 @@ impl<T> HeldFuture for Future<T> {
 /// Counts one more future for each key (the caller builds them with
 /// [`Future::new`]); `function` is what computes them, for messages.
 pub(crate) fn add_refs(core: &Core, keys: &[Key], function: &str) {
+    let function: Arc<str> = Arc::from(function);
     let mut st = core.shared.lock();
     for k in keys {
-        let e = st.keys.entry(k.clone()).or_insert(KeyEntry {
+        let e = st.keys.entry(k.clone()).or_insert_with(|| KeyEntry {
             refs: 0,
             status: KeyStatus::Pending,
             released: false,
-            function: function.to_string(),
+            function: function.clone(),
         });
         e.refs += 1;
         if e.released {
