@@ -82,12 +82,12 @@ struct Counts {
 
 /// Moves the outbox's messages out: `ComputeTask`s join the worklist, the
 /// rest is counted.
-fn drain(out: &mut Outbox, work: &mut VecDeque<(WorkerId, Key)>, counts: &mut Counts) {
+fn drain(out: &mut Outbox, work: &mut VecDeque<(WorkerId, Key, u64)>, counts: &mut Counts) {
     for m in out.messages.drain(..) {
         match m {
-            Outgoing::Worker(w, ToWorker::ComputeTask { key, .. }) => {
+            Outgoing::Worker(w, ToWorker::ComputeTask { key, run_id, .. }) => {
                 counts.compute += 1;
-                work.push_back((w, key));
+                work.push_back((w, key, run_id));
             }
             Outgoing::Worker(_, ToWorker::FreeKeys { keys }) => counts.freed += keys.len(),
             Outgoing::Client(_, ToClient::KeyInMemory { .. }) => counts.in_memory += 1,
@@ -102,13 +102,14 @@ fn cycle(s: &mut SchedulerState, out: &mut Outbox, update: FromClient, release: 
     let mut work = VecDeque::with_capacity(N);
     s.handle_client_message(CLIENT, update, out).expect("UpdateGraph");
     drain(out, &mut work, &mut counts);
-    while let Some((w, key)) = work.pop_front() {
+    while let Some((w, key, run_id)) = work.pop_front() {
         let msg = FromWorker::TaskFinished {
             key,
             nbytes: 1,
             inline: Some(Payload(Bytes::from_static(b"\x01"))),
             duration_us: 2,
             thread: 0,
+            run_id,
         };
         s.handle_worker_message(w, msg, out).expect("TaskFinished");
         drain(out, &mut work, &mut counts);

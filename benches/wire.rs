@@ -45,6 +45,7 @@ fn task_finished() -> Vec<FromWorker> {
                 inline: Some(Payload(Bytes::from(value))),
                 duration_us: 3,
                 thread: 0,
+                run_id: i as u64 + 1,
             }
         })
         .collect()

@@ -201,6 +201,37 @@ fn several_clients_share_keys_and_release_only_their_own() -> anyhow::Result<()>
     Ok(())
 }
 
+/// Thousands of futures dropped at once leave as a few merged
+/// `ReleaseKeys` (issue 15): keys the other client still holds stay, with
+/// their results; the rest go, on the workers too.
+#[test]
+fn a_mass_release_keeps_the_keys_another_client_holds() -> anyhow::Result<()> {
+    const N: i64 = 5_000;
+    let cluster = cluster(2);
+    let c1 = cluster.client()?;
+    let c2 = cluster.client()?;
+    let all = c1.map(inc, 0..N)?;
+    c1.gather(&all)?;
+    // c2 wants every other key too (same function and argument: same key).
+    let evens = c2.map(inc, (0..N).step_by(2))?;
+    assert_eq!(evens[1].key(), all[2].key());
+    drop(all);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let n = cluster.scheduler_info().expect("scheduler info").ntasks;
+        if n as usize == evens.len() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{n} tasks left, expected {}", evens.len());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let got: Vec<i64> = c2.gather(&evens)?;
+    assert_eq!(got, (0..N).step_by(2).map(|i| i + 1).collect::<Vec<_>>());
+    drop(evens);
+    assert_settles(&cluster, &c1);
+    Ok(())
+}
+
 #[test]
 fn a_client_that_vanishes_releases_what_it_held() -> anyhow::Result<()> {
     use rdask::wire::messages::{FromClient, TaskSpec};

@@ -671,6 +671,7 @@ fn sample_frames() -> Vec<Vec<u8>> {
             inline: Some(Payload::new(vec![1u8, 2, 3])),
             duration_us: 5,
             thread: 0,
+            run_id: 1,
         },
     ]));
     push(enc(&vec![ToWorker::AcquireReplicas {

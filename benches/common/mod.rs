@@ -67,6 +67,7 @@ pub fn compute_task(key: String, i: usize) -> rdask::wire::messages::ToWorker {
         priority: 0,
         sequence: i as u64,
         resources: Vec::new(),
+        run_id: i as u64 + 1,
     }
 }
 

@@ -62,14 +62,16 @@ pub struct KeyEntry {
     /// future then sends nothing more.
     pub released: bool,
     /// The function computing it (empty for scattered data), for messages.
-    pub function: String,
+    /// Shared by the keys of one submission: one allocation per `map`, not
+    /// one per key (a million futures made and dropped, issue 15).
+    pub function: std::sync::Arc<str>,
 }
 
 /// The table shared between the client actor and the user's handles.
 #[derive(Default)]
 pub struct SharedState {
     /// Keys with live futures.
-    pub keys: HashMap<Key, KeyEntry>,
+    pub keys: crate::util::FxMap<Key, KeyEntry>,
     /// Outstanding requests by id.
     pub requests: HashMap<u64, oneshot::Sender<ToClient>>,
     /// Set when the scheduler connection is gone, with why.
@@ -261,11 +263,11 @@ impl Handler<FromScheduler> for ClientActor {
 
 /// Counts one more future of `key` (one the scheduler handed over).
 fn add_ref(st: &mut SharedState, key: &Key) {
-    let e = st.keys.entry(key.clone()).or_insert(KeyEntry {
+    let e = st.keys.entry(key.clone()).or_insert_with(|| KeyEntry {
         refs: 0,
         status: KeyStatus::Pending,
         released: false,
-        function: String::new(),
+        function: std::sync::Arc::from(""),
     });
     e.refs += 1;
     if e.released {

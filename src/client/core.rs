@@ -128,7 +128,7 @@ impl Core {
         };
         let st = self.shared.lock();
         let entry = st.keys.get(key);
-        let function = entry.map(|e| e.function.as_str()).filter(|f| !f.is_empty());
+        let function = entry.map(|e| &*e.function).filter(|f| !f.is_empty());
         let state = match entry.map(|e| &e.status) {
             Some(KeyStatus::NoWorker(why)) => format!("no-worker: {why}"),
             Some(KeyStatus::Pending) | None => {

@@ -74,9 +74,14 @@ impl<T> Drop for Future<T> {
         };
         drop(st);
         if release {
-            let _ = self.core.sender.send(FromClient::ReleaseKeys {
-                keys: vec![std::mem::take(&mut self.key)],
-            });
+            // Batched: the first release waiting schedules one flush on the
+            // client's I/O thread; those dropped meanwhile join it.
+            if let Ok(true) = self.core.sender.queue_release(std::mem::take(&mut self.key)) {
+                let link = self.core.sender.clone();
+                self.core.runtime.spawn(async move {
+                    let _ = link.flush_releases();
+                });
+            }
         }
     }
 }
@@ -112,13 +117,14 @@ impl<T> HeldFuture for Future<T> {
 /// Counts one more future for each key (the caller builds them with
 /// [`Future::new`]); `function` is what computes them, for messages.
 pub(crate) fn add_refs(core: &Core, keys: &[Key], function: &str) {
+    let function: Arc<str> = Arc::from(function);
     let mut st = core.shared.lock();
     for k in keys {
-        let e = st.keys.entry(k.clone()).or_insert(KeyEntry {
+        let e = st.keys.entry(k.clone()).or_insert_with(|| KeyEntry {
             refs: 0,
             status: KeyStatus::Pending,
             released: false,
-            function: function.to_string(),
+            function: function.clone(),
         });
         e.refs += 1;
         if e.released {

@@ -201,6 +201,7 @@ impl SchedulerState {
             dependents: Vec::new(),
             wanted_by: Vec::new(),
             processing_on: None,
+            run: 0,
             who_has: Vec::new(),
             nbytes: 0,
             inline: None,

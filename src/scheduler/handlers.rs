@@ -173,8 +173,9 @@ impl SchedulerState {
                 inline,
                 duration_us,
                 thread,
-            } => self.task_finished(w, key, nbytes, inline, (duration_us, thread), out),
-            FromWorker::TaskErred { key, failure } => self.task_erred(w, &key, failure, out),
+                run_id,
+            } => self.task_finished(w, (key, run_id), nbytes, inline, (duration_us, thread), out),
+            FromWorker::TaskErred { key, failure, run_id } => self.task_erred(w, &key, run_id, failure, out),
             FromWorker::AddKeys { keys } => {
                 for (key, _nbytes) in keys {
                     let t = self.keys.get(&key).copied();

@@ -26,13 +26,6 @@ impl SchedulerState {
             }
         }
         let mut affected = Vec::new();
-        // Reruns on the reporter that cannot proceed: see `rerun_on`.
-        for d in self.live_dependents(t) {
-            let ds = self.slot(d);
-            if ds.state == TaskState::Memory && ds.rerun_on() == Some(reporter) {
-                self.drop_rerun_holder(d, reporter, &mut affected, out);
-            }
-        }
         if self.slot(t).state != TaskState::Memory {
             // Its dependents were reset when it left memory.
         } else if self.slot(t).who_has.is_empty() {
@@ -50,24 +43,6 @@ impl SchedulerState {
             }
         }
         self.wake_affected(affected, out);
-    }
-
-    /// `w` reported that its rerun of `t` (see `rerun_on`) cannot proceed:
-    /// it no longer holds `t`. Stop listing it; make sure it drops any copy.
-    pub(super) fn drop_rerun_holder(&mut self, t: TaskId, w: WIdx, affected: &mut Vec<TaskId>, out: &mut Outbox) {
-        let s = self.slot_mut(t);
-        s.extra_mut().rerun_on = None;
-        s.who_has.retain(|&x| x != w);
-        let nbytes = s.nbytes;
-        let ws = self.worker_mut(w);
-        if ws.has_what.remove(&t) {
-            ws.known_nbytes = ws.known_nbytes.saturating_sub(nbytes);
-        }
-        self.free_task_on(t, w, out);
-        if self.slot(t).who_has.is_empty() {
-            let name = self.worker(w).name.clone();
-            self.lose_data(t, &name, affected, out);
-        }
     }
 
     /// A task in memory lost its last copy. Its dependents that relied on

@@ -125,28 +125,19 @@ impl SchedulerState {
     }
 
     pub(super) fn best_worker(&self, t: TaskId, candidates: &[WIdx]) -> Option<WIdx> {
-        // Workers that may still have a `FreeKeys` of this task in flight
-        // come last (see `rerun_on`).
-        let freed_on = self.slot(t).freed_on();
-        let mut best: Option<(bool, f64, usize, WorkerId, WIdx)> = None;
+        let mut best: Option<(f64, usize, WorkerId, WIdx)> = None;
         for &w in candidates {
             let ws = self.worker(w);
-            let key = (
-                freed_on.contains(&w),
-                self.start_time(t, w),
-                ws.processing.len(),
-                ws.id,
-                w,
-            );
+            let key = (self.start_time(t, w), ws.processing.len(), ws.id, w);
             let better = match &best {
                 None => true,
-                Some(b) => (key.0, key.1, key.2, key.3) < (b.0, b.1, b.2, b.3),
+                Some(b) => (key.0, key.1, key.2) < (b.0, b.1, b.2),
             };
             if better {
                 best = Some(key);
             }
         }
-        best.map(|b| b.4)
+        best.map(|b| b.3)
     }
 
     /// Places a ready, detached task: processing, queued or no-worker.
@@ -185,26 +176,18 @@ impl SchedulerState {
             // current run's worker first while it has room.
             if let Some(w) = self.run_worker(f) {
                 let ws = self.worker(w);
-                if ws.roomy && ws.has_fn(f) && self.root_fits(ws, f) && !s.freed_on().contains(&w) {
+                if ws.roomy && ws.has_fn(f) && self.root_fits(ws, f) {
                     self.note_root(f, w);
                     self.assign(t, w, out);
                     return;
                 }
             }
             if self.nroomy > 0 {
-                let mut fallback = None;
                 let found = self.ranked.iter().map(|r| r.3).find(|&w| {
                     let ws = self.worker(w);
-                    if !(ws.roomy && ws.has_fn(f) && self.root_fits(ws, f)) {
-                        return false;
-                    }
-                    if s.freed_on().contains(&w) {
-                        fallback = fallback.or(Some(w));
-                        return false;
-                    }
-                    true
+                    ws.roomy && ws.has_fn(f) && self.root_fits(ws, f)
                 });
-                if let Some(w) = found.or(fallback) {
+                if let Some(w) = found {
                     self.note_root(f, w);
                     self.assign(t, w, out);
                     return;
@@ -224,7 +207,7 @@ impl SchedulerState {
         }
         if let Some(w) = self.ranked.iter().map(|r| r.3).find(|&w| {
             let ws = self.worker(w);
-            ws.has_fn(f) && ws.satisfies(resources) && !s.freed_on().contains(&w)
+            ws.has_fn(f) && ws.satisfies(resources)
         }) {
             if !cands.contains(&w) {
                 cands.push(w);
@@ -241,10 +224,11 @@ impl SchedulerState {
         let exp = self.expected_ns(f);
         // The ComputeTask follows any earlier FreeKeys on the connection.
         if let Some(e) = self.slot_mut(t).extra.as_mut() {
-            let was_freed = e.freed_on.contains(&w);
             e.freed_on.retain(|&x| x != w);
-            e.rerun_on = was_freed.then_some(w);
         }
+        self.last_run += 1;
+        let run_id = self.last_run;
+        self.slot_mut(t).run = run_id;
         let ws = self.worker_mut(w);
         ws.processing.insert(t, exp);
         ws.occupancy_ns += exp;
@@ -272,6 +256,7 @@ impl SchedulerState {
             priority: s.priority,
             sequence: s.sequence,
             resources: s.resources().to_vec(),
+            run_id,
         };
         self.send_worker(out, w, msg);
     }

@@ -17,7 +17,7 @@ impl SchedulerState {
     pub(super) fn task_finished(
         &mut self,
         w: WIdx,
-        key: Key,
+        (key, run_id): (Key, u64),
         nbytes: u64,
         inline: Option<Payload>,
         (duration_us, thread): (u64, u32),
@@ -28,7 +28,8 @@ impl SchedulerState {
             return;
         };
         let s = self.slot(t);
-        if s.state == TaskState::Processing && s.processing_on == Some(w) {
+        let on_w = s.state == TaskState::Processing && s.processing_on == Some(w);
+        if on_w && s.run == run_id {
             let f = s.func;
             self.diag.task_ran(&key, f, w, thread, duration_us);
             self.detach(t, false, out);
@@ -44,13 +45,14 @@ impl SchedulerState {
                 Some(a) => a + DURATION_SAMPLE_WEIGHT * (b - a),
             });
             self.enter_memory(t, w, nbytes, inline, out);
-        } else if s.state == TaskState::Memory && s.who_has.contains(&w) {
-            // Already known (a rerun reporting too: now it surely has it).
-            if s.rerun_on() == Some(w) {
-                self.slot_mut(t).extra_mut().rerun_on = None;
-            }
+        } else if on_w || (s.state == TaskState::Memory && s.who_has.contains(&w)) {
+            // An earlier run on the worker it is processing on again: that
+            // worker was sent `FreeKeys` of the old run before the new
+            // `ComputeTask` and reports the new run later. Or a holder we
+            // know of: nothing to do.
         } else {
-            // Stale (released, rescheduled, or computed elsewhere meanwhile).
+            // Stale (stolen, released, rescheduled, or computed elsewhere
+            // meanwhile): `w` holds a copy nobody tracks.
             self.free_task_on(t, w, out);
         }
     }
@@ -99,20 +101,13 @@ impl SchedulerState {
         self.candidates.push(t);
     }
 
-    pub(super) fn task_erred(&mut self, w: WIdx, key: &str, failure: TaskFailure, out: &mut Outbox) {
+    pub(super) fn task_erred(&mut self, w: WIdx, key: &str, run_id: u64, failure: TaskFailure, out: &mut Outbox) {
         let Some(&t) = self.keys.get(key) else {
             return;
         };
         let s = self.slot(t);
-        if s.state == TaskState::Memory && s.rerun_on() == Some(w) {
-            // The rerun failed after the old run's data was freed.
-            let mut affected = Vec::new();
-            self.drop_rerun_holder(t, w, &mut affected, out);
-            self.wake_affected(affected, out);
-            return;
-        }
-        if s.state != TaskState::Processing || s.processing_on != Some(w) {
-            return; // stale
+        if s.state != TaskState::Processing || s.processing_on != Some(w) || s.run != run_id {
+            return; // stale: a run since stolen, released or rescheduled
         }
         self.detach(t, false, out);
         if self.slot(t).retries > 0 {

@@ -61,19 +61,20 @@
 //! `AcquireReplicas`, the source freed when the target's `AddKeys` arrives
 //! (`moving`).
 //!
-//! # Things deliberately left out
+//! # Run ids
 //!
-//! The wire protocol has no run ids, so a `TaskFinished` is only accepted
-//! from the worker the task is processing on; from any other worker the
-//! result is dropped with `FreeKeys` (unless that worker is already a known
-//! holder), because such a worker may have a `FreeKeys` for that key still
-//! in flight and would lose the data right after we listed it as a holder.
-//! For the same reason an `AddKeys` from a worker that was sent a `FreeKeys`
-//! of the key since its last `ComputeTask` of it is answered with `FreeKeys`
-//! (`Extra::freed_on`), a task is re-placed on such a worker only when no
-//! other can take it, and if it must be, that worker reporting `MissingData`
-//! for one of the task's dependencies (or `TaskErred`) after its result was
-//! accepted un-lists it as a holder (`Extra::rerun_on`).
+//! Every `ComputeTask` carries a fresh run id (`TaskSlot::run`), and the
+//! worker echoes the latest one it received for the key in `TaskFinished` /
+//! `TaskErred`. A completion is the current run's only if it comes from the
+//! worker the task is processing on *and* carries its run id; any other is
+//! stale (the run was since stolen, released, or rescheduled). A stale one
+//! from the worker the task is processing on again is ignored: a `FreeKeys`
+//! of the old run preceded the new `ComputeTask` on that connection, and
+//! the worker will report the new run. A stale one from any other worker is
+//! answered with `FreeKeys` (unless that worker is a known holder). Keys a
+//! worker announces without running them (`AddKeys`) carry no run id: an
+//! `AddKeys` from a worker that was sent a `FreeKeys` of the key since its
+//! last `ComputeTask` of it is answered with `FreeKeys` (`Extra::freed_on`).
 //!
 //! # What this expects of workers
 //!
@@ -157,6 +158,8 @@ pub struct SchedulerState {
     /// The work-stealing pass's thieves and victims, kept between passes
     /// (see `balance_inner`).
     pub(super) steal_scratch: super::stealing::StealScratch,
+    /// The last run id handed out (`ComputeTask::run_id`); ids start at 1.
+    pub(super) last_run: u64,
     /// Worker-to-worker bandwidth, bytes/s: `default_bandwidth` until
     /// workers report transfers (`TransferStats`), then their running
     /// average.
@@ -215,6 +218,7 @@ impl SchedulerState {
             scratch: Vec::new(),
             retire_requests: Vec::new(),
             steal_scratch: Default::default(),
+            last_run: 0,
             bandwidth: config.default_bandwidth,
             steals: FxMap::default(),
             moving: FxMap::default(),

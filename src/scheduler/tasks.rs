@@ -21,14 +21,9 @@ pub(super) struct Extra {
     /// Workers sent a `FreeKeys` of this key that may still be in flight
     /// (a cancel, or a stale result refused) since they were last sent its
     /// `ComputeTask`: an `AddKeys` from them may predate that free (they
-    /// fetched it, then drop it), so it is not trusted.
+    /// fetched it, then drop it), so it is not trusted. (Completions need
+    /// no such care: they carry the run id, see `TaskSlot::run`.)
     pub(super) freed_on: Vec<WIdx>,
-    /// Set when the task was assigned to a worker in `freed_on`: its first
-    /// `TaskFinished` may come from the old run, whose data the `FreeKeys`
-    /// then deletes while the new run is still to come. If that worker then
-    /// reports the new run unable to proceed, it is no longer listed as a
-    /// holder. (The protocol has no run ids to tell the runs apart.)
-    pub(super) rerun_on: Option<WIdx>,
 }
 
 #[derive(Debug)]
@@ -53,6 +48,10 @@ pub(super) struct TaskSlot {
     pub(super) dependents: Vec<TaskRef>,
     pub(super) wanted_by: Vec<ClientId>,
     pub(super) processing_on: Option<WIdx>,
+    /// Run id of the latest `ComputeTask` of this task (0 = never sent):
+    /// only a `TaskFinished` / `TaskErred` echoing it, from
+    /// `processing_on`, is the current run's.
+    pub(super) run: u64,
     pub(super) who_has: Vec<WIdx>,
     pub(super) nbytes: u64,
     /// The small result the worker sent along, kept while in memory.
@@ -70,9 +69,6 @@ impl TaskSlot {
     }
     pub(super) fn freed_on(&self) -> &[WIdx] {
         self.extra.as_deref().map_or(&[], |e| &e.freed_on)
-    }
-    pub(super) fn rerun_on(&self) -> Option<WIdx> {
-        self.extra.as_deref().and_then(|e| e.rerun_on)
     }
     pub(super) fn extra_mut(&mut self) -> &mut Extra {
         self.extra.get_or_insert_with(Default::default)

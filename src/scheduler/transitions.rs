@@ -90,9 +90,6 @@ impl SchedulerState {
                 let holders = std::mem::take(&mut self.slot_mut(t).who_has);
                 let nbytes = self.slot(t).nbytes;
                 self.slot_mut(t).inline = None;
-                if let Some(e) = self.slot_mut(t).extra.as_mut() {
-                    e.rerun_on = None;
-                }
                 for w in holders {
                     let ws = self.worker_mut(w);
                     if ws.has_what.remove(&t) {

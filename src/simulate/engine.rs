@@ -372,9 +372,11 @@ impl<'a> Engine<'a> {
                 dependencies,
                 priority,
                 sequence,
+                run_id,
                 ..
             } => {
                 let Some(t) = index(&k) else { return };
+                self.workers[w as usize].runs.insert(t, run_id);
                 let mut inputs: Vec<(u32, u32)> = Vec::new();
                 let mut bytes = 0u64;
                 for d in &dependencies {
@@ -507,6 +509,7 @@ impl<'a> Engine<'a> {
         }
         let spec = &self.tasks[task as usize];
         let (nbytes, duration) = (spec.nbytes, spec.duration_s);
+        let run_id = self.workers[w as usize].runs.remove(&task).unwrap_or(0);
         if self.workers[w as usize].finish(task, nbytes) {
             self.report.executed += 1;
             self.send(
@@ -517,6 +520,7 @@ impl<'a> Engine<'a> {
                     inline: None,
                     duration_us: (duration * 1e6) as u64,
                     thread: 0,
+                    run_id,
                 },
             );
         }

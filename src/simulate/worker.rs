@@ -36,6 +36,9 @@ pub(super) struct SimWorker {
     pub(super) data: FxMap<u32, u64>,
     /// When its network link is next free (incoming transfers queue on it).
     pub(super) link_free_at: f64,
+    /// The latest run id it was sent per task (`ComputeTask::run_id`),
+    /// echoed in `TaskFinished` as a real worker does.
+    pub(super) runs: FxMap<u32, u64>,
 }
 
 impl SimWorker {
@@ -49,6 +52,7 @@ impl SimWorker {
             tasks: FxMap::default(),
             data: FxMap::default(),
             link_free_at: 0.0,
+            runs: FxMap::default(),
         }
     }
 
@@ -79,6 +83,7 @@ impl SimWorker {
         match self.tasks.get(&t) {
             Some(Slot::Ready) | Some(Slot::Fetching) => {
                 self.tasks.remove(&t);
+                self.runs.remove(&t);
                 true
             }
             _ => false,
@@ -90,6 +95,7 @@ impl SimWorker {
     pub(super) fn free(&mut self, t: u32) {
         self.data.remove(&t);
         self.tasks.remove(&t);
+        self.runs.remove(&t);
     }
 
     /// Task `t` finished on a thread; whether its result is still wanted.

@@ -417,6 +417,7 @@ mod tests {
             inline: Some(Payload(Bytes::from_static(b"x"))),
             duration_us: 0,
             thread: 0,
+            run_id: 1,
         }];
         let (header, _) = encode(&msgs).unwrap();
         let err = decode::<Vec<FromWorker>>(Frame {

@@ -41,7 +41,10 @@ pub use to_scheduler::{decode_inbound, variant_names, FromClient, FromWorker, In
 /// shuffles ([`CoordOp::ShuffleGetOrCreate`], [`ToPeer::ShuffleSend`]).
 /// Version 7 added shared-memory transfers between workers on one host
 /// ([`ToPeer::ShmLocate`], [`ToPeer::ShmGetData`], [`FromPeer::ShmLocation`],
-/// [`FromPeer::ShmData`]).
+/// [`FromPeer::ShmData`]), run ids (`run_id` of [`ToWorker::ComputeTask`],
+/// [`FromWorker::TaskFinished`] and [`FromWorker::TaskErred`]), so a stale
+/// completion is told from the current one exactly, and the worker's
+/// `AddKeys` confirming a `StoreData` (the scheduler answers `Scatter` then).
 pub const PROTOCOL_VERSION: u32 = 7;
 
 /// A task whose function name starts with this creates an actor (Dask's
@@ -536,6 +539,12 @@ pub enum ToWorker {
         /// Absent = none.
         #[serde(default)]
         resources: Vec<(String, f64)>,
+        /// This assignment's run id: unique per scheduler, never 0. The
+        /// worker echoes the latest run id it was sent for the key in
+        /// `TaskFinished` / `TaskErred`, so the scheduler tells a stale
+        /// completion (of a run since stolen, released or rescheduled)
+        /// from the current one. Since version 7.
+        run_id: u64,
     },
     /// Give up this task if it has not started (work stealing): answered
     /// with [`FromWorker::StealResponse`].

@@ -44,6 +44,28 @@ pub trait WireMessage: Serialize + DeserializeOwned + Send + 'static {
     /// Rough bytes this message occupies while queued: payloads, strings and
     /// a fixed overhead for the allocations around them.
     fn approx_bytes(&self) -> u64;
+
+    /// Merges `next`, queued right after `self`, into `self` when the two
+    /// mean the same as one message (e.g. two `ReleaseKeys` in a row):
+    /// `None` if merged, else `next` back. Only neighbours merge, so the
+    /// order of everything on the connection is kept; the peer then handles
+    /// one message (one event) instead of one per key.
+    fn merge(&mut self, next: Self) -> Option<Self> {
+        Some(next)
+    }
+}
+
+/// Most keys one merged message carries ([`WireMessage::merge`]), so that
+/// one event at the peer stays bounded.
+pub const MAX_MERGED_KEYS: usize = 64 * 1024;
+
+/// Appends `next` to `keys` unless that would pass [`MAX_MERGED_KEYS`].
+fn merge_keys(keys: &mut Vec<Key>, next: &mut Vec<Key>) -> bool {
+    if keys.len() + next.len() > MAX_MERGED_KEYS {
+        return false;
+    }
+    keys.append(next);
+    true
 }
 
 fn payload_len(p: &Option<Payload>) -> u64 {
@@ -87,6 +109,19 @@ impl WireMessage for FromClient {
                     .sum(),
                 _ => 0,
             }
+    }
+
+    fn merge(&mut self, next: Self) -> Option<Self> {
+        match (self, next) {
+            (FromClient::ReleaseKeys { keys }, FromClient::ReleaseKeys { keys: mut more }) => {
+                if merge_keys(keys, &mut more) {
+                    None
+                } else {
+                    Some(FromClient::ReleaseKeys { keys: more })
+                }
+            }
+            (_, next) => Some(next),
+        }
     }
 }
 
@@ -153,6 +188,19 @@ impl WireMessage for ToWorker {
                 ToWorker::FreeKeys { keys } => strings_len(keys),
                 _ => 0,
             }
+    }
+
+    fn merge(&mut self, next: Self) -> Option<Self> {
+        match (self, next) {
+            (ToWorker::FreeKeys { keys }, ToWorker::FreeKeys { keys: mut more }) => {
+                if merge_keys(keys, &mut more) {
+                    None
+                } else {
+                    Some(ToWorker::FreeKeys { keys: more })
+                }
+            }
+            (_, next) => Some(next),
+        }
     }
 }
 
@@ -388,7 +436,13 @@ async fn writer_loop<M: WireMessage>(
                         break;
                     }
                     bytes += b;
-                    batch.push(m);
+                    let merged = match batch.last_mut() {
+                        Some(last) => last.merge(m),
+                        None => Some(m),
+                    };
+                    if let Some(m) = merged {
+                        batch.push(m);
+                    }
                 }
                 Err(_) => break,
             }
@@ -417,3 +471,7 @@ async fn sleep_or_never(after: Option<Duration>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+#[path = "writer_tests.rs"]
+mod tests;

@@ -265,6 +265,7 @@ impl WorkerState {
                 priority,
                 sequence,
                 resources,
+                run_id,
             } => {
                 let req = ComputeRequest {
                     function,
@@ -273,6 +274,7 @@ impl WorkerState {
                     priority,
                     sequence,
                     resources,
+                    run_id,
                 };
                 self.compute_task(key, req, out);
             }

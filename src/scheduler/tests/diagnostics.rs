@@ -19,6 +19,7 @@ fn finished_tasks_become_stream_records_with_function_worker_and_thread() {
             inline: None,
             duration_us: 1500,
             thread: 3,
+            run_id: LATEST,
         },
     );
     h.finish(1, "y");
@@ -90,6 +91,7 @@ fn progress_counts_tasks_by_function_and_state() {
         FromWorker::TaskErred {
             key: "z".into(),
             failure: failure("boom"),
+            run_id: LATEST,
         },
     );
     let p = h.s.function_progress();
@@ -114,6 +116,7 @@ fn event_log_records_membership_failures_and_retries() {
             FromWorker::TaskErred {
                 key: "x".into(),
                 failure: failure("boom"),
+                run_id: LATEST,
             },
         );
     }

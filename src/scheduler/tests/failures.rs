@@ -22,6 +22,7 @@ fn erred_and_dependency_failed_then_retry() {
         FromWorker::TaskErred {
             key: "x".into(),
             failure: failure("boom"),
+            run_id: LATEST,
         },
     );
     assert_eq!(h.state("x"), Some(TaskState::Erred));
@@ -68,6 +69,7 @@ fn retry_of_root_resets_dependents() {
         FromWorker::TaskErred {
             key: "x".into(),
             failure: failure("boom"),
+            run_id: LATEST,
         },
     );
     // x is unwanted but kept erred: y depends on it.
@@ -95,6 +97,7 @@ fn task_retries() {
         FromWorker::TaskErred {
             key: "x".into(),
             failure: failure("flaky"),
+            run_id: LATEST,
         },
     );
     assert_eq!(h.state("x"), Some(TaskState::Processing));
@@ -104,6 +107,7 @@ fn task_retries() {
         FromWorker::TaskErred {
             key: "x".into(),
             failure: failure("flaky"),
+            run_id: LATEST,
         },
     );
     assert_eq!(h.state("x"), Some(TaskState::Erred));

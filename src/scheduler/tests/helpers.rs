@@ -69,8 +69,14 @@ pub(super) fn finished(key: &str, nbytes: u64, duration_us: u64) -> FromWorker {
         inline: None,
         duration_us,
         thread: 0,
+        run_id: LATEST,
     }
 }
+
+/// A `run_id` that [`H::worker_sends`] replaces with the run id of the
+/// latest `ComputeTask` of the key it sent that worker, as a worker echoes
+/// it (the scheduler never hands out 0).
+pub(super) const LATEST: u64 = 0;
 
 pub(super) fn failure(message: &str) -> TaskFailure {
     TaskFailure {
@@ -86,6 +92,9 @@ pub(super) struct H {
     /// Check the invariants after every event (O(tasks) each: tests of
     /// large graphs turn it off).
     pub(super) check: bool,
+    /// The run id of the latest `ComputeTask` sent per (worker, key): what
+    /// that worker echoes (see [`LATEST`]).
+    pub(super) runs: HashMap<(u64, String), u64>,
 }
 
 impl H {
@@ -96,7 +105,17 @@ impl H {
                 panic!("invariant broken: {e}");
             }
         }
+        for m in &o.messages {
+            if let Outgoing::Worker(id, ToWorker::ComputeTask { key, run_id, .. }) = m {
+                self.runs.insert((id.0, key.clone()), *run_id);
+            }
+        }
         self.out.extend(o.messages);
+    }
+    /// The run id worker `w` echoes for `key`: that of the latest
+    /// `ComputeTask` of it sent to `w`, 0 if none.
+    pub(super) fn run_on(&self, w: u64, key: &str) -> u64 {
+        self.runs.get(&(w, key.to_string())).copied().unwrap_or(0)
     }
     pub(super) fn new() -> H {
         Self::with(SchedulerConfig::default())
@@ -106,6 +125,7 @@ impl H {
             s: SchedulerState::new(config),
             out: Vec::new(),
             check: true,
+            runs: HashMap::new(),
         };
         let mut o = Outbox::default();
         h.s.add_client(C1, &mut o);
@@ -122,7 +142,12 @@ impl H {
         self.s.handle_client_message(c, msg, &mut o).unwrap();
         self.absorb(o);
     }
-    pub(super) fn worker_sends(&mut self, w: u64, msg: FromWorker) {
+    pub(super) fn worker_sends(&mut self, w: u64, mut msg: FromWorker) {
+        if let FromWorker::TaskFinished { key, run_id, .. } | FromWorker::TaskErred { key, run_id, .. } = &mut msg {
+            if *run_id == LATEST {
+                *run_id = self.run_on(w, key);
+            }
+        }
         let mut o = Outbox::default();
         self.s.handle_worker_message(WorkerId(w), msg, &mut o).unwrap();
         self.absorb(o);
@@ -161,6 +186,7 @@ impl H {
                 inline: None,
                 duration_us,
                 thread: 0,
+                run_id: LATEST,
             },
         );
     }

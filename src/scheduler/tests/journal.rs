@@ -138,15 +138,18 @@ fn a_restarted_scheduler_keeps_the_results_its_workers_still_hold() {
         assert_eq!(computes(&msgs), ["s"]);
     }
     // The new session now wants `s`: it hears of its result.
-    let worker = msgs
+    let (worker, run) = msgs
         .iter()
         .find_map(|m| match m {
-            Outgoing::Worker(id, ToWorker::ComputeTask { key, .. }) if key == "s" => Some(*id),
+            Outgoing::Worker(id, ToWorker::ComputeTask { key, run_id, .. }) if key == "s" => Some((*id, *run_id)),
             _ => None,
         })
         .expect("s assigned");
-    s.handle_worker_message(worker, finished("s", 8, 10), &mut o)
-        .expect("finished");
+    let mut done = finished("s", 8, 10);
+    if let FromWorker::TaskFinished { run_id, .. } = &mut done {
+        *run_id = run;
+    }
+    s.handle_worker_message(worker, done, &mut o).expect("finished");
     assert!(o.messages.iter().any(|m| matches!(
         m,
         Outgoing::Client(ClientId(100), ToClient::KeyInMemory { key, .. }) if key == "s"

@@ -95,6 +95,7 @@ fn submit_compute_memory_release_forget() {
             inline: Some(Payload::new(vec![1, 2, 3])),
             duration_us: 5,
             thread: 0,
+            run_id: LATEST,
         },
     );
     // x is no longer needed: freed and kept released (y could need it).
@@ -315,7 +316,7 @@ fn bench_throughput() {
         while !out.messages.is_empty() {
             let msgs = std::mem::take(&mut out.messages);
             for m in msgs {
-                if let Outgoing::Worker(w, ToWorker::ComputeTask { key, .. }) = m {
+                if let Outgoing::Worker(w, ToWorker::ComputeTask { key, run_id, .. }) = m {
                     done += 1;
                     s.handle_worker_message(
                         w,
@@ -325,6 +326,7 @@ fn bench_throughput() {
                             inline: Some(Payload::new(vec![0u8; 8])),
                             duration_us: 100,
                             thread: 0,
+                            run_id,
                         },
                         &mut out,
                     )

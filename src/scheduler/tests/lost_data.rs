@@ -241,6 +241,7 @@ fn add_keys_and_stale_messages() {
         FromWorker::TaskErred {
             key: "x".into(),
             failure: failure("late"),
+            run_id: LATEST,
         },
     );
     assert_eq!(h.state("x"), Some(TaskState::Memory));

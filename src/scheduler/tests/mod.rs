@@ -15,6 +15,7 @@ mod pausing;
 mod placement;
 mod restart;
 mod retirement;
+mod run_ids;
 mod shuffle;
 mod sim;
 mod stealing;

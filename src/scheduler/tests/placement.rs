@@ -140,6 +140,7 @@ fn placement_prefers_data_locality_and_low_occupancy() {
             inline: None,
             duration_us: 10,
             thread: 0,
+            run_id: LATEST,
         },
     );
     h.take();

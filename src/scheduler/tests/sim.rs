@@ -10,7 +10,8 @@ use crate::wire::messages::WorkerStatus;
 struct Fake {
     addr: String,
     inbox: VecDeque<ToWorker>,
-    ready: Vec<(String, Vec<Arg>, Vec<DependencyLocation>)>,
+    /// Tasks to run, with the run id of their `ComputeTask` (echoed).
+    ready: Vec<(String, Vec<Arg>, Vec<DependencyLocation>, u64)>,
     data: HashMap<String, i64>,
 }
 
@@ -106,8 +107,9 @@ impl Sim {
                 key,
                 args,
                 dependencies,
+                run_id,
                 ..
-            } => f.ready.push((key, args, dependencies)),
+            } => f.ready.push((key, args, dependencies, run_id)),
             ToWorker::FreeKeys { keys } => {
                 for k in keys {
                     f.data.remove(&k);
@@ -130,7 +132,7 @@ impl Sim {
     }
     /// Runs ready task `i` of worker `id`.
     fn execute(&mut self, id: u64, i: usize) {
-        let (key, args, deps) = self.fakes.get_mut(&id).unwrap().ready.remove(i);
+        let (key, args, deps, run_id) = self.fakes.get_mut(&id).unwrap().ready.remove(i);
         let mut fetched = Vec::new();
         let mut values: HashMap<String, i64> = HashMap::new();
         for d in &deps {
@@ -191,6 +193,7 @@ impl Sim {
                 inline: None,
                 duration_us,
                 thread: 0,
+                run_id,
             },
         );
     }

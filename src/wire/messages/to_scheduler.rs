@@ -212,6 +212,11 @@ pub enum FromWorker {
         /// 4 or earlier: 0. Since version 5.
         #[serde(default)]
         thread: u32,
+        /// The `run_id` of the latest `ComputeTask` of this key the worker
+        /// received (0 if none: a result it holds from before a
+        /// reconnection). The scheduler accepts the result only if it is
+        /// the run it is waiting for on this worker. Since version 7.
+        run_id: u64,
     },
     /// A task failed.
     TaskErred {
@@ -219,6 +224,8 @@ pub enum FromWorker {
         key: Key,
         /// Why.
         failure: TaskFailure,
+        /// As in `TaskFinished`. Since version 7.
+        run_id: u64,
     },
     /// The worker now also holds these keys (fetched from peers).
     AddKeys {

@@ -15,6 +15,8 @@ pub(super) struct ComputeRequest {
     pub(super) priority: i32,
     pub(super) sequence: u64,
     pub(super) resources: Vec<(String, f64)>,
+    /// `ComputeTask::run_id`.
+    pub(super) run_id: u64,
 }
 
 /// One key in the task table.
@@ -56,6 +58,10 @@ pub(super) struct TaskEntry {
     /// The outstanding fetch carrying it (0 = none), so that a stale or
     /// foreign reply is not mistaken for it.
     pub(super) flight_id: u64,
+    /// The run id of the latest `ComputeTask` of this key (0 = none),
+    /// echoed in `TaskFinished` / `TaskErred`: the scheduler accepts only
+    /// the run it waits for.
+    pub(super) run_id: u64,
 }
 
 impl TaskEntry {
@@ -78,6 +84,7 @@ impl TaskEntry {
             who_has: Vec::new(),
             fetch_seq: 0,
             flight_id: 0,
+            run_id: 0,
         }
     }
 

@@ -45,6 +45,7 @@ impl WorkerState {
             }
         }
         let deps = std::mem::take(&mut e.dependencies);
+        let run_id = e.run_id;
         match e.state {
             WorkerTaskState::Executing => {
                 let held = e.held;
@@ -60,6 +61,7 @@ impl WorkerState {
                                 inline,
                                 duration_us,
                                 thread,
+                                run_id,
                             }));
                         }
                     }
@@ -71,6 +73,7 @@ impl WorkerState {
                             out.push(WorkerEffect::Send(FromWorker::TaskErred {
                                 key: key.clone(),
                                 failure,
+                                run_id,
                             }));
                         }
                     }
@@ -96,6 +99,9 @@ impl WorkerState {
             return;
         };
         e.held = true;
+        // The latest assignment's run is the one to report, whichever run
+        // of the key is under way here.
+        e.run_id = req.run_id;
         match e.state {
             WorkerTaskState::Memory => {
                 out.push(WorkerEffect::Send(FromWorker::TaskFinished {
@@ -104,6 +110,7 @@ impl WorkerState {
                     inline: None,
                     duration_us: 0,
                     thread: 0,
+                    run_id: req.run_id,
                 }));
             }
             WorkerTaskState::Waiting | WorkerTaskState::Ready | WorkerTaskState::Executing => {}
@@ -133,6 +140,7 @@ impl WorkerState {
             priority,
             sequence,
             resources,
+            run_id,
         } = req;
         // Guards Execute's promise that every key of the args is in the
         // store, even if a scheduler forgets to list one. A set, since a
@@ -186,6 +194,7 @@ impl WorkerState {
         e.waiting_on = waiting_on;
         e.who_has = Vec::new();
         e.flight_id = 0;
+        e.run_id = run_id;
     }
 
     /// Records that `dependent` reads `loc.key`. Returns the key and whether

@@ -115,6 +115,7 @@ impl WorkerState {
                 inline,
                 duration_us: 0,
                 thread: 0,
+                run_id: deferred.map_or(0, |d| d.run_id),
             }));
         } else {
             self.add_keys.push((key.clone(), nbytes));

@@ -14,6 +14,7 @@ fn resources_limit_how_many_tasks_run_at_once() {
             dependencies,
             priority,
             sequence,
+            run_id,
             ..
         } => ToWorker::ComputeTask {
             key,
@@ -23,6 +24,7 @@ fn resources_limit_how_many_tasks_run_at_once() {
             priority,
             sequence,
             resources: vec![("GPU".into(), 1.0)],
+            run_id,
         },
         other => other,
     };
@@ -88,6 +90,7 @@ fn root_task_runs_and_reports_inline_only_when_small() {
                 inline: Some(Payload(b("small"))),
                 duration_us: 7,
                 thread: 0,
+                run_id: run_of(0),
             }),
         ]
     );
@@ -105,6 +108,7 @@ fn root_task_runs_and_reports_inline_only_when_small() {
             inline: None,
             duration_us: 7,
             thread: 0,
+            run_id: run_of(1),
         }]
     );
     assert_eq!(
@@ -156,7 +160,8 @@ fn failure_is_reported() {
         sent(&out),
         vec![FromWorker::TaskErred {
             key: "a".into(),
-            failure
+            failure,
+            run_id: run_of(0),
         }]
     );
     assert_eq!(ws.task_state("a"), Some(Error));
@@ -185,6 +190,31 @@ fn duplicate_compute_task() {
             inline: None,
             duration_us: 0,
             thread: 0,
+            run_id: run_of(0),
+        }]
+    );
+}
+
+/// The worker reports the run id of the latest `ComputeTask` of a key,
+/// also for a run that began under an earlier assignment (cancelled, then
+/// wanted again while still on its thread).
+#[test]
+fn completion_carries_the_latest_run_id() {
+    let mut ws = WorkerState::new(cfg(1));
+    send(&mut ws, compute("a", &[], 0, 0));
+    free(&mut ws, &["a"]);
+    assert_eq!(ws.task_state("a"), Some(Cancelled));
+    assert!(sent(&send(&mut ws, compute("a", &[], 0, 5))).is_empty());
+    let out = finish(&mut ws, "a", Ok(b("v")));
+    assert_eq!(
+        sent(&out),
+        vec![FromWorker::TaskFinished {
+            key: "a".into(),
+            nbytes: 1,
+            inline: Some(Payload(b("v"))),
+            duration_us: 7,
+            thread: 0,
+            run_id: run_of(5),
         }]
     );
 }

@@ -26,6 +26,11 @@ fn keys(ks: &[&str]) -> Vec<Key> {
     ks.iter().map(|k| k.to_string()).collect()
 }
 
+/// The run id `compute` gives a task of this sequence number.
+fn run_of(sequence: u64) -> u64 {
+    sequence + 100
+}
+
 /// A task reading each dependency, then one literal argument.
 fn compute(key: &str, deps: &[(&str, &[&str])], priority: i32, sequence: u64) -> ToWorker {
     let mut args: Vec<Arg> = deps.iter().map(|(k, _)| Arg::Key(k.to_string())).collect();
@@ -45,6 +50,7 @@ fn compute(key: &str, deps: &[(&str, &[&str])], priority: i32, sequence: u64) ->
         priority,
         sequence,
         resources: Vec::new(),
+        run_id: run_of(sequence),
     }
 }
 

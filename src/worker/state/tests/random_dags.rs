@@ -190,6 +190,7 @@ fn messages(nodes: &[(Kind, Vec<usize>)]) -> Vec<ToWorker> {
             priority: (i % 3) as i32,
             sequence: i as u64,
             resources: Vec::new(),
+            run_id: i as u64 + 1,
         });
     }
     msgs
