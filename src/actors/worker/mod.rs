@@ -133,9 +133,13 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
         monitor_interval: options.memory_monitor_interval,
         worker: name.clone(),
     };
-    let shuffles =
-        crate::shuffle::ShuffleReceiver::new(memory.spill_directory.join("shuffle"), options.shuffle_buffer_bytes);
-    let store = DataStore::with_memory(counters.clone(), memory).start();
+    let shuffles = crate::shuffle::ShuffleReceiver::new(
+        memory.spill_directory.join("shuffle"),
+        crate::shuffle::effective_buffer_bytes(options.shuffle_buffer_bytes, options.memory_limit),
+    );
+    let store = DataStore::with_memory(counters.clone(), memory)
+        .with_shuffles(shuffles.clone())
+        .start();
     let (closed_tx, closed) = tokio::sync::watch::channel(false);
     let actors = ActorTable::default();
     let state = WorkerState::new(WorkerStateConfig {
