@@ -15,82 +15,20 @@
 //!
 //! `cargo run --release -p rdask-dataframe --example dataframe_bench [-- --files 20 --mb 50]`
 
-use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::io::{BufWriter, Write};
+use std::time::Instant;
+
+use common::{arg, loadavg1, round, spawn, Children, STARTUP};
 
 use polars::prelude::*;
 use rdask_dataframe as dd;
+use rdask_dataframe::datasets::mix;
 use serde_json::json;
-
-/// Longest a child may take to say where it listens.
-const STARTUP: Duration = Duration::from_secs(30);
 
 /// Distinct `user_id`s.
 const USERS: u64 = 100_000;
-
-fn arg(args: &[String], name: &str, default: usize) -> usize {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Children killed when the benchmark ends.
-struct Children(Vec<Child>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// Starts this binary with `args` and returns the address it listens on.
-fn spawn(children: &mut Children, args: &[&str]) -> Result<String, Box<dyn std::error::Error>> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(args)
-        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    children.0.push(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("listening on ") {
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(line);
-                }
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(STARTUP)
-        .map_err(|_| format!("{args:?} did not start"))?;
-    Ok(line.split_whitespace().last().unwrap_or_default().to_string())
-}
-
-fn loadavg1() -> f64 {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
-        .unwrap_or(f64::NAN)
-}
-
-/// splitmix64: the files' contents are the same on every run.
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
 
 /// Writes `files` CSV files of about `mb` MB each, unless they are there.
 fn write_files(dir: &std::path::Path, files: usize, mb: usize) -> Result<(), Box<dyn std::error::Error>> {
@@ -121,10 +59,6 @@ fn write_files(dir: &std::path::Path, files: usize, mb: usize) -> Result<(), Box
     }
     std::fs::write(stamp, b"")?;
     Ok(())
-}
-
-fn round(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -30,17 +30,19 @@
 //!
 //! # Layout
 //! `lib.rs` (the [`DataFrame`] type, compute, persist, `len`, `head`),
-//! `io` (sources and sinks), `csv_blocks` (`read_csv_blocks`, both sides), `describe` and `join` (both sides), `groupby` (the client side of aggregations:
+//! `io` (sources and sinks), `datasets` (synthetic frames made on the workers), `csv_blocks` (`read_csv_blocks`, both sides), `describe` and `join` (both sides), `groupby` (the client side of aggregations:
 //! splitting each into partial, combine and final steps, the tree);
 //! `sort` (`sort_values`, `set_index`: divisions, then a shuffle);
 //! the worker side: `kernels`, `agg` (aggregation kernels), `shuffle`
-//! (split and unpack functions for rdask's peer-to-peer shuffle, Arrow IPC
-//! shards); `plan` (shipped expressions); `partition` (the wire form).
+//! (hash split and unpack functions for rdask's peer-to-peer shuffle, Arrow
+//! IPC shards), `sort_keys` (the sort order, composite keys, the range
+//! split and sorted unpack); `plan` (shipped expressions); `partition` (the wire form).
 
 #![warn(missing_docs)]
 
 pub mod agg;
 mod csv_blocks;
+pub mod datasets;
 pub mod describe;
 mod groupby;
 mod io;
@@ -50,6 +52,7 @@ mod partition;
 pub mod plan;
 pub mod shuffle;
 mod sort;
+pub mod sort_keys;
 
 pub use csv_blocks::{read_csv_blocks, SCHEMA_INFER_ROWS};
 pub use groupby::GroupBy;
@@ -59,6 +62,7 @@ pub use partition::Partition;
 pub use polars;
 pub use rdask::delayed::ComputeOptions;
 pub use sort::SAMPLES_PER_PARTITION;
+pub use sort_keys::SortBy;
 
 use plan::{Dsl, Op};
 use polars::prelude::Expr;
@@ -343,10 +347,12 @@ pub const TASKS: &[rdask::task::TaskEntry] = &[
     rdask::task::TaskEntry::of::<agg::partial>(),
     rdask::task::TaskEntry::of::<agg::combine>(),
     rdask::task::TaskEntry::of::<agg::finalize>(),
+    rdask::task::TaskEntry::of::<datasets::random_partition>(),
     rdask::task::TaskEntry::of::<shuffle::split_hash>(),
-    rdask::task::TaskEntry::of::<shuffle::split_range>(),
     rdask::task::TaskEntry::of::<shuffle::unpack_concat>(),
-    rdask::task::TaskEntry::of::<shuffle::sample_quantiles>(),
+    rdask::task::TaskEntry::of::<sort_keys::split_range>(),
+    rdask::task::TaskEntry::of::<sort_keys::unpack_sorted>(),
+    rdask::task::TaskEntry::of::<sort_keys::sample_keys>(),
     rdask::task::TaskEntry::of::<join::join_parts>(),
     rdask::task::TaskEntry::of::<describe::describe_partial>(),
     rdask::task::TaskEntry::of::<describe::describe_combine>(),

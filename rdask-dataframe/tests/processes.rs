@@ -197,3 +197,97 @@ fn p2p_shuffle_survives_a_worker_killed_mid_shuffle() -> Result<(), Box<dyn std:
     same(&got, &want)?;
     Ok(())
 }
+
+/// Size of the frame shuffled by the memory-limited test, MB in memory.
+const LIMITED_SHUFFLE_MB: u64 = 200;
+/// Each worker's `memory_limit` there, MB: twice a debug worker's 45 MB
+/// at rest (64 MB left it past its pause threshold, 80 %, before any task).
+const LIMITED_WORKER_MB: u64 = 128;
+
+/// Bytes of the files under `dir`.
+fn du(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => du(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// The 4 GB shuffle on two workers of 1 GB, scaled down: a frame
+/// of `LIMITED_SHUFFLE_MB` MB made on the workers, `set_index` on its
+/// random column by two worker processes whose `memory_limit` is
+/// `LIMITED_WORKER_MB` MB (so their shuffle buffers hold 32 MB and the
+/// rest of the shards go to disk, which is seen). The result is exact:
+/// every row once, intact, in key order. (The full size is the example
+/// `dataframe_shuffle_limited`; figures in docs/benchmarks.md.)
+#[test]
+fn a_shuffle_larger_than_the_workers_memory_completes_exactly() -> Result<(), Box<dyn std::error::Error>> {
+    use dd::datasets::{random_a, random_key, random_rows, RANDOM_ROW_BYTES};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("rdask.toml");
+    let local = dir.path().join("workers");
+    std::fs::create_dir_all(&local)?;
+    std::fs::write(
+        &config,
+        format!(
+            "[worker]\nmemory_limit = \"{LIMITED_WORKER_MB}MB\"\nlocal_directory = {:?}\n",
+            local.display().to_string()
+        ),
+    )?;
+    let config = config.display().to_string();
+    let (_s, addr) = start(&["scheduler", "--host", "127.0.0.1", "--port", "0"]);
+    let (_w1, _) = start(&["--config", &config, "worker", &addr, "--name", "w1", "--nthreads", "1"]);
+    let (_w2, _) = start(&["--config", &config, "worker", &addr, "--name", "w2", "--nthreads", "1"]);
+    let client = Client::connect(&addr)?;
+    client.wait_for_workers(2, STARTUP)?;
+
+    let (peak, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+    let watcher = {
+        let (peak, stop, local) = (peak.clone(), stop.clone(), local.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                // Each worker's directory holds its shards under `shuffle/`.
+                let shards: u64 = std::fs::read_dir(&local)
+                    .map(|d| d.flatten().map(|e| du(&e.path().join("shuffle"))).sum())
+                    .unwrap_or(0);
+                peak.fetch_max(shards, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let (rows, seed) = (LIMITED_SHUFFLE_MB * 1_000_000 / RANDOM_ROW_BYTES, 7);
+    let (sorted, _) = random_rows(rows, 16, seed)?.set_index(&client, "key")?;
+    let got = sorted.compute(&client);
+    stop.store(true, Ordering::Relaxed);
+    let _ = watcher.join();
+    let got = got?;
+
+    assert_eq!(got.height() as u64, rows);
+    let (id, key, a) = (
+        got.column("id")?.u64()?,
+        got.column("key")?.f64()?,
+        got.column("a")?.i64()?,
+    );
+    let mut seen = vec![false; rows as usize];
+    let mut prev = f64::NEG_INFINITY;
+    for ((i, k), a) in id.iter().zip(key.iter()).zip(a.iter()) {
+        let (i, k, a) = (i.ok_or("null id")?, k.ok_or("null key")?, a.ok_or("null a")?);
+        assert!(!std::mem::replace(&mut seen[i as usize], true), "row {i} twice");
+        assert_eq!((k, a), (random_key(i, seed), random_a(i, seed)), "row {i} altered");
+        assert!(k >= prev, "row {i} out of order");
+        prev = k;
+    }
+    assert!(seen.iter().all(|s| *s), "every row is there");
+    assert!(
+        peak.load(Ordering::Relaxed) > 0,
+        "no shard went to disk: the test shows nothing"
+    );
+    Ok(())
+}

@@ -129,6 +129,8 @@ pub struct DataStore {
     /// Spill writes and reads since the last heartbeat (the dashboard's
     /// task stream).
     spills: SpillLog,
+    /// The worker's shuffle shards, written to disk while it is paused.
+    shuffles: Option<crate::shuffle::ShuffleReceiver>,
 }
 
 impl DataStore {
@@ -152,7 +154,15 @@ impl DataStore {
             told_reason: None,
             pause_watcher: None,
             spills: SpillLog::default(),
+            shuffles: None,
         }
+    }
+
+    /// The same store, also writing `shuffles`' in-memory shards to disk
+    /// while the worker is paused.
+    pub fn with_shuffles(mut self, shuffles: crate::shuffle::ShuffleReceiver) -> Self {
+        self.shuffles = Some(shuffles);
+        self
     }
 
     /// Counts `bytes` of store memory as released, and past
@@ -288,7 +298,27 @@ impl DataStore {
             None => {}
         }
         self.tell_pause(change.is_some());
+        if self.buffer.figures().paused {
+            self.spill_shuffle_shards();
+        }
         self.run_ops(ops, ctx);
+    }
+
+    /// While paused, the shuffle shards held in memory go to disk: they
+    /// wait for unpack tasks that cannot start before every transfer ran,
+    /// and no transfer starts while the worker is paused.
+    fn spill_shuffle_shards(&mut self) {
+        let Some(shuffles) = &self.shuffles else { return };
+        if shuffles.with(|b| b.memory_bytes()) == 0 {
+            return;
+        }
+        match shuffles.with(|b| b.spill_memory()) {
+            Ok(bytes) => {
+                info!(worker = %self.memory.worker, bytes, "paused: shuffle shards written to disk");
+                crate::util::release_free_memory();
+            }
+            Err(e) => warn!(worker = %self.memory.worker, "paused, and cannot write shuffle shards to disk: {e}"),
+        }
     }
 }
 

@@ -231,8 +231,8 @@ config_section! {
         memory_pause: f64 = worker_defaults().memory_pause,
         /// How often the worker measures its process memory, milliseconds.
         memory_monitor_interval_ms: u64 = worker_defaults().memory_monitor_interval.as_millis() as u64,
-        /// Bytes of peer-to-peer shuffle shards the worker keeps in memory; past it they go to
-        /// local_directory.
+        /// Bytes of peer-to-peer shuffle shards the worker keeps in memory (with a memory_limit, at
+        /// most a quarter of it); past it they go to local_directory.
         shuffle_buffer_bytes: u64 = worker_defaults().shuffle_buffer_bytes,
         /// Abstract resources offered, e.g. { GPU = 2, MEM = 10e9 }.
         resources: BTreeMap<String, f64> = worker_defaults().resources.into_iter().collect(),

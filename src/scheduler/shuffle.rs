@@ -20,10 +20,18 @@ impl SchedulerState {
         (shuffle_id, ninputs, npartitions): (String, u32, u32),
         out: &mut Outbox,
     ) {
+        // Paused workers own outputs too (as in Dask, which spreads outputs
+        // over all workers): their peer ports still take shards, which
+        // spill, and their unpacks run once they resume. Leaving them out
+        // made a shuffle fail outright when the workers' memory passed
+        // their pause thresholds while the first transfer asked (issue 11's
+        // shuffle on memory-limited workers), or piled every output on the
+        // one worker not paused at that moment. Retiring workers are
+        // leaving, so they own nothing.
         let workers: Vec<(WorkerId, String)> = self
             .worker_ids
             .iter()
-            .filter(|(_, &w)| self.worker(w).paused.is_none() && self.worker(w).retiring.is_none())
+            .filter(|(_, &w)| self.worker(w).retiring.is_none())
             .map(|(&id, &w)| (id, self.worker(w).address.clone()))
             .collect();
         let result = match self.shuffles.get_or_create(&shuffle_id, ninputs, npartitions, &workers) {

@@ -22,6 +22,22 @@ use std::sync::{Arc, Mutex};
 /// shuffles it receives; past it shards go to its spill directory.
 pub const DEFAULT_SHUFFLE_BUFFER_BYTES: u64 = 256 * 1024 * 1024;
 
+/// Most of a worker's `memory_limit` its shuffle shards may take in memory
+/// (when it has a limit): the unpack task, which holds a whole output
+/// partition, and the stored results need the rest.
+pub const SHUFFLE_BUFFER_SHARE_OF_LIMIT: f64 = 0.25;
+
+/// The bytes of shards a worker keeps in memory: its configured bound, but
+/// no more than [`SHUFFLE_BUFFER_SHARE_OF_LIMIT`] of its memory limit
+/// (0: no limit).
+pub fn effective_buffer_bytes(configured: u64, memory_limit: u64) -> u64 {
+    if memory_limit == 0 {
+        configured
+    } else {
+        configured.min((memory_limit as f64 * SHUFFLE_BUFFER_SHARE_OF_LIMIT) as u64)
+    }
+}
+
 /// Why shards could not be stored or taken.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BufferError {
@@ -245,6 +261,31 @@ impl ShuffleBuffer {
             let _ = std::fs::remove_file(path);
         }
         Ok(out)
+    }
+
+    /// Writes every shard held in memory to its output's spill file and
+    /// returns the bytes written: called while the worker is past its
+    /// memory pause threshold, so shards waiting for their unpack task
+    /// cannot keep it paused (the unpacks cannot start before every
+    /// transfer ran, and no transfer starts on a paused worker).
+    pub fn spill_memory(&mut self) -> Result<u64, BufferError> {
+        let mut written = 0;
+        for (shuffle_id, run) in &mut self.runs {
+            for (partition, output) in &mut run.outputs {
+                for held in output.shards.values_mut() {
+                    let Held::Memory(bytes) = held else { continue };
+                    let path = self.dir.join(format!("{shuffle_id}-{}-{partition}.shards", run.run_id));
+                    let at = append(&path, output.file.as_ref().map_or(0, |f| f.1), bytes)?;
+                    let len = bytes.len() as u64;
+                    output.file = Some((path, at + len));
+                    *held = Held::Disk(at, len);
+                    written += len;
+                    self.in_memory -= len;
+                    self.spilled += len;
+                }
+            }
+        }
+        Ok(written)
     }
 
     /// Drops everything held for `shuffle_id` (its spill files deleted).

@@ -82,3 +82,33 @@ fn forgetting_a_shuffle_deletes_its_files() {
     assert_eq!(b.take("t", 1, 0, 1).unwrap(), vec![vec![4]]);
     assert!(b.take("s", 1, 0, 1).is_err());
 }
+
+#[test]
+fn a_memory_limit_caps_the_buffer_at_a_quarter_of_it() {
+    assert_eq!(
+        effective_buffer_bytes(256 << 20, 0),
+        256 << 20,
+        "no limit: as configured"
+    );
+    assert_eq!(effective_buffer_bytes(256 << 20, 64 << 20), 16 << 20);
+    assert_eq!(
+        effective_buffer_bytes(1 << 20, 64 << 20),
+        1 << 20,
+        "a smaller bound stays"
+    );
+}
+
+#[test]
+fn spilling_the_memory_keeps_every_shard() {
+    let (_d, mut b) = buf(1 << 20);
+    b.receive("s", 1, 0, vec![(0, b"a0".to_vec()), (1, b"a1".to_vec())])
+        .unwrap();
+    assert_eq!(b.spill_memory().unwrap(), 4);
+    assert_eq!((b.memory_bytes(), b.spilled_bytes()), (0, 4));
+    b.receive("s", 1, 1, vec![(0, b"b0".to_vec()), (1, b"b1".to_vec())])
+        .unwrap();
+    assert_eq!(b.memory_bytes(), 4, "new shards are kept in memory again");
+    assert_eq!(b.take("s", 1, 0, 2).unwrap(), vec![b"a0".to_vec(), b"b0".to_vec()]);
+    assert_eq!(b.take("s", 1, 1, 2).unwrap(), vec![b"a1".to_vec(), b"b1".to_vec()]);
+    assert_eq!(b.memory_bytes(), 0);
+}

@@ -24,8 +24,9 @@
 //!   input in input order, and passes them to the collection's registered
 //!   unpack function.
 //!
-//! Receivers keep shards in memory up to their `shuffle_buffer_bytes` and
-//! in their spill directory beyond ([`buffer`]). If a worker owning an
+//! Receivers keep shards in memory up to their `shuffle_buffer_bytes` (at
+//! most a quarter of their `memory_limit`, when they have one) and in their
+//! spill directory beyond ([`buffer`]). If a worker owning an
 //! output leaves mid-shuffle, the scheduler ends the run ([`runs`]) and
 //! resets the shuffle's transfer, barrier and running unpack tasks; the
 //! transfers run again under a new run id, and shards of the old run are
@@ -43,7 +44,10 @@ pub(crate) mod tasks;
 use serde::Serialize;
 use serde_bytes::ByteBuf;
 
-pub use buffer::{BufferError, ShuffleBuffer, ShuffleReceiver, DEFAULT_SHUFFLE_BUFFER_BYTES};
+pub use buffer::{
+    effective_buffer_bytes, BufferError, ShuffleBuffer, ShuffleReceiver, DEFAULT_SHUFFLE_BUFFER_BYTES,
+    SHUFFLE_BUFFER_SHARE_OF_LIMIT,
+};
 pub use runs::ShuffleRuns;
 pub(crate) use tasks::RUNNERS;
 

@@ -134,9 +134,13 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
         monitor_interval: options.memory_monitor_interval,
         worker: name.clone(),
     };
-    let shuffles =
-        crate::shuffle::ShuffleReceiver::new(memory.spill_directory.join("shuffle"), options.shuffle_buffer_bytes);
-    let store = DataStore::with_memory(counters.clone(), memory).start();
+    let shuffles = crate::shuffle::ShuffleReceiver::new(
+        memory.spill_directory.join("shuffle"),
+        crate::shuffle::effective_buffer_bytes(options.shuffle_buffer_bytes, options.memory_limit),
+    );
+    let store = DataStore::with_memory(counters.clone(), memory)
+        .with_shuffles(shuffles.clone())
+        .start();
     let peers = PeerPool::new(&name, options.limits).with_security(options.security.clone());
     let shared = shared::start(&name, &options, &base, &store, &counters, peers);
     let (closed_tx, closed) = tokio::sync::watch::channel(false);

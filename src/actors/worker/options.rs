@@ -34,7 +34,9 @@ pub struct WorkerOptions {
     /// How often process memory is measured (with a memory limit).
     pub memory_monitor_interval: Duration,
     /// Bytes of peer-to-peer shuffle shards kept in memory; past it they
-    /// go to the spill directory (`crate::shuffle::buffer`).
+    /// go to the spill directory (`crate::shuffle::buffer`). With a
+    /// `memory_limit`, at most a quarter of it
+    /// (`crate::shuffle::effective_buffer_bytes`).
     pub shuffle_buffer_bytes: u64,
     /// Abstract resources offered, e.g. `("GPU", 1.0)`.
     pub resources: Vec<(String, f64)>,

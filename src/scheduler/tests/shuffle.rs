@@ -121,6 +121,28 @@ fn an_owner_dying_restarts_the_shuffle() {
     assert_eq!(sent, [(1, unpack_key(S, 0)), (1, unpack_key(S, 1))]);
 }
 
+/// A paused worker owns outputs as a running one does (it takes shards
+/// while paused); a shuffle asked for while every worker is paused gets a
+/// run instead of an error.
+#[test]
+fn paused_workers_own_outputs() {
+    let mut h = H::new();
+    h.worker(1, "a", &["f"]);
+    h.worker(2, "b", &["f"]);
+    for w in [1, 2] {
+        h.worker_sends(
+            w,
+            FromWorker::WorkerStatus {
+                status: crate::wire::messages::WorkerStatus::Paused,
+                reason: None,
+            },
+        );
+    }
+    graph(&mut h);
+    let run = ask(&mut h, 1);
+    assert_eq!(run.owners, ["tcp://a:1", "tcp://b:1"]);
+}
+
 #[test]
 fn a_shuffle_without_workers_is_refused() {
     let mut h = H::new();
