@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rdask::scheduler::state::{ClientId, Outbox, Outgoing, SchedulerState, WorkerId};
-use rdask::wire::messages::{Arg, FromClient, Key, Payload, TaskSpec, ToClient, ToWorker};
+use rdask::wire::messages::{Arg, FromClient, FromWorker, Key, Payload, TaskSpec, ToClient, ToWorker};
 
 mod common;
 
@@ -65,12 +65,22 @@ fn cluster(nworkers: usize) -> (SchedulerState, Vec<Key>) {
     };
     out.messages.clear();
     s.handle_client_message(CLIENT, scatter, &mut out).expect("Scatter");
-    let stores = out
+    let stores: Vec<(WorkerId, Vec<(Key, u64)>)> = out
         .messages
         .iter()
-        .filter(|m| matches!(m, Outgoing::Worker(_, ToWorker::StoreData { .. })))
-        .count();
-    assert_eq!(stores, nworkers, "one value per worker");
+        .filter_map(|m| match m {
+            Outgoing::Worker(w, ToWorker::StoreData { data }) => {
+                Some((*w, data.iter().map(|(k, p)| (k.clone(), p.0.len() as u64)).collect()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stores.len(), nworkers, "one value per worker");
+    // The workers confirm what they stored; the scatter is answered then.
+    for (w, keys) in stores {
+        s.handle_worker_message(w, FromWorker::AddKeys { keys }, &mut out)
+            .expect("AddKeys");
+    }
     assert!(out
         .messages
         .iter()
