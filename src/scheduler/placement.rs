@@ -109,7 +109,11 @@ impl SchedulerState {
         let info = &self.fns[f as usize];
         let w = info.run_worker?;
         let live = self.workers.get(w.0 as usize).is_some_and(|x| x.is_some());
-        let mid_run = info.roots_taken % self.run_length(f) != 0;
+        // A function with nothing queued or processing starts a new batch:
+        // its first task goes to the best worker, not after the last run
+        // (which may be busy with something long by now).
+        let busy = info.counts[TaskState::Queued.index()] + info.counts[TaskState::Processing.index()] > 0;
+        let mid_run = busy && info.roots_taken % self.run_length(f) != 0;
         (mid_run && live && self.is_light(f)).then_some(w)
     }
 

@@ -277,3 +277,32 @@ fn resources_choose_workers_and_wait_in_no_worker_for_one() {
     h.submit(C1, vec![dep], &["gx"]);
     assert_eq!(h.computes(2), vec!["gx".to_string()]);
 }
+
+#[test]
+fn a_new_batch_of_a_light_function_does_not_follow_the_last_run() {
+    // inc is measured light, so its root tasks go out in runs; but once
+    // none is queued or processing, the next one is a new batch and goes
+    // to the idle worker, not behind a long task on the last run's.
+    let mut h = H::new();
+    h.worker(1, "a", &["inc", "sleep"]);
+    h.worker(2, "b", &["inc", "sleep"]);
+    h.take();
+    h.submit(C1, vec![spec("i1", "inc", &[])], &["i1"]);
+    let (first, name, other) = if h.computes(1) == vec!["i1".to_string()] {
+        (1, "a", 2)
+    } else {
+        (2, "b", 1)
+    };
+    h.finish(first, "i1");
+    h.take();
+    let mut long = spec("long", "sleep", &[]);
+    long.workers = vec![name.to_string()];
+    h.submit(C1, vec![long], &["long"]);
+    assert_eq!(h.computes(first), vec!["long".to_string()]);
+    h.submit(C1, vec![spec("i2", "inc", &[])], &["i2"]);
+    assert_eq!(
+        h.computes(other),
+        vec!["i2".to_string()],
+        "i2 queued behind the long task"
+    );
+}
