@@ -3,12 +3,8 @@
 //! with this crate's tasks linked in), reached over TCP.
 
 mod common;
+mod procs;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-use rdask::Client;
 use rdask_array as da;
 use rdask_ml::model_selection::{
     Estimator, GridSearchCV, IncrementalOptions, KFold, ParamGrid, Preprocess, SearchOptions, SuccessiveHalvingSearchCV,
@@ -16,47 +12,9 @@ use rdask_ml::model_selection::{
 use rdask_ml::postfit::ParallelPostFit;
 use rdask_ml::Dataset;
 
-/// Longest a process may take to say where it listens, or workers to join.
-const STARTUP: Duration = Duration::from_secs(30);
-
-/// A child process killed when the test ends.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `rdask-ml ARGS` and returns it with the address it prints.
-fn start(args: &[&str]) -> (Proc, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rdask-ml"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("rdask-ml starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("listening on ") {
-                let _ = tx.send(line.rsplit(' ').next().unwrap_or_default().to_string());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(STARTUP).expect("process printed its address");
-    (Proc(child), addr)
-}
-
 #[test]
 fn searches_and_post_fit_run_on_real_scheduler_and_worker_processes() -> Result<(), Box<dyn std::error::Error>> {
-    let (_s, addr) = start(&["scheduler", "--host", "127.0.0.1", "--port", "0"]);
-    let (_w1, _) = start(&["worker", &addr, "--name", "w1", "--nthreads", "1"]);
-    let (_w2, _) = start(&["worker", &addr, "--name", "w2", "--nthreads", "1"]);
-    let client = Client::connect(&addr)?;
-    client.wait_for_workers(2, STARTUP)?;
+    let (_procs, client) = procs::cluster();
 
     let (x, y) = common::regression(400, 4, 17);
     let data = Dataset::new(x.clone(), y)?;
