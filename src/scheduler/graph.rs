@@ -189,6 +189,7 @@ impl SchedulerState {
             gen: 0,
             state: TaskState::Released,
             scattered,
+            guessed: false,
             func,
             priority: spec.priority,
             retries: spec.retries,

@@ -213,6 +213,7 @@ impl SchedulerState {
             ensure!(self.worker_ids.get(&ws.id) == Some(&w), "{n} not indexed by id");
             ensure!(self.worker_names.get(n) == Some(&w), "{n} not indexed by name");
             let mut occupancy = 0;
+            let mut guessed = 0;
             for (&t, &exp) in &ws.processing {
                 ensure!(self.live_task(t), "{n} processes a forgotten task");
                 let s = self.slot(t);
@@ -224,11 +225,19 @@ impl SchedulerState {
                     s.processing_on
                 );
                 occupancy += exp;
+                if s.guessed {
+                    guessed += exp;
+                }
             }
             ensure!(
                 ws.occupancy_ns == occupancy,
                 "{n}: occupancy {} != {occupancy} (sum of processing)",
                 ws.occupancy_ns
+            );
+            ensure!(
+                ws.guessed_ns == guessed,
+                "{n}: guessed occupancy {} != {guessed} (sum of processing on a guess)",
+                ws.guessed_ns
             );
             for t in &ws.executing {
                 ensure!(ws.processing.contains_key(t), "{n} executes a task it does not process");

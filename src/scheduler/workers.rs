@@ -26,6 +26,11 @@ pub(super) struct WorkerSlot {
     pub(super) processing: FxMap<TaskId, u64>,
     pub(super) has_what: FxSet<TaskId>,
     pub(super) occupancy_ns: u64,
+    /// The part of `occupancy_ns` that is a guess: tasks whose function
+    /// had no measured duration when they were assigned (each counted at
+    /// `default_task_duration_s`). Placement does not let it pay for
+    /// moving bytes (`docs/scheduling.md`, "Placement on first sight").
+    pub(super) guessed_ns: u64,
     pub(super) known_nbytes: u64,
     pub(super) heartbeat: Option<(u64, u64)>,
     pub(super) rank: RankKey,
