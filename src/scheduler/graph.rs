@@ -189,7 +189,6 @@ impl SchedulerState {
             gen: 0,
             state: TaskState::Released,
             scattered,
-            guessed: false,
             func,
             priority: spec.priority,
             retries: spec.retries,

@@ -223,14 +223,9 @@ impl SchedulerState {
                 if let Some(&t) = self.keys.get(&key) {
                     let s = self.slot(t);
                     if s.state == TaskState::Processing && s.processing_on == Some(w) {
-                        let guessed = s.guessed;
                         let ws = self.worker_mut(w);
-                        if let Some(exp) = ws.processing.get_mut(&t) {
-                            let exp = std::mem::take(exp);
-                            ws.occupancy_ns -= exp;
-                            if guessed {
-                                ws.guessed_ns -= exp;
-                            }
+                        if let Some(e) = ws.processing.get_mut(&t).map(std::mem::take) {
+                            ws.unload(e);
                         }
                         ws.long_running.insert(t);
                         self.update_rank(w);

@@ -55,6 +55,7 @@ impl SchedulerState {
             has_what: FxSet::default(),
             occupancy_ns: 0,
             guessed_ns: 0,
+            fetch_ns: 0,
             known_nbytes: 0,
             heartbeat: None,
             rank,
@@ -168,7 +169,6 @@ impl SchedulerState {
         processing.sort_by_key(|&t| self.slot(t).sequence);
         for t in processing {
             self.slot_mut(t).processing_on = None;
-            self.slot_mut(t).guessed = false;
             if !self.steals.is_empty() {
                 self.steals.remove(&t);
             }

@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 use super::ids::{FnId, TaskId, WIdx};
 use super::state::SchedulerState;
 use super::types::{Outbox, TaskState, WorkerId, DEEP_PIPELINE_MAX_RESULT_BYTES};
-use super::workers::WorkerSlot;
+use super::workers::{Expected, WorkerSlot};
 use crate::wire::messages::{DependencyLocation, ToWorker};
 
 impl SchedulerState {
@@ -92,6 +92,7 @@ impl SchedulerState {
             latency_s: if missing { self.config.fetch_latency_s } else { 0.0 },
             bytes_s: bytes as f64 / self.bandwidth,
             measured_s: (ws.occupancy_ns - ws.guessed_ns) as f64 / threads / 1e9,
+            queued_fetch_s: ws.fetch_ns as f64 / threads / 1e9,
             guessed_s: ws.guessed_ns as f64 / threads / 1e9,
         }
     }
@@ -165,7 +166,12 @@ impl SchedulerState {
             None
         };
         let admitted = |e: &StartEstimate| {
-            holder.is_none_or(|h| e.bytes_s - h.bytes_s <= h.measured_s - e.measured_s + self.config.fetch_latency_s)
+            holder.is_none_or(|h| {
+                // Extra bytes worth a round trip or less are let through:
+                // they cost no more than the message that asks for them.
+                let extra = e.bytes_s - h.bytes_s;
+                extra <= self.config.fetch_latency_s + (h.known_s() - e.known_s()).max(0.0)
+            })
         };
         let mut best: Option<((f64, usize, WorkerId), WIdx)> = None;
         for (e, w) in &ests {
@@ -261,23 +267,28 @@ impl SchedulerState {
 
     pub(super) fn assign(&mut self, t: TaskId, w: WIdx, out: &mut Outbox) {
         let f = self.slot(t).func;
-        let exp = self.expected_ns(f);
-        let guessed = self.fns[f as usize].avg_ns.is_none();
+        // Its inputs' fetch is known work too (Dask counts it in
+        // occupancy); kept apart, for the first-sight rule only.
+        let fetch_ns = if self.config.first_sight_locality {
+            (self.estimate(t, w).fetch_s() * 1e9) as u64
+        } else {
+            0
+        };
+        let e = Expected {
+            ns: self.expected_ns(f),
+            guessed: self.fns[f as usize].avg_ns.is_none(),
+            fetch_ns,
+        };
         // The ComputeTask follows any earlier FreeKeys on the connection.
-        if let Some(e) = self.slot_mut(t).extra.as_mut() {
-            e.freed_on.retain(|&x| x != w);
+        if let Some(x) = self.slot_mut(t).extra.as_mut() {
+            x.freed_on.retain(|&x| x != w);
         }
         self.last_run += 1;
         let run_id = self.last_run;
-        let s = self.slot_mut(t);
-        s.run = run_id;
-        s.guessed = guessed;
+        self.slot_mut(t).run = run_id;
         let ws = self.worker_mut(w);
-        ws.processing.insert(t, exp);
-        ws.occupancy_ns += exp;
-        if guessed {
-            ws.guessed_ns += exp;
-        }
+        ws.processing.insert(t, e);
+        ws.load(e);
         self.update_rank(w);
         self.slot_mut(t).processing_on = Some(w);
         self.set_state(t, TaskState::Processing);
@@ -350,6 +361,10 @@ struct StartEstimate {
     bytes_s: f64,
     /// Work queued there whose functions were measured, per thread.
     measured_s: f64,
+    /// The fetches its queued tasks wait for (known from their inputs'
+    /// sizes), per thread: counted as known work by the first-sight rule
+    /// only, not in `start` (which stays Dask's objective).
+    queued_fetch_s: f64,
     /// Work queued there on a guess (functions not measured when
     /// assigned), per thread.
     guessed_s: f64,
@@ -358,6 +373,14 @@ struct StartEstimate {
 impl StartEstimate {
     /// Dask's `worker_objective`: transfer plus queue wait.
     fn start(&self) -> f64 {
-        self.latency_s + self.bytes_s + self.measured_s + self.guessed_s
+        self.fetch_s() + self.measured_s + self.guessed_s
+    }
+    /// The work queued there that is known, not guessed.
+    fn known_s(&self) -> f64 {
+        self.measured_s + self.queued_fetch_s
+    }
+    /// The missing inputs' fetch.
+    fn fetch_s(&self) -> f64 {
+        self.latency_s + self.bytes_s
     }
 }

@@ -33,10 +33,6 @@ pub(super) struct TaskSlot {
     pub(super) state: TaskState,
     /// Created by `Scatter`: cannot be recomputed.
     pub(super) scattered: bool,
-    /// While processing: its function had no measured duration when it
-    /// was assigned, so its share of the worker's occupancy is a guess
-    /// (`WorkerSlot::guessed_ns`).
-    pub(super) guessed: bool,
     pub(super) func: FnId,
     pub(super) priority: i32,
     pub(super) retries: u32,
