@@ -170,7 +170,13 @@ impl SchedulerState {
                 // Extra bytes worth a round trip or less are let through:
                 // they cost no more than the message that asks for them.
                 let extra = e.bytes_s - h.bytes_s;
-                extra <= self.config.fetch_latency_s + (h.known_s() - e.known_s()).max(0.0)
+                // The holder's lead in measured work alone keeps the rule
+                // out of the way when nothing is guessed (a candidate that
+                // starts earlier always fits in it); the lead with queued
+                // fetches counted lets a burst of consumers spread when the
+                // holder's queue is mostly fetches.
+                let lead = (h.measured_s - e.measured_s).max(h.known_s() - e.known_s()).max(0.0);
+                extra <= self.config.fetch_latency_s + lead
             })
         };
         let mut best: Option<((f64, usize, WorkerId), WIdx)> = None;
