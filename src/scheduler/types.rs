@@ -176,9 +176,10 @@ pub struct SchedulerConfig {
     /// Placement on first sight: the guessed part of a worker's queue
     /// (tasks of functions not measured yet, each counted at
     /// `default_task_duration_s`) may not pay for moving a task's inputs
-    /// away from the worker holding most of them; only measured work,
-    /// plus one `fetch_latency_s`, may (`docs/scheduling.md`). Off, a guess
-    /// counts as measured work does, as in Dask (kept for comparisons:
+    /// away from the candidate that needs the fewest bytes moved; only
+    /// known work (measured durations, queued fetches) plus one
+    /// `fetch_latency_s` may (`docs/scheduling.md`). Off, a guess counts
+    /// as measured work does, as in Dask (kept for comparisons:
     /// `rdask simulate --no-first-sight-locality`).
     pub first_sight_locality: bool,
     /// How often the actor calls [`super::SchedulerState::balance`] (work
