@@ -140,8 +140,8 @@ impl SchedulerState {
     /// The candidate where `t` starts earliest (ties: fewest tasks
     /// processing, then the lower worker id), among those the first-sight
     /// rule admits: moving inputs away from the candidate that needs the
-    /// fewest bytes moved (the "holder") must be paid by measured work,
-    /// never by a guess. A task of a function never measured counts
+    /// fewest bytes moved (the "holder") must be paid by known work
+    /// (measured durations, queued fetches), never by a guess. A task of a function never measured counts
     /// `default_task_duration_s` (0.5 s) in its worker's queue; without
     /// the rule, consumers of large inputs pinned on one worker looked
     /// better off moving them once a few of them sat there on that guess
@@ -149,6 +149,9 @@ impl SchedulerState {
     /// queue measured the rule admits every candidate that would win, so
     /// the choice is plain earliest start.
     pub(super) fn best_worker(&self, t: TaskId, candidates: &[WIdx]) -> Option<WIdx> {
+        if let [only] = candidates {
+            return Some(*only);
+        }
         let ests: Vec<(StartEstimate, WIdx)> = candidates.iter().map(|&w| (self.estimate(t, w), w)).collect();
         let key = |e: &StartEstimate, w: WIdx| {
             let ws = self.worker(w);
