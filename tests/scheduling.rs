@@ -1,6 +1,7 @@
 //! Scheduling policy over real processes (`rdask scheduler` and
 //! `rdask worker` on 127.0.0.1 port 0): root-task queuing under
-//! `worker_saturation`, work stealing, resources, replicate and rebalance.
+//! `worker_saturation`, work stealing, resources, replicate and rebalance,
+//! placement on first sight.
 //! The decisions themselves are unit-tested on the state machine
 //! (`src/scheduler/state.rs`); these check that the pieces work together.
 
@@ -266,6 +267,35 @@ fn a_task_runs_where_its_large_dependency_lives() -> anyhow::Result<()> {
     let w1 = client.worker_info(&w1_addr)?;
     let w2 = client.worker_info(&w2_addr)?;
     assert_eq!(w1.tasks_executed, 6, "w1 ran the blobs and their readers");
+    assert_eq!(w2.tasks_executed, 0);
+    assert_eq!(w2.bytes_fetched_from_peers, 0, "no blob moved");
+    Ok(())
+}
+
+#[test]
+fn first_sight_readers_of_large_inputs_run_where_the_inputs_live() -> anyhow::Result<()> {
+    // Issue 15: 8 results of 30 MB made on w1, then `blob_len` over them,
+    // a function the scheduler has never measured (counted 0.5 s per task
+    // on a guess). The guess may not pay for moving 30 MB, so all 8
+    // readers run on w1 and nothing moves, though w2 is idle.
+    let (_s, addr) = scheduler();
+    let (_w1, w1_addr) = worker(&addr, "w1", &["--nthreads", "2"]);
+    let (_w2, w2_addr) = worker(&addr, "w2", &["--nthreads", "2"]);
+    let client = Client::connect(&addr)?;
+    wait_for_workers(&client, 2);
+    let blobs = client.starmap(
+        make_blob,
+        (0..8u64).map(|i| (30_000_000u64, i)),
+        &SubmitOptions::default().workers(["w1"]),
+    )?;
+    client.wait(&blobs, rdask::ReturnWhen::AllCompleted, None)?;
+    let lens = client.starmap(blob_len, blobs.iter().map(|b| (b,)), &SubmitOptions::default())?;
+    for len in &lens {
+        assert_eq!(len.result()?, 30_000_000);
+    }
+    let w1 = client.worker_info(&w1_addr)?;
+    let w2 = client.worker_info(&w2_addr)?;
+    assert_eq!(w1.tasks_executed, 16, "w1 ran the blobs and all their readers");
     assert_eq!(w2.tasks_executed, 0);
     assert_eq!(w2.bytes_fetched_from_peers, 0, "no blob moved");
     Ok(())

@@ -12,7 +12,7 @@ use crate::simulate::{self, Costs, Shape, SimConfig};
 /// Flags of `rdask simulate`.
 #[derive(Args, Debug)]
 pub struct SimulateArgs {
-    /// Graph shape: map, tree, shuffle, random, or replay (with --graph).
+    /// Graph shape: map, tree, shuffle, random, pipeline, or replay (with --graph).
     #[arg(long, default_value = "tree")]
     shape: String,
     /// Task counts, comma-separated (one run per count and worker count).
@@ -42,6 +42,18 @@ pub struct SimulateArgs {
     /// How far back a random DAG's dependency may reach, in tasks.
     #[arg(long, default_value_t = 1000)]
     window: u32,
+    /// Tasks per chain of the pipeline shape (stage 0 maps, each later
+    /// stage maps over the previous one's results).
+    #[arg(long, default_value_t = 2)]
+    stages: u32,
+    /// Each stage of the shape calls its own function, so its first tasks
+    /// are placed before any of them is measured.
+    #[arg(long)]
+    stage_functions: bool,
+    /// Turn off placement on first sight (`scheduler.first_sight_locality`):
+    /// a guessed duration counts as a measured one, as in Dask.
+    #[arg(long)]
+    no_first_sight_locality: bool,
     /// A graph to replay (JSON lines of {"deps":[..],"duration_s":..,"nbytes":..}).
     #[arg(long)]
     graph: Option<PathBuf>,
@@ -77,8 +89,13 @@ fn shape(a: &SimulateArgs) -> Result<Shape, String> {
             max_deps: a.max_deps,
             window: a.window,
         },
+        "pipeline" => Shape::Pipeline { stages: a.stages },
         "replay" => Shape::Replay(a.graph.clone().ok_or("--shape replay needs --graph FILE")?),
-        other => return Err(format!("unknown shape {other:?}: map, tree, shuffle, random or replay")),
+        other => {
+            return Err(format!(
+                "unknown shape {other:?}: map, tree, shuffle, random, pipeline or replay"
+            ))
+        }
     })
 }
 
@@ -118,6 +135,7 @@ pub fn run_simulate(a: &SimulateArgs, scheduler: &SchedulerConfig) -> i32 {
                     exponential: a.exponential,
                     nbytes: a.nbytes,
                     seed: a.seed,
+                    stage_functions: a.stage_functions,
                 },
                 workers,
                 threads_per_worker: a.threads,
@@ -127,7 +145,10 @@ pub fn run_simulate(a: &SimulateArgs, scheduler: &SchedulerConfig) -> i32 {
                 stealing_interval_s: a.stealing_interval_ms / 1e3,
                 release_results: !a.keep_results,
                 kills: kills.clone(),
-                scheduler: scheduler.clone(),
+                scheduler: SchedulerConfig {
+                    first_sight_locality: scheduler.first_sight_locality && !a.no_first_sight_locality,
+                    ..scheduler.clone()
+                },
                 ..SimConfig::default()
             };
             match simulate::run(&cfg) {

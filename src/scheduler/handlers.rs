@@ -224,8 +224,8 @@ impl SchedulerState {
                     let s = self.slot(t);
                     if s.state == TaskState::Processing && s.processing_on == Some(w) {
                         let ws = self.worker_mut(w);
-                        if let Some(exp) = ws.processing.get_mut(&t) {
-                            ws.occupancy_ns -= std::mem::take(exp);
+                        if let Some(e) = ws.processing.get_mut(&t).map(std::mem::take) {
+                            ws.unload(e);
                         }
                         ws.long_running.insert(t);
                         self.update_rank(w);

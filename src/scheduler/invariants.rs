@@ -213,7 +213,9 @@ impl SchedulerState {
             ensure!(self.worker_ids.get(&ws.id) == Some(&w), "{n} not indexed by id");
             ensure!(self.worker_names.get(n) == Some(&w), "{n} not indexed by name");
             let mut occupancy = 0;
-            for (&t, &exp) in &ws.processing {
+            let mut guessed = 0;
+            let mut fetch = 0;
+            for (&t, e) in &ws.processing {
                 ensure!(self.live_task(t), "{n} processes a forgotten task");
                 let s = self.slot(t);
                 ensure!(
@@ -223,12 +225,26 @@ impl SchedulerState {
                     s.state.name(),
                     s.processing_on
                 );
-                occupancy += exp;
+                occupancy += e.ns;
+                if e.guessed {
+                    guessed += e.ns;
+                }
+                fetch += e.fetch_ns;
             }
             ensure!(
                 ws.occupancy_ns == occupancy,
                 "{n}: occupancy {} != {occupancy} (sum of processing)",
                 ws.occupancy_ns
+            );
+            ensure!(
+                ws.guessed_ns == guessed,
+                "{n}: guessed occupancy {} != {guessed} (sum of processing on a guess)",
+                ws.guessed_ns
+            );
+            ensure!(
+                ws.fetch_ns == fetch,
+                "{n}: queued fetches {} != {fetch} (sum over processing)",
+                ws.fetch_ns
             );
             for t in &ws.executing {
                 ensure!(ws.processing.contains_key(t), "{n} executes a task it does not process");
@@ -252,7 +268,7 @@ impl SchedulerState {
             );
             for t in &ws.long_running {
                 ensure!(
-                    ws.processing.get(t) == Some(&0),
+                    ws.processing.get(t).is_some_and(|e| e.ns == 0 && e.fetch_ns == 0),
                     "{n}: a long-running task is not processing there or still counts in occupancy"
                 );
             }

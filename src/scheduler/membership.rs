@@ -54,6 +54,8 @@ impl SchedulerState {
             processing: FxMap::default(),
             has_what: FxSet::default(),
             occupancy_ns: 0,
+            guessed_ns: 0,
+            fetch_ns: 0,
             known_nbytes: 0,
             heartbeat: None,
             rank,

@@ -1,10 +1,12 @@
 //! Placement: which worker runs a ready task (earliest estimated start),
 //! root-task queuing by worker saturation, and the worker ranking.
 
+use std::cmp::Ordering;
+
 use super::ids::{FnId, TaskId, WIdx};
 use super::state::SchedulerState;
 use super::types::{Outbox, TaskState, WorkerId, DEEP_PIPELINE_MAX_RESULT_BYTES};
-use super::workers::WorkerSlot;
+use super::workers::{Expected, WorkerSlot};
 use crate::wire::messages::{DependencyLocation, ToWorker};
 
 impl SchedulerState {
@@ -70,6 +72,11 @@ impl SchedulerState {
     /// fetch (a round trip, `fetch_latency_s`, plus bytes ÷ bandwidth)
     /// and the work queued ahead of it.
     pub(super) fn start_time(&self, t: TaskId, w: WIdx) -> f64 {
+        self.estimate(t, w).start()
+    }
+
+    /// The parts of `t`'s estimated start on `w`.
+    fn estimate(&self, t: TaskId, w: WIdx) -> StartEstimate {
         let ws = self.worker(w);
         let mut bytes = 0u64;
         let mut missing = false;
@@ -80,12 +87,14 @@ impl SchedulerState {
                 missing = true;
             }
         }
-        let fetch = if missing {
-            self.config.fetch_latency_s + bytes as f64 / self.bandwidth
-        } else {
-            0.0
-        };
-        fetch + ws.occupancy_ns as f64 / ws.nthreads.max(1) as f64 / 1e9
+        let threads = ws.nthreads.max(1) as f64;
+        StartEstimate {
+            latency_s: if missing { self.config.fetch_latency_s } else { 0.0 },
+            bytes_s: bytes as f64 / self.bandwidth,
+            measured_s: (ws.occupancy_ns - ws.guessed_ns) as f64 / threads / 1e9,
+            queued_fetch_s: ws.fetch_ns as f64 / threads / 1e9,
+            guessed_s: ws.guessed_ns as f64 / threads / 1e9,
+        }
     }
 
     /// How many consecutive root tasks of light function `f` go to one
@@ -128,20 +137,62 @@ impl SchedulerState {
         info.run_worker = Some(w);
     }
 
+    /// The candidate where `t` starts earliest (ties: fewest tasks
+    /// processing, then the lower worker id), among those the first-sight
+    /// rule admits: moving inputs away from the candidate that needs the
+    /// fewest bytes moved (the "holder") must be paid by known work
+    /// (measured durations, queued fetches), never by a guess. A task of a function never measured counts
+    /// `default_task_duration_s` (0.5 s) in its worker's queue; without
+    /// the rule, consumers of large inputs pinned on one worker looked
+    /// better off moving them once a few of them sat there on that guess
+    /// (`docs/scheduling.md`, "Placement on first sight"). With every
+    /// queue measured the rule admits every candidate that would win, so
+    /// the choice is plain earliest start.
     pub(super) fn best_worker(&self, t: TaskId, candidates: &[WIdx]) -> Option<WIdx> {
-        let mut best: Option<(f64, usize, WorkerId, WIdx)> = None;
-        for &w in candidates {
+        if let [only] = candidates {
+            return Some(*only);
+        }
+        let ests: Vec<(StartEstimate, WIdx)> = candidates.iter().map(|&w| (self.estimate(t, w), w)).collect();
+        let key = |e: &StartEstimate, w: WIdx| {
             let ws = self.worker(w);
-            let key = (self.start_time(t, w), ws.processing.len(), ws.id, w);
-            let better = match &best {
-                None => true,
-                Some(b) => (key.0, key.1, key.2) < (b.0, b.1, b.2),
-            };
-            if better {
-                best = Some(key);
+            (e.start(), ws.processing.len(), ws.id)
+        };
+        let holder = if self.config.first_sight_locality {
+            ests.iter()
+                .min_by(|(a, x), (b, y)| {
+                    a.bytes_s
+                        .total_cmp(&b.bytes_s)
+                        .then_with(|| key(a, *x).partial_cmp(&key(b, *y)).unwrap_or(Ordering::Equal))
+                })
+                .map(|(e, _)| *e)
+        } else {
+            None
+        };
+        let admitted = |e: &StartEstimate| {
+            holder.is_none_or(|h| {
+                // Extra bytes worth a round trip or less are let through:
+                // they cost no more than the message that asks for them.
+                let extra = e.bytes_s - h.bytes_s;
+                // The holder's lead in measured work alone keeps the rule
+                // out of the way when nothing is guessed (a candidate that
+                // starts earlier always fits in it); the lead with queued
+                // fetches counted lets a burst of consumers spread when the
+                // holder's queue is mostly fetches.
+                let lead = (h.measured_s - e.measured_s).max(h.known_s() - e.known_s()).max(0.0);
+                extra <= self.config.fetch_latency_s + lead
+            })
+        };
+        let mut best: Option<((f64, usize, WorkerId), WIdx)> = None;
+        for (e, w) in &ests {
+            if !admitted(e) {
+                continue;
+            }
+            let k = key(e, *w);
+            if best.as_ref().is_none_or(|(b, _)| k < *b) {
+                best = Some((k, *w));
             }
         }
-        best.map(|b| b.3)
+        best.map(|b| b.1)
     }
 
     /// Places a ready, detached task: processing, queued or no-worker.
@@ -225,17 +276,28 @@ impl SchedulerState {
 
     pub(super) fn assign(&mut self, t: TaskId, w: WIdx, out: &mut Outbox) {
         let f = self.slot(t).func;
-        let exp = self.expected_ns(f);
+        // Its inputs' fetch is known work too (Dask counts it in
+        // occupancy); kept apart, for the first-sight rule only.
+        let fetch_ns = if self.config.first_sight_locality {
+            (self.estimate(t, w).fetch_s() * 1e9) as u64
+        } else {
+            0
+        };
+        let e = Expected {
+            ns: self.expected_ns(f),
+            guessed: self.fns[f as usize].avg_ns.is_none(),
+            fetch_ns,
+        };
         // The ComputeTask follows any earlier FreeKeys on the connection.
-        if let Some(e) = self.slot_mut(t).extra.as_mut() {
-            e.freed_on.retain(|&x| x != w);
+        if let Some(x) = self.slot_mut(t).extra.as_mut() {
+            x.freed_on.retain(|&x| x != w);
         }
         self.last_run += 1;
         let run_id = self.last_run;
         self.slot_mut(t).run = run_id;
         let ws = self.worker_mut(w);
-        ws.processing.insert(t, exp);
-        ws.occupancy_ns += exp;
+        ws.processing.insert(t, e);
+        ws.load(e);
         self.update_rank(w);
         self.slot_mut(t).processing_on = Some(w);
         self.set_state(t, TaskState::Processing);
@@ -296,5 +358,38 @@ impl SchedulerState {
     /// The first queued root task of `f`, if any.
     fn next_queued(&self, f: FnId) -> Option<TaskId> {
         self.fns[f as usize].queue.first().map(|&(_, _, t)| t)
+    }
+}
+
+/// The parts of a task's estimated start on a worker, seconds.
+#[derive(Clone, Copy, Debug)]
+struct StartEstimate {
+    /// A round trip (`fetch_latency_s`) if some input is missing there.
+    latency_s: f64,
+    /// The missing inputs' bytes ÷ bandwidth.
+    bytes_s: f64,
+    /// Work queued there whose functions were measured, per thread.
+    measured_s: f64,
+    /// The fetches its queued tasks wait for (known from their inputs'
+    /// sizes), per thread: counted as known work by the first-sight rule
+    /// only, not in `start` (which stays Dask's objective).
+    queued_fetch_s: f64,
+    /// Work queued there on a guess (functions not measured when
+    /// assigned), per thread.
+    guessed_s: f64,
+}
+
+impl StartEstimate {
+    /// Dask's `worker_objective`: transfer plus queue wait.
+    fn start(&self) -> f64 {
+        self.fetch_s() + self.measured_s + self.guessed_s
+    }
+    /// The work queued there that is known, not guessed.
+    fn known_s(&self) -> f64 {
+        self.measured_s + self.queued_fetch_s
+    }
+    /// The missing inputs' fetch.
+    fn fetch_s(&self) -> f64 {
+        self.latency_s + self.bytes_s
     }
 }

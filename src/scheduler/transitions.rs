@@ -48,8 +48,8 @@ impl SchedulerState {
                 if let Some(w) = self.slot_mut(t).processing_on.take() {
                     if self.workers[w.0 as usize].is_some() {
                         let ws = self.worker_mut(w);
-                        if let Some(exp) = ws.processing.remove(&t) {
-                            ws.occupancy_ns -= exp;
+                        if let Some(e) = ws.processing.remove(&t) {
+                            ws.unload(e);
                         }
                         if !ws.executing.is_empty() {
                             ws.executing.remove(&t);

@@ -173,6 +173,15 @@ pub struct SchedulerConfig {
     /// Without it a task whose inputs are small goes to whichever worker
     /// is a little less busy, and its inputs move for nothing.
     pub fetch_latency_s: f64,
+    /// Placement on first sight: the guessed part of a worker's queue
+    /// (tasks of functions not measured yet, each counted at
+    /// `default_task_duration_s`) may not pay for moving a task's inputs
+    /// away from the candidate that needs the fewest bytes moved; only
+    /// known work (measured durations, queued fetches) plus one
+    /// `fetch_latency_s` may (`docs/scheduling.md`). Off, a guess counts
+    /// as measured work does, as in Dask (kept for comparisons:
+    /// `rdask simulate --no-first-sight-locality`).
+    pub first_sight_locality: bool,
     /// How often the actor calls [`super::SchedulerState::balance`] (work
     /// stealing), ms; 0 = never.
     pub work_stealing_interval_ms: u64,
@@ -224,6 +233,7 @@ impl Default for SchedulerConfig {
             worker_saturation: 1.1,
             root_run_length: DEFAULT_ROOT_RUN_LENGTH,
             fetch_latency_s: DEFAULT_FETCH_LATENCY_S,
+            first_sight_locality: true,
             work_stealing_interval_ms: 100,
             no_worker_timeout_s: DEFAULT_NO_WORKER_TIMEOUT_S,
             empty_cluster_timeout_s: DEFAULT_EMPTY_CLUSTER_TIMEOUT_S,

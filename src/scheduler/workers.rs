@@ -21,11 +21,21 @@ pub(super) struct WorkerSlot {
     /// only to a worker declaring at least as much of each (the worker
     /// itself limits how many such tasks run at once).
     pub(super) resources: Vec<(String, f64)>,
-    /// Tasks assigned to it, with the duration expected when assigned (so
-    /// that removing one subtracts exactly what was added).
-    pub(super) processing: FxMap<TaskId, u64>,
+    /// Tasks assigned to it, with what they were expected to cost it when
+    /// assigned (so that removing one subtracts exactly what was added).
+    pub(super) processing: FxMap<TaskId, Expected>,
     pub(super) has_what: FxSet<TaskId>,
     pub(super) occupancy_ns: u64,
+    /// The part of `occupancy_ns` that is a guess: tasks whose function
+    /// had no measured duration when they were assigned (each counted at
+    /// `default_task_duration_s`). Placement does not let it pay for
+    /// moving bytes (`docs/scheduling.md`, "Placement on first sight").
+    pub(super) guessed_ns: u64,
+    /// The fetches of the inputs its processing tasks lacked when they
+    /// were assigned (with `first_sight_locality`), ns: known work that
+    /// placement counts (as Dask counts it in occupancy); not in
+    /// `occupancy_ns`, which also decides root-task room.
+    pub(super) fetch_ns: u64,
     pub(super) known_nbytes: u64,
     pub(super) heartbeat: Option<(u64, u64)>,
     pub(super) rank: RankKey,
@@ -56,7 +66,36 @@ pub(super) struct WorkerSlot {
     pub(super) load: super::worker_load::WorkerLoad,
 }
 
+/// What a processing task was expected to cost its worker when assigned.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Expected {
+    /// Its duration, ns: its function's average, or
+    /// `default_task_duration_s` if not measured yet (0 once it seceded).
+    pub(super) ns: u64,
+    /// `ns` is a guess: its function had no measured duration.
+    pub(super) guessed: bool,
+    /// The fetch of the inputs the worker lacked, ns (with
+    /// `first_sight_locality`; 0 once it seceded).
+    pub(super) fetch_ns: u64,
+}
+
 impl WorkerSlot {
+    /// Adds a processing task's expected cost to the worker's sums.
+    pub(super) fn load(&mut self, e: Expected) {
+        self.occupancy_ns += e.ns;
+        if e.guessed {
+            self.guessed_ns += e.ns;
+        }
+        self.fetch_ns += e.fetch_ns;
+    }
+    /// Takes it out again.
+    pub(super) fn unload(&mut self, e: Expected) {
+        self.occupancy_ns -= e.ns;
+        if e.guessed {
+            self.guessed_ns -= e.ns;
+        }
+        self.fetch_ns -= e.fetch_ns;
+    }
     /// Processing tasks that occupy a thread (long-running ones do not).
     pub(super) fn busy(&self) -> usize {
         self.processing.len() - self.long_running.len()

@@ -15,8 +15,18 @@ use super::{SimConfig, SimError, SimReport};
 use crate::scheduler::{ClientId, Outbox, Outgoing, SchedulerConfig, SchedulerState, WorkerId, WorkerRegistration};
 use crate::wire::messages::{Arg, FromClient, FromWorker, TaskSpec, ToClient, ToWorker};
 
-/// The function name every simulated task calls.
+/// The function name simulated tasks call (function 0; function `k` > 0
+/// of a graph is this name followed by `-k`, see [`function_name`]).
 pub const SIM_FUNCTION: &str = "rdask::simulate::task";
+
+/// The name of a graph's function `f` ([`super::SimTask::func`]).
+pub fn function_name(f: u32) -> String {
+    if f == 0 {
+        SIM_FUNCTION.to_string()
+    } else {
+        format!("{SIM_FUNCTION}-{f}")
+    }
+}
 const CLIENT: ClientId = ClientId(1);
 
 /// What reaches the scheduler's inbox.
@@ -127,6 +137,8 @@ impl<'a> Engine<'a> {
             orders: Default::default(),
             report: SimReport::default(),
         };
+        let nfuncs = tasks.iter().map(|t| t.func).max().unwrap_or(0) + 1;
+        let functions: Vec<String> = (0..nfuncs).map(function_name).collect();
         for w in 0..cfg.workers {
             let address = format!("sim://10.{}.{}.{}:1", w >> 16, (w >> 8) & 255, w & 255);
             let registration = WorkerRegistration {
@@ -134,7 +146,7 @@ impl<'a> Engine<'a> {
                 address: address.clone(),
                 nthreads: cfg.threads_per_worker,
                 memory_limit: 0,
-                functions: vec![SIM_FUNCTION.to_string()],
+                functions: functions.clone(),
                 resources: Vec::new(),
                 restarted: None,
                 nanny: false,
@@ -175,7 +187,7 @@ impl<'a> Engine<'a> {
             .enumerate()
             .map(|(i, t)| TaskSpec {
                 key: key(i as u32),
-                function: SIM_FUNCTION.to_string(),
+                function: function_name(t.func),
                 args: if t.deps.is_empty() {
                     vec![Arg::Value(vec![0])]
                 } else {

@@ -30,7 +30,7 @@ use std::time::Instant;
 use crate::scheduler::SchedulerConfig;
 use serde::Serialize;
 
-pub use engine::SIM_FUNCTION;
+pub use engine::{function_name, SIM_FUNCTION};
 pub use shapes::{Costs, Shape, SimTask};
 
 /// Why a simulation could not run or finish.
@@ -99,6 +99,7 @@ impl Default for SimConfig {
                 exponential: false,
                 nbytes: 8,
                 seed: 1,
+                stage_functions: false,
             },
             workers: 2,
             threads_per_worker: 1,

@@ -1,6 +1,7 @@
 //! The graphs the simulator runs: map, tree reduction, map-reduce through
-//! a shuffle, a random DAG, and a replay of a graph written to a file. Each
-//! is a list of tasks in dependency order (a task names only earlier ones).
+//! a shuffle, a random DAG, a pipeline of element-wise stages, and a replay
+//! of a graph written to a file. Each is a list of tasks in dependency
+//! order (a task names only earlier ones).
 
 use std::path::Path;
 
@@ -17,6 +18,15 @@ pub struct SimTask {
     pub duration_s: f64,
     /// Size of its result in bytes.
     pub nbytes: u64,
+    /// Which of the graph's functions it calls (0, 1, …): the scheduler
+    /// measures durations per function, so the first tasks of a function
+    /// other than the first are placed on a guess ([`Costs::stage_functions`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub func: u32,
+}
+
+fn is_zero(f: &u32) -> bool {
+    *f == 0
 }
 
 /// The shape of a simulated graph.
@@ -47,6 +57,13 @@ pub enum Shape {
         /// How far back a dependency may be.
         window: u32,
     },
+    /// `stages` element-wise stages over independent chains: stage 0 are
+    /// root tasks, each task of stage k takes the result of its chain's
+    /// task of stage k-1 (a map, then maps over its results).
+    Pipeline {
+        /// Tasks per chain.
+        stages: u32,
+    },
     /// A graph read from a JSON-lines file of [`SimTask`]s (see
     /// [`write_graph`]), e.g. captured from a real run.
     Replay(std::path::PathBuf),
@@ -66,6 +83,11 @@ pub struct Costs {
     pub nbytes: u64,
     /// Seed of the draws (and of the random DAG).
     pub seed: u64,
+    /// Each stage of the shape calls its own function (tree: leaves, then
+    /// one per level of sums; shuffle: maps, then reduces; random: root
+    /// tasks, then the others; pipeline: one per stage), as a real graph
+    /// of several functions does; else every task calls one function.
+    pub stage_functions: bool,
 }
 
 /// A small deterministic generator (splitmix64): the simulator must give the
@@ -111,18 +133,33 @@ impl Costs {
 pub fn build(shape: &Shape, ntasks: usize, costs: &Costs) -> Result<Vec<SimTask>, SimError> {
     let mut rng = Rng::new(costs.seed);
     let mut tasks: Vec<SimTask> = Vec::with_capacity(ntasks);
-    let push = |deps: Vec<u32>, rng: &mut Rng, tasks: &mut Vec<SimTask>| {
+    let push = |deps: Vec<u32>, stage: u32, rng: &mut Rng, tasks: &mut Vec<SimTask>| {
         let duration_s = costs.duration(rng);
         tasks.push(SimTask {
             deps,
             duration_s,
             nbytes: costs.nbytes,
+            func: if costs.stage_functions { stage } else { 0 },
         });
     };
     match shape {
         Shape::Map => {
             for _ in 0..ntasks.max(1) {
-                push(Vec::new(), &mut rng, &mut tasks);
+                push(Vec::new(), 0, &mut rng, &mut tasks);
+            }
+        }
+        Shape::Pipeline { stages } => {
+            let stages = (*stages).max(1) as usize;
+            let chains = (ntasks / stages).max(1);
+            for stage in 0..stages {
+                for c in 0..chains {
+                    let deps = if stage == 0 {
+                        Vec::new()
+                    } else {
+                        vec![((stage - 1) * chains + c) as u32]
+                    };
+                    push(deps, stage as u32, &mut rng, &mut tasks);
+                }
             }
         }
         Shape::Tree { fanin } => {
@@ -132,13 +169,15 @@ pub fn build(shape: &Shape, ntasks: usize, costs: &Costs) -> Result<Vec<SimTask>
             let mut level: Vec<u32> = Vec::with_capacity(leaves);
             for _ in 0..leaves {
                 level.push(tasks.len() as u32);
-                push(Vec::new(), &mut rng, &mut tasks);
+                push(Vec::new(), 0, &mut rng, &mut tasks);
             }
+            let mut depth = 0;
             while level.len() > 1 {
+                depth += 1;
                 let mut next = Vec::with_capacity(level.len() / fanin + 1);
                 for group in level.chunks(fanin) {
                     next.push(tasks.len() as u32);
-                    push(group.to_vec(), &mut rng, &mut tasks);
+                    push(group.to_vec(), depth, &mut rng, &mut tasks);
                 }
                 level = next;
             }
@@ -146,14 +185,14 @@ pub fn build(shape: &Shape, ntasks: usize, costs: &Costs) -> Result<Vec<SimTask>
         Shape::Shuffle { fanin } => {
             let p = (ntasks / 2).max(1);
             for _ in 0..p {
-                push(Vec::new(), &mut rng, &mut tasks);
+                push(Vec::new(), 0, &mut rng, &mut tasks);
             }
             let full = p <= FULL_SHUFFLE_MAX_PARTITIONS;
             let k = if full { p } else { (*fanin).max(1) as usize };
             let stride = (p / k).max(1);
             for j in 0..p {
                 let deps = (0..k).map(|i| ((j + i * stride) % p) as u32).collect();
-                push(deps, &mut rng, &mut tasks);
+                push(deps, 1, &mut rng, &mut tasks);
             }
         }
         Shape::Random { max_deps, window } => {
@@ -169,7 +208,8 @@ pub fn build(shape: &Shape, ntasks: usize, costs: &Costs) -> Result<Vec<SimTask>
                 };
                 deps.sort_unstable();
                 deps.dedup();
-                push(deps, &mut rng, &mut tasks);
+                let stage = u32::from(!deps.is_empty());
+                push(deps, stage, &mut rng, &mut tasks);
             }
         }
         Shape::Replay(path) => return read_graph(path),
@@ -256,6 +296,13 @@ pub fn capture(
     for r in stream.iter().filter(|r| !r.key.is_empty()) {
         took.insert(r.key.as_str(), r.stop_us.saturating_sub(r.start_us) as f64 / 1e6);
     }
+    // Functions numbered in order of first use, so the replay measures
+    // them apart as the real scheduler did.
+    let mut funcs: FxMap<&str, u32> = FxMap::default();
+    for s in specs {
+        let n = funcs.len() as u32;
+        funcs.entry(s.function.as_str()).or_insert(n);
+    }
     let shown: Vec<f64> = specs.iter().filter_map(|s| took.get(s.key.as_str()).copied()).collect();
     let mean = if shown.is_empty() {
         0.0
@@ -279,6 +326,7 @@ pub fn capture(
                 deps,
                 duration_s: took.get(s.key.as_str()).copied().unwrap_or(mean),
                 nbytes,
+                func: funcs.get(s.function.as_str()).copied().unwrap_or(0),
             }
         })
         .collect()

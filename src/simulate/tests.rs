@@ -27,6 +27,7 @@ fn every_shape_finishes_with_every_result() {
             max_deps: 4,
             window: 100,
         },
+        Shape::Pipeline { stages: 3 },
     ] {
         let r = run(&cfg(shape.clone(), 3_000, 4)).expect("runs");
         assert_eq!(r.executed, r.tasks, "{shape:?}: every task ran once");
@@ -82,6 +83,7 @@ fn lower_bounds_are_the_critical_path_and_the_spread_work() {
         deps,
         duration_s: d,
         nbytes: 1,
+        func: 0,
     };
     let g = vec![t(vec![], 1.0), t(vec![], 2.0), t(vec![0, 1], 3.0), t(vec![], 4.0)];
     let (critical, work) = lower_bounds(&g, 2);
@@ -98,6 +100,7 @@ fn a_written_graph_replays_as_written() {
         exponential: true,
         nbytes: 100,
         seed: 7,
+        stage_functions: true,
     };
     let g = build(
         &Shape::Random {
@@ -114,7 +117,7 @@ fn a_written_graph_replays_as_written() {
     let back = read_graph(&path).expect("reads");
     assert_eq!(back.len(), g.len());
     for (x, y) in back.iter().zip(&g) {
-        assert_eq!((&x.deps, x.nbytes), (&y.deps, y.nbytes));
+        assert_eq!((&x.deps, x.nbytes, x.func), (&y.deps, y.nbytes, y.func));
         // JSON keeps a float to within its last bit.
         assert!(
             (x.duration_s - y.duration_s).abs() <= 1e-15,
@@ -159,7 +162,10 @@ fn a_captured_graph_keeps_edges_in_the_list_and_measured_durations() {
     let specs = vec![
         spec("a", vec![Arg::Value(vec![1])]),
         spec("b", vec![Arg::Key("outside-future".into())]),
-        spec("c", vec![Arg::Keys(vec!["a".into(), "b".into(), "a".into()])]),
+        TaskSpec {
+            function: "g".into(),
+            ..spec("c", vec![Arg::Keys(vec!["a".into(), "b".into(), "a".into()])])
+        },
     ];
     let rec = |key: &str, start_us: u64, stop_us: u64| TaskStreamRecord {
         seq: 0,
@@ -178,6 +184,11 @@ fn a_captured_graph_keeps_edges_in_the_list_and_measured_durations() {
     assert_eq!((g[0].duration_s, g[2].duration_s), (0.002, 0.004));
     assert!((g[1].duration_s - 0.003).abs() < 1e-12, "unseen tasks count the mean");
     assert!(g.iter().all(|t| t.nbytes == 16));
+    assert_eq!(
+        g.iter().map(|t| t.func).collect::<Vec<_>>(),
+        vec![0, 0, 1],
+        "functions in order of first use"
+    );
 }
 
 #[test]
@@ -206,5 +217,34 @@ fn root_runs_keep_a_reductions_siblings_on_one_worker() {
         "runs cost makespan: {} s against {} s",
         runs.makespan_s,
         single.makespan_s
+    );
+}
+
+#[test]
+fn first_sight_placement_keeps_large_inputs_in_place_without_costing_makespan() {
+    // Issue 15: each stage of a pipeline calls its own function, so each
+    // stage's first tasks are placed before any is measured (0.5 s each
+    // on a guess); results are 30 MB (30 ms to move). Counting the guess
+    // as measured work, some of them moved their input to an idle worker.
+    let stages = |locality: bool| {
+        let mut c = cfg(Shape::Pipeline { stages: 4 }, 400, 8);
+        c.threads_per_worker = 2;
+        c.costs.mean_duration_s = 0.01;
+        c.costs.exponential = true;
+        c.costs.nbytes = 30_000_000;
+        c.costs.stage_functions = true;
+        c.scheduler.first_sight_locality = locality;
+        run(&c).expect("runs")
+    };
+    let guess_moves = stages(false);
+    let first_sight = stages(true);
+    assert_eq!(first_sight.executed, first_sight.tasks);
+    assert!(guess_moves.transfers > 10, "the guess moved inputs: {guess_moves:?}");
+    assert_eq!(first_sight.transfers, 0, "{first_sight:?}");
+    assert!(
+        first_sight.makespan_s <= guess_moves.makespan_s,
+        "first sight: {} s, the guess: {} s",
+        first_sight.makespan_s,
+        guess_moves.makespan_s
     );
 }

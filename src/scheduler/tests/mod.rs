@@ -6,6 +6,7 @@ mod coordination;
 mod data_moves;
 mod diagnostics;
 mod failures;
+mod first_sight;
 mod helpers;
 mod journal;
 mod lifecycle;
