@@ -389,3 +389,22 @@ fn zarr_stores_round_trip() -> Result<(), Box<dyn std::error::Error>> {
     assert!(da::from_zarr(dir.path().join("missing.zarr")).is_err());
     Ok(())
 }
+
+#[test]
+fn one_pass_variance_of_many_segments_matches_two_passes() -> Result<(), da::Error> {
+    // More elements than one segment of the one-pass partial (2,048), and
+    // a large offset, where a naive sum of squares would lose digits.
+    let x = da::random(&[70, 100], &[70, 100], 5)?;
+    let a = x.compute_local()? + 1e6;
+    let flat: Vec<f64> = a.iter().copied().collect();
+    let (mean, m2) = da::partial::mean_m2(&flat);
+    let want_mean = flat.iter().sum::<f64>() / flat.len() as f64;
+    let want_m2: f64 = flat.iter().map(|v| (v - want_mean) * (v - want_mean)).sum();
+    assert!((mean - want_mean).abs() <= 1e-12 * want_mean, "{mean} != {want_mean}");
+    assert!((m2 - want_m2).abs() <= 1e-9 * want_m2, "{m2} != {want_m2}");
+    // The same through a block of the array, on the cluster.
+    let std = (&x + 1e6).std(0.0).compute(client())?.sum();
+    let want = (want_m2 / flat.len() as f64).sqrt();
+    assert!((std - want).abs() <= 1e-9 * want, "{std} != {want}");
+    Ok(())
+}
