@@ -4,8 +4,9 @@
 //! this binary re-run with a subcommand, so the workers link the kernels),
 //! and the same computation in plain ndarray in this one process (one
 //! thread, block by block so the input is never whole in memory, and whole
-//! with `--whole`). Dask's side: `benches/dask_array.py`. Prints one JSON
-//! line per measurement, as `examples/bench.rs` does.
+//! with `--whole`), whose result must equal the cluster's up to rounding.
+//! Dask's side: `benches/dask_array.py`. Prints one JSON line per
+//! measurement, as `examples/bench.rs` does.
 //!
 //! `cargo run --release -p rdask-array --example array_bench [-- --n 20000 --chunk 1000]`
 
@@ -77,42 +78,56 @@ fn loadavg1() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// The same computation in plain ndarray, one thread: the blocks made by the
-/// same kernel, row means from a first pass, then the centred values'
-/// mean and sum of squares in a second (the blocks made again, as a
-/// streaming single-process program would; `whole` keeps them instead).
-fn plain(n: usize, chunk: usize, whole: bool) -> f64 {
-    let lens = da::grid::regular(&[n, n], &[chunk, chunk]).unwrap_or_default();
-    let block = |i: usize, j: usize| da::kernels::random(vec![lens[0][i], lens[1][j]], 2015, vec![i, j]).0;
+/// The same computation in plain ndarray, one thread, with the same
+/// kernels the workers run (called as plain functions, no encoding): the
+/// blocks made by the same generator, row means from a first pass, then
+/// each block centred and reduced to its (count, mean, M2) partial in a
+/// second, partials merged as the cluster's tree does (the blocks made
+/// again, as a streaming single-process program would; `whole` keeps them
+/// instead, copying each for the second pass as a worker decodes it).
+fn plain(n: usize, chunk: usize, whole: bool) -> Result<f64, String> {
+    use da::kernels::BinOp;
+    use da::partial::{self, Reduction};
+    let lens = da::grid::regular(&[n, n], &[chunk, chunk]).map_err(|e| e.to_string())?;
+    let block = |i: usize, j: usize| da::kernels::random(vec![lens[0][i], lens[1][j]], 2015, vec![i, j]);
     let nb = lens[0].len();
     let mut kept = Vec::new();
-    let mut means = vec![0.0; n];
+    let mut means = Vec::with_capacity(nb);
     for i in 0..nb {
-        let row0 = i * chunk;
+        let mut parts = Vec::with_capacity(nb);
         for j in 0..nb {
             let b = block(i, j);
-            for (r, s) in b.sum_axis(ndarray::Axis(1)).iter().enumerate() {
-                means[row0 + r] += s / n as f64;
-            }
+            parts.push(partial::partial_of(
+                Reduction::Mean,
+                &b,
+                &[1],
+                &[i * chunk, j * chunk],
+                &[n, n],
+            )?);
             if whole {
                 kept.push(b);
             }
         }
+        let p = partial::reduce_combine(Reduction::Mean, parts)?;
+        means.push(partial::reduce_finalize(Reduction::Mean, p, vec![1], true)?);
     }
-    // Centred values have mean 0 up to rounding: accumulate sum and sum of squares.
-    let (mut s, mut ss) = (0.0, 0.0);
+    let kind = Reduction::Std(0.0);
+    let mut parts = Vec::with_capacity(nb * nb);
     for i in 0..nb {
         for j in 0..nb {
             let b = if whole { kept[i * nb + j].clone() } else { block(i, j) };
-            for (idx, v) in b.indexed_iter() {
-                let c = v - means[i * chunk + idx[0]];
-                s += c;
-                ss += c * c;
-            }
+            parts.push(partial::reduce_binary(
+                (kind, BinOp::Sub),
+                b,
+                means[i].clone(),
+                vec![0, 1],
+                vec![i * chunk, j * chunk],
+                vec![n, n],
+            )?);
         }
     }
-    let count = (n * n) as f64;
-    (ss / count - (s / count) * (s / count)).sqrt()
+    let p = partial::reduce_combine(kind, parts)?;
+    Ok(partial::reduce_finalize(kind, p, vec![0, 1], false)?.sum())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -159,8 +174,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             let load = loadavg1();
             let t0 = Instant::now();
-            let s = plain(n, chunk, whole);
+            let s = plain(n, chunk, whole)?;
             let wall = t0.elapsed().as_secs_f64();
+            // The same blocks and kernels, merged in another order: equal
+            // up to rounding.
+            if (s - std).abs() > 1e-9 * std.abs() {
+                return Err(format!("the cluster's std {std} differs from plain ndarray's {s}").into());
+            }
             println!(
                 "{}",
                 json!({"case": "array_center_std_ndarray", "n": n, "chunk": chunk, "whole": whole, "threads": 1,

@@ -2,8 +2,11 @@
 //! compact wire form. ndarray's own serde form is a msgpack list of numbers
 //! (9 bytes per `f64`, parsed one by one); a chunk travels instead as
 //! `[shape, bin]`: the shape as a list of integers, then the elements as raw
-//! little-endian bytes in logical (C) order, one msgpack `bin`. Decoding
-//! reads the bytes straight into the element vector (one copy).
+//! little-endian bytes in logical (C) order, one msgpack `bin`. On a
+//! little-endian machine a block in standard layout is written as its own
+//! memory (no per-element conversion, no intermediate buffer), and
+//! decoding copies the bytes straight into the element vector (one
+//! `memcpy`): a block costs one copy each way.
 
 use std::fmt;
 
@@ -48,18 +51,25 @@ impl std::ops::Deref for Chunk {
 impl Serialize for Chunk {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let shape: Vec<u64> = self.0.shape().iter().map(|&d| d as u64).collect();
-        let mut bytes = Vec::with_capacity(self.0.len() * ELEMENT_BYTES);
-        // `iter` walks in logical order whatever the memory layout (a
-        // transposed view included).
-        match self.0.as_slice() {
-            Some(flat) => flat.iter().for_each(|x| bytes.extend_from_slice(&x.to_le_bytes())),
-            None => self.0.iter().for_each(|x| bytes.extend_from_slice(&x.to_le_bytes())),
-        }
         let mut t = s.serialize_tuple(2)?;
         t.serialize_element(&shape)?;
-        t.serialize_element(serde_bytes::Bytes::new(&bytes))?;
+        match self.0.as_slice().and_then(native_le_bytes) {
+            Some(bytes) => t.serialize_element(serde_bytes::Bytes::new(bytes))?,
+            None => {
+                // Another layout (a transposed view…) or a big-endian
+                // machine: `iter` walks in logical order whatever the layout.
+                let mut bytes = Vec::with_capacity(self.0.len() * ELEMENT_BYTES);
+                self.0.iter().for_each(|x| bytes.extend_from_slice(&x.to_le_bytes()));
+                t.serialize_element(serde_bytes::Bytes::new(&bytes))?
+            }
+        }
         t.end()
     }
+}
+
+/// The elements' own memory as little-endian bytes, where that is what it is.
+fn native_le_bytes(flat: &[f64]) -> Option<&[u8]> {
+    cfg!(target_endian = "little").then(|| bytemuck::cast_slice(flat))
 }
 
 /// Reads the `bin` of elements straight into a `Vec<f64>`.
@@ -80,6 +90,22 @@ impl Visitor<'_> for Elements {
     fn visit_bytes<E: de::Error>(self, b: &[u8]) -> Result<Vec<f64>, E> {
         if !b.len().is_multiple_of(ELEMENT_BYTES) {
             return Err(E::custom(format!("{} bytes is not a whole number of f64s", b.len())));
+        }
+        if cfg!(target_endian = "little") {
+            let n = b.len() / ELEMENT_BYTES;
+            let mut v = crate::buffer::with_capacity(n);
+            // SAFETY: `v` has room for `n` f64s, which is `b.len()` bytes
+            // (a whole number of elements, checked above); the source is a
+            // byte slice, so alignment does not matter for a byte copy; the
+            // regions cannot overlap (`v` is new); every bit pattern is a
+            // valid f64, so after the copy the first `n` elements are
+            // initialised. (Filling a zeroed vector instead costs a
+            // `memset` of the whole block first.)
+            unsafe {
+                std::ptr::copy_nonoverlapping(b.as_ptr(), v.as_mut_ptr().cast::<u8>(), b.len());
+                v.set_len(n);
+            }
+            return Ok(v);
         }
         Ok(b.chunks_exact(ELEMENT_BYTES)
             .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))

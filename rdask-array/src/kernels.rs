@@ -3,9 +3,9 @@
 //! Registered as `rdask_array::kernels::<name>`, so a worker runs them once
 //! its binary links this crate.
 
-use ndarray::{ArrayD, Ix2, IxDyn, Slice, Zip};
+use ndarray::{ArrayD, ArrayViewMut1, Axis, Ix2, IxDyn, Slice, Zip};
 use rand_core::{Rng, SeedableRng};
-use rand_xorshift::XorShiftRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 
 use crate::Chunk;
@@ -108,7 +108,9 @@ pub fn full(shape: Vec<usize>, value: f64) -> Chunk {
 }
 
 /// A block of uniform numbers in `[0, 1)` that depends only on the seed
-/// and the block's index, so each block is reproducible on its own.
+/// and the block's index, so each block is reproducible on its own: a
+/// xoshiro256++ generator (`rand_xoshiro`, seeded through its splitmix64
+/// expansion) per block, from the seed mixed with the block's index.
 #[rdask::task]
 pub fn random(shape: Vec<usize>, seed: u64, block: Vec<usize>) -> Chunk {
     // splitmix64-style mixing of the seed with each index.
@@ -116,11 +118,14 @@ pub fn random(shape: Vec<usize>, seed: u64, block: Vec<usize>) -> Chunk {
     for &i in &block {
         state = (state ^ i as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9).rotate_left(31);
     }
-    let mut rng = XorShiftRng::seed_from_u64(state);
-    // 53 random bits over 2^53: uniform in [0, 1), NumPy's `random()`.
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(state);
+    // 53 random bits over 2^53: uniform in [0, 1), NumPy's `random()`. The
+    // bits fit an i64, whose conversion to f64 is one instruction (a u64's
+    // is not, on x86-64 without AVX-512).
     const SCALE: f64 = 1.0 / (1u64 << 53) as f64;
     let n: usize = shape.iter().product();
-    let data: Vec<f64> = (0..n).map(|_| (rng.next_u64() >> 11) as f64 * SCALE).collect();
+    let mut data = crate::buffer::with_capacity(n);
+    data.extend((0..n).map(|_| ((rng.next_u64() >> 11) as i64) as f64 * SCALE));
     Chunk(ArrayD::from_shape_vec(IxDyn(&shape), data).unwrap_or_else(|_| ArrayD::zeros(IxDyn(&shape))))
 }
 
@@ -133,17 +138,51 @@ pub fn arange(start: f64, step: f64, n: usize) -> Chunk {
 /// `op(a, b)` element by element, with NumPy's broadcasting.
 #[rdask::task]
 pub fn binary(op: BinOp, a: Chunk, b: Chunk) -> Result<Chunk, String> {
+    binary_values(op, a.0, b.0).map(Chunk)
+}
+
+/// [`binary`]'s work: in `a`'s own memory when `a` has the result's shape.
+pub(crate) fn binary_values(op: BinOp, a: ArrayD<f64>, b: ArrayD<f64>) -> Result<ArrayD<f64>, String> {
     let shape = broadcast_shape(a.shape(), b.shape())
         .ok_or_else(|| format!("shapes {:?} and {:?} do not broadcast", a.shape(), b.shape()))?;
     if a.shape() == shape.as_slice() {
-        let mut out = a.0;
+        let mut out = a;
         let bb = b.broadcast(IxDyn(&shape)).ok_or("broadcast failed")?;
-        Zip::from(&mut out).and(&bb).for_each(|x, &y| *x = op.apply(*x, y));
-        return Ok(Chunk(out));
+        match shape.len().checked_sub(1) {
+            // Lane by lane along the last axis: where `b` is constant along
+            // it (`x - x.mean(axis=-1, keepdims=True)`), a loop with one
+            // operand in a register, which vectorises.
+            Some(last) if shape[last] > 0 => {
+                Zip::from(out.lanes_mut(Axis(last)))
+                    .and(bb.lanes(Axis(last)))
+                    .for_each(|mut lane, other| {
+                        if other.strides()[0] == 0 {
+                            let y = other[0];
+                            apply_const(op, &mut lane, y);
+                        } else {
+                            Zip::from(&mut lane).and(&other).for_each(|x, &y| *x = op.apply(*x, y));
+                        }
+                    })
+            }
+            _ => Zip::from(&mut out).and(&bb).for_each(|x, &y| *x = op.apply(*x, y)),
+        }
+        return Ok(out);
     }
     let aa = a.broadcast(IxDyn(&shape)).ok_or("broadcast failed")?;
     let bb = b.broadcast(IxDyn(&shape)).ok_or("broadcast failed")?;
-    Ok(Chunk(Zip::from(&aa).and(&bb).map_collect(|&x, &y| op.apply(x, y))))
+    Ok(Zip::from(&aa).and(&bb).map_collect(|&x, &y| op.apply(x, y)))
+}
+
+/// `x = op(x, y)` along a lane; the common operations get their own loop
+/// (the match outside it) so that they vectorise.
+fn apply_const(op: BinOp, lane: &mut ArrayViewMut1<f64>, y: f64) {
+    match op {
+        BinOp::Add => lane.map_inplace(|x| *x += y),
+        BinOp::Sub => lane.map_inplace(|x| *x -= y),
+        BinOp::Mul => lane.map_inplace(|x| *x *= y),
+        BinOp::Div => lane.map_inplace(|x| *x /= y),
+        _ => lane.map_inplace(|x| *x = op.apply(*x, y)),
+    }
 }
 
 /// `op(a, s)`, or `op(s, a)` when `scalar_first`.

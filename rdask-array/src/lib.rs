@@ -18,8 +18,10 @@
 //! `Delayed<`[`Chunk`]`>`, a lazy `ArrayD<f64>`. Operations add calls of
 //! this crate's `#[rdask::task]` kernels to the graph; computing submits the
 //! whole graph at once, culled and chain-fused like any lazy graph
-//! (`x + 1` then `* 2` is one task per block). Blocks travel as raw
-//! little-endian bytes plus their shape ([`Chunk`]'s serde form).
+//! (`x + 1` then `* 2` is one task per block), and a reduction takes in
+//! the element-wise operation of two arrays just before it (`(x - m).std()`
+//! makes no `x - m` blocks). Blocks travel as raw little-endian bytes plus
+//! their shape ([`Chunk`]'s serde form).
 //!
 //! Workers must link this crate to run the kernels (an example worker
 //! binary: `examples/array_worker.rs`, `use rdask_array as _;
@@ -34,10 +36,12 @@
 //! operations, broadcasting, `map_blocks`), `reduce` (reductions as trees),
 //! `linalg` (`dot`, `transpose`), `index` (slicing, `rechunk`), `zarr`
 //! (Zarr stores both ways); the worker
-//! side: `kernels` and `partial` (reductions); `chunk` (the wire form).
+//! side: `kernels` and `partial` (reductions); `chunk` (the wire form),
+//! `buffer` (fresh block memory, huge pages).
 
 #![warn(missing_docs)]
 
+pub mod buffer;
 mod chunk;
 mod create;
 pub mod grid;
@@ -56,6 +60,8 @@ pub use kernels::{BinOp, UnOp};
 pub use ndarray;
 pub use rdask::delayed::ComputeOptions;
 pub use zarr::from_zarr;
+
+use std::sync::Arc;
 
 use ndarray::ArrayD;
 use rdask::delayed::{compute_all, compute_all_local, delayed, persist_all, task_count_all, Delayed};
@@ -92,6 +98,18 @@ pub struct Array {
     /// In C order of the block grid.
     blocks: Vec<Delayed<Chunk>>,
     split_every: usize,
+    /// When the blocks are `op(a, b)` of [`Array::binary_op`]: per block,
+    /// the operation and its operands, so a reduction right after it
+    /// reduces them in the same task (see [`partial::reduce_binary`]).
+    made_by: Option<Arc<Vec<Elementwise>>>,
+}
+
+/// How one block of an element-wise result is made.
+#[derive(Clone)]
+struct Elementwise {
+    op: BinOp,
+    a: Delayed<Chunk>,
+    b: Delayed<Chunk>,
 }
 
 impl std::fmt::Debug for Array {
@@ -115,6 +133,7 @@ impl Array {
             chunks,
             blocks,
             split_every: DEFAULT_SPLIT_EVERY,
+            made_by: None,
         })
     }
 
@@ -126,6 +145,7 @@ impl Array {
             chunks,
             blocks,
             split_every: self.split_every,
+            made_by: None,
         }
     }
 
@@ -249,6 +269,7 @@ pub const TASKS: &[rdask::task::TaskEntry] = &[
     rdask::task::TaskEntry::of::<kernels::read_npy>(),
     rdask::task::TaskEntry::of::<kernels::paths>(),
     rdask::task::TaskEntry::of::<partial::reduce_block>(),
+    rdask::task::TaskEntry::of::<partial::reduce_binary>(),
     rdask::task::TaskEntry::of::<partial::reduce_combine>(),
     rdask::task::TaskEntry::of::<partial::reduce_finalize>(),
     rdask::task::TaskEntry::of::<zarr::read_zarr>(),

@@ -4,12 +4,13 @@
 //! `&x * 2.0` an `Array`).
 
 use std::ops::{Add, Div, Mul, Neg, Sub};
+use std::sync::Arc;
 
 use rdask::delayed::delayed;
 use rdask::task::Task;
 
 use crate::kernels::{self, BinOp, UnOp};
-use crate::{grid, Array, Chunk, ChunkLens, Error};
+use crate::{grid, Array, Chunk, ChunkLens, Elementwise, Error};
 
 impl Array {
     /// `op(x, s)` for each element `x` (`op(s, x)` when `scalar_first`).
@@ -90,15 +91,21 @@ impl Array {
                 .collect();
             grid::linear(&own, dims)
         };
-        let blocks = grid::indices(&grid::nblocks(&out_chunks))
+        let made_by: Vec<Elementwise> = grid::indices(&grid::nblocks(&out_chunks))
             .iter()
-            .map(|idx| {
-                let a = &self.blocks[source(idx, &da, &self.shape)];
-                let b = &other.blocks[source(idx, &db, &other.shape)];
-                delayed(kernels::binary, (op, a, b))
+            .map(|idx| Elementwise {
+                op,
+                a: self.blocks[source(idx, &da, &self.shape)].clone(),
+                b: other.blocks[source(idx, &db, &other.shape)].clone(),
             })
             .collect();
-        Ok(self.build(out_shape, out_chunks, blocks))
+        let blocks = made_by
+            .iter()
+            .map(|e| delayed(kernels::binary, (e.op, &e.a, &e.b)))
+            .collect();
+        let mut out = self.build(out_shape, out_chunks, blocks);
+        out.made_by = Some(Arc::new(made_by));
+        Ok(out)
     }
 
     /// Applies the registered function `f` to every block (Dask's

@@ -7,6 +7,7 @@
 use ndarray::{ArrayD, Axis, IxDyn, Zip};
 use serde::{Deserialize, Serialize};
 
+use crate::kernels::BinOp;
 use crate::Chunk;
 
 /// Which reduction.
@@ -111,26 +112,111 @@ pub fn reduce_block(
     offset: Vec<usize>,
     shape: Vec<usize>,
 ) -> Result<Partial, String> {
+    partial_of(kind, &c.0, &axes, &offset, &shape)
+}
+
+/// The partial of the block `op(a, b)` (with broadcasting), made and
+/// reduced in one task: an element-wise operation directly under a
+/// reduction (Dask's blockwise fusion of `(x - m).std()`), so the
+/// operation's block is never stored, encoded or sent. (`kind` and `op`
+/// travel as one argument: a task takes at most six.)
+#[rdask::task]
+pub fn reduce_binary(
+    kind_op: (Reduction, BinOp),
+    a: Chunk,
+    b: Chunk,
+    axes: Vec<usize>,
+    offset: Vec<usize>,
+    shape: Vec<usize>,
+) -> Result<Partial, String> {
+    let (kind, op) = kind_op;
+    let c = crate::kernels::binary_values(op, a.0, b.0)?;
+    partial_of(kind, &c, &axes, &offset, &shape)
+}
+
+/// The partial of one block (see [`reduce_block`]).
+pub fn partial_of(
+    kind: Reduction,
+    c: &ArrayD<f64>,
+    axes: &[usize],
+    offset: &[usize],
+    shape: &[usize],
+) -> Result<Partial, String> {
     let n: u64 = axes.iter().map(|&k| c.shape()[k] as u64).product();
     let (a, b) = match kind {
-        Reduction::Sum | Reduction::Mean => (sum_axes(&c, &axes), Chunk::empty().0),
-        Reduction::Min => (fold_axes(&c, &axes, f64::INFINITY, nan_min), Chunk::empty().0),
-        Reduction::Max => (fold_axes(&c, &axes, f64::NEG_INFINITY, nan_max), Chunk::empty().0),
-        Reduction::Var(_) | Reduction::Std(_) => {
-            let sum = sum_axes(&c, &axes);
-            let mean = if n == 0 { sum } else { sum / n as f64 };
-            let mut sq = &c.0 - &mean;
-            sq.mapv_inplace(|d| d * d);
-            let m2 = sum_axes(&sq, &axes);
-            (mean, m2)
-        }
-        Reduction::ArgMin | Reduction::ArgMax => arg_block(kind == Reduction::ArgMax, &c, &axes, &offset, &shape)?,
+        Reduction::Sum | Reduction::Mean => (sum_axes(c, axes), Chunk::empty().0),
+        Reduction::Min => (fold_axes(c, axes, f64::INFINITY, nan_min), Chunk::empty().0),
+        Reduction::Max => (fold_axes(c, axes, f64::NEG_INFINITY, nan_max), Chunk::empty().0),
+        Reduction::Var(_) | Reduction::Std(_) => match c.as_slice() {
+            // All axes of a block in standard layout: one pass over memory.
+            Some(flat) if axes.len() == c.ndim() => {
+                let (mean, m2) = mean_m2(flat);
+                let ones = vec![1; c.ndim()];
+                (
+                    ArrayD::from_elem(IxDyn(&ones), mean),
+                    ArrayD::from_elem(IxDyn(&ones), m2),
+                )
+            }
+            _ => {
+                let sum = sum_axes(c, axes);
+                let mean = if n == 0 { sum } else { sum / n as f64 };
+                let mut sq = c - &mean;
+                sq.mapv_inplace(|d| d * d);
+                let m2 = sum_axes(&sq, axes);
+                (mean, m2)
+            }
+        },
+        Reduction::ArgMin | Reduction::ArgMax => arg_block(kind == Reduction::ArgMax, c, axes, offset, shape)?,
     };
     Ok(Partial {
         n,
         a: Chunk(a),
         b: Chunk(b),
     })
+}
+
+/// Elements per segment of [`mean_m2`]: small enough to stay in the L1
+/// cache between its two passes.
+const SEGMENT: usize = 2048;
+
+/// Independent sums per pass, so the additions pipeline and vectorise
+/// (one accumulator waits on each add's latency).
+const LANES: usize = 8;
+
+/// Mean and sum of squared deviations of `xs`, reading memory once: per
+/// segment, the mean and then the squared deviations from it (both passes
+/// in cache), segments merged with Chan et al.'s update (as partials of
+/// blocks are), which keeps the two-pass accuracy.
+pub fn mean_m2(xs: &[f64]) -> (f64, f64) {
+    let (mut n, mut mean, mut m2) = (0.0f64, 0.0f64, 0.0f64);
+    for seg in xs.chunks(SEGMENT) {
+        let k = seg.len() as f64;
+        let m = lanes_sum(seg, |x| x) / k;
+        let s = lanes_sum(seg, |x| (x - m) * (x - m));
+        if n == 0.0 {
+            (n, mean, m2) = (k, m, s);
+            continue;
+        }
+        let total = n + k;
+        let delta = m - mean;
+        mean += delta * k / total;
+        m2 += s + delta * delta * n * k / total;
+        n = total;
+    }
+    (mean, m2)
+}
+
+/// `f(x)` summed over `xs` with [`LANES`] accumulators.
+fn lanes_sum(xs: &[f64], f: impl Fn(f64) -> f64) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let mut it = xs.chunks_exact(LANES);
+    for c in &mut it {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += f(x);
+        }
+    }
+    let tail: f64 = it.remainder().iter().map(|&x| f(x)).sum();
+    acc.iter().sum::<f64>() + tail
 }
 
 fn arg_block(

@@ -44,13 +44,24 @@ impl Array {
         let mut dims = self.numblocks();
         let mut parts: Vec<Delayed<Partial>> = grid::indices(&dims)
             .iter()
-            .zip(&self.blocks)
-            .map(|(idx, b)| {
+            .enumerate()
+            .map(|(i, idx)| {
                 let offset: Vec<usize> = idx.iter().enumerate().map(|(k, &i)| offs[k][i]).collect();
-                delayed(
-                    partial::reduce_block,
-                    (kind, b, axes.clone(), offset, self.shape.clone()),
-                )
+                match &self.made_by {
+                    // Blockwise fusion: the element-wise operation's block
+                    // is made inside the reduction's first task.
+                    Some(made_by) => {
+                        let e = &made_by[i];
+                        delayed(
+                            partial::reduce_binary,
+                            ((kind, e.op), &e.a, &e.b, axes.clone(), offset, self.shape.clone()),
+                        )
+                    }
+                    None => delayed(
+                        partial::reduce_block,
+                        (kind, &self.blocks[i], axes.clone(), offset, self.shape.clone()),
+                    ),
+                }
             })
             .collect();
         let s = per_axis(self.split_every, axes.len());

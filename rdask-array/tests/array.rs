@@ -107,6 +107,36 @@ proptest! {
     }
 
     #[test]
+    fn reductions_of_element_wise_results(
+        (a, chunks) in array_and_chunks(),
+        mask in 0u8..8,
+        keepdims in any::<bool>(),
+        ones in 0u8..8,
+        seed in any::<u64>(),
+    ) {
+        // A reduction right after `x op y` reduces the operands in the same
+        // task (blockwise fusion); the values must not change.
+        let shape: Vec<usize> = a.shape().iter().enumerate()
+            .map(|(k, &l)| if ones & (1 << k) != 0 { 1 } else { l }).collect();
+        let b = da::random(&shape, &[3, 2, 4][..shape.len()], seed).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let bv = b.compute_local().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let x = da::from_array(&a, &chunks).map_err(|e| TestCaseError::fail(e.to_string()))?.split_every(3);
+        let y = (&x - &b).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let yv = &a - &bv;
+        let axes = pick_axes(mask, a.ndim());
+        let ok = |r: Result<Array, da::Error>| r.map_err(|e| TestCaseError::fail(e.to_string()));
+        check(&ok(y.sum_axes(&axes, keepdims))?, &squeeze(sum(&yv, &axes), &axes, keepdims))?;
+        check(&ok(y.var_axes(&axes, keepdims, 1.0))?, &squeeze(var(&yv, &axes, 1.0), &axes, keepdims))?;
+        check(&y.std(0.0), &ArrayD::from_elem(IxDyn(&[]), var(&yv, &(0..a.ndim()).collect::<Vec<_>>(), 0.0).sum().sqrt()))?;
+        if !yv.is_empty() {
+            check(&y.max(), &ArrayD::from_elem(IxDyn(&[]), yv.fold(f64::NEG_INFINITY, |m, &v| m.max(v))))?;
+            if let Some(i) = arg_flat(&yv, false) {
+                check(&y.argmin(), &ArrayD::from_elem(IxDyn(&[]), i as f64))?;
+            }
+        }
+    }
+
+    #[test]
     fn arg_reductions((a, chunks) in array_and_chunks(), axis in 0usize..3, ties in any::<bool>()) {
         // Rounded values make ties common, to check the first one wins.
         let a = if ties { a.mapv(|v| (v / 25.0).round()) } else { a };
@@ -313,6 +343,33 @@ fn chains_fuse_into_one_task_per_block() -> Result<(), da::Error> {
 }
 
 #[test]
+fn a_reduction_takes_in_the_element_wise_operation_before_it() -> Result<(), da::Error> {
+    // 2 × 2 blocks. The std over all axes adds 4 partials, 1 merge and
+    // 1 final step; fused, its 4 partials take the place of the 4 `binary`
+    // blocks of `x - m`, which are not computed at all.
+    let x = da::random(&[8, 8], &[4, 4], 1)?.split_every(4);
+    let m = x.mean_axes(&[1], true)?;
+    let centered = (&x - &m)?;
+    let opts = da::ComputeOptions::default().fuse(false);
+    let before = m.task_count(&opts)?;
+    assert_eq!(centered.task_count(&opts)?, before + 4);
+    assert_eq!(centered.std(0.0).task_count(&opts)?, before + 4 + 1 + 1);
+    // Any other operation in between keeps the element-wise blocks: 4
+    // `binary`, 4 `scalar`, then the std's 4 + 1 + 1.
+    assert_eq!(
+        (&centered * 1.0).std(0.0).task_count(&opts)?,
+        before + 4 + 4 + 4 + 1 + 1
+    );
+    let want = centered.compute_local()?;
+    let n = want.len() as f64;
+    let mean = want.sum() / n;
+    let std = (want.mapv(|v| (v - mean) * (v - mean)).sum() / n).sqrt();
+    let got = centered.std(0.0).compute(client())?.sum();
+    assert!((got - std).abs() < 1e-12, "{got} != {std}");
+    Ok(())
+}
+
+#[test]
 fn zarr_stores_round_trip() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("x.zarr");
@@ -330,5 +387,24 @@ fn zarr_stores_round_trip() -> Result<(), Box<dyn std::error::Error>> {
         a.slice(ndarray::s![5..;2, ..]).to_owned().into_dyn()
     );
     assert!(da::from_zarr(dir.path().join("missing.zarr")).is_err());
+    Ok(())
+}
+
+#[test]
+fn one_pass_variance_of_many_segments_matches_two_passes() -> Result<(), da::Error> {
+    // More elements than one segment of the one-pass partial (2,048), and
+    // a large offset, where a naive sum of squares would lose digits.
+    let x = da::random(&[70, 100], &[70, 100], 5)?;
+    let a = x.compute_local()? + 1e6;
+    let flat: Vec<f64> = a.iter().copied().collect();
+    let (mean, m2) = da::partial::mean_m2(&flat);
+    let want_mean = flat.iter().sum::<f64>() / flat.len() as f64;
+    let want_m2: f64 = flat.iter().map(|v| (v - want_mean) * (v - want_mean)).sum();
+    assert!((mean - want_mean).abs() <= 1e-12 * want_mean, "{mean} != {want_mean}");
+    assert!((m2 - want_m2).abs() <= 1e-9 * want_m2, "{m2} != {want_m2}");
+    // The same through a block of the array, on the cluster.
+    let std = (&x + 1e6).std(0.0).compute(client())?.sum();
+    let want = (want_m2 / flat.len() as f64).sqrt();
+    assert!((std - want).abs() <= 1e-9 * want, "{std} != {want}");
     Ok(())
 }
