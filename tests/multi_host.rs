@@ -56,7 +56,9 @@ fn tree_sum(client: &Client) -> i64 {
         }
         level = next;
     }
-    level[0].result_timeout(Some(Duration::from_secs(60))).expect("tree result")
+    level[0]
+        .result_timeout(Some(Duration::from_secs(60)))
+        .expect("tree result")
 }
 
 #[test]
@@ -68,7 +70,9 @@ fn count_letters_and_a_tree_reduction_run_across_three_hosts_with_a_real_delay()
             return;
         }
     };
-    let Some(letters) = example_bin("count_letters") else { return };
+    let Some(letters) = example_bin("count_letters") else {
+        return;
+    };
     // The delay is real: client to scheduler, worker to worker.
     check_rtt(&hosts, 0, 1);
     check_rtt(&hosts, 2, 3);

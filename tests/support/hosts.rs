@@ -104,7 +104,23 @@ impl Hosts {
             let addr = hosts.addr(i);
             ip(ns, &["addr", "add", &format!("{addr}/24"), "dev", &dev])?;
             ip(ns, &["link", "set", &dev, "mtu", &MTU.to_string(), "up"])?;
-            tc(ns, &["qdisc", "replace", "dev", &dev, "root", "tbf", "rate", RATE, "burst", TBF_BURST, "latency", TBF_LATENCY])?;
+            tc(
+                ns,
+                &[
+                    "qdisc",
+                    "replace",
+                    "dev",
+                    &dev,
+                    "root",
+                    "tbf",
+                    "rate",
+                    RATE,
+                    "burst",
+                    TBF_BURST,
+                    "latency",
+                    TBF_LATENCY,
+                ],
+            )?;
             endpoints.push(Endpoint { addr, tun });
         }
         hosts.line = Some(DelayLine::start(endpoints, DELAY)?);
@@ -162,15 +178,17 @@ impl Hosts {
             .map_err(|_| "the echo side did not start".to_string())??;
         std::thread::spawn(move || {
             enter(from_ns.as_deref())?;
-            let mut s = TcpStream::connect_timeout(&server, PROBE_TIMEOUT)
-                .map_err(|e| format!("connect {server}: {e}"))?;
+            let mut s =
+                TcpStream::connect_timeout(&server, PROBE_TIMEOUT).map_err(|e| format!("connect {server}: {e}"))?;
             s.set_nodelay(true).map_err(|e| e.to_string())?;
             s.set_read_timeout(Some(PROBE_TIMEOUT)).map_err(|e| e.to_string())?;
             let mut rtts = Vec::with_capacity(n);
             let mut b = [0u8; 1];
             for _ in 0..n {
                 let t = Instant::now();
-                s.write_all(&b).and_then(|()| s.read_exact(&mut b)).map_err(|e| format!("echo: {e}"))?;
+                s.write_all(&b)
+                    .and_then(|()| s.read_exact(&mut b))
+                    .map_err(|e| format!("echo: {e}"))?;
                 rtts.push(t.elapsed());
             }
             Ok(rtts)
