@@ -79,7 +79,9 @@ pub struct Hosts {
 impl Hosts {
     /// Makes the namespaces, TUNs, addresses and rate limits, and starts
     /// the delay line. `tag` keeps names and the subnet apart from other
-    /// runs (the process id will do).
+    /// runs (the process id will do; two runs at once clash only if their
+    /// tags agree modulo 250, and then `ip addr add` fails or routes
+    /// cross).
     pub fn new(tag: u32) -> Result<Hosts, String> {
         let mut hosts = Hosts {
             tag,
@@ -94,6 +96,9 @@ impl Hosts {
                 None
             } else {
                 let ns = format!("rdask-hosts{tag}-{i}");
+                // One left by a killed run whose pid was the same: no live
+                // run can be using it (pids are unique while alive).
+                let _ = ip(None, &["netns", "del", &ns]);
                 ip(None, &["netns", "add", &ns])?;
                 hosts.namespaces.push(ns.clone());
                 ip(None, &["link", "set", &dev, "netns", &ns])?;
