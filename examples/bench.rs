@@ -10,7 +10,14 @@
 //! cargo run --release --example bench -- noop_throughput chain   # only these cases
 //! python3 ../shared/bench/compare.py --rdask "cargo run --release --example bench -- --processes"
 //! cargo run --release --example bench -- --processes --dashboard noop_throughput   # with the dashboard open
+//! cargo run --release --example bench -- --scheduler tcp://HOST:PORT noop_throughput   # a cluster already running
 //! ```
+//!
+//! `--scheduler ADDR` runs the cases against a cluster that is already
+//! up (at least 2 workers): `examples/bench_hosts.rs` uses it for the
+//! three-host cluster behind a delay line. Its processes are not this
+//! one's children, so the CPU fields are `cpu_client_s` and
+//! `cpu_others_s` (the rest of the machine, the cluster included).
 //!
 //! `--dashboard` keeps the scheduler's dashboard open during the run: the
 //! scheduler serves HTTP and a viewer follows the status page's live update
@@ -436,6 +443,8 @@ struct AcctStart {
 struct Ctx {
     client: Client,
     processes: bool,
+    /// `--scheduler`: the cluster's processes are not ours to account.
+    external: bool,
     /// Scheduler child pid (`--processes`).
     sched_pid: Option<u32>,
     worker_pids: Vec<u32>,
@@ -476,6 +485,12 @@ impl Ctx {
         let d_sys = sys_busy_s() - a.sys;
         let mut out = Vec::new();
         let mut put = |k: &str, v: f64, d: i32| out.push((k.to_string(), J::Num(round(v, d))));
+        if self.external {
+            put("cpu_client_s", d_own, 3);
+            put("cpu_others_s", (d_sys - d_own).max(0.0), 3);
+            put("loadavg1_at_start", a.load, 2);
+            return out;
+        }
         if self.processes {
             put("cpu_client_s", d_own, 3);
             put("cpu_sched_s", d_sched, 3);
@@ -1118,7 +1133,7 @@ fn run_case(ctx: &mut Ctx, name: &str, f: CaseFn, budget: u64) {
 fn usage() -> String {
     let names: Vec<&str> = CASES.iter().map(|c| c.0).collect();
     format!(
-        "usage: bench [--processes] [--dashboard | --dashboard-browser] [case ...]\ncases: {}",
+        "usage: bench [--processes | --scheduler tcp://HOST:PORT] [--dashboard | --dashboard-browser] [case ...]\ncases: {}",
         names.join(" ")
     )
 }
@@ -1190,9 +1205,18 @@ fn main() {
     let mut processes = false;
     let mut viewer = Viewer::None;
     let mut only = Vec::new();
-    for a in std::env::args().skip(1) {
+    let mut external = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
         match a.as_str() {
             "--processes" => processes = true,
+            "--scheduler" => match args.next() {
+                Some(addr) => external = Some(addr),
+                None => {
+                    eprintln!("--scheduler needs an address\n{}", usage());
+                    std::process::exit(2);
+                }
+            },
             "--dashboard" => viewer = Viewer::Stream,
             "--dashboard-browser" => viewer = Viewer::Browser,
             "-h" | "--help" => {
@@ -1213,14 +1237,21 @@ fn main() {
     let _guard = ChildGuard;
     install_signal_handler();
     start_watchdog();
-    if let Err(e) = run(processes, viewer, &only) {
+    if external.is_some() && (processes || viewer != Viewer::None) {
+        eprintln!(
+            "--scheduler runs against a cluster already up: no --processes or --dashboard\n{}",
+            usage()
+        );
+        std::process::exit(2);
+    }
+    if let Err(e) = run(processes, external.as_deref(), viewer, &only) {
         print_line(&Rec::new("startup").str("error", format!("{e:#}")).to_json());
         kill_children();
         std::process::exit(1);
     }
 }
 
-fn run(processes: bool, viewer: Viewer, only: &[String]) -> Result<()> {
+fn run(processes: bool, external: Option<&str>, viewer: Viewer, only: &[String]) -> Result<()> {
     print_line(
         &Rec::new("env")
             .str("rdask", env!("CARGO_PKG_VERSION"))
@@ -1229,7 +1260,14 @@ fn run(processes: bool, viewer: Viewer, only: &[String]) -> Result<()> {
                 std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             )
             .num("mem_gib", mem_gib(), 1)
-            .str("mode", if processes { "processes" } else { "in-process" })
+            .str(
+                "mode",
+                match (processes, external) {
+                    (_, Some(_)) => "external",
+                    (true, None) => "processes",
+                    (false, None) => "in-process",
+                },
+            )
             .str(
                 "dashboard",
                 match viewer {
@@ -1246,7 +1284,10 @@ fn run(processes: bool, viewer: Viewer, only: &[String]) -> Result<()> {
     let bin = if processes { Some(rdask_binary()?) } else { None };
     let t0 = Instant::now();
     let mut cluster: Option<LocalCluster> = None;
-    let (client, sched_pid, worker_pids) = if let Some(bin) = &bin {
+    let (client, sched_pid, worker_pids) = if let Some(addr) = external {
+        let client = Client::connect(addr).with_context(|| format!("connect to {addr}"))?;
+        (client, None, Vec::new())
+    } else if let Some(bin) = &bin {
         let http_port = free_port()?.to_string();
         let mut args = vec!["scheduler", "--host", "127.0.0.1", "--port", "0"];
         if viewer != Viewer::None {
@@ -1284,6 +1325,7 @@ fn run(processes: bool, viewer: Viewer, only: &[String]) -> Result<()> {
     let mut ctx = Ctx {
         client,
         processes,
+        external: external.is_some(),
         sched_pid,
         worker_pids,
         acct: None,
@@ -1294,13 +1336,13 @@ fn run(processes: bool, viewer: Viewer, only: &[String]) -> Result<()> {
             .int("workers", ctx.client.scheduler_info()?.workers.len())
             .str(
                 "scheduler",
-                if processes {
-                    "separate process"
-                } else {
-                    "LocalCluster (in client process)"
+                match (processes, external) {
+                    (_, Some(addr)) => format!("external at {addr}"),
+                    (true, None) => "separate process".into(),
+                    (false, None) => "LocalCluster (in client process)".into(),
                 },
             )
-            .bool("sched_pid_is_client_pid", !processes),
+            .bool("sched_pid_is_client_pid", !processes && external.is_none()),
         false,
     );
     // warm-up: open connections, fault in code
