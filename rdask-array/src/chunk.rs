@@ -140,3 +140,33 @@ impl<'de> Deserialize<'de> for Chunk {
         d.deserialize_tuple(2, ChunkVisitor)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wire_form_is_shape_then_little_endian_bytes_whatever_the_layout() {
+        let a = ArrayD::from_shape_fn(IxDyn(&[3, 4]), |i| i[0] as f64 * 10.0 + i[1] as f64 - 0.5);
+        let mut want = Vec::new();
+        a.iter().for_each(|x| want.extend_from_slice(&x.to_le_bytes()));
+        for c in [Chunk(a.clone()), Chunk(a.t().to_owned().t().to_owned())] {
+            let bytes = rdask::task::encode_value(&c).expect("encodes");
+            // [shape, bin]: the elements are the last bytes, in C order.
+            assert!(bytes.ends_with(&want));
+            let back: Chunk = rdask::task::decode_value(&bytes).expect("decodes");
+            assert_eq!(back, Chunk(a.clone()));
+        }
+        // A transposed view (not in C order) goes element by element.
+        let t = Chunk(a.t().to_owned());
+        let back: Chunk = rdask::task::decode_value(&rdask::task::encode_value(&t).expect("encodes")).expect("decodes");
+        assert_eq!(back.0, a.t());
+        let empty: Chunk =
+            rdask::task::decode_value(&rdask::task::encode_value(&Chunk::empty()).expect("encodes")).expect("decodes");
+        assert_eq!(empty.len(), 0);
+        assert!(rdask::task::decode_value::<Chunk>(
+            &rdask::task::encode_value(&(vec![1u64], serde_bytes::Bytes::new(&[0u8; 7]))).expect("encodes")
+        )
+        .is_err());
+    }
+}

@@ -65,7 +65,7 @@ use std::sync::Arc;
 
 use ndarray::ArrayD;
 use rdask::delayed::{compute_all, compute_all_local, delayed, persist_all, task_count_all, Delayed};
-use rdask::Client;
+use rdask::{Client, Future};
 
 /// Dask's default `split_every` for array reductions: at most this many
 /// partials are merged by one task.
@@ -98,6 +98,11 @@ pub struct Array {
     /// In C order of the block grid.
     blocks: Vec<Delayed<Chunk>>,
     split_every: usize,
+    /// The computed blocks, in the order of `blocks`, when this array is
+    /// the result of [`Array::persist`]: persisting it again, or handing
+    /// its blocks to an iterative algorithm, then reuses them instead of
+    /// copying each block into a new result (see `persisted_blocks`).
+    persisted: Option<Vec<Future<Chunk>>>,
     /// When the blocks are `op(a, b)` of [`Array::binary_op`]: per block,
     /// the operation and its operands, so a reduction right after it
     /// reduces them in the same task (see [`partial::reduce_binary`]).
@@ -134,6 +139,7 @@ impl Array {
             blocks,
             split_every: DEFAULT_SPLIT_EVERY,
             made_by: None,
+            persisted: None,
         })
     }
 
@@ -146,6 +152,7 @@ impl Array {
             blocks,
             split_every: self.split_every,
             made_by: None,
+            persisted: None,
         }
     }
 
@@ -243,10 +250,30 @@ impl Array {
     /// where they are by whatever uses them next (through one cheap
     /// pass-through task per block, since a lazy graph names a computed
     /// result only as an argument).
+    ///
+    /// Persisting an array that is already persisted returns it as it is
+    /// (Dask's `persist` of a persisted collection): persisting its
+    /// pass-through blocks would copy every block into a second result on
+    /// the workers, twice the memory, with the copies placed wherever
+    /// each worker was free rather than where the block was.
     pub fn persist(&self, client: &Client) -> Result<Array, Error> {
+        if self.persisted.is_some() {
+            return Ok(self.clone());
+        }
         let futures = persist_all(client, &self.refs(), &ComputeOptions::default())?;
         let blocks = futures.iter().map(|f| delayed(kernels::from_chunk, (f,))).collect();
-        Ok(self.build(self.shape.clone(), self.chunks.clone(), blocks))
+        let mut out = self.build(self.shape.clone(), self.chunks.clone(), blocks);
+        out.persisted = Some(futures);
+        Ok(out)
+    }
+
+    /// The computed blocks of an array returned by [`persist`](Self::persist),
+    /// in C order of the block grid (as [`to_delayed`](Self::to_delayed)),
+    /// for code that passes them by key to its own tasks; `None` for an
+    /// array not persisted (any operation on a persisted array gives a new,
+    /// lazy one).
+    pub fn persisted_blocks(&self) -> Option<&[Future<Chunk>]> {
+        self.persisted.as_deref()
     }
 }
 

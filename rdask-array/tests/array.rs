@@ -329,6 +329,31 @@ fn persist_keeps_blocks_on_the_cluster() -> Result<(), da::Error> {
 }
 
 #[test]
+fn persisting_a_persisted_array_reuses_its_blocks() -> Result<(), da::Error> {
+    let x = da::random(&[6, 6], &[4, 4], 5)?;
+    assert!(x.persisted_blocks().is_none());
+    let y = x.persist(client())?;
+    let keys = |a: &Array| -> Vec<String> {
+        a.persisted_blocks()
+            .map(|b| b.iter().map(|f| f.key().to_string()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(keys(&y).len(), 4);
+    // No copy of each block into a new result: the same keys.
+    let z = y.persist(client())?;
+    assert_eq!(keys(&z), keys(&y));
+    assert_eq!(z.compute(client())?, x.compute_local()?);
+    // An operation on it is lazy again, and persists to new blocks.
+    let w = &z + 1.0;
+    assert!(w.persisted_blocks().is_none());
+    let w = w.persist(client())?;
+    assert_eq!(keys(&w).len(), 4);
+    assert!(keys(&w).iter().all(|k| !keys(&y).contains(k)));
+    assert_eq!(w.compute(client())?, x.compute_local()? + 1.0);
+    Ok(())
+}
+
+#[test]
 fn chains_fuse_into_one_task_per_block() -> Result<(), da::Error> {
     let x = da::random(&[8, 8], &[4, 4], 1)?;
     let y = &(&x + 1.0) * 2.0;

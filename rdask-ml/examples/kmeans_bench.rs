@@ -72,6 +72,17 @@ fn spawn(children: &mut Children, args: &[&str]) -> Result<String, Box<dyn std::
     Ok(line.split_whitespace().last().unwrap_or_default().to_string())
 }
 
+/// CPU seconds (user + system) process `pid` has used so far, from
+/// `/proc/PID/stat` (fields 14 and 15, in clock ticks of 1/100 s).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count after its ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 fn loadavg1() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
@@ -129,6 +140,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                "rdask_s": (secs * 1000.0).round() / 1000.0,
                "rdask_per_iter_s": (per_iter * 10000.0).round() / 10000.0, "load": load})
     );
+    // The scheduler's task stream, for a look at where each pass went.
+    if let Some(path) = args.iter().position(|a| a == "--stream").and_then(|i| args.get(i + 1)) {
+        let lines: Vec<String> = client
+            .get_task_stream()?
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<_, _>>()?;
+        std::fs::write(path, lines.join("\n"))?;
+    }
     // Where the time may go: bytes the workers fetched from each other
     // (per-block tasks should run where their block is).
     for w in client.scheduler_info()?.workers {
@@ -138,6 +158,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             json!({"worker": info.name, "tasks_executed": info.tasks_executed,
                    "bytes_fetched_from_peers": info.bytes_fetched_from_peers, "nbytes": info.nbytes})
         );
+    }
+    // CPU seconds per process (the scheduler first, then the workers): on
+    // a shared machine a second worker may get no second core, which the
+    // wall times alone do not show.
+    for (i, c) in children.0.iter().enumerate() {
+        let name = if i == 0 {
+            "scheduler".to_string()
+        } else {
+            format!("w{}", i - 1)
+        };
+        println!("{}", json!({"process": name, "cpu_s": cpu_seconds(c.id())}));
     }
     Ok(())
 }

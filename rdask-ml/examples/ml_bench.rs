@@ -87,6 +87,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
             .fit(&client, &data)?;
         let secs = t0.elapsed().as_secs_f64();
+        // Where the time went, by the scheduler's task stream: each
+        // function's summed task time, against the fits' own time.
+        let mut per_fn: std::collections::BTreeMap<String, (usize, f64)> = Default::default();
+        for r in client.get_task_stream()? {
+            let name = r.function.rsplit("::").next().unwrap_or_default().to_string();
+            let e = per_fn.entry(name).or_default();
+            e.0 += 1;
+            e.1 += r.stop_us.saturating_sub(r.start_us) as f64 / 1e6;
+        }
+        let fit_s: f64 = found.cv_results.mean_fit_time.iter().sum::<f64>() * 5.0;
+        let tasks: Vec<String> = per_fn
+            .iter()
+            .map(|(f, (n, s))| format!("\"{f}\": [{n}, {s:.3}]"))
+            .collect();
+        println!(
+            "{{\"case\": \"ml_grid_search_tasks\", \"workers\": {n}, \"fit_s\": {fit_s:.3}, \"tasks_n_s\": {{{}}}}}",
+            tasks.join(", ")
+        );
         println!(
             "{{\"case\": \"ml_grid_search\", \"workers\": {n}, \"rows\": {rows}, \"candidates\": {}, \"folds\": 5, \"rdask_s\": {secs:.3}, \"best_alpha\": {}, \"best_l1_ratio\": {}, \"best_score\": {:.6}, \"load1_before\": {before:.2}, \"load1_after\": {:.2}}}",
             found.cv_results.params.len(),

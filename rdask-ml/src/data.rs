@@ -3,9 +3,10 @@
 //! (raw little-endian `f64` bytes, one copy to decode), so a 1M x 10 table
 //! is one 80 MB msgpack `bin`, not ten million msgpack numbers.
 //!
-//! linfa 0.8 is built on ndarray 0.16 while rdask-array uses 0.17: the
-//! conversions to linfa's types ([`Dataset::to_linfa`]) go through a flat
-//! `Vec<f64>`, the matrix in column-major order (one copy).
+//! linfa 0.8 is built on ndarray 0.16 while rdask-array uses 0.17: linfa
+//! is handed views over the same memory ([`Dataset::columns`]) of a
+//! dataset kept column-major (a search's folds, made so once per fold), or
+//! copies made through a flat `Vec<f64>` ([`Dataset::to_linfa`]).
 
 use rdask_array::ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, Ix1, Ix2};
 use rdask_array::Chunk;
@@ -16,8 +17,14 @@ use crate::Error;
 /// Rows of `x` (samples by features) with one target each in `y`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Dataset {
+    /// `n_samples x n_features`, or its transpose when `column_major`.
     x: Chunk,
     y: Chunk,
+    /// `x` is stored transposed: the matrix in column-major order, each
+    /// feature's values contiguous, the layout linfa's coordinate descent
+    /// reads (see [`Dataset::to_column_major`]).
+    #[serde(default)]
+    column_major: bool,
 }
 
 impl Dataset {
@@ -37,6 +44,7 @@ impl Dataset {
         Ok(Dataset {
             x: Chunk(x.into_dyn()),
             y: Chunk(y.into_dyn()),
+            column_major: false,
         })
     }
 
@@ -47,13 +55,18 @@ impl Dataset {
 
     /// Number of features.
     pub fn n_features(&self) -> usize {
-        self.x.shape().get(1).copied().unwrap_or(0)
+        self.x().ncols()
     }
 
     /// The design matrix.
     pub fn x(&self) -> ArrayView2<'_, f64> {
         // `new` and `take` only build 2-d x and 1-d y.
-        self.x.view().into_dimensionality::<Ix2>().expect("x is 2-d")
+        let stored = self.x.view().into_dimensionality::<Ix2>().expect("x is 2-d");
+        if self.column_major {
+            stored.reversed_axes()
+        } else {
+            stored
+        }
     }
 
     /// The targets.
@@ -66,6 +79,7 @@ impl Dataset {
         Dataset {
             x: Chunk(self.x().select(Axis(0), idx).into_dyn()),
             y: Chunk(self.y().select(Axis(0), idx).into_dyn()),
+            column_major: false,
         }
     }
 
@@ -74,7 +88,45 @@ impl Dataset {
         Dataset {
             x: Chunk(x.into_dyn()),
             y: self.y.clone(),
+            column_major: false,
         }
+    }
+
+    /// The same data with `x` stored column-major (one copy, made once: a
+    /// search does it per fold in `prepare_fold`), so that every fit on it
+    /// reads it in place through [`Dataset::columns`] instead of copying
+    /// it into linfa's layout first (a transposing copy of the whole train
+    /// part per fit was a sixth of a grid search's time).
+    pub fn to_column_major(&self) -> Dataset {
+        if self.column_major {
+            return self.clone();
+        }
+        let t = self.x().t().as_standard_layout().into_owned();
+        Dataset {
+            x: Chunk(t.into_dyn()),
+            y: self.y.clone(),
+            column_major: true,
+        }
+    }
+
+    /// `x` as linfa's column-major matrix and `y` as its vector, both
+    /// views over this dataset's memory when `x` is stored column-major,
+    /// copies otherwise. `f` gets them.
+    pub fn columns<R>(&self, f: impl FnOnce(ndarray16::ArrayView2<'_, f64>, ndarray16::ArrayView1<'_, f64>) -> R) -> R {
+        use ndarray16::ShapeBuilder;
+        let (n, d) = (self.n_samples(), self.n_features());
+        let stored = if self.column_major { self.x.as_slice() } else { None };
+        let flat: std::borrow::Cow<'_, [f64]> = match stored {
+            Some(s) => std::borrow::Cow::Borrowed(s),
+            None => std::borrow::Cow::Owned(self.x().t().iter().copied().collect()),
+        };
+        let y: std::borrow::Cow<'_, [f64]> = match self.y.as_slice() {
+            Some(s) => std::borrow::Cow::Borrowed(s),
+            None => std::borrow::Cow::Owned(self.y().to_vec()),
+        };
+        let x = ndarray16::ArrayView2::from_shape((n, d).f(), &flat)
+            .expect("a column-major matrix has the shape it came from");
+        f(x, ndarray16::ArrayView1::from(&y[..]))
     }
 
     /// The same data as linfa's ndarray 0.16 arrays, through a flat `Vec`.
@@ -88,5 +140,36 @@ impl Dataset {
         let xs = ndarray16::Array2::from_shape_vec((x.nrows(), x.ncols()).f(), flat)
             .expect("a column-major copy has the shape it came from");
         (xs, ndarray16::Array1::from_vec(self.y().to_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdask_array::ndarray::array;
+
+    #[test]
+    fn column_major_storage_reads_the_same_and_hands_linfa_the_same_matrix() {
+        let d = Dataset::new(array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], array![7.0, 8.0]).unwrap();
+        let c = d.to_column_major();
+        assert!(c.column_major && !d.column_major);
+        assert_eq!(c.x(), d.x());
+        assert_eq!((c.n_samples(), c.n_features()), (2, 3));
+        assert_eq!(c.take(&[1]).x(), d.take(&[1]).x());
+        // The round trip through the wire keeps the layout.
+        let back: Dataset = rdask::task::decode_value(&rdask::task::encode_value(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+        let (lx, ly) = d.to_linfa();
+        for ds in [&d, &c] {
+            ds.columns(|x, y| {
+                assert_eq!(x, lx.view());
+                assert_eq!(y, ly.view());
+                // linfa's layout: each feature's values contiguous.
+                assert_eq!(x.strides(), &[1, 2]);
+            });
+        }
+        // Stored column-major, the view is the dataset's own memory.
+        let ptr = c.x.as_slice().map(<[f64]>::as_ptr);
+        c.columns(|x, _| assert_eq!(Some(x.as_ptr()), ptr));
     }
 }

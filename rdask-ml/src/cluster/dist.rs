@@ -41,6 +41,18 @@ impl Rows {
             x.rechunk_to(vec![x.chunks()[0].clone(), vec![n_features]])?
         };
         let lens = x.chunks()[0].clone();
+        // Already persisted (the usual `X.persist()` before a fit): its
+        // blocks as they are. Persisting its pass-through blocks again
+        // would copy every block on the workers (twice the memory), and
+        // place the copies by how busy each worker was at that moment.
+        if let Some(held) = x.persisted_blocks() {
+            return Ok(Rows {
+                blocks: held.to_vec(),
+                lens,
+                n_samples,
+                n_features,
+            });
+        }
         let blocks = x.to_delayed();
         let refs: Vec<&Delayed<Chunk>> = blocks.iter().collect();
         let blocks = persist_all(client, &refs, &ComputeOptions::default())?;
@@ -154,4 +166,28 @@ pub(crate) fn sum_on(
         )));
     }
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_of_a_persisted_array_are_its_blocks_not_copies() -> Result<(), Box<dyn std::error::Error>> {
+        let cluster = rdask::LocalCluster::new(2)?;
+        let client = cluster.client()?;
+        let x = rdask_array::random(&[40, 3], &[10, 3], 1)?.persist(&client)?;
+        let rows = Rows::persist(&client, &x, "X")?;
+        let keys = |b: &[Future<Chunk>]| b.iter().map(|f| f.key().to_string()).collect::<Vec<_>>();
+        assert_eq!(keys(&rows.blocks), keys(x.persisted_blocks().unwrap_or_default()));
+        assert_eq!(
+            (rows.lens.clone(), rows.n_samples, rows.n_features),
+            (vec![10; 4], 40, 3)
+        );
+        // A lazy array is persisted here, once.
+        let lazy = rdask_array::random(&[40, 3], &[10, 3], 1)?;
+        let rows = Rows::persist(&client, &lazy, "X")?;
+        assert_eq!(rows.blocks.len(), 4);
+        Ok(())
+    }
 }

@@ -55,6 +55,10 @@ fn persist_targets(client: &Client, y: &Array, rows: &Rows) -> Result<Vec<Future
     } else {
         y.rechunk_to(vec![rows.lens.clone()])?
     };
+    // Already persisted in these blocks: reused, not copied (as `Rows::persist`).
+    if let Some(held) = y.persisted_blocks() {
+        return Ok(held.to_vec());
+    }
     let blocks = y.to_delayed();
     let refs: Vec<&Delayed<Chunk>> = blocks.iter().collect();
     Ok(persist_all(client, &refs, &ComputeOptions::default())?)

@@ -62,14 +62,24 @@ impl Estimator {
         Ok(())
     }
 
+    /// Whether its fits read the train part column by column (linfa's
+    /// coordinate descent): a search then stores each fold's train part
+    /// column-major once, for all its fits (`Dataset::to_column_major`).
+    pub fn reads_columns(self) -> bool {
+        match self {
+            Estimator::ElasticNet => true,
+            Estimator::SgdClassifier => false,
+        }
+    }
+
     /// Fitted on `train`.
     pub fn fit(self, params: &Params, train: &Dataset) -> Result<FittedModel, Error> {
         self.check(params)?;
         match self {
             Estimator::ElasticNet => {
-                let (x, y) = train.to_linfa();
-                let model = elastic_net(params)?
-                    .fit(&linfa::Dataset::new(x, y))
+                let net = elastic_net(params)?;
+                let model = train
+                    .columns(|x, y| net.fit(&linfa::DatasetBase::new(x, y)))
                     .map_err(|e| Error::Fit(e.to_string()))?;
                 Ok(FittedModel::ElasticNet {
                     coef: model.hyperplane().to_vec(),

@@ -162,7 +162,13 @@ fn run_search(
     let data_f = sub.scatter(data.clone(), opts.timeout)?;
     let folds = (0..opts.cv.n_splits)
         .map(|k| {
-            let args = vec![key(&data_f), value(&opts.cv)?, value(&k)?, value(&opts.preprocess)?];
+            let args = vec![
+                key(&data_f),
+                value(&opts.cv)?,
+                value(&k)?,
+                value(&opts.preprocess)?,
+                value(&estimator.reads_columns())?,
+            ];
             sub.submit::<FoldData>(<tasks::prepare_fold as rdask::Task>::NAME, args)
         })
         .collect::<Result<Vec<_>, Error>>()?;

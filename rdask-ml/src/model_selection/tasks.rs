@@ -24,11 +24,17 @@ pub fn stored(_value: serde::de::IgnoredAny) -> bool {
 }
 
 /// Fold `fold` of `data` under `cv`, with `pre` fitted on its train part:
-/// computed once per fold, shared by every candidate.
+/// computed once per fold, shared by every candidate. With `columns` (the
+/// estimator reads its train data column by column) the train part is
+/// stored column-major, so that no fit copies it into that layout.
 #[rdask::task]
-pub fn prepare_fold(data: Dataset, cv: KFold, fold: usize, pre: Preprocess) -> Result<FoldData, Error> {
+pub fn prepare_fold(data: Dataset, cv: KFold, fold: usize, pre: Preprocess, columns: bool) -> Result<FoldData, Error> {
     let (train, test) = cv.split(data.n_samples(), fold)?;
-    Ok(FoldData::prepare(&data, &train, &test, pre))
+    let mut prepared = FoldData::prepare(&data, &train, &test, pre);
+    if columns {
+        prepared.train = prepared.train.to_column_major();
+    }
+    Ok(prepared)
 }
 
 /// The holdout split of `data` with `pre` fitted on its train part (the
