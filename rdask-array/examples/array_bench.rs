@@ -10,73 +10,14 @@
 //!
 //! `cargo run --release -p rdask-array --example array_bench [-- --n 20000 --chunk 1000]`
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdask_array as da;
+use rdask_devkit::{arg, loadavg1, Children, STARTUP};
 use serde_json::json;
-
-/// Longest a child may take to say where it listens.
-const STARTUP: Duration = Duration::from_secs(30);
 
 /// Longest the computation may take.
 const COMPUTE_TIMEOUT: Duration = Duration::from_secs(1800);
-
-fn arg(args: &[String], name: &str, default: usize) -> usize {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Children killed when the benchmark ends.
-struct Children(Vec<Child>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// Starts this binary with `args` and returns the address it listens on.
-fn spawn(children: &mut Children, args: &[&str]) -> Result<String, Box<dyn std::error::Error>> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(args)
-        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    children.0.push(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("listening on ") {
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(line);
-                }
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(STARTUP)
-        .map_err(|_| format!("{args:?} did not start"))?;
-    Ok(line.split_whitespace().last().unwrap_or_default().to_string())
-}
-
-fn loadavg1() -> f64 {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
-        .unwrap_or(f64::NAN)
-}
 
 /// The same computation in plain ndarray, one thread, with the same
 /// kernels the workers run (called as plain functions, no encoding): the
@@ -136,10 +77,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::process::exit(rdask::cli::main());
     }
     let (n, chunk) = (arg(&args, "--n", 20_000), arg(&args, "--chunk", 1_000));
-    let mut children = Children(Vec::new());
-    let addr = spawn(&mut children, &["scheduler", "--host", "127.0.0.1", "--port", "0"])?;
+    let mut children = Children::default();
+    let addr = children.spawn(&["scheduler", "--host", "127.0.0.1", "--port", "0"])?;
     for name in ["w1", "w2"] {
-        spawn(&mut children, &["worker", &addr, "--name", name, "--nthreads", "1"])?;
+        children.spawn(&["worker", &addr, "--name", name, "--nthreads", "1"])?;
     }
     let client = rdask::Client::connect(&addr)?;
     client.wait_for_workers(2, STARTUP)?;

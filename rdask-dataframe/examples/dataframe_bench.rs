@@ -20,7 +20,7 @@ mod common;
 use std::io::{BufWriter, Write};
 use std::time::Instant;
 
-use common::{arg, loadavg1, round, spawn, Children, STARTUP};
+use common::{arg, loadavg1, round, Children, STARTUP};
 
 use polars::prelude::*;
 use rdask_dataframe as dd;
@@ -78,10 +78,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("files ready in {:.1} s", t0.elapsed().as_secs_f64());
     let pattern = dir.join("2015-*-*.csv").display().to_string();
 
-    let mut children = Children(Vec::new());
-    let addr = spawn(&mut children, &["scheduler", "--host", "127.0.0.1", "--port", "0"])?;
+    let mut children = Children::default();
+    let addr = children.spawn(&["scheduler", "--host", "127.0.0.1", "--port", "0"])?;
     for name in ["w1", "w2"] {
-        spawn(&mut children, &["worker", &addr, "--name", name, "--nthreads", "1"])?;
+        children.spawn(&["worker", &addr, "--name", name, "--nthreads", "1"])?;
     }
     let client = rdask::Client::connect(&addr)?;
     client.wait_for_workers(2, STARTUP)?;

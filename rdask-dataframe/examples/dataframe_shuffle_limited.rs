@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{arg, loadavg1, round, spawn, Children, STARTUP};
+use common::{arg, loadavg1, round, Children, STARTUP};
 use rdask::delayed::{compute_all, delayed, ComputeOptions};
 use rdask_dataframe::datasets::{mix, random_a, random_key, random_rows, RANDOM_ROW_BYTES};
 use rdask_dataframe::Partition;
@@ -104,8 +104,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let rows = mb * 1_000_000 / RANDOM_ROW_BYTES;
     let base = tempfile_dir()?;
-    let mut children = Children(Vec::new());
-    let addr = spawn(&mut children, &["scheduler", "--host", "127.0.0.1", "--port", "0"])?;
+    let mut children = Children::default();
+    let addr = children.spawn(&["scheduler", "--host", "127.0.0.1", "--port", "0"])?;
     let mut dirs = Vec::new();
     for name in ["w1", "w2"] {
         let dir = base.join(name);
@@ -123,10 +123,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--local-directory",
             local.as_str(),
         ];
-        spawn(&mut children, &args)?;
+        children.spawn(&args)?;
         dirs.push(dir);
     }
-    let pids: Vec<u32> = children.0[1..].iter().map(std::process::Child::id).collect();
+    let pids: Vec<u32> = children.0[1..].iter().map(|p| p.0.id()).collect();
     let client = rdask::Client::connect(&addr)?;
     client.wait_for_workers(2, STARTUP)?;
 

@@ -4,8 +4,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
+
 use std::time::Duration;
 
 use common::*;
@@ -13,38 +13,12 @@ use polars::prelude::*;
 use rdask::Client;
 use rdask_dataframe as dd;
 
-/// Longest a process may take to say where it listens, or workers to join.
-const STARTUP: Duration = Duration::from_secs(30);
-
-/// A child process killed when the test ends.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use rdask_devkit::{Proc, STARTUP};
 
 /// Starts `rdask-dataframe ARGS` and returns it with the address it prints.
 fn start(args: &[&str]) -> (Proc, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rdask-dataframe"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("rdask-dataframe starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("listening on ") {
-                let _ = tx.send(line.rsplit(' ').next().unwrap_or_default().to_string());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(STARTUP).expect("process printed its address");
-    (Proc(child), addr)
+    rdask_devkit::start(env!("CARGO_BIN_EXE_rdask-dataframe"), args, Stdio::null())
+        .expect("rdask-dataframe starts and says where it listens")
 }
 
 #[test]

@@ -10,67 +10,15 @@
 //!
 //! `cargo run --release -p rdask-ml --example kmeans_bench [-- --n 10000000 --chunk 500000 --iters 10 --workers 2]`
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rdask_array as da;
+use rdask_devkit::{arg, loadavg1, Children, STARTUP};
 use rdask_ml::cluster::{Init, KMeans};
 use serde_json::json;
 
-/// Longest a child may take to say where it listens.
-const STARTUP: Duration = Duration::from_secs(30);
-
 /// k-means|| rounds, fixed on both sides (dask-ml's `init_max_iter`).
 const INIT_ROUNDS: usize = 5;
-
-fn arg(args: &[String], name: &str, default: usize) -> usize {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Children killed when the benchmark ends.
-struct Children(Vec<Child>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// Starts this binary with `args` and returns the address it listens on.
-fn spawn(children: &mut Children, args: &[&str]) -> Result<String, Box<dyn std::error::Error>> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(args)
-        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    children.0.push(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("listening on ") {
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(line);
-                }
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(STARTUP)
-        .map_err(|_| format!("{args:?} did not start"))?;
-    Ok(line.split_whitespace().last().unwrap_or_default().to_string())
-}
 
 /// CPU seconds (user + system) process `pid` has used so far, from
 /// `/proc/PID/stat` (fields 14 and 15, in clock ticks of 1/100 s).
@@ -83,13 +31,6 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     Some(ticks / 100.0)
 }
 
-fn loadavg1() -> f64 {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
-        .unwrap_or(f64::NAN)
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).is_some_and(|a| !a.starts_with("--")) {
@@ -100,11 +41,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let iters = arg(&args, "--iters", 10);
     let workers = arg(&args, "--workers", 2);
     let (k, d) = (8, 10);
-    let mut children = Children(Vec::new());
-    let addr = spawn(&mut children, &["scheduler", "--host", "127.0.0.1", "--port", "0"])?;
+    let mut children = Children::default();
+    let addr = children.spawn(&["scheduler", "--host", "127.0.0.1", "--port", "0"])?;
     for i in 0..workers {
         let name = format!("w{i}");
-        spawn(&mut children, &["worker", &addr, "--name", &name, "--nthreads", "1"])?;
+        children.spawn(&["worker", &addr, "--name", &name, "--nthreads", "1"])?;
     }
     let client = rdask::Client::connect(&addr)?;
     client.wait_for_workers(workers, STARTUP)?;
@@ -168,7 +109,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         } else {
             format!("w{}", i - 1)
         };
-        println!("{}", json!({"process": name, "cpu_s": cpu_seconds(c.id())}));
+        println!("{}", json!({"process": name, "cpu_s": cpu_seconds(c.0.id())}));
     }
     Ok(())
 }

@@ -4,46 +4,18 @@
 //! Gaussian blobs.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Stdio;
 
 use rand_core::{Rng, SeedableRng};
 use rand_xorshift::XorShiftRng;
 use rdask_array::ndarray::Array2;
 
-/// Longest a process may take to say where it listens, or workers to join.
-pub const STARTUP: Duration = Duration::from_secs(30);
-
-/// A child process killed when the test ends.
-pub struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+pub use rdask_devkit::{Proc, STARTUP};
 
 /// Starts `rdask-ml ARGS` and returns it with the address it prints.
 pub fn start(args: &[&str]) -> (Proc, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rdask-ml"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("rdask-ml starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("listening on ") {
-                let _ = tx.send(line.rsplit(' ').next().unwrap_or_default().to_string());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(STARTUP).expect("process printed its address");
-    (Proc(child), addr)
+    rdask_devkit::start(env!("CARGO_BIN_EXE_rdask-ml"), args, Stdio::null())
+        .expect("rdask-ml starts and says where it listens")
 }
 
 /// A scheduler and two 1-thread workers; returns them and a client.

@@ -1,0 +1,137 @@
+//! What the workspace's collection crates (`rdask-array`, `rdask-dataframe`,
+//! `rdask-ml`) share in their examples and tests to run a cluster of real
+//! processes: start a binary with the `rdask` command line (`scheduler`,
+//! `worker`) as a child, read the address it says it listens on, and kill it
+//! when the handle is dropped; plus the small command-line and `/proc`
+//! readers their benchmarks print with. A dev-dependency only, never
+//! published: the runtime's own tests have `tests/common`, and users start
+//! processes with `rdask scheduler` / `rdask worker` or `LocalCluster`.
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Longest a child may take to say where it listens (also used by the
+/// callers as the bound on workers joining).
+pub const STARTUP: Duration = Duration::from_secs(30);
+
+/// What the line a scheduler or worker prints once it listens contains;
+/// its address is the line's last word.
+const LISTENING: &str = "listening on ";
+
+/// Why a child could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The program could not be run.
+    #[error("cannot start {program} {args}: {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// Its arguments, space-separated.
+        args: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// It ran but did not print where it listens within [`STARTUP`] (it
+    /// exited, or is stuck); it has been killed.
+    #[error("{program} {args} did not say where it listens within {timeout:?}")]
+    Silent {
+        /// The program.
+        program: String,
+        /// Its arguments, space-separated.
+        args: String,
+        /// The bound that passed.
+        timeout: Duration,
+    },
+}
+
+/// A child process, killed (and reaped) when dropped.
+#[derive(Debug)]
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `program ARGS` (with `RUST_LOG=warn` unless set), its standard
+/// error going to `stderr`, and waits at most [`STARTUP`] for it to print
+/// the line saying where it listens; returns it with that address. Later
+/// output is read and dropped, so the child never blocks on a full pipe.
+pub fn start(program: impl AsRef<OsStr>, args: &[&str], stderr: Stdio) -> Result<(Proc, String), StartError> {
+    let program = program.as_ref();
+    let describe = || (program.to_string_lossy().into_owned(), args.join(" "));
+    let mut child = Command::new(program)
+        .args(args)
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .map_err(|source| {
+            let (program, args) = describe();
+            StartError::Spawn { program, args, source }
+        })?;
+    let stdout = child.stdout.take();
+    let child = Proc(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    if let Some(stdout) = stdout {
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains(LISTENING) {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(line.split_whitespace().last().unwrap_or_default().to_string());
+                    }
+                }
+            }
+        });
+    }
+    match rx.recv_timeout(STARTUP) {
+        Ok(address) => Ok((child, address)),
+        Err(_) => {
+            let (program, args) = describe();
+            Err(StartError::Silent {
+                program,
+                args,
+                timeout: STARTUP,
+            })
+        }
+    }
+}
+
+/// The children of a benchmark, killed when it ends (normally or not).
+#[derive(Debug, Default)]
+pub struct Children(pub Vec<Proc>);
+
+impl Children {
+    /// Starts this very binary with `args` (a benchmark example re-run as
+    /// `scheduler` or `worker`, so the workers link its kernels), its
+    /// standard error shown; returns the address it listens on.
+    pub fn spawn(&mut self, args: &[&str]) -> Result<String, Box<dyn std::error::Error>> {
+        let (child, address) = start(std::env::current_exe()?, args, Stdio::inherit())?;
+        self.0.push(child);
+        Ok(address)
+    }
+}
+
+/// The number after `--name` on the command line, or `default`.
+pub fn arg(args: &[String], name: &str, default: usize) -> usize {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The 1-minute load average (NaN where unknown), printed beside every
+/// figure because the machines these run on are shared.
+pub fn loadavg1() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(f64::NAN)
+}
