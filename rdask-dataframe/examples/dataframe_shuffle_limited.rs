@@ -17,7 +17,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +26,7 @@ use common::{arg, loadavg1, round, Children, STARTUP};
 use rdask::delayed::{compute_all, delayed, ComputeOptions};
 use rdask_dataframe::datasets::{mix, random_a, random_key, random_rows, RANDOM_ROW_BYTES};
 use rdask_dataframe::Partition;
+use rdask_devkit::du;
 use serde_json::json;
 
 /// How often the workers' directories are measured.
@@ -69,19 +70,6 @@ fn check_partition(p: Partition) -> Result<Stats, String> {
         hi = hi.max(k);
     }
     Ok((id.len() as u64, sum, bad, sorted, lo, hi))
-}
-
-/// Bytes of the files under `dir` (0 if it is gone).
-fn du(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => du(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 /// A process's `VmHWM` (peak RSS) in bytes.

@@ -13,7 +13,7 @@ use polars::prelude::*;
 use rdask::Client;
 use rdask_dataframe as dd;
 
-use rdask_devkit::{Proc, STARTUP};
+use rdask_devkit::{du, Proc, STARTUP};
 
 /// Starts `rdask-dataframe ARGS` and returns it with the address it prints.
 fn start(args: &[&str]) -> (Proc, String) {
@@ -177,19 +177,6 @@ const LIMITED_SHUFFLE_MB: u64 = 200;
 /// Each worker's `memory_limit` there, MB: twice a debug worker's 45 MB
 /// at rest (64 MB left it past its pause threshold, 80 %, before any task).
 const LIMITED_WORKER_MB: u64 = 128;
-
-/// Bytes of the files under `dir`.
-fn du(dir: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => du(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
 
 /// The 4 GB shuffle on two workers of 1 GB, scaled down: a frame
 /// of `LIMITED_SHUFFLE_MB` MB made on the workers, `set_index` on its

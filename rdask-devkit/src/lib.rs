@@ -2,7 +2,7 @@
 //! `rdask-ml`) share in their examples and tests to run a cluster of real
 //! processes: start a binary with the `rdask` command line (`scheduler`,
 //! `worker`) as a child, read the address it says it listens on, and kill it
-//! when the handle is dropped; plus the small command-line and `/proc`
+//! when the handle is dropped; plus the small command-line, `/proc` and disk
 //! readers their benchmarks print with. A dev-dependency only, never
 //! published: the runtime's own tests have `tests/common`, and users start
 //! processes with `rdask scheduler` / `rdask worker` or `LocalCluster`.
@@ -125,6 +125,20 @@ pub fn arg(args: &[String], name: &str, default: usize) -> usize {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// Bytes of the files under `dir`, recursively (0 if it is gone): how
+/// much a worker's spill or shuffle directory holds.
+pub fn du(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => du(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// The 1-minute load average (NaN where unknown), printed beside every
