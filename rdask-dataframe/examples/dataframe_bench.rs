@@ -13,6 +13,8 @@
 //! The files are written once into `--dir` (default
 //! `$TMPDIR/rdask-df-bench`) and reused while their count and size match.
 //!
+//! `--cases groupby,set_index,polars` (the default: all three) runs some.
+//!
 //! `cargo run --release -p rdask-dataframe --example dataframe_bench [-- --files 20 --mb 50]`
 
 mod common;
@@ -77,6 +79,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     write_files(&dir, files, mb)?;
     eprintln!("files ready in {:.1} s", t0.elapsed().as_secs_f64());
     let pattern = dir.join("2015-*-*.csv").display().to_string();
+    let cases = args
+        .iter()
+        .position(|a| a == "--cases")
+        .and_then(|i| args.get(i + 1))
+        .map_or("groupby,set_index,polars", String::as_str)
+        .to_string();
+    let run = |case: &str| cases.split(',').any(|c| c == case);
 
     let mut children = Children::default();
     let addr = children.spawn(&["scheduler", "--host", "127.0.0.1", "--port", "0"])?;
@@ -87,32 +96,39 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     client.wait_for_workers(2, STARTUP)?;
 
     // (a) read_csv → groupby(user_id).value.mean()
-    let load = loadavg1();
-    let t0 = Instant::now();
-    let means = dd::read_csv(&pattern)?
-        .groupby(&["user_id"])
-        .agg(&[col("value").mean()])?
-        .compute(&client)?;
-    let wall = t0.elapsed().as_secs_f64();
-    println!(
-        "{}",
-        json!({"case": "dataframe_groupby_mean", "files": files, "mb_per_file": mb, "groups": means.height(),
+    if run("groupby") {
+        let load = loadavg1();
+        let t0 = Instant::now();
+        let means = dd::read_csv(&pattern)?
+            .groupby(&["user_id"])
+            .agg(&[col("value").mean()])?
+            .compute(&client)?;
+        let wall = t0.elapsed().as_secs_f64();
+        println!(
+            "{}",
+            json!({"case": "dataframe_groupby_mean", "files": files, "mb_per_file": mb, "groups": means.height(),
                "workers": 2, "threads_per_worker": 1, "wall_s": round(wall), "loadavg1_at_start": load})
-    );
+        );
+    }
 
     // (c) set_index on a random column: a full shuffle.
-    let load = loadavg1();
-    let t0 = Instant::now();
-    let (sorted, divisions) = dd::read_csv(&pattern)?.set_index(&client, "key")?;
-    let rows = sorted.len(&client)?;
-    let wall = t0.elapsed().as_secs_f64();
-    println!(
-        "{}",
-        json!({"case": "dataframe_set_index_shuffle", "files": files, "mb_per_file": mb, "rows": rows,
+    if run("set_index") {
+        let load = loadavg1();
+        let t0 = Instant::now();
+        let (sorted, divisions) = dd::read_csv(&pattern)?.set_index(&client, "key")?;
+        let rows = sorted.len(&client)?;
+        let wall = t0.elapsed().as_secs_f64();
+        println!(
+            "{}",
+            json!({"case": "dataframe_set_index_shuffle", "files": files, "mb_per_file": mb, "rows": rows,
                "partitions": sorted.npartitions(), "divisions": divisions.len(),
                "workers": 2, "threads_per_worker": 1, "wall_s": round(wall), "loadavg1_at_start": load})
-    );
+        );
+    }
     drop(children);
+    if !run("polars") {
+        return Ok(());
+    }
 
     // The same in Polars, this process (Polars' own thread pool).
     let load = loadavg1();

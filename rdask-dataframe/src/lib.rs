@@ -62,7 +62,7 @@ pub use partition::Partition;
 pub use polars;
 pub use rdask::delayed::ComputeOptions;
 pub use sort::SAMPLES_PER_PARTITION;
-pub use sort_keys::SortBy;
+pub use sort_keys::{SortBy, SAMPLE_POOL_PER_ROW};
 
 use plan::{Dsl, Op};
 use polars::prelude::Expr;

@@ -481,6 +481,56 @@ fn sort_on_a_missing_column_fails_clearly() -> Result<(), Box<dyn std::error::Er
     Ok(())
 }
 
+/// Partitions far larger than the sample pool `set_index` draws its
+/// divisions from (`SAMPLE_POOL_PER_ROW` × `SAMPLES_PER_PARTITION` rows):
+/// the result is still Polars' stable sort row for row, on input already
+/// sorted, reversed and scrambled (a pool at evenly spaced positions must
+/// not trip on any of them), and rows spread evenly enough that no output
+/// holds more than a quarter over its share.
+#[test]
+fn set_index_of_large_partitions_is_exact_and_balanced() -> Result<(), Box<dyn std::error::Error>> {
+    let rows = 3 * 16 * dd::SAMPLES_PER_PARTITION as usize * 4;
+    let parts = 3;
+    let ascending: Vec<i64> = (0..rows as i64).collect();
+    let descending: Vec<i64> = ascending.iter().rev().copied().collect();
+    let scrambled: Vec<i64> = ascending.iter().map(|i| (i * 7919) % rows as i64).collect();
+    for (name, keys) in [
+        ("ascending", ascending),
+        ("descending", descending),
+        ("scrambled", scrambled),
+    ] {
+        let ids: Vec<i64> = (0..rows as i64).collect();
+        let df = df!("key" => &keys, "id" => &ids)?;
+        let want = df.sort(["key"], SortMultipleOptions::default().with_maintain_order(true))?;
+        let (indexed, divisions) = dd::from_polars(&df, parts)?.set_index(client(), "key")?;
+        assert_eq!(divisions.len(), parts - 1, "{name}");
+        let each = rdask::delayed::compute_all(
+            client(),
+            &indexed.to_delayed().iter().collect::<Vec<_>>(),
+            &Default::default(),
+        )?;
+        let mut stacked: Option<DataFrame> = None;
+        for p in each {
+            let p = p.into_inner();
+            assert!(
+                p.height() <= rows / parts * 5 / 4,
+                "{name}: an output of {} rows, its share is {}",
+                p.height(),
+                rows / parts
+            );
+            stacked = Some(match stacked {
+                None => p,
+                Some(mut s) => {
+                    s.vstack_mut(&p)?;
+                    s
+                }
+            });
+        }
+        same(&stacked.unwrap_or_default(), &want).map_err(|e| format!("{name}: {e}"))?;
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
 
