@@ -208,6 +208,8 @@ pub fn free_port() -> u16 {
 }
 
 /// Hand-made protocol traffic, for tests that misbehave on purpose.
+pub mod resilience;
+
 pub mod raw {
     use std::io::{Read, Write};
     use std::net::TcpStream;
