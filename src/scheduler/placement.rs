@@ -68,11 +68,11 @@ impl SchedulerState {
         }
     }
 
-    /// Estimated start time of `t` on `w`, seconds: its missing inputs'
-    /// fetch (a round trip, `fetch_latency_s`, plus bytes ÷ bandwidth)
-    /// and the work queued ahead of it.
-    pub(super) fn start_time(&self, t: TaskId, w: WIdx) -> f64 {
-        self.estimate(t, w).start()
+    /// Seconds to bring `t`'s missing inputs to `w`: a round trip
+    /// (`fetch_latency_s`) plus bytes ÷ bandwidth (Dask's steal cost; the
+    /// work queued on `w` is not part of it).
+    pub(super) fn transfer_time(&self, t: TaskId, w: WIdx) -> f64 {
+        self.estimate(t, w).fetch_s()
     }
 
     /// The parts of `t`'s estimated start on `w`.

@@ -114,7 +114,7 @@ impl SchedulerState {
                     if free == 0 || w == v || !self.worker(w).has_fn(s.func) {
                         continue;
                     }
-                    let transfer_s = self.start_time(t, w) - self.worker(w).occupancy_ns as f64 / 1e9;
+                    let transfer_s = self.transfer_time(t, w);
                     if compute_s < STEAL_COMPUTE_OVER_TRANSFER * transfer_s {
                         continue;
                     }

@@ -84,11 +84,64 @@ fn stealing_skips_tasks_whose_inputs_cost_more_to_move_than_to_wait_for() {
     h.submit(C1, vec![spec("x", "inc", &[])], &["x"]);
     // 100 MB: 0.1 s to move, tasks measured at 10 µs.
     h.worker_sends(1, finished("x", 100_000_000, 10));
+    h.take();
     let ts: Vec<TaskSpec> = (0..10).map(|i| spec(&format!("t{i}"), "inc", &["x"])).collect();
-    h.submit(C1, ts, &[]);
+    let keys: Vec<String> = ts.iter().map(|t| t.key.clone()).collect();
+    let wanted: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
+    // Wanted, so they are really processing on a (a graph nobody wants is
+    // not run, and would pass this test for no reason).
+    h.submit(C1, ts, &wanted);
+    assert_eq!(h.computes(1).len(), 10);
     h.worker(2, "b", &["inc"]);
     h.take();
     let mut o = Outbox::default();
     h.s.balance(&mut o);
     assert!(o.messages.is_empty(), "{:?}", o.messages);
+}
+
+/// The thief's transfer cost is its inputs' fetch alone, whatever the
+/// thief already runs: a two-thread thief with one thread on a long task
+/// must not look as if moving 1 s of bytes were free (the fetch was once
+/// taken as the start estimate minus the thief's whole occupancy, though
+/// the estimate counts occupancy per thread).
+#[test]
+fn a_busy_thiefs_occupancy_does_not_make_a_transfer_look_free() {
+    let mut h = H::new();
+    h.worker(1, "a", &["inc", "mid", "long"]);
+    let mut o = Outbox::default();
+    h.s.add_worker(WorkerId(2), reg_with("b", &["inc", "mid", "long"], 2, &[]), &mut o)
+        .unwrap();
+    h.absorb(o);
+    // `long` measured at 20 s, and one running on b: b has a thread free
+    // and 20 s of occupancy.
+    h.submit(C1, vec![restricted("l0", "long", &[], "b")], &["l0"]);
+    h.worker_sends(2, finished("l0", 8, 20_000_000));
+    h.submit(C1, vec![restricted("l1", "long", &[], "b")], &["l1"]);
+    // `mid` measured at 1.5 s; its input x takes 1 s to move.
+    h.submit(C1, vec![restricted("m0", "mid", &[], "a")], &["m0"]);
+    h.worker_sends(1, finished("m0", 8, 1_500_000));
+    let one_second = h.s.bandwidth as u64;
+    h.submit(C1, vec![restricted("x", "inc", &[], "a")], &["x"]);
+    h.worker_sends(1, finished("x", one_second, 10));
+    let ts: Vec<TaskSpec> = (0..6)
+        .map(|i| restricted(&format!("t{i}"), "mid", &["x"], "a"))
+        .collect();
+    let ts: Vec<TaskSpec> = ts
+        .into_iter()
+        .map(|t| TaskSpec {
+            workers: Vec::new(),
+            ..t
+        })
+        .collect();
+    h.take();
+    h.submit(C1, ts, &["t0", "t1", "t2", "t3", "t4", "t5"]);
+    assert_eq!(h.computes(1).len(), 6, "the mid tasks queue where x is");
+    h.take();
+    let mut o = Outbox::default();
+    h.s.balance(&mut o);
+    assert!(
+        o.messages.is_empty(),
+        "1.5 s of compute stolen over 1 s of transfer: {:?}",
+        o.messages
+    );
 }
