@@ -48,8 +48,13 @@ enum Ev {
     Fetched {
         w: u32,
         task: u32,
+        /// Every input it waited for: (input, holder).
         inputs: Vec<(u32, u32)>,
+        /// How many of them this task's own transfer brought.
+        transfers: u64,
+        /// Their bytes.
         bytes: u64,
+        /// How long that transfer took, link queue included.
         took: f64,
     },
     Done {
@@ -260,9 +265,10 @@ impl<'a> Engine<'a> {
                 w,
                 task,
                 inputs,
+                transfers,
                 bytes,
                 took,
-            } => self.fetched(w, task, inputs, bytes, took),
+            } => self.fetched(w, task, inputs, transfers, bytes, took),
             Ev::Done { w, task } => self.done(w, task),
             Ev::Kill(w) => {
                 let sw = &mut self.workers[w as usize];
@@ -390,33 +396,48 @@ impl<'a> Engine<'a> {
                 let Some(t) = index(&k) else { return };
                 self.workers[w as usize].runs.insert(t, run_id);
                 let mut inputs: Vec<(u32, u32)> = Vec::new();
-                let mut bytes = 0u64;
+                let mut fresh: Vec<(u32, u64)> = Vec::new();
+                let mut arrives = self.now;
+                let mut took = 0.0;
+                let sw = &self.workers[w as usize];
                 for d in &dependencies {
                     let Some(di) = index(&d.key) else { continue };
-                    if self.workers[w as usize].data.contains_key(&di) {
+                    if sw.data.contains_key(&di) {
                         continue;
                     }
                     let from = d.who_has.iter().find_map(|a| self.by_address.get(a).copied());
                     inputs.push((di, from.unwrap_or(u32::MAX)));
-                    bytes += d.nbytes;
+                    match sw.in_flight.get(&di) {
+                        Some(&at) if at >= self.now => arrives = arrives.max(at),
+                        _ => fresh.push((di, d.nbytes)),
+                    }
                 }
+                let bytes: u64 = fresh.iter().map(|&(_, n)| n).sum();
                 let sw = &mut self.workers[w as usize];
                 if inputs.is_empty() {
                     sw.make_ready(t, priority, sequence);
                     self.start_ready(w);
                 } else {
-                    // Incoming transfers queue on the worker's link.
-                    let start = self.now.max(sw.link_free_at);
-                    let busy = bytes as f64 / self.cfg.bandwidth_bytes_per_s;
-                    sw.link_free_at = start + busy;
+                    // Incoming transfers queue on the worker's link; inputs
+                    // already on their way are waited for, not fetched again.
+                    if !fresh.is_empty() {
+                        let start = self.now.max(sw.link_free_at);
+                        sw.link_free_at = start + bytes as f64 / self.cfg.bandwidth_bytes_per_s;
+                        let at = sw.link_free_at + self.cfg.latency_s;
+                        for &(di, _) in &fresh {
+                            sw.in_flight.insert(di, at);
+                        }
+                        arrives = arrives.max(at);
+                        took = at - self.now;
+                    }
                     sw.tasks.insert(t, Slot::Fetching);
-                    let took = start + busy + self.cfg.latency_s - self.now;
                     self.push(
-                        self.now + took,
+                        arrives,
                         Ev::Fetched {
                             w,
                             task: t,
                             inputs,
+                            transfers: fresh.len() as u64,
                             bytes,
                             took,
                         },
@@ -445,7 +466,7 @@ impl<'a> Engine<'a> {
         self.orders.insert(t, (priority, sequence));
     }
 
-    fn fetched(&mut self, w: u32, task: u32, inputs: Vec<(u32, u32)>, bytes: u64, took: f64) {
+    fn fetched(&mut self, w: u32, task: u32, inputs: Vec<(u32, u32)>, transfers: u64, bytes: u64, took: f64) {
         if !self.workers[w as usize].alive {
             return;
         }
@@ -480,12 +501,18 @@ impl<'a> Engine<'a> {
         let mut added = Vec::with_capacity(inputs.len());
         for &(d, from) in &inputs {
             let n = self.workers[from as usize].data.get(&d).copied().unwrap_or(0);
-            self.workers[w as usize].data.insert(d, n);
-            added.push((key(d), n));
+            let sw = &mut self.workers[w as usize];
+            sw.in_flight.remove(&d);
+            // Reported once, by the first task its transfer served.
+            if sw.data.insert(d, n).is_none() {
+                added.push((key(d), n));
+            }
         }
-        self.report.transfers += inputs.len() as u64;
+        self.report.transfers += transfers;
         self.report.transfer_bytes += bytes;
-        self.send(w, FromWorker::AddKeys { keys: added });
+        if !added.is_empty() {
+            self.send(w, FromWorker::AddKeys { keys: added });
+        }
         if bytes > 0 {
             self.send(
                 w,

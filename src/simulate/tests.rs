@@ -248,3 +248,20 @@ fn first_sight_placement_keeps_large_inputs_in_place_without_costing_makespan() 
         guess_moves.makespan_s
     );
 }
+
+/// A worker fetches each input once, however many of its tasks want it
+/// (a real worker's fetches are per key): in an all-to-all shuffle on two
+/// workers every reduce wants every map's result, so without that each
+/// worker would move each remote result once per reduce it runs.
+#[test]
+fn a_worker_fetches_an_input_once_for_all_its_tasks() {
+    let (maps, workers) = (50u64, 2u64);
+    let r = run(&cfg(Shape::Shuffle { fanin: 8 }, 2 * maps as usize, workers as u32)).expect("runs");
+    assert_eq!(r.errors, 0, "{r:?}");
+    assert!(r.transfers > 0, "a shuffle over two workers moves results: {r:?}");
+    assert!(
+        r.transfers <= workers * maps,
+        "{} transfers: more than one per (worker, map result) ({r:?})",
+        r.transfers
+    );
+}

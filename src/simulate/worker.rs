@@ -36,6 +36,10 @@ pub(super) struct SimWorker {
     pub(super) data: FxMap<u32, u64>,
     /// When its network link is next free (incoming transfers queue on it).
     pub(super) link_free_at: f64,
+    /// Inputs on their way here: task index → arrival time. A second task
+    /// needing one waits for that transfer instead of starting its own, as
+    /// a real worker fetches each key once however many tasks want it.
+    pub(super) in_flight: FxMap<u32, f64>,
     /// The latest run id it was sent per task (`ComputeTask::run_id`),
     /// echoed in `TaskFinished` as a real worker does.
     pub(super) runs: FxMap<u32, u64>,
@@ -52,6 +56,7 @@ impl SimWorker {
             tasks: FxMap::default(),
             data: FxMap::default(),
             link_free_at: 0.0,
+            in_flight: FxMap::default(),
             runs: FxMap::default(),
         }
     }
