@@ -20,6 +20,26 @@ pub struct GroupBy {
     sort: bool,
 }
 
+/// The only columns a group-by reads, when every aggregation's input is a
+/// plain column or the row count (so a CSV source parses no other, as
+/// Dask's and Polars' projection pushdown do); `None` when an input is an
+/// expression, whose columns are left to Polars to find.
+fn read_columns(spec: &GroupSpec) -> Option<Vec<String>> {
+    let mut columns = spec.keys.clone();
+    for a in &spec.aggs {
+        match &a.input {
+            Expr::Len => {}
+            Expr::Column(name) => {
+                if !columns.iter().any(|c| c == name.as_str()) {
+                    columns.push(name.to_string());
+                }
+            }
+            _ => return None,
+        }
+    }
+    Some(columns)
+}
+
 /// The aggregation an expression asks for, with its input and name.
 fn recognise(e: &Expr) -> Result<AggSpec, Error> {
     let mut inner = e;
@@ -168,9 +188,11 @@ impl GroupBy {
     /// task can finish them.
     fn run(&self, spec: GroupSpec) -> DataFrame {
         let split = self.df.split_every;
-        let mut level: Vec<Delayed<Partition>> = self
-            .df
-            .to_delayed()
+        let mut level: Vec<Delayed<Partition>> = match read_columns(&spec) {
+            Some(columns) => self.df.to_delayed_columns(&columns),
+            None => self.df.to_delayed(),
+        };
+        level = level
             .iter()
             .map(|p| delayed(agg::partial, (p, Dsl(spec.clone()))))
             .collect();

@@ -54,11 +54,12 @@ pub(crate) fn expand(pattern: &str) -> Result<Vec<String>, Error> {
 /// file's column types are inferred on its own; files whose types differ
 /// fail when their partitions meet.
 pub fn read_csv(pattern: &str) -> Result<DataFrame, Error> {
-    let parts = expand(pattern)?
-        .into_iter()
-        .map(|f| delayed(kernels::read_csv_file, (f,)))
+    let files = expand(pattern)?;
+    let parts = files
+        .iter()
+        .map(|f| delayed(kernels::read_csv_file, (f.clone(),)))
         .collect();
-    DataFrame::from_delayed(parts)
+    Ok(DataFrame::from_delayed(parts)?.with_source(crate::Source::Csv(files)))
 }
 
 /// Parquet files, a partition per row group (Dask's `read_parquet`,

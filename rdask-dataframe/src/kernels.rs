@@ -30,6 +30,22 @@ pub fn read_csv_file(path: String) -> Result<Partition, String> {
         .map_err(|e| format!("{path}: {e}"))
 }
 
+/// The `columns` of one CSV file (with a header row) as a partition, the
+/// others skipped by the parser (a step that reads only these: the sample
+/// of `set_index`, a group-by's partials). Column types are inferred as
+/// [`read_csv_file`] infers them.
+#[rdask::task]
+pub fn read_csv_columns(path: String, columns: Vec<String>) -> Result<Partition, String> {
+    let columns: std::sync::Arc<[polars::prelude::PlSmallStr]> = columns.iter().map(|c| c.as_str().into()).collect();
+    CsvReadOptions::default()
+        .with_has_header(true)
+        .with_columns(Some(columns))
+        .try_into_reader_with_file_path(Some(path.clone().into()))
+        .and_then(|r| r.finish())
+        .map(Partition)
+        .map_err(|e| format!("{path}: {e}"))
+}
+
 /// Rows `offset .. offset + len` of a Parquet file (one row group's rows:
 /// Polars reads only the row groups the slice touches).
 #[rdask::task]

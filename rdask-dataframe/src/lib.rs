@@ -106,6 +106,18 @@ pub struct DataFrame {
     /// `with_columns` / `filter` calls become one task per partition.
     pending: Vec<Op>,
     split_every: usize,
+    /// Where `parts` come from, when a reader there can skip columns (see
+    /// [`DataFrame::to_delayed_columns`]); `None` once anything else made
+    /// the partitions.
+    source: Option<Source>,
+}
+
+/// A source whose reader reads only the columns asked for (Dask's
+/// projection pushdown into `read_csv(usecols=…)`).
+#[derive(Clone, Debug)]
+pub(crate) enum Source {
+    /// One CSV file per partition, in order.
+    Csv(Vec<String>),
 }
 
 impl std::fmt::Debug for DataFrame {
@@ -125,6 +137,7 @@ impl DataFrame {
             parts,
             pending: Vec::new(),
             split_every: DEFAULT_SPLIT_EVERY,
+            source: None,
         })
     }
 
@@ -134,6 +147,7 @@ impl DataFrame {
             parts,
             pending: Vec::new(),
             split_every: self.split_every,
+            source: None,
         }
     }
 
@@ -159,6 +173,27 @@ impl DataFrame {
             .iter()
             .map(|p| delayed(kernels::apply, (p, Dsl(self.pending.clone()))))
             .collect()
+    }
+
+    /// Its partitions reduced to `columns` (in the partition's own order),
+    /// for a step that reads no other: read from the source with only
+    /// those columns parsed when the frame is a source not yet changed
+    /// (`read_csv`), otherwise [`to_delayed`](Self::to_delayed) in full
+    /// (the step selects its columns itself).
+    pub(crate) fn to_delayed_columns(&self, columns: &[String]) -> Vec<Delayed<Partition>> {
+        match (&self.source, self.pending.is_empty()) {
+            (Some(Source::Csv(files)), true) => files
+                .iter()
+                .map(|f| delayed(kernels::read_csv_columns, (f.clone(), columns.to_vec())))
+                .collect(),
+            _ => self.to_delayed(),
+        }
+    }
+
+    /// The same frame, noted as read from `source`.
+    pub(crate) fn with_source(mut self, source: Source) -> DataFrame {
+        self.source = Some(source);
+        self
     }
 
     fn then(&self, op: Op) -> DataFrame {
@@ -353,6 +388,7 @@ pub const TASKS: &[rdask::task::TaskEntry] = &[
     rdask::task::TaskEntry::of::<sort_keys::split_range>(),
     rdask::task::TaskEntry::of::<sort_keys::unpack_sorted>(),
     rdask::task::TaskEntry::of::<sort_keys::sample_keys>(),
+    rdask::task::TaskEntry::of::<kernels::read_csv_columns>(),
     rdask::task::TaskEntry::of::<join::join_parts>(),
     rdask::task::TaskEntry::of::<describe::describe_partial>(),
     rdask::task::TaskEntry::of::<describe::describe_combine>(),

@@ -85,7 +85,10 @@ impl DataFrame {
     fn sorted(&self, on: On<'_>, by: &SortBy) -> Result<(DataFrame, PlFrame), Error> {
         by.check().map_err(Error::Invalid)?;
         let parts = self.to_delayed();
-        let samples: Vec<Delayed<Partition>> = parts
+        // The sample reads only the key columns (parsed alone from a CSV
+        // source, as Dask's divisions read only the index column).
+        let samples: Vec<Delayed<Partition>> = self
+            .to_delayed_columns(by.columns())
             .iter()
             .map(|p| delayed(sample_keys, (p, by.clone(), SAMPLES_PER_PARTITION)))
             .collect();

@@ -258,6 +258,33 @@ fn read_csv_and_parquet_round_trips() -> Result<(), Box<dyn std::error::Error>> 
             .sort(["k"], Default::default())
     });
     same(&means, &want)?;
+    // The partials read only `k` and `v` from the files (projection
+    // pushdown); an aggregation of an expression reads whole files.
+    let grouped = ddf.groupby(&["k"]).agg(&[col("v").mean()])?.to_delayed();
+    let functions: Vec<String> = grouped[0]
+        .task_specs(&dd::ComputeOptions::default().fuse(false))?
+        .into_iter()
+        .map(|t| t.function)
+        .collect();
+    assert!(
+        functions.iter().any(|f| f.ends_with("read_csv_columns")),
+        "{functions:?}"
+    );
+    assert!(!functions.iter().any(|f| f.ends_with("read_csv_file")), "{functions:?}");
+    let doubled = ddf
+        .groupby(&["k"])
+        .agg(&[(col("v") * lit(2.0)).sum().alias("v2")])?
+        .compute(client())?;
+    let want = polars(&whole, |l| {
+        l.group_by([col("k")])
+            .agg([(col("v") * lit(2.0)).sum().alias("v2")])
+            .sort(["k"], Default::default())
+    });
+    same(&doubled, &want)?;
+    // `set_index` samples the key column alone, then shuffles whole rows.
+    let (indexed, _) = ddf.set_index(client(), "v")?;
+    let want = whole.sort(["v"], SortMultipleOptions::default().with_maintain_order(true))?;
+    same(&indexed.compute(client())?, &want)?;
 
     // Parquet: a file per partition, read back a partition per row group.
     let out = dir.path().join("pq").display().to_string();
