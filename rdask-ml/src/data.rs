@@ -74,6 +74,16 @@ impl Dataset {
         self.y.view().into_dimensionality::<Ix1>().expect("y is 1-d")
     }
 
+    /// `x`'s values row after row (`n_samples * n_features`): the stored
+    /// memory itself when it is stored row-major and contiguous (a
+    /// scattered table, a fold's test part), a copy otherwise.
+    pub(crate) fn row_major(&self) -> std::borrow::Cow<'_, [f64]> {
+        match self.x.as_slice() {
+            Some(s) if !self.column_major => std::borrow::Cow::Borrowed(s),
+            _ => std::borrow::Cow::Owned(self.x().iter().copied().collect()),
+        }
+    }
+
     /// The rows `idx`, in that order (a fold's train or test part).
     pub fn take(&self, idx: &[usize]) -> Dataset {
         Dataset {
