@@ -84,6 +84,16 @@ impl Dataset {
         }
     }
 
+    /// `x`'s values feature after feature (`n_features * n_samples`): the
+    /// stored memory itself when it is stored column-major, a copy
+    /// otherwise.
+    pub(crate) fn feature_major(&self) -> std::borrow::Cow<'_, [f64]> {
+        match self.x.as_slice() {
+            Some(s) if self.column_major => std::borrow::Cow::Borrowed(s),
+            _ => std::borrow::Cow::Owned(self.x().t().iter().copied().collect()),
+        }
+    }
+
     /// The rows `idx`, in that order (a fold's train or test part).
     pub fn take(&self, idx: &[usize]) -> Dataset {
         Dataset {

@@ -15,7 +15,14 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
+use rdask_array::ndarray::Axis;
+
+use super::fold_cache::{new_id, FoldId};
 use super::preprocess::{Preprocess, StandardScaler};
+
+/// Predictions a scoring pass holds at once (on the stack): long enough
+/// for each feature's run to vectorise, short enough to stay in L1.
+const SCORE_BLOCK: usize = 256;
 use crate::{Dataset, Error};
 
 /// A fold's train rows reduced to what a least-squares fit needs.
@@ -92,12 +99,16 @@ impl GramStats {
 /// per fold (`prepare_gram_fold`), read by key by all its candidates.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GramFold {
+    /// Drawn at random when the fold is made; first on the wire, so a
+    /// worker can recognise a fold it already decoded (`fold_cache`).
+    pub id: FoldId,
     /// The train rows' statistics, scaled.
     pub train: GramStats,
     /// The scaler fitted on the train rows, if any.
     pub scaler: Option<StandardScaler>,
-    /// The test rows, raw: scoring folds the scaler into the coefficients
-    /// instead of keeping a scaled copy.
+    /// The test rows, raw (scoring folds the scaler into the coefficients
+    /// instead of keeping a scaled copy), stored column-major so that
+    /// scoring reads each feature contiguously.
     pub test: Dataset,
     /// Mean of the test targets (for R²).
     pub test_y_mean: f64,
@@ -114,11 +125,12 @@ impl GramFold {
             Preprocess::StandardScaler => Some(StandardScaler::fit_rows(data, train)),
         };
         let stats = GramStats::of_rows(data, train, scaler.as_ref())?;
-        let test = data.take(test);
+        let test = data.take(test).to_column_major();
         let n = test.n_samples().max(1) as f64;
         let test_y_mean = test.y().sum() / n;
         let test_ss_tot = test.y().iter().map(|v| (v - test_y_mean) * (v - test_y_mean)).sum();
         Ok(GramFold {
+            id: new_id(),
             train: stats,
             scaler,
             test,
@@ -128,25 +140,62 @@ impl GramFold {
     }
 
     /// R² on the test rows of the linear model `coef`, `intercept` fitted
-    /// on the scaled rows: one pass over the raw rows, nothing copied.
+    /// on the scaled rows: one pass over the raw rows (a block of
+    /// predictions at a time, feature by feature), nothing copied.
     pub fn r2(&self, coef: &[f64], intercept: f64) -> f64 {
         let (w, b) = fold_scaler(self.scaler.as_ref(), coef, intercept);
-        let p = w.len();
-        let x = self.test.row_major();
+        let x = self.test.feature_major();
         let y = self.test.y();
-        let ss_res: f64 = x
-            .chunks_exact(p.max(1))
-            .zip(y.iter())
-            .map(|(row, t)| {
-                let pred = row.iter().zip(w.iter()).map(|(a, c)| a * c).sum::<f64>() + b;
-                (t - pred) * (t - pred)
-            })
-            .sum();
+        let n = y.len();
+        let mut pred = [0.0; SCORE_BLOCK];
+        let mut ss_res = 0.0;
+        for (start, y_block) in (0..n)
+            .step_by(SCORE_BLOCK)
+            .zip(y.axis_chunks_iter(Axis(0), SCORE_BLOCK))
+        {
+            let pred = &mut pred[..y_block.len()];
+            pred.fill(b);
+            for (j, wj) in w.iter().enumerate() {
+                let col = &x[j * n + start..j * n + start + pred.len()];
+                for (p, v) in pred.iter_mut().zip(col) {
+                    *p += wj * v;
+                }
+            }
+            ss_res += pred
+                .iter()
+                .zip(y_block.iter())
+                .map(|(p, t)| (t - p) * (t - p))
+                .sum::<f64>();
+        }
         // scikit-learn's `r2_score` for constant targets.
         if self.test_ss_tot == 0.0 {
             return if ss_res == 0.0 { 1.0 } else { 0.0 };
         }
         1.0 - ss_res / self.test_ss_tot
+    }
+}
+
+/// A [`GramFold`] but its id: what follows the id on the wire
+/// (`fold_cache` reads the id first).
+#[derive(Deserialize)]
+pub(crate) struct GramFoldRest {
+    train: GramStats,
+    scaler: Option<StandardScaler>,
+    test: Dataset,
+    test_y_mean: f64,
+    test_ss_tot: f64,
+}
+
+impl GramFoldRest {
+    pub(crate) fn with_id(self, id: FoldId) -> GramFold {
+        GramFold {
+            id,
+            train: self.train,
+            scaler: self.scaler,
+            test: self.test,
+            test_y_mean: self.test_y_mean,
+            test_ss_tot: self.test_ss_tot,
+        }
     }
 }
 

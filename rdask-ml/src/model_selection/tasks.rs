@@ -9,6 +9,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::estimator::{sgd, Estimator, FittedModel, FittedPipeline};
+use super::fold_cache::SharedFold;
 use super::gram::{GramAll, GramFold};
 use super::params::Params;
 use super::preprocess::{FoldData, Preprocess};
@@ -86,8 +87,11 @@ pub fn fit_score(fold: FoldData, estimator: Estimator, params: Params) -> Result
 
 /// Fits `estimator` with `params` from the fold's shared statistics
 /// (`O(p²)` per sweep) and scores it on the fold's test rows in one pass.
+/// The fold is decoded once per worker process, not per candidate
+/// ([`SharedFold`]).
 #[rdask::task]
-pub fn fit_score_gram(fold: GramFold, estimator: Estimator, params: Params) -> Result<FoldScore, Error> {
+pub fn fit_score_gram(fold: SharedFold, estimator: Estimator, params: Params) -> Result<FoldScore, Error> {
+    let fold = &*fold.0;
     let t0 = Instant::now();
     let model = estimator.fit_gram(&params, &fold.train)?;
     let t1 = Instant::now();
