@@ -195,7 +195,9 @@ fn run_search(
         estimator.check(p)?;
     }
     let mut sub = Submitter::new(client);
-    let data_f = sub.scatter(data.clone(), opts.timeout)?;
+    // Scattered by reference: encoded straight from the caller's table,
+    // without a clone of it first.
+    let data_f = sub.scatter(data, opts.timeout)?;
     let gram = opts.shared_gram && estimator.uses_gram();
     let est = value(&estimator)?;
     // With shared statistics, the refit's reduction of all rows, which does
