@@ -125,7 +125,7 @@ impl GramFold {
             Preprocess::StandardScaler => Some(StandardScaler::fit_rows(data, train)),
         };
         let stats = GramStats::of_rows(data, train, scaler.as_ref())?;
-        let test = data.take(test).to_column_major();
+        let test = data.take_column_major(test);
         let n = test.n_samples().max(1) as f64;
         let test_y_mean = test.y().sum() / n;
         let test_ss_tot = test.y().iter().map(|v| (v - test_y_mean) * (v - test_y_mean)).sum();
