@@ -13,7 +13,13 @@ $RDASK_BENCH_VENV, default ~/.cache/rdask-bench/daskenv) plus dask-ml and
 scikit-learn:
   ~/.cache/rdask-bench/daskenv/bin/pip install dask-ml scikit-learn
 Run from the project's root:
-  ~/.cache/rdask-bench/daskenv/bin/python benches/dask_ml_search.py [WORKERS ...] [--rows N]
+  ~/.cache/rdask-bench/daskenv/bin/python benches/dask_ml_search.py [WORKERS ...] [--rows N] [--precompute]
+
+--precompute gives ElasticNet(precompute=True): scikit-learn then computes
+the Gram matrix of the (scaled) train rows in each fit and runs its
+Gram-form coordinate descent, the algorithm rdask-ml's search uses with one
+Gram matrix per fold; without it, scikit-learn's default (precompute=False,
+coordinate descent on the rows).
 """
 import json
 import os
@@ -59,13 +65,16 @@ def main():
         k = args.index("--rows")
         rows = int(args[k + 1])
         del args[k:k + 2]
+    precompute = "--precompute" in args
+    if precompute:
+        args.remove("--precompute")
     workers = [int(a) for a in args] or [2]
     x, y = table(rows)
     grid = {"enet__alpha": ALPHAS, "enet__l1_ratio": L1_RATIOS, "enet__max_iter": [1000], "enet__tol": [1e-4]}
     for n in workers:
         with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
                 Client(cluster):
-            pipe = Pipeline([("scale", StandardScaler()), ("enet", ElasticNet())])
+            pipe = Pipeline([("scale", StandardScaler()), ("enet", ElasticNet(precompute=precompute))])
             search = GridSearchCV(pipe, grid, cv=5, refit=True)
             load = os.getloadavg()[0]
             t0 = time.perf_counter()
@@ -74,6 +83,7 @@ def main():
             print(json.dumps({
                 "case": "ml_grid_search", "workers": n, "rows": rows,
                 "candidates": len(search.cv_results_["params"]), "folds": 5,
+                "precompute": precompute,
                 "dask_s": round(secs, 3),
                 "best_alpha": search.best_params_["enet__alpha"],
                 "best_l1_ratio": search.best_params_["enet__l1_ratio"],

@@ -6,9 +6,12 @@
 //! the form of `examples/bench.rs` (`{"case": ..., "rdask_s": ...}`).
 //!
 //! ```text
-//! cargo run --release -p rdask-ml --example ml_bench -- [--workers N]... [--rows N]
+//! cargo run --release -p rdask-ml --example ml_bench -- [--workers N]... [--rows N] [--gram on|off]
 //! cargo run --release -p rdask-ml --example ml_bench -- --workers 1 --workers 2
 //! ```
+//!
+//! `--gram off` fits every candidate with linfa on the fold's rows (the
+//! path before one Gram matrix per fold was shared; `SearchOptions::shared_gram`).
 
 use std::time::Instant;
 
@@ -59,13 +62,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     rdask::init_logging();
     let mut workers = Vec::new();
     let mut rows = DEFAULT_ROWS;
+    let mut shared_gram = true;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let v = args.next().ok_or(format!("{a} needs a value"))?;
         match a.as_str() {
             "--workers" => workers.push(v.parse::<usize>()?),
             "--rows" => rows = v.parse()?,
-            _ => return Err(format!("unknown flag {a}; flags: --workers N (repeatable), --rows N").into()),
+            "--gram" => {
+                shared_gram = match v.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(format!("--gram takes on or off, got {v}").into()),
+                }
+            }
+            _ => {
+                return Err(
+                    format!("unknown flag {a}; flags: --workers N (repeatable), --rows N, --gram on|off").into(),
+                )
+            }
         }
     }
     if workers.is_empty() {
@@ -83,6 +98,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let found = GridSearchCV::new(Estimator::ElasticNet, grid.clone())
             .options(SearchOptions {
                 preprocess: Preprocess::StandardScaler,
+                shared_gram,
                 ..Default::default()
             })
             .fit(&client, &data)?;
@@ -106,7 +122,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             tasks.join(", ")
         );
         println!(
-            "{{\"case\": \"ml_grid_search\", \"workers\": {n}, \"rows\": {rows}, \"candidates\": {}, \"folds\": 5, \"rdask_s\": {secs:.3}, \"best_alpha\": {}, \"best_l1_ratio\": {}, \"best_score\": {:.6}, \"load1_before\": {before:.2}, \"load1_after\": {:.2}}}",
+            "{{\"case\": \"ml_grid_search\", \"workers\": {n}, \"rows\": {rows}, \"candidates\": {}, \"folds\": 5, \"shared_gram\": {shared_gram}, \"rdask_s\": {secs:.3}, \"best_alpha\": {}, \"best_l1_ratio\": {}, \"best_score\": {:.6}, \"load1_before\": {before:.2}, \"load1_after\": {:.2}}}",
             found.cv_results.params.len(),
             found.best_params["alpha"],
             found.best_params["l1_ratio"],

@@ -100,6 +100,47 @@ fn grid_search_matches_a_local_linfa_loop_and_refits() -> Result<(), Box<dyn std
     Ok(())
 }
 
+/// The shared-Gram path (the default for the elastic net) and linfa's own
+/// fit per candidate on the fold's rows give the same fold scores and the
+/// same refit, with and without the scaler (without it linfa does not
+/// centre the features, and the Gram statistics must not either).
+#[test]
+fn shared_gram_and_per_candidate_linfa_fits_agree() -> Result<(), Box<dyn std::error::Error>> {
+    let (x, y) = common::regression(301, 6, 5);
+    let data = Dataset::new(x.clone(), y)?;
+    let cluster = LocalCluster::new(2)?;
+    let client = cluster.client()?;
+    for preprocess in [Preprocess::None, Preprocess::StandardScaler] {
+        let run = |shared_gram| {
+            GridSearchCV::new(Estimator::ElasticNet, grid()).options(SearchOptions {
+                cv: KFold::new(3),
+                preprocess,
+                shared_gram,
+                ..Default::default()
+            })
+        };
+        let gram = run(true).fit(&client, &data)?;
+        let rows = run(false).fit(&client, &data)?;
+        for (g, r) in gram
+            .cv_results
+            .split_test_scores
+            .iter()
+            .zip(&rows.cv_results.split_test_scores)
+        {
+            for (a, b) in g.iter().zip(r) {
+                assert!((a - b).abs() < 1e-9, "{preprocess:?}: {g:?} vs {r:?}");
+            }
+        }
+        assert_eq!(gram.best_params, rows.best_params);
+        let (pg, pr) = (
+            gram.best_estimator.expect("refit").predict(x.view())?,
+            rows.best_estimator.expect("refit").predict(x.view())?,
+        );
+        assert!(pg.iter().zip(pr.iter()).all(|(a, b)| (a - b).abs() < 1e-9));
+    }
+    Ok(())
+}
+
 #[test]
 fn data_is_scattered_once_and_every_task_reads_it_by_key() -> Result<(), Box<dyn std::error::Error>> {
     let (x, y) = common::regression(1_000, 8, 7);
@@ -115,19 +156,26 @@ fn data_is_scattered_once_and_every_task_reads_it_by_key() -> Result<(), Box<dyn
         .fit(&client, &data)?;
     let ledger = &found.ledger;
     let n_candidates = 12;
-    // One scatter; 5 fold tasks + 12 x 5 fit tasks + 1 refit.
+    // One scatter; 5 fold tasks + 1 reduction of all rows for the refit
+    // (the elastic net shares Gram statistics) + 12 x 5 fit tasks + 1 refit.
     assert_eq!(ledger.scattered_keys.len(), 1);
     let data_key = &ledger.scattered_keys[0];
-    assert_eq!(ledger.tasks, 5 + n_candidates * 5 + 1);
+    assert_eq!(ledger.tasks, 5 + 1 + n_candidates * 5 + 1);
     let reads_data = ledger.arg_keys.iter().filter(|k| k.contains(data_key)).count();
-    assert_eq!(reads_data, 5 + 1, "only the fold tasks and the refit read the data");
+    assert_eq!(
+        reads_data,
+        5 + 1,
+        "only the fold tasks and the refit's reduction of all rows read the data"
+    );
     // Every fit task names exactly one key: its fold's.
     let fold_keys = &ledger.task_keys[..5];
-    assert!(ledger.arg_keys[..5].iter().all(|k| k == std::slice::from_ref(data_key)));
-    for k in &ledger.arg_keys[5..5 + n_candidates * 5] {
+    assert!(ledger.arg_keys[..6].iter().all(|k| k == std::slice::from_ref(data_key)));
+    for k in &ledger.arg_keys[6..6 + n_candidates * 5] {
         assert_eq!(k.len(), 1);
         assert!(fold_keys.contains(&k[0]));
     }
+    // The refit reads the statistics of all rows, not the rows.
+    assert_eq!(ledger.arg_keys.last(), Some(&vec![ledger.task_keys[5].clone()]));
     // What travels inline is hyperparameters: a few dozen bytes a task.
     assert!(ledger.largest_inline_arg < 100, "{}", ledger.largest_inline_arg);
     assert!(

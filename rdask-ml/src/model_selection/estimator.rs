@@ -11,6 +11,8 @@ use linfa_elasticnet::ElasticNet;
 use rdask_array::ndarray::{Array1, ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
 
+use super::enet_gram::elastic_net_gram;
+use super::gram::{GramAll, GramStats};
 use super::params::Params;
 use super::preprocess::{fit_preprocess, Preprocess, StandardScaler};
 use super::sgd::{PartialFit, SgdClassifier, DEFAULT_ALPHA, DEFAULT_ETA0};
@@ -69,6 +71,45 @@ impl Estimator {
         match self {
             Estimator::ElasticNet => true,
             Estimator::SgdClassifier => false,
+        }
+    }
+
+    /// Whether its fits can share one fold's sufficient statistics
+    /// ([`GramStats`]: `XᵀX`, `Xᵀy`, `yᵀy`) instead of reading the rows:
+    /// a search then reduces each fold's train rows once and every
+    /// candidate fits from that ([`fit_gram`](Self::fit_gram)), as
+    /// scikit-learn's `precompute=True` and its `ElasticNetCV` do. The
+    /// others read the rows in [`fit`](Self::fit).
+    pub fn uses_gram(self) -> bool {
+        match self {
+            Estimator::ElasticNet => true,
+            Estimator::SgdClassifier => false,
+        }
+    }
+
+    /// Fitted from a fold's statistics (the same model as [`fit`](Self::fit)
+    /// on the rows they sum, up to rounding); an error for an estimator
+    /// that cannot ([`uses_gram`](Self::uses_gram)).
+    pub fn fit_gram(self, params: &Params, stats: &GramStats) -> Result<FittedModel, Error> {
+        self.check(params)?;
+        match self {
+            Estimator::ElasticNet => {
+                let net = elastic_net(params)?;
+                let fit = elastic_net_gram(
+                    stats,
+                    net.penalty(),
+                    net.l1_ratio(),
+                    net.max_iterations(),
+                    net.tolerance(),
+                );
+                Ok(FittedModel::ElasticNet {
+                    coef: fit.coef,
+                    intercept: fit.intercept,
+                })
+            }
+            Estimator::SgdClassifier => Err(Error::Input(
+                "SgdClassifier cannot fit from shared Gram statistics (it reads the rows)".into(),
+            )),
         }
     }
 
@@ -211,6 +252,18 @@ impl FittedPipeline {
             None => estimator.fit(params, data)?,
         };
         Ok(FittedPipeline { scaler, model })
+    }
+
+    /// `estimator` fitted from the statistics of all the (scaled) rows,
+    /// with the scaler they were computed with, for an estimator that
+    /// [`uses_gram`](Estimator::uses_gram): the rows were read once, when
+    /// `all` was made.
+    pub fn fit_gram(estimator: Estimator, params: &Params, all: &GramAll) -> Result<FittedPipeline, Error> {
+        let model = estimator.fit_gram(params, &all.stats)?;
+        Ok(FittedPipeline {
+            scaler: all.scaler.clone(),
+            model,
+        })
     }
 
     /// Prediction per row of raw (unscaled) `x`; an error if the width is

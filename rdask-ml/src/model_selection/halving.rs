@@ -209,7 +209,7 @@ impl<'a> Run<'a> {
         }
         opts.holdout.split(data.n_samples())?;
         let mut sub = Submitter::new(client);
-        let data_f = sub.scatter(data.clone(), opts.timeout)?;
+        let data_f = sub.scatter(data, opts.timeout)?;
         let args = vec![key(&data_f), value(&opts.holdout)?, value(&opts.preprocess)?];
         let fold = sub.submit::<FoldData>(<tasks::prepare_holdout as rdask::Task>::NAME, args)?;
         Ok(Run {

@@ -18,13 +18,18 @@
 //!
 //! # Layout
 //! `params` (grids and distributions), `split` (`KFold`, holdout),
-//! `preprocess` (the scaler and prepared folds), `estimator` (what can be
-//! tuned, fitting and scoring), `sgd` (the incremental model and
+//! `preprocess` (the scaler and prepared folds), `gram` (a fold's shared
+//! sufficient statistics), `fold_cache` (a fold decoded once per worker
+//! process), `enet_gram` (the elastic net fitted from them),
+//! `estimator` (what can be tuned, fitting and scoring), `sgd` (the incremental model and
 //! [`PartialFit`]), `tasks` (the worker side), `submit` (sending, with a
 //! [`Ledger`]), `search` (grid and randomized searches), `results`
 //! (`cv_results_`), `halving` (successive halving and Hyperband).
 
+mod enet_gram;
 mod estimator;
+mod fold_cache;
+mod gram;
 mod halving;
 mod params;
 mod preprocess;
@@ -35,7 +40,10 @@ mod split;
 mod submit;
 pub mod tasks;
 
+pub use enet_gram::{elastic_net_gram, GramFit};
 pub use estimator::{r2_score, Estimator, FittedModel, FittedPipeline, DEFAULT_SGD_PASSES};
+pub use fold_cache::{FoldId, SharedFold, MAX_CACHED_FOLDS};
+pub use gram::{GramAll, GramFold, GramStats};
 pub use halving::{
     HistoryRecord, HyperbandSearchCV, IncrementalOptions, IncrementalResults, SuccessiveHalvingSearchCV,
     DEFAULT_AGGRESSIVENESS, DEFAULT_TEST_FRACTION,

@@ -52,6 +52,39 @@ impl StandardScaler {
         }
     }
 
+    /// Fitted on rows `rows` of `data`, read in place (a fold's train
+    /// part without copying it out; the same sums as [`fit`](Self::fit)).
+    pub fn fit_rows(data: &Dataset, rows: &[usize]) -> StandardScaler {
+        let p = data.n_features();
+        let x = data.row_major();
+        let n = rows.len().max(1) as f64;
+        let mut mean = vec![0.0; p];
+        for &i in rows {
+            for (m, v) in mean.iter_mut().zip(&x[i * p..(i + 1) * p]) {
+                *m += v;
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= n);
+        let mut var = vec![0.0; p];
+        for &i in rows {
+            for ((s, v), m) in var.iter_mut().zip(&x[i * p..(i + 1) * p]).zip(&mean) {
+                *s += (v - m) * (v - m);
+            }
+        }
+        let scale = var
+            .into_iter()
+            .map(|s| {
+                let sd = (s / n).sqrt();
+                if sd > 0.0 {
+                    sd
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        StandardScaler { mean, scale }
+    }
+
     /// `x` scaled.
     pub fn transform(&self, x: ArrayView2<'_, f64>) -> Array2<f64> {
         let mut out = x.to_owned();
@@ -112,5 +145,7 @@ mod tests {
         assert_eq!(s.mean, vec![2.0, 5.0]);
         assert_eq!(s.scale, vec![1.0, 1.0]);
         assert_eq!(s.transform(x.view()), array![[-1.0, 0.0], [1.0, 0.0]]);
+        let data = Dataset::new(array![[9.0, 9.0], [1.0, 5.0], [3.0, 5.0]], array![0.0, 0.0, 0.0]).unwrap();
+        assert_eq!(StandardScaler::fit_rows(&data, &[1, 2]), s);
     }
 }

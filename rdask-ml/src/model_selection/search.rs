@@ -4,12 +4,21 @@
 //! candidates: Dask-ML's graph merging); one `fit_score` task per
 //! (candidate, fold) reading its fold by key; then `refit` of the best
 //! candidate on all the data. The client only sends hyperparameters.
+//!
+//! For an estimator that fits from shared statistics
+//! ([`Estimator::uses_gram`], with [`SearchOptions::shared_gram`]) the
+//! merging goes one step further: `prepare_gram_fold` also reduces the
+//! fold's train rows to their Gram statistics, `prepare_gram_all` reduces
+//! all rows for the refit (alongside the folds: it does not depend on the
+//! winner), and `fit_score_gram` and `refit_gram` fit from those
+//! (docs/ml.md, "Shared Gram per fold").
 
 use std::time::Duration;
 
 use rdask::Client;
 
 use super::estimator::{Estimator, FittedPipeline};
+use super::gram::{GramAll, GramFold};
 use super::params::{ParamDistributions, ParamGrid, Params};
 use super::preprocess::{FoldData, Preprocess};
 use super::results::CvResults;
@@ -33,6 +42,11 @@ pub struct SearchOptions {
     pub refit: bool,
     /// Longest wait for the tasks (default [`DEFAULT_SEARCH_TIMEOUT`]).
     pub timeout: Duration,
+    /// Fit from one Gram matrix per fold, shared by all candidates, when
+    /// the estimator can ([`Estimator::uses_gram`]; scikit-learn's
+    /// `precompute=True`). Default true; false fits every candidate on
+    /// the rows with the estimator's own `fit` (linfa's).
+    pub shared_gram: bool,
 }
 
 impl Default for SearchOptions {
@@ -42,6 +56,7 @@ impl Default for SearchOptions {
             preprocess: Preprocess::None,
             refit: true,
             timeout: DEFAULT_SEARCH_TIMEOUT,
+            shared_gram: true,
         }
     }
 }
@@ -143,6 +158,27 @@ impl RandomizedSearchCV {
     }
 }
 
+/// One `function` task per (candidate, fold), each reading its fold by
+/// key; their scores gathered, per candidate.
+fn fit_and_score<F>(
+    sub: &mut Submitter<'_>,
+    function: &str,
+    folds: &[rdask::client::Future<F>],
+    est: &rdask::wire::messages::Arg,
+    candidates: &[Params],
+    opts: &SearchOptions,
+) -> Result<Vec<Vec<FoldScore>>, Error> {
+    let mut scores = Vec::with_capacity(candidates.len() * folds.len());
+    for p in candidates {
+        for fold in folds {
+            let args = vec![key(fold), est.clone(), value(p)?];
+            scores.push(sub.submit::<FoldScore>(function, args)?);
+        }
+    }
+    let got = sub.gather(&scores, opts.timeout)?;
+    Ok(got.chunks(folds.len()).map(<[FoldScore]>::to_vec).collect())
+}
+
 /// Checks everything, then submits the whole graph and gathers it.
 fn run_search(
     client: &Client,
@@ -159,36 +195,71 @@ fn run_search(
         estimator.check(p)?;
     }
     let mut sub = Submitter::new(client);
-    let data_f = sub.scatter(data.clone(), opts.timeout)?;
-    let folds = (0..opts.cv.n_splits)
-        .map(|k| {
-            let args = vec![
-                key(&data_f),
-                value(&opts.cv)?,
-                value(&k)?,
-                value(&opts.preprocess)?,
-                value(&estimator.reads_columns())?,
-            ];
-            sub.submit::<FoldData>(<tasks::prepare_fold as rdask::Task>::NAME, args)
-        })
-        .collect::<Result<Vec<_>, Error>>()?;
+    // Scattered by reference: encoded straight from the caller's table,
+    // without a clone of it first.
+    let data_f = sub.scatter(data, opts.timeout)?;
+    let gram = opts.shared_gram && estimator.uses_gram();
     let est = value(&estimator)?;
-    let mut scores = Vec::with_capacity(candidates.len() * folds.len());
-    for p in &candidates {
-        for fold in &folds {
-            let args = vec![key(fold), est.clone(), value(p)?];
-            scores.push(sub.submit::<FoldScore>(<tasks::fit_score as rdask::Task>::NAME, args)?);
+    // With shared statistics, the refit's reduction of all rows, which does
+    // not depend on the winner, is submitted with the folds and runs
+    // alongside them.
+    let mut all_f = None;
+    let per_candidate = if gram {
+        let folds = (0..opts.cv.n_splits)
+            .map(|k| {
+                let args = vec![key(&data_f), value(&opts.cv)?, value(&k)?, value(&opts.preprocess)?];
+                sub.submit::<GramFold>(<tasks::prepare_gram_fold as rdask::Task>::NAME, args)
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        if opts.refit {
+            let args = vec![key(&data_f), value(&opts.preprocess)?];
+            all_f = Some(sub.submit::<GramAll>(<tasks::prepare_gram_all as rdask::Task>::NAME, args)?);
         }
-    }
-    let got = sub.gather(&scores, opts.timeout)?;
-    let per_candidate: Vec<Vec<FoldScore>> = got.chunks(folds.len()).map(<[FoldScore]>::to_vec).collect();
+        fit_and_score(
+            &mut sub,
+            <tasks::fit_score_gram as rdask::Task>::NAME,
+            &folds,
+            &est,
+            &candidates,
+            opts,
+        )?
+    } else {
+        let folds = (0..opts.cv.n_splits)
+            .map(|k| {
+                let args = vec![
+                    key(&data_f),
+                    value(&opts.cv)?,
+                    value(&k)?,
+                    value(&opts.preprocess)?,
+                    value(&estimator.reads_columns())?,
+                ];
+                sub.submit::<FoldData>(<tasks::prepare_fold as rdask::Task>::NAME, args)
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        fit_and_score(
+            &mut sub,
+            <tasks::fit_score as rdask::Task>::NAME,
+            &folds,
+            &est,
+            &candidates,
+            opts,
+        )?
+    };
     let cv_results = CvResults::new(candidates, per_candidate);
     let best_index = cv_results.best_index();
     let best_params = cv_results.params[best_index].clone();
     let best_score = cv_results.mean_test_score[best_index];
     let best_estimator = if opts.refit {
-        let args = vec![key(&data_f), est, value(&best_params)?, value(&opts.preprocess)?];
-        let f = sub.submit::<FittedPipeline>(<tasks::refit as rdask::Task>::NAME, args)?;
+        let f = match &all_f {
+            Some(all) => {
+                let args = vec![key(all), est, value(&best_params)?];
+                sub.submit::<FittedPipeline>(<tasks::refit_gram as rdask::Task>::NAME, args)?
+            }
+            None => {
+                let args = vec![key(&data_f), est, value(&best_params)?, value(&opts.preprocess)?];
+                sub.submit::<FittedPipeline>(<tasks::refit as rdask::Task>::NAME, args)?
+            }
+        };
         sub.gather(std::slice::from_ref(&f), opts.timeout)?.pop()
     } else {
         None

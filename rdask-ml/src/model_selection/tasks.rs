@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::estimator::{sgd, Estimator, FittedPipeline};
+use super::estimator::{sgd, Estimator, FittedModel, FittedPipeline};
+use super::fold_cache::SharedFold;
+use super::gram::{GramAll, GramFold};
 use super::params::Params;
 use super::preprocess::{FoldData, Preprocess};
 use super::sgd::{PartialFit, SgdClassifier};
@@ -35,6 +37,17 @@ pub fn prepare_fold(data: Dataset, cv: KFold, fold: usize, pre: Preprocess, colu
         prepared.train = prepared.train.to_column_major();
     }
     Ok(prepared)
+}
+
+/// Fold `fold` of `data` under `cv` for an estimator that fits from shared
+/// statistics ([`Estimator::uses_gram`]): `pre` fitted on the train rows,
+/// which are then reduced to their Gram statistics (the train rows
+/// themselves are not kept), and the raw test rows. Computed once per
+/// fold, read by every candidate of the fold.
+#[rdask::task]
+pub fn prepare_gram_fold(data: Dataset, cv: KFold, fold: usize, pre: Preprocess) -> Result<GramFold, Error> {
+    let (train, test) = cv.split(data.n_samples(), fold)?;
+    GramFold::prepare(&data, &train, &test, pre)
 }
 
 /// The holdout split of `data` with `pre` fitted on its train part (the
@@ -70,6 +83,42 @@ pub fn fit_score(fold: FoldData, estimator: Estimator, params: Params) -> Result
         fit_time_s: (t1 - t0).as_secs_f64(),
         score_time_s: t1.elapsed().as_secs_f64(),
     })
+}
+
+/// Fits `estimator` with `params` from the fold's shared statistics
+/// (`O(p²)` per sweep) and scores it on the fold's test rows in one pass.
+/// The fold is decoded once per worker process, not per candidate
+/// ([`SharedFold`]).
+#[rdask::task]
+pub fn fit_score_gram(fold: SharedFold, estimator: Estimator, params: Params) -> Result<FoldScore, Error> {
+    let fold = &*fold.0;
+    let t0 = Instant::now();
+    let model = estimator.fit_gram(&params, &fold.train)?;
+    let t1 = Instant::now();
+    let test_score = match &model {
+        FittedModel::ElasticNet { coef, intercept } => fold.r2(coef, *intercept),
+        other => other.score(fold.test.x(), fold.test.y()),
+    };
+    Ok(FoldScore {
+        test_score,
+        fit_time_s: (t1 - t0).as_secs_f64(),
+        score_time_s: t1.elapsed().as_secs_f64(),
+    })
+}
+
+/// All of `data` reduced once for the refit, `pre` fitted on it
+/// ([`GramAll`]): it does not depend on the winner, so it runs alongside
+/// the folds.
+#[rdask::task]
+pub fn prepare_gram_all(data: Dataset, pre: Preprocess) -> Result<GramAll, Error> {
+    GramAll::prepare(&data, pre)
+}
+
+/// The best candidate refitted from the statistics of all the rows
+/// ([`FittedPipeline::fit_gram`]).
+#[rdask::task]
+pub fn refit_gram(all: GramAll, estimator: Estimator, params: Params) -> Result<FittedPipeline, Error> {
+    FittedPipeline::fit_gram(estimator, &params, &all)
 }
 
 /// The best candidate refitted, with its preprocessing, on all of `data`.
