@@ -44,7 +44,7 @@ impl SchedulerState {
             FromClient::UpdateGraph { tasks, wanted } => self.update_graph(id, tasks, wanted, out),
             FromClient::ReleaseKeys { keys } => {
                 for key in &keys {
-                    if let Some(&t) = self.keys.get(key) {
+                    if let Some(t) = self.task_id(key) {
                         self.unwant(id, t);
                     }
                 }
@@ -57,8 +57,8 @@ impl SchedulerState {
             FromClient::WhoHas { request_id, keys } => {
                 let who_has = keys
                     .into_iter()
-                    .map(|key| match self.keys.get(&key) {
-                        Some(&t) if self.slot(t).state == TaskState::Memory => {
+                    .map(|key| match self.task_id(&key) {
+                        Some(t) if self.slot(t).state == TaskState::Memory => {
                             let s = self.slot(t);
                             WhoHas {
                                 workers: self.addresses(&s.who_has),
@@ -83,7 +83,7 @@ impl SchedulerState {
             }
             FromClient::Retry { keys } => {
                 for key in &keys {
-                    if let Some(&t) = self.keys.get(key) {
+                    if let Some(t) = self.task_id(key) {
                         if self.slot(t).state == TaskState::Erred {
                             self.retry(t, out);
                         }
@@ -178,7 +178,7 @@ impl SchedulerState {
             FromWorker::TaskErred { key, failure, run_id } => self.task_erred(w, &key, run_id, failure, out),
             FromWorker::AddKeys { keys } => {
                 for (key, _nbytes) in keys {
-                    let t = self.keys.get(&key).copied();
+                    let t = self.task_id(&key);
                     self.add_key(w, key, out);
                     if let Some(t) = t {
                         self.scatter_stored(w, t, out);
@@ -211,7 +211,7 @@ impl SchedulerState {
             FromWorker::TasksStarted { keys } => {
                 self.worker_mut(w).reports_started = true;
                 for key in keys {
-                    if let Some(&t) = self.keys.get(&key) {
+                    if let Some(t) = self.task_id(&key) {
                         let s = self.slot(t);
                         if s.state == TaskState::Processing && s.processing_on == Some(w) {
                             self.worker_mut(w).executing.insert(t);
@@ -220,7 +220,7 @@ impl SchedulerState {
                 }
             }
             FromWorker::LongRunning { key } => {
-                if let Some(&t) = self.keys.get(&key) {
+                if let Some(t) = self.task_id(&key) {
                     let s = self.slot(t);
                     if s.state == TaskState::Processing && s.processing_on == Some(w) {
                         let ws = self.worker_mut(w);

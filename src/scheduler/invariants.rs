@@ -62,7 +62,7 @@ impl SchedulerState {
             counts[s.state.index()] += 1;
             fn_counts[s.func as usize][s.state.index()] += 1;
             let k = &s.key;
-            ensure!(self.keys.get(k) == Some(&t), "{k:?} not indexed by its key");
+            ensure!(self.task_id(k) == Some(t), "{k:?} not indexed by its key");
 
             // Dependencies and dependents, both directions.
             let mut missing = 0;
@@ -154,7 +154,7 @@ impl SchedulerState {
                 );
             }
             ensure!(
-                s.state != TaskState::Erred || s.failure.is_some(),
+                s.state != TaskState::Erred || s.failure().is_some(),
                 "{k:?} erred without a failure"
             );
 

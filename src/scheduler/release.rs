@@ -27,7 +27,7 @@ impl SchedulerState {
     pub(super) fn unwant(&mut self, c: ClientId, t: TaskId) {
         if let Some(client) = self.clients.get_mut(&c) {
             if client.wanted.remove(&t) {
-                self.slot_mut(t).wanted_by.retain(|&x| x != c);
+                self.slot_mut(t).wanted_by.retain(|x| *x != c);
                 self.journal_want(c, t, false);
                 self.candidates.push(t);
             }
@@ -40,7 +40,7 @@ impl SchedulerState {
                 self.journal_push(|| super::journal::JournalRecord::ClientGone { client: c.0 });
             }
             for t in client.wanted {
-                self.slot_mut(t).wanted_by.retain(|&x| x != c);
+                self.slot_mut(t).wanted_by.retain(|x| *x != c);
                 self.candidates.push(t);
             }
         }
@@ -82,16 +82,15 @@ impl SchedulerState {
         s.state = TaskState::Forgotten;
         s.gen = s.gen.wrapping_add(1);
         let deps = std::mem::take(&mut s.dependencies);
-        s.args = Vec::new();
+        s.args = Default::default();
         s.dependents = Vec::new();
-        s.wanted_by = Vec::new();
-        s.who_has = Vec::new();
+        s.wanted_by = Default::default();
+        s.who_has = Default::default();
         s.inline = None;
-        s.failure = None;
         s.extra = None;
         self.counts[old.index()] -= 1;
         self.fns[f].counts[old.index()] -= 1;
-        self.keys.remove(&key);
+        self.keys.remove(&key, t.0);
         self.free_tasks.push(t);
         for d in deps {
             let live = {

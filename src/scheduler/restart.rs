@@ -137,7 +137,7 @@ impl SchedulerState {
             };
             let wanted = std::mem::take(&mut client.wanted);
             for t in wanted {
-                self.slot_mut(t).wanted_by.retain(|&x| x != c);
+                self.slot_mut(t).wanted_by.retain(|x| *x != c);
                 self.candidates.push(t);
                 if c != HOLDER {
                     let key = self.slot(t).key.clone();

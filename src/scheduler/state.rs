@@ -107,8 +107,9 @@ use super::ids::{FnId, QueueKey, RankKey, TaskId, TaskRef, WIdx};
 use super::restart::RestartRequest;
 use super::tasks::{FnInfo, TaskSlot};
 use super::workers::{ClientSlot, RetireRequest, WorkerSlot};
+use crate::util::key_index::KeyIndex;
 use crate::util::FxMap;
-use crate::wire::messages::{Key, SchedulerInfo, WorkerStatus, WorkerSummary};
+use crate::wire::messages::{SchedulerInfo, WorkerStatus, WorkerSummary};
 
 pub use super::types::{
     ClientId, Outbox, Outgoing, SchedulerConfig, SchedulerError, TaskState, WorkerId, WorkerRegistration,
@@ -121,7 +122,9 @@ pub struct SchedulerState {
     pub(super) config: SchedulerConfig,
     pub(super) tasks: Vec<TaskSlot>,
     pub(super) free_tasks: Vec<TaskId>,
-    pub(super) keys: FxMap<Key, TaskId>,
+    /// Task of each key, indexed through the slots (the key lives once,
+    /// in its slot; see `util::key_index`).
+    pub(super) keys: KeyIndex,
     pub(super) counts: [u64; 8],
     pub(super) fns: Vec<FnInfo>,
     /// The task stream and the event log (bounded rings).
@@ -194,7 +197,7 @@ impl SchedulerState {
         SchedulerState {
             tasks: Vec::new(),
             free_tasks: Vec::new(),
-            keys: FxMap::default(),
+            keys: KeyIndex::new(),
             counts: [0; 8],
             fns: Vec::new(),
             diag: Diagnostics::default(),
@@ -279,7 +282,7 @@ impl SchedulerState {
 
     /// A task's state; `None` if unknown (or forgotten).
     pub fn task_state(&self, key: &str) -> Option<TaskState> {
-        self.keys.get(key).map(|&t| self.slot(t).state)
+        self.task_id(key).map(|t| self.slot(t).state)
     }
 
     /// Connected workers.
@@ -290,6 +293,12 @@ impl SchedulerState {
     /// Connected clients.
     pub fn client_count(&self) -> usize {
         self.clients.len() - usize::from(self.clients.contains_key(&HOLDER))
+    }
+
+    /// The task of `key`, if known.
+    pub(super) fn task_id(&self, key: &str) -> Option<TaskId> {
+        let tasks = &self.tasks;
+        self.keys.get(key, |i| tasks[i as usize].key.as_str()).map(TaskId)
     }
 
     pub(super) fn slot(&self, t: TaskId) -> &TaskSlot {
