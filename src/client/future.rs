@@ -117,6 +117,7 @@ impl<T> HeldFuture for Future<T> {
 pub(crate) fn add_refs(core: &Core, keys: &[Key], function: &str) -> Vec<u32> {
     let function: Arc<str> = Arc::from(function);
     let mut st = core.shared.lock();
+    st.keys.reserve(keys.len());
     keys.iter().map(|k| st.keys.add_ref(k, &function)).collect()
 }
 

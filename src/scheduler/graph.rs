@@ -217,9 +217,7 @@ impl SchedulerState {
         self.counts[TaskState::Released.index()] += 1;
         self.fns[func as usize].counts[TaskState::Released.index()] += 1;
         // The key lives once, in the slot; the index reads it from there.
-        let tasks = &self.tasks;
-        self.keys
-            .insert(&tasks[t.0 as usize].key, t.0, |i| tasks[i as usize].key.as_str());
+        self.keys.insert(&self.tasks[t.0 as usize].key, t.0);
         t
     }
 

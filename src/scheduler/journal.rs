@@ -263,14 +263,11 @@ impl SchedulerState {
                 }
             }
         }
-        let mut clients: Vec<(&ClientId, &super::workers::ClientSlot)> =
-            self.clients.iter().filter(|(&c, _)| c != HOLDER).collect();
-        clients.sort_by_key(|(c, _)| **c);
-        for (c, slot) in clients {
-            let mut keys: Vec<&Key> = slot
-                .wanted
-                .iter()
-                .map(|&t| &self.slot(t).key)
+        let mut clients: Vec<ClientId> = self.clients.keys().copied().filter(|&c| c != HOLDER).collect();
+        clients.sort();
+        for c in clients {
+            let mut keys: Vec<&Key> = (self.wanted_by_client(c).into_iter())
+                .map(|t| &self.slot(t).key)
                 .filter(|k| !k.is_empty())
                 .collect();
             keys.sort();

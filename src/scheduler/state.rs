@@ -40,8 +40,9 @@
 //! Tasks live in an arena (`Vec<TaskSlot>` indexed by `TaskId`, with a free
 //! list and a generation per slot so that dependents lists may hold stale
 //! references that are skipped and compacted lazily, instead of an O(n)
-//! removal per forgotten dependent). String keys are only used at the edge
-//! (one `HashMap<Key, TaskId>`, Fx-hashed). Per-task counters (`waiting_on`,
+//! removal per forgotten dependent). String keys are only used at the edge,
+//! through one index (`util::key_index::KeyIndex`) that stores task ids and
+//! reads each key from its slot, so a key is stored once (issue 15). Per-task counters (`waiting_on`,
 //! `active_dependents`, `live_dependents`) make every check O(1), so wide
 //! fan-in/fan-out graphs stay linear. Workers are ranked in a `BTreeSet`
 //! by occupancy per thread, so placing a root task costs O(log workers) when
