@@ -6,6 +6,11 @@ use super::types::{ClientId, Outbox, Outgoing, SchedulerError, TaskState, Worker
 use super::worker_load::HeartbeatLoad;
 use crate::wire::messages::{FromClient, FromWorker, ToClient, WhoHas};
 
+/// Keys of a `ReleaseKeys` looked up before the tasks they free are
+/// forgotten: few enough that the key index's lines the lookups touched
+/// are still in cache when the forgetting removes them (issue 15).
+pub const RELEASE_CHUNK: usize = 1024;
+
 /// Weight of a new transfer in the running bandwidth average: transfers
 /// vary more than durations of one function, so each moves it less.
 pub(super) const BANDWIDTH_SAMPLE_WEIGHT: f64 = 0.25;
@@ -43,9 +48,18 @@ impl SchedulerState {
         match msg {
             FromClient::UpdateGraph { tasks, wanted } => self.update_graph(id, tasks, wanted, out),
             FromClient::ReleaseKeys { keys } => {
-                for key in &keys {
-                    if let Some(t) = self.task_id(key) {
-                        self.unwant(id, t);
+                for chunk in keys.chunks(RELEASE_CHUNK) {
+                    for key in chunk {
+                        if let Some(t) = self.task_id(key) {
+                            self.unwant(id, t);
+                        }
+                    }
+                    // Released now, not at the end of the event: nothing
+                    // else happens in this event, and the index lines the
+                    // lookups above brought into cache are still there for
+                    // the forgetting (a batch is up to 65,536 keys).
+                    while let Some(t) = self.candidates.pop() {
+                        self.maybe_release(t, out);
                     }
                 }
             }
