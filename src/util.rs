@@ -1,6 +1,7 @@
 //! Small helpers with no better home: the process's resident memory (and
 //! giving freed memory back), the open-files limit, a stable hash for
-//! deterministic keys, and the fast hash maps of the state machines.
+//! deterministic keys, the fast hash maps of the state machines, and the
+//! slab-keyed index of string keys (`key_index`).
 
 /// Resident set size of this process in bytes (0 where the platform does
 /// not report it). On Linux this is `/proc/self/statm` times the kernel's
@@ -121,6 +122,8 @@ pub fn fnv1a64(parts: &[&[u8]]) -> u64 {
 pub type FxMap<K, V> = rustc_hash::FxHashMap<K, V>;
 /// A `HashSet` with rustc's Fx hash; see [`FxMap`].
 pub type FxSet<K> = rustc_hash::FxHashSet<K>;
+
+pub mod key_index;
 
 #[cfg(test)]
 mod tests {

@@ -54,6 +54,8 @@ impl KeyStatus {
 /// One key this client holds futures for.
 #[derive(Debug)]
 pub struct KeyEntry {
+    /// The key (held here once; the table's index stores only slots).
+    pub key: Key,
     /// Futures alive for it.
     pub refs: usize,
     /// Its status.
@@ -70,8 +72,8 @@ pub struct KeyEntry {
 /// The table shared between the client actor and the user's handles.
 #[derive(Default)]
 pub struct SharedState {
-    /// Keys with live futures.
-    pub keys: crate::util::FxMap<Key, KeyEntry>,
+    /// Keys with live futures (a slab: each future carries its slot).
+    pub keys: super::key_table::KeyTable,
     /// Outstanding requests by id.
     pub requests: HashMap<u64, oneshot::Sender<ToClient>>,
     /// Set when the scheduler connection is gone, with why.
@@ -263,28 +265,14 @@ impl Handler<FromScheduler> for ClientActor {
 
 /// Counts one more future of `key` (one the scheduler handed over).
 fn add_ref(st: &mut SharedState, key: &Key) {
-    let e = st.keys.entry(key.clone()).or_insert_with(|| KeyEntry {
-        refs: 0,
-        status: KeyStatus::Pending,
-        released: false,
-        function: std::sync::Arc::from(""),
-    });
-    e.refs += 1;
-    if e.released {
-        e.released = false;
-        e.status = KeyStatus::Pending;
-    }
+    st.keys.add_ref(key, &std::sync::Arc::from(""));
 }
 
 /// Undoes [`add_ref`] for an answer nobody received; a key left without
 /// futures is released with the next request.
 fn drop_ref(st: &mut SharedState, key: Key) {
-    if let Some(e) = st.keys.get_mut(&key) {
-        e.refs -= 1;
-        if e.refs == 0 {
-            st.keys.remove(&key);
-            st.orphaned.push(key);
-        }
+    if st.keys.drop_ref(&key).is_some() {
+        st.orphaned.push(key);
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod journal;
+pub mod key_table;
 pub mod liveness;
 pub mod peer;
 pub mod scheduler;

@@ -12,7 +12,8 @@ use serde::de::DeserializeOwned;
 use super::blocking::block_waiting;
 use super::core::Core;
 use super::{fetch, Error, ReturnWhen};
-use crate::actors::client::{KeyEntry, KeyStatus};
+use crate::actors::client::KeyStatus;
+use crate::actors::key_table::NO_SLOT;
 use crate::task::decode_value;
 use crate::wire::messages::{FromClient, Key, TaskFailure};
 
@@ -40,6 +41,8 @@ use crate::wire::messages::{FromClient, Key, TaskFailure};
 /// ```
 pub struct Future<T> {
     pub(crate) key: Key,
+    /// Its entry's slot in the client's key table (`NO_SLOT`: not counted).
+    slot: u32,
     pub(crate) core: Arc<Core>,
     _type: PhantomData<fn() -> T>,
 }
@@ -52,28 +55,22 @@ impl<T> std::fmt::Debug for Future<T> {
 
 impl<T> Clone for Future<T> {
     fn clone(&self) -> Self {
-        add_refs(&self.core, std::slice::from_ref(&self.key), "");
-        Future::new(self.key.clone(), self.core.clone())
+        let counted = self.core.shared.lock().keys.add_ref_slot(self.slot);
+        if counted {
+            Future::counted(self.key.clone(), self.slot, self.core.clone())
+        } else {
+            add_refs(&self.core, std::slice::from_ref(&self.key), "");
+            Future::new(self.key.clone(), self.core.clone())
+        }
     }
 }
 
 impl<T> Drop for Future<T> {
     fn drop(&mut self) {
-        let mut st = self.core.shared.lock();
-        let release = match st.keys.get_mut(&self.key) {
-            Some(e) if e.refs > 1 => {
-                e.refs -= 1;
-                false
-            }
-            Some(e) => {
-                let send = !e.released;
-                st.keys.remove(&self.key);
-                send
-            }
-            None => false,
-        };
-        drop(st);
-        if release {
+        // By slot: no probe of the key index unless this was the last
+        // future of its key (issue 15).
+        let last = self.core.shared.lock().keys.drop_ref_slot(self.slot);
+        if last.is_some_and(|l| l.release) {
             // Batched: the first release waiting schedules one flush on the
             // client's I/O thread; those dropped meanwhile join it.
             if let Ok(true) = self.core.sender.queue_release(std::mem::take(&mut self.key)) {
@@ -115,31 +112,28 @@ impl<T> HeldFuture for Future<T> {
 }
 
 /// Counts one more future for each key (the caller builds them with
-/// [`Future::new`]); `function` is what computes them, for messages.
-pub(crate) fn add_refs(core: &Core, keys: &[Key], function: &str) {
+/// [`Future::counted`] from the slots returned, or [`Future::new`]);
+/// `function` is what computes them, for messages.
+pub(crate) fn add_refs(core: &Core, keys: &[Key], function: &str) -> Vec<u32> {
     let function: Arc<str> = Arc::from(function);
     let mut st = core.shared.lock();
-    for k in keys {
-        let e = st.keys.entry(k.clone()).or_insert_with(|| KeyEntry {
-            refs: 0,
-            status: KeyStatus::Pending,
-            released: false,
-            function: function.clone(),
-        });
-        e.refs += 1;
-        if e.released {
-            // Cancelled earlier and submitted again: wanted anew.
-            e.released = false;
-            e.status = KeyStatus::Pending;
-        }
-    }
+    st.keys.reserve(keys.len());
+    keys.iter().map(|k| st.keys.add_ref(k, &function)).collect()
 }
 
 impl<T> Future<T> {
-    /// A future for `key`, whose reference [`add_refs`] has counted.
+    /// A future for `key`, whose reference [`add_refs`] has counted
+    /// (its slot looked up; see [`counted`](Self::counted)).
     pub(crate) fn new(key: Key, core: Arc<Core>) -> Self {
+        let slot = core.shared.lock().keys.slot(&key).unwrap_or(NO_SLOT);
+        Future::counted(key, slot, core)
+    }
+
+    /// A future for `key`, counted by [`add_refs`] in `slot`.
+    pub(crate) fn counted(key: Key, slot: u32, core: Arc<Core>) -> Self {
         Future {
             key,
+            slot,
             core,
             _type: PhantomData,
         }

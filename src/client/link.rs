@@ -163,12 +163,7 @@ pub(crate) async fn reconnect(r: &Reconnect, shared: &Shared, lost: String) -> R
             Ok(Ok((reader, sender))) => {
                 let keys: Vec<Key> = {
                     let st = shared.lock();
-                    let mut keys: Vec<Key> = st
-                        .keys
-                        .iter()
-                        .filter(|(_, e)| !e.released)
-                        .map(|(k, _)| k.clone())
-                        .collect();
+                    let mut keys: Vec<Key> = st.keys.iter().filter(|e| !e.released).map(|e| e.key.clone()).collect();
                     keys.sort();
                     keys
                 };

@@ -109,12 +109,12 @@ pub(crate) fn submit<O>(
     check_fits(task_bytes(&task), &core.limits, || {
         format!("the call of `{function}` (key {key})")
     })?;
-    add_refs(core, std::slice::from_ref(&key), function);
+    let slots = add_refs(core, std::slice::from_ref(&key), function);
     core.send(FromClient::UpdateGraph {
         tasks: vec![task],
         wanted: vec![key.clone()],
     })?;
-    Ok(Future::new(key, core.clone()))
+    Ok(Future::counted(key, slots[0], core.clone()))
 }
 
 /// Submits one task per argument list, in graph updates of at most
@@ -147,12 +147,16 @@ pub(crate) fn map<O>(
     let mut keys: Vec<Key> = Vec::with_capacity(MAP_CHUNK.min(specs.len()));
     let mut bytes = 0u64;
     let mut flush = |tasks: &mut Vec<TaskSpec>, keys: &mut Vec<Key>| -> Result<(), Error> {
-        add_refs(core, keys, function);
+        let slots = add_refs(core, keys, function);
         core.send(FromClient::UpdateGraph {
             tasks: std::mem::take(tasks),
             wanted: keys.clone(),
         })?;
-        futures.extend(keys.drain(..).map(|k| Future::new(k, core.clone())));
+        futures.extend(
+            keys.drain(..)
+                .zip(slots)
+                .map(|(k, s)| Future::counted(k, s, core.clone())),
+        );
         Ok(())
     };
     for (task, n) in specs {
@@ -224,8 +228,12 @@ pub(crate) fn scatter_request<T: Serialize>(
             mib(limit),
         )));
     }
-    add_refs(core, &keys, "");
-    let futures = keys.into_iter().map(|k| Future::new(k, core.clone())).collect();
+    let slots = add_refs(core, &keys, "");
+    let futures = keys
+        .into_iter()
+        .zip(slots)
+        .map(|(k, s)| Future::counted(k, s, core.clone()))
+        .collect();
     let rx = core.request(|request_id| FromClient::Scatter {
         request_id,
         data,

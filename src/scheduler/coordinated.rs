@@ -15,7 +15,7 @@ impl SchedulerState {
     /// `FromClient::Coordinate`. A request naming a key the scheduler does
     /// not know is refused with `Error`.
     pub(super) fn coordinate(&mut self, c: ClientId, request_id: u64, op: CoordOp, out: &mut Outbox) {
-        if let Some(k) = op_keys(&op).into_iter().find(|k| !self.keys.contains_key(*k)) {
+        if let Some(k) = op_keys(&op).into_iter().find(|k| self.task_id(k).is_none()) {
             let why = format!("key {k:?} is not known to the scheduler (released or never submitted)");
             out.messages.push(Outgoing::Client(
                 c,
@@ -42,11 +42,11 @@ impl SchedulerState {
     /// `FromClient::FireAndForget`: unknown keys are skipped; one already
     /// done is let go at the end of the event.
     pub(super) fn fire_and_forget(&mut self, keys: Vec<Key>, out: &mut Outbox) {
-        let known: Vec<Key> = keys.into_iter().filter(|k| self.keys.contains_key(k)).collect();
+        let known: Vec<Key> = keys.into_iter().filter(|k| self.task_id(k).is_some()).collect();
         let effects = self.coord.fire_and_forget(&known);
         self.apply_effects(effects, out);
         for key in known {
-            if let Some(&t) = self.keys.get(&key) {
+            if let Some(t) = self.task_id(&key) {
                 if matches!(self.slot(t).state, TaskState::Memory | TaskState::Erred) {
                     out.held_done.push(key);
                 }
@@ -104,18 +104,18 @@ impl SchedulerState {
                     .messages
                     .push(Outgoing::Client(c, ToClient::CoordReply { request_id, result })),
                 Effect::Hold(key) => {
-                    if let Some(&t) = self.keys.get(&key) {
+                    if let Some(t) = self.task_id(&key) {
                         self.clients.entry(HOLDER).or_default();
                         self.want(HOLDER, t, out);
                     }
                 }
                 Effect::Unhold(key) => {
-                    if let Some(&t) = self.keys.get(&key) {
+                    if let Some(t) = self.task_id(&key) {
                         self.unwant(HOLDER, t);
                     }
                 }
                 Effect::Want(c, key) => {
-                    if let Some(&t) = self.keys.get(&key) {
+                    if let Some(t) = self.task_id(&key) {
                         self.want(c, t, out);
                     } else {
                         // Its task was forgotten while the primitive held it

@@ -30,7 +30,7 @@ impl SchedulerState {
         let mut moves = Vec::new();
         let mut seen = FxSet::default();
         for key in keys {
-            let Some(&t) = self.keys.get(key) else {
+            let Some(t) = self.task_id(key) else {
                 continue;
             };
             // An actor is its worker's state: a copy elsewhere would be a lie.
@@ -84,7 +84,7 @@ impl SchedulerState {
             return Vec::new();
         }
         let selected: Option<FxSet<TaskId>> =
-            (!keys.is_empty()).then(|| keys.iter().filter_map(|k| self.keys.get(k).copied()).collect());
+            (!keys.is_empty()).then(|| keys.iter().filter_map(|k| self.task_id(k)).collect());
         let mut tally: FxMap<WIdx, u64> = workers.iter().map(|&w| (w, self.worker(w).known_nbytes)).collect();
         let mean = tally.values().sum::<u64>() as f64 / workers.len() as f64;
         let mut batches: FxMap<WIdx, Vec<DependencyLocation>> = FxMap::default();

@@ -23,8 +23,8 @@ impl SchedulerState {
         }
         // 7. Wanted keys.
         for key in wanted {
-            match self.keys.get(&key) {
-                Some(&t) => self.want(c, t, out),
+            match self.task_id(&key) {
+                Some(t) => self.want(c, t, out),
                 None => out.messages.push(Outgoing::Client(
                     c,
                     ToClient::TaskErred {
@@ -49,7 +49,7 @@ impl SchedulerState {
         // 1. Create the new tasks (an existing key is kept as is).
         let mut created: Vec<TaskId> = Vec::new();
         for spec in tasks {
-            if self.keys.contains_key(&spec.key) {
+            if self.task_id(&spec.key).is_some() {
                 continue;
             }
             let f = self.intern_fn(&spec.function);
@@ -62,9 +62,9 @@ impl SchedulerState {
             let mut deps: Vec<TaskId> = Vec::new();
             let mut missing_key = None;
             for k in self.slot(t).args.iter().flat_map(Arg::keys) {
-                match self.keys.get(k) {
-                    Some(&d) if d == t => self_dep.push(t),
-                    Some(&d) => deps.push(d),
+                match self.task_id(k) {
+                    Some(d) if d == t => self_dep.push(t),
+                    Some(d) => deps.push(d),
                     None => {
                         if missing_key.is_none() {
                             missing_key = Some(k.clone());
@@ -183,9 +183,8 @@ impl SchedulerState {
                 ..Default::default()
             }))
         };
-        let key = spec.key;
         let mut slot = TaskSlot {
-            key: key.clone(),
+            key: spec.key,
             gen: 0,
             state: TaskState::Released,
             scattered,
@@ -196,16 +195,15 @@ impl SchedulerState {
             waiting_on: 0,
             active_dependents: 0,
             live_dependents: 0,
-            args: spec.args,
+            args: spec.args.into_iter().collect(),
             dependencies: Vec::new(),
             dependents: Vec::new(),
-            wanted_by: Vec::new(),
+            wanted_by: Default::default(),
             processing_on: None,
             run: 0,
-            who_has: Vec::new(),
+            who_has: Default::default(),
             nbytes: 0,
             inline: None,
-            failure: None,
             extra,
         };
         let t = if let Some(t) = self.free_tasks.pop() {
@@ -218,7 +216,8 @@ impl SchedulerState {
         };
         self.counts[TaskState::Released.index()] += 1;
         self.fns[func as usize].counts[TaskState::Released.index()] += 1;
-        self.keys.insert(key, t);
+        // The key lives once, in the slot; the index reads it from there.
+        self.keys.insert(&self.tasks[t.0 as usize].key, t.0);
         t
     }
 
@@ -261,9 +260,9 @@ impl SchedulerState {
             if !seen.insert(key.as_str()) {
                 continue;
             }
-            let store = match self.keys.get(key) {
+            let store = match self.task_id(key) {
                 None => true,
-                Some(&t) => self.slot(t).state == TaskState::Released,
+                Some(t) => self.slot(t).state == TaskState::Released,
             };
             if store {
                 let i = self.scatter_rr % allowed.len();
@@ -281,8 +280,8 @@ impl SchedulerState {
         let mut waiting = Vec::new();
         for (key, nbytes, i) in stored {
             let w = allowed[i].1;
-            let t = match self.keys.get(&key) {
-                Some(&t) => t,
+            let t = match self.task_id(&key) {
+                Some(t) => t,
                 None => self.alloc_task(
                     TaskSpec {
                         key: key.clone(),
@@ -302,7 +301,7 @@ impl SchedulerState {
             waiting.push((w, t));
         }
         for (key, _) in data {
-            if let Some(&t) = self.keys.get(&key) {
+            if let Some(t) = self.task_id(&key) {
                 self.want(c, t, out);
             }
         }

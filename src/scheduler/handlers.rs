@@ -6,6 +6,11 @@ use super::types::{ClientId, Outbox, Outgoing, SchedulerError, TaskState, Worker
 use super::worker_load::HeartbeatLoad;
 use crate::wire::messages::{FromClient, FromWorker, ToClient, WhoHas};
 
+/// Keys of a `ReleaseKeys` looked up before the tasks they free are
+/// forgotten: few enough that the key index's lines the lookups touched
+/// are still in cache when the forgetting removes them (issue 15).
+pub const RELEASE_CHUNK: usize = 1024;
+
 /// Weight of a new transfer in the running bandwidth average: transfers
 /// vary more than durations of one function, so each moves it less.
 pub(super) const BANDWIDTH_SAMPLE_WEIGHT: f64 = 0.25;
@@ -43,9 +48,18 @@ impl SchedulerState {
         match msg {
             FromClient::UpdateGraph { tasks, wanted } => self.update_graph(id, tasks, wanted, out),
             FromClient::ReleaseKeys { keys } => {
-                for key in &keys {
-                    if let Some(&t) = self.keys.get(key) {
-                        self.unwant(id, t);
+                for chunk in keys.chunks(RELEASE_CHUNK) {
+                    for key in chunk {
+                        if let Some(t) = self.task_id(key) {
+                            self.unwant(id, t);
+                        }
+                    }
+                    // Released now, not at the end of the event: nothing
+                    // else happens in this event, and the index lines the
+                    // lookups above brought into cache are still there for
+                    // the forgetting (a batch is up to 65,536 keys).
+                    while let Some(t) = self.candidates.pop() {
+                        self.maybe_release(t, out);
                     }
                 }
             }
@@ -57,8 +71,8 @@ impl SchedulerState {
             FromClient::WhoHas { request_id, keys } => {
                 let who_has = keys
                     .into_iter()
-                    .map(|key| match self.keys.get(&key) {
-                        Some(&t) if self.slot(t).state == TaskState::Memory => {
+                    .map(|key| match self.task_id(&key) {
+                        Some(t) if self.slot(t).state == TaskState::Memory => {
                             let s = self.slot(t);
                             WhoHas {
                                 workers: self.addresses(&s.who_has),
@@ -83,7 +97,7 @@ impl SchedulerState {
             }
             FromClient::Retry { keys } => {
                 for key in &keys {
-                    if let Some(&t) = self.keys.get(key) {
+                    if let Some(t) = self.task_id(key) {
                         if self.slot(t).state == TaskState::Erred {
                             self.retry(t, out);
                         }
@@ -178,7 +192,7 @@ impl SchedulerState {
             FromWorker::TaskErred { key, failure, run_id } => self.task_erred(w, &key, run_id, failure, out),
             FromWorker::AddKeys { keys } => {
                 for (key, _nbytes) in keys {
-                    let t = self.keys.get(&key).copied();
+                    let t = self.task_id(&key);
                     self.add_key(w, key, out);
                     if let Some(t) = t {
                         self.scatter_stored(w, t, out);
@@ -211,7 +225,7 @@ impl SchedulerState {
             FromWorker::TasksStarted { keys } => {
                 self.worker_mut(w).reports_started = true;
                 for key in keys {
-                    if let Some(&t) = self.keys.get(&key) {
+                    if let Some(t) = self.task_id(&key) {
                         let s = self.slot(t);
                         if s.state == TaskState::Processing && s.processing_on == Some(w) {
                             self.worker_mut(w).executing.insert(t);
@@ -220,7 +234,7 @@ impl SchedulerState {
                 }
             }
             FromWorker::LongRunning { key } => {
-                if let Some(&t) = self.keys.get(&key) {
+                if let Some(t) = self.task_id(&key) {
                     let s = self.slot(t);
                     if s.state == TaskState::Processing && s.processing_on == Some(w) {
                         let ws = self.worker_mut(w);

@@ -62,7 +62,7 @@ impl SchedulerState {
             counts[s.state.index()] += 1;
             fn_counts[s.func as usize][s.state.index()] += 1;
             let k = &s.key;
-            ensure!(self.keys.get(k) == Some(&t), "{k:?} not indexed by its key");
+            ensure!(self.task_id(k) == Some(t), "{k:?} not indexed by its key");
 
             // Dependencies and dependents, both directions.
             let mut missing = 0;
@@ -154,7 +154,7 @@ impl SchedulerState {
                 );
             }
             ensure!(
-                s.state != TaskState::Erred || s.failure.is_some(),
+                s.state != TaskState::Erred || s.failure().is_some(),
                 "{k:?} erred without a failure"
             );
 
@@ -163,8 +163,8 @@ impl SchedulerState {
             ensure!(wanters.len() == s.wanted_by.len(), "{k:?} wanted twice by a client");
             for c in &s.wanted_by {
                 ensure!(
-                    self.clients.get(c).is_some_and(|cs| cs.wanted.contains(&t)),
-                    "{k:?} wanted by {c:?} which does not list it"
+                    self.clients.contains_key(c),
+                    "{k:?} wanted by {c:?}, which is not connected"
                 );
             }
 
@@ -187,16 +187,6 @@ impl SchedulerState {
         ensure!(counts == self.counts, "state counts {:?} != {counts:?}", self.counts);
         for (f, c) in self.fns.iter().zip(&fn_counts) {
             ensure!(&f.counts == c, "{}: state counts {:?} != {c:?}", f.name, f.counts);
-        }
-        for (c, cs) in &self.clients {
-            for &t in &cs.wanted {
-                ensure!(self.live_task(t), "{c:?} wants a forgotten task");
-                ensure!(
-                    self.slot(t).wanted_by.contains(c),
-                    "{c:?} wants {:?} which does not list it",
-                    self.slot(t).key
-                );
-            }
         }
         Ok(())
     }

@@ -230,8 +230,8 @@ impl SchedulerState {
         }
         let mut live: Vec<&super::tasks::TaskSlot> = self
             .keys
-            .values()
-            .map(|&t| self.slot(t))
+            .ids()
+            .map(|t| self.slot(super::ids::TaskId(t)))
             .filter(|s| !s.scattered)
             .collect();
         live.sort_by_key(|s| s.sequence);
@@ -242,7 +242,7 @@ impl SchedulerState {
                 TaskSpec {
                     key: s.key.clone(),
                     function: self.fns[s.func as usize].name.clone(),
-                    args: s.args.clone(),
+                    args: s.args.to_vec(),
                     priority: s.priority,
                     workers: extra.map(|e| e.restrictions.clone()).unwrap_or_default(),
                     allow_other_workers: extra.is_some_and(|e| e.allow_other_workers),
@@ -263,14 +263,11 @@ impl SchedulerState {
                 }
             }
         }
-        let mut clients: Vec<(&ClientId, &super::workers::ClientSlot)> =
-            self.clients.iter().filter(|(&c, _)| c != HOLDER).collect();
-        clients.sort_by_key(|(c, _)| **c);
-        for (c, slot) in clients {
-            let mut keys: Vec<&Key> = slot
-                .wanted
-                .iter()
-                .map(|&t| &self.slot(t).key)
+        let mut clients: Vec<ClientId> = self.clients.keys().copied().filter(|&c| c != HOLDER).collect();
+        clients.sort();
+        for c in clients {
+            let mut keys: Vec<&Key> = (self.wanted_by_client(c).into_iter())
+                .map(|t| &self.slot(t).key)
                 .filter(|k| !k.is_empty())
                 .collect();
             keys.sort();

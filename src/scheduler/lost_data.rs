@@ -10,7 +10,7 @@ use crate::wire::messages::{ErrorKind, TaskFailure, ToClient, ACTOR_FUNCTION_PRE
 
 impl SchedulerState {
     pub(super) fn missing_data(&mut self, reporter: WIdx, key: &str, errant: &str, out: &mut Outbox) {
-        let Some(&t) = self.keys.get(key) else {
+        let Some(t) = self.task_id(key) else {
             return;
         };
         let mut lost_with = errant.to_string();

@@ -210,7 +210,7 @@ impl SchedulerState {
         held.sort();
         for t in held {
             let s = self.slot_mut(t);
-            s.who_has.retain(|&x| x != w);
+            s.who_has.retain(|x| *x != w);
             if s.state == TaskState::Memory && s.who_has.is_empty() {
                 self.lose_data(t, &ws.name, &mut affected, out);
             }

@@ -78,7 +78,7 @@ impl SchedulerState {
             TaskState::Memory => self.key_in_memory(s),
             TaskState::Erred => ToClient::TaskErred {
                 key: s.key.clone(),
-                failure: s.failure.as_deref().cloned().unwrap_or(TaskFailure {
+                failure: s.failure().map(|f| (**f).clone()).unwrap_or(TaskFailure {
                     kind: ErrorKind::Failed,
                     message: String::new(),
                 }),

@@ -317,7 +317,7 @@ impl SchedulerState {
         let msg = ToWorker::ComputeTask {
             key: s.key.clone(),
             function: self.fns[f as usize].name.clone(),
-            args: s.args.clone(),
+            args: s.args.to_vec(),
             dependencies,
             priority: s.priority,
             sequence: s.sequence,

@@ -44,8 +44,8 @@ impl SchedulerState {
         }
         let known = previous != c && previous != HOLDER && self.clients.contains_key(&previous);
         for key in keys {
-            match self.keys.get(&key) {
-                Some(&t) => self.want(c, t, out),
+            match self.task_id(&key) {
+                Some(t) => self.want(c, t, out),
                 None => {
                     let message = if known || self.journal.is_some() {
                         format!(

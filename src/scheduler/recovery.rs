@@ -138,8 +138,8 @@ impl SchedulerState {
         let mut confirmed: FxSet<Key> = FxSet::default();
         for (w, keys) in claims {
             for (key, nbytes) in keys {
-                match self.keys.get(&key) {
-                    Some(&t) if self.slot(t).state == super::types::TaskState::Released => {
+                match self.task_id(&key) {
+                    Some(t) if self.slot(t).state == super::types::TaskState::Released => {
                         self.enter_memory(t, w, nbytes, None, out);
                         confirmed.insert(key);
                     }
@@ -162,7 +162,7 @@ impl SchedulerState {
             self.clients.entry(c).or_default();
             sessions.push(c);
             for key in keys {
-                if let Some(&t) = self.keys.get(&key) {
+                if let Some(t) = self.task_id(&key) {
                     self.want(c, t, out);
                 }
             }

@@ -7,10 +7,7 @@ use super::types::{ClientId, Outbox, TaskState};
 
 impl SchedulerState {
     pub(super) fn want(&mut self, c: ClientId, t: TaskId, out: &mut Outbox) {
-        let Some(client) = self.clients.get_mut(&c) else {
-            return;
-        };
-        if !client.wanted.insert(t) {
+        if !self.clients.contains_key(&c) || self.slot(t).wanted_by.contains(&c) {
             return;
         }
         self.slot_mut(t).wanted_by.push(c);
@@ -25,25 +22,33 @@ impl SchedulerState {
     }
 
     pub(super) fn unwant(&mut self, c: ClientId, t: TaskId) {
-        if let Some(client) = self.clients.get_mut(&c) {
-            if client.wanted.remove(&t) {
-                self.slot_mut(t).wanted_by.retain(|&x| x != c);
-                self.journal_want(c, t, false);
+        let wanted_by = &mut self.slot_mut(t).wanted_by;
+        if let Some(i) = wanted_by.iter().position(|x| *x == c) {
+            wanted_by.remove(i);
+            self.journal_want(c, t, false);
+            self.candidates.push(t);
+        }
+    }
+
+    pub(super) fn drop_client(&mut self, c: ClientId) {
+        if self.clients.remove(&c).is_some() {
+            if c != super::coordination::HOLDER {
+                self.journal_push(|| super::journal::JournalRecord::ClientGone { client: c.0 });
+            }
+            for t in self.wanted_by_client(c) {
+                self.slot_mut(t).wanted_by.retain(|x| *x != c);
                 self.candidates.push(t);
             }
         }
     }
 
-    pub(super) fn drop_client(&mut self, c: ClientId) {
-        if let Some(client) = self.clients.remove(&c) {
-            if c != super::coordination::HOLDER {
-                self.journal_push(|| super::journal::JournalRecord::ClientGone { client: c.0 });
-            }
-            for t in client.wanted {
-                self.slot_mut(t).wanted_by.retain(|&x| x != c);
-                self.candidates.push(t);
-            }
-        }
+    /// The live tasks `c` wants, in slot order (a scan of every slot: for
+    /// a client leaving, a restart, a journal image).
+    pub(super) fn wanted_by_client(&self, c: ClientId) -> Vec<TaskId> {
+        (self.tasks.iter().enumerate())
+            .filter(|(_, s)| s.state != TaskState::Forgotten && s.wanted_by.contains(&c))
+            .map(|(i, _)| TaskId(i as u32))
+            .collect()
     }
 
     /// The release rule (see the module documentation).
@@ -82,16 +87,15 @@ impl SchedulerState {
         s.state = TaskState::Forgotten;
         s.gen = s.gen.wrapping_add(1);
         let deps = std::mem::take(&mut s.dependencies);
-        s.args = Vec::new();
+        s.args = Default::default();
         s.dependents = Vec::new();
-        s.wanted_by = Vec::new();
-        s.who_has = Vec::new();
+        s.wanted_by = Default::default();
+        s.who_has = Default::default();
         s.inline = None;
-        s.failure = None;
         s.extra = None;
         self.counts[old.index()] -= 1;
         self.fns[f].counts[old.index()] -= 1;
-        self.keys.remove(&key);
+        self.keys.remove(&key, t.0);
         self.free_tasks.push(t);
         for d in deps {
             let live = {

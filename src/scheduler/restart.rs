@@ -132,12 +132,8 @@ impl SchedulerState {
         let mut ids: Vec<ClientId> = self.clients.keys().copied().collect();
         ids.sort();
         for c in ids {
-            let Some(client) = self.clients.get_mut(&c) else {
-                continue;
-            };
-            let wanted = std::mem::take(&mut client.wanted);
-            for t in wanted {
-                self.slot_mut(t).wanted_by.retain(|&x| x != c);
+            for t in self.wanted_by_client(c) {
+                self.slot_mut(t).wanted_by.retain(|x| *x != c);
                 self.candidates.push(t);
                 if c != HOLDER {
                     let key = self.slot(t).key.clone();

@@ -23,7 +23,7 @@ impl SchedulerState {
         (duration_us, thread): (u64, u32),
         out: &mut Outbox,
     ) {
-        let Some(&t) = self.keys.get(&key) else {
+        let Some(t) = self.task_id(&key) else {
             self.free_key(out, w, key);
             return;
         };
@@ -102,7 +102,7 @@ impl SchedulerState {
     }
 
     pub(super) fn task_erred(&mut self, w: WIdx, key: &str, run_id: u64, failure: TaskFailure, out: &mut Outbox) {
-        let Some(&t) = self.keys.get(key) else {
+        let Some(t) = self.task_id(key) else {
             return;
         };
         let s = self.slot(t);
@@ -133,7 +133,7 @@ impl SchedulerState {
     }
 
     pub(super) fn add_key(&mut self, w: WIdx, key: Key, out: &mut Outbox) {
-        let Some(&t) = self.keys.get(&key) else {
+        let Some(t) = self.task_id(&key) else {
             self.free_key(out, w, key);
             return;
         };
@@ -173,7 +173,7 @@ impl SchedulerState {
             }
             self.set_state(x, TaskState::Released);
             let s = self.slot_mut(x);
-            s.failure = None;
+            s.set_failure(None);
             if let Some(e) = s.extra.as_mut() {
                 e.killed_on.clear();
             }
@@ -187,11 +187,11 @@ impl SchedulerState {
         while let Some(d) = queue.pop_front() {
             let s = self.slot(d);
             let dep_failed = s.state == TaskState::Erred
-                && s.failure.as_ref().map(|f| f.kind) == Some(ErrorKind::DependencyFailed)
+                && s.failure().map(|f| f.kind) == Some(ErrorKind::DependencyFailed)
                 && !s.dependencies.iter().any(|&x| self.slot(x).state == TaskState::Erred);
             if dep_failed {
                 self.set_state(d, TaskState::Released);
-                self.slot_mut(d).failure = None;
+                self.slot_mut(d).set_failure(None);
                 down.push(d);
                 queue.extend(self.live_dependents(d));
             }

@@ -61,7 +61,7 @@ impl SchedulerState {
     /// Restricts each unpack task of the run to its owner.
     fn pin_unpacks(&mut self, spec: &ShuffleRunSpec) {
         for (j, owner) in (0u32..).zip(&spec.owners) {
-            let Some(&t) = self.keys.get(&unpack_key(&spec.shuffle_id, j)) else {
+            let Some(t) = self.task_id(&unpack_key(&spec.shuffle_id, j)) else {
                 continue;
             };
             let extra = self.slot_mut(t).extra_mut();
@@ -92,7 +92,7 @@ impl SchedulerState {
             let keys = std::iter::once(barrier_key(&spec.shuffle_id))
                 .chain((0..spec.ninputs).map(|i| transfer_key(&spec.shuffle_id, i)));
             for key in keys {
-                if let Some(&t) = self.keys.get(&key) {
+                if let Some(t) = self.task_id(&key) {
                     self.shuffle_reset(t, affected, out);
                 }
             }

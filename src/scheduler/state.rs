@@ -40,8 +40,9 @@
 //! Tasks live in an arena (`Vec<TaskSlot>` indexed by `TaskId`, with a free
 //! list and a generation per slot so that dependents lists may hold stale
 //! references that are skipped and compacted lazily, instead of an O(n)
-//! removal per forgotten dependent). String keys are only used at the edge
-//! (one `HashMap<Key, TaskId>`, Fx-hashed). Per-task counters (`waiting_on`,
+//! removal per forgotten dependent). String keys are only used at the edge,
+//! through one index (`util::key_index::KeyIndex`) that stores task ids and
+//! reads each key from its slot, so a key is stored once (issue 15). Per-task counters (`waiting_on`,
 //! `active_dependents`, `live_dependents`) make every check O(1), so wide
 //! fan-in/fan-out graphs stay linear. Workers are ranked in a `BTreeSet`
 //! by occupancy per thread, so placing a root task costs O(log workers) when
@@ -107,8 +108,9 @@ use super::ids::{FnId, QueueKey, RankKey, TaskId, TaskRef, WIdx};
 use super::restart::RestartRequest;
 use super::tasks::{FnInfo, TaskSlot};
 use super::workers::{ClientSlot, RetireRequest, WorkerSlot};
+use crate::util::key_index::KeyIndex;
 use crate::util::FxMap;
-use crate::wire::messages::{Key, SchedulerInfo, WorkerStatus, WorkerSummary};
+use crate::wire::messages::{SchedulerInfo, WorkerStatus, WorkerSummary};
 
 pub use super::types::{
     ClientId, Outbox, Outgoing, SchedulerConfig, SchedulerError, TaskState, WorkerId, WorkerRegistration,
@@ -121,7 +123,9 @@ pub struct SchedulerState {
     pub(super) config: SchedulerConfig,
     pub(super) tasks: Vec<TaskSlot>,
     pub(super) free_tasks: Vec<TaskId>,
-    pub(super) keys: FxMap<Key, TaskId>,
+    /// Task of each key, indexed through the slots (the key lives once,
+    /// in its slot; see `util::key_index`).
+    pub(super) keys: KeyIndex,
     pub(super) counts: [u64; 8],
     pub(super) fns: Vec<FnInfo>,
     /// The task stream and the event log (bounded rings).
@@ -194,7 +198,7 @@ impl SchedulerState {
         SchedulerState {
             tasks: Vec::new(),
             free_tasks: Vec::new(),
-            keys: FxMap::default(),
+            keys: KeyIndex::new(),
             counts: [0; 8],
             fns: Vec::new(),
             diag: Diagnostics::default(),
@@ -279,7 +283,7 @@ impl SchedulerState {
 
     /// A task's state; `None` if unknown (or forgotten).
     pub fn task_state(&self, key: &str) -> Option<TaskState> {
-        self.keys.get(key).map(|&t| self.slot(t).state)
+        self.task_id(key).map(|t| self.slot(t).state)
     }
 
     /// Connected workers.
@@ -290,6 +294,12 @@ impl SchedulerState {
     /// Connected clients.
     pub fn client_count(&self) -> usize {
         self.clients.len() - usize::from(self.clients.contains_key(&HOLDER))
+    }
+
+    /// The task of `key`, if known.
+    pub(super) fn task_id(&self, key: &str) -> Option<TaskId> {
+        let tasks = &self.tasks;
+        self.keys.get(key, |i| tasks[i as usize].key.as_str()).map(TaskId)
     }
 
     pub(super) fn slot(&self, t: TaskId) -> &TaskSlot {

@@ -137,7 +137,7 @@ impl SchedulerState {
 
     /// The victim's answer to a `StealRequest`.
     pub(super) fn steal_response(&mut self, w: WIdx, key: &str, stolen: bool, out: &mut Outbox) {
-        let Some(&t) = self.keys.get(key) else {
+        let Some(t) = self.task_id(key) else {
             return;
         };
         let s = self.slot(t);

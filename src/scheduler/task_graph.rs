@@ -55,7 +55,7 @@ impl super::SchedulerState {
             return view;
         }
         let mut index: FxMap<TaskId, u32> = FxMap::default();
-        let mut ids: Vec<TaskId> = self.keys.values().copied().collect();
+        let mut ids: Vec<TaskId> = self.keys.ids().map(TaskId).collect();
         ids.sort_by_key(|t| t.0);
         for &t in &ids {
             let s = self.slot(t);

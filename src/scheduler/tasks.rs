@@ -24,7 +24,21 @@ pub(super) struct Extra {
     /// fetched it, then drop it), so it is not trusted. (Completions need
     /// no such care: they carry the run id, see `TaskSlot::run`.)
     pub(super) freed_on: Vec<WIdx>,
+    /// Why it erred, while `erred` (here, not in the slot: few tasks err,
+    /// and every slot pays for its fields).
+    pub(super) failure: Option<Arc<TaskFailure>>,
 }
+
+/// Workers holding a task's data: inline up to four (most tasks have one),
+/// so that a million tasks in memory cost no allocation each for it.
+pub(super) type Holders = smallvec::SmallVec<[WIdx; 4]>;
+
+/// A task's arguments: inline when there is one (a `map` over one
+/// argument list), saving the list's allocation per task.
+pub(super) type Args = smallvec::SmallVec<[Arg; 1]>;
+
+/// Clients wanting a task: inline up to two (most tasks have one).
+pub(super) type Wanters = smallvec::SmallVec<[ClientId; 2]>;
 
 #[derive(Debug)]
 pub(super) struct TaskSlot {
@@ -43,20 +57,19 @@ pub(super) struct TaskSlot {
     pub(super) active_dependents: u32,
     /// Dependents not forgotten (`dependents` may also hold stale refs).
     pub(super) live_dependents: u32,
-    pub(super) args: Vec<Arg>,
+    pub(super) args: Args,
     pub(super) dependencies: Vec<TaskId>,
     pub(super) dependents: Vec<TaskRef>,
-    pub(super) wanted_by: Vec<ClientId>,
+    pub(super) wanted_by: Wanters,
     pub(super) processing_on: Option<WIdx>,
     /// Run id of the latest `ComputeTask` of this task (0 = never sent):
     /// only a `TaskFinished` / `TaskErred` echoing it, from
     /// `processing_on`, is the current run's.
     pub(super) run: u64,
-    pub(super) who_has: Vec<WIdx>,
+    pub(super) who_has: Holders,
     pub(super) nbytes: u64,
     /// The small result the worker sent along, kept while in memory.
     pub(super) inline: Option<Payload>,
-    pub(super) failure: Option<Arc<TaskFailure>>,
     pub(super) extra: Option<Box<Extra>>,
 }
 
@@ -69,6 +82,21 @@ impl TaskSlot {
     }
     pub(super) fn freed_on(&self) -> &[WIdx] {
         self.extra.as_deref().map_or(&[], |e| &e.freed_on)
+    }
+    /// Why it erred (kept in `Extra`).
+    pub(super) fn failure(&self) -> Option<&Arc<TaskFailure>> {
+        self.extra.as_deref().and_then(|e| e.failure.as_ref())
+    }
+    /// Sets or clears why it erred; clearing allocates nothing.
+    pub(super) fn set_failure(&mut self, failure: Option<Arc<TaskFailure>>) {
+        match failure {
+            Some(f) => self.extra_mut().failure = Some(f),
+            None => {
+                if let Some(e) = self.extra.as_mut() {
+                    e.failure = None;
+                }
+            }
+        }
     }
     pub(super) fn extra_mut(&mut self) -> &mut Extra {
         self.extra.get_or_insert_with(Default::default)

@@ -176,7 +176,7 @@ impl SchedulerState {
     /// and message, shared (not re-formatted) down a cascade.
     pub(super) fn derived_failure(&self, d: TaskId) -> Arc<TaskFailure> {
         let s = self.slot(d);
-        match &s.failure {
+        match s.failure() {
             Some(f) if f.kind == ErrorKind::DependencyFailed => f.clone(),
             Some(f) => Arc::new(TaskFailure {
                 kind: ErrorKind::DependencyFailed,
@@ -209,7 +209,7 @@ impl SchedulerState {
             self.set_state(t, TaskState::Erred);
             let s = self.slot_mut(t);
             s.waiting_on = 0;
-            s.failure = Some(f.clone());
+            s.set_failure(Some(f.clone()));
             self.notify(t, out, |s| ToClient::TaskErred {
                 key: s.key.clone(),
                 failure: (*f).clone(),

@@ -5,7 +5,7 @@ use super::helpers::*;
 
 /// Name of the worker `key` is processing on.
 fn processing_on(h: &H, key: &str) -> Option<String> {
-    let &t = h.s.keys.get(key)?;
+    let t = h.s.task_id(key)?;
     let w = h.s.slot(t).processing_on?;
     Some(h.s.worker(w).name.clone())
 }

@@ -45,7 +45,7 @@ fn replicate_and_rebalance_move_data_between_workers() {
             },
         );
     }
-    let k0 = h.s.keys["k0"];
+    let k0 = h.s.task_id("k0").expect("a known key");
     assert_eq!(h.s.slot(k0).who_has.len(), 3);
     // Rebalance: a holds 4000 bytes, b and c 1000 each (mean 2000).
     h.client(
@@ -78,7 +78,7 @@ fn replicate_and_rebalance_move_data_between_workers() {
         },
     );
     assert_eq!(h.freed(1), vec![key.clone()]);
-    let t = h.s.keys[&key];
+    let t = h.s.task_id(&key).expect("a known key");
     assert_eq!(h.s.addresses(&h.s.slot(t).who_has), vec!["tcp://b:1".to_string()]);
     // a's late AddKeys of it (crossing the free) is refused.
     h.take();

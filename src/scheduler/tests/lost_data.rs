@@ -87,7 +87,7 @@ fn missing_data_recomputes() {
     h.submit(C1, vec![spec("x", "inc", &[]), spec("y", "inc", &["x"])], &["y"]);
     h.finish(1, "x");
     h.take();
-    let y = h.s.keys["y"];
+    let y = h.s.task_id("y").expect("a known key");
     assert_eq!(h.s.slot(y).processing_on, Some(h.s.worker_ids[&WorkerId(1)]));
     h.worker_sends(
         1,

@@ -209,6 +209,6 @@ fn retiring_the_receiver_of_a_rebalance_moves_its_keys_back() {
         h.out
     );
     assert_eq!(h.s.worker_count(), 1);
-    let t = h.s.keys[&key];
+    let t = h.s.task_id(&key).expect("a known key");
     assert_eq!(h.s.addresses(&h.s.slot(t).who_has), vec!["tcp://a:1".to_string()]);
 }

@@ -424,7 +424,7 @@ fn run_sim(
             sim.s.task_state(k)
         );
         assert_eq!(sim.s.task_state(k), Some(TaskState::Memory));
-        let t = sim.s.keys[k];
+        let t = sim.s.task_id(k).expect("a known key");
         let holders = sim.s.addresses(&sim.s.slot(t).who_has);
         assert!(!holders.is_empty());
         let i: usize = k[4..].parse().unwrap();
