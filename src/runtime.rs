@@ -7,6 +7,7 @@
 //! system and joins its thread.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{JoinHandle, Thread, ThreadId};
@@ -14,8 +15,11 @@ use std::time::Duration;
 
 use actix_rt::{ArbiterHandle, System};
 
+use crate::wait_spin::WaitSpin;
+
 /// Drives `fut` to completion on the calling thread, parking the thread
-/// between wake-ups.
+/// between wake-ups (after a short bounded spin while other CPUs are idle:
+/// see [`crate::wait_spin`]).
 ///
 /// Unlike tokio's `block_on` (and `blocking_recv`) this does not panic when
 /// the caller is itself inside a runtime (`#[tokio::main]`, an actix
@@ -24,26 +28,41 @@ use actix_rt::{ArbiterHandle, System};
 /// does block that runtime's thread meanwhile, which is why async code
 /// should prefer the `async` API.
 pub fn block_on<F: Future>(fut: F) -> F::Output {
-    struct Unpark(Thread);
+    struct Unpark {
+        thread: Thread,
+        /// Set by every wake-up, so the spin before parking sees it
+        /// without a system call.
+        woken: AtomicBool,
+    }
     impl Wake for Unpark {
         fn wake(self: Arc<Self>) {
-            self.0.unpark();
+            self.wake_by_ref();
         }
         fn wake_by_ref(self: &Arc<Self>) {
-            self.0.unpark();
+            self.woken.store(true, Ordering::Release);
+            self.thread.unpark();
         }
     }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let unpark = Arc::new(Unpark {
+        thread: std::thread::current(),
+        woken: AtomicBool::new(false),
+    });
+    let waker = Waker::from(unpark.clone());
     let mut cx = Context::from_waker(&waker);
     // Unconstrained: when called from inside a tokio task, that task's
     // cooperative budget would otherwise run out and make tokio's channels
     // return Pending forever (we never yield back to reset it).
     let mut fut = std::pin::pin!(tokio::task::unconstrained(fut));
+    let spin = WaitSpin::start();
     loop {
+        unpark.woken.store(false, Ordering::Release);
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            spin.done();
             return v;
         }
-        std::thread::park();
+        if !spin.spin_until(&unpark.woken) {
+            std::thread::park();
+        }
     }
 }
 
