@@ -132,9 +132,11 @@ impl WaitSpin {
             if self.started.elapsed() >= self.window {
                 return false;
             }
-            for _ in 0..32 {
-                std::hint::spin_loop();
-            }
+            // Yield rather than busy-loop: a thread made runnable on this
+            // CPU (the very wake-up chain this wait is for) runs at once,
+            // where a plain spin would hold the CPU until its time slice
+            // ends (measured: a plain spin made the quiet round trip slower).
+            std::thread::yield_now();
         }
     }
 
