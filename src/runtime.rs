@@ -18,8 +18,7 @@ use actix_rt::{ArbiterHandle, System};
 use crate::wait_spin::WaitSpin;
 
 /// Drives `fut` to completion on the calling thread, parking the thread
-/// between wake-ups (after a short bounded spin while other CPUs are idle:
-/// see [`crate::wait_spin`]).
+/// between wake-ups.
 ///
 /// Unlike tokio's `block_on` (and `blocking_recv`) this does not panic when
 /// the caller is itself inside a runtime (`#[tokio::main]`, an actix
@@ -28,6 +27,18 @@ use crate::wait_spin::WaitSpin;
 /// does block that runtime's thread meanwhile, which is why async code
 /// should prefer the `async` API.
 pub fn block_on<F: Future>(fut: F) -> F::Output {
+    wait_on(fut, None)
+}
+
+/// [`block_on`] with a short bounded spin before each park while other CPUs
+/// are idle ([`crate::wait_spin`]): for waits that are usually one round
+/// trip (a single future's result), where waking a halted CPU would be a
+/// large part of the wait.
+pub fn block_on_spinning<F: Future>(fut: F) -> F::Output {
+    wait_on(fut, Some(WaitSpin::start()))
+}
+
+fn wait_on<F: Future>(fut: F, spin: Option<WaitSpin>) -> F::Output {
     struct Unpark {
         thread: Thread,
         /// Set by every wake-up, so the spin before parking sees it
@@ -53,14 +64,15 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
     // cooperative budget would otherwise run out and make tokio's channels
     // return Pending forever (we never yield back to reset it).
     let mut fut = std::pin::pin!(tokio::task::unconstrained(fut));
-    let spin = WaitSpin::start();
     loop {
         unpark.woken.store(false, Ordering::Release);
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            spin.done();
+            if let Some(spin) = spin {
+                spin.done();
+            }
             return v;
         }
-        if !spin.spin_until(&unpark.woken) {
+        if !spin.as_ref().is_some_and(|s| s.spin_until(&unpark.woken)) {
             std::thread::park();
         }
     }

@@ -1,6 +1,9 @@
-//! The bounded spin a thread blocked in [`crate::runtime::block_on`] does
+//! The bounded spin a thread waiting for one future's result
+//! ([`crate::runtime::block_on_spinning`], used by `Future::result`) does
 //! before it parks, so that a short wait (a round trip to the cluster) is
-//! not lengthened by waking a halted CPU.
+//! not lengthened by waking a halted CPU. Waits for many results
+//! (`gather`, `wait`) do not spin: measured, the spin there only took CPU
+//! from the cluster (no-op throughput 6 % lower).
 //!
 //! Why: on a virtual machine an idle vCPU halts, and waking it again (an
 //! interrupt to the host, which must run the vCPU again) costs tens of µs.
