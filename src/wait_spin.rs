@@ -49,16 +49,21 @@ pub fn max_wait_spin() -> Duration {
     static MAX: OnceLock<Duration> = OnceLock::new();
     *MAX.get_or_init(|| match std::env::var(WAIT_SPIN_ENV) {
         Err(_) => MAX_WAIT_SPIN,
-        Ok(v) => match v.trim().parse::<u64>() {
-            Ok(us) => Duration::from_micros(us),
-            Err(e) => {
-                tracing::warn!(
-                    "{WAIT_SPIN_ENV}={v:?} is not a number of microseconds ({e}); using {} µs",
-                    MAX_WAIT_SPIN.as_micros()
-                );
-                MAX_WAIT_SPIN
-            }
-        },
+        Ok(v) => parse_wait_spin(&v).unwrap_or_else(|message| {
+            tracing::warn!("{message}");
+            MAX_WAIT_SPIN
+        }),
+    })
+}
+
+/// Reads a `RDASK_WAIT_SPIN_US` value; the error says what was wrong and
+/// that the default is used instead.
+pub fn parse_wait_spin(value: &str) -> Result<Duration, String> {
+    value.trim().parse::<u64>().map(Duration::from_micros).map_err(|e| {
+        format!(
+            "{WAIT_SPIN_ENV}={value:?} is not a number of microseconds ({e}); using {} µs",
+            MAX_WAIT_SPIN.as_micros()
+        )
     })
 }
 

@@ -53,3 +53,13 @@ fn a_wake_up_during_the_spin_ends_it_and_a_wait_without_one_parks_after_the_wind
     assert!(!spin.spin_until(&woken));
     assert!(t.elapsed() < Duration::from_secs(5), "the spin outlived its window");
 }
+
+#[test]
+fn a_spin_bound_that_is_not_a_number_of_microseconds_is_refused_with_the_variable_named() {
+    assert_eq!(parse_wait_spin("0"), Ok(Duration::ZERO));
+    assert_eq!(parse_wait_spin(" 120 "), Ok(us(120)));
+    for bad in ["", "fast", "-5", "1.5"] {
+        let err = parse_wait_spin(bad).expect_err(bad);
+        assert!(err.contains(WAIT_SPIN_ENV) && err.contains("250"), "{err}");
+    }
+}
