@@ -101,8 +101,6 @@ pub mod simulate;
 pub mod task;
 #[doc(hidden)]
 pub mod util;
-#[doc(hidden)]
-pub mod wait_spin;
 pub mod wire;
 #[doc(hidden)]
 pub mod worker;

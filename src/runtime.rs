@@ -7,15 +7,12 @@
 //! system and joins its thread.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{JoinHandle, Thread, ThreadId};
 use std::time::Duration;
 
 use actix_rt::{ArbiterHandle, System};
-
-use crate::wait_spin::WaitSpin;
 
 /// Drives `fut` to completion on the calling thread, parking the thread
 /// between wake-ups.
@@ -27,54 +24,26 @@ use crate::wait_spin::WaitSpin;
 /// does block that runtime's thread meanwhile, which is why async code
 /// should prefer the `async` API.
 pub fn block_on<F: Future>(fut: F) -> F::Output {
-    wait_on(fut, None)
-}
-
-/// [`block_on`] with a short bounded spin before each park while other CPUs
-/// are idle ([`crate::wait_spin`]): for waits that are usually one round
-/// trip (a single future's result), where waking a halted CPU would be a
-/// large part of the wait.
-pub fn block_on_spinning<F: Future>(fut: F) -> F::Output {
-    wait_on(fut, Some(WaitSpin::start()))
-}
-
-fn wait_on<F: Future>(fut: F, spin: Option<WaitSpin>) -> F::Output {
-    struct Unpark {
-        thread: Thread,
-        /// Set by every wake-up, so the spin before parking sees it
-        /// without a system call.
-        woken: AtomicBool,
-    }
+    struct Unpark(Thread);
     impl Wake for Unpark {
         fn wake(self: Arc<Self>) {
-            self.wake_by_ref();
+            self.0.unpark();
         }
         fn wake_by_ref(self: &Arc<Self>) {
-            self.woken.store(true, Ordering::Release);
-            self.thread.unpark();
+            self.0.unpark();
         }
     }
-    let unpark = Arc::new(Unpark {
-        thread: std::thread::current(),
-        woken: AtomicBool::new(false),
-    });
-    let waker = Waker::from(unpark.clone());
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
     let mut cx = Context::from_waker(&waker);
     // Unconstrained: when called from inside a tokio task, that task's
     // cooperative budget would otherwise run out and make tokio's channels
     // return Pending forever (we never yield back to reset it).
     let mut fut = std::pin::pin!(tokio::task::unconstrained(fut));
     loop {
-        unpark.woken.store(false, Ordering::Release);
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            if let Some(spin) = spin {
-                spin.done();
-            }
             return v;
         }
-        if !spin.as_ref().is_some_and(|s| s.spin_until(&unpark.woken)) {
-            std::thread::park();
-        }
+        std::thread::park();
     }
 }
 

@@ -24,14 +24,6 @@ pub(crate) fn block_waiting<F: std::future::Future>(fut: F) -> F::Output {
     crate::worker::pool::seceded(|| block_on(fut))
 }
 
-/// [`block_waiting`] for a wait that is usually one round trip (a single
-/// future's result): it spins briefly before parking while other CPUs are
-/// idle ([`crate::wait_spin`]). Waits for many results (`gather`, `wait`)
-/// do not: there the spin only took CPU from the cluster.
-pub(crate) fn block_waiting_spinning<F: std::future::Future>(fut: F) -> F::Output {
-    crate::worker::pool::seceded(|| crate::runtime::block_on_spinning(fut))
-}
-
 /// A blocking client: every call returns when its work is done.
 ///
 /// ```

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use super::blocking::block_waiting_spinning;
+use super::blocking::block_waiting;
 use super::core::Core;
 use super::{fetch, Error, ReturnWhen};
 use crate::actors::client::{KeyEntry, KeyStatus};
@@ -198,13 +198,13 @@ impl<T: DeserializeOwned> Future<T> {
     /// thread, inside an async runtime too (where `.await` is better: it
     /// does not hold up the runtime's thread).
     pub fn result(&self) -> Result<T, Error> {
-        block_waiting_spinning(self.result_timeout_async(None))
+        block_waiting(self.result_timeout_async(None))
     }
 
     /// Like [`result`](Self::result) with a deadline; the timeout error
     /// names the key, its function and its state.
     pub fn result_timeout(&self, timeout: Option<Duration>) -> Result<T, Error> {
-        block_waiting_spinning(self.result_timeout_async(timeout))
+        block_waiting(self.result_timeout_async(timeout))
     }
 
     /// The result, awaited: what `.await` on the future does.
