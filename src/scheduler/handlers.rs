@@ -58,9 +58,7 @@ impl SchedulerState {
                     // else happens in this event, and the index lines the
                     // lookups above brought into cache are still there for
                     // the forgetting (a batch is up to 65,536 keys).
-                    while let Some(t) = self.candidates.pop() {
-                        self.maybe_release(t, out);
-                    }
+                    self.release_candidates(out);
                 }
             }
             FromClient::Scatter {

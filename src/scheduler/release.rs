@@ -51,6 +51,14 @@ impl SchedulerState {
             .collect()
     }
 
+    /// Applies the release rule to every candidate now, rather than at the
+    /// end of the event (`finish` does the same between its other steps).
+    pub(super) fn release_candidates(&mut self, out: &mut Outbox) {
+        while let Some(t) = self.candidates.pop() {
+            self.maybe_release(t, out);
+        }
+    }
+
     /// The release rule (see the module documentation).
     pub(super) fn maybe_release(&mut self, t: TaskId, out: &mut Outbox) {
         let s = self.slot(t);

@@ -81,9 +81,7 @@ impl SchedulerState {
         self.forget_all_tasks(out);
         // Released now rather than at the end of the event, so that the
         // workers closed below leave nothing to reschedule.
-        while let Some(t) = self.candidates.pop() {
-            self.maybe_release(t, out);
-        }
+        self.release_candidates(out);
         let mut old = FxSet::default();
         let mut expected = 0;
         let mut closed = Vec::new();
