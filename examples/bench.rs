@@ -47,10 +47,10 @@
 //! the rest of the machine's busy time. `LETTER_DIR` sets where the
 //! `count_letters` files live (shared with the Dask baseline).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -59,6 +59,7 @@ use anyhow::{anyhow, bail, ensure, Context as _, Result};
 use rdask::builtins::{add, blob_len, count_letters, inc, make_blob, noop, sum};
 use rdask::delayed::{delayed, ComputeOptions, Delayed};
 use rdask::{Blob, Client, Future, LocalCluster, ReturnWhen, SubmitOptions};
+use rdask_devkit::Proc;
 
 #[path = "bench/bag_names.rs"]
 mod bag_names;
@@ -210,7 +211,7 @@ fn start_viewer(viewer: Viewer, status: &str) -> Result<()> {
         .stderr(Stdio::null())
         .spawn()
         .context("cannot start the dashboard viewer (curl or chromium)")?;
-    CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).push(child);
+    CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).push(Proc(child));
     // Give it time to connect and receive its first updates.
     std::thread::sleep(Duration::from_secs(2));
     Ok(())

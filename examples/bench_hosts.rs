@@ -15,10 +15,10 @@
 //! sudo target/release/examples/bench_hosts roundtrip_latency    # only these cases
 //! ```
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Command, Stdio};
+
+use rdask_devkit::{start_command, Proc};
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -29,18 +29,15 @@ use support::hosts::{Hosts, DELAY, HOSTS, MTU, RATE};
 const DEFAULT_CASES: &[&str] = &["noop_throughput", "roundtrip_latency", "tree_reduce", "p2p_transfer"];
 /// Round trips of the network's own probe, per link.
 const PROBES: usize = 50;
-/// Longest a scheduler or worker may take to say where it listens.
-const STARTUP: Duration = Duration::from_secs(30);
 
 /// The cluster's processes, killed when dropped (before the hosts go).
-struct Kids(Vec<Child>);
+struct Kids(Vec<Proc>);
 
 impl Drop for Kids {
     fn drop(&mut self) {
         // Workers first, so none logs its scheduler's going.
-        for c in self.0.iter_mut().rev() {
-            let _ = c.kill();
-            let _ = c.wait();
+        while let Some(p) = self.0.pop() {
+            drop(p);
         }
     }
 }
@@ -104,7 +101,6 @@ fn run(cases: &[String]) -> Result<(), String> {
         hosts
             .command(1, path_str(&rdask)?)
             .args(["scheduler", "--host", &sched_ip, "--port", "0"]),
-        "rdask scheduler listening on",
     )?;
     let port = listen.rsplit(':').next().ok_or("no port")?;
     let addr = format!("tcp://{sched_ip}:{port}");
@@ -117,7 +113,6 @@ fn run(cases: &[String]) -> Result<(), String> {
                 .args(["worker", &addr, "--name", &format!("w{}", i - 1), "--nthreads", "1"])
                 .args(["--listen-host", &ip])
                 .env("RDASK_WORKER__SHARED_MEMORY_TRANSFERS", "false"),
-            "rdask worker",
         )?;
     }
     let cases: Vec<String> = if cases.is_empty() {
@@ -150,32 +145,10 @@ fn path_str(p: &Path) -> Result<&str, String> {
     p.to_str().ok_or_else(|| format!("{} is not UTF-8", p.display()))
 }
 
-/// Starts `cmd`, keeps it in `kids`, and returns the last word of its first
-/// stdout line that starts with `prefix` (its address); later lines are
-/// drained so it never blocks on a full pipe.
-fn spawn(kids: &mut Kids, cmd: &mut Command, prefix: &str) -> Result<String, String> {
-    if std::env::var_os("RUST_LOG").is_none() {
-        cmd.env("RUST_LOG", "warn");
-    }
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
+/// Starts `cmd` (the devkit's bounded wait for where it listens), keeps it
+/// in `kids`, and returns its address.
+fn spawn(kids: &mut Kids, cmd: &mut Command) -> Result<String, String> {
+    let (child, address) = start_command(cmd, Stdio::inherit()).map_err(|e| e.to_string())?;
     kids.0.push(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let prefix = prefix.to_string();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with(&prefix) {
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(line.rsplit(' ').next().unwrap_or_default().to_string());
-                }
-            }
-        }
-    });
-    rx.recv_timeout(STARTUP)
-        .map_err(|_| format!("{cmd:?} did not say where it listens within {STARTUP:?}"))
+    Ok(address)
 }

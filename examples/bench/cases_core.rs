@@ -21,8 +21,7 @@ pub(super) fn case_noop_throughput(ctx: &mut Ctx) -> Result<()> {
                 .num("wall_s", wall, 4)
                 .num("map_s", map_s, 4)
                 .num("wait_gather_s", wall - map_s, 4)
-                .num("tasks_per_s", n as f64 / wall, 1)
-                .num("us_per_task", wall / n as f64 * 1e6, 2),
+                .rate(n, wall),
             true,
         );
         drop(futs);
@@ -90,8 +89,7 @@ pub(super) fn case_chain(ctx: &mut Ctx) -> Result<()> {
             .int("n", n)
             .num("wall_s", wall, 4)
             .num("submit_s", submit_s, 4)
-            .num("tasks_per_s", n as f64 / wall, 1)
-            .num("us_per_task", wall / n as f64 * 1e6, 2),
+            .rate(n, wall),
         true,
     );
     Ok(())
@@ -125,8 +123,7 @@ pub(super) fn case_tree_reduce(ctx: &mut Ctx) -> Result<()> {
             .int("total_tasks", ntasks)
             .num("wall_s", wall, 4)
             .num("submit_s", submit_s, 4)
-            .num("tasks_per_s", ntasks as f64 / wall, 1)
-            .num("us_per_task", wall / ntasks as f64 * 1e6, 2),
+            .rate(ntasks, wall),
         true,
     );
     Ok(())

@@ -5,15 +5,13 @@
 use super::*;
 
 /// The cluster's child processes; killed by [`kill_children`].
-pub(super) static CHILDREN: Mutex<Vec<Child>> = Mutex::new(Vec::new());
+pub(super) static CHILDREN: Mutex<Vec<Proc>> = Mutex::new(Vec::new());
 
 pub(super) fn kill_children() {
     let mut kids = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+    // All signalled first, then reaped, so they stop together.
     for c in kids.iter_mut() {
-        let _ = c.kill();
-    }
-    for c in kids.iter_mut() {
-        let _ = c.wait();
+        let _ = c.0.kill();
     }
     kids.clear();
 }
@@ -89,39 +87,11 @@ pub(super) fn rdask_binary() -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// Starts a child and returns it with the first stdout line containing
-/// `listening on ` (its address is the last word); later stdout is drained.
+/// Starts a child and returns its pid and the address it says it listens
+/// on (the devkit's bounded wait); it is killed with the others.
 pub(super) fn spawn_listening(bin: &Path, args: &[&str]) -> Result<(u32, String)> {
-    let mut cmd = Command::new(bin);
-    if std::env::var_os("RUST_LOG").is_none() {
-        // keep the children's info logs out of the benchmark's stderr
-        cmd.env("RUST_LOG", "warn");
-    }
-    let mut child = cmd
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("cannot start {} {}", bin.display(), args.join(" ")))?;
-    let pid = child.id();
-    let stdout = child.stdout.take().expect("piped stdout");
+    let (child, addr) = rdask_devkit::start(bin, args, Stdio::inherit())?;
+    let pid = child.0.id();
     CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).push(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if line.contains("listening on ") {
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(line);
-                }
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(30))
-        .map_err(|_| anyhow!("`rdask {}` did not say where it listens within 30 s", args.join(" ")))?;
-    let addr = line.split_whitespace().last().unwrap_or("").to_string();
     Ok((pid, addr))
 }

@@ -97,6 +97,11 @@ impl Rec {
     pub(super) fn num(self, k: &str, v: f64, digits: i32) -> Rec {
         self.val(k, J::Num(round(v, digits)))
     }
+    /// `tasks_per_s` and `us_per_task` of `n` tasks in `wall` seconds.
+    pub(super) fn rate(self, n: usize, wall: f64) -> Rec {
+        self.num("tasks_per_s", n as f64 / wall, 1)
+            .num("us_per_task", wall / n as f64 * 1e6, 2)
+    }
     pub(super) fn str(self, k: &str, v: impl Into<String>) -> Rec {
         self.val(k, J::Str(v.into()))
     }

@@ -188,11 +188,11 @@ impl GroupBy {
     /// task can finish them.
     fn run(&self, spec: GroupSpec) -> DataFrame {
         let split = self.df.split_every;
-        let mut level: Vec<Delayed<Partition>> = match read_columns(&spec) {
+        let parts = match read_columns(&spec) {
             Some(columns) => self.df.to_delayed_columns(&columns),
             None => self.df.to_delayed(),
         };
-        level = level
+        let mut level: Vec<Delayed<Partition>> = parts
             .iter()
             .map(|p| delayed(agg::partial, (p, Dsl(spec.clone()))))
             .collect();

@@ -62,19 +62,20 @@ impl Drop for Proc {
 /// the line saying where it listens; returns it with that address. Later
 /// output is read and dropped, so the child never blocks on a full pipe.
 pub fn start(program: impl AsRef<OsStr>, args: &[&str], stderr: Stdio) -> Result<(Proc, String), StartError> {
-    let program = program.as_ref();
-    let describe = || (program.to_string_lossy().into_owned(), args.join(" "));
-    let mut child = Command::new(program)
-        .args(args)
-        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .map_err(|source| {
-            let (program, args) = describe();
-            StartError::Spawn { program, args, source }
-        })?;
+    start_command(Command::new(program).args(args), stderr)
+}
+
+/// [`start`] for a command built by the caller (a program run inside a
+/// network namespace, say, or with more environment).
+pub fn start_command(cmd: &mut Command, stderr: Stdio) -> Result<(Proc, String), StartError> {
+    if std::env::var_os("RUST_LOG").is_none() {
+        cmd.env("RUST_LOG", "warn");
+    }
+    let spawned = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr).spawn();
+    let mut child = spawned.map_err(|source| {
+        let (program, args) = describe(cmd);
+        StartError::Spawn { program, args, source }
+    })?;
     let stdout = child.stdout.take();
     let child = Proc(child);
     let (tx, rx) = std::sync::mpsc::channel();
@@ -93,7 +94,7 @@ pub fn start(program: impl AsRef<OsStr>, args: &[&str], stderr: Stdio) -> Result
     match rx.recv_timeout(STARTUP) {
         Ok(address) => Ok((child, address)),
         Err(_) => {
-            let (program, args) = describe();
+            let (program, args) = describe(cmd);
             Err(StartError::Silent {
                 program,
                 args,
@@ -101,6 +102,12 @@ pub fn start(program: impl AsRef<OsStr>, args: &[&str], stderr: Stdio) -> Result
             })
         }
     }
+}
+
+/// A command's program and its arguments, space-separated, for errors.
+fn describe(cmd: &Command) -> (String, String) {
+    let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+    (cmd.get_program().to_string_lossy().into_owned(), args.join(" "))
 }
 
 /// The children of a benchmark, killed when it ends (normally or not).

@@ -11,8 +11,9 @@ use rdask::Client;
 
 use super::{rdask_bin, start, Proc};
 
-/// Longest any polled condition may take before the test fails.
-pub const DEADLINE: Duration = Duration::from_secs(30);
+/// Longest any polled condition may take before the test fails (the
+/// shared bound of `tests/common`).
+pub const DEADLINE: Duration = super::STARTUP;
 
 /// A config file for the scheduler with these `[scheduler]` settings.
 pub fn config(name: &str, scheduler_settings: &str) -> PathBuf {
@@ -23,6 +24,7 @@ pub fn config(name: &str, scheduler_settings: &str) -> PathBuf {
     path
 }
 
+/// `rdask --config FILE scheduler` on 127.0.0.1, any free port.
 pub fn scheduler_with(config_file: &PathBuf) -> (Proc, String) {
     start(
         Command::new(rdask_bin()).arg("--config").arg(config_file).args([
@@ -36,13 +38,12 @@ pub fn scheduler_with(config_file: &PathBuf) -> (Proc, String) {
     )
 }
 
+/// A one-thread `rdask worker` named `name`.
 pub fn worker(scheduler: &str, name: &str) -> (Proc, String) {
-    start(
-        Command::new(rdask_bin()).args(["worker", scheduler, "--nthreads", "1", "--name", name]),
-        "rdask worker",
-    )
+    super::worker_with(scheduler, name, &["--nthreads", "1"])
 }
 
+/// Workers the scheduler lists now.
 pub fn nworkers(client: &Client) -> usize {
     client.scheduler_info().expect("info").workers.len()
 }
