@@ -1,5 +1,6 @@
 //! What the workspace's collection crates (`rdask-array`, `rdask-dataframe`,
-//! `rdask-ml`) share in their examples and tests to run a cluster of real
+//! `rdask-ml`) share in their examples and tests, and the core's benchmark
+//! examples (`bench --processes`, `bench_hosts`), to run a cluster of real
 //! processes: start a binary with the `rdask` command line (`scheduler`,
 //! `worker`) as a child, read the address it says it listens on, and kill it
 //! when the handle is dropped; plus the small command-line, `/proc` and disk
