@@ -148,11 +148,7 @@ impl Dataset {
     pub fn columns<R>(&self, f: impl FnOnce(ndarray16::ArrayView2<'_, f64>, ndarray16::ArrayView1<'_, f64>) -> R) -> R {
         use ndarray16::ShapeBuilder;
         let (n, d) = (self.n_samples(), self.n_features());
-        let stored = if self.column_major { self.x.as_slice() } else { None };
-        let flat: std::borrow::Cow<'_, [f64]> = match stored {
-            Some(s) => std::borrow::Cow::Borrowed(s),
-            None => std::borrow::Cow::Owned(self.x().t().iter().copied().collect()),
-        };
+        let flat = self.feature_major();
         let y: std::borrow::Cow<'_, [f64]> = match self.y.as_slice() {
             Some(s) => std::borrow::Cow::Borrowed(s),
             None => std::borrow::Cow::Owned(self.y().to_vec()),
