@@ -281,6 +281,20 @@ fn read_csv_and_parquet_round_trips() -> Result<(), Box<dyn std::error::Error>> 
             .sort(["k"], Default::default())
     });
     same(&doubled, &want)?;
+    // A missing column read through the projection fails on the worker
+    // with Polars' message naming it and the file.
+    let err = ddf.set_index(client(), "nope").unwrap_err().to_string();
+    assert!(
+        err.contains("unable to find column \"nope\"") && err.contains(".csv"),
+        "{err}"
+    );
+    let err = ddf
+        .groupby(&["nope"])
+        .agg(&[col("v").mean()])?
+        .compute(client())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unable to find column \"nope\""), "{err}");
     // `set_index` samples the key column alone, then shuffles whole rows.
     let (indexed, _) = ddf.set_index(client(), "v")?;
     let want = whole.sort(["v"], SortMultipleOptions::default().with_maintain_order(true))?;
