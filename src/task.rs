@@ -28,13 +28,28 @@ pub use inventory;
 pub trait Task: Copy + Send + Sync + 'static {
     /// Registered name, unique per binary: module path + fn name.
     const NAME: &'static str;
-    /// Parameter types as a tuple (`()` for none, `(A,)` for one).
+    /// Parameter types as a tuple (`()` for none, `(A,)` for one), as a
+    /// client passes them (a [`BorrowedArg`] parameter as its `Owned` type).
     type Args;
     /// Result type (the Ok type for functions returning `Result`).
     type Output: Serialize + DeserializeOwned + Send + 'static;
     /// Decodes msgpack args, runs the function, encodes the result.
     /// Does not catch panics: see [`run_task`].
     fn call_encoded(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure>;
+}
+
+/// A task parameter type that borrows from its argument's bytes instead of
+/// decoding into a value of its own (e.g. `rdask_array::ChunkView<'_>`, a
+/// block's elements read where the worker holds them: no copy of a 40 MB
+/// block per task). `Owned` is the type whose wire form it reads: what a
+/// client passes (a `Future<Owned>`, a `Delayed<Owned>`, an `Owned`).
+///
+/// `#[task]` uses it for any parameter type with a lifetime, written `'_`:
+/// `fn f(x: ChunkView<'_>)` takes a `Chunk` from clients. The view lives
+/// for the call only, so it cannot be returned.
+pub trait BorrowedArg {
+    /// The owned type with the same wire form.
+    type Owned;
 }
 
 /// The return type of a task function spelled `...::Result<T, E>`: the task's
@@ -215,7 +230,8 @@ pub fn encode_value<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, rmp_serde::
 }
 
 /// Decodes a msgpack value (a task result, or an argument).
-pub fn decode_value<T: DeserializeOwned>(b: &[u8]) -> Result<T, rmp_serde::decode::Error> {
+/// `T` may borrow from `b` (strings, byte slices, a [`BorrowedArg`] type).
+pub fn decode_value<'a, T: Deserialize<'a>>(b: &'a [u8]) -> Result<T, rmp_serde::decode::Error> {
     rmp_serde::from_slice(b)
 }
 
@@ -241,13 +257,15 @@ pub mod __private {
         })
     }
 
+    /// `T` may borrow from `bytes` (a [`BorrowedArg`] parameter): they are
+    /// the worker's stored value, alive for the whole call.
     #[inline]
-    pub fn decode_arg<T: DeserializeOwned>(
+    pub fn decode_arg<'a, T: Deserialize<'a>>(
         function: &str,
         index: usize,
         param: &str,
         type_name: &str,
-        bytes: &[u8],
+        bytes: &'a [u8],
     ) -> Result<T, TaskFailure> {
         rmp_serde::from_slice(bytes).map_err(|e| TaskFailure {
             kind: ErrorKind::BadArguments,

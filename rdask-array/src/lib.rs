@@ -37,6 +37,7 @@
 //! `linalg` (`dot`, `transpose`), `index` (slicing, `rechunk`), `zarr`
 //! (Zarr stores both ways); the worker
 //! side: `kernels` and `partial` (reductions); `chunk` (the wire form),
+//! `view` (a block read in place, for kernels that only read it),
 //! `buffer` (fresh block memory, huge pages).
 
 #![warn(missing_docs)]
@@ -51,6 +52,7 @@ mod linalg;
 mod ops;
 pub mod partial;
 mod reduce;
+mod view;
 mod zarr;
 
 pub use chunk::Chunk;
@@ -59,6 +61,7 @@ pub use grid::ChunkLens;
 pub use kernels::{BinOp, UnOp};
 pub use ndarray;
 pub use rdask::delayed::ComputeOptions;
+pub use view::{ChunkView, ROWS_RUN_BYTES};
 pub use zarr::from_zarr;
 
 use std::sync::Arc;

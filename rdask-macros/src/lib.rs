@@ -9,8 +9,11 @@
 //!
 //! Rust cannot ship closures, so the worker finds the function by name and
 //! calls it through `Task::call_encoded`, which decodes each msgpack argument
-//! as the declared parameter type. That is why only concrete, owned parameter
-//! types are accepted: no generics, references, `impl Trait` or `self`.
+//! as the declared parameter type. That is why only concrete parameter
+//! types are accepted: no generics, references, `impl Trait` or `self`. A
+//! type with a lifetime (`ChunkView<'_>`) borrows from the argument's bytes
+//! for the call (no copy of a large value); it names the owned type it reads
+//! through `rdask::task::BorrowedArg`, which is what clients pass.
 //!
 //! All runtime paths go through the `crate` argument (default `::rdask`), so
 //! the same macro works for user crates and for rdask's own built-ins
@@ -246,6 +249,28 @@ fn type_name(ty: &Type) -> String {
     out
 }
 
+/// The type a client passes for a parameter of type `ty`: `ty` itself, or
+/// for a type that borrows from the argument's bytes (it has a lifetime)
+/// the owned type it reads, `<Ty<'static> as BorrowedArg>::Owned`.
+fn client_type(ty: &Type, krate: &Path) -> TokenStream2 {
+    /// Makes every lifetime `'static`, noting whether there was one.
+    struct StaticLifetimes(bool);
+    impl syn::visit_mut::VisitMut for StaticLifetimes {
+        fn visit_lifetime_mut(&mut self, l: &mut syn::Lifetime) {
+            self.0 = true;
+            *l = syn::Lifetime::new("'static", l.span());
+        }
+    }
+    let mut stat = ty.clone();
+    let mut visitor = StaticLifetimes(false);
+    syn::visit_mut::VisitMut::visit_type_mut(&mut visitor, &mut stat);
+    if visitor.0 {
+        quote!(<#stat as #krate::task::BorrowedArg>::Owned)
+    } else {
+        quote!(#ty)
+    }
+}
+
 fn is_attr(attr: &Attribute, name: &str) -> bool {
     attr.path().is_ident(name)
 }
@@ -278,6 +303,7 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     }
 
     let tys: Vec<&Type> = params.iter().map(|p| &p.ty).collect();
+    let arg_tys: Vec<TokenStream2> = tys.iter().map(|ty| client_type(ty, &krate)).collect();
     let n = params.len();
     let ret_ty: Type = match output {
         ReturnType::Default => syn::parse_quote!(()),
@@ -339,7 +365,7 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         impl #krate::task::Task for #name {
             const NAME: &'static str =
                 ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#name));
-            type Args = (#(#tys,)*);
+            type Args = (#(#arg_tys,)*);
             type Output = #output_ty;
             fn call_encoded(
                 args: &[&[u8]],
@@ -387,6 +413,26 @@ mod tests {
         assert!(out.contains("type Args = (i64 , i64 ,)"));
         // Plain return: the output is the type itself, no TaskReturn.
         assert!(out.contains("type Output = i64"));
+    }
+
+    #[test]
+    fn a_borrowing_parameter_is_passed_as_its_owned_type() {
+        let out = expand(
+            quote!(),
+            quote!(
+                fn rows(x: View<'_>, n: u64) -> u64 {
+                    n
+                }
+            ),
+        )
+        .unwrap()
+        .to_string();
+        assert!(
+            out.contains("type Args = (< View < 'static > as :: rdask :: task :: BorrowedArg > :: Owned , u64 ,)"),
+            "{out}"
+        );
+        // Decoded as the borrowing type itself, from the argument's bytes.
+        assert!(out.contains("decode_arg :: < View < '_ > >"), "{out}");
     }
 
     #[test]
