@@ -6,15 +6,23 @@
 //! candidates reclustered on the driver by weighted k-means++ (`local`).
 //! Every round's candidates are sent once, one graph node named by key
 //! (`dist::broadcast`).
+//!
+//! Each block's nearest candidate and distance to it are kept on the
+//! workers between rounds (persisted), and a round measures the points
+//! against its new candidates only; the weights are counts of the kept
+//! labels, with no pass of their own. The result is the same, bit for
+//! bit, as measuring against every candidate each time.
 
 use rand_core::{Rng, SeedableRng};
 use rand_xorshift::XorShiftRng;
-use rdask::delayed::{compute_all, delayed, ComputeOptions, Delayed};
-use rdask::Client;
+use rdask::delayed::{compute_all, delayed, persist_all, ComputeOptions, Delayed};
+use rdask::{Client, Future};
 use rdask_array::{ndarray, Chunk};
 
 use super::dist::{broadcast, sum_on, tree_sum, Rows};
-use super::kernels::{block_seed, closest_counts, min_dists, sample_rows, take_rows, total};
+use super::kernels::{
+    block_seed, label_counts, nearest_candidates, nearest_candidates_update, nearest_cost, sample_rows, take_rows,
+};
 use super::{local, Error};
 
 /// Where global row `i` is: (block, row within it).
@@ -68,26 +76,28 @@ pub(crate) fn init_scalable(client: &Client, rows: &Rows, p: &InitParams) -> Res
     let mut rng = XorShiftRng::seed_from_u64(p.random_state);
     let first = (rng.next_u64() % rows.n_samples as u64) as usize;
     let mut candidates = fetch_rows(client, rows, &[first])?;
-    // φ of the first candidate gives the number of rounds, as dask-ml.
     let centers = broadcast(matrix(candidates.clone(), d)?);
-    let costs: Vec<Delayed<Chunk>> = rows
-        .blocks
-        .iter()
-        .map(|b| delayed(total, (delayed(min_dists, (b, &centers)),)))
-        .collect();
-    let cost = sum_on(client, costs, p.split_every, 1)?[0];
+    let mut known = persist(
+        client,
+        rows.blocks
+            .iter()
+            .map(|b| delayed(nearest_candidates, (b, &centers)))
+            .collect(),
+    )?;
+    // φ of the first candidate gives the number of rounds, as dask-ml.
+    let cost = sum_on(client, costs(&known), p.split_every, 1)?[0];
     let mut rounds = if cost > 1.0 { cost.ln().round() as usize } else { 0 };
     if let Some(cap) = p.init_max_iter {
         rounds = rounds.min(cap);
     }
+    // How many of the candidates `known` has measured.
+    let mut measured = 1;
     for round in 0..rounds {
-        let centers = broadcast(matrix(candidates.clone(), d)?);
-        let d2: Vec<Delayed<Chunk>> = rows.blocks.iter().map(|b| delayed(min_dists, (b, &centers))).collect();
-        let phi = tree_sum(d2.iter().map(|v| delayed(total, (v,))).collect(), p.split_every)?;
+        let phi = tree_sum(costs(&known), p.split_every)?;
         let samples: Vec<Delayed<Chunk>> = rows
             .blocks
             .iter()
-            .zip(&d2)
+            .zip(&known)
             .enumerate()
             .map(|(i, (b, v))| {
                 let seed = block_seed(p.random_state, round, i);
@@ -97,6 +107,11 @@ pub(crate) fn init_scalable(client: &Client, rows: &Rows, p: &InitParams) -> Res
         let refs: Vec<&Delayed<Chunk>> = samples.iter().collect();
         for s in compute_all(client, &refs, &ComputeOptions::default())? {
             candidates.extend(s.iter());
+        }
+        // The last round's candidates are measured below, with any made up.
+        if round + 1 < rounds {
+            known = update(client, rows, &known, &candidates, measured)?;
+            measured = candidates.len() / d;
         }
     }
     let mut m = candidates.len() / d;
@@ -114,15 +129,47 @@ pub(crate) fn init_scalable(client: &Client, rows: &Rows, p: &InitParams) -> Res
         m = candidates.len() / d;
     }
     // Step 7: each candidate's weight, the points nearest to it.
-    let centers = broadcast(matrix(candidates.clone(), d)?);
-    let counts = rows
-        .blocks
-        .iter()
-        .map(|b| delayed(closest_counts, (b, &centers)))
-        .collect();
+    known = update(client, rows, &known, &candidates, measured)?;
+    let counts = known.iter().map(|s| delayed(label_counts, (s, m as u64))).collect();
     let weights = sum_on(client, counts, p.split_every, m)?;
     // Step 8: recluster the weighted candidates into n_clusters.
     Ok(local::recluster(&candidates, &weights, d, p.n_clusters, rng.next_u64()))
+}
+
+/// Persists one task per block, waiting for none of them.
+fn persist(client: &Client, tasks: Vec<Delayed<Chunk>>) -> Result<Vec<Future<Chunk>>, Error> {
+    let refs: Vec<&Delayed<Chunk>> = tasks.iter().collect();
+    Ok(persist_all(client, &refs, &ComputeOptions::default())?)
+}
+
+/// Each block's φ part, from its state.
+fn costs(known: &[Future<Chunk>]) -> Vec<Delayed<Chunk>> {
+    known.iter().map(|s| delayed(nearest_cost, (s,))).collect()
+}
+
+/// The blocks' states `known`, which measured the first `measured`
+/// candidates, brought up to date with the rest of `candidates` (the
+/// same states when there are none).
+fn update(
+    client: &Client,
+    rows: &Rows,
+    known: &[Future<Chunk>],
+    candidates: &[f64],
+    measured: usize,
+) -> Result<Vec<Future<Chunk>>, Error> {
+    let d = rows.n_features;
+    if candidates.len() / d <= measured {
+        return Ok(known.to_vec());
+    }
+    let new = broadcast(matrix(candidates[measured * d..].to_vec(), d)?);
+    persist(
+        client,
+        rows.blocks
+            .iter()
+            .zip(known)
+            .map(|(b, s)| delayed(nearest_candidates_update, (b, s, &new, measured as u64)))
+            .collect(),
+    )
 }
 
 #[cfg(test)]

@@ -14,10 +14,12 @@
 //!
 //! # Layout
 //! `kmeans` (the estimator), `init` (k-means||), `local` (weighted
-//! k-means++ on the driver), `kernels` (the worker side), `dist` (what the
+//! k-means++ on the driver), `kernels` (the worker side), `centres` (their
+//! nearest-centre search, vectorised), `dist` (what the
 //! distributed estimators share: persisted rows, the step's value, tree sums),
 //! `error`.
 
+mod centres;
 pub(crate) mod dist;
 mod error;
 mod init;
