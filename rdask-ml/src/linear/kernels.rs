@@ -2,13 +2,14 @@
 //! gradient at the step's coefficients (`[coef…, intercept]`, one graph
 //! node of the step), as a 1-d partial that `dist::tree_sum` adds up;
 //! predictions; and the sums a score needs. Registered as
-//! `rdask_ml::linear::kernels::<name>`.
+//! `rdask_ml::linear::kernels::<name>`. Blocks are read in place
+//! (`ChunkView`): every step of a fit reads every block once, and decoding
+//! a copy of each first cost more than the step's arithmetic.
 
 use ndarray::{ArrayD, IxDyn};
-use rdask_array::Chunk;
+use rdask_array::{Chunk, ChunkView};
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::kernels::matrix;
 use crate::cluster::Step;
 
 /// Which loss a model minimises.
@@ -56,22 +57,27 @@ fn sigmoid(z: f64) -> f64 {
     }
 }
 
-/// The block, its targets and the coefficients, checked to fit together.
-fn parts<'a>(x: &'a Chunk, y: Option<&'a Chunk>, w: &'a Step) -> Result<(std::borrow::Cow<'a, [f64]>, usize), String> {
-    let (xs, d) = matrix(x, "a block")?;
+/// The block's width and the coefficients, checked against each other and
+/// against the targets' number.
+fn parts<'a>(x: &ChunkView<'_>, y: Option<&Chunk>, w: &'a Step) -> Result<(usize, &'a [f64]), String> {
+    let [n, d] = *x.shape() else {
+        return Err(format!("a block must be 2-d, not of shape {:?}", x.shape()));
+    };
     if w.value.len() != d + 1 {
         return Err(format!("{} coefficients for {d} features (+ intercept)", w.value.len()));
     }
     if let Some(y) = y {
-        if y.len() * d != xs.len() {
-            return Err(format!(
-                "{} targets for a block of {} rows",
-                y.len(),
-                xs.len() / d.max(1)
-            ));
+        if y.len() != n {
+            return Err(format!("{} targets for a block of {n} rows", y.len()));
         }
     }
-    Ok((xs, d))
+    let w = w.value.as_slice().ok_or("coefficients not contiguous")?;
+    Ok((d.max(1), w))
+}
+
+/// The targets as a slice (a 1-d block in order).
+fn targets(y: &Chunk) -> Result<&[f64], String> {
+    y.as_slice().ok_or_else(|| "targets not contiguous".to_string())
 }
 
 fn dot(row: &[f64], w: &[f64]) -> f64 {
@@ -81,68 +87,71 @@ fn dot(row: &[f64], w: &[f64]) -> f64 {
 /// The block's loss and gradient: `[∂/∂w (d numbers), ∂/∂b, loss]`
 /// (unregularised: the driver adds the penalty once).
 #[rdask::task]
-pub fn grad_partial(x: Chunk, y: Chunk, w: Step, loss: Loss) -> Result<Chunk, String> {
-    let (xs, d) = parts(&x, Some(&y), &w)?;
-    let w = w.value.as_slice().ok_or("coefficients not contiguous")?;
+pub fn grad_partial(x: ChunkView<'_>, y: Chunk, w: Step, loss: Loss) -> Result<Chunk, String> {
+    let (d, w) = parts(&x, Some(&y), &w)?;
+    let y = targets(&y)?;
     let mut out = vec![0.0; d + 2];
     let mut total = 0.0;
-    for (row, &t) in xs.chunks_exact(d).zip(y.iter()) {
-        let z = dot(row, w);
-        let r = match loss {
-            Loss::Squared => {
-                let r = z - t;
-                total += r * r / 2.0;
-                r
+    x.for_each_rows(|first, run| {
+        for (row, &t) in run.chunks_exact(d).zip(&y[first..]) {
+            let z = dot(row, w);
+            let r = match loss {
+                Loss::Squared => {
+                    let r = z - t;
+                    total += r * r / 2.0;
+                    r
+                }
+                Loss::Logistic => {
+                    let s = 2.0 * t - 1.0;
+                    total += softplus(-s * z);
+                    (sigmoid(s * z) - 1.0) * s
+                }
+            };
+            for (g, v) in out[..d].iter_mut().zip(row) {
+                *g += r * v;
             }
-            Loss::Logistic => {
-                let s = 2.0 * t - 1.0;
-                total += softplus(-s * z);
-                (sigmoid(s * z) - 1.0) * s
-            }
-        };
-        for (g, v) in out[..d].iter_mut().zip(row) {
-            *g += r * v;
+            out[d] += r;
         }
-        out[d] += r;
-    }
+    });
     out[d + 1] = total;
     Ok(vector(out))
 }
 
 /// Predictions for a block's rows (a 1-d block).
 #[rdask::task]
-pub fn linear_predict(x: Chunk, w: Step, output: Output) -> Result<Chunk, String> {
-    let (xs, d) = parts(&x, None, &w)?;
-    let w = w.value.as_slice().ok_or("coefficients not contiguous")?;
-    Ok(vector(
-        xs.chunks_exact(d)
-            .map(|row| {
-                let z = dot(row, w);
-                match output {
-                    Output::Value => z,
-                    Output::Probability => sigmoid(z),
-                    Output::Class => f64::from(u8::from(z > 0.0)),
-                }
-            })
-            .collect(),
-    ))
+pub fn linear_predict(x: ChunkView<'_>, w: Step, output: Output) -> Result<Chunk, String> {
+    let (d, w) = parts(&x, None, &w)?;
+    let mut out = Vec::with_capacity(x.rows());
+    x.for_each_rows(|_, run| {
+        out.extend(run.chunks_exact(d).map(|row| {
+            let z = dot(row, w);
+            match output {
+                Output::Value => z,
+                Output::Probability => sigmoid(z),
+                Output::Class => f64::from(u8::from(z > 0.0)),
+            }
+        }))
+    });
+    Ok(vector(out))
 }
 
 /// What a score needs from a block: `[rows, Σy, Σy², Σ(y − x·w − b)²,
 /// rows where (x·w + b > 0) == (y == 1)]`.
 #[rdask::task]
-pub fn score_partial(x: Chunk, y: Chunk, w: Step) -> Result<Chunk, String> {
-    let (xs, d) = parts(&x, Some(&y), &w)?;
-    let w = w.value.as_slice().ok_or("coefficients not contiguous")?;
+pub fn score_partial(x: ChunkView<'_>, y: Chunk, w: Step) -> Result<Chunk, String> {
+    let (d, w) = parts(&x, Some(&y), &w)?;
+    let y = targets(&y)?;
     let mut out = [0.0; 5];
-    for (row, &t) in xs.chunks_exact(d).zip(y.iter()) {
-        let z = dot(row, w);
-        out[0] += 1.0;
-        out[1] += t;
-        out[2] += t * t;
-        out[3] += (t - z) * (t - z);
-        out[4] += f64::from(u8::from((z > 0.0) == (t == 1.0)));
-    }
+    x.for_each_rows(|first, run| {
+        for (row, &t) in run.chunks_exact(d).zip(&y[first..]) {
+            let z = dot(row, w);
+            out[0] += 1.0;
+            out[1] += t;
+            out[2] += t * t;
+            out[3] += (t - z) * (t - z);
+            out[4] += f64::from(u8::from((z > 0.0) == (t == 1.0)));
+        }
+    });
     Ok(vector(out.to_vec()))
 }
 
