@@ -88,10 +88,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let run = |case: &str| cases.split(',').any(|c| c == case);
 
     let mut children = Children::default();
-    let addr = children.spawn(&["scheduler", "--host", "127.0.0.1", "--port", "0"])?;
-    for name in ["w1", "w2"] {
-        children.spawn(&["worker", &addr, "--name", name, "--nthreads", "1"])?;
-    }
+    let addr = children.spawn_cluster(&["w1", "w2"])?;
     let client = rdask::Client::connect(&addr)?;
     client.wait_for_workers(2, STARTUP)?;
 

@@ -124,6 +124,17 @@ impl Children {
         self.0.push(child);
         Ok(address)
     }
+
+    /// Starts a scheduler on a free local port and one 1-thread worker per
+    /// name (Dask's `LocalCluster(n_workers=…, threads_per_worker=1)` as
+    /// processes); returns the scheduler's address.
+    pub fn spawn_cluster<S: AsRef<str>>(&mut self, worker_names: &[S]) -> Result<String, Box<dyn std::error::Error>> {
+        let addr = self.spawn(&["scheduler", "--host", "127.0.0.1", "--port", "0"])?;
+        for name in worker_names {
+            self.spawn(&["worker", &addr, "--name", name.as_ref(), "--nthreads", "1"])?;
+        }
+        Ok(addr)
+    }
 }
 
 /// The number after `--name` on the command line, or `default`.

@@ -28,11 +28,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let workers = arg(&args, "--workers", 2);
     let reps = arg(&args, "--reps", 3);
     let mut children = Children::default();
-    let addr = children.spawn(&["scheduler", "--host", "127.0.0.1", "--port", "0"])?;
-    for i in 0..workers {
-        let name = format!("w{i}");
-        children.spawn(&["worker", &addr, "--name", &name, "--nthreads", "1"])?;
-    }
+    let names: Vec<String> = (0..workers).map(|i| format!("w{i}")).collect();
+    let addr = children.spawn_cluster(&names)?;
     let client = rdask::Client::connect(&addr)?;
     client.wait_for_workers(workers, STARTUP)?;
     let x = da::random(&[n, 10], &[chunk, 10], 0)?.persist(&client)?;
