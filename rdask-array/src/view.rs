@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
+use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use crate::Chunk;
@@ -110,32 +110,6 @@ impl<'a> ChunkView<'a> {
     }
 }
 
-/// The elements' bytes, borrowed when the deserializer can lend them.
-struct ElementBytes;
-
-impl<'de> DeserializeSeed<'de> for ElementBytes {
-    type Value = Cow<'de, [u8]>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, [u8]>, D::Error> {
-        d.deserialize_bytes(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ElementBytes {
-    type Value = Cow<'de, [u8]>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the elements of a chunk as little-endian bytes")
-    }
-    fn visit_borrowed_bytes<E: de::Error>(self, b: &'de [u8]) -> Result<Self::Value, E> {
-        Ok(Cow::Borrowed(b))
-    }
-    fn visit_bytes<E: de::Error>(self, b: &[u8]) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(b.to_vec()))
-    }
-    fn visit_byte_buf<E: de::Error>(self, b: Vec<u8>) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(b))
-    }
-}
-
 struct ViewVisitor;
 
 impl<'de> Visitor<'de> for ViewVisitor {
@@ -145,9 +119,12 @@ impl<'de> Visitor<'de> for ViewVisitor {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ChunkView<'de>, A::Error> {
         let shape: Vec<u64> = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(0, &self))?;
+        // The elements' `bin`, borrowed when the deserializer lends it (the
+        // core's `BlobView` reads a `bin` so).
         let bytes = seq
-            .next_element_seed(ElementBytes)?
-            .ok_or_else(|| de::Error::invalid_length(1, &self))?;
+            .next_element::<rdask::task::BlobView<'de>>()?
+            .ok_or_else(|| de::Error::invalid_length(1, &self))?
+            .0;
         let shape: Vec<usize> = shape.into_iter().map(|d| d as usize).collect();
         let want = shape
             .iter()

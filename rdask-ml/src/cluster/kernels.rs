@@ -1,6 +1,7 @@
 //! The worker side of k-means: `#[rdask::task]` functions run on one row
 //! block (`n × d`) at a time, read in place (a `ChunkView`: a step reads
-//! every block once, and copying it out first was a fifth of the step), with the current centres (`k × d`, one node of the
+//! every block once, and copying it out first was a fifth of the step),
+//! with the current centres (`k × d`, one node of the
 //! step's graph) as their second argument. Each returns a small 1-d
 //! partial that `dist::tree_sum` adds up, or rows / labels. Registered as
 //! `rdask_ml::cluster::kernels::<name>`: a worker runs them once its
@@ -117,11 +118,24 @@ pub fn nearest_candidates(x: ChunkView<'_>, centers: Step) -> Result<Chunk, Stri
 /// candidate, as a scan of all of them in order would (the same state, bit
 /// for bit).
 #[rdask::task]
-pub fn nearest_candidates_update(x: ChunkView<'_>, known: Chunk, new: Step, first: u64) -> Result<Chunk, String> {
+pub fn nearest_candidates_update(
+    x: ChunkView<'_>,
+    known: ChunkView<'_>,
+    new: Step,
+    first: u64,
+) -> Result<Chunk, String> {
     let (cs, d) = centres_for(&x, &new.value)?;
     let cs = Centres::new(&cs, d);
     let n = x.rows();
-    let mut out = state_of(&known, n)?.to_vec();
+    if known.shape() != [2, n] {
+        return Err(format!(
+            "a k-means|| state of shape {:?} for a block of {n} rows",
+            known.shape()
+        ));
+    }
+    // Read in place and copied once, into the state this returns.
+    let mut out = Vec::with_capacity(2 * n);
+    known.for_each_rows(|_, rows| out.extend_from_slice(rows));
     let (dist, label) = out.split_at_mut(n);
     let mut i = 0;
     x.for_each_rows(|_, run| {
