@@ -65,8 +65,8 @@ pub(super) struct TaskEntry {
 }
 
 impl TaskEntry {
-    pub(super) fn new(state: WorkerTaskState) -> Self {
-        TaskEntry {
+    pub(super) fn new(state: WorkerTaskState) -> Box<Self> {
+        Box::new(TaskEntry {
             state,
             cancelled_from: state,
             held: false,
@@ -85,7 +85,7 @@ impl TaskEntry {
             fetch_seq: 0,
             flight_id: 0,
             run_id: 0,
-        }
+        })
     }
 
     pub(super) fn in_flight_as(&self, id: u64) -> bool {
