@@ -62,6 +62,7 @@ fn cluster(nworkers: usize) -> (SchedulerState, Vec<Key>) {
         request_id: 1,
         data: keys.iter().map(|k| (k.clone(), Payload(data.clone()))).collect(),
         workers: Vec::new(),
+        broadcast: false,
     };
     out.messages.clear();
     s.handle_client_message(CLIENT, scatter, &mut out).expect("Scatter");

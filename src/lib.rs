@@ -110,7 +110,7 @@ pub use actor_api::{Actor, ActorCall, ActorRef};
 pub use client::progress::{progress, FuturesOf};
 pub use client::{
     AsyncClient, Client, ClientOptions, Error, Event, Future, Item, Lock, MultiLock, Pub, Queue, ReturnWhen,
-    RunOptions, Semaphore, Sub, SubmitOptions, Variable, WaitResult,
+    RunOptions, ScatterOptions, Semaphore, Sub, SubmitOptions, Variable, WaitResult,
 };
 pub use cluster::LocalCluster;
 pub use logging::init_logging;

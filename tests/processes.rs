@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rdask::builtins::{add, blob_len, fail, inc, make_blob, panic, shell};
-use rdask::{Client, SubmitOptions};
+use rdask::{Client, ScatterOptions, SubmitOptions};
 
 mod common;
 use common::*;
@@ -67,6 +67,47 @@ fn separate_scheduler_and_worker_processes_compute_and_move_data_peer_to_peer() 
         assert!(Instant::now() < deadline, "not released: {:?}", info.tasks_by_state);
         std::thread::sleep(Duration::from_millis(20));
     }
+    Ok(())
+}
+
+#[test]
+fn a_broadcast_scatter_puts_a_copy_on_every_worker_and_unhashed_keys_are_fresh() -> anyhow::Result<()> {
+    let (_s, addr) = scheduler();
+    let (_w1, w1_addr) = worker(rdask_bin(), &addr, "w1");
+    let (_w2, w2_addr) = worker(rdask_bin(), &addr, "w2");
+    let client = Client::connect(&addr)?;
+    wait_for_workers(&client, 2);
+    let big = rdask::Blob(vec![7u8; 1 << 20]);
+    let opts = ScatterOptions::default().broadcast(true).hash(false);
+    let a = client.scatter_with(vec![big.clone()], &opts)?.remove(0);
+    let b = client.scatter_with(vec![big.clone()], &opts)?.remove(0);
+    // Unhashed: the same value twice is two keys, each `<type>-<32 hex>`.
+    assert_ne!(a.key(), b.key());
+    let suffix = a.key().strip_prefix("Blob-").unwrap_or_else(|| panic!("{}", a.key()));
+    assert!(
+        suffix.len() == 32 && suffix.bytes().all(|c| c.is_ascii_hexdigit()),
+        "{}",
+        a.key()
+    );
+    // Each copy is on both workers as soon as the scatter returns.
+    let mut holders = client.who_has(&[a.key()])?.remove(0).workers;
+    holders.sort();
+    let mut want = vec![w1_addr.clone(), w2_addr.clone()];
+    want.sort();
+    assert_eq!(holders, want);
+    // Tasks pinned to either worker read their own copy: nothing moves.
+    for w in ["w1", "w2"] {
+        let len = client.submit_with(blob_len, (&a,), &SubmitOptions::default().workers([w]))?;
+        assert_eq!(len.result()?, 1 << 20);
+    }
+    for w in [&w1_addr, &w2_addr] {
+        assert_eq!(client.worker_info(w)?.bytes_fetched_from_peers, 0, "{w} fetched");
+    }
+    // Hashed (the default) without broadcast: one copy, the content's key.
+    let c = client.scatter(vec![big.clone()])?.remove(0);
+    let d = client.scatter(vec![big])?.remove(0);
+    assert_eq!(c.key(), d.key());
+    assert_eq!(client.who_has(&[c.key()])?.remove(0).workers.len(), 1);
     Ok(())
 }
 

@@ -10,8 +10,10 @@ use serde::Serialize;
 use super::blocking::{AsCompleted, Client};
 use super::core::{self, Core};
 use super::future::{cancel_keys, decode_result, retry_keys, Future};
-use super::{fetch, submit, ClientOptions, Error, IntoArg, IntoArgs, ReturnWhen, SubmitOptions, WaitResult};
-use super::{DATA_MOVE_TIMEOUT, SCATTER_TIMEOUT};
+use super::DATA_MOVE_TIMEOUT;
+use super::{
+    fetch, submit, ClientOptions, Error, IntoArg, IntoArgs, ReturnWhen, ScatterOptions, SubmitOptions, WaitResult,
+};
 use crate::actor_api::{Actor, ActorRef, ActorType};
 use crate::task::Task;
 use crate::wire::messages::*;
@@ -212,13 +214,25 @@ impl AsyncClient {
 
     /// [`scatter`](Self::scatter) onto the given workers (names or addresses).
     pub async fn scatter_to<T: Serialize>(&self, values: Vec<T>, workers: &[String]) -> Result<Vec<Future<T>>, Error> {
-        let (futures, rx) = submit::scatter_request(&self.core, &values, workers)?;
-        let sleep = std::pin::pin!(self.core.runtime.sleep(SCATTER_TIMEOUT));
+        self.scatter_with(values, &ScatterOptions::default().workers(workers))
+            .await
+    }
+
+    /// [`scatter`](Self::scatter) with Dask's keywords: onto some workers,
+    /// a copy on each (`broadcast`), keyed at random (`hash: false`).
+    pub async fn scatter_with<T: Serialize>(
+        &self,
+        values: Vec<T>,
+        options: &ScatterOptions,
+    ) -> Result<Vec<Future<T>>, Error> {
+        let (futures, rx) = submit::scatter_request(&self.core, &values, options)?;
+        let sleep = std::pin::pin!(self.core.runtime.sleep(options.timeout));
         match futures_util::future::select(rx, sleep).await {
             futures_util::future::Either::Left((reply, _)) => submit::scatter_done(reply.ok())?,
             futures_util::future::Either::Right(_) => {
                 return Err(Error::Timeout(format!(
-                    "scatter: the workers did not confirm storing the data within {SCATTER_TIMEOUT:?}"
+                    "scatter: the workers did not confirm storing the data within {:?}",
+                    options.timeout
                 )))
             }
         }

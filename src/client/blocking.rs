@@ -11,7 +11,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::async_client::next_completed;
-use super::{AsyncClient, ClientOptions, Error, Future, IntoArg, IntoArgs, ReturnWhen, SubmitOptions, WaitResult};
+use super::{
+    AsyncClient, ClientOptions, Error, Future, IntoArg, IntoArgs, ReturnWhen, ScatterOptions, SubmitOptions, WaitResult,
+};
 use crate::actor_api::{Actor, ActorRef, ActorType};
 use crate::runtime::block_on;
 use crate::task::Task;
@@ -198,6 +200,16 @@ impl Client {
     /// [`scatter`](Self::scatter) onto the given workers (names or addresses).
     pub fn scatter_to<T: Serialize>(&self, values: Vec<T>, workers: &[String]) -> Result<Vec<Future<T>>, Error> {
         block_on(self.inner.scatter_to(values, workers))
+    }
+
+    /// [`scatter`](Self::scatter) with Dask's keywords: onto some workers,
+    /// a copy on each (`broadcast`), keyed at random (`hash: false`).
+    pub fn scatter_with<T: Serialize>(
+        &self,
+        values: Vec<T>,
+        options: &ScatterOptions,
+    ) -> Result<Vec<Future<T>>, Error> {
+        block_on(self.inner.scatter_with(values, options))
     }
 
     /// Cancels futures: they report `cancelled`, and the scheduler frees the

@@ -49,7 +49,9 @@ pub use future::Future;
 #[doc(hidden)]
 pub use future::HeldFuture;
 pub use locks::{Lock, MultiLock, Semaphore};
-pub use options::{ClientOptions, ReturnWhen, SubmitOptions, WaitResult, DEFAULT_CLIENT_RECONNECT_TIMEOUT};
+pub use options::{
+    ClientOptions, ReturnWhen, ScatterOptions, SubmitOptions, WaitResult, DEFAULT_CLIENT_RECONNECT_TIMEOUT,
+};
 pub use pubsub::{Pub, Sub};
 pub use restart::{DEFAULT_RESTART_TIMEOUT, RESTART_REPLY_GRACE};
 pub use run::{RunOptions, RunResults, DEFAULT_RUN_TIMEOUT};

@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 
 use super::core::Core;
 use super::future::{add_refs, Future};
-use super::{Error, SubmitOptions, MAP_CHUNK};
+use super::{Error, ScatterOptions, SubmitOptions, MAP_CHUNK};
 use crate::task::encode_value;
 use crate::wire::messages::*;
 use crate::wire::FrameLimits;
@@ -201,18 +201,19 @@ pub(crate) fn submit_graph(core: &Arc<Core>, tasks: Vec<TaskSpec>, outputs: Vec<
 pub(crate) fn scatter_request<T: Serialize>(
     core: &Arc<Core>,
     values: &[T],
-    workers: &[String],
+    options: &ScatterOptions,
 ) -> Result<(Vec<Future<T>>, oneshot::Receiver<ToClient>), Error> {
     let mut keys = Vec::with_capacity(values.len());
     let mut data = Vec::with_capacity(values.len());
     let mut total = 0u64;
     for v in values {
         let bytes = encode_value(v).map_err(|e| Error::Encode(e.to_string()))?;
-        let key = format!(
-            "{}-{:016x}",
-            std::any::type_name::<T>().rsplit("::").next().unwrap_or("data"),
-            crate::util::fnv1a64(&[&bytes])
-        );
+        let short = std::any::type_name::<T>().rsplit("::").next().unwrap_or("data");
+        let key = if options.hash {
+            format!("{short}-{:016x}", crate::util::fnv1a64(&[&bytes]))
+        } else {
+            format!("{short}-{}", uuid::Uuid::new_v4().simple())
+        };
         total += (bytes.len() + key.len() + 16) as u64;
         keys.push(key.clone());
         data.push((key, Payload::new(bytes)));
@@ -237,7 +238,8 @@ pub(crate) fn scatter_request<T: Serialize>(
     let rx = core.request(|request_id| FromClient::Scatter {
         request_id,
         data,
-        workers: workers.to_vec(),
+        workers: options.workers.clone(),
+        broadcast: options.broadcast,
     })?;
     Ok((futures, rx))
 }

@@ -226,7 +226,7 @@ impl SchedulerState {
         c: ClientId,
         request_id: u64,
         data: Vec<(Key, Payload)>,
-        restrictions: &[String],
+        (restrictions, broadcast): (&[String], bool),
         out: &mut Outbox,
     ) {
         let mut allowed: Vec<(WorkerId, WIdx)> = self
@@ -264,7 +264,12 @@ impl SchedulerState {
                 None => true,
                 Some(t) => self.slot(t).state == TaskState::Released,
             };
-            if store {
+            if store && broadcast {
+                for (i, batch) in per_worker.iter_mut().enumerate() {
+                    batch.push((key.clone(), payload.clone()));
+                    stored.push((key.clone(), payload.len() as u64, i));
+                }
+            } else if store {
                 let i = self.scatter_rr % allowed.len();
                 self.scatter_rr = self.scatter_rr.wrapping_add(1);
                 per_worker[i].push((key.clone(), payload.clone()));
@@ -297,7 +302,12 @@ impl SchedulerState {
                     f,
                 ),
             };
-            self.enter_memory(t, w, nbytes, None, out);
+            if self.slot(t).state == TaskState::Memory {
+                // A further copy of a broadcast value, as a replica.
+                self.add_holder(t, w);
+            } else {
+                self.enter_memory(t, w, nbytes, None, out);
+            }
             waiting.push((w, t));
         }
         for (key, _) in data {

@@ -65,7 +65,8 @@ impl SchedulerState {
                 request_id,
                 data,
                 workers,
-            } => self.scatter(id, request_id, data, &workers, out),
+                broadcast,
+            } => self.scatter(id, request_id, data, (&workers, broadcast), out),
             FromClient::WhoHas { request_id, keys } => {
                 let who_has = keys
                     .into_iter()

@@ -132,6 +132,17 @@ impl SchedulerState {
         }
     }
 
+    /// `w` holds a copy of `t`, which is in memory.
+    pub(super) fn add_holder(&mut self, t: TaskId, w: WIdx) {
+        if !self.slot(t).who_has.contains(&w) {
+            let nbytes = self.slot(t).nbytes;
+            self.slot_mut(t).who_has.push(w);
+            let ws = self.worker_mut(w);
+            ws.has_what.insert(t);
+            ws.known_nbytes += nbytes;
+        }
+    }
+
     pub(super) fn add_key(&mut self, w: WIdx, key: Key, out: &mut Outbox) {
         let Some(t) = self.task_id(&key) else {
             self.free_key(out, w, key);
@@ -142,13 +153,7 @@ impl SchedulerState {
             // `w` as a holder, make sure it drops its copy.
             TaskState::Memory if self.slot(t).freed_on().contains(&w) => self.free_key(out, w, key),
             TaskState::Memory => {
-                if !self.slot(t).who_has.contains(&w) {
-                    let nbytes = self.slot(t).nbytes;
-                    self.slot_mut(t).who_has.push(w);
-                    let ws = self.worker_mut(w);
-                    ws.has_what.insert(t);
-                    ws.known_nbytes += nbytes;
-                }
+                self.add_holder(t, w);
                 if self.moving.get(&t).is_some_and(|&(_, to)| to == w) {
                     if let Some((from, _)) = self.moving.remove(&t) {
                         self.drop_replica(t, from, out);

@@ -53,7 +53,7 @@ pub use to_worker::{DataMove, DependencyLocation, ToWorker};
 /// [`FromWorker::TaskFinished`] and [`FromWorker::TaskErred`]), so a stale
 /// completion is told from the current one exactly, and the worker's
 /// `AddKeys` confirming a `StoreData` (the scheduler answers `Scatter` then).
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// A task whose function name starts with this creates an actor (Dask's
 /// `submit(..., actor=True)`): the rest of the name is the actor's type

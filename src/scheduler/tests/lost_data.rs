@@ -118,6 +118,7 @@ fn scatter_and_data_lost() {
             request_id: 7,
             data: vec![("s".into(), Payload::new(vec![1]))],
             workers: vec![],
+            broadcast: false,
         },
     );
     assert!(matches!(
@@ -140,6 +141,7 @@ fn scatter_and_data_lost() {
                 ("s2".into(), Payload::new(vec![2, 2])),
             ],
             workers: vec![],
+            broadcast: false,
         },
     );
     let stores: Vec<u64> = h
@@ -271,4 +273,79 @@ fn add_keys_and_stale_messages() {
     f.extend(h.freed(2));
     assert_eq!(f, vec!["x".to_string(), "x".to_string()]);
     assert_eq!(h.s.ntasks(), 0);
+}
+
+#[test]
+fn a_broadcast_scatter_stores_a_copy_on_every_allowed_worker_and_answers_once_all_confirm() {
+    let mut h = H::new();
+    h.worker(1, "a", &["inc"]);
+    h.worker(2, "b", &["inc"]);
+    h.worker(3, "c", &["inc"]);
+    h.take();
+    h.client(
+        C1,
+        FromClient::Scatter {
+            request_id: 9,
+            data: vec![("s".into(), Payload::new(vec![1, 2, 3]))],
+            workers: vec!["a".into(), "b".into()],
+            broadcast: true,
+        },
+    );
+    let mut stores: Vec<(u64, Vec<String>)> = h
+        .out
+        .iter()
+        .filter_map(|m| match m {
+            Outgoing::Worker(w, ToWorker::StoreData { data }) => {
+                Some((w.0, data.iter().map(|(k, _)| k.clone()).collect()))
+            }
+            _ => None,
+        })
+        .collect();
+    stores.sort();
+    assert_eq!(stores, vec![(1, vec!["s".to_string()]), (2, vec!["s".to_string()])]);
+    let done = |h: &H| {
+        h.to_client(C1).iter().any(|m| {
+            matches!(
+                m,
+                ToClient::ScatterDone {
+                    request_id: 9,
+                    error: None
+                }
+            )
+        })
+    };
+    h.worker_sends(
+        1,
+        FromWorker::AddKeys {
+            keys: vec![("s".into(), 3)],
+        },
+    );
+    assert!(!done(&h), "answered before the second copy was confirmed");
+    h.worker_sends(
+        2,
+        FromWorker::AddKeys {
+            keys: vec![("s".into(), 3)],
+        },
+    );
+    assert!(done(&h), "not answered once both copies were confirmed");
+    h.take();
+    h.client(
+        C1,
+        FromClient::WhoHas {
+            request_id: 4,
+            keys: vec!["s".into()],
+        },
+    );
+    match h.to_client(C1)[..] {
+        [ToClient::WhoHasReply { request_id: 4, who_has }] => {
+            let mut holders = who_has[0].workers.clone();
+            holders.sort();
+            assert_eq!(holders, vec!["tcp://a:1".to_string(), "tcp://b:1".to_string()]);
+            assert_eq!(who_has[0].nbytes, 3);
+        }
+        ref other => panic!("{other:?}"),
+    }
+    // Either copy may die: the other still serves it.
+    h.kill(1);
+    assert_eq!(h.state("s"), Some(TaskState::Memory));
 }

@@ -47,6 +47,10 @@ pub enum FromClient {
         data: Vec<(Key, Payload)>,
         /// Restrict to these workers (names or addresses); empty = any.
         workers: Vec<String>,
+        /// A copy of every value on every allowed worker (Dask's
+        /// `broadcast=True`); absent = false. Since version 8.
+        #[serde(default)]
+        broadcast: bool,
     },
     /// Ask where keys live, to fetch them from the workers directly.
     WhoHas {
