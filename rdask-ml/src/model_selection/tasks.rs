@@ -17,14 +17,6 @@ use super::sgd::{PartialFit, SgdClassifier};
 use super::split::{Holdout, KFold};
 use crate::{Dataset, Error};
 
-/// Whether a scattered value is stored where this runs (it always is, once
-/// this runs: see `Submitter::scatter`). Skips the value without decoding
-/// it.
-#[rdask::task]
-pub fn stored(_value: serde::de::IgnoredAny) -> bool {
-    true
-}
-
 /// Fold `fold` of `data` under `cv`, with `pre` fitted on its train part:
 /// computed once per fold, shared by every candidate. With `columns` (the
 /// estimator reads its train data column by column) the train part is
