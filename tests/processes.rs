@@ -105,9 +105,15 @@ fn a_broadcast_scatter_puts_a_copy_on_every_worker_and_unhashed_keys_are_fresh()
     }
     // Hashed (the default) without broadcast: one copy, the content's key.
     let c = client.scatter(vec![big.clone()])?.remove(0);
-    let d = client.scatter(vec![big])?.remove(0);
+    let d = client.scatter(vec![big.clone()])?.remove(0);
     assert_eq!(c.key(), d.key());
     assert_eq!(client.who_has(&[c.key()])?.remove(0).workers.len(), 1);
+    // Broadcasting a value already scattered adds the missing copy.
+    let e = client
+        .scatter_with(vec![big], &ScatterOptions::default().broadcast(true))?
+        .remove(0);
+    assert_eq!(e.key(), c.key());
+    assert_eq!(client.who_has(&[c.key()])?.remove(0).workers.len(), 2);
     Ok(())
 }
 

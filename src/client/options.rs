@@ -154,8 +154,9 @@ pub struct ScatterOptions {
     /// `workers=`).
     pub workers: Vec<String>,
     /// A copy on every allowed worker, each sent by the scheduler (Dask's
-    /// `broadcast=True`); otherwise the values go round-robin, one copy
-    /// each.
+    /// `broadcast=True`; a value already scattered gets a copy on the
+    /// workers still without one); otherwise the values go round-robin,
+    /// one copy each.
     pub broadcast: bool,
     /// Key each value by a hash of its encoded bytes (default; Dask's
     /// `hash=True`), so the same value scattered twice is one key. `false`

@@ -260,12 +260,23 @@ impl SchedulerState {
             if !seen.insert(key.as_str()) {
                 continue;
             }
-            let store = match self.task_id(key) {
-                None => true,
-                Some(t) => self.slot(t).state == TaskState::Released,
+            let (store, held_by) = match self.task_id(key) {
+                None => (true, None),
+                Some(t) => {
+                    let s = self.slot(t);
+                    (
+                        s.state == TaskState::Released,
+                        (s.state == TaskState::Memory).then_some(&s.who_has),
+                    )
+                }
             };
-            if store && broadcast {
+            if broadcast && (store || held_by.is_some()) {
+                // A value already in memory gets a copy on each allowed
+                // worker still without one, as Dask's broadcast does.
                 for (i, batch) in per_worker.iter_mut().enumerate() {
+                    if held_by.is_some_and(|h| h.contains(&allowed[i].1)) {
+                        continue;
+                    }
                     batch.push((key.clone(), payload.clone()));
                     stored.push((key.clone(), payload.len() as u64, i));
                 }
@@ -303,7 +314,13 @@ impl SchedulerState {
                 ),
             };
             if self.slot(t).state == TaskState::Memory {
-                // A further copy of a broadcast value, as a replica.
+                // A further copy of a broadcast value, as a replica. The
+                // StoreData follows any earlier FreeKeys of it on the
+                // connection, so the holder's confirming AddKeys is for
+                // this copy.
+                if let Some(x) = self.slot_mut(t).extra.as_mut() {
+                    x.freed_on.retain(|&x| x != w);
+                }
                 self.add_holder(t, w);
             } else {
                 self.enter_memory(t, w, nbytes, None, out);

@@ -348,4 +348,37 @@ fn a_broadcast_scatter_stores_a_copy_on_every_allowed_worker_and_answers_once_al
     // Either copy may die: the other still serves it.
     h.kill(1);
     assert_eq!(h.state("s"), Some(TaskState::Memory));
+    // Broadcast again: only the worker without a copy (c) is sent one.
+    h.take();
+    h.client(
+        C1,
+        FromClient::Scatter {
+            request_id: 10,
+            data: vec![("s".into(), Payload::new(vec![1, 2, 3]))],
+            workers: vec![],
+            broadcast: true,
+        },
+    );
+    let stores: Vec<u64> = h
+        .out
+        .iter()
+        .filter_map(|m| match m {
+            Outgoing::Worker(w, ToWorker::StoreData { .. }) => Some(w.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stores, vec![3]);
+    h.worker_sends(
+        3,
+        FromWorker::AddKeys {
+            keys: vec![("s".into(), 3)],
+        },
+    );
+    assert!(h.to_client(C1).iter().any(|m| matches!(
+        m,
+        ToClient::ScatterDone {
+            request_id: 10,
+            error: None
+        }
+    )));
 }
