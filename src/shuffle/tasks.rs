@@ -25,6 +25,15 @@ pub const SHUFFLE_SEND_BATCH_BYTES: usize = 64 * 1024 * 1024;
 /// answers at once; this bounds a stuck or cut-off scheduler).
 pub const SHUFFLE_RUN_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Longest a transfer whose send failed waits for the scheduler to
+/// restart the shuffle before failing. An owner killed mid-send is seen
+/// leaving within milliseconds (its scheduler connection closes); a send
+/// that fails while its owner stays in the run fails after this wait.
+pub const SHUFFLE_OWNER_LOSS_WAIT: Duration = Duration::from_secs(10);
+
+/// How often a transfer waiting for a restart asks for the run.
+const SHUFFLE_RESTART_POLL: Duration = Duration::from_millis(50);
+
 /// The run id of shuffles on the local executor (no scheduler).
 const LOCAL_RUN: u64 = 0;
 
@@ -154,10 +163,38 @@ fn transfer(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
     });
     let all = futures_util::future::join_all(sends);
     let results = block_on(core.on_runtime(all)).map_err(|e| failed(format!("{WHAT}: {e}")))?;
-    for r in results {
-        r.map_err(|e| failed(format!("shuffle {id} run {}: {e}", run.run_id)))?;
+    if let Some(e) = results.into_iter().find_map(Result::err) {
+        // An owner that died mid-send resets the connection before the
+        // scheduler has necessarily seen it leave. Failing at once would
+        // err the whole shuffle; instead wait for the scheduler to restart
+        // the run, which resets this task and makes this failure stale
+        // (ignored), as Dask's transfers reschedule on a lost peer.
+        let outcome = match wait_for_restart(&client, &id, ninputs, npartitions, run.run_id) {
+            Some(next) => format!("the shuffle was restarted as run {next}"),
+            None => format!(
+                "the shuffle was not restarted within {} s",
+                SHUFFLE_OWNER_LOSS_WAIT.as_secs()
+            ),
+        };
+        return Err(failed(format!("shuffle {id} run {}: {e}; {outcome}", run.run_id)));
     }
     encode(&run.run_id)
+}
+
+/// Polls the shuffle's run until it differs from `run_id` (the scheduler
+/// saw an owner leave and restarted it): the new run's id, or `None` after
+/// [`SHUFFLE_OWNER_LOSS_WAIT`].
+fn wait_for_restart(client: &crate::Client, id: &str, ninputs: u32, npartitions: u32, run_id: u64) -> Option<u64> {
+    let deadline = std::time::Instant::now() + SHUFFLE_OWNER_LOSS_WAIT;
+    while std::time::Instant::now() < deadline {
+        if let Ok(spec) = current_run(client, id, ninputs, npartitions) {
+            if spec.run_id != run_id {
+                return Some(spec.run_id);
+            }
+        }
+        std::thread::sleep(SHUFFLE_RESTART_POLL);
+    }
+    None
 }
 
 /// The shuffle's current run, from the scheduler.
