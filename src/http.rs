@@ -423,6 +423,8 @@ struct WorkerInfoJson<'a> {
     bytes_served: u64,
     bytes_fetched_shared_memory: u64,
     bytes_served_shared_memory: u64,
+    bytes_pushed: u64,
+    bytes_pushed_shared_memory: u64,
     rss_bytes: u64,
     spilled_keys: u64,
     spilled_bytes: u64,
@@ -464,6 +466,8 @@ async fn worker_info(handle: web::Data<WorkerHandle>) -> HttpResponse {
         bytes_served: c.bytes_served.load(Ordering::Relaxed),
         bytes_fetched_shared_memory: c.bytes_fetched_shared_memory.load(Ordering::Relaxed),
         bytes_served_shared_memory: c.bytes_served_shared_memory.load(Ordering::Relaxed),
+        bytes_pushed: c.bytes_pushed.load(Ordering::Relaxed),
+        bytes_pushed_shared_memory: c.bytes_pushed_shared_memory.load(Ordering::Relaxed),
         rss_bytes: report.rss_bytes,
         spilled_keys: memory.spilled_keys,
         spilled_bytes: memory.spilled_bytes,
@@ -515,6 +519,16 @@ async fn worker_metrics(handle: web::Data<WorkerHandle>) -> HttpResponse {
         "rdask_worker_served_shared_memory_bytes",
         "Of the bytes served to peers, those served through shared memory",
         c.bytes_served_shared_memory.load(Ordering::Relaxed),
+    );
+    m.counter(
+        "rdask_worker_pushed_bytes",
+        "Bytes clients pushed to the worker (direct scatters)",
+        c.bytes_pushed.load(Ordering::Relaxed),
+    );
+    m.counter(
+        "rdask_worker_pushed_shared_memory_bytes",
+        "Of the bytes clients pushed, those that came through shared memory",
+        c.bytes_pushed_shared_memory.load(Ordering::Relaxed),
     );
     m.gauge(
         "rdask_worker_rss_bytes",

@@ -180,6 +180,8 @@ fn scheduler_and_worker_serve_health_metrics_and_info() {
     // One worker: nothing moved between workers, through shared memory or not.
     assert_eq!(value(&metrics, "rdask_worker_fetched_shared_memory_bytes_total"), 0.0);
     assert_eq!(value(&metrics, "rdask_worker_served_shared_memory_bytes_total"), 0.0);
+    assert_eq!(value(&metrics, "rdask_worker_pushed_bytes_total"), 0.0);
+    assert_eq!(value(&metrics, "rdask_worker_pushed_shared_memory_bytes_total"), 0.0);
     assert_eq!(value(&metrics, "rdask_worker_store_keys"), 50.0);
     assert!(value(&metrics, "rdask_worker_store_bytes") > 0.0);
     assert!(value(&metrics, "rdask_worker_rss_bytes") > 0.0);

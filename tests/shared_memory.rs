@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use rdask::builtins::{blob_crc32, blob_len, make_blob};
-use rdask::{Client, SubmitOptions};
+use rdask::{Client, ScatterOptions, SubmitOptions};
 
 mod common;
 use common::*;
@@ -72,7 +72,8 @@ fn move_blob(client: &Client, a: &str, b: &str, seed: u64) -> (u64, rdask::Futur
 /// The addresses of two workers `a` and `b`, and a client, on a new
 /// scheduler; each worker's log in `dir`.
 struct Cluster {
-    _procs: Vec<Proc>,
+    /// Scheduler, worker a, worker b.
+    procs: Vec<Proc>,
     client: Client,
     a: String,
     b: String,
@@ -85,7 +86,7 @@ fn cluster(dir: &Path, env_a: &[(&str, &str)], env_b: &[(&str, &str)]) -> Cluste
     let client = Client::connect(&addr).expect("client");
     wait_for_workers(&client, 2);
     Cluster {
-        _procs: vec![s, wa, wb],
+        procs: vec![s, wa, wb],
         client,
         a,
         b,
@@ -102,7 +103,7 @@ fn a_64_mb_result_moves_between_workers_on_one_host_through_shared_memory() {
     assert!(served >= N, "A served only {served} bytes through shared memory");
     let log = std::fs::read_to_string(dir.0.join("b.log")).unwrap_or_default();
     assert!(
-        log.contains("fetching from this peer through shared memory"),
+        log.contains("reaching this peer through shared memory"),
         "B's log does not say it used shared memory:\n{log}"
     );
     // Again, over the connection kept from the first fetch.
@@ -147,7 +148,7 @@ fn when_the_shared_memory_socket_is_unreachable_the_fetch_falls_back_to_tcp_and_
     assert_eq!(shared, 0);
     let log = std::fs::read_to_string(dir.0.join("b.log")).unwrap_or_default();
     assert!(
-        log.contains("shared-memory fetch through") && log.contains("fetching from this peer by TCP"),
+        log.contains("shared-memory fetch through") && log.contains("reaching this peer by TCP"),
         "B's log does not say it fell back to TCP:\n{log}"
     );
 }
@@ -176,4 +177,127 @@ fn a_value_fetched_through_shared_memory_is_counted_and_spilled_like_any_other()
     }
     assert!(info.spilled_bytes >= N, "B spilled {} bytes", info.spilled_bytes);
     assert!(info.nbytes < N, "B still holds {} bytes in memory", info.nbytes);
+}
+
+#[test]
+fn a_direct_scatter_pushes_through_shared_memory_where_offered_and_by_tcp_where_not() {
+    let dir = TempDir::new("direct-scatter");
+    let off = [("RDASK_WORKER__SHARED_MEMORY_TRANSFERS", "false")];
+    let c = cluster(&dir.0, &[], &off);
+    let bytes: Vec<u8> = (0..(1u32 << 20))
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let blob = rdask::Blob(bytes.clone());
+    let opts = ScatterOptions::default().direct(true).broadcast(true).hash(false);
+    let f = c
+        .client
+        .scatter_with(vec![blob.clone()], &opts)
+        .expect("direct scatter")
+        .remove(0);
+    // Both copies are confirmed when the scatter returns.
+    let mut holders = c.client.who_has(&[f.key()]).expect("who_has").remove(0).workers;
+    holders.sort();
+    let mut both = vec![c.a.clone(), c.b.clone()];
+    both.sort();
+    assert_eq!(holders, both);
+    // a offers shared memory: its copy came as a memory file; b does not:
+    // its copy came by TCP from the client. Neither came through the
+    // scheduler (which would have sent a StoreData, not a push).
+    let (ia, ib) = (
+        c.client.worker_info(&c.a).expect("a's info"),
+        c.client.worker_info(&c.b).expect("b's info"),
+    );
+    assert!(ia.bytes_pushed >= 1 << 20, "a: {ia:?}");
+    assert_eq!(ia.bytes_pushed_shared_memory, ia.bytes_pushed, "a: {ia:?}");
+    assert!(ib.bytes_pushed >= 1 << 20, "b: {ib:?}");
+    assert_eq!(ib.bytes_pushed_shared_memory, 0, "b: {ib:?}");
+    // Each copy is exact, and read where it is: nothing moves.
+    for w in ["a", "b"] {
+        let crc: u32 = c
+            .client
+            .submit_with(blob_crc32, (&f,), &SubmitOptions::impure().workers([w]))
+            .expect("submit")
+            .result()
+            .expect("crc");
+        assert_eq!(crc, crc32fast::hash(&bytes), "the copy on {w} differs");
+    }
+    for w in [&c.a, &c.b] {
+        assert_eq!(c.client.worker_info(w).expect("info").bytes_fetched_from_peers, 0);
+    }
+    assert_eq!(f.result().expect("gather").0, bytes);
+    // Without broadcast: one copy each, spread; small values ride inline.
+    let values: Vec<u64> = (0..6).collect();
+    let fs = c
+        .client
+        .scatter_with(values.clone(), &ScatterOptions::default().direct(true))
+        .expect("direct scatter of six");
+    assert_eq!(c.client.gather(&fs).expect("gather"), values);
+    let placed: Vec<usize> = fs
+        .iter()
+        .map(|f| c.client.who_has(&[f.key()]).expect("who_has").remove(0).workers.len())
+        .collect();
+    assert_eq!(placed, vec![1; 6]);
+    // Hashed keys: the same value again is the same key, not a new copy.
+    let again = c
+        .client
+        .scatter_with(vec![3u64], &ScatterOptions::default().direct(true))
+        .expect("again")
+        .remove(0);
+    assert_eq!(again.key(), fs[3].key());
+    drop((f, fs, again));
+}
+
+/// Inodes of the memory files of direct-scatter pushes (`memfd:rdask-value`)
+/// process `pid` has mapped.
+fn mapped_memory_files(pid: u32) -> std::collections::BTreeSet<String> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
+    maps.lines()
+        .filter(|l| l.contains("memfd:rdask-value"))
+        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn a_broadcast_direct_scatter_hands_every_worker_on_the_host_the_same_memory_file() {
+    let dir = TempDir::new("direct-scatter-shared");
+    let c = cluster(&dir.0, &[], &[]);
+    let bytes: Vec<u8> = (0..(4u32 << 20))
+        .map(|i| (i.wrapping_mul(40_503) >> 13) as u8)
+        .collect();
+    let opts = ScatterOptions::default().direct(true).broadcast(true).hash(false);
+    let f = c
+        .client
+        .scatter_with(vec![rdask::Blob(bytes.clone())], &opts)
+        .expect("direct scatter")
+        .remove(0);
+    for w in [&c.a, &c.b] {
+        let info = c.client.worker_info(w).expect("info");
+        assert!(info.bytes_pushed_shared_memory >= 4 << 20, "{w}: {info:?}");
+    }
+    // One copy on the host: both workers map the very same file.
+    let (on_a, on_b) = (
+        mapped_memory_files(c.procs[1].pid()),
+        mapped_memory_files(c.procs[2].pid()),
+    );
+    assert_eq!(on_a.len(), 1, "a maps {on_a:?}");
+    assert_eq!(on_a, on_b, "a and b map different memory files");
+    for w in ["a", "b"] {
+        let crc: u32 = c
+            .client
+            .submit_with(blob_crc32, (&f,), &SubmitOptions::impure().workers([w]))
+            .expect("submit")
+            .result()
+            .expect("crc");
+        assert_eq!(crc, crc32fast::hash(&bytes), "the copy on {w} differs");
+    }
+    // Released, the value leaves both workers, and with it the file.
+    drop(f);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !(mapped_memory_files(c.procs[1].pid()).is_empty() && mapped_memory_files(c.procs[2].pid()).is_empty()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the workers still map the file after its release"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

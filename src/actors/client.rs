@@ -331,6 +331,7 @@ pub fn apply(st: &mut SharedState, msg: ToClient) -> bool {
         }
         reply @ (ToClient::WhoHasReply { .. }
         | ToClient::ScatterDone { .. }
+        | ToClient::ScatterTargets { .. }
         | ToClient::InfoReply { .. }
         | ToClient::DataMoves { .. }
         | ToClient::RetireWorkersDone { .. }
@@ -340,6 +341,7 @@ pub fn apply(st: &mut SharedState, msg: ToClient) -> bool {
             let id = match &reply {
                 ToClient::WhoHasReply { request_id, .. }
                 | ToClient::ScatterDone { request_id, .. }
+                | ToClient::ScatterTargets { request_id, .. }
                 | ToClient::InfoReply { request_id, .. }
                 | ToClient::DataMoves { request_id, .. }
                 | ToClient::RetireWorkersDone { request_id, .. }

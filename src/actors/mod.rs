@@ -6,6 +6,8 @@ pub mod journal;
 pub mod key_table;
 pub mod liveness;
 pub mod peer;
+pub mod peer_service;
+pub mod pushed;
 pub mod scheduler;
 mod session;
 pub mod spill_log;

@@ -1,6 +1,7 @@
-//! Peer-to-peer data: the server side on each worker's peer port, and the
-//! client side (a pool of connections) used by workers fetching
-//! dependencies and by clients gathering results.
+//! Peer-to-peer data, the client side: a pool of connections to workers'
+//! peer ports, used by workers fetching dependencies and by clients
+//! gathering results and pushing scattered values. The server side is
+//! [`super::peer_service`].
 //!
 //! Data never passes through the scheduler: it only says who has what.
 //! Actor method calls and `Client::run` go the same direct way (the
@@ -11,15 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix::prelude::*;
 use bytes::Bytes;
-use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
-use super::store::{DataStore, Get, Report, WorkerCounters};
-use crate::actor_api::{catch_panic, ActorTable};
 use crate::wire::codec::{self, FrameLimits, ReadTimeouts, WireError};
-use crate::wire::listener::{self, ListenerOptions};
 use crate::wire::messages::*;
 use crate::wire::security::Security;
 use crate::wire::transport::{self, Reader, WriteHalf};
@@ -49,6 +45,11 @@ struct PeerConn {
     writer: WriteHalf,
 }
 
+/// The memory files of one direct scatter, shared by its pushes to every
+/// worker on this host ([`crate::shm::PushFiles`]); nothing off Linux.
+#[derive(Clone, Default)]
+pub struct PushFiles(#[cfg(target_os = "linux")] crate::shm::PushFiles);
+
 /// Connections to workers' peer ports, reused across requests.
 #[derive(Clone)]
 pub struct PeerPool {
@@ -66,6 +67,10 @@ pub struct PeerPool {
     /// with `shared_memory_transfers` on).
     #[cfg(target_os = "linux")]
     shm: Option<crate::shm::ShmFetcher>,
+    /// Whether fetches use `shm` too (a worker's pool), or only pushes (a
+    /// client's: its gathers stay on TCP).
+    #[cfg(target_os = "linux")]
+    shm_fetches: bool,
 }
 
 impl PeerPool {
@@ -84,6 +89,8 @@ impl PeerPool {
             },
             #[cfg(target_os = "linux")]
             shm: None,
+            #[cfg(target_os = "linux")]
+            shm_fetches: false,
         }
     }
 
@@ -92,6 +99,16 @@ impl PeerPool {
     #[cfg(target_os = "linux")]
     pub fn with_shm(mut self, shm: crate::shm::ShmFetcher) -> Self {
         self.shm = Some(shm);
+        self.shm_fetches = true;
+        self
+    }
+
+    /// The same pool pushing values ([`Self::put_data`]) to peers on this
+    /// host through shared memory when they offer it; fetches stay on TCP.
+    #[cfg(target_os = "linux")]
+    pub fn with_shm_pushes(mut self, shm: crate::shm::ShmFetcher) -> Self {
+        self.shm = Some(shm);
+        self.shm_fetches = false;
         self
     }
 
@@ -218,6 +235,23 @@ impl PeerPool {
         address: &str,
         keys: &[Key],
     ) -> Option<Vec<(Key, Option<Bytes>)>> {
+        if !self.shm_fetches {
+            return None;
+        }
+        let socket = self.shm_socket(shm, address).await?;
+        match shm.get_data(&socket, keys.to_vec()).await {
+            Ok(data) => Some(data),
+            Err(e) => {
+                self.shm_failed(shm, address, &socket, "fetch", &e);
+                None
+            }
+        }
+    }
+
+    /// The shared-memory socket to reach `address` by, learned once (and
+    /// again after [`crate::shm::SHM_ROUTE_RETRY`]); `None` for TCP.
+    #[cfg(target_os = "linux")]
+    async fn shm_socket(&self, shm: &crate::shm::ShmFetcher, address: &str) -> Option<String> {
         use crate::shm::client::Route;
         let route = match shm.route(address) {
             Some(route) => route,
@@ -232,41 +266,74 @@ impl PeerPool {
                         let route = shm.learned(address, &host, socket);
                         match &route {
                             Route::Shared(path) => {
-                                info!(peer = %address, socket = %path, "fetching from this peer through shared memory")
+                                info!(peer = %address, socket = %path, "reaching this peer through shared memory")
                             }
                             Route::Tcp(_) => {
-                                debug!(peer = %address, %host, "fetching from this peer by TCP (another host, or shared memory off there)")
+                                debug!(peer = %address, %host, "reaching this peer by TCP (another host, or shared memory off there)")
                             }
                         }
                         route
                     }
                     Ok(other) => {
-                        warn!(peer = %address, "unexpected answer to ShmLocate ({other:?}); fetching from it by TCP");
+                        warn!(peer = %address, "unexpected answer to ShmLocate ({other:?}); reaching it by TCP");
                         shm.use_tcp(address);
                         return None;
                     }
                     Err(e) => {
-                        // The TCP fetch that follows reports a dead peer.
+                        // The TCP request that follows reports a dead peer.
                         debug!(peer = %address, "ShmLocate failed: {e}");
                         return None;
                     }
                 }
             }
         };
-        let Route::Shared(socket) = route else {
-            return None;
-        };
-        match shm.get_data(&socket, keys.to_vec()).await {
-            Ok(data) => Some(data),
-            Err(e) => {
-                warn!(
-                    peer = %address,
-                    "shared-memory fetch through {socket} failed ({e}); fetching from this peer by TCP for the next {} s",
-                    crate::shm::SHM_ROUTE_RETRY.as_secs()
-                );
-                shm.use_tcp(address);
-                None
+        match route {
+            Route::Shared(socket) => Some(socket),
+            Route::Tcp(_) => None,
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn shm_failed(
+        &self,
+        shm: &crate::shm::ShmFetcher,
+        address: &str,
+        socket: &str,
+        what: &str,
+        e: &crate::shm::ShmError,
+    ) {
+        warn!(
+            peer = %address,
+            "shared-memory {what} through {socket} failed ({e}); reaching this peer by TCP for the next {} s",
+            crate::shm::SHM_ROUTE_RETRY.as_secs()
+        );
+        shm.use_tcp(address);
+    }
+
+    /// Stores `data` on the worker at `address` (a client's direct
+    /// scatter): through shared memory when it is on this host and offers
+    /// it (large values as memory files, mapped there without a copy), else
+    /// (or if that fails, with a log line) by TCP. The worker confirms the
+    /// keys to the scheduler itself. `files` are the scatter's memory
+    /// files, shared by all its pushes.
+    pub async fn put_data(&self, address: &str, data: Vec<(Key, Bytes)>, files: &PushFiles) -> Result<(), WireError> {
+        #[cfg(target_os = "linux")]
+        if let Some(shm) = &self.shm {
+            if let Some(socket) = self.shm_socket(shm, address).await {
+                match shm.put_data(&socket, &data, &files.0).await {
+                    Ok(()) => return Ok(()),
+                    Err(e) => self.shm_failed(shm, address, &socket, "push", &e),
+                }
             }
+        }
+        let request_id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let data = data.into_iter().map(|(k, b)| (k, Payload(b))).collect();
+        match self.request(address, ToPeer::PutData { request_id, data }).await? {
+            FromPeer::PutAck { request_id: r, error } if r == request_id => match error {
+                None => Ok(()),
+                Some(e) => Err(WireError::Malformed(format!("{address} refused the values: {e}"))),
+            },
+            other => Err(WireError::Malformed(format!("unexpected reply {other:?}"))),
         }
     }
 
@@ -387,205 +454,6 @@ fn one_of(value: Option<Payload>, failure: Option<TaskFailure>) -> Result<Bytes,
     }
 }
 
-/// What a worker's peer port serves from: its store and counters (data,
-/// figures) and its actors.
-#[derive(Clone)]
-pub struct PeerService {
-    /// The worker's name.
-    pub name: String,
-    /// Its data store.
-    pub store: Addr<DataStore>,
-    /// Its counters.
-    pub counters: Arc<WorkerCounters>,
-    /// Its actors.
-    pub actors: ActorTable,
-    /// Shards of p2p shuffles it receives.
-    pub shuffles: crate::shuffle::ShuffleReceiver,
-    /// Its host id ([`crate::shm::host_id`]; empty if unknown), told to
-    /// fetchers with its shared-memory socket.
-    pub host: String,
-    /// Path of its shared-memory socket, if it serves one.
-    pub shm_socket: Option<String>,
-}
-
-/// Serves the peer port of a worker: data requests from other workers and
-/// clients, answered from the store, actor calls and `run` requests. A
-/// request frame that stalls for `stall` closes its connection.
-pub async fn serve_peers(
-    listener: TcpListener,
-    service: PeerService,
-    limits: FrameLimits,
-    security: Security,
-    stall: Option<Duration>,
-) {
-    let options = ListenerOptions {
-        label: "peer port",
-        max_connections: listener::effective_max_connections(listener::DEFAULT_MAX_CONNECTIONS),
-        plain_refusal: !security.is_tls(),
-    };
-    listener::serve(listener, options, move |stream, peer, permit| {
-        let (service, security) = (service.clone(), security.clone());
-        let timeouts = ReadTimeouts { idle: None, stall };
-        async move {
-            if let Err(e) = serve_peer(stream, service, limits, &security, &timeouts).await {
-                warn!(%peer, "peer connection closed: {e}");
-            }
-            drop(permit);
-        }
-    })
-    .await
-}
-
-async fn serve_peer(
-    stream: tokio::net::TcpStream,
-    service: PeerService,
-    limits: FrameLimits,
-    security: &Security,
-    timeouts: &ReadTimeouts,
-) -> Result<(), WireError> {
-    let (hello, mut reader, write) = transport::accept(stream, &[Role::Peer], security).await?;
-    debug!(peer = %hello.name, "peer connected");
-    let sender = transport::spawn_writer::<FromPeer>(write, hello.name.clone());
-    let PeerService {
-        name,
-        store,
-        counters,
-        actors,
-        shuffles,
-        host,
-        shm_socket,
-    } = service;
-    while let Some(requests) = transport::read_batch_within::<ToPeer>(&mut reader, &limits, timeouts).await? {
-        for req in requests {
-            let reply = match req {
-                ToPeer::GetData { request_id, keys } => {
-                    let data = store
-                        .send(Get { keys, for_peer: true })
-                        .await
-                        .map_err(|_| WireError::Closed)?;
-                    FromPeer::Data {
-                        request_id,
-                        data: data.into_iter().map(|(k, v)| (k, v.map(Payload))).collect(),
-                    }
-                }
-                ToPeer::Info { request_id } => {
-                    let report = store.send(Report).await.map_err(|_| WireError::Closed)?;
-                    FromPeer::Info {
-                        request_id,
-                        info: WorkerStoreInfo {
-                            name: name.clone(),
-                            nkeys: report.figures.nkeys,
-                            nbytes: report.figures.memory_bytes,
-                            bytes_fetched_from_peers: counters.bytes_fetched.load(Ordering::Relaxed),
-                            bytes_served_to_peers: counters.bytes_served.load(Ordering::Relaxed),
-                            tasks_executed: counters.tasks_executed.load(Ordering::Relaxed),
-                            spilled_keys: report.figures.spilled_keys,
-                            spilled_bytes: report.figures.spilled_bytes,
-                            rss_bytes: report.rss_bytes,
-                            memory_limit: report.memory_limit,
-                            paused: report.figures.paused,
-                            spill_directory: report.spill_directory.to_string_lossy().into_owned(),
-                            spill_error: report.spill_error,
-                            actors: actors.len(),
-                            bytes_fetched_shared_memory: counters.bytes_fetched_shared_memory.load(Ordering::Relaxed),
-                            bytes_served_shared_memory: counters.bytes_served_shared_memory.load(Ordering::Relaxed),
-                        },
-                    }
-                }
-                ToPeer::ShmLocate { request_id } => FromPeer::ShmLocation {
-                    request_id,
-                    host: host.clone(),
-                    socket: shm_socket.clone(),
-                },
-                ToPeer::ShmGetData { .. } => {
-                    return Err(WireError::Malformed(
-                        "ShmGetData is served only on a worker's shared-memory socket, not its TCP peer port".into(),
-                    ))
-                }
-                ToPeer::ActorCall {
-                    request_id,
-                    actor,
-                    method,
-                    args,
-                } => {
-                    let args = args.into_iter().map(|a| a.into_vec()).collect();
-                    let (value, failure) = split(actors.call(&name, &actor, method, args).await);
-                    FromPeer::ActorReply {
-                        request_id,
-                        value,
-                        failure,
-                    }
-                }
-                ToPeer::RunFunction {
-                    request_id,
-                    function,
-                    args,
-                } => {
-                    let args = args.into_iter().map(|a| a.into_vec()).collect();
-                    let (value, failure) = split(run_function(&name, function, args).await);
-                    FromPeer::RunResult {
-                        request_id,
-                        value,
-                        failure,
-                    }
-                }
-                ToPeer::ShuffleSend {
-                    request_id,
-                    shuffle_id,
-                    run_id,
-                    input,
-                    shards,
-                } => {
-                    let shards = shards.into_iter().map(|(j, p)| (j, Vec::from(p.0))).collect();
-                    let shuffles = shuffles.clone();
-                    // Off the async thread: the buffer may write to disk.
-                    let stored = tokio::task::spawn_blocking(move || {
-                        shuffles.with(|b| b.receive(&shuffle_id, run_id, input, shards))
-                    })
-                    .await;
-                    let error = match stored {
-                        Ok(Ok(())) => None,
-                        Ok(Err(e)) => Some(e.to_string()),
-                        Err(e) => Some(format!("storing the shards failed: {e}")),
-                    };
-                    FromPeer::ShuffleAck { request_id, error }
-                }
-            };
-            sender.send(reply)?;
-        }
-    }
-    Ok(())
-}
-
-fn split(r: Result<Vec<u8>, TaskFailure>) -> (Option<Payload>, Option<TaskFailure>) {
-    match r {
-        Ok(v) => (Some(Payload::new(v)), None),
-        Err(f) => (None, Some(f)),
-    }
-}
-
-/// `Client::run` on this worker: the registered function, on a blocking
-/// thread (not the task pool: it runs even while every task thread is
-/// busy, as Dask's `run` does).
-async fn run_function(worker: &str, function: String, args: Vec<Vec<u8>>) -> Result<Vec<u8>, TaskFailure> {
-    let Some(call) = crate::registry::Registry::global().get(&function) else {
-        return Err(TaskFailure {
-            kind: ErrorKind::UnknownFunction,
-            message: format!("worker {worker} has no function named {function:?}"),
-        });
-    };
-    let what = format!("function {function}");
-    let run = move || {
-        let slices: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
-        catch_panic(&what, || call(&slices))
-    };
-    tokio::task::spawn_blocking(run).await.unwrap_or_else(|e| {
-        Err(TaskFailure {
-            kind: ErrorKind::Panicked,
-            message: format!("the run's thread failed: {e}"),
-        })
-    })
-}
 #[cfg(test)]
 #[path = "peer_tests.rs"]
 mod tests;

@@ -2,6 +2,7 @@
 //! never answers (a worker cut off by the network, or stopped).
 
 use super::*;
+use tokio::net::TcpListener;
 
 #[test]
 fn a_peer_that_never_replies_fails_the_request_within_its_bound() {

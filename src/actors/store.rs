@@ -57,6 +57,10 @@ pub struct WorkerCounters {
     pub bytes_fetched_shared_memory: AtomicU64,
     /// Of `bytes_served`, bytes served through shared memory.
     pub bytes_served_shared_memory: AtomicU64,
+    /// Bytes clients pushed here (direct scatters).
+    pub bytes_pushed: AtomicU64,
+    /// Of `bytes_pushed`, bytes that came through shared memory.
+    pub bytes_pushed_shared_memory: AtomicU64,
 }
 
 /// How a store manages memory.

@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::blocking::{AsCompleted, Client};
 use super::core::{self, Core};
 use super::future::{cancel_keys, decode_result, retry_keys, Future};
+use super::scatter;
 use super::DATA_MOVE_TIMEOUT;
 use super::{
     fetch, submit, ClientOptions, Error, IntoArg, IntoArgs, ReturnWhen, ScatterOptions, SubmitOptions, WaitResult,
@@ -225,18 +226,15 @@ impl AsyncClient {
         values: Vec<T>,
         options: &ScatterOptions,
     ) -> Result<Vec<Future<T>>, Error> {
-        let (futures, rx) = submit::scatter_request(&self.core, &values, options)?;
+        let scatter = std::pin::pin!(scatter::scatter(&self.core, &values, options));
         let sleep = std::pin::pin!(self.core.runtime.sleep(options.timeout));
-        match futures_util::future::select(rx, sleep).await {
-            futures_util::future::Either::Left((reply, _)) => submit::scatter_done(reply.ok())?,
-            futures_util::future::Either::Right(_) => {
-                return Err(Error::Timeout(format!(
-                    "scatter: the workers did not confirm storing the data within {:?}",
-                    options.timeout
-                )))
-            }
+        match futures_util::future::select(scatter, sleep).await {
+            futures_util::future::Either::Left((done, _)) => done,
+            futures_util::future::Either::Right(_) => Err(Error::Timeout(format!(
+                "scatter: the workers did not confirm storing the data within {:?}",
+                options.timeout
+            ))),
         }
-        Ok(futures)
     }
 
     /// Cancels futures: they report `cancelled`, and the scheduler frees the

@@ -14,7 +14,7 @@ use crate::actors::client::{ClientActor, KeyStatus, Shared, SharedState};
 use crate::actors::peer::PeerPool;
 use crate::runtime::Runtime;
 use crate::wire::messages::*;
-use crate::wire::{FrameLimits, WireError};
+use crate::wire::{FrameLimits, Security, WireError};
 
 pub(crate) struct Core {
     pub(crate) shared: Arc<Shared>,
@@ -63,6 +63,19 @@ impl Core {
         }
         self.send(make(id))?;
         Ok(rx)
+    }
+
+    /// A request id and the receiver of its answer, for a reply that
+    /// follows another request's (a direct scatter's `ScatterDone`).
+    pub(crate) fn await_reply(&self) -> Result<(u64, oneshot::Receiver<ToClient>), Error> {
+        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        let mut st = self.shared.lock();
+        if let Some(why) = &st.disconnected {
+            return Err(Error::Disconnected(why.clone()));
+        }
+        st.requests.insert(id, tx);
+        Ok((id, rx))
     }
 
     /// Sends a request and waits for its reply; `what` names it in the error.
@@ -264,12 +277,24 @@ pub(crate) async fn connect(address: String, options: ClientOptions) -> Result<A
     Ok(Arc::new(Core {
         shared,
         sender: link,
-        peers: PeerPool::new(&name, limits).with_security(security),
+        peers: client_peers(&name, limits, security),
         next_request: AtomicU64::new(1),
         address,
         limits,
         runtime,
     }))
+}
+
+/// The client's connections to workers: gathers by TCP, pushes of a
+/// direct scatter through shared memory to workers on this host.
+fn client_peers(name: &str, limits: FrameLimits, security: Security) -> PeerPool {
+    let peers = PeerPool::new(name, limits).with_security(security);
+    #[cfg(target_os = "linux")]
+    if let Some(host) = crate::shm::host_id() {
+        let counters = Arc::new(crate::actors::store::WorkerCounters::default());
+        return peers.with_shm_pushes(crate::shm::ShmFetcher::new(&host, counters, limits));
+    }
+    peers
 }
 
 fn client_name() -> String {

@@ -32,6 +32,7 @@ pub mod progress;
 mod pubsub;
 mod restart;
 mod run;
+mod scatter;
 mod shared;
 pub(crate) mod submit;
 

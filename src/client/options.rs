@@ -168,6 +168,13 @@ pub struct ScatterOptions {
     /// receiving worker confirmed storing its data (Dask's `timeout=`;
     /// default [`super::SCATTER_TIMEOUT`]).
     pub timeout: Duration,
+    /// Push the values to the workers directly instead of through the
+    /// scheduler (Dask's `direct=True`): the scheduler only says where
+    /// each goes, and the client sends each worker its share, all at once;
+    /// to a worker on this host through shared memory (one copy into a
+    /// memory file, which the worker maps). A push that fails goes through
+    /// the scheduler instead, with a log line. Default false.
+    pub direct: bool,
 }
 
 impl Default for ScatterOptions {
@@ -177,6 +184,7 @@ impl Default for ScatterOptions {
             broadcast: false,
             hash: true,
             timeout: super::SCATTER_TIMEOUT,
+            direct: false,
         }
     }
 }
@@ -200,6 +208,11 @@ impl ScatterOptions {
     /// Sets `timeout`.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+    /// Sets `direct`.
+    pub fn direct(mut self, direct: bool) -> Self {
+        self.direct = direct;
         self
     }
 }

@@ -1,28 +1,24 @@
 //! Turning calls into tasks: keys, task specs, graph updates split to fit
-//! the scheduler's frame limits, and scatter requests.
+//! the scheduler's frame limits (scatters are in `scatter.rs`).
 
 use std::sync::Arc;
 
-use serde::Serialize;
-use tokio::sync::oneshot;
-
 use super::core::Core;
 use super::future::{add_refs, Future};
-use super::{Error, ScatterOptions, SubmitOptions, MAP_CHUNK};
-use crate::task::encode_value;
+use super::{Error, SubmitOptions, MAP_CHUNK};
 use crate::wire::messages::*;
 use crate::wire::FrameLimits;
 
 /// Bytes a message's header needs besides what [`task_bytes`] counts: the
 /// msgpack framing of the message and its lists. Generous on purpose: the
 /// check must refuse whatever the scheduler would.
-const MESSAGE_OVERHEAD: u64 = 4096;
+pub(super) const MESSAGE_OVERHEAD: u64 = 4096;
 
 /// Per-task bytes besides its strings and arguments (field tags, numbers).
 const TASK_OVERHEAD: u64 = 128;
 
 /// Bytes as MiB with one decimal, for messages.
-fn mib(bytes: u64) -> String {
+pub(super) fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
@@ -194,64 +190,6 @@ pub(crate) fn submit_graph(core: &Arc<Core>, tasks: Vec<TaskSpec>, outputs: Vec<
         wanted: outputs.clone(),
     })?;
     Ok(outputs)
-}
-
-/// Sends the values to the scheduler for placing on workers; the futures
-/// are valid once the reply says so ([`scatter_done`]).
-pub(crate) fn scatter_request<T: Serialize>(
-    core: &Arc<Core>,
-    values: &[T],
-    options: &ScatterOptions,
-) -> Result<(Vec<Future<T>>, oneshot::Receiver<ToClient>), Error> {
-    let mut keys = Vec::with_capacity(values.len());
-    let mut data = Vec::with_capacity(values.len());
-    let mut total = 0u64;
-    for v in values {
-        let bytes = encode_value(v).map_err(|e| Error::Encode(e.to_string()))?;
-        let short = std::any::type_name::<T>().rsplit("::").next().unwrap_or("data");
-        let key = if options.hash {
-            format!("{short}-{:016x}", crate::util::fnv1a64(&[&bytes]))
-        } else {
-            format!("{short}-{}", uuid::Uuid::new_v4().simple())
-        };
-        total += (bytes.len() + key.len() + 16) as u64;
-        keys.push(key.clone());
-        data.push((key, Payload::new(bytes)));
-    }
-    let limit = core.limits.max_frame_bytes;
-    if total + MESSAGE_OVERHEAD > limit {
-        return Err(Error::TooLarge(format!(
-            "scatter of {} values takes {} encoded, more than the {} the scheduler accepts in one frame \
-             (its `[wire] max_frame_bytes`; set `ClientOptions::limits` to match a larger one); nothing \
-             was sent. Scatter them in smaller batches.",
-            values.len(),
-            mib(total),
-            mib(limit),
-        )));
-    }
-    let slots = add_refs(core, &keys, "");
-    let futures = keys
-        .into_iter()
-        .zip(slots)
-        .map(|(k, s)| Future::counted(k, s, core.clone()))
-        .collect();
-    let rx = core.request(|request_id| FromClient::Scatter {
-        request_id,
-        data,
-        workers: options.workers.clone(),
-        broadcast: options.broadcast,
-    })?;
-    Ok((futures, rx))
-}
-
-/// The outcome of a scatter from the scheduler's reply.
-pub(crate) fn scatter_done(reply: Option<ToClient>) -> Result<(), Error> {
-    // On failure the caller's futures are dropped, which releases the keys.
-    match reply {
-        Some(ToClient::ScatterDone { error: None, .. }) => Ok(()),
-        Some(ToClient::ScatterDone { error: Some(e), .. }) => Err(Error::Refused(format!("scatter failed: {e}"))),
-        _ => Err(Error::Disconnected("no answer to scatter".into())),
-    }
 }
 
 #[cfg(test)]

@@ -1,15 +1,15 @@
 //! Graph intake: `UpdateGraph` (new tasks, dependencies, cycles, graph
-//! order) and `Scatter` (data from a client).
+//! order); scatters are in `scatter.rs`.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::ids::{FnId, TaskId, TaskRef, WIdx};
+use super::ids::{FnId, TaskId, TaskRef};
 use super::state::SchedulerState;
 use super::tasks::{Extra, TaskSlot};
-use super::types::{ClientId, Outbox, Outgoing, TaskState, WorkerId};
+use super::types::{ClientId, Outbox, Outgoing, TaskState};
 use crate::util::FxMap;
-use crate::wire::messages::{Arg, ErrorKind, Key, Payload, TaskFailure, TaskSpec, ToClient, ToWorker};
+use crate::wire::messages::{Arg, ErrorKind, Key, TaskFailure, TaskSpec, ToClient};
 
 impl SchedulerState {
     pub(super) fn update_graph(&mut self, c: ClientId, tasks: Vec<TaskSpec>, wanted: Vec<Key>, out: &mut Outbox) {
@@ -219,119 +219,5 @@ impl SchedulerState {
         // The key lives once, in the slot; the index reads it from there.
         self.keys.insert(&self.tasks[t.0 as usize].key, t.0);
         t
-    }
-
-    pub(super) fn scatter(
-        &mut self,
-        c: ClientId,
-        request_id: u64,
-        data: Vec<(Key, Payload)>,
-        (restrictions, broadcast): (&[String], bool),
-        out: &mut Outbox,
-    ) {
-        let mut allowed: Vec<(WorkerId, WIdx)> = self
-            .worker_ids
-            .iter()
-            .filter(|(_, &w)| restrictions.is_empty() || restrictions.iter().any(|r| self.worker(w).matches(r)))
-            .map(|(&id, &w)| (id, w))
-            .collect();
-        allowed.sort();
-        if allowed.is_empty() {
-            let error = if self.worker_ids.is_empty() {
-                "no workers connected".to_string()
-            } else {
-                format!("none of the workers {restrictions:?} is connected")
-            };
-            out.messages.push(Outgoing::Client(
-                c,
-                ToClient::ScatterDone {
-                    request_id,
-                    error: Some(error),
-                },
-            ));
-            return;
-        }
-        // Decide first, send the data, then record it: the StoreData must
-        // precede any ComputeTask that could name the new holder.
-        let mut per_worker: Vec<Vec<(Key, Payload)>> = vec![Vec::new(); allowed.len()];
-        let mut stored: Vec<(Key, u64, usize)> = Vec::new();
-        let mut seen: HashSet<&str> = HashSet::new();
-        for (key, payload) in &data {
-            if !seen.insert(key.as_str()) {
-                continue;
-            }
-            let (store, held_by) = match self.task_id(key) {
-                None => (true, None),
-                Some(t) => {
-                    let s = self.slot(t);
-                    (
-                        s.state == TaskState::Released,
-                        (s.state == TaskState::Memory).then_some(&s.who_has),
-                    )
-                }
-            };
-            if broadcast && (store || held_by.is_some()) {
-                // A value already in memory gets a copy on each allowed
-                // worker still without one, as Dask's broadcast does.
-                for (i, batch) in per_worker.iter_mut().enumerate() {
-                    if held_by.is_some_and(|h| h.contains(&allowed[i].1)) {
-                        continue;
-                    }
-                    batch.push((key.clone(), payload.clone()));
-                    stored.push((key.clone(), payload.len() as u64, i));
-                }
-            } else if store {
-                let i = self.scatter_rr % allowed.len();
-                self.scatter_rr = self.scatter_rr.wrapping_add(1);
-                per_worker[i].push((key.clone(), payload.clone()));
-                stored.push((key.clone(), payload.len() as u64, i));
-            }
-        }
-        for (i, batch) in per_worker.into_iter().enumerate() {
-            if !batch.is_empty() {
-                self.send_worker(out, allowed[i].1, ToWorker::StoreData { data: batch });
-            }
-        }
-        let f = self.intern_fn("");
-        let mut waiting = Vec::new();
-        for (key, nbytes, i) in stored {
-            let w = allowed[i].1;
-            let t = match self.task_id(&key) {
-                Some(t) => t,
-                None => self.alloc_task(
-                    TaskSpec {
-                        key: key.clone(),
-                        function: String::new(),
-                        args: Vec::new(),
-                        priority: 0,
-                        workers: Vec::new(),
-                        allow_other_workers: false,
-                        retries: 0,
-                        resources: Vec::new(),
-                    },
-                    true,
-                    f,
-                ),
-            };
-            if self.slot(t).state == TaskState::Memory {
-                // A further copy of a broadcast value, as a replica. The
-                // StoreData follows any earlier FreeKeys of it on the
-                // connection, so the holder's confirming AddKeys is for
-                // this copy.
-                if let Some(x) = self.slot_mut(t).extra.as_mut() {
-                    x.freed_on.retain(|&x| x != w);
-                }
-                self.add_holder(t, w);
-            } else {
-                self.enter_memory(t, w, nbytes, None, out);
-            }
-            waiting.push((w, t));
-        }
-        for (key, _) in data {
-            if let Some(t) = self.task_id(&key) {
-                self.want(c, t, out);
-            }
-        }
-        self.await_scatter(c, request_id, waiting, out);
     }
 }

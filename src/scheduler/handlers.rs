@@ -67,6 +67,13 @@ impl SchedulerState {
                 workers,
                 broadcast,
             } => self.scatter(id, request_id, data, (&workers, broadcast), out),
+            FromClient::ScatterDirect {
+                request_id,
+                done_id,
+                keys,
+                workers,
+                broadcast,
+            } => self.scatter_direct(id, (request_id, done_id), keys, (&workers, broadcast), out),
             FromClient::WhoHas { request_id, keys } => {
                 let who_has = keys
                     .into_iter()
@@ -190,9 +197,11 @@ impl SchedulerState {
             } => self.task_finished(w, (key, run_id), nbytes, inline, (duration_us, thread), out),
             FromWorker::TaskErred { key, failure, run_id } => self.task_erred(w, &key, run_id, failure, out),
             FromWorker::AddKeys { keys } => {
-                for (key, _nbytes) in keys {
+                for (key, nbytes) in keys {
                     let t = self.task_id(&key);
-                    self.add_key(w, key, out);
+                    if !t.is_some_and(|t| self.direct_store(w, t, nbytes, out)) {
+                        self.add_key(w, key, out);
+                    }
                     if let Some(t) = t {
                         self.scatter_stored(w, t, out);
                     }

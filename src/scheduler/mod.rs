@@ -23,6 +23,7 @@ mod release;
 pub mod restart;
 mod results;
 mod retirement;
+mod scatter;
 mod scatter_acks;
 mod shuffle;
 pub mod state;

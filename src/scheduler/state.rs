@@ -338,7 +338,11 @@ impl SchedulerState {
 
     pub(super) fn needed(&self, t: TaskId) -> bool {
         let s = self.slot(t);
-        !s.wanted_by.is_empty() || s.active_dependents > 0
+        // A direct scatter's key is its client's only once answered; until
+        // then the pending scatter keeps it.
+        !s.wanted_by.is_empty()
+            || s.active_dependents > 0
+            || (s.scattered && self.pending_scatters.iter().any(|p| p.wanted.contains(&t)))
     }
 
     pub(super) fn intern_fn(&mut self, name: &str) -> FnId {

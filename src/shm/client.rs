@@ -1,6 +1,7 @@
 //! The fetching side of shared-memory transfers: which peers are on this
 //! host (learned once per peer, [`Route`]), connections to their
-//! shared-memory sockets, and a fetch that maps the memory files it gets.
+//! shared-memory sockets, a fetch that maps the memory files it gets, and
+//! a client's push of values as memory files (its direct scatter).
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
@@ -12,11 +13,13 @@ use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-use super::{fds, io, unix, ShmError, FIRST_READ_BYTES, MAX_IDLE_SHM_CONNECTIONS_PER_PEER, SHM_CONNECT_TIMEOUT};
+use super::{
+    fds, io, unix, PushFiles, ShmError, FIRST_READ_BYTES, MAX_IDLE_SHM_CONNECTIONS_PER_PEER, SHM_CONNECT_TIMEOUT,
+};
 use crate::actors::peer::{PEER_REPLY_STALL_TIMEOUT, PEER_REPLY_START_TIMEOUT, PEER_REQUEST_TIMEOUT};
 use crate::actors::store::WorkerCounters;
 use crate::wire::codec::{self, FrameLimits, ReadTimeouts, WireError};
-use crate::wire::messages::{FromPeer, Key, ToPeer};
+use crate::wire::messages::{FromPeer, Key, Payload, ToPeer};
 
 /// How to fetch from one peer address.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -164,6 +167,73 @@ impl ShmFetcher {
             .collect())
     }
 
+    /// Pushes `data` through the shared-memory socket at `socket` (a
+    /// client's direct scatter): values of at least
+    /// [`super::SHM_MIN_VALUE_BYTES`] (up to [`super::MAX_FDS_PER_REPLY`])
+    /// as sealed memory files from `files` (made once per value for every
+    /// worker that gets it), the rest in the frame. Ok once the worker
+    /// answered that it took them.
+    pub async fn put_data(&self, socket: &str, data: &[(Key, Bytes)], files: &PushFiles) -> Result<(), ShmError> {
+        let mut inline = Vec::new();
+        let mut shared = Vec::new();
+        let mut fds = Vec::new();
+        for (key, value) in data {
+            if value.len() >= super::SHM_MIN_VALUE_BYTES && fds.len() < super::MAX_FDS_PER_REPLY {
+                fds.push(files.file(key, value).await?);
+                shared.push((key.clone(), value.len() as u64));
+            } else {
+                inline.push((key.clone(), Payload(value.clone())));
+            }
+        }
+        let mut stream = match self.take_idle(socket) {
+            Some(s) => s,
+            None => tokio::time::timeout(SHM_CONNECT_TIMEOUT, UnixStream::connect(socket))
+                .await
+                .map_err(|_| WireError::Timeout(format!("connecting to {socket}")))?
+                .map_err(io("connecting to the peer's shared-memory socket"))?,
+        };
+        let request_id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let request = ToPeer::ShmPutData {
+            request_id,
+            data: inline,
+            shared,
+        };
+        let reply = tokio::time::timeout(PEER_REQUEST_TIMEOUT, async {
+            let (header, payloads) = codec::encode(&[request][..])?;
+            let mut head = codec::frame_prefix(&header, &payloads);
+            head.extend_from_slice(&header);
+            unix::send_with_fds(&mut stream, &head, &fds).await?;
+            for p in &payloads {
+                stream.write_all(p).await.map_err(io("sending a push"))?;
+            }
+            stream.flush().await.map_err(io("sending a push"))?;
+            let timeouts = ReadTimeouts {
+                idle: Some(PEER_REPLY_START_TIMEOUT),
+                stall: Some(PEER_REPLY_STALL_TIMEOUT),
+            };
+            let frame = codec::read_frame_within(&mut stream, &self.limits, &timeouts)
+                .await?
+                .ok_or(WireError::Closed)?;
+            let mut replies: Vec<FromPeer> = codec::decode(frame)?;
+            match (replies.pop(), replies.is_empty()) {
+                (Some(reply), true) => Ok::<_, ShmError>(reply),
+                _ => Err(ShmError::Protocol("expected exactly one reply".into())),
+            }
+        })
+        .await
+        .map_err(|_| WireError::Timeout(format!("shared-memory push to {socket}")))??;
+        match reply {
+            FromPeer::PutAck { request_id: r, error } if r == request_id => {
+                self.put_idle(socket, stream);
+                match error {
+                    None => Ok(()),
+                    Some(e) => Err(ShmError::Protocol(format!("the worker refused the values: {e}"))),
+                }
+            }
+            other => Err(ShmError::Protocol(format!("unexpected reply {other:?}"))),
+        }
+    }
+
     /// Sends `request` and reads its reply with the descriptors attached.
     async fn exchange(&self, stream: &mut UnixStream, request: ToPeer) -> Result<(FromPeer, Vec<OwnedFd>), ShmError> {
         let (header, payloads) = codec::encode(&[request][..])?;
@@ -197,7 +267,7 @@ impl ShmFetcher {
 
 /// Maps each memory file (on a blocking thread: populating a mapping
 /// touches every page table entry).
-async fn map_all(shared: Vec<(Key, u64)>, fds: Vec<OwnedFd>) -> Result<Vec<(Key, Bytes)>, ShmError> {
+pub(super) async fn map_all(shared: Vec<(Key, u64)>, fds: Vec<OwnedFd>) -> Result<Vec<(Key, Bytes)>, ShmError> {
     if shared.is_empty() {
         return Ok(Vec::new());
     }

@@ -22,11 +22,13 @@ use crate::wire::codec::WireError;
 
 pub mod client;
 pub mod fds;
+pub mod push_files;
 pub mod server;
 mod unix;
 
 pub use client::ShmFetcher;
-pub use server::{bind, serve, ShmSocket};
+pub use push_files::PushFiles;
+pub use server::{bind, serve, ShmService, ShmSocket};
 
 /// Values at least this large travel as memory files; smaller ones ride in
 /// the reply frame (a memfd costs a few system calls and a page at least).

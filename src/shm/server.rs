@@ -1,6 +1,7 @@
 //! The serving side of shared-memory transfers: a worker's Unix socket,
 //! answering [`ToPeer::ShmGetData`] from its store with large values as
-//! sealed memory files.
+//! sealed memory files, and taking a client's [`ToPeer::ShmPutData`] (its
+//! direct scatter) the other way.
 
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::DirBuilderExt;
@@ -10,13 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Addr;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tracing::warn;
 
 use super::{
-    fds, io, unix, ShmError, MAX_FDS_PER_REPLY, MAX_SHM_CONNECTIONS, MAX_SOCKET_PATH_BYTES, SHM_MIN_VALUE_BYTES,
+    fds, io, unix, ShmError, FIRST_READ_BYTES, MAX_FDS_PER_REPLY, MAX_SHM_CONNECTIONS, MAX_SOCKET_PATH_BYTES,
+    SHM_MIN_VALUE_BYTES,
 };
+use crate::actors::pushed::{PushSink, Pushed};
 use crate::actors::store::{DataStore, Get, WorkerCounters};
 use crate::wire::codec::{self, FrameLimits, ReadTimeouts, WireError};
 use crate::wire::messages::{FromPeer, Key, Payload, ToPeer};
@@ -34,6 +37,17 @@ impl ShmSocket {
     pub fn path(&self) -> &str {
         &self.path
     }
+}
+
+/// What a worker's shared-memory socket serves from and hands to.
+#[derive(Clone)]
+pub struct ShmService {
+    /// The worker's store (fetches are answered from it).
+    pub store: Addr<DataStore>,
+    /// Its counters.
+    pub counters: Arc<WorkerCounters>,
+    /// Where pushed values go (the worker actor).
+    pub sink: PushSink,
 }
 
 /// Removes the socket's directory when dropped.
@@ -84,13 +98,7 @@ pub fn bind(base: &Path) -> Result<ShmSocket, ShmError> {
 /// connection (at most [`MAX_SHM_CONNECTIONS`]), each answering requests
 /// one after another. A request frame that stalls for `stall` closes its
 /// connection.
-pub async fn serve(
-    socket: ShmSocket,
-    store: Addr<DataStore>,
-    counters: Arc<WorkerCounters>,
-    limits: FrameLimits,
-    stall: Option<Duration>,
-) {
+pub async fn serve(socket: ShmSocket, service: ShmService, limits: FrameLimits, stall: Option<Duration>) {
     let ShmSocket { listener, dir, path } = socket;
     let _dir = dir;
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_SHM_CONNECTIONS));
@@ -112,10 +120,10 @@ pub async fn serve(
             warn!("shared-memory socket {path}: refused a connection: {e}");
             continue;
         }
-        let (store, counters) = (store.clone(), counters.clone());
+        let service = service.clone();
         let timeouts = ReadTimeouts { idle: None, stall };
         tokio::spawn(async move {
-            if let Err(e) = serve_connection(stream, store, counters, limits, timeouts).await {
+            if let Err(e) = serve_connection(stream, service, limits, timeouts).await {
                 warn!("shared-memory connection closed: {e}");
             }
             drop(permit);
@@ -141,44 +149,136 @@ fn same_user(stream: &UnixStream) -> Result<(), ShmError> {
 
 async fn serve_connection(
     mut stream: UnixStream,
-    store: Addr<DataStore>,
-    counters: Arc<WorkerCounters>,
+    service: ShmService,
     limits: FrameLimits,
     timeouts: ReadTimeouts,
 ) -> Result<(), ShmError> {
-    while let Some(frame) = codec::read_frame_within(&mut stream, &limits, &timeouts).await? {
-        let requests: Vec<ToPeer> = codec::decode(frame)?;
-        for request in requests {
-            let ToPeer::ShmGetData { request_id, keys } = request else {
-                return Err(ShmError::Protocol(format!(
-                    "only ShmGetData is served on the shared-memory socket, not {request:?}"
-                )));
-            };
-            let values = store
-                .send(Get { keys, for_peer: true })
-                .await
-                .map_err(|_| WireError::Closed)?;
-            let (data, shared, fds) = share_values(values).await;
-            let shared_bytes: u64 = shared.iter().map(|(_, n)| n).sum();
-            let reply = FromPeer::ShmData {
+    loop {
+        // Each request is read with the descriptors that may come with its
+        // first bytes (a push's memory files).
+        let mut first = vec![0u8; FIRST_READ_BYTES];
+        let (n, fds) = unix::recv_with_fds(&stream, &mut first).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        first.truncate(n);
+        let frame = {
+            let mut reader = std::io::Cursor::new(first).chain(&mut stream);
+            let frame = codec::read_frame_within(&mut reader, &limits, &timeouts)
+                .await?
+                .ok_or(WireError::Closed)?;
+            let (rest, _) = reader.into_inner();
+            if (rest.position() as usize) < rest.get_ref().len() {
+                // Fetchers and pushers wait for each answer: bytes past the
+                // frame can only be a broken peer.
+                return Err(ShmError::Protocol(
+                    "a second request sent before the first was answered".into(),
+                ));
+            }
+            frame
+        };
+        let mut requests: Vec<ToPeer> = codec::decode(frame)?;
+        let request = match (requests.pop(), requests.is_empty()) {
+            (Some(r), true) => r,
+            _ => return Err(ShmError::Protocol("expected exactly one request per frame".into())),
+        };
+        match request {
+            ToPeer::ShmGetData { request_id, keys } if fds.is_empty() => {
+                serve_get(&mut stream, &service, request_id, keys).await?
+            }
+            ToPeer::ShmPutData {
                 request_id,
                 data,
                 shared,
-            };
-            let (header, payloads) = codec::encode(&[reply][..])?;
-            let mut head = codec::frame_prefix(&header, &payloads);
-            head.extend_from_slice(&header);
-            unix::send_with_fds(&mut stream, &head, &fds).await?;
-            for p in &payloads {
-                stream.write_all(p).await.map_err(io("sending a reply"))?;
+            } => {
+                let error = take_push(&service, data, shared, fds).await.err();
+                if let Some(e) = &error {
+                    warn!("refused values pushed through shared memory: {e}");
+                }
+                let reply = FromPeer::PutAck {
+                    request_id,
+                    error: error.map(|e| e.to_string()),
+                };
+                let (header, payloads) = codec::encode(&[reply][..])?;
+                codec::write_frame(&mut stream, &header, &payloads)
+                    .await
+                    .map_err(io("sending a reply"))?;
+                stream.flush().await.map_err(io("sending a reply"))?;
             }
-            stream.flush().await.map_err(io("sending a reply"))?;
-            counters
-                .bytes_served_shared_memory
-                .fetch_add(shared_bytes, Ordering::Relaxed);
+            other => {
+                return Err(ShmError::Protocol(format!(
+                    "only ShmGetData (without descriptors) and ShmPutData are served on the shared-memory socket, \
+                     not {other:?}"
+                )))
+            }
         }
     }
+}
+
+/// Answers a fetch: the store's values, large ones as memory files.
+async fn serve_get(
+    stream: &mut UnixStream,
+    service: &ShmService,
+    request_id: u64,
+    keys: Vec<Key>,
+) -> Result<(), ShmError> {
+    let values = service
+        .store
+        .send(Get { keys, for_peer: true })
+        .await
+        .map_err(|_| WireError::Closed)?;
+    let (data, shared, fds) = share_values(values).await;
+    let shared_bytes: u64 = shared.iter().map(|(_, n)| n).sum();
+    let reply = FromPeer::ShmData {
+        request_id,
+        data,
+        shared,
+    };
+    let (header, payloads) = codec::encode(&[reply][..])?;
+    let mut head = codec::frame_prefix(&header, &payloads);
+    head.extend_from_slice(&header);
+    unix::send_with_fds(stream, &head, &fds).await?;
+    for p in &payloads {
+        stream.write_all(p).await.map_err(io("sending a reply"))?;
+    }
+    stream.flush().await.map_err(io("sending a reply"))?;
+    service
+        .counters
+        .bytes_served_shared_memory
+        .fetch_add(shared_bytes, Ordering::Relaxed);
     Ok(())
+}
+
+/// Takes a client's pushed values: maps the memory files (checked as a
+/// fetch checks them) and hands everything to the worker, which keeps
+/// them as a `StoreData`.
+async fn take_push(
+    service: &ShmService,
+    data: Vec<(Key, Payload)>,
+    shared: Vec<(Key, u64)>,
+    fds: Vec<OwnedFd>,
+) -> Result<(), ShmError> {
+    if shared.len() != fds.len() {
+        return Err(ShmError::Protocol(format!(
+            "{} shared values announced, {} descriptors received",
+            shared.len(),
+            fds.len()
+        )));
+    }
+    let mapped = super::client::map_all(shared, fds).await?;
+    let shared_bytes: u64 = mapped.iter().map(|(_, b)| b.len() as u64).sum();
+    let values: Vec<(Key, bytes::Bytes)> = data.into_iter().map(|(k, p)| (k, p.0)).chain(mapped).collect();
+    let pushed: u64 = values.iter().map(|(_, b)| b.len() as u64).sum();
+    let counters = &service.counters;
+    counters.bytes_pushed.fetch_add(pushed, Ordering::Relaxed);
+    counters
+        .bytes_pushed_shared_memory
+        .fetch_add(shared_bytes, Ordering::Relaxed);
+    service
+        .sink
+        .send(Pushed(values))
+        .await
+        .map_err(|_| ShmError::Protocol("the worker is closing".into()))
 }
 
 type Inline = Vec<(Key, Option<Payload>)>;

@@ -17,7 +17,7 @@ use super::{io, ShmError, MAX_FDS_PER_REPLY};
 
 /// Writes `data` with `fds` attached to its first bytes. The kernel hands
 /// the descriptors to the reader with the first read of those bytes.
-pub async fn send_with_fds(stream: &mut UnixStream, data: &[u8], fds: &[OwnedFd]) -> Result<(), ShmError> {
+pub async fn send_with_fds<F: AsFd>(stream: &mut UnixStream, data: &[u8], fds: &[F]) -> Result<(), ShmError> {
     if data.is_empty() {
         // A stream socket carries ancillary data only with at least a byte.
         return Err(ShmError::Protocol(

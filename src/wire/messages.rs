@@ -24,7 +24,7 @@ mod to_worker;
 pub use coordination::{CoordItem, CoordOp, CoordResult, ShuffleRunSpec};
 pub use peer::{FromPeer, ToPeer, WorkerStoreInfo};
 pub use stream::{FunctionProgress, SchedulerEvent, SpillEvent, StreamKind, TaskStreamRecord};
-pub use to_client::ToClient;
+pub use to_client::{ScatterTarget, ToClient};
 pub use to_scheduler::{decode_inbound, variant_names, FromClient, FromWorker, Inbound};
 pub use to_worker::{DataMove, DependencyLocation, ToWorker};
 
@@ -53,7 +53,11 @@ pub use to_worker::{DataMove, DependencyLocation, ToWorker};
 /// [`FromWorker::TaskFinished`] and [`FromWorker::TaskErred`]), so a stale
 /// completion is told from the current one exactly, and the worker's
 /// `AddKeys` confirming a `StoreData` (the scheduler answers `Scatter` then).
-pub const PROTOCOL_VERSION: u32 = 8;
+/// Version 8 added `broadcast` to [`FromClient::Scatter`]. Version 9 added
+/// the direct scatter (Dask's `direct=True`): [`FromClient::ScatterDirect`],
+/// [`ToClient::ScatterTargets`], and the pushes to workers
+/// [`ToPeer::PutData`], [`ToPeer::ShmPutData`] and [`FromPeer::PutAck`].
+pub const PROTOCOL_VERSION: u32 = 9;
 
 /// A task whose function name starts with this creates an actor (Dask's
 /// `submit(..., actor=True)`): the rest of the name is the actor's type

@@ -15,7 +15,8 @@ use bytes::Bytes;
 use tokio::net::TcpListener;
 use tracing::{error, info, info_span, warn, Instrument};
 
-use super::peer::{serve_peers, PeerPool, PeerService};
+use super::peer::PeerPool;
+use super::peer_service::{serve_peers, PeerService};
 use super::store::{
     ArgData, Clear, DataStore, Delete, GetArgs, PauseChanged, Put, StoreMemory, WatchPause, WorkerCounters,
 };
@@ -31,6 +32,7 @@ use crate::worker::state::{WorkerEffect, WorkerState, WorkerStateConfig};
 
 mod heartbeat;
 mod options;
+mod pushed;
 mod reconnect;
 mod register;
 mod shared;
@@ -142,7 +144,7 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
         .with_shuffles(shuffles.clone())
         .start();
     let peers = PeerPool::new(&name, options.limits).with_security(options.security.clone());
-    let shared = shared::start(&name, &options, &base, &store, &counters, peers);
+    let shared = shared::start(&name, &options, &base, &counters, peers);
     let (closed_tx, closed) = tokio::sync::watch::channel(false);
     let actors = ActorTable::default();
     let state = WorkerState::new(WorkerStateConfig {
@@ -187,6 +189,17 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
         shuffles: shuffles.clone(),
     };
     let actor = actor.start();
+    #[cfg(target_os = "linux")]
+    shared::serve(
+        shared.server,
+        &name,
+        &options,
+        crate::shm::ShmService {
+            store: store.clone(),
+            counters: counters.clone(),
+            sink: actor.clone().recipient(),
+        },
+    );
     let service = PeerService {
         name: name.clone(),
         store: store.clone(),
@@ -195,6 +208,7 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
         shuffles,
         host: shared.host,
         shm_socket: shared.socket,
+        sink: actor.clone().recipient(),
     };
     actix_rt::spawn(
         serve_peers(

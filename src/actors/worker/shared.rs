@@ -5,12 +5,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use actix::Addr;
 use tracing::{info, info_span, warn, Instrument};
 
 use super::WorkerOptions;
 use crate::actors::peer::PeerPool;
-use crate::actors::store::{DataStore, WorkerCounters};
+use crate::actors::store::WorkerCounters;
 
 /// What the peer port tells fetchers, and the pool fetching from peers.
 pub struct SharedMemory {
@@ -20,10 +19,14 @@ pub struct SharedMemory {
     pub socket: Option<String>,
     /// The worker's peer pool (fetching through shared memory if on).
     pub peers: PeerPool,
+    /// The bound socket, to [`serve`] once the worker actor (which takes
+    /// pushed values) is running.
+    #[cfg(target_os = "linux")]
+    pub server: Option<crate::shm::ShmSocket>,
 }
 
-/// Serves shared-memory fetches from a socket under `base` and makes the
-/// pool use peers' sockets, when `options.shared_memory_transfers` is on
+/// Binds a socket under `base` for shared-memory fetches and pushes and
+/// makes the pool use peers' sockets, when `options.shared_memory_transfers` is on
 /// and this is Linux; otherwise (or if the socket cannot be bound, logged)
 /// the worker moves data by TCP only.
 #[cfg(target_os = "linux")]
@@ -31,7 +34,6 @@ pub fn start(
     name: &str,
     options: &WorkerOptions,
     base: &Path,
-    store: &Addr<DataStore>,
     counters: &Arc<WorkerCounters>,
     peers: PeerPool,
 ) -> SharedMemory {
@@ -42,6 +44,7 @@ pub fn start(
             host: host.clone(),
             socket: None,
             peers,
+            server: None,
         }
     };
     if !options.shared_memory_transfers {
@@ -59,21 +62,28 @@ pub fn start(
     };
     let path = socket.path().to_string();
     info!(worker = %name, socket = %path, %host, "serving shared-memory fetches");
-    actix_rt::spawn(
-        crate::shm::serve(
-            socket,
-            store.clone(),
-            counters.clone(),
-            options.limits,
-            options.frame_stall_timeout,
-        )
-        .instrument(info_span!("worker", name = %name)),
-    );
     let fetcher = crate::shm::ShmFetcher::new(&host, counters.clone(), options.limits);
     SharedMemory {
         host,
         socket: Some(path),
         peers: peers.with_shm(fetcher),
+        server: Some(socket),
+    }
+}
+
+/// Serves the socket bound by [`start`], if any, on this arbiter.
+#[cfg(target_os = "linux")]
+pub fn serve(
+    server: Option<crate::shm::ShmSocket>,
+    name: &str,
+    options: &WorkerOptions,
+    service: crate::shm::ShmService,
+) {
+    if let Some(socket) = server {
+        actix_rt::spawn(
+            crate::shm::serve(socket, service, options.limits, options.frame_stall_timeout)
+                .instrument(info_span!("worker", name = %name)),
+        );
     }
 }
 
@@ -83,7 +93,6 @@ pub fn start(
     name: &str,
     _options: &WorkerOptions,
     _base: &Path,
-    _store: &Addr<DataStore>,
     _counters: &Arc<WorkerCounters>,
     peers: PeerPool,
 ) -> SharedMemory {

@@ -5,6 +5,7 @@ mod adaptive;
 mod coordination;
 mod data_moves;
 mod diagnostics;
+mod direct_scatter;
 mod failures;
 mod first_sight;
 mod helpers;

@@ -78,6 +78,30 @@ pub enum ToPeer {
         /// The keys.
         keys: Vec<Key>,
     },
+    /// Store these values (a client's direct scatter,
+    /// [`FromClient::ScatterDirect`]): the worker keeps them as it keeps a
+    /// scheduler's `StoreData` and confirms them to the scheduler with
+    /// `AddKeys` (which frees them again if it does not expect them).
+    /// Answered with [`FromPeer::PutAck`] once stored. Since version 9.
+    PutData {
+        /// Echoed in the reply.
+        request_id: u64,
+        /// Keys and their msgpack-encoded values.
+        data: Vec<(Key, Payload)>,
+    },
+    /// [`ToPeer::PutData`] on a worker's shared-memory socket, with the
+    /// large values passed as sealed memory files (`SCM_RIGHTS`, attached
+    /// to the frame's first bytes) which the worker maps and keeps without
+    /// a copy. Answered with [`FromPeer::PutAck`]. Since version 9.
+    ShmPutData {
+        /// Echoed in the reply.
+        request_id: u64,
+        /// Values sent in the frame (small ones).
+        data: Vec<(Key, Payload)>,
+        /// `(key, length)` of values passed as memory files: the i-th
+        /// entry's bytes are the whole of the i-th descriptor.
+        shared: Vec<(Key, u64)>,
+    },
 }
 
 /// A worker's store, memory and transfer counters.
@@ -132,6 +156,14 @@ pub struct WorkerStoreInfo {
     /// Since version 7.
     #[serde(default)]
     pub bytes_served_shared_memory: u64,
+    /// Bytes clients pushed to this worker (direct scatters,
+    /// [`ToPeer::PutData`] and [`ToPeer::ShmPutData`]). Since version 9.
+    #[serde(default)]
+    pub bytes_pushed: u64,
+    /// Of `bytes_pushed`, the bytes that came as memory files. Since
+    /// version 9.
+    #[serde(default)]
+    pub bytes_pushed_shared_memory: u64,
 }
 
 /// Replies on a worker's peer port.
@@ -207,5 +239,15 @@ pub enum FromPeer {
         /// `(key, length)` of values passed as sealed memory files: the
         /// i-th entry's bytes are the whole of the i-th descriptor.
         shared: Vec<(Key, u64)>,
+    },
+    /// Answer to [`ToPeer::PutData`] and [`ToPeer::ShmPutData`]. Since
+    /// version 9.
+    PutAck {
+        /// From the request.
+        request_id: u64,
+        /// Why the values were not stored (a descriptor that is not a
+        /// sealed memory file of the announced length, the worker closing);
+        /// absent when stored.
+        error: Option<String>,
     },
 }

@@ -58,6 +58,18 @@ pub enum ToClient {
         /// `None` on success, else why it failed (e.g. no workers).
         error: Option<String>,
     },
+    /// Answer to [`FromClient::ScatterDirect`]: which worker gets which
+    /// values. Keys in no target need no push (already held where they
+    /// should be). Since version 9.
+    ScatterTargets {
+        /// From the request.
+        request_id: u64,
+        /// Per receiving worker, its peer address and the keys to push to it.
+        targets: Vec<ScatterTarget>,
+        /// Why nothing can be placed (no worker connected, none of those
+        /// named); `targets` is then empty and no `ScatterDone` follows.
+        error: Option<String>,
+    },
     /// Answer to [`FromClient::Info`].
     InfoReply {
         /// From the request.
@@ -144,4 +156,13 @@ pub enum ToClient {
         /// Names of the workers connected now (retiring ones excluded).
         workers: Vec<String>,
     },
+}
+
+/// One receiving worker of a direct scatter ([`ToClient::ScatterTargets`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScatterTarget {
+    /// The worker's peer address (`tcp://host:port`).
+    pub address: String,
+    /// The keys whose values to push to it.
+    pub keys: Vec<Key>,
 }

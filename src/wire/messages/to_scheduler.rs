@@ -52,6 +52,26 @@ pub enum FromClient {
         #[serde(default)]
         broadcast: bool,
     },
+    /// Announce values the client stores on workers itself (Dask's
+    /// `scatter(direct=True)`): the scheduler picks their holders as for
+    /// [`FromClient::Scatter`] and answers [`ToClient::ScatterTargets`]; the
+    /// client then pushes each holder its values ([`ToPeer::PutData`] or
+    /// [`ToPeer::ShmPutData`]), each holder confirms with `AddKeys`, and
+    /// once all have the scheduler answers [`ToClient::ScatterDone`] with
+    /// `done_id`; the keys become wanted by this client then. Since version 9.
+    ScatterDirect {
+        /// Echoed in [`ToClient::ScatterTargets`].
+        request_id: u64,
+        /// Echoed in [`ToClient::ScatterDone`] (as its `request_id`).
+        done_id: u64,
+        /// Keys and the length in bytes of each one's encoded value.
+        keys: Vec<(Key, u64)>,
+        /// Restrict to these workers (names or addresses); empty = any.
+        workers: Vec<String>,
+        /// A copy of every value on every allowed worker.
+        #[serde(default)]
+        broadcast: bool,
+    },
     /// Ask where keys live, to fetch them from the workers directly.
     WhoHas {
         /// Echoed in [`ToClient::WhoHasReply`].
