@@ -50,6 +50,38 @@ struct PeerConn {
 #[derive(Clone, Default)]
 pub struct PushFiles(#[cfg(target_os = "linux")] crate::shm::PushFiles);
 
+impl PushFiles {
+    /// `v` encoded for a direct scatter: on Linux, a large value straight
+    /// into a memory file ([`crate::shm::push_files::encode_shared`]), its
+    /// bytes a mapping of it; `None` to encode it the ordinary way.
+    pub fn encode<T: serde::Serialize + ?Sized>(v: &T) -> Result<Option<(Bytes, Option<PushFile>)>, EncodeError> {
+        #[cfg(target_os = "linux")]
+        return crate::shm::push_files::encode_shared(v);
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = v;
+            Ok(None)
+        }
+    }
+
+    /// Records `file` as the memory file of `key` for the pushes.
+    pub fn insert(&self, key: Key, file: PushFile) {
+        #[cfg(target_os = "linux")]
+        self.0.insert(key, file);
+        #[cfg(not(target_os = "linux"))]
+        let _ = (key, file);
+    }
+}
+
+type EncodeError = rmp_serde::encode::Error;
+
+/// One value's memory file ([`PushFiles`]); nothing off Linux.
+#[cfg(target_os = "linux")]
+pub type PushFile = Arc<std::os::fd::OwnedFd>;
+/// One value's memory file ([`PushFiles`]); nothing off Linux.
+#[cfg(not(target_os = "linux"))]
+pub type PushFile = std::convert::Infallible;
+
 /// Connections to workers' peer ports, reused across requests.
 #[derive(Clone)]
 pub struct PeerPool {

@@ -21,19 +21,32 @@ use crate::util::FxMap;
 use crate::wire::messages::*;
 
 /// The keys and encoded values of a scatter (keyed by content hash, or at
-/// random with `hash: false`).
-fn encode_values<T: Serialize>(values: &[T], options: &ScatterOptions) -> Result<Vec<(Key, Bytes)>, Error> {
+/// random with `hash: false`). With `files` (a direct scatter on Linux), a
+/// large value is encoded straight into a memory file, recorded there for
+/// the pushes, and its bytes are a mapping of that file.
+fn encode_values<T: Serialize>(
+    values: &[T],
+    options: &ScatterOptions,
+    files: Option<&PushFiles>,
+) -> Result<Vec<(Key, Bytes)>, Error> {
     let short = std::any::type_name::<T>().rsplit("::").next().unwrap_or("data");
+    let encode_error = |e: rmp_serde::encode::Error| Error::Encode(e.to_string());
     values
         .iter()
         .map(|v| {
-            let bytes = encode_value(v).map_err(|e| Error::Encode(e.to_string()))?;
+            let (bytes, file) = match files.map(|_| PushFiles::encode(v)).transpose().map_err(encode_error)? {
+                Some(Some((bytes, file))) => (bytes, file),
+                _ => (Bytes::from(encode_value(v).map_err(encode_error)?), None),
+            };
             let key = if options.hash {
                 format!("{short}-{:016x}", crate::util::fnv1a64(&[&bytes]))
             } else {
                 format!("{short}-{}", uuid::Uuid::new_v4().simple())
             };
-            Ok((key, Bytes::from(bytes)))
+            if let (Some(files), Some(file)) = (files, file) {
+                files.insert(key.clone(), file);
+            }
+            Ok((key, bytes))
         })
         .collect()
 }
@@ -86,10 +99,12 @@ pub(crate) async fn scatter<T: Serialize>(
     values: &[T],
     options: &ScatterOptions,
 ) -> Result<Vec<Future<T>>, Error> {
-    let data = encode_values(values, options)?;
     if options.direct {
-        return scatter_direct(core, data, options).await;
+        let files = PushFiles::default();
+        let data = encode_values(values, options, Some(&files))?;
+        return scatter_direct(core, data, files, options).await;
     }
+    let data = encode_values(values, options, None)?;
     check_frame(core, &data)?;
     let futures = futures_for(core, data.iter().map(|(k, _)| k.clone()).collect());
     let rx = send_scatter(core, data, options.workers.clone(), options.broadcast)?;
@@ -104,6 +119,7 @@ pub(crate) async fn scatter<T: Serialize>(
 async fn scatter_direct<T>(
     core: &Arc<Core>,
     data: Vec<(Key, Bytes)>,
+    files: PushFiles,
     options: &ScatterOptions,
 ) -> Result<Vec<Future<T>>, Error> {
     let futures = futures_for(core, data.iter().map(|(k, _)| k.clone()).collect());
@@ -129,7 +145,7 @@ async fn scatter_direct<T>(
     let values: FxMap<Key, Bytes> = data.into_iter().collect();
     let c = core.clone();
     let failed = core
-        .on_runtime(async move { push_all(&c, targets, &values).await })
+        .on_runtime(async move { push_all(&c, targets, &values, &files).await })
         .await?;
     let mut fallbacks = Vec::new();
     for (address, data) in failed {
@@ -158,10 +174,9 @@ async fn push_all(
     core: &Core,
     targets: Vec<ScatterTarget>,
     values: &FxMap<Key, Bytes>,
+    files: &PushFiles,
 ) -> Vec<(String, Vec<(Key, Bytes)>)> {
-    let files = PushFiles::default();
     let pushes = targets.into_iter().map(|t| {
-        let files = &files;
         let data: Vec<(Key, Bytes)> = t
             .keys
             .into_iter()

@@ -18,14 +18,24 @@ fn required_seals() -> SealFlags {
     SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL
 }
 
+/// A new, empty memory file that can be sealed.
+pub fn create() -> Result<File, ShmError> {
+    let fd = memfd_create("rdask-value", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+        .map_err(|e| io("memfd_create")(e.into()))?;
+    Ok(File::from(fd))
+}
+
+/// Seals `file` against any change ([`required_seals`]).
+pub fn seal(file: &File) -> Result<(), ShmError> {
+    fcntl_add_seals(file, required_seals()).map_err(|e| io("sealing a memory file")(e.into()))
+}
+
 /// A memory file holding `data`, sealed against any change. This is the
 /// one copy of a shared-memory transfer.
 pub fn share(data: &[u8]) -> Result<OwnedFd, ShmError> {
-    let fd = memfd_create("rdask-value", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
-        .map_err(|e| io("memfd_create")(e.into()))?;
-    let mut file = File::from(fd);
+    let mut file = create()?;
     file.write_all(data).map_err(io("writing a memory file"))?;
-    fcntl_add_seals(&file, required_seals()).map_err(|e| io("sealing a memory file")(e.into()))?;
+    seal(&file)?;
     Ok(file.into())
 }
 
@@ -34,8 +44,12 @@ pub fn share(data: &[u8]) -> Result<OwnedFd, ShmError> {
 /// faults). Refuses a file that is not sealed against writing and shrinking,
 /// or whose size is not `len`.
 pub fn map(fd: OwnedFd, len: u64) -> Result<Bytes, ShmError> {
-    let file = File::from(fd);
-    let seals = fcntl_get_seals(&file).map_err(|e| io("reading a memory file's seals")(e.into()))?;
+    map_file(&File::from(fd), len)
+}
+
+/// [`map`] of a file the caller keeps open.
+pub fn map_file(file: &File, len: u64) -> Result<Bytes, ShmError> {
+    let seals = fcntl_get_seals(file).map_err(|e| io("reading a memory file's seals")(e.into()))?;
     if !seals.contains(SealFlags::WRITE | SealFlags::SHRINK) {
         return Err(ShmError::Protocol(format!(
             "a shared value is not sealed against writing and shrinking (seals {seals:?})"
@@ -53,7 +67,7 @@ pub fn map(fd: OwnedFd, len: u64) -> Result<Bytes, ShmError> {
     // removed), so its bytes cannot change or vanish while mapped; this is
     // what makes handing them out as an immutable `Bytes` sound.
     let mapping =
-        unsafe { memmap2::MmapOptions::new().len(len).populate().map(&file) }.map_err(io("mapping a memory file"))?;
-    // The mapping holds the memory; the descriptor closes here.
+        unsafe { memmap2::MmapOptions::new().len(len).populate().map(file) }.map_err(io("mapping a memory file"))?;
+    // The mapping holds the memory, whether or not the descriptor stays open.
     Ok(Bytes::from_owner(mapping))
 }

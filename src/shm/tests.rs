@@ -100,3 +100,30 @@ fn only_a_peer_on_this_host_with_a_socket_is_reached_through_shared_memory() {
     fetcher.use_tcp("tcp://p:1");
     assert!(matches!(fetcher.route("tcp://p:1"), Some(Route::Tcp(_))));
 }
+
+#[test]
+fn a_value_encoded_for_a_push_is_the_ordinary_encoding_in_a_sealed_file_once_large() {
+    use super::push_files::encode_shared;
+    let small: Vec<u64> = (0..100).collect();
+    let (bytes, file) = encode_shared(&small).expect("encode").expect("made");
+    assert!(file.is_none(), "a small value needs no memory file");
+    assert_eq!(&bytes[..], &crate::task::encode_value(&small).expect("encode")[..]);
+    // Many small writes (one per element) and one large one (a blob).
+    let many: Vec<u64> = (0..200_000u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
+    let blob = crate::Blob((0..3_000_000u32).map(|i| (i % 251) as u8).collect());
+    let cases = [
+        (crate::task::encode_value(&many).expect("encode"), encode_shared(&many)),
+        (crate::task::encode_value(&blob).expect("encode"), encode_shared(&blob)),
+    ];
+    for (want, got) in cases {
+        let (bytes, file) = got.expect("encode").expect("made");
+        assert_eq!(bytes.len(), want.len());
+        assert!(bytes[..] == want[..], "the file's bytes differ from the encoding");
+        // What a worker gets: the same bytes, and a file it accepts
+        // (sealed, of the announced length).
+        let fd = file.expect("a large value goes in a memory file");
+        let dup = fd.try_clone().expect("dup");
+        let mapped = fds::map(dup, want.len() as u64).expect("a worker maps it");
+        assert!(mapped[..] == want[..]);
+    }
+}
