@@ -25,7 +25,7 @@ pub fn create() -> Result<File, ShmError> {
     Ok(File::from(fd))
 }
 
-/// Seals `file` against any change ([`required_seals`]).
+/// Seals `file` against any change: writing, shrinking, growing and further sealing.
 pub fn seal(file: &File) -> Result<(), ShmError> {
     fcntl_add_seals(file, required_seals()).map_err(|e| io("sealing a memory file")(e.into()))
 }

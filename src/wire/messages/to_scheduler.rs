@@ -55,8 +55,8 @@ pub enum FromClient {
     /// Announce values the client stores on workers itself (Dask's
     /// `scatter(direct=True)`): the scheduler picks their holders as for
     /// [`FromClient::Scatter`] and answers [`ToClient::ScatterTargets`]; the
-    /// client then pushes each holder its values ([`ToPeer::PutData`] or
-    /// [`ToPeer::ShmPutData`]), each holder confirms with `AddKeys`, and
+    /// client then pushes each holder its values ([`ToPeer::PutData`](super::ToPeer::PutData) or
+    /// [`ToPeer::ShmPutData`](super::ToPeer::ShmPutData)), each holder confirms with `AddKeys`, and
     /// once all have the scheduler answers [`ToClient::ScatterDone`] with
     /// `done_id`; the keys become wanted by this client then. Since version 9.
     ScatterDirect {
