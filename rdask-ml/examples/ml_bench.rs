@@ -2,11 +2,15 @@
 //! `benches/dask_ml_search.py`): elastic net with a standard scaler, 60
 //! candidates (12 `alpha` x 5 `l1_ratio`) x 5 folds on a 1,000,000 x 10
 //! table that both sides compute with the same formula (bit-identical), on
-//! an embedded cluster of 1-thread workers. Prints one JSON line per run in
-//! the form of `examples/bench.rs` (`{"case": ..., "rdask_s": ...}`).
+//! a scheduler and N 1-thread workers started as processes (this binary
+//! re-run with a subcommand, so the workers link the tasks), the shape of
+//! the Dask side's `LocalCluster(processes=True)`; `--processes off` uses
+//! the embedded in-process cluster instead (the form of every figure
+//! before 2026-12-05). Prints one JSON line per run in the form of
+//! `examples/bench.rs` (`{"case": ..., "rdask_s": ...}`).
 //!
 //! ```text
-//! cargo run --release -p rdask-ml --example ml_bench -- [--workers N]... [--rows N] [--gram on|off]
+//! cargo run --release -p rdask-ml --example ml_bench -- [--workers N]... [--rows N] [--gram on|off] [--processes on|off]
 //! cargo run --release -p rdask-ml --example ml_bench -- --workers 1 --workers 2
 //! ```
 //!
@@ -17,6 +21,7 @@ use std::time::Instant;
 
 use rdask::LocalCluster;
 use rdask_array::ndarray::{Array1, Array2};
+use rdask_devkit::{Children, STARTUP};
 use rdask_ml::model_selection::{Estimator, GridSearchCV, ParamGrid, Preprocess, SearchOptions};
 use rdask_ml::Dataset;
 
@@ -58,28 +63,38 @@ fn load1() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// `on` or `off`, as a flag's value.
+fn on_off(flag: &str, v: &str) -> Result<bool, String> {
+    match v {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("{flag} takes on or off, got {v}")),
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::args().nth(1).is_some_and(|a| !a.starts_with("--")) {
+        // Re-run as `scheduler` or `worker` by the cluster below.
+        std::process::exit(rdask::cli::main());
+    }
     rdask::init_logging();
     let mut workers = Vec::new();
     let mut rows = DEFAULT_ROWS;
     let mut shared_gram = true;
+    let mut processes = true;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let v = args.next().ok_or(format!("{a} needs a value"))?;
         match a.as_str() {
             "--workers" => workers.push(v.parse::<usize>()?),
             "--rows" => rows = v.parse()?,
-            "--gram" => {
-                shared_gram = match v.as_str() {
-                    "on" => true,
-                    "off" => false,
-                    _ => return Err(format!("--gram takes on or off, got {v}").into()),
-                }
-            }
+            "--gram" => shared_gram = on_off(&a, &v)?,
+            "--processes" => processes = on_off(&a, &v)?,
             _ => {
-                return Err(
-                    format!("unknown flag {a}; flags: --workers N (repeatable), --rows N, --gram on|off").into(),
+                return Err(format!(
+                    "unknown flag {a}; flags: --workers N (repeatable), --rows N, --gram on|off, --processes on|off"
                 )
+                .into())
             }
         }
     }
@@ -91,8 +106,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut grid = ParamGrid::new().param("alpha", &ALPHAS).param("l1_ratio", &L1_RATIOS);
     grid = grid.param("max_iter", &[1000.0]).param("tol", &[1e-4]);
     for n in workers {
-        let cluster = LocalCluster::builder().workers(n).threads_per_worker(1).build()?;
-        let client = cluster.client()?;
+        // Dropped at the end of the iteration: the processes are killed.
+        let mut children = Children::default();
+        let (_cluster, client) = if processes {
+            let names: Vec<String> = (0..n).map(|i| format!("w{i}")).collect();
+            let addr = children.spawn_cluster(&names)?;
+            let client = rdask::Client::connect(&addr)?;
+            client.wait_for_workers(n, STARTUP)?;
+            (None, client)
+        } else {
+            let cluster = LocalCluster::builder().workers(n).threads_per_worker(1).build()?;
+            let client = cluster.client()?;
+            (Some(cluster), client)
+        };
         let before = load1();
         let t0 = Instant::now();
         let found = GridSearchCV::new(Estimator::ElasticNet, grid.clone())
@@ -122,7 +148,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             tasks.join(", ")
         );
         println!(
-            "{{\"case\": \"ml_grid_search\", \"workers\": {n}, \"rows\": {rows}, \"candidates\": {}, \"folds\": 5, \"shared_gram\": {shared_gram}, \"rdask_s\": {secs:.3}, \"best_alpha\": {}, \"best_l1_ratio\": {}, \"best_score\": {:.6}, \"load1_before\": {before:.2}, \"load1_after\": {:.2}}}",
+            "{{\"case\": \"ml_grid_search\", \"workers\": {n}, \"rows\": {rows}, \"candidates\": {}, \"folds\": 5, \"shared_gram\": {shared_gram}, \"processes\": {processes}, \"rdask_s\": {secs:.3}, \"best_alpha\": {}, \"best_l1_ratio\": {}, \"best_score\": {:.6}, \"load1_before\": {before:.2}, \"load1_after\": {:.2}}}",
             found.cv_results.params.len(),
             found.best_params["alpha"],
             found.best_params["l1_ratio"],

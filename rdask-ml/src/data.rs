@@ -103,19 +103,6 @@ impl Dataset {
         }
     }
 
-    /// The rows `idx`, in that order, stored column-major: the same as
-    /// `take(idx).to_column_major()` with one copy instead of two (a
-    /// fold's test part, scored feature by feature).
-    pub(crate) fn take_column_major(&self, idx: &[usize]) -> Dataset {
-        let x = self.x();
-        let t = Array2::from_shape_fn((x.ncols(), idx.len()), |(j, i)| x[[idx[i], j]]);
-        Dataset {
-            x: Chunk(t.into_dyn()),
-            y: Chunk(self.y().select(Axis(0), idx).into_dyn()),
-            column_major: true,
-        }
-    }
-
     /// `x` replaced (same rows), e.g. by its scaled form.
     pub(crate) fn with_x(&self, x: Array2<f64>) -> Dataset {
         Dataset {
@@ -185,7 +172,6 @@ mod tests {
         assert_eq!(c.x(), d.x());
         assert_eq!((c.n_samples(), c.n_features()), (2, 3));
         assert_eq!(c.take(&[1]).x(), d.take(&[1]).x());
-        assert_eq!(d.take_column_major(&[1, 0]), d.take(&[1, 0]).to_column_major());
         // The round trip through the wire keeps the layout.
         let back: Dataset = rdask::task::decode_value(&rdask::task::encode_value(&c).unwrap()).unwrap();
         assert_eq!(back, c);

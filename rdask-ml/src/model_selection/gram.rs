@@ -4,7 +4,9 @@
 //! (`p x p`, `p`, 1 numbers), computed once per fold by one task and read by
 //! every candidate of that fold, whose fit then costs `O(p²)` per sweep
 //! instead of `O(n p)`; and [`GramFold`], what such a candidate reads: the
-//! statistics, the scaler and the raw test rows it is scored on in one pass.
+//! statistics, the scaler and its test rows reduced the same way
+//! ([`TestMoments`]), so that scoring a candidate is `O(p²)` too rather
+//! than a pass over the test rows.
 //!
 //! The statistics follow what linfa's elastic net fits: the targets are
 //! centred (its intercept is the mean target) and the features are not
@@ -15,14 +17,9 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use rdask_array::ndarray::Axis;
-
 use super::fold_cache::{new_id, FoldId};
 use super::preprocess::{Preprocess, StandardScaler};
 
-/// Predictions a scoring pass holds at once (on the stack): long enough
-/// for each feature's run to vectorise, short enough to stay in L1.
-const SCORE_BLOCK: usize = 256;
 use crate::{Dataset, Error};
 
 /// A fold's train rows reduced to what a least-squares fit needs.
@@ -106,72 +103,129 @@ pub struct GramFold {
     pub train: GramStats,
     /// The scaler fitted on the train rows, if any.
     pub scaler: Option<StandardScaler>,
-    /// The test rows, raw (scoring folds the scaler into the coefficients
-    /// instead of keeping a scaled copy), stored column-major so that
-    /// scoring reads each feature contiguously.
-    pub test: Dataset,
-    /// Mean of the test targets (for R²).
-    pub test_y_mean: f64,
-    /// `Σ (y - ȳ)²` over the test targets (R²'s denominator).
-    pub test_ss_tot: f64,
+    /// The test rows, raw, reduced to what R² needs (scoring folds the
+    /// scaler into the coefficients instead).
+    pub test: TestMoments,
 }
 
 impl GramFold {
     /// Splits `data` by the index lists, fits `pre` on the train rows and
-    /// reduces them to [`GramStats`].
+    /// reduces them to [`GramStats`], and the test rows to [`TestMoments`].
     pub fn prepare(data: &Dataset, train: &[usize], test: &[usize], pre: Preprocess) -> Result<GramFold, Error> {
         let scaler = match pre {
             Preprocess::None => None,
             Preprocess::StandardScaler => Some(StandardScaler::fit_rows(data, train)),
         };
         let stats = GramStats::of_rows(data, train, scaler.as_ref())?;
-        let test = data.take_column_major(test);
-        let n = test.n_samples().max(1) as f64;
-        let test_y_mean = test.y().sum() / n;
-        let test_ss_tot = test.y().iter().map(|v| (v - test_y_mean) * (v - test_y_mean)).sum();
         Ok(GramFold {
             id: new_id(),
             train: stats,
             scaler,
-            test,
-            test_y_mean,
-            test_ss_tot,
+            test: TestMoments::of_rows(data, test),
         })
     }
 
     /// R² on the test rows of the linear model `coef`, `intercept` fitted
-    /// on the scaled rows: one pass over the raw rows (a block of
-    /// predictions at a time, feature by feature), nothing copied.
+    /// on the scaled rows, from the test rows' moments.
     pub fn r2(&self, coef: &[f64], intercept: f64) -> f64 {
         let (w, b) = fold_scaler(self.scaler.as_ref(), coef, intercept);
-        let x = self.test.feature_major();
-        let y = self.test.y();
-        let n = y.len();
-        let mut pred = [0.0; SCORE_BLOCK];
-        let mut ss_res = 0.0;
-        for (start, y_block) in (0..n)
-            .step_by(SCORE_BLOCK)
-            .zip(y.axis_chunks_iter(Axis(0), SCORE_BLOCK))
-        {
-            let pred = &mut pred[..y_block.len()];
-            pred.fill(b);
-            for (j, wj) in w.iter().enumerate() {
-                let col = &x[j * n + start..j * n + start + pred.len()];
-                for (p, v) in pred.iter_mut().zip(col) {
-                    *p += wj * v;
+        self.test.r2(&w, b)
+    }
+}
+
+/// Rows reduced to their means and centred co-moments: enough for the
+/// residual sum of squares of any linear model on them,
+/// `Σ(y - w·x - b)² = Syy - 2 w·Sxy + wᵀ Sxx w + n (ȳ - w·x̄ - b)²`
+/// (the cross terms vanish about the means), in `O(p²)`. Centring first
+/// keeps the sums small, so the difference stays accurate when the model
+/// fits well (a residual of 10⁻⁵ of `Syy` loses about five of sixteen
+/// digits, far inside any score's tolerance).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestMoments {
+    /// Rows.
+    pub n_samples: usize,
+    /// `x̄`, `p`.
+    pub x_mean: Vec<f64>,
+    /// `ȳ`.
+    pub y_mean: f64,
+    /// `Σ (x - x̄)(x - x̄)ᵀ`, `p x p`, row-major (symmetric).
+    pub sxx: Vec<f64>,
+    /// `Σ (x - x̄)(y - ȳ)`, `p`.
+    pub sxy: Vec<f64>,
+    /// `Σ (y - ȳ)²`: R²'s denominator.
+    pub syy: f64,
+}
+
+impl TestMoments {
+    /// The moments of rows `rows` of `data`: one pass for the means, one
+    /// for the co-moments.
+    pub fn of_rows(data: &Dataset, rows: &[usize]) -> TestMoments {
+        let p = data.n_features();
+        let x = data.row_major();
+        let y = data.y();
+        let n = rows.len().max(1) as f64;
+        let mut x_mean = vec![0.0; p];
+        let mut y_mean = 0.0;
+        for &i in rows {
+            for (m, v) in x_mean.iter_mut().zip(&x[i * p..(i + 1) * p]) {
+                *m += v;
+            }
+            y_mean += y[i];
+        }
+        x_mean.iter_mut().for_each(|m| *m /= n);
+        y_mean /= n;
+        let mut sxx = vec![0.0; p * p];
+        let mut sxy = vec![0.0; p];
+        let mut syy = 0.0;
+        let mut d = vec![0.0; p];
+        for &i in rows {
+            for ((dj, v), m) in d.iter_mut().zip(&x[i * p..(i + 1) * p]).zip(&x_mean) {
+                *dj = v - m;
+            }
+            let dy = y[i] - y_mean;
+            syy += dy * dy;
+            // The upper triangle only; mirrored below.
+            for j in 0..p {
+                let dj = d[j];
+                sxy[j] += dj * dy;
+                let row = &mut sxx[j * p..(j + 1) * p];
+                for k in j..p {
+                    row[k] += dj * d[k];
                 }
             }
-            ss_res += pred
-                .iter()
-                .zip(y_block.iter())
-                .map(|(p, t)| (t - p) * (t - p))
-                .sum::<f64>();
         }
-        // scikit-learn's `r2_score` for constant targets.
-        if self.test_ss_tot == 0.0 {
+        for j in 0..p {
+            for k in 0..j {
+                sxx[j * p + k] = sxx[k * p + j];
+            }
+        }
+        TestMoments {
+            n_samples: rows.len(),
+            x_mean,
+            y_mean,
+            sxx,
+            sxy,
+            syy,
+        }
+    }
+
+    /// R² of the model `w·x + b` on these rows (scikit-learn's
+    /// `r2_score`, 1 or 0 for constant targets).
+    pub fn r2(&self, w: &[f64], b: f64) -> f64 {
+        let p = self.x_mean.len();
+        let mut quad = 0.0;
+        for j in 0..p {
+            let row = &self.sxx[j * p..(j + 1) * p];
+            quad += w[j] * row.iter().zip(w).map(|(s, wk)| s * wk).sum::<f64>();
+        }
+        let cross: f64 = w.iter().zip(&self.sxy).map(|(a, c)| a * c).sum();
+        let offset = self.y_mean - w.iter().zip(&self.x_mean).map(|(a, m)| a * m).sum::<f64>() - b;
+        // Rounding can take a perfect fit's sum a hair below zero.
+        let ss_res = (self.syy - 2.0 * cross + quad + self.n_samples as f64 * offset * offset).max(0.0);
+        if self.syy == 0.0 {
             return if ss_res == 0.0 { 1.0 } else { 0.0 };
         }
-        1.0 - ss_res / self.test_ss_tot
+        1.0 - ss_res / self.syy
     }
 }
 
@@ -181,9 +235,7 @@ impl GramFold {
 pub(crate) struct GramFoldRest {
     train: GramStats,
     scaler: Option<StandardScaler>,
-    test: Dataset,
-    test_y_mean: f64,
-    test_ss_tot: f64,
+    test: TestMoments,
 }
 
 impl GramFoldRest {
@@ -193,8 +245,6 @@ impl GramFoldRest {
             train: self.train,
             scaler: self.scaler,
             test: self.test,
-            test_y_mean: self.test_y_mean,
-            test_ss_tot: self.test_ss_tot,
         }
     }
 }
@@ -241,7 +291,7 @@ fn fold_scaler<'a>(scaler: Option<&StandardScaler>, coef: &'a [f64], intercept: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rdask_array::ndarray::{array, Array2};
+    use rdask_array::ndarray::{array, Array1, Array2};
 
     #[test]
     fn statistics_are_those_of_the_scaled_rows_and_scoring_folds_the_scaler() {
@@ -277,5 +327,51 @@ mod tests {
         let want = model.score(sc.transform(te.x()).view(), te.y());
         assert!((fold2.r2(&[0.3, -0.7], 1.5) - want).abs() < 1e-12);
         assert!(GramStats::of_rows(&data, &[], None).is_err());
+    }
+
+    /// R² from the moments equals R² over the rows, for a poor, a good and
+    /// a near-perfect model, and for constant targets.
+    #[test]
+    fn r2_from_the_test_moments_is_r2_over_the_rows() {
+        let n = 5_000;
+        let x = Array2::from_shape_fn((n, 3), |(i, j)| {
+            ((i * 7 + j * 13) % 101) as f64 / 10.0 + 50.0 * j as f64
+        });
+        let truth = [0.7, -1.3, 0.25];
+        let noise = |i: usize| ((i * 2_654_435_761) % 1_000) as f64 / 1e6;
+        let y = Array1::from_shape_fn(n, |i| {
+            4.0 + (0..3).map(|j| truth[j] * x[[i, j]]).sum::<f64>() + noise(i)
+        });
+        let data = Dataset::new(x.clone(), y.clone()).unwrap();
+        let rows: Vec<usize> = (0..n).filter(|i| i % 3 != 0).collect();
+        let m = TestMoments::of_rows(&data, &rows);
+        let direct = |w: &[f64], b: f64, y: &Array1<f64>| {
+            let ys: Vec<f64> = rows.iter().map(|&i| y[i]).collect();
+            let mean = ys.iter().sum::<f64>() / ys.len() as f64;
+            let tot: f64 = ys.iter().map(|v| (v - mean) * (v - mean)).sum();
+            let res: f64 = rows
+                .iter()
+                .map(|&i| {
+                    let p = b + (0..3).map(|j| w[j] * x[[i, j]]).sum::<f64>();
+                    (y[i] - p) * (y[i] - p)
+                })
+                .sum();
+            1.0 - res / tot
+        };
+        for (w, b) in [
+            (vec![0.1, 0.2, -0.3], 1.0),
+            (vec![0.69, -1.31, 0.26], 3.9),
+            (truth.to_vec(), 4.0),
+        ] {
+            let (got, want) = (m.r2(&w, b), direct(&w, b, &y));
+            assert!(
+                (got - want).abs() < 1e-10,
+                "w {w:?}: {got} from moments, {want} over the rows"
+            );
+        }
+        let flat = Dataset::new(x, Array1::from_elem(n, 2.0)).unwrap();
+        let m = TestMoments::of_rows(&flat, &rows);
+        assert_eq!(m.r2(&[0.0, 0.0, 0.0], 2.0), 1.0);
+        assert_eq!(m.r2(&[0.0, 0.0, 0.0], 2.5), 0.0);
     }
 }

@@ -43,7 +43,7 @@ pub mod tasks;
 pub use enet_gram::{elastic_net_gram, GramFit};
 pub use estimator::{r2_score, Estimator, FittedModel, FittedPipeline, DEFAULT_SGD_PASSES};
 pub use fold_cache::{FoldId, SharedFold, MAX_CACHED_FOLDS};
-pub use gram::{GramAll, GramFold, GramStats};
+pub use gram::{GramAll, GramFold, GramStats, TestMoments};
 pub use halving::{
     HistoryRecord, HyperbandSearchCV, IncrementalOptions, IncrementalResults, SuccessiveHalvingSearchCV,
     DEFAULT_AGGRESSIVENESS, DEFAULT_TEST_FRACTION,

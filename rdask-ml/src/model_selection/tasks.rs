@@ -78,7 +78,8 @@ pub fn fit_score(fold: FoldData, estimator: Estimator, params: Params) -> Result
 }
 
 /// Fits `estimator` with `params` from the fold's shared statistics
-/// (`O(p²)` per sweep) and scores it on the fold's test rows in one pass.
+/// (`O(p²)` per sweep) and scores it from the fold's test moments
+/// (`O(p²)`, no pass over the rows).
 /// The fold is decoded once per worker process, not per candidate
 /// ([`SharedFold`]).
 #[rdask::task]
@@ -89,7 +90,11 @@ pub fn fit_score_gram(fold: SharedFold, estimator: Estimator, params: Params) ->
     let t1 = Instant::now();
     let test_score = match &model {
         FittedModel::ElasticNet { coef, intercept } => fold.r2(coef, *intercept),
-        other => other.score(fold.test.x(), fold.test.y()),
+        _ => {
+            return Err(Error::Input(format!(
+                "{estimator:?} cannot be scored from a fold's statistics"
+            )))
+        }
     };
     Ok(FoldScore {
         test_score,
