@@ -212,15 +212,7 @@ fn a_direct_scatter_pushes_through_shared_memory_where_offered_and_by_tcp_where_
     assert!(ib.bytes_pushed >= 1 << 20, "b: {ib:?}");
     assert_eq!(ib.bytes_pushed_shared_memory, 0, "b: {ib:?}");
     // Each copy is exact, and read where it is: nothing moves.
-    for w in ["a", "b"] {
-        let crc: u32 = c
-            .client
-            .submit_with(blob_crc32, (&f,), &SubmitOptions::impure().workers([w]))
-            .expect("submit")
-            .result()
-            .expect("crc");
-        assert_eq!(crc, crc32fast::hash(&bytes), "the copy on {w} differs");
-    }
+    copies_are_exact(&c.client, &f, &bytes);
     for w in [&c.a, &c.b] {
         assert_eq!(c.client.worker_info(w).expect("info").bytes_fetched_from_peers, 0);
     }
@@ -245,6 +237,18 @@ fn a_direct_scatter_pushes_through_shared_memory_where_offered_and_by_tcp_where_
         .remove(0);
     assert_eq!(again.key(), fs[3].key());
     drop((f, fs, again));
+}
+
+/// Each worker's copy of scattered blob `f`, read where it is, is `bytes`.
+fn copies_are_exact(client: &Client, f: &rdask::Future<rdask::Blob>, bytes: &[u8]) {
+    for w in ["a", "b"] {
+        let crc: u32 = client
+            .submit_with(blob_crc32, (f,), &SubmitOptions::impure().workers([w]))
+            .expect("submit")
+            .result()
+            .expect("crc");
+        assert_eq!(crc, crc32fast::hash(bytes), "the copy on {w} differs");
+    }
 }
 
 /// Inodes of the memory files of direct-scatter pushes (`memfd:rdask-value`)
@@ -281,15 +285,7 @@ fn a_broadcast_direct_scatter_hands_every_worker_on_the_host_the_same_memory_fil
     );
     assert_eq!(on_a.len(), 1, "a maps {on_a:?}");
     assert_eq!(on_a, on_b, "a and b map different memory files");
-    for w in ["a", "b"] {
-        let crc: u32 = c
-            .client
-            .submit_with(blob_crc32, (&f,), &SubmitOptions::impure().workers([w]))
-            .expect("submit")
-            .result()
-            .expect("crc");
-        assert_eq!(crc, crc32fast::hash(&bytes), "the copy on {w} differs");
-    }
+    copies_are_exact(&c.client, &f, &bytes);
     // Released, the value leaves both workers, and with it the file.
     drop(f);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

@@ -108,17 +108,22 @@ impl ShmFetcher {
         }
     }
 
+    /// An idle connection to `socket`, or a new one.
+    async fn connection(&self, socket: &str) -> Result<UnixStream, ShmError> {
+        match self.take_idle(socket) {
+            Some(s) => Ok(s),
+            None => Ok(tokio::time::timeout(SHM_CONNECT_TIMEOUT, UnixStream::connect(socket))
+                .await
+                .map_err(|_| WireError::Timeout(format!("connecting to {socket}")))?
+                .map_err(io("connecting to the peer's shared-memory socket"))?),
+        }
+    }
+
     /// Fetches `keys` through the shared-memory socket at `socket`; one
     /// entry per key, in order, `None` for keys the peer lacks. Large
     /// values are mappings of the peer's memory files (no copy here).
     pub async fn get_data(&self, socket: &str, keys: Vec<Key>) -> Result<Vec<(Key, Option<Bytes>)>, ShmError> {
-        let mut stream = match self.take_idle(socket) {
-            Some(s) => s,
-            None => tokio::time::timeout(SHM_CONNECT_TIMEOUT, UnixStream::connect(socket))
-                .await
-                .map_err(|_| WireError::Timeout(format!("connecting to {socket}")))?
-                .map_err(io("connecting to the peer's shared-memory socket"))?,
-        };
+        let mut stream = self.connection(socket).await?;
         let request_id = self.next_request.fetch_add(1, Ordering::Relaxed);
         let request = ToPeer::ShmGetData {
             request_id,
@@ -185,13 +190,7 @@ impl ShmFetcher {
                 inline.push((key.clone(), Payload(value.clone())));
             }
         }
-        let mut stream = match self.take_idle(socket) {
-            Some(s) => s,
-            None => tokio::time::timeout(SHM_CONNECT_TIMEOUT, UnixStream::connect(socket))
-                .await
-                .map_err(|_| WireError::Timeout(format!("connecting to {socket}")))?
-                .map_err(io("connecting to the peer's shared-memory socket"))?,
-        };
+        let mut stream = self.connection(socket).await?;
         let request_id = self.next_request.fetch_add(1, Ordering::Relaxed);
         let request = ToPeer::ShmPutData {
             request_id,
