@@ -63,7 +63,12 @@
 //!   endpoint, `docs/dashboard.md`; the scheduler's side of it in
 //!   `scheduler::diagnostics`, `scheduler::worker_load` and
 //!   `scheduler::task_graph`), `shm` (shared-memory transfers between
-//!   workers on one host, Linux; `docs/architecture.md`), `util`.
+//!   workers on one host, and a client's direct-scatter pushes to them,
+//!   Linux; `docs/architecture.md`), `util`. Scatters: the client side in
+//!   `client::scatter` (through the scheduler, or pushed directly), the
+//!   scheduler's placement in `scheduler::scatter` and its confirmations
+//!   in `scheduler::scatter_acks`, a worker's peer port in
+//!   `actors::peer_service` (its connection pool in `actors::peer`).
 //!
 //! Logs are `tracing` events; a binary that does not install its own
 //! subscriber calls [`init_logging`] (the `rdask` command line does).
