@@ -148,8 +148,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             tasks.join(", ")
         );
         println!(
-            "{{\"case\": \"ml_grid_search\", \"workers\": {n}, \"rows\": {rows}, \"candidates\": {}, \"folds\": 5, \"shared_gram\": {shared_gram}, \"processes\": {processes}, \"rdask_s\": {secs:.3}, \"best_alpha\": {}, \"best_l1_ratio\": {}, \"best_score\": {:.6}, \"load1_before\": {before:.2}, \"load1_after\": {:.2}}}",
+            "{{\"case\": \"ml_grid_search\", \"workers\": {n}, \"rows\": {rows}, \"candidates\": {}, \"folds\": 5, \"shared_gram\": {shared_gram}, \"processes\": {processes}, \"rdask_s\": {secs:.3}, \"scatter_s\": {:.3}, \"best_alpha\": {}, \"best_l1_ratio\": {}, \"best_score\": {:.6}, \"load1_before\": {before:.2}, \"load1_after\": {:.2}}}",
             found.cv_results.params.len(),
+            found.ledger.scatter_time.as_secs_f64(),
             found.best_params["alpha"],
             found.best_params["l1_ratio"],
             found.best_score,

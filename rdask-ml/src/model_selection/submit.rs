@@ -30,6 +30,9 @@ pub struct Ledger {
     pub task_keys: Vec<String>,
     /// Per submitted task, in order, the keys its arguments name.
     pub arg_keys: Vec<Vec<String>>,
+    /// Wall time of the scatters, encoding included (the part of a
+    /// search's time more workers do not shorten).
+    pub scatter_time: Duration,
 }
 
 /// A client and the ledger of what went through it.
@@ -61,11 +64,13 @@ impl<'a> Submitter<'a> {
             .hash(false)
             .direct(true)
             .timeout(timeout);
+        let started = std::time::Instant::now();
         let f = self
             .client
             .scatter_with(vec![value], &opts)?
             .pop()
             .ok_or_else(|| Error::Input("scatter returned no future".into()))?;
+        self.ledger.scatter_time += started.elapsed();
         self.ledger.scattered_keys.push(f.key().to_string());
         Ok(f)
     }
