@@ -156,26 +156,26 @@ fn data_is_scattered_once_and_every_task_reads_it_by_key() -> Result<(), Box<dyn
         .fit(&client, &data)?;
     let ledger = &found.ledger;
     let n_candidates = 12;
-    // One scatter; 5 fold tasks + 1 reduction of all rows for the refit
-    // (the elastic net shares Gram statistics) + 12 x 5 fit tasks + 1 refit.
+    // One scatter; 5 tasks reducing each fold's test rows to moments (the
+    // only ones reading the data), 5 folds and 1 all-rows reduction merged
+    // from those (the elastic net shares Gram statistics), 12 x 5 fit
+    // tasks, 1 refit.
     assert_eq!(ledger.scattered_keys.len(), 1);
     let data_key = &ledger.scattered_keys[0];
-    assert_eq!(ledger.tasks, 5 + 1 + n_candidates * 5 + 1);
+    assert_eq!(ledger.tasks, 5 + 5 + 1 + n_candidates * 5 + 1);
     let reads_data = ledger.arg_keys.iter().filter(|k| k.contains(data_key)).count();
-    assert_eq!(
-        reads_data,
-        5 + 1,
-        "only the fold tasks and the refit's reduction of all rows read the data"
-    );
+    assert_eq!(reads_data, 5, "only the moment tasks read the data");
+    assert!(ledger.arg_keys[..5].iter().all(|k| k == std::slice::from_ref(data_key)));
+    let moment_keys = &ledger.task_keys[..5];
+    assert!(ledger.arg_keys[5..11].iter().all(|k| k == moment_keys));
     // Every fit task names exactly one key: its fold's.
-    let fold_keys = &ledger.task_keys[..5];
-    assert!(ledger.arg_keys[..6].iter().all(|k| k == std::slice::from_ref(data_key)));
-    for k in &ledger.arg_keys[6..6 + n_candidates * 5] {
+    let fold_keys = &ledger.task_keys[5..10];
+    for k in &ledger.arg_keys[11..11 + n_candidates * 5] {
         assert_eq!(k.len(), 1);
         assert!(fold_keys.contains(&k[0]));
     }
     // The refit reads the statistics of all rows, not the rows.
-    assert_eq!(ledger.arg_keys.last(), Some(&vec![ledger.task_keys[5].clone()]));
+    assert_eq!(ledger.arg_keys.last(), Some(&vec![ledger.task_keys[10].clone()]));
     // What travels inline is hyperparameters: a few dozen bytes a task.
     assert!(ledger.largest_inline_arg < 100, "{}", ledger.largest_inline_arg);
     assert!(

@@ -40,6 +40,41 @@ pub struct GramStats {
 }
 
 impl GramStats {
+    /// The statistics of rows whose moments are `m`, each row transformed
+    /// by `scaler` (fitted on these rows: its mean is theirs), as
+    /// [`GramStats::of_rows`] computes them from the rows: with a scaler,
+    /// `XᵀX` of the standardised rows is `Sxx / (s sᵀ)`; without, the raw
+    /// `XᵀX` is `Sxx + n x̄ x̄ᵀ`; and `Xᵀ(y - ȳ)` is `Sxy` scaled alike.
+    pub fn from_moments(m: &TestMoments, scaler: Option<&StandardScaler>) -> Result<GramStats, Error> {
+        if m.n_samples == 0 {
+            return Err(Error::Input("a fold's train part has no rows".into()));
+        }
+        let p = m.x_mean.len();
+        let n = m.n_samples as f64;
+        let mut gram = vec![0.0; p * p];
+        let mut xty = vec![0.0; p];
+        for j in 0..p {
+            for k in 0..p {
+                gram[j * p + k] = match scaler {
+                    Some(s) => m.sxx[j * p + k] / (s.scale[j] * s.scale[k]),
+                    None => m.sxx[j * p + k] + n * m.x_mean[j] * m.x_mean[k],
+                };
+            }
+            xty[j] = match scaler {
+                Some(s) => m.sxy[j] / s.scale[j],
+                None => m.sxy[j],
+            };
+        }
+        Ok(GramStats {
+            n_samples: m.n_samples,
+            n_features: p,
+            gram,
+            xty,
+            y_mean: m.y_mean,
+            yty: m.syy,
+        })
+    }
+
     /// The statistics of rows `rows` of `data`, each transformed by
     /// `scaler` on the fly (no scaled copy of the rows is made).
     pub fn of_rows(data: &Dataset, rows: &[usize], scaler: Option<&StandardScaler>) -> Result<GramStats, Error> {
@@ -122,6 +157,29 @@ impl GramFold {
             train: stats,
             scaler,
             test: TestMoments::of_rows(data, test),
+        })
+    }
+
+    /// Fold `fold` from the moments of every fold's test rows (the folds
+    /// partition the rows, so its train rows' moments are the others'
+    /// merged): `pre` and the statistics as [`GramFold::prepare`] makes
+    /// them, without another pass over the rows.
+    pub fn from_moments(parts: &[TestMoments], fold: usize, pre: Preprocess) -> Result<GramFold, Error> {
+        let test = parts
+            .get(fold)
+            .ok_or_else(|| Error::Input(format!("fold {fold} of {} folds", parts.len())))?
+            .clone();
+        let train = TestMoments::merge(parts.iter().enumerate().filter(|(i, _)| *i != fold).map(|(_, m)| m))
+            .ok_or_else(|| Error::Input("a fold's train part has no rows".into()))?;
+        let scaler = match pre {
+            Preprocess::None => None,
+            Preprocess::StandardScaler => Some(StandardScaler::from_moments(&train)),
+        };
+        Ok(GramFold {
+            id: new_id(),
+            train: GramStats::from_moments(&train, scaler.as_ref())?,
+            scaler,
+            test,
         })
     }
 
@@ -209,6 +267,43 @@ impl TestMoments {
         }
     }
 
+    /// The moments of the union of disjoint row sets, from theirs (Chan,
+    /// Golub and LeVeque's pairwise update: the co-moments about each
+    /// part's means, plus the spread of the means, so nothing is summed
+    /// far from zero). `None` for no parts.
+    pub fn merge<'a>(parts: impl IntoIterator<Item = &'a TestMoments>) -> Option<TestMoments> {
+        let mut parts = parts.into_iter();
+        let mut acc = parts.next()?.clone();
+        for b in parts {
+            let (na, nb) = (acc.n_samples as f64, b.n_samples as f64);
+            let n = na + nb;
+            if b.n_samples == 0 {
+                continue;
+            }
+            if acc.n_samples == 0 {
+                acc = b.clone();
+                continue;
+            }
+            let p = acc.x_mean.len();
+            let dx: Vec<f64> = b.x_mean.iter().zip(&acc.x_mean).map(|(mb, ma)| mb - ma).collect();
+            let dy = b.y_mean - acc.y_mean;
+            let w = na * nb / n;
+            for j in 0..p {
+                for k in 0..p {
+                    acc.sxx[j * p + k] += b.sxx[j * p + k] + w * dx[j] * dx[k];
+                }
+                acc.sxy[j] += b.sxy[j] + w * dx[j] * dy;
+            }
+            acc.syy += b.syy + w * dy * dy;
+            for (m, d) in acc.x_mean.iter_mut().zip(&dx) {
+                *m += d * nb / n;
+            }
+            acc.y_mean += dy * nb / n;
+            acc.n_samples += b.n_samples;
+        }
+        Some(acc)
+    }
+
     /// R² of the model `w·x + b` on these rows (scikit-learn's
     /// `r2_score`, 1 or 0 for constant targets).
     pub fn r2(&self, w: &[f64], b: f64) -> f64 {
@@ -262,6 +357,18 @@ pub struct GramAll {
 }
 
 impl GramAll {
+    /// As [`GramAll::prepare`], from the moments of row sets that
+    /// partition the rows (every fold's test rows).
+    pub fn from_moments(parts: &[TestMoments], pre: Preprocess) -> Result<GramAll, Error> {
+        let all = TestMoments::merge(parts).ok_or_else(|| Error::Input("no rows".into()))?;
+        let scaler = match pre {
+            Preprocess::None => None,
+            Preprocess::StandardScaler => Some(StandardScaler::from_moments(&all)),
+        };
+        let stats = GramStats::from_moments(&all, scaler.as_ref())?;
+        Ok(GramAll { stats, scaler })
+    }
+
     /// `pre` fitted on all of `data`, and the statistics of its rows
     /// scaled.
     pub fn prepare(data: &Dataset, pre: Preprocess) -> Result<GramAll, Error> {
@@ -327,6 +434,58 @@ mod tests {
         let want = model.score(sc.transform(te.x()).view(), te.y());
         assert!((fold2.r2(&[0.3, -0.7], 1.5) - want).abs() < 1e-12);
         assert!(GramStats::of_rows(&data, &[], None).is_err());
+    }
+
+    /// Folds and the all-rows statistics merged from the folds' test
+    /// moments equal those computed from the rows, raw and scaled.
+    #[test]
+    fn statistics_merged_from_fold_moments_are_those_of_the_rows() {
+        use super::super::split::KFold;
+        let n = 1_003;
+        let x = Array2::from_shape_fn((n, 3), |(i, j)| {
+            ((i * 37 + j * 11) % 97) as f64 / 7.0 + 100.0 * j as f64
+        });
+        let y = Array1::from_shape_fn(n, |i| 2.0 * x[[i, 0]] - x[[i, 2]] + ((i * 13) % 17) as f64);
+        let data = Dataset::new(x, y).unwrap();
+        let cv = KFold::new(5);
+        let parts: Vec<TestMoments> = (0..5)
+            .map(|k| TestMoments::of_rows(&data, &cv.split(n, k).unwrap().1))
+            .collect();
+        let close = |a: &[f64], b: &[f64], what: &str| {
+            for (u, v) in a.iter().zip(b) {
+                assert!((u - v).abs() <= 1e-9 * (1.0 + v.abs()), "{what}: {a:?} vs {b:?}");
+            }
+        };
+        for pre in [Preprocess::None, Preprocess::StandardScaler] {
+            for k in 0..5 {
+                let (train, test) = cv.split(n, k).unwrap();
+                let (want, got) = (
+                    GramFold::prepare(&data, &train, &test, pre).unwrap(),
+                    GramFold::from_moments(&parts, k, pre).unwrap(),
+                );
+                close(&got.train.gram, &want.train.gram, "gram");
+                close(&got.train.xty, &want.train.xty, "xty");
+                close(
+                    &[got.train.yty, got.train.y_mean],
+                    &[want.train.yty, want.train.y_mean],
+                    "y",
+                );
+                assert_eq!(got.train.n_samples, want.train.n_samples);
+                assert_eq!(got.test, want.test);
+                if let (Some(a), Some(b)) = (&got.scaler, &want.scaler) {
+                    close(&a.mean, &b.mean, "mean");
+                    close(&a.scale, &b.scale, "scale");
+                }
+                assert_eq!(got.scaler.is_some(), want.scaler.is_some());
+            }
+            let (want, got) = (
+                GramAll::prepare(&data, pre).unwrap(),
+                GramAll::from_moments(&parts, pre).unwrap(),
+            );
+            close(&got.stats.gram, &want.stats.gram, "all gram");
+            close(&got.stats.xty, &want.stats.xty, "all xty");
+            close(&[got.stats.yty], &[want.stats.yty], "all yty");
+        }
     }
 
     /// R² from the moments equals R² over the rows, for a poor, a good and

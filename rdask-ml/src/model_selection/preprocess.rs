@@ -52,6 +52,27 @@ impl StandardScaler {
         }
     }
 
+    /// Fitted on rows whose moments are `m` (as [`Self::fit_rows`] on
+    /// them: the population deviation, 1 for a constant feature).
+    pub fn from_moments(m: &super::gram::TestMoments) -> StandardScaler {
+        let n = m.n_samples.max(1) as f64;
+        let p = m.x_mean.len();
+        let scale = (0..p)
+            .map(|j| {
+                let sd = (m.sxx[j * p + j] / n).sqrt();
+                if sd > 0.0 {
+                    sd
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        StandardScaler {
+            mean: m.x_mean.clone(),
+            scale,
+        }
+    }
+
     /// Fitted on rows `rows` of `data`, read in place (a fold's train
     /// part without copying it out; the same sums as [`fit`](Self::fit)).
     pub fn fit_rows(data: &Dataset, rows: &[usize]) -> StandardScaler {

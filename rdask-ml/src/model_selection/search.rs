@@ -15,10 +15,11 @@
 
 use std::time::Duration;
 
+use rdask::wire::messages::Arg;
 use rdask::Client;
 
 use super::estimator::{Estimator, FittedPipeline};
-use super::gram::{GramAll, GramFold};
+use super::gram::{GramAll, GramFold, TestMoments};
 use super::params::{ParamDistributions, ParamGrid, Params};
 use super::preprocess::{FoldData, Preprocess};
 use super::results::CvResults;
@@ -205,15 +206,25 @@ fn run_search(
     // alongside them.
     let mut all_f = None;
     let per_candidate = if gram {
+        // One pass over the rows in all: each fold's test rows reduced to
+        // their moments; every fold's statistics and the refit's are
+        // merges of those (`O(k p²)` tasks).
+        let moments = (0..opts.cv.n_splits)
+            .map(|k| {
+                let args = vec![key(&data_f), value(&opts.cv)?, value(&k)?];
+                sub.submit::<TestMoments>(<tasks::fold_moments as rdask::Task>::NAME, args)
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let parts = || Arg::Keys(moments.iter().map(|m| m.key().to_string()).collect());
         let folds = (0..opts.cv.n_splits)
             .map(|k| {
-                let args = vec![key(&data_f), value(&opts.cv)?, value(&k)?, value(&opts.preprocess)?];
-                sub.submit::<GramFold>(<tasks::prepare_gram_fold as rdask::Task>::NAME, args)
+                let args = vec![parts(), value(&k)?, value(&opts.preprocess)?];
+                sub.submit::<GramFold>(<tasks::gram_fold as rdask::Task>::NAME, args)
             })
             .collect::<Result<Vec<_>, Error>>()?;
         if opts.refit {
-            let args = vec![key(&data_f), value(&opts.preprocess)?];
-            all_f = Some(sub.submit::<GramAll>(<tasks::prepare_gram_all as rdask::Task>::NAME, args)?);
+            let args = vec![parts(), value(&opts.preprocess)?];
+            all_f = Some(sub.submit::<GramAll>(<tasks::gram_all as rdask::Task>::NAME, args)?);
         }
         fit_and_score(
             &mut sub,

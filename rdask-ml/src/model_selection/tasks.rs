@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::estimator::{sgd, Estimator, FittedModel, FittedPipeline};
 use super::fold_cache::SharedFold;
-use super::gram::{GramAll, GramFold};
+use super::gram::{GramAll, GramFold, TestMoments};
 use super::params::Params;
 use super::preprocess::{FoldData, Preprocess};
 use super::sgd::{PartialFit, SgdClassifier};
@@ -40,6 +40,30 @@ pub fn prepare_fold(data: Dataset, cv: KFold, fold: usize, pre: Preprocess, colu
 pub fn prepare_gram_fold(data: Dataset, cv: KFold, fold: usize, pre: Preprocess) -> Result<GramFold, Error> {
     let (train, test) = cv.split(data.n_samples(), fold)?;
     GramFold::prepare(&data, &train, &test, pre)
+}
+
+/// The moments of fold `fold`'s test rows under `cv` (one pass over a
+/// fifth of the rows for 5 folds): the folds' test parts partition the
+/// rows, so every fold's train statistics and the refit's all-rows
+/// statistics follow from these by merging ([`gram_fold`], [`gram_all`]).
+#[rdask::task]
+pub fn fold_moments(data: Dataset, cv: KFold, fold: usize) -> Result<TestMoments, Error> {
+    let (_, test) = cv.split(data.n_samples(), fold)?;
+    Ok(TestMoments::of_rows(&data, &test))
+}
+
+/// Fold `fold` for an estimator that fits from shared statistics, from
+/// every fold's test moments ([`GramFold::from_moments`]): `O(k p²)`.
+#[rdask::task]
+pub fn gram_fold(parts: Vec<TestMoments>, fold: usize, pre: Preprocess) -> Result<GramFold, Error> {
+    GramFold::from_moments(&parts, fold, pre)
+}
+
+/// All the rows' statistics for the refit, from every fold's test
+/// moments ([`GramAll::from_moments`]).
+#[rdask::task]
+pub fn gram_all(parts: Vec<TestMoments>, pre: Preprocess) -> Result<GramAll, Error> {
+    GramAll::from_moments(&parts, pre)
 }
 
 /// The holdout split of `data` with `pre` fitted on its train part (the
