@@ -80,23 +80,33 @@ impl<'a> ChunkView<'a> {
     /// order, `elements` row-major (`row_len()` per row): the whole block
     /// at once when aligned, otherwise runs of at most [`ROWS_RUN_BYTES`]
     /// (at least one row) copied into one buffer.
-    pub fn for_each_rows(&self, mut f: impl FnMut(usize, &[f64])) {
+    pub fn for_each_rows(&self, f: impl FnMut(usize, &[f64])) {
+        self.for_each_rows_in(0..self.rows(), f);
+    }
+
+    /// As [`for_each_rows`](Self::for_each_rows), over the rows in `rows`
+    /// only (clipped to the block): `f(first_row, elements)` with
+    /// `first_row` counted from the block's start.
+    pub fn for_each_rows_in(&self, rows: std::ops::Range<usize>, mut f: impl FnMut(usize, &[f64])) {
+        let (start, end) = (rows.start.min(self.rows()), rows.end.min(self.rows()));
+        let row_len = self.row_len();
+        if start >= end || row_len == 0 {
+            return;
+        }
         if let Some(all) = self.as_slice() {
-            f(0, all);
+            f(start, &all[start * row_len..end * row_len]);
             return;
         }
-        let row_bytes = self.row_len() * ELEMENT_BYTES;
-        if row_bytes == 0 {
-            return;
-        }
+        let row_bytes = row_len * ELEMENT_BYTES;
         let rows_per_run = (ROWS_RUN_BYTES / row_bytes).max(1);
-        let mut buf = vec![0.0f64; rows_per_run * self.row_len()];
-        for (run, bytes) in self.bytes.chunks(rows_per_run * row_bytes).enumerate() {
+        let mut buf = vec![0.0f64; rows_per_run * row_len];
+        let wanted = &self.bytes[start * row_bytes..end * row_bytes];
+        for (run, bytes) in wanted.chunks(rows_per_run * row_bytes).enumerate() {
             let out = &mut buf[..bytes.len() / ELEMENT_BYTES];
             for (x, b) in out.iter_mut().zip(bytes.chunks_exact(ELEMENT_BYTES)) {
                 *x = f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
             }
-            f(run * rows_per_run, out);
+            f(start + run * rows_per_run, out);
         }
     }
 

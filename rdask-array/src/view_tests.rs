@@ -42,6 +42,20 @@ fn a_view_reads_the_chunk_it_was_written_from_at_every_offset() {
             (&[3000, 10][..], 3000, 10, 30_000)
         );
         assert_eq!(elements(&v), want, "shift {shift}");
+        // A range of rows: runs start at its first row and hold exactly it.
+        let mut part = Vec::new();
+        v.for_each_rows_in(1234..2900, |first, run| {
+            assert_eq!(
+                first,
+                1234 + part.len() / 10,
+                "runs come in order from the range's start"
+            );
+            part.extend_from_slice(run);
+        });
+        assert_eq!(part, want[12_340..29_000], "shift {shift}");
+        let mut none = 0;
+        v.for_each_rows_in(2990..9999, |_, run| none += run.len());
+        assert_eq!(none, 100, "a range past the end is clipped");
         assert_eq!(v.to_chunk().expect("a chunk"), c);
     }
     assert!(aligned_seen, "one of eight offsets is aligned");

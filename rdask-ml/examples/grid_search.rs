@@ -53,7 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         found.best_params, found.best_score
     );
     println!(
-        "{} tasks, data scattered once ({} key), {} bytes of hyperparameters sent inline",
+        "{} tasks, data scattered once ({} row blocks, one per worker thread), {} bytes of hyperparameters sent inline",
         found.ledger.tasks,
         found.ledger.scattered_keys.len(),
         found.ledger.inline_arg_bytes

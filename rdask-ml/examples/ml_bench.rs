@@ -16,6 +16,9 @@
 //!
 //! `--gram off` fits every candidate with linfa on the fold's rows (the
 //! path before one Gram matrix per fold was shared; `SearchOptions::shared_gram`).
+//! With `TRACE` set in the environment, each run's task stream is printed
+//! to stderr (worker, function, start and stop in ms from the first task;
+//! runs of one worker's fits folded into their first).
 
 use std::time::Instant;
 
@@ -132,7 +135,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Where the time went, by the scheduler's task stream: each
         // function's summed task time, against the fits' own time.
         let mut per_fn: std::collections::BTreeMap<String, (usize, f64)> = Default::default();
-        for r in client.get_task_stream()? {
+        let stream = client.get_task_stream()?;
+        if std::env::var("TRACE").is_ok() {
+            let t0 = stream.iter().map(|r| r.start_us).min().unwrap_or(0);
+            let mut last = String::new();
+            for r in &stream {
+                let f = r.function.rsplit("::").next().unwrap_or_default();
+                let line = format!("{} {}", r.worker, f);
+                if line != last || !f.starts_with("fit_score") {
+                    eprintln!(
+                        "  {line} {:.2}-{:.2} ms",
+                        (r.start_us - t0) as f64 / 1e3,
+                        (r.stop_us - t0) as f64 / 1e3
+                    );
+                }
+                last = line;
+            }
+        }
+        for r in stream {
             let name = r.function.rsplit("::").next().unwrap_or_default().to_string();
             let e = per_fn.entry(name).or_default();
             e.0 += 1;

@@ -104,6 +104,33 @@ impl Dataset {
     }
 
     /// `x` replaced (same rows), e.g. by its scaled form.
+    /// x's and y's memory, when x is stored row-major and contiguous (a
+    /// table made by [`Dataset::new`] from a standard-layout array).
+    pub(crate) fn row_major_parts(&self) -> Option<(&[f64], &[f64])> {
+        if self.column_major {
+            return None;
+        }
+        Some((self.x.as_slice()?, self.y.as_slice()?))
+    }
+
+    /// The same rows stored row-major and contiguous (itself when so
+    /// already): what a search's row blocks are encoded from.
+    pub fn to_row_major(&self) -> Dataset {
+        if self.row_major_parts().is_some() {
+            return self.clone();
+        }
+        Dataset {
+            x: Chunk(self.x().as_standard_layout().into_owned().into_dyn()),
+            y: Chunk(self.y().as_standard_layout().into_owned().into_dyn()),
+            column_major: false,
+        }
+    }
+
+    /// From its wire parts (a [`crate::DatasetView`] copied out).
+    pub(crate) fn from_chunks(x: Chunk, y: Chunk, column_major: bool) -> Dataset {
+        Dataset { x, y, column_major }
+    }
+
     pub(crate) fn with_x(&self, x: Array2<f64>) -> Dataset {
         Dataset {
             x: Chunk(x.into_dyn()),

@@ -156,26 +156,33 @@ fn data_is_scattered_once_and_every_task_reads_it_by_key() -> Result<(), Box<dyn
         .fit(&client, &data)?;
     let ledger = &found.ledger;
     let n_candidates = 12;
-    // One scatter; 5 tasks reducing each fold's test rows to moments (the
-    // only ones reading the data), 5 folds and 1 all-rows reduction merged
-    // from those (the elastic net shares Gram statistics), 12 x 5 fit
-    // tasks, 1 refit.
-    assert_eq!(ledger.scattered_keys.len(), 1);
-    let data_key = &ledger.scattered_keys[0];
-    assert_eq!(ledger.tasks, 5 + 5 + 1 + n_candidates * 5 + 1);
-    let reads_data = ledger.arg_keys.iter().filter(|k| k.contains(data_key)).count();
-    assert_eq!(reads_data, 5, "only the moment tasks read the data");
-    assert!(ledger.arg_keys[..5].iter().all(|k| k == std::slice::from_ref(data_key)));
-    let moment_keys = &ledger.task_keys[..5];
-    assert!(ledger.arg_keys[5..11].iter().all(|k| k == moment_keys));
+    // The table scattered once, as row blocks: one per worker thread.
+    let info = client.scheduler_info()?;
+    let threads: usize = info.workers.iter().map(|w| w.nthreads as usize).sum();
+    let b = ledger.scattered_keys.len();
+    assert_eq!(b, threads, "one block per worker thread");
+    // b tasks reducing each block to per-fold moments (the only ones
+    // reading the data, each one block), 5 folds and 1 all-rows reduction
+    // merged from those (the elastic net shares Gram statistics), 12 x 5
+    // fit tasks, 1 refit.
+    assert_eq!(ledger.tasks, b + 5 + 1 + n_candidates * 5 + 1);
+    for (i, block) in ledger.scattered_keys.iter().enumerate() {
+        let readers: Vec<usize> = (0..ledger.tasks)
+            .filter(|&t| ledger.arg_keys[t].contains(block))
+            .collect();
+        assert_eq!(readers, vec![i], "block {i} is read by its moments task only");
+        assert_eq!(ledger.arg_keys[i], vec![block.clone()]);
+    }
+    let moment_keys = &ledger.task_keys[..b];
+    assert!(ledger.arg_keys[b..b + 6].iter().all(|k| k == moment_keys));
     // Every fit task names exactly one key: its fold's.
-    let fold_keys = &ledger.task_keys[5..10];
-    for k in &ledger.arg_keys[11..11 + n_candidates * 5] {
+    let fold_keys = &ledger.task_keys[b..b + 5];
+    for k in &ledger.arg_keys[b + 6..b + 6 + n_candidates * 5] {
         assert_eq!(k.len(), 1);
         assert!(fold_keys.contains(&k[0]));
     }
     // The refit reads the statistics of all rows, not the rows.
-    assert_eq!(ledger.arg_keys.last(), Some(&vec![ledger.task_keys[10].clone()]));
+    assert_eq!(ledger.arg_keys.last(), Some(&vec![ledger.task_keys[b + 5].clone()]));
     // What travels inline is hyperparameters: a few dozen bytes a task.
     assert!(ledger.largest_inline_arg < 100, "{}", ledger.largest_inline_arg);
     assert!(
@@ -183,8 +190,50 @@ fn data_is_scattered_once_and_every_task_reads_it_by_key() -> Result<(), Box<dyn
         "{} inline bytes",
         ledger.inline_arg_bytes
     );
-    // The data is on the cluster under that one key.
-    assert_eq!(client.who_has(&[data_key.as_str()])?.len(), 1);
+    Ok(())
+}
+
+/// The blocks are spread: each worker gets one per thread and reduces
+/// them itself; and the scores equal those of a search over the same
+/// table cut into one block, to rounding.
+#[test]
+fn the_table_is_split_across_the_workers_by_thread() -> Result<(), Box<dyn std::error::Error>> {
+    let (x, y) = common::regression(2_000, 5, 11);
+    let data = Dataset::new(x, y)?;
+    let cluster = LocalCluster::builder().workers(3).threads_per_worker(2).build()?;
+    let client = cluster.client()?;
+    let search = GridSearchCV::new(Estimator::ElasticNet, grid()).options(SearchOptions {
+        preprocess: Preprocess::StandardScaler,
+        refit: false,
+        ..Default::default()
+    });
+    let found = search.fit(&client, &data)?;
+    assert_eq!(found.ledger.scattered_keys.len(), 6);
+    // Each block was reduced where it was pushed: two on each worker.
+    let mut per_worker = std::collections::BTreeMap::<String, usize>::new();
+    for r in client.get_task_stream()? {
+        if r.function.ends_with("::block_moments") {
+            *per_worker.entry(r.worker).or_default() += 1;
+        }
+    }
+    assert_eq!(
+        per_worker.values().copied().collect::<Vec<_>>(),
+        vec![2, 2, 2],
+        "{per_worker:?}"
+    );
+    let single = LocalCluster::builder().workers(1).threads_per_worker(1).build()?;
+    let one = search.fit(&single.client()?, &data)?;
+    assert_eq!(one.ledger.scattered_keys.len(), 1);
+    for (a, b) in found
+        .cv_results
+        .split_test_scores
+        .iter()
+        .flatten()
+        .zip(one.cv_results.split_test_scores.iter().flatten())
+    {
+        assert!((a - b).abs() < 1e-12, "{a} with six blocks, {b} with one");
+    }
+    assert_eq!(found.best_params, one.best_params);
     Ok(())
 }
 

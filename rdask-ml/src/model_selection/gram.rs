@@ -18,6 +18,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use super::fold_cache::{new_id, FoldId};
+use super::moments::TestMoments;
 use super::preprocess::{Preprocess, StandardScaler};
 
 use crate::{Dataset, Error};
@@ -191,139 +192,6 @@ impl GramFold {
     }
 }
 
-/// Rows reduced to their means and centred co-moments: enough for the
-/// residual sum of squares of any linear model on them,
-/// `Σ(y - w·x - b)² = Syy - 2 w·Sxy + wᵀ Sxx w + n (ȳ - w·x̄ - b)²`
-/// (the cross terms vanish about the means), in `O(p²)`. Centring first
-/// keeps the sums small, so the difference stays accurate when the model
-/// fits well (a residual of 10⁻⁵ of `Syy` loses about five of sixteen
-/// digits, far inside any score's tolerance).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TestMoments {
-    /// Rows.
-    pub n_samples: usize,
-    /// `x̄`, `p`.
-    pub x_mean: Vec<f64>,
-    /// `ȳ`.
-    pub y_mean: f64,
-    /// `Σ (x - x̄)(x - x̄)ᵀ`, `p x p`, row-major (symmetric).
-    pub sxx: Vec<f64>,
-    /// `Σ (x - x̄)(y - ȳ)`, `p`.
-    pub sxy: Vec<f64>,
-    /// `Σ (y - ȳ)²`: R²'s denominator.
-    pub syy: f64,
-}
-
-impl TestMoments {
-    /// The moments of rows `rows` of `data`: one pass for the means, one
-    /// for the co-moments.
-    pub fn of_rows(data: &Dataset, rows: &[usize]) -> TestMoments {
-        let p = data.n_features();
-        let x = data.row_major();
-        let y = data.y();
-        let n = rows.len().max(1) as f64;
-        let mut x_mean = vec![0.0; p];
-        let mut y_mean = 0.0;
-        for &i in rows {
-            for (m, v) in x_mean.iter_mut().zip(&x[i * p..(i + 1) * p]) {
-                *m += v;
-            }
-            y_mean += y[i];
-        }
-        x_mean.iter_mut().for_each(|m| *m /= n);
-        y_mean /= n;
-        let mut sxx = vec![0.0; p * p];
-        let mut sxy = vec![0.0; p];
-        let mut syy = 0.0;
-        let mut d = vec![0.0; p];
-        for &i in rows {
-            for ((dj, v), m) in d.iter_mut().zip(&x[i * p..(i + 1) * p]).zip(&x_mean) {
-                *dj = v - m;
-            }
-            let dy = y[i] - y_mean;
-            syy += dy * dy;
-            // The upper triangle only; mirrored below.
-            for j in 0..p {
-                let dj = d[j];
-                sxy[j] += dj * dy;
-                let row = &mut sxx[j * p..(j + 1) * p];
-                for k in j..p {
-                    row[k] += dj * d[k];
-                }
-            }
-        }
-        for j in 0..p {
-            for k in 0..j {
-                sxx[j * p + k] = sxx[k * p + j];
-            }
-        }
-        TestMoments {
-            n_samples: rows.len(),
-            x_mean,
-            y_mean,
-            sxx,
-            sxy,
-            syy,
-        }
-    }
-
-    /// The moments of the union of disjoint row sets, from theirs (Chan,
-    /// Golub and LeVeque's pairwise update: the co-moments about each
-    /// part's means, plus the spread of the means, so nothing is summed
-    /// far from zero). `None` for no parts.
-    pub fn merge<'a>(parts: impl IntoIterator<Item = &'a TestMoments>) -> Option<TestMoments> {
-        let mut parts = parts.into_iter();
-        let mut acc = parts.next()?.clone();
-        for b in parts {
-            let (na, nb) = (acc.n_samples as f64, b.n_samples as f64);
-            let n = na + nb;
-            if b.n_samples == 0 {
-                continue;
-            }
-            if acc.n_samples == 0 {
-                acc = b.clone();
-                continue;
-            }
-            let p = acc.x_mean.len();
-            let dx: Vec<f64> = b.x_mean.iter().zip(&acc.x_mean).map(|(mb, ma)| mb - ma).collect();
-            let dy = b.y_mean - acc.y_mean;
-            let w = na * nb / n;
-            for j in 0..p {
-                for k in 0..p {
-                    acc.sxx[j * p + k] += b.sxx[j * p + k] + w * dx[j] * dx[k];
-                }
-                acc.sxy[j] += b.sxy[j] + w * dx[j] * dy;
-            }
-            acc.syy += b.syy + w * dy * dy;
-            for (m, d) in acc.x_mean.iter_mut().zip(&dx) {
-                *m += d * nb / n;
-            }
-            acc.y_mean += dy * nb / n;
-            acc.n_samples += b.n_samples;
-        }
-        Some(acc)
-    }
-
-    /// R² of the model `w·x + b` on these rows (scikit-learn's
-    /// `r2_score`, 1 or 0 for constant targets).
-    pub fn r2(&self, w: &[f64], b: f64) -> f64 {
-        let p = self.x_mean.len();
-        let mut quad = 0.0;
-        for j in 0..p {
-            let row = &self.sxx[j * p..(j + 1) * p];
-            quad += w[j] * row.iter().zip(w).map(|(s, wk)| s * wk).sum::<f64>();
-        }
-        let cross: f64 = w.iter().zip(&self.sxy).map(|(a, c)| a * c).sum();
-        let offset = self.y_mean - w.iter().zip(&self.x_mean).map(|(a, m)| a * m).sum::<f64>() - b;
-        // Rounding can take a perfect fit's sum a hair below zero.
-        let ss_res = (self.syy - 2.0 * cross + quad + self.n_samples as f64 * offset * offset).max(0.0);
-        if self.syy == 0.0 {
-            return if ss_res == 0.0 { 1.0 } else { 0.0 };
-        }
-        1.0 - ss_res / self.syy
-    }
-}
-
 /// A [`GramFold`] but its id: what follows the id on the wire
 /// (`fold_cache` reads the id first).
 #[derive(Deserialize)]
@@ -486,51 +354,5 @@ mod tests {
             close(&got.stats.xty, &want.stats.xty, "all xty");
             close(&[got.stats.yty], &[want.stats.yty], "all yty");
         }
-    }
-
-    /// R² from the moments equals R² over the rows, for a poor, a good and
-    /// a near-perfect model, and for constant targets.
-    #[test]
-    fn r2_from_the_test_moments_is_r2_over_the_rows() {
-        let n = 5_000;
-        let x = Array2::from_shape_fn((n, 3), |(i, j)| {
-            ((i * 7 + j * 13) % 101) as f64 / 10.0 + 50.0 * j as f64
-        });
-        let truth = [0.7, -1.3, 0.25];
-        let noise = |i: usize| ((i * 2_654_435_761) % 1_000) as f64 / 1e6;
-        let y = Array1::from_shape_fn(n, |i| {
-            4.0 + (0..3).map(|j| truth[j] * x[[i, j]]).sum::<f64>() + noise(i)
-        });
-        let data = Dataset::new(x.clone(), y.clone()).unwrap();
-        let rows: Vec<usize> = (0..n).filter(|i| i % 3 != 0).collect();
-        let m = TestMoments::of_rows(&data, &rows);
-        let direct = |w: &[f64], b: f64, y: &Array1<f64>| {
-            let ys: Vec<f64> = rows.iter().map(|&i| y[i]).collect();
-            let mean = ys.iter().sum::<f64>() / ys.len() as f64;
-            let tot: f64 = ys.iter().map(|v| (v - mean) * (v - mean)).sum();
-            let res: f64 = rows
-                .iter()
-                .map(|&i| {
-                    let p = b + (0..3).map(|j| w[j] * x[[i, j]]).sum::<f64>();
-                    (y[i] - p) * (y[i] - p)
-                })
-                .sum();
-            1.0 - res / tot
-        };
-        for (w, b) in [
-            (vec![0.1, 0.2, -0.3], 1.0),
-            (vec![0.69, -1.31, 0.26], 3.9),
-            (truth.to_vec(), 4.0),
-        ] {
-            let (got, want) = (m.r2(&w, b), direct(&w, b, &y));
-            assert!(
-                (got - want).abs() < 1e-10,
-                "w {w:?}: {got} from moments, {want} over the rows"
-            );
-        }
-        let flat = Dataset::new(x, Array1::from_elem(n, 2.0)).unwrap();
-        let m = TestMoments::of_rows(&flat, &rows);
-        assert_eq!(m.r2(&[0.0, 0.0, 0.0], 2.0), 1.0);
-        assert_eq!(m.r2(&[0.0, 0.0, 0.0], 2.5), 0.0);
     }
 }

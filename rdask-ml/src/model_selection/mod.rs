@@ -18,7 +18,8 @@
 //!
 //! # Layout
 //! `params` (grids and distributions), `split` (`KFold`, holdout),
-//! `preprocess` (the scaler and prepared folds), `gram` (a fold's shared
+//! `preprocess` (the scaler and prepared folds), `moments` (rows reduced to means and
+//! co-moments, per scattered block), `gram` (a fold's shared
 //! sufficient statistics), `fold_cache` (a fold decoded once per worker
 //! process), `enet_gram` (the elastic net fitted from them),
 //! `estimator` (what can be tuned, fitting and scoring), `sgd` (the incremental model and
@@ -31,6 +32,7 @@ mod estimator;
 mod fold_cache;
 mod gram;
 mod halving;
+mod moments;
 mod params;
 mod preprocess;
 mod results;
@@ -43,11 +45,12 @@ pub mod tasks;
 pub use enet_gram::{elastic_net_gram, GramFit};
 pub use estimator::{r2_score, Estimator, FittedModel, FittedPipeline, DEFAULT_SGD_PASSES};
 pub use fold_cache::{FoldId, SharedFold, MAX_CACHED_FOLDS};
-pub use gram::{GramAll, GramFold, GramStats, TestMoments};
+pub use gram::{GramAll, GramFold, GramStats};
 pub use halving::{
     HistoryRecord, HyperbandSearchCV, IncrementalOptions, IncrementalResults, SuccessiveHalvingSearchCV,
     DEFAULT_AGGRESSIVENESS, DEFAULT_TEST_FRACTION,
 };
+pub use moments::{block_moments, fold_moments, TestMoments};
 pub use params::{Distribution, ParamDistributions, ParamGrid, Params, MAX_CANDIDATES};
 pub use preprocess::{FoldData, Preprocess, StandardScaler};
 pub use results::CvResults;

@@ -54,7 +54,7 @@ impl StandardScaler {
 
     /// Fitted on rows whose moments are `m` (as [`Self::fit_rows`] on
     /// them: the population deviation, 1 for a constant feature).
-    pub fn from_moments(m: &super::gram::TestMoments) -> StandardScaler {
+    pub fn from_moments(m: &super::moments::TestMoments) -> StandardScaler {
         let n = m.n_samples.max(1) as f64;
         let p = m.x_mean.len();
         let scale = (0..p)

@@ -7,11 +7,13 @@
 //!
 //! For an estimator that fits from shared statistics
 //! ([`Estimator::uses_gram`], with [`SearchOptions::shared_gram`]) the
-//! merging goes one step further: `prepare_gram_fold` also reduces the
-//! fold's train rows to their Gram statistics, `prepare_gram_all` reduces
-//! all rows for the refit (alongside the folds: it does not depend on the
-//! winner), and `fit_score_gram` and `refit_gram` fit from those
-//! (docs/ml.md, "Shared Gram per fold").
+//! merging goes further, and the data is scattered differently: as row
+//! blocks, one per worker thread, each pushed to its worker at once (Dask-ML
+//! fed a chunked Dask array); `block_moments` reduces each block where it
+//! lands to its rows' moments per fold, `gram_fold` and `gram_all` merge
+//! those into each fold's Gram statistics and the refit's, and
+//! `fit_score_gram` and `refit_gram` fit from them (docs/ml.md, "Shared
+//! Gram per fold").
 
 use std::time::Duration;
 
@@ -19,7 +21,8 @@ use rdask::wire::messages::Arg;
 use rdask::Client;
 
 use super::estimator::{Estimator, FittedPipeline};
-use super::gram::{GramAll, GramFold, TestMoments};
+use super::gram::{GramAll, GramFold};
+use super::moments::TestMoments;
 use super::params::{ParamDistributions, ParamGrid, Params};
 use super::preprocess::{FoldData, Preprocess};
 use super::results::CvResults;
@@ -196,23 +199,37 @@ fn run_search(
         estimator.check(p)?;
     }
     let mut sub = Submitter::new(client);
-    // Scattered by reference: encoded straight from the caller's table,
-    // without a clone of it first.
-    let data_f = sub.scatter(data, opts.timeout)?;
     let gram = opts.shared_gram && estimator.uses_gram();
     let est = value(&estimator)?;
     // With shared statistics, the refit's reduction of all rows, which does
     // not depend on the winner, is submitted with the folds and runs
     // alongside them.
     let mut all_f = None;
+    let mut data_f = None;
+    let row_major;
+    // The scattered blocks are held until the search returns: released
+    // earlier, their freeing (unmapping ~88 MB of shared memory in the
+    // benchmark, ~10 ms) would sit on the refit's path on the worker.
+    let blocks;
     let per_candidate = if gram {
-        // One pass over the rows in all: each fold's test rows reduced to
-        // their moments; every fold's statistics and the refit's are
-        // merges of those (`O(k p²)` tasks).
-        let moments = (0..opts.cv.n_splits)
-            .map(|k| {
-                let args = vec![key(&data_f), value(&opts.cv)?, value(&k)?];
-                sub.submit::<TestMoments>(<tasks::fold_moments as rdask::Task>::NAME, args)
+        // One pass over the rows in all, spread over the workers: the table
+        // scattered as row blocks, one per worker thread, each reduced
+        // where it lands to its rows' moments per fold; every fold's
+        // statistics and the refit's are merges of those (`O(k p²)`).
+        let n = data.n_samples();
+        let data = match data.row_major_parts() {
+            Some(_) => data,
+            None => {
+                row_major = data.to_row_major();
+                &row_major
+            }
+        };
+        blocks = sub.scatter_blocks(data, opts.timeout)?;
+        let moments = blocks
+            .iter()
+            .map(|(block, offset)| {
+                let args = vec![key(block), value(&opts.cv)?, value(&n)?, value(offset)?];
+                sub.submit::<Vec<TestMoments>>(<tasks::block_moments as rdask::Task>::NAME, args)
             })
             .collect::<Result<Vec<_>, Error>>()?;
         let parts = || Arg::Keys(moments.iter().map(|m| m.key().to_string()).collect());
@@ -235,10 +252,13 @@ fn run_search(
             opts,
         )?
     } else {
+        // Scattered by reference: encoded straight from the caller's
+        // table, without a clone of it first.
+        let data = data_f.insert(sub.scatter(data, opts.timeout)?);
         let folds = (0..opts.cv.n_splits)
             .map(|k| {
                 let args = vec![
-                    key(&data_f),
+                    key(data),
                     value(&opts.cv)?,
                     value(&k)?,
                     value(&opts.preprocess)?,
@@ -261,15 +281,16 @@ fn run_search(
     let best_params = cv_results.params[best_index].clone();
     let best_score = cv_results.mean_test_score[best_index];
     let best_estimator = if opts.refit {
-        let f = match &all_f {
-            Some(all) => {
+        let f = match (&all_f, &data_f) {
+            (Some(all), _) => {
                 let args = vec![key(all), est, value(&best_params)?];
                 sub.submit::<FittedPipeline>(<tasks::refit_gram as rdask::Task>::NAME, args)?
             }
-            None => {
-                let args = vec![key(&data_f), est, value(&best_params)?, value(&opts.preprocess)?];
+            (None, Some(data_f)) => {
+                let args = vec![key(data_f), est, value(&best_params)?, value(&opts.preprocess)?];
                 sub.submit::<FittedPipeline>(<tasks::refit as rdask::Task>::NAME, args)?
             }
+            (None, None) => return Err(Error::Input("a refit without its data".into())),
         };
         sub.gather(std::slice::from_ref(&f), opts.timeout)?.pop()
     } else {

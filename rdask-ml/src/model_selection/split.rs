@@ -66,14 +66,25 @@ impl KFold {
         if fold >= self.n_splits {
             return Err(Error::Input(format!("fold {fold} of {} folds", self.n_splits)));
         }
-        let order = row_order(n_samples, self.shuffle_seed);
+        let order = self.row_order(n_samples);
+        let at = self.test_positions(n_samples, fold);
+        let test = order[at.clone()].to_vec();
+        let train = order[..at.start].iter().chain(&order[at.end..]).copied().collect();
+        Ok((train, test))
+    }
+
+    /// Where fold `fold`'s test rows sit in [`row_order`](Self::row_order)
+    /// (for unshuffled folds, the rows themselves). `fold < n_splits`.
+    pub(crate) fn test_positions(&self, n_samples: usize, fold: usize) -> std::ops::Range<usize> {
         let base = n_samples / self.n_splits;
         let extra = n_samples % self.n_splits;
         let start = fold * base + fold.min(extra);
-        let len = base + usize::from(fold < extra);
-        let test = order[start..start + len].to_vec();
-        let train = order[..start].iter().chain(&order[start + len..]).copied().collect();
-        Ok((train, test))
+        start..start + base + usize::from(fold < extra)
+    }
+
+    /// The order the folds cut: `0..n`, shuffled with the seed if any.
+    pub(crate) fn row_order(&self, n_samples: usize) -> Vec<usize> {
+        row_order(n_samples, self.shuffle_seed)
     }
 }
 

@@ -12,7 +12,7 @@ use rdask::Client;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::Error;
+use crate::{Dataset, DatasetRows, Error};
 
 /// What a search sent to the cluster.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -73,6 +73,98 @@ impl<'a> Submitter<'a> {
         self.ledger.scatter_time += started.elapsed();
         self.ledger.scattered_keys.push(f.key().to_string());
         Ok(f)
+    }
+
+    /// Scatters `data` as row blocks for a reduction over it: one block per
+    /// thread of each worker, each worker's blocks a run of rows that a
+    /// client thread of its own encodes and pushes to it (Dask's
+    /// `client.scatter(blocks, workers=[w], direct=True)` per worker, all at
+    /// once), so the encoding, the scatter's cost, runs on as many threads
+    /// as there are workers and every worker holds only its share. Each
+    /// block with the row it starts at. A worker that left since the list
+    /// was read gets none: its blocks go wherever the scheduler places
+    /// them. With no worker yet, one block, placed by the scheduler when
+    /// one comes (within `timeout`).
+    pub(crate) fn scatter_blocks<'d>(
+        &mut self,
+        data: &'d Dataset,
+        timeout: Duration,
+    ) -> Result<Vec<(Future<DatasetRows<'d>>, usize)>, Error> {
+        let started = std::time::Instant::now();
+        let mut workers: Vec<(String, usize)> = self
+            .client
+            .scheduler_info()?
+            .workers
+            .into_iter()
+            .map(|w| (w.address, w.nthreads.max(1) as usize))
+            .collect();
+        workers.sort();
+        let n = data.n_samples();
+        let threads: usize = workers.iter().map(|(_, t)| t).sum::<usize>().clamp(1, n.max(1));
+        let bounds = |b: usize| b * n / threads;
+        // Worker i takes the next `threads_i` blocks (fewer when there
+        // are fewer rows than threads).
+        let mut plan: Vec<(Option<String>, std::ops::Range<usize>)> = Vec::new();
+        let mut next = 0;
+        for (address, t) in &workers {
+            let take = (*t).min(threads - next);
+            if take > 0 {
+                plan.push((Some(address.clone()), next..next + take));
+                next += take;
+            }
+        }
+        if plan.is_empty() {
+            plan.push((None, 0..1));
+        }
+        let client = self.client;
+        let scatter_one = |address: &Option<String>, blocks: std::ops::Range<usize>| {
+            let values = blocks
+                .clone()
+                .map(|b| {
+                    DatasetRows::of(data, bounds(b)..bounds(b + 1))
+                        .ok_or_else(|| Error::Input("row blocks of a table not stored row-major".into()))
+                })
+                .collect::<Result<Vec<_>, Error>>()?;
+            let opts = ScatterOptions::default().hash(false).direct(true).timeout(timeout);
+            let placed = match address {
+                Some(a) => client.scatter_with(values, &opts.clone().workers([a.clone()])),
+                None => client.scatter_with(values, &opts),
+            };
+            let futures = match placed {
+                Ok(f) => f,
+                // Gone since the list was read: anywhere will do.
+                Err(_) if address.is_some() => {
+                    let again = blocks
+                        .clone()
+                        .filter_map(|b| DatasetRows::of(data, bounds(b)..bounds(b + 1)));
+                    client.scatter_with(again.collect(), &opts)?
+                }
+                Err(e) => return Err(Error::from(e)),
+            };
+            Ok::<_, Error>(futures.into_iter().zip(blocks.map(bounds)).collect::<Vec<_>>())
+        };
+        let per_worker: Vec<Result<Vec<_>, Error>> = std::thread::scope(|s| {
+            let handles: Vec<_> = plan
+                .iter()
+                .map(|(address, blocks)| s.spawn(|| scatter_one(address, blocks.clone())))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::Input("a scatter thread panicked".into())))
+                })
+                .collect()
+        });
+        let mut out = Vec::new();
+        for r in per_worker {
+            out.extend(r?);
+        }
+        self.ledger.scatter_time += started.elapsed();
+        self.ledger
+            .scattered_keys
+            .extend(out.iter().map(|(f, _)| f.key().to_string()));
+        Ok(out)
     }
 
     /// Submits `function` (a registered task's name) with `args`.

@@ -10,12 +10,13 @@ use serde::{Deserialize, Serialize};
 
 use super::estimator::{sgd, Estimator, FittedModel, FittedPipeline};
 use super::fold_cache::SharedFold;
-use super::gram::{GramAll, GramFold, TestMoments};
+use super::gram::{GramAll, GramFold};
+use super::moments::{self, TestMoments};
 use super::params::Params;
 use super::preprocess::{FoldData, Preprocess};
 use super::sgd::{PartialFit, SgdClassifier};
 use super::split::{Holdout, KFold};
-use crate::{Dataset, Error};
+use crate::{Dataset, DatasetView, Error};
 
 /// Fold `fold` of `data` under `cv`, with `pre` fitted on its train part:
 /// computed once per fold, shared by every candidate. With `columns` (the
@@ -42,28 +43,33 @@ pub fn prepare_gram_fold(data: Dataset, cv: KFold, fold: usize, pre: Preprocess)
     GramFold::prepare(&data, &train, &test, pre)
 }
 
-/// The moments of fold `fold`'s test rows under `cv` (one pass over a
-/// fifth of the rows for 5 folds): the folds' test parts partition the
-/// rows, so every fold's train statistics and the refit's all-rows
-/// statistics follow from these by merging ([`gram_fold`], [`gram_all`]).
+/// The moments of each fold's rows within `block`, rows `offset..` of a
+/// table of `n_samples` rows split by `cv` ([`moments::block_moments`]):
+/// one pass over the block, read where this worker holds it. Every fold's
+/// statistics and the refit's follow by merging ([`gram_fold`],
+/// [`gram_all`]).
 #[rdask::task]
-pub fn fold_moments(data: Dataset, cv: KFold, fold: usize) -> Result<TestMoments, Error> {
-    let (_, test) = cv.split(data.n_samples(), fold)?;
-    Ok(TestMoments::of_rows(&data, &test))
+pub fn block_moments(
+    block: DatasetView<'_>,
+    cv: KFold,
+    n_samples: usize,
+    offset: usize,
+) -> Result<Vec<TestMoments>, Error> {
+    moments::block_moments(&block, &cv, n_samples, offset)
 }
 
 /// Fold `fold` for an estimator that fits from shared statistics, from
-/// every fold's test moments ([`GramFold::from_moments`]): `O(k p²)`.
+/// every block's moments ([`GramFold::from_moments`]): `O(blocks k p²)`.
 #[rdask::task]
-pub fn gram_fold(parts: Vec<TestMoments>, fold: usize, pre: Preprocess) -> Result<GramFold, Error> {
-    GramFold::from_moments(&parts, fold, pre)
+pub fn gram_fold(blocks: Vec<Vec<TestMoments>>, fold: usize, pre: Preprocess) -> Result<GramFold, Error> {
+    GramFold::from_moments(&moments::fold_moments(&blocks)?, fold, pre)
 }
 
-/// All the rows' statistics for the refit, from every fold's test
-/// moments ([`GramAll::from_moments`]).
+/// All the rows' statistics for the refit, from every block's moments
+/// ([`GramAll::from_moments`]).
 #[rdask::task]
-pub fn gram_all(parts: Vec<TestMoments>, pre: Preprocess) -> Result<GramAll, Error> {
-    GramAll::from_moments(&parts, pre)
+pub fn gram_all(blocks: Vec<Vec<TestMoments>>, pre: Preprocess) -> Result<GramAll, Error> {
+    GramAll::from_moments(&moments::fold_moments(&blocks)?, pre)
 }
 
 /// The holdout split of `data` with `pre` fitted on its train part (the
