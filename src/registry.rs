@@ -14,7 +14,7 @@ use crate::task::{Task, TaskEntry, TaskFn};
 /// built-ins.
 #[derive(Clone, Debug, Default)]
 pub struct Registry {
-    functions: HashMap<&'static str, TaskFn>,
+    functions: HashMap<&'static str, TaskEntry>,
 }
 
 impl Registry {
@@ -53,7 +53,7 @@ impl Registry {
 
     /// Adds (or replaces) a function.
     pub fn register(&mut self, entry: TaskEntry) {
-        self.functions.insert(entry.name, entry.call);
+        self.functions.insert(entry.name, entry);
     }
 
     /// Adds (or replaces) a task type.
@@ -63,6 +63,11 @@ impl Registry {
 
     /// The function registered under `name`.
     pub fn get(&self, name: &str) -> Option<TaskFn> {
+        self.functions.get(name).map(|e| e.call)
+    }
+
+    /// The entry registered under `name` (with its shared-memory form).
+    pub fn entry(&self, name: &str) -> Option<TaskEntry> {
         self.functions.get(name).copied()
     }
 

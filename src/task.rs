@@ -36,7 +36,26 @@ pub trait Task: Copy + Send + Sync + 'static {
     /// Decodes msgpack args, runs the function, encodes the result.
     /// Does not catch panics: see [`run_task`].
     fn call_encoded(args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure>;
+
+    /// As [`call_encoded`](Self::call_encoded), for a worker that serves
+    /// peers on its host through shared memory: a result of at least
+    /// [`SHARED_OUTPUT_MIN_BYTES`] is encoded straight into a sealed memory
+    /// file (Linux), which peers on the host then map instead of a copy
+    /// made for each fetch. `#[task]` implements it; the default encodes
+    /// as `call_encoded` does.
+    fn call_shared(args: &[&[u8]]) -> Result<bytes::Bytes, TaskFailure> {
+        Self::call_encoded(args).map(bytes::Bytes::from)
+    }
 }
+
+/// Results at least this large are encoded into a memory file by a worker
+/// serving peers through shared memory ([`Task::call_shared`]): a memory
+/// file costs a few system calls, which a large result's copy per fetch
+/// outweighs many times.
+pub const SHARED_OUTPUT_MIN_BYTES: usize = 1 << 20;
+
+/// [`Task::call_shared`] as a function pointer.
+pub type SharedTaskFn = fn(&[&[u8]]) -> Result<bytes::Bytes, TaskFailure>;
 
 /// A task parameter type that borrows from its argument's bytes instead of
 /// decoding into a value of its own (e.g. `rdask_array::ChunkView<'_>`, a
@@ -86,6 +105,9 @@ pub struct TaskEntry {
     pub name: &'static str,
     /// Its [`Task::call_encoded`].
     pub call: TaskFn,
+    /// Its [`Task::call_shared`], if it has one of its own (the built-in
+    /// runners, whose results feed other runners, do not).
+    pub shared: Option<SharedTaskFn>,
 }
 
 impl TaskEntry {
@@ -94,6 +116,7 @@ impl TaskEntry {
         TaskEntry {
             name: T::NAME,
             call: T::call_encoded,
+            shared: Some(T::call_shared),
         }
     }
 }
@@ -126,7 +149,7 @@ pub fn take_panic_backtrace() -> Option<Backtrace> {
 /// `TaskFailure { kind: Panicked, message: "panicked at FILE:LINE:COL: MSG" }`.
 ///
 /// Installs the panic hook on first use (see [`install_panic_hook`]).
-pub fn run_task(call: TaskFn, args: &[&[u8]]) -> Result<Vec<u8>, TaskFailure> {
+pub fn run_task<R>(call: fn(&[&[u8]]) -> Result<R, TaskFailure>, args: &[&[u8]]) -> Result<R, TaskFailure> {
     install_panic_hook();
     let was_in_task = IN_TASK.with(|c| c.replace(true));
     LAST_PANIC.with(|p| p.borrow_mut().take());
@@ -282,6 +305,7 @@ pub fn decode_value<'a, T: Deserialize<'a>>(b: &'a [u8]) -> Result<T, rmp_serde:
 #[doc(hidden)]
 pub mod __private {
     use super::*;
+    pub use bytes::Bytes;
 
     #[inline]
     pub fn check_arity(function: &str, expected: usize, args: &[&[u8]]) -> Result<(), TaskFailure> {
@@ -324,10 +348,32 @@ pub mod __private {
 
     #[inline]
     pub fn encode_output<T: Serialize + ?Sized>(function: &str, out: &T) -> Result<Vec<u8>, TaskFailure> {
-        rmp_serde::to_vec_named(out).map_err(|e| TaskFailure {
+        rmp_serde::to_vec_named(out).map_err(|e| encode_failure(function, e))
+    }
+
+    fn encode_failure(function: &str, e: rmp_serde::encode::Error) -> TaskFailure {
+        TaskFailure {
             kind: ErrorKind::Failed,
             message: format!("function {function}: cannot encode its result: {e}"),
-        })
+        }
+    }
+
+    /// [`encode_output`], into a sealed memory file once the encoding
+    /// reaches [`super::SHARED_OUTPUT_MIN_BYTES`] (Linux; if no memory file
+    /// can be made, into memory).
+    pub fn encode_output_shared<T: Serialize + ?Sized>(function: &str, out: &T) -> Result<bytes::Bytes, TaskFailure> {
+        #[cfg(target_os = "linux")]
+        {
+            match crate::shm::push_files::encode_shared_from(out, super::SHARED_OUTPUT_MIN_BYTES) {
+                Ok(Some((bytes, _))) => Ok(bytes),
+                Ok(None) => encode_output(function, out).map(bytes::Bytes::from),
+                Err(e) => Err(encode_failure(function, e)),
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            encode_output(function, out).map(bytes::Bytes::from)
+        }
     }
 }
 

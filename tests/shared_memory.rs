@@ -251,8 +251,8 @@ fn copies_are_exact(client: &Client, f: &rdask::Future<rdask::Blob>, bytes: &[u8
     }
 }
 
-/// Inodes of the memory files of direct-scatter pushes (`memfd:rdask-value`)
-/// process `pid` has mapped.
+/// Inodes of the memory files holding values (`memfd:rdask-value`: pushed,
+/// fetched or made by a task) process `pid` has mapped.
 fn mapped_memory_files(pid: u32) -> std::collections::BTreeSet<String> {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
     maps.lines()
@@ -288,6 +288,61 @@ fn a_broadcast_direct_scatter_hands_every_worker_on_the_host_the_same_memory_fil
     copies_are_exact(&c.client, &f, &bytes);
     // Released, the value leaves both workers, and with it the file.
     drop(f);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !(mapped_memory_files(c.procs[1].pid()).is_empty() && mapped_memory_files(c.procs[2].pid()).is_empty()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the workers still map the file after its release"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A large task result is encoded straight into a memory file on the
+/// worker that made it, and a peer on the host fetching it maps that very
+/// file: no copy for the fetch (before, the serving worker copied the
+/// value into a new file for each fetch).
+#[test]
+fn a_large_result_is_made_in_a_memory_file_that_a_fetching_peer_maps_as_is() {
+    let dir = TempDir::new("shared-results");
+    let c = cluster(&dir.0, &[], &[]);
+    let n: u64 = 8 << 20;
+    let on_a = SubmitOptions::impure().workers([c.a.as_str()]);
+    let on_b = SubmitOptions::impure().workers([c.b.as_str()]);
+    let blob = c.client.submit_with(make_blob, (n, 3u64), &on_a).expect("submit");
+    let crc_at_a: u32 = c
+        .client
+        .submit_with(blob_crc32, (&blob,), &on_a)
+        .expect("submit")
+        .result_timeout(Some(Duration::from_secs(120)))
+        .expect("crc on a");
+    let made = mapped_memory_files(c.procs[1].pid());
+    assert_eq!(made.len(), 1, "a maps {made:?}: its result is not one memory file");
+    let crc_at_b: u32 = c
+        .client
+        .submit_with(blob_crc32, (&blob,), &on_b)
+        .expect("submit")
+        .result_timeout(Some(Duration::from_secs(120)))
+        .expect("crc on b");
+    assert_eq!(crc_at_b, crc_at_a, "the blob changed on its way from A to B");
+    assert_eq!(
+        mapped_memory_files(c.procs[2].pid()),
+        made,
+        "b maps another file than a's result"
+    );
+    let served = c.client.worker_info(&c.a).expect("a's info").bytes_served_shared_memory;
+    assert!(served >= n, "A served only {served} bytes through shared memory");
+    // A small result stays in memory.
+    let small = c.client.submit_with(make_blob, (1000u64, 4u64), &on_a).expect("submit");
+    let _: u64 = c
+        .client
+        .submit_with(blob_len, (&small,), &on_b)
+        .expect("submit")
+        .result_timeout(Some(Duration::from_secs(60)))
+        .expect("len on b");
+    assert_eq!(mapped_memory_files(c.procs[1].pid()), made);
+    // Released, the result leaves both workers, and with it the file.
+    drop(blob);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !(mapped_memory_files(c.procs[1].pid()).is_empty() && mapped_memory_files(c.procs[2].pid()).is_empty()) {
         assert!(

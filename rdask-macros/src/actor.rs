@@ -248,6 +248,7 @@ pub(crate) fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<Toke
             #krate::task::TaskEntry {
                 name: <#self_ty as #krate::actor_api::ActorType>::CONSTRUCTOR,
                 call: #krate::actor_api::__private::construct::<#self_ty>,
+                shared: ::core::option::Option::None,
             }
         }
     })

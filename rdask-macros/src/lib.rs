@@ -324,6 +324,8 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         }
     });
 
+    let decodes: Vec<TokenStream2> = decodes.collect();
+    let decodes2 = decodes.clone();
     let (output_ty, convert) = if returns_result(&ret_ty) {
         (
             quote!(<#ret_ty as #krate::task::TaskReturn>::Output),
@@ -375,6 +377,15 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
                 let __rdask_out = #name::__rdask_call(#(#locals),*);
                 #convert
                 #krate::task::__private::encode_output(<Self as #krate::task::Task>::NAME, &__rdask_out)
+            }
+            fn call_shared(
+                args: &[&[u8]],
+            ) -> ::core::result::Result<#krate::task::__private::Bytes, #krate::task::TaskFailure> {
+                #krate::task::__private::check_arity(<Self as #krate::task::Task>::NAME, #n, args)?;
+                #(#decodes2)*
+                let __rdask_out = #name::__rdask_call(#(#locals),*);
+                #convert
+                #krate::task::__private::encode_output_shared(<Self as #krate::task::Task>::NAME, &__rdask_out)
             }
         }
 

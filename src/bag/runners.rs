@@ -105,7 +105,7 @@ pub(crate) fn key_of<'a>(spec: &KeySpec, elem: &'a [u8]) -> Result<Cow<'a, [u8]>
 macro_rules! entries {
     ($($name:literal => $f:ident),+ $(,)?) => {
         /// Every bag runner.
-        pub(crate) const RUNNERS: &[TaskEntry] = &[$(TaskEntry { name: $name, call: $f as TaskFn }),+];
+        pub(crate) const RUNNERS: &[TaskEntry] = &[$(TaskEntry { name: $name, call: $f as TaskFn, shared: None }),+];
     };
 }
 

@@ -29,6 +29,7 @@ pub const FUSED_NAME: &str = "rdask::delayed::fused";
 pub const FUSED_ENTRY: TaskEntry = TaskEntry {
     name: FUSED_NAME,
     call: run_fused as TaskFn,
+    shared: None,
 };
 
 /// One call of a fused chain.

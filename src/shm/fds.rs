@@ -5,11 +5,13 @@
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use rustix::fs::{fcntl_add_seals, fcntl_get_seals, memfd_create, MemfdFlags, SealFlags};
 
 use super::{io, ShmError};
+use crate::util::FxMap;
 
 /// Seals a shared value carries: it can neither change nor shrink (a
 /// shrunk file would make reading the mapping raise SIGBUS), nor be
@@ -68,6 +70,68 @@ pub fn map_file(file: &File, len: u64) -> Result<Bytes, ShmError> {
     // what makes handing them out as an immutable `Bytes` sound.
     let mapping =
         unsafe { memmap2::MmapOptions::new().len(len).populate().map(file) }.map_err(io("mapping a memory file"))?;
-    // The mapping holds the memory, whether or not the descriptor stays open.
-    Ok(Bytes::from_owner(mapping))
+    // The mapping holds the memory, whether or not the caller's descriptor
+    // stays open; a descriptor of our own is kept beside it, so the value
+    // can be served to peers as this same file ([`file_of`]).
+    let own = file.try_clone().map_err(io("keeping a memory file's descriptor"))?;
+    Ok(Bytes::from_owner(Mapped::new(mapping, Arc::new(own.into()))))
+}
+
+/// A mapped memory file, recorded in [`MAPPED`] while it lives.
+struct Mapped {
+    map: memmap2::Mmap,
+}
+
+/// The memory file behind each live [`Mapped`], by the mapping's address
+/// and length: how a stored value that is such a mapping is recognised
+/// when a peer fetches it, so the file is passed on instead of a copy.
+static MAPPED: Mutex<Option<MappedFiles>> = Mutex::new(None);
+
+/// A mapping's address -> its length and its file.
+type MappedFiles = FxMap<usize, (usize, Arc<OwnedFd>)>;
+
+fn mapped() -> std::sync::MutexGuard<'static, Option<MappedFiles>> {
+    // A panic elsewhere while holding the lock leaves the map whole.
+    MAPPED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Mapped {
+    fn new(map: memmap2::Mmap, file: Arc<OwnedFd>) -> Mapped {
+        mapped()
+            .get_or_insert_with(FxMap::default)
+            .insert(map.as_ptr() as usize, (map.len(), file));
+        Mapped { map }
+    }
+}
+
+impl AsRef<[u8]> for Mapped {
+    fn as_ref(&self) -> &[u8] {
+        &self.map
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        if let Some(m) = mapped().as_mut() {
+            m.remove(&(self.map.as_ptr() as usize));
+        }
+    }
+}
+
+/// The sealed memory file whose whole mapping `value` is, if it is one
+/// (a value pushed or fetched through shared memory, or a task's result
+/// encoded into a file): passing it to a peer on this host costs no copy.
+pub fn file_of(value: &Bytes) -> Option<Arc<OwnedFd>> {
+    let guard = mapped();
+    let (len, file) = guard.as_ref()?.get(&(value.as_ptr() as usize))?;
+    (*len == value.len()).then(|| file.clone())
+}
+
+/// A memory file holding `value` for a peer: the file it already is
+/// ([`file_of`], a new descriptor of it), or a copy ([`share`]).
+pub fn share_value(value: &Bytes) -> Result<OwnedFd, ShmError> {
+    match file_of(value) {
+        Some(file) => file.try_clone().map_err(io("passing a memory file on")),
+        None => share(value),
+    }
 }

@@ -61,13 +61,13 @@ impl PushFiles {
 const WRITE_BUFFER_BYTES: usize = 256 * 1024;
 
 /// Where an encoding goes: memory while small, a memory file once it
-/// reaches [`SHM_MIN_VALUE_BYTES`].
-#[derive(Default)]
+/// reaches `min_file_bytes`.
 struct Spill {
     small: Vec<u8>,
     file: Option<BufWriter<File>>,
     /// The memory file could not be made or written.
     failed: bool,
+    min_file_bytes: usize,
 }
 
 impl Write for Spill {
@@ -84,7 +84,7 @@ impl Write for Spill {
 
 impl Spill {
     fn write_inner(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        if self.file.is_none() && self.small.len() + b.len() >= SHM_MIN_VALUE_BYTES {
+        if self.file.is_none() && self.small.len() + b.len() >= self.min_file_bytes {
             let mut file = BufWriter::with_capacity(WRITE_BUFFER_BYTES, fds::create().map_err(std::io::Error::other)?);
             file.write_all(&std::mem::take(&mut self.small))?;
             self.file = Some(file);
@@ -107,7 +107,21 @@ impl Spill {
 /// a memory file that cannot be made leaves the caller to encode the
 /// ordinary way (`Ok(None)`).
 pub fn encode_shared<T: serde::Serialize + ?Sized>(v: &T) -> Result<Option<SharedEncoding>, rmp_serde::encode::Error> {
-    let mut out = Spill::default();
+    encode_shared_from(v, SHM_MIN_VALUE_BYTES)
+}
+
+/// [`encode_shared`], into a memory file only once the encoding reaches
+/// `min_file_bytes` (a task's result: [`crate::task::SHARED_OUTPUT_MIN_BYTES`]).
+pub fn encode_shared_from<T: serde::Serialize + ?Sized>(
+    v: &T,
+    min_file_bytes: usize,
+) -> Result<Option<SharedEncoding>, rmp_serde::encode::Error> {
+    let mut out = Spill {
+        small: Vec::new(),
+        file: None,
+        failed: false,
+        min_file_bytes,
+    };
     match rmp_serde::encode::write_named(&mut out, v) {
         Ok(()) => {}
         // The memory file failed (no memfd here, no memory): not the value.

@@ -284,8 +284,8 @@ async fn take_push(
 type Inline = Vec<(Key, Option<Payload>)>;
 
 /// Splits the store's answer: values of at least [`SHM_MIN_VALUE_BYTES`]
-/// (up to [`MAX_FDS_PER_REPLY`] of them) copied into memory files, the rest
-/// inline. If memory files cannot be made (no memory for them), every
+/// (up to [`MAX_FDS_PER_REPLY`] of them) as memory files (the file a value
+/// already is, else a copy into a new one), the rest inline. If memory files cannot be made (no memory for them), every
 /// value goes inline, with a log line.
 async fn share_values(values: Vec<(Key, Option<bytes::Bytes>)>) -> (Inline, Vec<(Key, u64)>, Vec<OwnedFd>) {
     let mut inline = Vec::with_capacity(values.len());
@@ -302,7 +302,7 @@ async fn share_values(values: Vec<(Key, Option<bytes::Bytes>)>) -> (Inline, Vec<
     // Copying into memory files is a memcpy of the whole value: off the
     // async threads.
     let made = tokio::task::spawn_blocking(move || {
-        let fds: Result<Vec<OwnedFd>, ShmError> = large.iter().map(|(_, v)| fds::share(v)).collect();
+        let fds: Result<Vec<OwnedFd>, ShmError> = large.iter().map(|(_, v)| fds::share_value(v)).collect();
         (large, fds)
     })
     .await;

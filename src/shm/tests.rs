@@ -127,3 +127,43 @@ fn a_value_encoded_for_a_push_is_the_ordinary_encoding_in_a_sealed_file_once_lar
         assert!(mapped[..] == want[..]);
     }
 }
+
+/// A value that is a memory file's whole mapping is served as that file
+/// (a new descriptor of the same inode), a value in ordinary memory as a
+/// copy, and the record of the file goes with the mapping.
+#[test]
+fn a_mapped_value_is_passed_on_as_its_own_file_and_others_are_copied() {
+    use std::os::fd::AsFd;
+    let inode = |fd: &std::os::fd::OwnedFd| rustix::fs::fstat(fd.as_fd()).expect("fstat").st_ino;
+    let blob = crate::Blob((0..2_000_000u32).map(|i| (i % 253) as u8).collect());
+    let (bytes, file) = super::push_files::encode_shared_from(&blob, crate::task::SHARED_OUTPUT_MIN_BYTES)
+        .expect("encode")
+        .expect("made");
+    let file = file.expect("2 MB goes in a memory file");
+    let served = fds::share_value(&bytes).expect("served");
+    assert_eq!(inode(&served), inode(&file), "served as its own file");
+    assert!(
+        fds::file_of(&bytes.slice(1..)).is_none(),
+        "a part of a mapping is not the file"
+    );
+    // Mapped again by a peer, the peer's mapping is recorded too.
+    let theirs = fds::map(served, bytes.len() as u64).expect("mapped");
+    assert_eq!(inode(&fds::file_of(&theirs).expect("recorded")), inode(&file));
+    let ordinary = bytes::Bytes::from(bytes.to_vec());
+    assert!(fds::file_of(&ordinary).is_none());
+    let copy = fds::share_value(&ordinary).expect("copied");
+    assert_ne!(inode(&copy), inode(&file), "ordinary memory is copied into a new file");
+    drop(theirs);
+    let len = bytes.len();
+    drop(bytes);
+    // The record goes with the mapping: a value later at the same address
+    // (the allocator may reuse it) is not taken for the file.
+    let fresh = bytes::Bytes::from(vec![0u8; len]);
+    assert!(fds::file_of(&fresh).is_none());
+    // Below the threshold a result stays in memory.
+    let (small, no_file) =
+        super::push_files::encode_shared_from(&crate::Blob(vec![1; 1000]), crate::task::SHARED_OUTPUT_MIN_BYTES)
+            .expect("encode")
+            .expect("made");
+    assert!(no_file.is_none() && fds::file_of(&small).is_none());
+}

@@ -55,14 +55,17 @@ pub(crate) const RUNNERS: &[TaskEntry] = &[
     TaskEntry {
         name: super::TRANSFER,
         call: transfer as TaskFn,
+        shared: None,
     },
     TaskEntry {
         name: super::BARRIER,
         call: barrier as TaskFn,
+        shared: None,
     },
     TaskEntry {
         name: super::UNPACK,
         call: unpack as TaskFn,
+        shared: None,
     },
 ];
 

@@ -21,6 +21,7 @@
 //! thread takes a slot again, ahead of queued tasks, before it goes on.
 //! Threads beyond `nthreads` plus the seceded ones exit after their task.
 
+use bytes::Bytes;
 use std::cell::RefCell;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
@@ -30,7 +31,7 @@ use tracing::warn;
 
 use super::args::{load_args, JobArg};
 use crate::actor_api::ActorTable;
-use crate::task::{run_task, take_panic_backtrace, TaskFn};
+use crate::task::{run_task, take_panic_backtrace, SharedTaskFn, TaskFn};
 use crate::wire::messages::{Key, TaskFailure};
 use crate::wire::Security;
 
@@ -39,8 +40,9 @@ use crate::wire::Security;
 pub struct TaskDone {
     /// The task.
     pub key: Key,
-    /// Its serialized result, or why it failed.
-    pub result: Result<Vec<u8>, TaskFailure>,
+    /// Its serialized result (a memory file's mapping when made by
+    /// [`Job::shared`]), or why it failed.
+    pub result: Result<Bytes, TaskFailure>,
     /// How long the function ran.
     pub duration_us: u64,
     /// The lane number of the pool thread that ran it: each thread holds
@@ -62,6 +64,10 @@ pub struct Job {
     pub function: String,
     /// The registered function.
     pub call: TaskFn,
+    /// Its form encoding a large result into a memory file, when this
+    /// worker serves peers through shared memory (`Task::call_shared`);
+    /// run instead of `call` when set.
+    pub shared: Option<SharedTaskFn>,
     /// Its arguments; spilled or composite ones are put together by the
     /// task's thread just before it runs the task (see [`JobArg`]), so a
     /// queued job holds no spilled value in memory.
@@ -412,7 +418,10 @@ fn run_jobs(shared: Arc<Shared>) {
         let result = load_args(job.args).and_then(|args| {
             let slices: Vec<&[u8]> = args.iter().map(|b| &b[..]).collect();
             let start = Instant::now();
-            let result = run_task(job.call, &slices);
+            let result = match job.shared {
+                Some(shared) => run_task(shared, &slices),
+                None => run_task(job.call, &slices).map(Bytes::from),
+            };
             elapsed = start.elapsed();
             result
         });
@@ -542,6 +551,7 @@ mod secede_tests {
             key: key.into(),
             function: "f".into(),
             call,
+            shared: None,
             args: Vec::new(),
         }
     }

@@ -166,6 +166,7 @@ pub async fn start_worker(options: WorkerOptions) -> Result<WorkerHandle, Worker
         peers: shared.peers,
         counters: counters.clone(),
         registry,
+        share_outputs: shared.socket.is_some(),
         effects: Vec::new(),
         reader: Some(reader),
         limits: options.limits,
@@ -244,6 +245,10 @@ pub struct WorkerActor {
     peers: PeerPool,
     counters: Arc<WorkerCounters>,
     registry: &'static Registry,
+    /// Whether peers on this host fetch through shared memory, so large
+    /// task results are encoded straight into memory files they can map
+    /// ([`Job::shared`](crate::worker::pool::Job::shared)).
+    share_outputs: bool,
     effects: Vec<WorkerEffect>,
     reader: Option<Reader>,
     limits: FrameLimits,
@@ -337,7 +342,7 @@ impl Handler<ResultsReady> for WorkerActor {
         }
         for d in done {
             self.state
-                .task_finished(&d.key, d.result.map(Bytes::from), d.duration_us, d.thread, &mut effects);
+                .task_finished(&d.key, d.result, d.duration_us, d.thread, &mut effects);
         }
         self.apply(effects, ctx);
     }
@@ -399,6 +404,7 @@ struct ArgsReady {
     key: Key,
     function: String,
     call: crate::task::TaskFn,
+    shared: Option<crate::task::SharedTaskFn>,
     args: Vec<Arg>,
     found: Vec<(Key, Option<ArgData>)>,
 }
@@ -418,6 +424,7 @@ impl Handler<ArgsReady> for WorkerActor {
                 key: msg.key,
                 function: msg.function,
                 call: msg.call,
+                shared: msg.shared,
                 args,
             }),
             Err(k) => {
@@ -541,7 +548,7 @@ impl WorkerActor {
                     }
                 }
                 WorkerEffect::Execute { key, function, args } => {
-                    let Some(call) = self.registry.get(&function) else {
+                    let Some(entry) = self.registry.entry(&function) else {
                         let failure = TaskFailure {
                             kind: ErrorKind::UnknownFunction,
                             message: format!("worker {} has no function named {function:?}", self.name),
@@ -552,6 +559,8 @@ impl WorkerActor {
                         effects.extend(more);
                         continue;
                     };
+                    let call = entry.call;
+                    let shared = entry.shared.filter(|_| self.share_outputs);
                     let deps: Vec<Key> = args.iter().flat_map(Arg::keys).cloned().collect();
                     if deps.is_empty() {
                         // No key to look up (values, or an empty list of
@@ -561,6 +570,7 @@ impl WorkerActor {
                                 key,
                                 function,
                                 call,
+                                shared,
                                 args,
                             });
                         }
@@ -574,6 +584,7 @@ impl WorkerActor {
                                         key,
                                         function,
                                         call,
+                                        shared,
                                         args,
                                         found,
                                     });
