@@ -156,9 +156,14 @@ pub(super) fn case_p2p_transfer(ctx: &mut Ctx) -> Result<()> {
         .map(|i| (i.bytes_fetched_from_peers, i.bytes_fetched_shared_memory))
         .ok();
     let mut reps = Vec::new();
+    // Making the blob on A (not part of the transfer's figure): what its
+    // result's encoding costs, into a heap buffer or a memory file.
+    let mut makes = Vec::new();
     for rep in 0..5u64 {
+        let s = Instant::now();
         let blob = ctx.client.submit_with(make_blob, (P2P_BYTES, rep), &on_a)?;
         wait_all(&ctx.client, std::slice::from_ref(&blob), 60)?;
+        makes.push(secs(s));
         if let Some(f) = blob.exception() {
             bail!("make_blob failed: {}", f.message);
         }
@@ -190,6 +195,7 @@ pub(super) fn case_p2p_transfer(ctx: &mut Ctx) -> Result<()> {
         .num("noop_baseline_ms", base_s * 1e3, 3)
         .val("reps_s", J::Arr(reps.iter().map(|x| J::Num(round(*x, 4))).collect()))
         .num("median_s", med, 4)
+        .val("make_s", J::Arr(makes.iter().map(|x| J::Num(round(*x, 4))).collect()))
         .num("mb_per_s_median", mb / (med - base_s).max(1e-9), 1)
         .num("mb_per_s_best", mb / (best - base_s).max(1e-9), 1)
         .str("worker_a_name", a.name.clone())

@@ -73,8 +73,12 @@ pub fn map_file(file: &File, len: u64) -> Result<Bytes, ShmError> {
     // The mapping holds the memory, whether or not the caller's descriptor
     // stays open; a descriptor of our own is kept beside it, so the value
     // can be served to peers as this same file ([`file_of`]).
-    let own = file.try_clone().map_err(io("keeping a memory file's descriptor"))?;
-    Ok(Bytes::from_owner(Mapped::new(mapping, Arc::new(own.into()))))
+    // Without a descriptor to spare (the process at its limit of open
+    // files), the value is still mapped; it is then served as a copy.
+    Ok(match file.try_clone() {
+        Ok(own) => Bytes::from_owner(Mapped::new(mapping, Arc::new(own.into()))),
+        Err(_) => Bytes::from_owner(mapping),
+    })
 }
 
 /// A mapped memory file, recorded in [`MAPPED`] while it lives.
