@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use bytes::Bytes;
 use tokio::net::TcpListener;
 use tracing::{error, info, info_span, warn, Instrument};
 
@@ -30,6 +29,7 @@ use crate::worker::memory::MemoryThresholds;
 use crate::worker::pool::{Job, ResultsReady, SchedulerContact, TaskPool};
 use crate::worker::state::{WorkerEffect, WorkerState, WorkerStateConfig};
 
+mod fetched;
 mod heartbeat;
 mod options;
 mod pushed;
@@ -357,46 +357,6 @@ impl Handler<PauseChanged> for WorkerActor {
     }
 }
 
-/// A fetch from a peer finished.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct FetchDone {
-    worker: String,
-    keys: Vec<Key>,
-    /// Wall time from request to reply.
-    elapsed: Duration,
-    result: Result<Vec<(Key, Option<Bytes>)>, WireError>,
-}
-
-impl Handler<FetchDone> for WorkerActor {
-    type Result = ();
-    fn handle(&mut self, msg: FetchDone, ctx: &mut Self::Context) {
-        let mut effects = std::mem::take(&mut self.effects);
-        match msg.result {
-            Ok(data) => {
-                let bytes: u64 = data
-                    .iter()
-                    .filter_map(|(_, v)| v.as_ref())
-                    .map(|v| v.len() as u64)
-                    .sum();
-                self.counters.bytes_fetched.fetch_add(bytes, Ordering::Relaxed);
-                if bytes >= BANDWIDTH_SAMPLE_MIN_BYTES {
-                    effects.push(WorkerEffect::Send(FromWorker::TransferStats {
-                        bytes,
-                        duration_us: u64::try_from(msg.elapsed.as_micros()).unwrap_or(u64::MAX).max(1),
-                    }));
-                }
-                self.state.fetch_finished(&msg.worker, data, &mut effects);
-            }
-            Err(e) => {
-                warn!(worker = %self.name, peer = %msg.worker, "fetch failed: {e}");
-                self.state.fetch_failed(&msg.worker, msg.keys, &mut effects);
-            }
-        }
-        self.apply(effects, ctx);
-    }
-}
-
 /// Arguments of a task were looked up in the store.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -602,7 +562,7 @@ impl WorkerActor {
                             let started = std::time::Instant::now();
                             let result = peers.get_data(&worker, keys.clone()).await;
                             let elapsed = started.elapsed();
-                            me.do_send(FetchDone {
+                            me.do_send(fetched::FetchDone {
                                 worker,
                                 keys,
                                 elapsed,
