@@ -5,10 +5,12 @@
 //! directory, same user only); a fetcher learns its path with
 //! [`ToPeer::ShmLocate`](crate::wire::messages::ToPeer::ShmLocate) on the
 //! TCP peer port, uses it only when the peer's host id ([`host_id`]) equals
-//! its own, and asks for keys there. The peer copies each large value once
-//! into a sealed `memfd` ([`fds::share`]) and passes the descriptors with
-//! the reply (`SCM_RIGHTS`); the fetcher maps them read-only and stores the
-//! mapping itself as the value's bytes ([`fds::map`]), with no copy.
+//! its own, and asks for keys there. The peer passes each large value as a
+//! sealed `memfd` with the reply (`SCM_RIGHTS`): the file the value already
+//! is when it is one (a task result made in a file, a value pushed or
+//! fetched through shared memory: [`fds::file_of`]), otherwise a copy into
+//! a new one ([`fds::share`]); the fetcher maps them read-only and stores
+//! the mapping itself as the value's bytes ([`fds::map`]), with no copy.
 //!
 //! Any failure (another mount namespace where the path does not exist, a
 //! refused descriptor, a peer too old) falls back to TCP for that peer, with
