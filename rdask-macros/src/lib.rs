@@ -324,8 +324,6 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         }
     });
 
-    let decodes: Vec<TokenStream2> = decodes.collect();
-    let decodes2 = decodes.clone();
     let (output_ty, convert) = if returns_result(&ret_ty) {
         (
             quote!(<#ret_ty as #krate::task::TaskReturn>::Output),
@@ -348,6 +346,21 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             #[doc(hidden)]
             #(#fn_attrs)*
             #vis fn __rdask_call(#inputs) #output #body
+
+            /// Decodes the arguments, calls the function and encodes its
+            /// output with `encode` (into memory, or a memory file).
+            #[doc(hidden)]
+            #[allow(clippy::type_complexity)]
+            fn __rdask_run<R>(
+                args: &[&[u8]],
+                encode: impl ::core::ops::FnOnce(&str, &#output_ty) -> ::core::result::Result<R, #krate::task::TaskFailure>,
+            ) -> ::core::result::Result<R, #krate::task::TaskFailure> {
+                #krate::task::__private::check_arity(<Self as #krate::task::Task>::NAME, #n, args)?;
+                #(#decodes)*
+                let __rdask_out = #name::__rdask_call(#(#locals),*);
+                #convert
+                encode(<Self as #krate::task::Task>::NAME, &__rdask_out)
+            }
         }
 
         // Lets `name(a, b)` call the function like before: call expressions
@@ -372,20 +385,12 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
             fn call_encoded(
                 args: &[&[u8]],
             ) -> ::core::result::Result<::std::vec::Vec<u8>, #krate::task::TaskFailure> {
-                #krate::task::__private::check_arity(<Self as #krate::task::Task>::NAME, #n, args)?;
-                #(#decodes)*
-                let __rdask_out = #name::__rdask_call(#(#locals),*);
-                #convert
-                #krate::task::__private::encode_output(<Self as #krate::task::Task>::NAME, &__rdask_out)
+                #name::__rdask_run(args, #krate::task::__private::encode_output::<#output_ty>)
             }
             fn call_shared(
                 args: &[&[u8]],
             ) -> ::core::result::Result<#krate::task::__private::Bytes, #krate::task::TaskFailure> {
-                #krate::task::__private::check_arity(<Self as #krate::task::Task>::NAME, #n, args)?;
-                #(#decodes2)*
-                let __rdask_out = #name::__rdask_call(#(#locals),*);
-                #convert
-                #krate::task::__private::encode_output_shared(<Self as #krate::task::Task>::NAME, &__rdask_out)
+                #name::__rdask_run(args, #krate::task::__private::encode_output_shared::<#output_ty>)
             }
         }
 

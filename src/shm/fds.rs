@@ -8,7 +8,7 @@ use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use rustix::fs::{fcntl_add_seals, fcntl_get_seals, memfd_create, MemfdFlags, SealFlags};
+use rustix::fs::{fcntl_add_seals, fcntl_get_seals, fstat, memfd_create, MemfdFlags, SealFlags};
 
 use super::{io, ShmError};
 use crate::util::FxMap;
@@ -46,19 +46,23 @@ pub fn share(data: &[u8]) -> Result<OwnedFd, ShmError> {
 /// faults). Refuses a file that is not sealed against writing and shrinking,
 /// or whose size is not `len`.
 pub fn map(fd: OwnedFd, len: u64) -> Result<Bytes, ShmError> {
-    map_file(&File::from(fd), len)
+    map_shared(Arc::new(fd), len)
 }
 
-/// [`map`] of a file the caller keeps open.
-pub fn map_file(file: &File, len: u64) -> Result<Bytes, ShmError> {
-    let seals = fcntl_get_seals(file).map_err(|e| io("reading a memory file's seals")(e.into()))?;
+/// [`map`] of a file the caller keeps too. The mapping keeps `fd` beside
+/// it, so the value can be served to peers as this same file
+/// ([`file_of`]).
+pub fn map_shared(fd: Arc<OwnedFd>, len: u64) -> Result<Bytes, ShmError> {
+    let seals = fcntl_get_seals(&*fd).map_err(|e| io("reading a memory file's seals")(e.into()))?;
     if !seals.contains(SealFlags::WRITE | SealFlags::SHRINK) {
         return Err(ShmError::Protocol(format!(
             "a shared value is not sealed against writing and shrinking (seals {seals:?})"
         )));
     }
-    let size = file.metadata().map_err(io("reading a memory file's size"))?.len();
-    if size != len || len == 0 {
+    let size = fstat(&*fd)
+        .map_err(|e| io("reading a memory file's size")(e.into()))?
+        .st_size;
+    if u64::try_from(size).ok() != Some(len) || len == 0 {
         return Err(ShmError::Protocol(format!(
             "a shared value announced as {len} bytes is a file of {size} bytes"
         )));
@@ -69,16 +73,8 @@ pub fn map_file(file: &File, len: u64) -> Result<Bytes, ShmError> {
     // removed), so its bytes cannot change or vanish while mapped; this is
     // what makes handing them out as an immutable `Bytes` sound.
     let mapping =
-        unsafe { memmap2::MmapOptions::new().len(len).populate().map(file) }.map_err(io("mapping a memory file"))?;
-    // The mapping holds the memory, whether or not the caller's descriptor
-    // stays open; a descriptor of our own is kept beside it, so the value
-    // can be served to peers as this same file ([`file_of`]).
-    // Without a descriptor to spare (the process at its limit of open
-    // files), the value is still mapped; it is then served as a copy.
-    Ok(match file.try_clone() {
-        Ok(own) => Bytes::from_owner(Mapped::new(mapping, Arc::new(own.into()))),
-        Err(_) => Bytes::from_owner(mapping),
-    })
+        unsafe { memmap2::MmapOptions::new().len(len).populate().map(&*fd) }.map_err(io("mapping a memory file"))?;
+    Ok(Bytes::from_owner(Mapped::new(mapping, fd)))
 }
 
 /// A mapped memory file, recorded in [`MAPPED`] while it lives.
@@ -89,21 +85,19 @@ struct Mapped {
 /// The memory file behind each live [`Mapped`], by the mapping's address
 /// and length: how a stored value that is such a mapping is recognised
 /// when a peer fetches it, so the file is passed on instead of a copy.
-static MAPPED: Mutex<Option<MappedFiles>> = Mutex::new(None);
+static MAPPED: Mutex<MappedFiles> = Mutex::new(MappedFiles::with_hasher(rustc_hash::FxBuildHasher));
 
 /// A mapping's address -> its length and its file.
 type MappedFiles = FxMap<usize, (usize, Arc<OwnedFd>)>;
 
-fn mapped() -> std::sync::MutexGuard<'static, Option<MappedFiles>> {
+fn mapped() -> std::sync::MutexGuard<'static, MappedFiles> {
     // A panic elsewhere while holding the lock leaves the map whole.
     MAPPED.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Mapped {
     fn new(map: memmap2::Mmap, file: Arc<OwnedFd>) -> Mapped {
-        mapped()
-            .get_or_insert_with(FxMap::default)
-            .insert(map.as_ptr() as usize, (map.len(), file));
+        mapped().insert(map.as_ptr() as usize, (map.len(), file));
         Mapped { map }
     }
 }
@@ -116,9 +110,7 @@ impl AsRef<[u8]> for Mapped {
 
 impl Drop for Mapped {
     fn drop(&mut self) {
-        if let Some(m) = mapped().as_mut() {
-            m.remove(&(self.map.as_ptr() as usize));
-        }
+        mapped().remove(&(self.map.as_ptr() as usize));
     }
 }
 
@@ -127,7 +119,7 @@ impl Drop for Mapped {
 /// encoded into a file): passing it to a peer on this host costs no copy.
 pub fn file_of(value: &Bytes) -> Option<Arc<OwnedFd>> {
     let guard = mapped();
-    let (len, file) = guard.as_ref()?.get(&(value.as_ptr() as usize))?;
+    let (len, file) = guard.get(&(value.as_ptr() as usize))?;
     (*len == value.len()).then(|| file.clone())
 }
 

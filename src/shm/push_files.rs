@@ -137,8 +137,8 @@ pub fn encode_shared_from<T: serde::Serialize + ?Sized>(
             .map_err(|e| io("writing a memory file")(e.into_error()))?;
         fds::seal(&file)?;
         let len = file.metadata().map_err(io("reading a memory file's size"))?.len();
-        let bytes = fds::map_file(&file, len)?;
-        Ok((bytes, Arc::new(file.into())))
+        let fd: Arc<OwnedFd> = Arc::new(file.into());
+        Ok((fds::map_shared(fd.clone(), len)?, fd))
     };
     Ok(shared().ok().map(|(bytes, fd)| (bytes, Some(fd))))
 }
