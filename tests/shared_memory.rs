@@ -261,6 +261,18 @@ fn mapped_memory_files(pid: u32) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
+/// Waits (at most 30 s) until none of `pids` maps a value's memory file.
+fn wait_until_unmapped(pids: &[u32]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !pids.iter().all(|&p| mapped_memory_files(p).is_empty()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the workers still map the file after its release"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_broadcast_direct_scatter_hands_every_worker_on_the_host_the_same_memory_file() {
     let dir = TempDir::new("direct-scatter-shared");
@@ -288,14 +300,7 @@ fn a_broadcast_direct_scatter_hands_every_worker_on_the_host_the_same_memory_fil
     copies_are_exact(&c.client, &f, &bytes);
     // Released, the value leaves both workers, and with it the file.
     drop(f);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !(mapped_memory_files(c.procs[1].pid()).is_empty() && mapped_memory_files(c.procs[2].pid()).is_empty()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the workers still map the file after its release"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until_unmapped(&[c.procs[1].pid(), c.procs[2].pid()]);
 }
 
 /// A large task result is encoded straight into a memory file on the
@@ -343,12 +348,5 @@ fn a_large_result_is_made_in_a_memory_file_that_a_fetching_peer_maps_as_is() {
     assert_eq!(mapped_memory_files(c.procs[1].pid()), made);
     // Released, the result leaves both workers, and with it the file.
     drop(blob);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !(mapped_memory_files(c.procs[1].pid()).is_empty() && mapped_memory_files(c.procs[2].pid()).is_empty()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the workers still map the file after its release"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until_unmapped(&[c.procs[1].pid(), c.procs[2].pid()]);
 }

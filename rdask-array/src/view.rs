@@ -15,7 +15,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::ser::SerializeTuple;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::Chunk;
 
@@ -40,6 +41,18 @@ impl rdask::task::BorrowedArg for ChunkView<'_> {
 }
 
 impl<'a> ChunkView<'a> {
+    /// A view of `elements` (C order) as a block of `shape`, borrowing
+    /// them: its wire form is [`Chunk`]'s, written without a copy first.
+    /// `None` when the shape does not hold that many elements, or on a
+    /// big-endian machine (the wire form is little-endian).
+    pub fn borrowed(shape: Vec<usize>, elements: &'a [f64]) -> Option<ChunkView<'a>> {
+        let fits = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) == Some(elements.len());
+        (fits && cfg!(target_endian = "little")).then(|| ChunkView {
+            shape,
+            bytes: Cow::Borrowed(bytemuck::cast_slice(elements)),
+        })
+    }
+
     /// The block's shape.
     pub fn shape(&self) -> &[usize] {
         &self.shape
@@ -147,6 +160,17 @@ impl<'de> Visitor<'de> for ViewVisitor {
             )));
         }
         Ok(ChunkView { shape, bytes })
+    }
+}
+
+/// [`Chunk`]'s wire form, `[shape, bin]`.
+impl Serialize for ChunkView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let shape: Vec<u64> = self.shape.iter().map(|&d| d as u64).collect();
+        let mut t = s.serialize_tuple(2)?;
+        t.serialize_element(&shape)?;
+        t.serialize_element(serde_bytes::Bytes::new(&self.bytes))?;
+        t.end()
     }
 }
 

@@ -76,3 +76,23 @@ fn a_view_whose_bytes_do_not_fit_its_shape_is_refused() {
     let err = rdask::task::decode_value::<ChunkView<'_>>(&bytes).expect_err("40 bytes for 6 elements");
     assert!(err.to_string().contains("40 bytes of elements, expected 48"), "{err}");
 }
+
+#[test]
+fn a_borrowed_view_encodes_as_the_chunk_it_views() {
+    let c = block(7, 3);
+    let flat: Vec<f64> = c.iter().copied().collect();
+    let v = ChunkView::borrowed(vec![7, 3], &flat).expect("fits");
+    assert!(matches!(v.bytes, Cow::Borrowed(_)));
+    assert_eq!(
+        rdask::task::encode_value(&v).expect("encodes"),
+        rdask::task::encode_value(&c).expect("encodes")
+    );
+    // Rows 2..5 alone: the chunk of those rows.
+    let part = ChunkView::borrowed(vec![3, 3], &flat[6..15]).expect("fits");
+    let back: Chunk = rdask::task::decode_value(&rdask::task::encode_value(&part).expect("encodes")).expect("decodes");
+    assert_eq!(back.iter().copied().collect::<Vec<_>>(), flat[6..15]);
+    assert!(
+        ChunkView::borrowed(vec![4, 3], &flat[..9]).is_none(),
+        "a shape the elements do not fill"
+    );
+}

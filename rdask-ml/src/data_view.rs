@@ -1,8 +1,8 @@
-//! Borrowed wire forms of a [`Dataset`], so that a large table crosses the
-//! cluster with one copy, the encoding: [`DatasetRows`] encodes a run of a
-//! table's rows as a `Dataset` of their own without copying them out
-//! first (a search scatters its table as such blocks), and [`DatasetView`]
-//! is a task parameter that reads a scattered `Dataset` where the worker
+//! [`DatasetView`]: a [`Dataset`]'s wire form over borrowed memory, so
+//! that a large table crosses the cluster with one copy, the encoding. It
+//! encodes a run of a table's rows as a `Dataset` of their own without
+//! copying them out first (a search scatters its table as such blocks),
+//! and as a task parameter it reads a scattered `Dataset` where the worker
 //! holds it (no decoding into fresh pages: reducing a block to its moments
 //! is then one pass over the bytes, not a copy and a pass).
 
@@ -12,67 +12,18 @@ use std::ops::Range;
 
 use rdask_array::ChunkView;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::ser::SerializeTuple;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::{Dataset, Error};
 
-/// Rows of a dataset stored row-major, encoded exactly as the `Dataset`
-/// of those rows ([`Dataset::take`]) encodes (a test checks the bytes), so
-/// a worker decodes it as a `Dataset` or reads it as a [`DatasetView`].
+/// A [`Dataset`]'s wire form over borrowed memory, both ways: a scattered
+/// `Dataset` read in place by a task (a parameter of type
+/// `DatasetView<'_>` takes a `Dataset` from clients: its rows are borrowed
+/// from the argument's bytes for the call), and rows of a caller's table
+/// encoded as the `Dataset` of those rows without copying them out first
+/// ([`DatasetView::rows_of`]; a test checks the bytes equal
+/// [`Dataset::take`]'s).
 #[derive(Debug, Serialize)]
-pub struct DatasetRows<'a> {
-    x: ChunkBytes<'a>,
-    y: ChunkBytes<'a>,
-    column_major: bool,
-}
-
-/// A block's wire form (`[shape, bin]`, as `rdask_array::Chunk`) over
-/// elements borrowed from the caller.
-#[derive(Debug)]
-struct ChunkBytes<'a> {
-    shape: Vec<u64>,
-    bytes: &'a [u8],
-}
-
-impl Serialize for ChunkBytes<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut t = s.serialize_tuple(2)?;
-        t.serialize_element(&self.shape)?;
-        t.serialize_element(serde_bytes::Bytes::new(self.bytes))?;
-        t.end()
-    }
-}
-
-impl<'a> DatasetRows<'a> {
-    /// Rows `rows` of `data`; `None` when its memory is not row-major
-    /// little-endian `f64`s (the caller then copies the rows out with
-    /// [`Dataset::take`]) or the range is out of bounds.
-    pub fn of(data: &'a Dataset, rows: Range<usize>) -> Option<DatasetRows<'a>> {
-        let (x, y) = data.row_major_parts()?;
-        let p = data.n_features();
-        if !cfg!(target_endian = "little") || rows.start > rows.end || rows.end > data.n_samples() {
-            return None;
-        }
-        let n = (rows.end - rows.start) as u64;
-        Some(DatasetRows {
-            x: ChunkBytes {
-                shape: vec![n, p as u64],
-                bytes: bytemuck::cast_slice(&x[rows.start * p..rows.end * p]),
-            },
-            y: ChunkBytes {
-                shape: vec![n],
-                bytes: bytemuck::cast_slice(&y[rows]),
-            },
-            column_major: false,
-        })
-    }
-}
-
-/// A scattered [`Dataset`] read in place by a task (a parameter of type
-/// `DatasetView<'_>` takes a `Dataset` from clients): its rows are
-/// borrowed from the argument's bytes for the call.
-#[derive(Debug)]
 pub struct DatasetView<'a> {
     x: ChunkView<'a>,
     y: ChunkView<'a>,
@@ -127,7 +78,25 @@ impl rdask::task::BorrowedArg for DatasetView<'_> {
     type Owned = Dataset;
 }
 
-impl DatasetView<'_> {
+impl<'a> DatasetView<'a> {
+    /// Rows `rows` of `data`, borrowed; `None` when its memory is not
+    /// row-major (the caller then makes a row-major copy,
+    /// [`Dataset::to_row_major`]), the range is out of bounds, or the
+    /// machine is big-endian.
+    pub fn rows_of(data: &'a Dataset, rows: Range<usize>) -> Option<DatasetView<'a>> {
+        let (x, y) = data.row_major_parts()?;
+        let p = data.n_features();
+        if rows.start > rows.end || rows.end > data.n_samples() {
+            return None;
+        }
+        let n = rows.end - rows.start;
+        Some(DatasetView {
+            x: ChunkView::borrowed(vec![n, p], &x[rows.start * p..rows.end * p])?,
+            y: ChunkView::borrowed(vec![n], &y[rows])?,
+            column_major: false,
+        })
+    }
+
     /// `(rows, features)`, or an error when the shapes do not make a
     /// table (x not 2-d, y not 1-d, or their rows differ).
     pub fn shape(&self) -> Result<(usize, usize), Error> {

@@ -11,7 +11,7 @@ fn row_blocks_encode_as_the_dataset_of_their_rows_and_views_read_them() {
     let data = Dataset::new(x, y).unwrap();
     for (a, b) in [(0, 7), (2, 5), (3, 3), (6, 7)] {
         let rows: Vec<usize> = (a..b).collect();
-        let block = DatasetRows::of(&data, a..b).unwrap();
+        let block = DatasetView::rows_of(&data, a..b).unwrap();
         let bytes = rdask::task::encode_value(&block).unwrap();
         assert_eq!(
             bytes,
@@ -23,10 +23,10 @@ fn row_blocks_encode_as_the_dataset_of_their_rows_and_views_read_them() {
         assert_eq!(view.to_dataset().unwrap(), data.take(&rows));
         assert_eq!(&*view.y().unwrap(), data.take(&rows).y().as_slice().unwrap());
     }
-    assert!(DatasetRows::of(&data, 5..9).is_none(), "past the end");
+    assert!(DatasetView::rows_of(&data, 5..9).is_none(), "past the end");
     // Stored column-major: no blocks in place, but a row-major copy has.
     let c = data.to_column_major();
-    assert!(DatasetRows::of(&c, 0..2).is_none());
+    assert!(DatasetView::rows_of(&c, 0..2).is_none());
     assert_eq!(c.to_row_major(), data);
     let bytes = rdask::task::encode_value(&c).unwrap();
     let view: DatasetView<'_> = rdask::task::decode_value(&bytes).unwrap();

@@ -23,8 +23,8 @@
 //!
 //! # Layout
 //! - `data`: [`Dataset`], the training table and its wire form.
-//! - `data_view`: [`DatasetRows`] and [`DatasetView`], a table's rows
-//!   encoded and read in place, without a copy.
+//! - `data_view`: [`DatasetView`], a table's rows encoded and read in
+//!   place, without a copy.
 //! - [`model_selection`]: the searches (its own `# Layout` lists its files).
 //! - [`postfit`]: `ParallelPostFit` and its per-block task.
 //! - [`cluster`]: distributed k-means (k-means|| initialisation, Lloyd
@@ -42,7 +42,7 @@ pub mod model_selection;
 pub mod postfit;
 
 pub use data::Dataset;
-pub use data_view::{DatasetRows, DatasetView};
+pub use data_view::DatasetView;
 
 /// What can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]

@@ -36,26 +36,21 @@ fn searches_and_post_fit_run_on_real_scheduler_and_worker_processes() -> Result<
         .fit(&cluster.client()?, &data)?;
     // (To rounding: the table went as two blocks here, one there, and
     // the blocks' moments are merged.)
-    for (a, b) in found
-        .cv_results
-        .split_test_scores
-        .iter()
-        .flatten()
-        .zip(local.cv_results.split_test_scores.iter().flatten())
-    {
-        assert!((a - b).abs() < 1e-12, "{a} on processes, {b} embedded");
-    }
+    common::assert_scores_close(
+        &found.cv_results.split_test_scores,
+        &local.cv_results.split_test_scores,
+        1e-12,
+        "processes against embedded",
+    );
     assert_eq!(found.best_params, local.best_params);
     // The table went as one block per worker, each reduced on its worker.
     assert_eq!(found.ledger.scattered_keys.len(), 2);
-    let mut reducers: Vec<String> = client
-        .get_task_stream()?
-        .into_iter()
-        .filter(|r| r.function.ends_with("::block_moments"))
-        .map(|r| r.worker)
-        .collect();
-    reducers.dedup();
-    assert_eq!(reducers.len(), 2, "{reducers:?}");
+    let reducers = common::block_reducers(&client);
+    assert_eq!(
+        reducers.values().copied().collect::<Vec<_>>(),
+        vec![1, 1],
+        "{reducers:?}"
+    );
 
     // The refitted model predicts per block on the workers.
     let model = found.best_estimator.expect("refit");

@@ -210,12 +210,7 @@ fn the_table_is_split_across_the_workers_by_thread() -> Result<(), Box<dyn std::
     let found = search.fit(&client, &data)?;
     assert_eq!(found.ledger.scattered_keys.len(), 6);
     // Each block was reduced where it was pushed: two on each worker.
-    let mut per_worker = std::collections::BTreeMap::<String, usize>::new();
-    for r in client.get_task_stream()? {
-        if r.function.ends_with("::block_moments") {
-            *per_worker.entry(r.worker).or_default() += 1;
-        }
-    }
+    let per_worker = common::block_reducers(&client);
     assert_eq!(
         per_worker.values().copied().collect::<Vec<_>>(),
         vec![2, 2, 2],
@@ -224,15 +219,12 @@ fn the_table_is_split_across_the_workers_by_thread() -> Result<(), Box<dyn std::
     let single = LocalCluster::builder().workers(1).threads_per_worker(1).build()?;
     let one = search.fit(&single.client()?, &data)?;
     assert_eq!(one.ledger.scattered_keys.len(), 1);
-    for (a, b) in found
-        .cv_results
-        .split_test_scores
-        .iter()
-        .flatten()
-        .zip(one.cv_results.split_test_scores.iter().flatten())
-    {
-        assert!((a - b).abs() < 1e-12, "{a} with six blocks, {b} with one");
-    }
+    common::assert_scores_close(
+        &found.cv_results.split_test_scores,
+        &one.cv_results.split_test_scores,
+        1e-12,
+        "six blocks against one",
+    );
     assert_eq!(found.best_params, one.best_params);
     Ok(())
 }

@@ -285,8 +285,9 @@ type Inline = Vec<(Key, Option<Payload>)>;
 
 /// Splits the store's answer: values of at least [`SHM_MIN_VALUE_BYTES`]
 /// (up to [`MAX_FDS_PER_REPLY`] of them) as memory files (the file a value
-/// already is, else a copy into a new one), the rest inline. If memory files cannot be made (no memory for them), every
-/// value goes inline, with a log line.
+/// already is, else a copy into a new one), the rest inline. If memory
+/// files cannot be made (no memory for them), every value goes inline,
+/// with a log line.
 async fn share_values(values: Vec<(Key, Option<bytes::Bytes>)>) -> (Inline, Vec<(Key, u64)>, Vec<OwnedFd>) {
     let mut inline = Vec::with_capacity(values.len());
     let mut large = Vec::new();
@@ -299,8 +300,8 @@ async fn share_values(values: Vec<(Key, Option<bytes::Bytes>)>) -> (Inline, Vec<
     if large.is_empty() {
         return (inline, Vec::new(), Vec::new());
     }
-    // Copying into memory files is a memcpy of the whole value: off the
-    // async threads.
+    // Copying a value into a memory file is a memcpy of all of it: off
+    // the async threads.
     let made = tokio::task::spawn_blocking(move || {
         let fds: Result<Vec<OwnedFd>, ShmError> = large.iter().map(|(_, v)| fds::share_value(v)).collect();
         (large, fds)

@@ -21,12 +21,12 @@
 //! thread takes a slot again, ahead of queued tasks, before it goes on.
 //! Threads beyond `nthreads` plus the seceded ones exit after their task.
 
-use bytes::Bytes;
 use std::cell::RefCell;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use actix::prelude::*;
+use bytes::Bytes;
 use tracing::warn;
 
 use super::args::{load_args, JobArg};

@@ -3,7 +3,6 @@
 //! over blocks, equal those of each fold's rows (unshuffled and shuffled).
 
 use super::*;
-use crate::DatasetRows;
 use rdask_array::ndarray::{Array1, Array2};
 
 /// R² from the moments equals R² over the rows, for a poor, a good and
@@ -75,7 +74,7 @@ fn assert_close(got: &TestMoments, want: &TestMoments, what: &str) {
 }
 
 /// Blocks cut anywhere (across fold boundaries, one row, the whole
-/// table), encoded as `DatasetRows` and read back as views at every byte
+/// table), encoded as `DatasetView::rows_of` and read back as views at every byte
 /// offset: each fold's moments merged over the blocks are the fold's.
 #[test]
 fn per_fold_moments_of_blocks_merge_to_each_folds_moments() {
@@ -96,7 +95,7 @@ fn per_fold_moments_of_blocks_merge_to_each_folds_moments() {
                 .windows(2)
                 .enumerate()
                 .map(|(b, w)| {
-                    let bytes = rdask::task::encode_value(&DatasetRows::of(&data, w[0]..w[1]).unwrap()).unwrap();
+                    let bytes = rdask::task::encode_value(&DatasetView::rows_of(&data, w[0]..w[1]).unwrap()).unwrap();
                     // Shift the bytes so both the aligned and copied reads run.
                     let mut buf = vec![0u8; b % 8];
                     buf.extend_from_slice(&bytes);
@@ -115,7 +114,7 @@ fn per_fold_moments_of_blocks_merge_to_each_folds_moments() {
 #[test]
 fn blocks_that_do_not_fit_the_table_are_refused() {
     let data = table(100, 2);
-    let bytes = rdask::task::encode_value(&DatasetRows::of(&data, 0..60).unwrap()).unwrap();
+    let bytes = rdask::task::encode_value(&DatasetView::rows_of(&data, 0..60).unwrap()).unwrap();
     let view: DatasetView<'_> = rdask::task::decode_value(&bytes).unwrap();
     let cv = KFold::new(5);
     let err = block_moments(&view, &cv, 100, 50).unwrap_err().to_string();

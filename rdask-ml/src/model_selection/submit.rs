@@ -12,7 +12,7 @@ use rdask::Client;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::{Dataset, DatasetRows, Error};
+use crate::{Dataset, DatasetView, Error};
 
 /// What a search sent to the cluster.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -89,7 +89,7 @@ impl<'a> Submitter<'a> {
         &mut self,
         data: &'d Dataset,
         timeout: Duration,
-    ) -> Result<Vec<(Future<DatasetRows<'d>>, usize)>, Error> {
+    ) -> Result<Vec<(Future<DatasetView<'d>>, usize)>, Error> {
         let started = std::time::Instant::now();
         let mut workers: Vec<(String, usize)> = self
             .client
@@ -118,28 +118,23 @@ impl<'a> Submitter<'a> {
         }
         let client = self.client;
         let scatter_one = |address: &Option<String>, blocks: std::ops::Range<usize>| {
-            let values = blocks
-                .clone()
-                .map(|b| {
-                    DatasetRows::of(data, bounds(b)..bounds(b + 1))
-                        .ok_or_else(|| Error::Input("row blocks of a table not stored row-major".into()))
-                })
-                .collect::<Result<Vec<_>, Error>>()?;
-            let opts = ScatterOptions::default().hash(false).direct(true).timeout(timeout);
-            let placed = match address {
-                Some(a) => client.scatter_with(values, &opts.clone().workers([a.clone()])),
-                None => client.scatter_with(values, &opts),
+            let values = || {
+                blocks
+                    .clone()
+                    .map(|b| {
+                        DatasetView::rows_of(data, bounds(b)..bounds(b + 1))
+                            .ok_or_else(|| Error::Input("row blocks of a table not stored row-major".into()))
+                    })
+                    .collect::<Result<Vec<_>, Error>>()
             };
-            let futures = match placed {
-                Ok(f) => f,
-                // Gone since the list was read: anywhere will do.
-                Err(_) if address.is_some() => {
-                    let again = blocks
-                        .clone()
-                        .filter_map(|b| DatasetRows::of(data, bounds(b)..bounds(b + 1)));
-                    client.scatter_with(again.collect(), &opts)?
-                }
-                Err(e) => return Err(Error::from(e)),
+            let opts = ScatterOptions::default().hash(false).direct(true).timeout(timeout);
+            let futures = match address {
+                Some(a) => match client.scatter_with(values()?, &opts.clone().workers([a.clone()])) {
+                    Ok(f) => f,
+                    // Gone since the list was read: anywhere will do.
+                    Err(_) => client.scatter_with(values()?, &opts)?,
+                },
+                None => client.scatter_with(values()?, &opts)?,
             };
             Ok::<_, Error>(futures.into_iter().zip(blocks.map(bounds)).collect::<Vec<_>>())
         };

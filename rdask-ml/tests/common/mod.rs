@@ -84,3 +84,28 @@ pub fn r2(y: &[f64], pred: &[f64]) -> f64 {
     let tot: f64 = y.iter().map(|a| (a - m).powi(2)).sum();
     1.0 - res / tot
 }
+
+/// Every fold score of two searches' `split_test_scores` within `tol`
+/// (two cuts of the same table merge its moments in different orders).
+#[allow(dead_code)]
+pub fn assert_scores_close(a: &[Vec<f64>], b: &[Vec<f64>], tol: f64, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: candidates");
+    for (ra, rb) in a.iter().zip(b) {
+        assert_eq!(ra.len(), rb.len(), "{what}: folds");
+        for (x, y) in ra.iter().zip(rb) {
+            assert!((x - y).abs() < tol, "{what}: {x} against {y}");
+        }
+    }
+}
+
+/// How many `block_moments` tasks each worker ran, by the task stream.
+#[allow(dead_code)]
+pub fn block_reducers(client: &rdask::Client) -> std::collections::BTreeMap<String, usize> {
+    let mut per_worker = std::collections::BTreeMap::new();
+    for r in client.get_task_stream().expect("the task stream") {
+        if r.function.ends_with("::block_moments") {
+            *per_worker.entry(r.worker).or_default() += 1;
+        }
+    }
+    per_worker
+}
