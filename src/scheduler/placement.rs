@@ -292,8 +292,7 @@ impl SchedulerState {
         if let Some(x) = self.slot_mut(t).extra.as_mut() {
             x.freed_on.retain(|&x| x != w);
         }
-        self.last_run += 1;
-        let run_id = self.last_run;
+        let run_id = self.next_run_id(t);
         self.slot_mut(t).run = run_id;
         let ws = self.worker_mut(w);
         ws.processing.insert(t, e);

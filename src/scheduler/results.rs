@@ -23,7 +23,7 @@ impl SchedulerState {
         (duration_us, thread): (u64, u32),
         out: &mut Outbox,
     ) {
-        let Some(t) = self.task_id(&key) else {
+        let Some(t) = self.task_of_run(&key, run_id) else {
             self.free_key(out, w, key);
             return;
         };
@@ -102,7 +102,7 @@ impl SchedulerState {
     }
 
     pub(super) fn task_erred(&mut self, w: WIdx, key: &str, run_id: u64, failure: TaskFailure, out: &mut Outbox) {
-        let Some(t) = self.task_id(key) else {
+        let Some(t) = self.task_of_run(key, run_id) else {
             return;
         };
         let s = self.slot(t);

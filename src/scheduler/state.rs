@@ -162,7 +162,8 @@ pub struct SchedulerState {
     /// The work-stealing pass's thieves and victims, kept between passes
     /// (see `balance_inner`).
     pub(super) steal_scratch: super::stealing::StealScratch,
-    /// The last run id handed out (`ComputeTask::run_id`); ids start at 1.
+    /// How many run ids were handed out (`ComputeTask::run_id`): the high
+    /// half of the next one (see [`SchedulerState::next_run_id`]).
     pub(super) last_run: u64,
     /// Worker-to-worker bandwidth, bytes/s: `default_bandwidth` until
     /// workers report transfers (`TransferStats`), then their running
@@ -300,6 +301,27 @@ impl SchedulerState {
     pub(super) fn task_id(&self, key: &str) -> Option<TaskId> {
         let tasks = &self.tasks;
         self.keys.get(key, |i| tasks[i as usize].key.as_str()).map(TaskId)
+    }
+
+    /// A new run id for an assignment of `t`: a sequence number above the
+    /// task's slot index, so that the `TaskFinished` echoing it finds its
+    /// slot without a key lookup ([`Self::task_of_run`]). Never 0 (the
+    /// sequence starts at 1); unique unless 2^32 assignments come between
+    /// two of one slot, and a match is also checked against the key.
+    pub(super) fn next_run_id(&mut self, t: TaskId) -> u64 {
+        self.last_run += 1;
+        (self.last_run << 32) | u64::from(t.0)
+    }
+
+    /// The task `key` names, found through `run_id` when that is the
+    /// slot's current run of that key (a completion of the current run:
+    /// the common case), else through the key index.
+    pub(super) fn task_of_run(&self, key: &str, run_id: u64) -> Option<TaskId> {
+        let t = TaskId(run_id as u32);
+        match self.tasks.get(t.0 as usize) {
+            Some(s) if s.run == run_id && s.state != TaskState::Forgotten && s.key == key => Some(t),
+            _ => self.task_id(key),
+        }
     }
 
     pub(super) fn slot(&self, t: TaskId) -> &TaskSlot {

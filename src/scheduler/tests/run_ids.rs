@@ -153,3 +153,39 @@ fn a_resent_compute_task_gets_a_new_run_id() {
     h.worker_sends(after_w, finished_run("y", after));
     assert_eq!(h.state("y"), Some(TaskState::Memory));
 }
+
+/// A run id names its task's slot (so a completion skips the key
+/// lookup), but only together with its key: once the slot holds another
+/// task, a late completion of the old run is told by its key, and a run
+/// id naming no slot at all falls back to the key.
+#[test]
+fn a_run_id_whose_slot_holds_another_task_now_is_told_by_its_key() {
+    let mut h = H::new();
+    h.worker(1, "a", &["inc"]);
+    h.submit(C1, vec![spec("x", "inc", &[])], &["x"]);
+    let old = h.run_on(1, "x");
+    let x_slot = h.s.task_id("x").expect("x is a task");
+    h.release(C1, &["x"]);
+    assert_eq!(h.freed(1), vec!["x".to_string()]);
+    h.submit(C1, vec![spec("y", "inc", &[])], &["y"]);
+    assert_eq!(h.s.task_id("y"), Some(x_slot), "y takes x's freed slot");
+    let y_run = h.run_on(1, "y");
+    assert_eq!(y_run as u32, old as u32, "both run ids name the slot");
+    h.take();
+    // x's late completion: not y's, and a holds a copy of x nobody wants.
+    h.worker_sends(1, finished_run("x", old));
+    assert_eq!(h.state("y"), Some(TaskState::Processing));
+    assert_eq!(h.state("x"), None);
+    assert_eq!(h.freed(1), vec!["x".to_string()]);
+    // y's run id with x's key is no completion of y either.
+    h.take();
+    h.worker_sends(1, finished_run("x", y_run));
+    assert_eq!(h.state("y"), Some(TaskState::Processing));
+    assert_eq!(in_memory_news(&h, C1, "y"), 0);
+    // A run id naming a slot past the arena: found by key, and stale.
+    h.worker_sends(1, finished_run("y", u64::from(u32::MAX)));
+    assert_eq!(h.state("y"), Some(TaskState::Processing));
+    h.worker_sends(1, finished_run("y", y_run));
+    assert_eq!(h.state("y"), Some(TaskState::Memory));
+    assert_eq!(in_memory_news(&h, C1, "y"), 1);
+}
