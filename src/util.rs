@@ -1,7 +1,8 @@
 //! Small helpers with no better home: the process's resident memory (and
 //! giving freed memory back), the open-files limit, a stable hash for
 //! deterministic keys, the fast hash maps of the state machines, and the
-//! slab-keyed index of string keys (`key_index`).
+//! slab-keyed index of string keys (`key_index`), and the `rdask` binary's
+//! allocator (`allocator`).
 
 /// Resident set size of this process in bytes (0 where the platform does
 /// not report it). On Linux this is `/proc/self/statm` times the kernel's
@@ -18,8 +19,14 @@ pub fn rss_bytes() -> u64 {
 /// RSS would stay past its pause threshold with nothing left to free. Costs
 /// a walk of the allocator's free lists (milliseconds for a large heap), so
 /// call it after large releases, not per allocation. Returns whether
-/// memory was released; a no-op (false) outside linux-gnu.
+/// memory was released; a no-op (false) outside linux-gnu. In a process
+/// that allocates with mimalloc (the `rdask` binary's scheduler, see
+/// [`allocator`]) it is mimalloc's `mi_collect` instead.
 pub fn release_free_memory() -> bool {
+    if allocator::uses_mimalloc() {
+        allocator::collect_mimalloc();
+        return true;
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // SAFETY: malloc_trim only walks and madvises the allocator's own
@@ -123,6 +130,7 @@ pub type FxMap<K, V> = rustc_hash::FxHashMap<K, V>;
 /// A `HashSet` with rustc's Fx hash; see [`FxMap`].
 pub type FxSet<K> = rustc_hash::FxHashSet<K>;
 
+pub mod allocator;
 pub mod key_index;
 
 #[cfg(test)]
