@@ -81,3 +81,14 @@ fn rdask_allocator_overrides_the_choice_by_role() {
     assert_eq!(logged_allocator(&slog), "system");
     assert_eq!(logged_allocator(&wlog), "mimalloc");
 }
+
+#[test]
+fn an_unknown_rdask_allocator_value_is_ignored_with_a_warning() {
+    let dir = TempDir::new("unknown");
+    let slog = dir.0.join("scheduler.log");
+    let sched_args = ["scheduler", "--host", "127.0.0.1", "--port", "0"];
+    let (_s, _) = start_logged(&sched_args, Some("jemalloc"), "rdask scheduler listening on", &slog);
+    assert_eq!(logged_allocator(&slog), "mimalloc", "the choice by role stands");
+    let text = wait_for_file(&slog, "the warning", |t| t.contains("RDASK_ALLOCATOR is neither"));
+    assert!(text.contains("jemalloc"), "{text}");
+}

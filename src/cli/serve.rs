@@ -92,7 +92,7 @@ pub(super) fn run_scheduler(config: &RdaskConfig) -> i32 {
         };
         let mut signals = ShutdownSignals::install();
         println!("rdask scheduler listening on {}", handle.address);
-        info!(allocator = %crate::util::allocator::name(), "memory allocator");
+        crate::util::allocator::log_choice();
         if let Some(p) = http_port {
             let Some(listener) = bind_http(&host, p).await else {
                 return 1;
@@ -149,7 +149,7 @@ pub(super) fn run_worker(config: &RdaskConfig, scheduler: Option<String>, name: 
         };
         let mut signals = ShutdownSignals::install();
         println!("rdask worker {} listening on {}", handle.name, handle.address);
-        info!(allocator = %crate::util::allocator::name(), "memory allocator");
+        crate::util::allocator::log_choice();
         if let Some(p) = http_port {
             let Some(listener) = bind_http(&host, p).await else {
                 return 1;

@@ -306,10 +306,11 @@ impl SchedulerState {
     /// A new run id for an assignment of `t`: a sequence number above the
     /// task's slot index, so that the `TaskFinished` echoing it finds its
     /// slot without a key lookup ([`Self::task_of_run`]). Never 0 (the
-    /// sequence starts at 1); unique unless 2^32 assignments come between
-    /// two of one slot, and a match is also checked against the key.
+    /// sequence runs from 1 to `u32::MAX`, then starts at 1 again); unique
+    /// unless 2^32 assignments come between two of one slot, and a match is
+    /// also checked against the key.
     pub(super) fn next_run_id(&mut self, t: TaskId) -> u64 {
-        self.last_run += 1;
+        self.last_run = self.last_run % u64::from(u32::MAX) + 1;
         (self.last_run << 32) | u64::from(t.0)
     }
 

@@ -105,6 +105,18 @@ pub fn uses_mimalloc() -> bool {
     CHOICE.load(Ordering::Relaxed) == MIMALLOC
 }
 
+/// Logs the allocator in use, and warns when `RDASK_ALLOCATOR` holds a
+/// value it ignored (it cannot say so when it decides: nothing may
+/// allocate then).
+pub fn log_choice() {
+    tracing::info!(allocator = %name(), "memory allocator");
+    if let Some(v) = std::env::var_os("RDASK_ALLOCATOR") {
+        if v != "system" && v != "mimalloc" {
+            tracing::warn!(value = ?v, "RDASK_ALLOCATOR is neither `system` nor `mimalloc`; ignored");
+        }
+    }
+}
+
 /// The allocator in use, for logs: `mimalloc` or `system`.
 pub fn name() -> &'static str {
     if uses_mimalloc() {
