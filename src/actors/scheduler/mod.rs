@@ -20,6 +20,7 @@ use crate::scheduler::coordination::COORDINATION_TICK;
 use crate::scheduler::state::{ClientId, Outbox, Outgoing, SchedulerState, WorkerId, WorkerRegistration};
 use crate::wire::listener::{self, ListenerOptions};
 
+mod idle_memory;
 mod journal;
 mod options;
 use crate::wire::messages::*;
@@ -57,6 +58,8 @@ pub struct SchedulerActor {
     journal: Option<JournalFile>,
     journal_fsync_interval: Duration,
     journal_compact_interval: Duration,
+    /// When to give memory back to the OS on going idle.
+    idle_collect: idle_memory::IdleCollect,
 }
 
 struct WorkerConn {
@@ -97,6 +100,7 @@ impl SchedulerActor {
             journal: None,
             journal_fsync_interval: options.journal_fsync_interval,
             journal_compact_interval: options.journal_compact_interval,
+            idle_collect: Default::default(),
         }
     }
 
@@ -323,6 +327,9 @@ impl Handler<ClientBatch> for SchedulerActor {
         }
         self.flush();
         self.tick_coordination_if_pending(ctx);
+        if self.idle_collect.after_batch(self.state.ntasks(), Instant::now()) {
+            crate::util::release_free_memory();
+        }
         result
     }
 }
