@@ -68,7 +68,7 @@ fn cycle(ws: &mut WorkerState, effects: &mut Vec<WorkerEffect>, compute: Vec<ToW
         drain(effects, &mut run, &mut counts);
     }
     while let Some(key) = run.pop_front() {
-        ws.task_finished(&key, Ok(Bytes::from_static(b"\x01")), 2, 0, effects);
+        ws.task_finished(key, Ok(Bytes::from_static(b"\x01")), 2, 0, effects);
         drain(effects, &mut run, &mut counts);
     }
     ws.handle_scheduler(free, effects).expect("FreeKeys");

@@ -287,7 +287,10 @@ fn sample_frames() -> Vec<Vec<u8>> {
         },
     ]));
     push(enc(&vec![
-        FromWorker::TasksStarted { keys: vec!["a".into()] },
+        FromWorker::TasksStarted {
+            keys: vec!["a".into()],
+            run_ids: Vec::new(),
+        },
         FromWorker::TaskFinished {
             key: "a".into(),
             nbytes: 3,

@@ -365,21 +365,22 @@ impl Handler<WatchPause> for DataStore {
     }
 }
 
-/// Store a value (replacing any previous one).
+/// Store values (each replacing any previous one), in this order: the
+/// worker sends the results of one event in one message, not one each.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Put {
-    /// Key.
-    pub key: Key,
-    /// Serialized value.
-    pub data: Bytes,
+    /// Keys and their serialized values.
+    pub values: Vec<(Key, Bytes)>,
 }
 
 impl Handler<Put> for DataStore {
     type Result = ();
     fn handle(&mut self, msg: Put, ctx: &mut Self::Context) {
         let mut ops = Vec::new();
-        self.buffer.put(msg.key, msg.data, &mut ops);
+        for (key, data) in msg.values {
+            self.buffer.put(key, data, &mut ops);
+        }
         self.run_ops(ops, ctx);
     }
 }

@@ -230,14 +230,15 @@ impl SchedulerState {
                 };
                 self.heartbeat_load(w, load, &spills);
             }
-            FromWorker::TasksStarted { keys } => {
+            FromWorker::TasksStarted { keys, run_ids } => {
                 self.worker_mut(w).reports_started = true;
-                for key in keys {
-                    if let Some(t) = self.task_id(&key) {
-                        let s = self.slot(t);
-                        if s.state == TaskState::Processing && s.processing_on == Some(w) {
-                            self.worker_mut(w).executing.insert(t);
-                        }
+                let by_run = run_ids.into_iter().map(|r| self.task_of_run_id(r));
+                let by_key = keys.iter().map(|k| self.task_id(k));
+                let started: Vec<_> = by_run.chain(by_key).flatten().collect();
+                for t in started {
+                    let s = self.slot(t);
+                    if s.state == TaskState::Processing && s.processing_on == Some(w) {
+                        self.worker_mut(w).executing.insert(t);
                     }
                 }
             }

@@ -325,6 +325,16 @@ impl SchedulerState {
         }
     }
 
+    /// The task whose current run is `run_id`, found without a key
+    /// lookup; None for a run that is over (stolen, released, rescheduled).
+    pub(super) fn task_of_run_id(&self, run_id: u64) -> Option<TaskId> {
+        let t = TaskId(run_id as u32);
+        match self.tasks.get(t.0 as usize) {
+            Some(s) if s.run == run_id && s.state != TaskState::Forgotten => Some(t),
+            _ => None,
+        }
+    }
+
     pub(super) fn slot(&self, t: TaskId) -> &TaskSlot {
         &self.tasks[t.0 as usize]
     }

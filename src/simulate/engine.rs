@@ -535,10 +535,17 @@ impl<'a> Engine<'a> {
             let d = self.tasks[t as usize].duration_s;
             self.report.busy_s += d;
             self.push(self.now + d, Ev::Done { w, task: t });
-            started.push(key(t));
+            let run_id = self.workers[w as usize].runs.get(&t).copied().unwrap_or(0);
+            started.push(run_id);
         }
         if !started.is_empty() {
-            self.send(w, FromWorker::TasksStarted { keys: started });
+            self.send(
+                w,
+                FromWorker::TasksStarted {
+                    keys: Vec::new(),
+                    run_ids: started,
+                },
+            );
         }
     }
 

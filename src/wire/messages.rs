@@ -57,7 +57,10 @@ pub use to_worker::{DataMove, DependencyLocation, ToWorker};
 /// the direct scatter (Dask's `direct=True`): [`FromClient::ScatterDirect`],
 /// [`ToClient::ScatterTargets`], and the pushes to workers
 /// [`ToPeer::PutData`], [`ToPeer::ShmPutData`] and [`FromPeer::PutAck`].
-pub const PROTOCOL_VERSION: u32 = 9;
+/// Version 10 added `run_ids` to [`FromWorker::TasksStarted`], which the
+/// Rust worker names its started tasks by (a version-9 scheduler would
+/// read its reports as naming no task).
+pub const PROTOCOL_VERSION: u32 = 10;
 
 /// A task whose function name starts with this creates an actor (Dask's
 /// `submit(..., actor=True)`): the rest of the name is the actor's type

@@ -237,19 +237,25 @@ impl SpillBuffer {
     /// Stores a value (replacing any previous one), then spills what
     /// `target` requires.
     pub fn put(&mut self, key: Key, data: Bytes, out: &mut Vec<SpillOp>) {
-        self.delete(&key, out);
+        if self.slots.contains_key(&key) {
+            self.delete(&key, out);
+        }
         let nbytes = data.len() as u64;
         self.memory_bytes += nbytes;
+        // Made the most recently used here rather than by `touch`, so a new
+        // value costs one insert into a table that may hold a million keys.
+        let tick = self.next_tick;
+        self.next_tick += 1;
+        self.lru.insert(tick, key.clone());
         self.slots.insert(
-            key.clone(),
+            key,
             Slot {
                 nbytes,
                 data: Some(data),
-                tick: None,
+                tick: Some(tick),
                 file: FileState::None,
             },
         );
-        self.touch(&key);
         self.spill_to_target(out);
     }
 

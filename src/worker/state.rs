@@ -176,8 +176,10 @@ pub struct WorkerState {
     /// Collected over one event so it leaves as one effect / one message.
     deletes: Vec<Key>,
     add_keys: Vec<(Key, u64)>,
-    /// Tasks given a thread in this event, for one `TasksStarted`.
-    started: Vec<Key>,
+    /// Tasks given a thread in this event, for one `TasksStarted`: by
+    /// run id, or by key for a run the scheduler gave no id (0).
+    started: Vec<u64>,
+    started_keys: Vec<Key>,
     /// Declared resources not held by a task on a thread (see
     /// [`WorkerState::with_resources`]).
     available: Vec<(String, f64)>,
@@ -206,6 +208,7 @@ impl WorkerState {
             deletes: Vec::new(),
             add_keys: Vec::new(),
             started: Vec::new(),
+            started_keys: Vec::new(),
             available: Vec::new(),
             paused: false,
             pause_reason: None,
@@ -368,9 +371,10 @@ impl WorkerState {
                 keys: std::mem::take(&mut self.add_keys),
             }));
         }
-        if !self.started.is_empty() {
+        if !self.started.is_empty() || !self.started_keys.is_empty() {
             out.push(WorkerEffect::Send(FromWorker::TasksStarted {
-                keys: std::mem::take(&mut self.started),
+                keys: std::mem::take(&mut self.started_keys),
+                run_ids: std::mem::take(&mut self.started),
             }));
         }
     }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use bytes::Bytes;
 use tokio::net::TcpListener;
 use tracing::{error, info, info_span, warn, Instrument};
 
@@ -342,7 +343,7 @@ impl Handler<ResultsReady> for WorkerActor {
         }
         for d in done {
             self.state
-                .task_finished(&d.key, d.result, d.duration_us, d.thread, &mut effects);
+                .task_finished(d.key, d.result, d.duration_us, d.thread, &mut effects);
         }
         self.apply(effects, ctx);
     }
@@ -394,7 +395,7 @@ impl Handler<ArgsReady> for WorkerActor {
                 };
                 warn!(worker = %self.name, "task {} ({}) failed: {}", msg.key, msg.function, failure.message);
                 let mut effects = std::mem::take(&mut self.effects);
-                self.state.task_finished(&msg.key, Err(failure), 0, 0, &mut effects);
+                self.state.task_finished(msg.key, Err(failure), 0, 0, &mut effects);
                 self.apply(effects, ctx);
             }
         }
@@ -489,17 +490,30 @@ impl WorkerActor {
     /// Carries out effects; effects produced while doing so (a task that
     /// cannot start) are carried out in the same pass.
     fn apply(&mut self, mut effects: Vec<WorkerEffect>, ctx: &mut Context<Self>) {
+        // Values to store, sent as one `Put` before the next effect that
+        // reads or deletes from the store (and at the end).
+        let mut puts: Vec<(Key, Bytes)> = Vec::new();
         let mut i = 0;
         while i < effects.len() {
             let effect = std::mem::replace(&mut effects[i], WorkerEffect::StoreDelete { keys: Vec::new() });
             i += 1;
+            let reads_store = match &effect {
+                WorkerEffect::StoreDelete { .. } => true,
+                WorkerEffect::Execute { args, .. } => args.iter().any(|a| a.key_count() > 0),
+                _ => false,
+            };
+            if reads_store && !puts.is_empty() {
+                self.store.do_send(Put {
+                    values: std::mem::take(&mut puts),
+                });
+            }
             match effect {
                 WorkerEffect::Send(msg) => {
                     if let Err(e) = self.scheduler.send(msg) {
                         warn!(worker = %self.name, "cannot reach the scheduler: {e}");
                     }
                 }
-                WorkerEffect::StorePut { key, data } => self.store.do_send(Put { key, data }),
+                WorkerEffect::StorePut { key, data } => puts.push((key, data)),
                 WorkerEffect::StoreDelete { keys } => {
                     // An actor whose key is freed (no client holds it) goes too.
                     self.actors.remove(&keys);
@@ -515,7 +529,7 @@ impl WorkerActor {
                         };
                         warn!(worker = %self.name, "task {key} ({function}) failed: {}", failure.message);
                         let mut more = Vec::new();
-                        self.state.task_finished(&key, Err(failure), 0, 0, &mut more);
+                        self.state.task_finished(key, Err(failure), 0, 0, &mut more);
                         effects.extend(more);
                         continue;
                     };
@@ -573,6 +587,9 @@ impl WorkerActor {
                     );
                 }
             }
+        }
+        if !puts.is_empty() {
+            self.store.do_send(Put { values: puts });
         }
         effects.clear();
         self.effects = effects;

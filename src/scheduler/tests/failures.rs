@@ -151,7 +151,10 @@ fn only_tasks_reported_started_count_as_suspicious() {
     h.submit(C1, vec![spec("x", "inc", &[]), spec("y", "inc", &[])], &["x", "y"]);
     assert_eq!(h.computes(1), vec!["x", "y"]);
     // x runs on the worker's one thread; y only waits for it.
-    let started = FromWorker::TasksStarted { keys: vec!["x".into()] };
+    let started = FromWorker::TasksStarted {
+        keys: vec!["x".into()],
+        run_ids: Vec::new(),
+    };
     h.worker_sends(1, started);
     h.worker(2, "b", &["inc"]);
     h.take();
@@ -166,7 +169,13 @@ fn only_tasks_reported_started_count_as_suspicious() {
     }
     // A finished task leaves the executing set: the worker's death later
     // does not count it.
-    h.worker_sends(2, FromWorker::TasksStarted { keys: vec!["y".into()] });
+    h.worker_sends(
+        2,
+        FromWorker::TasksStarted {
+            keys: vec!["y".into()],
+            run_ids: Vec::new(),
+        },
+    );
     h.finish(2, "y");
     assert_eq!(h.state("y"), Some(TaskState::Memory));
     h.release(C1, &["x", "y"]);

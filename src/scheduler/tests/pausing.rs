@@ -110,6 +110,7 @@ fn after_the_timeout_the_tasks_a_paused_worker_has_not_started_move_elsewhere() 
         1,
         FromWorker::TasksStarted {
             keys: vec!["t0".into()],
+            run_ids: Vec::new(),
         },
     );
     h.worker(2, "b", &["inc", "slow"]);
@@ -136,6 +137,7 @@ fn after_the_timeout_the_tasks_a_paused_worker_has_not_started_move_elsewhere() 
         1,
         FromWorker::TasksStarted {
             keys: vec!["t3".into()],
+            run_ids: Vec::new(),
         },
     );
     let again = timer_fires(&mut h, 1).expect("still paused");

@@ -189,3 +189,43 @@ fn a_run_id_whose_slot_holds_another_task_now_is_told_by_its_key() {
     assert_eq!(h.state("y"), Some(TaskState::Memory));
     assert_eq!(in_memory_news(&h, C1, "y"), 1);
 }
+
+/// `TasksStarted` naming runs by id marks exactly those runs executing: a
+/// run id of a run that is over (the task stolen, or finished) marks
+/// nothing, so the worker's death does not blame a task it no longer runs.
+#[test]
+fn tasks_started_by_run_id_count_only_the_current_run() {
+    let mut h = H::with(SchedulerConfig {
+        allowed_failures: 0,
+        ..Default::default()
+    });
+    h.worker(1, "a", &["inc"]);
+    h.submit(C1, vec![spec("x", "inc", &[]), spec("y", "inc", &[])], &["x", "y"]);
+    assert_eq!(h.computes(1), vec!["x", "y"]);
+    let (rx, ry) = (h.run_on(1, "x"), h.run_on(1, "y"));
+    // y's report carries a run id one off from its real one: ignored.
+    h.worker_sends(
+        1,
+        FromWorker::TasksStarted {
+            keys: Vec::new(),
+            run_ids: vec![rx, ry ^ (1 << 40)],
+        },
+    );
+    h.worker(2, "b", &["inc"]);
+    h.take();
+    h.kill(1);
+    assert_eq!(
+        h.state("x"),
+        Some(TaskState::Erred),
+        "x was reported started by its run id"
+    );
+    assert_eq!(
+        h.state("y"),
+        Some(TaskState::Processing),
+        "y's report named no current run"
+    );
+    assert!(matches!(
+        h.to_client(C1)[..],
+        [ToClient::TaskErred { ref key, .. }] if key == "x"
+    ));
+}

@@ -18,6 +18,7 @@ fn stealing_moves_a_task_only_when_the_victim_confirms() {
         1,
         FromWorker::TasksStarted {
             keys: vec!["t0".into()],
+            run_ids: Vec::new(),
         },
     );
     h.worker(2, "b", &["inc", "slow"]);

@@ -269,8 +269,15 @@ pub enum FromWorker {
     /// dies; a worker that never sends this has all its processing tasks
     /// counted, as Dask does.
     TasksStarted {
-        /// The tasks.
+        /// Tasks named by key.
+        #[serde(default)]
         keys: Vec<Key>,
+        /// Tasks named by the `run_id` of their `ComputeTask` (what the
+        /// Rust worker sends: the scheduler finds a run id's task without
+        /// a key lookup); a run id that is not the task's current run is
+        /// ignored.
+        #[serde(default)]
+        run_ids: Vec<u64>,
     },
     /// This task's thread seceded from the worker's pool to wait for tasks
     /// it submitted (Dask's `long-running`): the worker runs another task

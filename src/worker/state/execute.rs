@@ -19,19 +19,18 @@ impl WorkerState {
     /// thread's lane that ran it.
     pub fn task_finished(
         &mut self,
-        key: &str,
+        key: Key,
         result: Result<Bytes, TaskFailure>,
         duration_us: u64,
         thread: u32,
         out: &mut Vec<WorkerEffect>,
     ) {
-        let Some(e) = self.tasks.get_mut(key) else {
+        let Some(e) = self.tasks.get_mut(&key) else {
             return;
         };
         if !e.on_thread {
             return;
         }
-        let key: Key = key.to_owned();
         e.on_thread = false;
         // A long-running task gave its count back when it seceded.
         if !std::mem::take(&mut e.long_running) {
@@ -179,10 +178,7 @@ impl WorkerState {
         } else {
             WorkerTaskState::Waiting
         };
-        let e = match self.tasks.get_mut(&key) {
-            Some(e) => e,
-            None => self.tasks.entry(key).or_insert_with(|| TaskEntry::new(state)),
-        };
+        let e = self.tasks.entry(key).or_insert_with(|| TaskEntry::new(state));
         e.state = state;
         e.held = true;
         e.priority = priority;
@@ -310,7 +306,11 @@ impl WorkerState {
             self.ready_count -= 1;
             self.running += 1;
             let (function, args) = e.run.take().unwrap_or_default();
-            self.started.push(key.clone());
+            if e.run_id != 0 {
+                self.started.push(e.run_id);
+            } else {
+                self.started_keys.push(key.clone());
+            }
             out.push(WorkerEffect::Execute { key, function, args });
         }
         self.ready.extend(blocked);

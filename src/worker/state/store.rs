@@ -62,9 +62,12 @@ impl WorkerState {
         e.deferred = None;
         e.flight_id = 0;
         e.waiting_on = 0;
+        // Checked here, so a result nothing local waits for (the common
+        // case) costs no second lookup of its entry.
+        let wakes = prev != WorkerTaskState::Memory && !e.dependents.is_empty();
         self.unqueue_delete(key);
         out.push(WorkerEffect::StorePut { key: key.clone(), data });
-        if prev != WorkerTaskState::Memory {
+        if wakes {
             self.notify_dependents(key);
         }
         self.release_dependencies(key, released);

@@ -51,9 +51,9 @@ fn started_tasks_are_reported_once_per_event() {
         ws.handle_scheduler(compute(k, &[], 0, i as u64), &mut out).unwrap();
     }
     // Two threads: a and b start (one report per event), c waits.
-    assert_eq!(started(&out), vec![keys(&["a"]), keys(&["b"])]);
+    assert_eq!(started(&out), vec![vec![run_of(0)], vec![run_of(1)]]);
     let out = finish(&mut ws, "a", Ok(b("1")));
-    assert_eq!(started(&out), vec![keys(&["c"])]);
+    assert_eq!(started(&out), vec![vec![run_of(2)]]);
     // The report follows the Execute it describes, in one event.
     let out = finish(&mut ws, "b", Ok(b("2")));
     assert!(started(&out).is_empty());
@@ -71,7 +71,10 @@ fn root_task_runs_and_reports_inline_only_when_small() {
                 function: "f".into(),
                 args: vec![Arg::Value(vec![0x2a])],
             },
-            WorkerEffect::Send(FromWorker::TasksStarted { keys: keys(&["a"]) })
+            WorkerEffect::Send(FromWorker::TasksStarted {
+                keys: Vec::new(),
+                run_ids: vec![run_of(0)]
+            })
         ]
     );
     assert_eq!(ws.task_state("a"), Some(Executing));

@@ -63,7 +63,7 @@ fn send(ws: &mut WorkerState, msg: ToWorker) -> Vec<WorkerEffect> {
 
 fn finish(ws: &mut WorkerState, key: &str, r: Result<Bytes, TaskFailure>) -> Vec<WorkerEffect> {
     let mut out = Vec::new();
-    ws.task_finished(key, r, 7, 0, &mut out);
+    ws.task_finished(key.into(), r, 7, 0, &mut out);
     ws.check_invariants();
     out
 }
@@ -112,10 +112,18 @@ fn steal_answer(key: &str, stolen: bool) -> Vec<FromWorker> {
     }]
 }
 
-fn started(out: &[WorkerEffect]) -> Vec<Vec<Key>> {
+/// The `TasksStarted` reports, each as the run ids it names (by run id or
+/// by key).
+fn started(out: &[WorkerEffect]) -> Vec<Vec<u64>> {
     out.iter()
         .filter_map(|e| match e {
-            WorkerEffect::Send(FromWorker::TasksStarted { keys }) => Some(keys.clone()),
+            WorkerEffect::Send(FromWorker::TasksStarted { keys, run_ids }) => {
+                assert!(
+                    keys.is_empty(),
+                    "runs with an id are reported by it, not by key: {keys:?}"
+                );
+                Some(run_ids.clone())
+            }
             _ => None,
         })
         .collect()

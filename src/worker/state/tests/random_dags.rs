@@ -128,7 +128,7 @@ impl Sim {
         let mut out = Vec::new();
         if pick < self.running.len() {
             let (k, v) = self.running.swap_remove(pick);
-            self.ws.task_finished(&k, Ok(v), 1, 0, &mut out);
+            self.ws.task_finished(k.clone(), Ok(v), 1, 0, &mut out);
         } else {
             let (w, ks) = self.fetching.swap_remove(pick - self.running.len());
             let value = |k: &Key| b(&format!("r{}", &k[1..]));

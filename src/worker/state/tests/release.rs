@@ -13,7 +13,7 @@ fn freeing_an_executing_task_drops_its_result() {
     assert_eq!(ws.executing_count(), 1);
     let out = finish(&mut ws, "a", Ok(b("late")));
     assert_eq!(executes(&out), keys(&["b"]));
-    assert_eq!(started(&out), vec![keys(&["b"])]);
+    assert_eq!(started(&out), vec![vec![run_of(1)]]);
     assert_eq!(out.len(), 2, "no StorePut or TaskFinished for a: {out:?}");
     assert_eq!(ws.task_state("a"), None);
     // A failure of a cancelled run is dropped too.
@@ -139,7 +139,7 @@ fn store_data_puts_and_wakes_waiters() {
 fn stale_and_foreign_input_is_ignored() {
     let mut ws = WorkerState::new(cfg(1));
     let mut out = Vec::new();
-    ws.task_finished("nope", Ok(b("x")), 1, 0, &mut out);
+    ws.task_finished("nope".into(), Ok(b("x")), 1, 0, &mut out);
     ws.fetch_finished("tcp://x", vec![("nope".into(), Some(b("x")))], &mut out);
     ws.fetch_failed("tcp://x", keys(&["nope"]), &mut out);
     ws.handle_scheduler(ToWorker::FreeKeys { keys: keys(&["nope"]) }, &mut out)
