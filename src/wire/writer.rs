@@ -107,6 +107,10 @@ impl WireMessage for FromClient {
                     .iter()
                     .map(|t| 128 + t.args.iter().map(arg_bytes).sum::<u64>())
                     .sum(),
+                // Counted, so that the queue's budget sees them and a release
+                // of tens of thousands of keys leaves in a frame of its own
+                // (one event at the scheduler, not one with all of them).
+                FromClient::ReleaseKeys { keys } => strings_len(keys),
                 _ => 0,
             }
     }

@@ -39,6 +39,17 @@ fn merge_stops_at_the_key_bound() {
     assert_eq!(first.merge(next.clone()), Some(next));
 }
 
+/// A release's keys count toward the queue's budget, and one of
+/// `MAX_MERGED_KEYS` keys is large enough to leave in a frame of its own.
+#[test]
+fn releases_are_sized_by_their_keys() {
+    let small = release(&["a"]).approx_bytes();
+    let keys: Vec<Key> = (0..MAX_MERGED_KEYS).map(|i| format!("inc-{i:08}")).collect();
+    let big = FromClient::ReleaseKeys { keys }.approx_bytes();
+    assert!(small < big / 1000, "{small} vs {big}");
+    assert!(big >= ALONE_BYTES, "{big}");
+}
+
 /// Queued before the writer runs, the messages leave in one frame with
 /// neighbouring releases merged and the order kept.
 #[test]

@@ -252,3 +252,27 @@ fn a_seceded_task_frees_its_thread_and_is_reported_once() {
     assert!(none.is_empty());
     ws.check_invariants();
 }
+
+/// A run the scheduler gave no id (0) is reported started by its key; the
+/// others by their run ids, in one report.
+#[test]
+fn a_run_without_an_id_is_reported_started_by_key() {
+    let mut ws = WorkerState::new(cfg(2));
+    let mut out = Vec::new();
+    let mut no_id = compute("a", &[], 0, 0);
+    if let ToWorker::ComputeTask { run_id, .. } = &mut no_id {
+        *run_id = 0;
+    }
+    let batch = [no_id, compute("b", &[], 0, 1)];
+    for m in batch {
+        ws.handle_scheduler(m, &mut out).unwrap();
+    }
+    let reports: Vec<(Vec<Key>, Vec<u64>)> = out
+        .iter()
+        .filter_map(|e| match e {
+            WorkerEffect::Send(FromWorker::TasksStarted { keys, run_ids }) => Some((keys.clone(), run_ids.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reports, vec![(keys(&["a"]), vec![]), (vec![], vec![run_of(1)])]);
+}
